@@ -1,0 +1,302 @@
+"""sched_accel's start-up hook: the only code of ours that runs in every interpreter.
+
+It is run by ``sched_accel.pth`` (an import line, which first checks that the flag is
+set at all) and by ``sched_accel.start`` (PEP 829, Python 3.15 and later). It imports
+nothing beyond ``os`` and ``sys`` (already loaded at start-up):
+
+- flag unset or off: return at once;
+- flag on: find the config and pre-scan its text for the modules that hold the declared
+  loops, then watch for their import. The real TOML parse, wrapt and loguru are loaded
+  only when one of those modules is imported (or when the process's ``__main__`` is a
+  target), so a process that never runs a target pays almost nothing.
+
+Everything here is also the single source of truth that the package itself uses for the
+flag's values and for where the config is found.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at run time
+    from collections.abc import Callable, Sequence
+    from types import ModuleType
+
+FLAG = "ENABLE_SCHEDULER_OPTIMIZATION"
+CONFIG_ENV = "SCHED_ACCEL_CONFIG"
+PROBE_ENV = "SCHED_ACCEL_PROBE"
+TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
+FALSE_VALUES = frozenset({"", "0", "false", "no", "off"})
+
+_booted = False
+
+
+def flag_value(value: str | None) -> bool | None:
+    """True or False for a recognised flag value (any case), None for anything else."""
+    if value is None:
+        return False
+    value = value.strip().lower()
+    if value in TRUE_VALUES:
+        return True
+    if value in FALSE_VALUES:
+        return False
+    return None
+
+
+def find_config(cwd: str | None = None) -> str | None:
+    """The config file to use: $SCHED_ACCEL_CONFIG, else ./sched_accel.toml, else a
+    ./pyproject.toml that has a [tool.sched_accel] table. None when there is none."""
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        return os.path.abspath(named)
+    cwd = cwd if cwd is not None else os.getcwd()
+    standalone = os.path.join(cwd, "sched_accel.toml")
+    if os.path.isfile(standalone):
+        return standalone
+    pyproject = os.path.join(cwd, "pyproject.toml")
+    try:
+        with open(pyproject, encoding="utf-8") as file:
+            if "tool.sched_accel" in file.read():
+                return pyproject
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def prescan(text: str) -> list[str]:
+    """Every one-line string value of a ``loop`` key in a TOML text, without parsing it.
+
+    It may find more than the real parse (a commented-out line), never fewer for a
+    value written as a plain one-line string; the config loader checks that every loop
+    is written so.
+    """
+    found: list[str] = []
+    start = 0
+    while True:
+        at = text.find("loop", start)
+        if at < 0:
+            return found
+        start = at + 4
+        before = text[at - 1] if at else "\n"
+        if before.isalnum() or before in "_-":
+            continue
+        pos = start
+        if pos < len(text) and text[pos] in "\"'" and text[at - 1:at] == text[pos]:
+            pos += 1  # a quoted key: "loop" = ...
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if pos >= len(text) or text[pos] != "=":
+            continue
+        pos += 1
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if pos >= len(text) or text[pos] not in "\"'":
+            continue
+        end = text.find(text[pos], pos + 1)
+        newline = text.find("\n", pos)
+        if end < 0 or (0 <= newline < end):
+            continue
+        found.append(text[pos + 1 : end])
+
+
+def split_target(spec: str) -> tuple[str, str]:
+    """``"pkg.mod:Class.func"`` -> ``("pkg.mod", "Class.func")``; also for ``path.py:func``."""
+    where, sep, qualname = spec.rpartition(":")
+    if not sep:
+        return spec, ""
+    return where, qualname
+
+
+def is_path(where: str) -> bool:
+    """Whether the module part of a target names a script file rather than a module."""
+    return where.endswith(".py") or "/" in where or os.sep in where
+
+
+def main_module_name() -> str | None:
+    """The module run as ``__main__`` by ``python -m NAME``, from the original argv."""
+    argv = list(getattr(sys, "orig_argv", ()))
+    for index, arg in enumerate(argv[1:], start=1):
+        if arg == "-m":
+            return argv[index + 1] if index + 1 < len(argv) else None
+        if arg.startswith("-m") and len(arg) > 2:
+            return arg[2:]
+        if arg in ("-c", "-") or not arg.startswith("-"):
+            return None
+    return None
+
+
+def main_script_path() -> str | None:
+    """The real path of the script run as ``__main__`` (``python job.py``), if any."""
+    if main_module_name() is not None:
+        return None
+    argv0 = sys.argv[0] if sys.argv else ""
+    if not argv0 or argv0 in ("-c", "-m", "-"):
+        return None
+    return os.path.realpath(argv0)
+
+
+class _Loader:
+    """Stands in for a watched module's loader just long enough to call back after it ran."""
+
+    def __init__(self, loader: object, watcher: ImportWatcher) -> None:
+        self._loader = loader
+        self._watcher = watcher
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: object) -> ModuleType | None:
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        # Put the real loader back first, so the module never sees us.
+        module.__loader__ = self._loader
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.loader is self:
+            spec.loader = self._loader
+        self._loader.exec_module(module)  # type: ignore[attr-defined]
+        self._watcher.fire(module.__name__, module)
+
+
+class ImportWatcher:
+    """A meta path finder that calls back once a watched module has been executed.
+
+    Like wrapt's post-import hooks, without importing wrapt: it costs one dict look-up per
+    import. A callback that raises is reported, never propagated into the import.
+    """
+
+    def __init__(self) -> None:
+        self._callbacks: dict[str, list[Callable[[ModuleType], object]]] = {}
+        self._searching: set[str] = set()
+
+    def watch(self, name: str, callback: Callable[[ModuleType], object]) -> None:
+        """Call ``callback(module)`` once ``name`` is imported, or now if it already is."""
+        module = sys.modules.get(name)
+        if module is not None:
+            _guarded(callback, module)
+            return
+        self._callbacks.setdefault(name, []).append(callback)
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+    def watching(self) -> list[str]:
+        """The names still awaited."""
+        return sorted(self._callbacks)
+
+    def clear(self) -> None:
+        """Forget every pending callback and leave ``sys.meta_path``."""
+        self._callbacks.clear()
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+
+    def fire(self, name: str, module: ModuleType) -> None:
+        for callback in self._callbacks.pop(name, ()):
+            _guarded(callback, module)
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> object:
+        if fullname not in self._callbacks or fullname in self._searching:
+            return None
+        self._searching.add(fullname)
+        try:
+            for finder in list(sys.meta_path):
+                find = getattr(finder, "find_spec", None)
+                if finder is self or find is None:
+                    continue
+                spec = find(fullname, path, target)
+                if spec is not None:
+                    break
+            else:
+                return None
+        finally:
+            self._searching.discard(fullname)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return None
+        spec.loader = _Loader(loader, self)
+        return spec
+
+
+watcher = ImportWatcher()
+
+
+def _guarded(callback: Callable[[ModuleType], object], module: ModuleType) -> None:
+    try:
+        callback(module)
+    except Exception as exc:  # never break the host's import
+        internal_error("post-import hook", exc)
+
+
+def internal_error(where: str, exc: BaseException) -> None:
+    """Report a failure of our own machinery in one line; the host app goes on unpatched."""
+    try:
+        from sched_accel._log import internal_error as report
+
+        report(where, exc)
+    except Exception:  # our logging itself is broken: fall back to one plain line
+        sys.stderr.write(
+            f"sched_accel.internal_error where={where!r} error={exc!r}: "
+            "sched_accel stays out of the way; please report this\n"
+        )
+
+
+def _on_target_imported(module: ModuleType) -> None:
+    from sched_accel._activation import activate_from_boot
+
+    activate_from_boot()
+
+
+def boot() -> None:
+    """The start-up hook. Idempotent: a ``.pth`` line may be processed twice."""
+    global _booted
+    if _booted:
+        return
+    _booted = True
+    raw = os.environ.get(FLAG)
+    if raw is None:
+        return
+    state = flag_value(raw)
+    try:
+        if state is None:
+            from sched_accel._log import event
+
+            event(
+                "WARNING",
+                "flag_invalid",
+                f"{FLAG}={raw!r} is not a recognised value, so sched_accel stays off; "
+                f"use one of {', '.join(sorted(TRUE_VALUES))} to turn it on",
+                value=raw,
+            )
+            return
+        if not state or os.environ.get(PROBE_ENV):
+            return
+        _start()
+    except Exception as exc:
+        internal_error("boot", exc)
+
+
+def _start() -> None:
+    path = find_config()
+    text = None
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+        except (OSError, ValueError):
+            text = None
+    loops = prescan(text) if text else []
+    places = {split_target(spec)[0] for spec in loops}
+    modules = {where for where in places if not is_path(where)}
+    script = main_script_path()
+    base = os.path.dirname(path) if path else os.getcwd()
+    scripts = {os.path.realpath(os.path.join(base, where)) for where in places - modules}
+    if not places or main_module_name() in modules or (script is not None and script in scripts):
+        # Nothing to wait for (the full loader says why), or the job itself is a target.
+        _on_target_imported(sys.modules["__main__"])
+        return
+    for name in sorted(modules):
+        watcher.watch(name, _on_target_imported)

@@ -1,0 +1,195 @@
+"""install() and uninstall(): the one code path behind every way of turning sched_accel on.
+
+The start-up hook, ``sched-accel run`` and a direct call of :func:`install` all end here.
+The state is one private object behind a lock. Nothing in here lets an exception reach
+the host app from the start-up hook: problems are logged in one line each, and the
+targets they concern run unpatched.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+
+import _sched_accel_boot as boot
+
+from . import _log, _mainscript
+from ._config import Settings, Target, load_config
+from ._control import ControlFile
+from ._envelope import FetchCounter, LoopEnvelope
+from ._exceptions import SchedAccelError
+from ._patching import Patch, aliases, apply
+from ._switch import Breaker, Switch
+
+__all__ = ["activate_from_boot", "install", "installed", "is_active", "patched_targets", "uninstall"]
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.active = False
+        self.settings: Settings | None = None
+        self.control: ControlFile | None = None
+        self.patches: dict[str, Patch] = {}
+        self.breakers: dict[str, Breaker] = {}
+        self.generation = 0
+
+
+_state = _State()
+
+
+def is_active() -> bool:
+    """Whether sched_accel is installed in this process (patched loops may accelerate)."""
+    return _state.active
+
+
+def patched_targets() -> list[str]:
+    """Names of the targets whose loop is patched right now."""
+    with _state.lock:
+        return sorted(name for name, patch in _state.patches.items() if patch.installed)
+
+
+def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
+    """Patch every declared loop, now or when its module is imported.
+
+    Honours ``ENABLE_SCHEDULER_OPTIMIZATION``: with the flag off this does nothing and
+    returns False. A config that cannot be used is logged in one line (what, where, how to
+    fix) and nothing is patched: False again. Calling it twice is harmless.
+    """
+    flag = boot.flag_value(os.environ.get(boot.FLAG))
+    if not flag:
+        _log.event(
+            "INFO",
+            "not_installed",
+            f"{boot.FLAG} is not on, so nothing is patched; set {boot.FLAG}=true to accelerate",
+        )
+        return False
+    with _state.lock:
+        if _state.active:
+            return True
+        try:
+            settings = config if isinstance(config, Settings) else load_config(config)
+        except SchedAccelError as exc:
+            _log.event("ERROR", "config_invalid", f"{exc}; the app runs unpatched")
+            return False
+        if settings.log == "stdlib":
+            _log.log_to_stdlib()
+        if not settings.targets:
+            _log.event(
+                "WARNING",
+                "no_targets",
+                "the config declares no [[targets]], so nothing is patched",
+                config=settings.path,
+            )
+        _state.settings = settings
+        _state.control = ControlFile(settings.control_file)
+        _state.active = True
+        _state.generation += 1
+        generation = _state.generation
+        for target in settings.targets:
+            _arm(target, generation)
+    return True
+
+
+def uninstall() -> None:
+    """Switch every patched loop off at once, then restore the original functions."""
+    with _state.lock:
+        _state.active = False
+        _state.generation += 1
+        boot.watcher.clear()
+        for patch in _state.patches.values():
+            try:
+                patch.remove()
+            except Exception as exc:  # pragma: no cover - a wrapper replaced by a third party
+                _log.internal_error(f"removing the patch of {patch.name}", exc)
+        _state.patches.clear()
+        _state.breakers.clear()
+        _state.settings = None
+        _state.control = None
+
+
+@contextmanager
+def installed(config: str | os.PathLike[str] | Settings | None = None) -> Iterator[bool]:
+    """``with installed(...)``: install for the block, then uninstall (for tests and tools)."""
+    try:
+        yield install(config)
+    finally:
+        uninstall()
+
+
+def activate_from_boot() -> None:
+    """Called by the start-up hook once a target module is imported. Never raises."""
+    try:
+        install()
+    except Exception as exc:
+        _log.internal_error("install", exc)
+
+
+def _arm(target: Target, generation: int) -> None:
+    """Patch ``target`` now if its module is loaded, else when it is."""
+    spec = target.loop
+
+    def patch(module: ModuleType) -> None:
+        with _state.lock:
+            if _state.generation == generation and _state.active:
+                _patch(target, module)
+
+    if _mainscript.is_main(spec.module, spec.path):
+        _mainscript.when_defined(target.name, spec.qualname, patch)
+    elif spec.module is not None:
+        boot.watcher.watch(spec.module, patch)
+
+
+def _patch(target: Target, module: ModuleType) -> None:
+    """Install the envelope on the loop (and the counter on the per-item call)."""
+    try:
+        resolved = target.loop.resolve(module)
+        settings, control = _state.settings, _state.control
+        assert settings is not None and control is not None
+        breaker = _state.breakers.get(target.name) or Breaker(
+            target.name, threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown
+        )
+        _state.breakers[target.name] = breaker
+        envelope = LoopEnvelope(target, resolved, breaker)
+        switch = Switch(target.name, control, breaker, is_active)
+        patch = _state.patches.setdefault(target.name, Patch(target.name))
+        if apply(patch, resolved.owner, resolved.attribute, envelope, switch) is None:
+            return  # already ours: the start-up hook ran twice, or install() did
+        _log.event(
+            "INFO",
+            "patched",
+            target=target.name,
+            mode=target.mode,
+            concurrency=target.concurrency,
+            kind=resolved.kind,
+            asynchronous=resolved.is_async,
+        )
+        if target.fetch is not None:
+            _patch_fetch(target, envelope, module, patch)
+    except SchedAccelError as exc:
+        _log.event("ERROR", "target_unresolved", f"{exc}; this loop runs unpatched", target=target.name)
+    except Exception as exc:
+        _log.internal_error(f"patching {target.name}", exc)
+
+
+def _patch_fetch(target: Target, envelope: LoopEnvelope, loop_module: ModuleType, patch: Patch) -> None:
+    spec = target.fetch
+    assert spec is not None and spec.module is not None
+    counter = FetchCounter(envelope)
+
+    def wrap(module: ModuleType) -> None:
+        try:
+            resolved = spec.resolve(module)
+            apply(patch, resolved.owner, resolved.attribute, counter, counter.enabled)
+            if resolved.kind == "function":
+                for alias in aliases(loop_module, resolved.function, skip=resolved.attribute if module is loop_module else None):
+                    apply(patch, loop_module, alias, counter, counter.enabled)
+        except SchedAccelError as exc:
+            _log.event("WARNING", "fetch_unresolved", f"{exc}; per-item calls are not counted", target=target.name)
+        except Exception as exc:  # pragma: no cover - defensive
+            _log.internal_error(f"patching the per-item call of {target.name}", exc)
+
+    boot.watcher.watch(spec.module, wrap)

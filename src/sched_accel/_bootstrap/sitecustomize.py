@@ -1,0 +1,30 @@
+"""Put on PYTHONPATH by ``sched-accel run``: runs the start-up hook, then the app's own
+``sitecustomize`` if there is one further along ``sys.path``."""
+
+import os
+import sys
+
+
+def _chain() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        import _sched_accel_boot
+
+        _sched_accel_boot.boot()
+    except ImportError:
+        sys.stderr.write(
+            "sched_accel.not_importable python=" + sys.executable + " - sched-accel run started a "
+            "Python that does not have sched_accel installed; install it there\n"
+        )
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    del sys.modules["sitecustomize"]
+    try:
+        import sitecustomize  # noqa: F401  the app's own, if any
+    except ImportError:
+        pass
+    finally:
+        sys.path[:] = saved
+
+
+_chain()

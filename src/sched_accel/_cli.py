@@ -1,0 +1,305 @@
+"""The ``sched-accel`` command: run, check, doctor, on, off, status."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import os
+import site
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Sequence
+
+import _sched_accel_boot as boot
+
+from ._config import Settings, find_config, load_config
+from ._control import ALL, ControlFile
+from ._exceptions import SchedAccelError
+
+__all__ = ["main"]
+
+BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
+
+_EPILOG = f"""\
+examples:
+  sched-accel check                        validate the config and resolve every target
+  sched-accel doctor                       is the start-up hook installed and active here?
+  {boot.FLAG}=true sched-accel run -- python job.py
+                                           run a command with the hook, where .pth files are not read
+  sched-accel off                          every target runs unaccelerated from its next call
+  sched-accel off legacy_app.jobs:update_scores
+  sched-accel on                           back on (clears every switch)
+
+The config is $SCHED_ACCEL_CONFIG, else ./sched_accel.toml, else [tool.sched_accel] in
+./pyproject.toml. Nothing is accelerated unless {boot.FLAG} is true/1/yes/on.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sched-accel`` console script."""
+    parser = argparse.ArgumentParser(
+        prog="sched-accel",
+        description="Accelerate a legacy job's sequential fetch loop, with no change to its code.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", metavar="PATH", help="the TOML config (default: as described below)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", help="run a command with the start-up hook active in its Python processes")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    commands.add_parser("check", help="load the config, import the targets, print what would be patched")
+    commands.add_parser("doctor", help="check that the start-up hook is installed and active in this environment")
+    commands.add_parser("status", help="show the flag, the config's targets and what is switched off")
+    for name, verb in (("off", "switch off"), ("on", "switch back on")):
+        command = commands.add_parser(name, help=f"{verb} TARGET (default: every target) in running processes")
+        command.add_argument("target", nargs="?", help="a target's loop as declared, e.g. legacy_app.jobs:update_scores")
+    args = parser.parse_args(argv)
+    if args.config:
+        os.environ[boot.CONFIG_ENV] = os.path.abspath(args.config)
+    handlers = {"run": _run, "check": _check, "doctor": _doctor, "status": _status, "on": _on, "off": _off}
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return handlers[args.command](args)
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _err(text: str) -> None:
+    print(f"sched-accel: {text}", file=sys.stderr, flush=True)
+
+
+def _flag_line() -> str:
+    raw = os.environ.get(boot.FLAG)
+    state = boot.flag_value(raw)
+    shown = "unset" if raw is None else repr(raw)
+    meaning = {True: "on", False: "off"}.get(state, "off (not a recognised value)")  # type: ignore[arg-type]
+    return f"{boot.FLAG}={shown}: {meaning}"
+
+
+def _settings_or_none() -> tuple[Settings | None, str | None]:
+    try:
+        return load_config(), None
+    except SchedAccelError as exc:
+        return None, str(exc)
+
+
+def _control(settings: Settings | None) -> ControlFile:
+    if settings is not None:
+        return ControlFile(settings.control_file)
+    return ControlFile(Settings(path=None).control_file)
+
+
+# -- run -----------------------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        _err("nothing to run; usage: sched-accel run -- python job.py")
+        return 2
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (BOOTSTRAP, env.get("PYTHONPATH", "")) if p)
+    if not boot.flag_value(env.get(boot.FLAG)):
+        _err(f"{_flag_line()}, so {cmd[0]} runs unaccelerated; set {boot.FLAG}=true to accelerate")
+    try:
+        os.execvpe(cmd[0], cmd, env)
+    except OSError as exc:
+        _err(f"cannot run {cmd[0]!r}: {exc.strerror or exc}")
+        return 127
+    return 0  # pragma: no cover - exec does not return
+
+
+# -- check ---------------------------------------------------------------------------------
+def _check(args: argparse.Namespace) -> int:
+    path = find_config()
+    _say(f"config: {path or 'none found'}")
+    _say(_flag_line())
+    try:
+        settings = load_config()
+    except SchedAccelError as exc:
+        _err(str(exc))
+        return 2
+    control = ControlFile(settings.control_file).state()
+    flag_on = bool(boot.flag_value(os.environ.get(boot.FLAG)))
+    rows = [("TARGET", "RESOLVED", "WOULD PATCH", "MODE", "CONCURRENCY", "NOTE")]
+    failures = 0
+    sys.path.insert(0, os.path.dirname(settings.path or "") or os.getcwd())
+    for target in settings.targets:
+        note = _resolve_for_check(target.loop, target.fetch, target.replacement)
+        resolved = note is None
+        failures += not resolved
+        if not resolved:
+            would = "no"
+        elif not flag_on:
+            would, note = "no", "flag is off"
+        elif control.is_off(target.name):
+            would, note = "no", control.problem or "switched off (sched-accel on)"
+        else:
+            would = "yes"
+        rows.append((target.name, "yes" if resolved else "no", would, target.mode, str(target.concurrency), note or ""))
+    if not settings.targets:
+        _say("no targets declared: add [[targets]] (or [[tool.sched_accel.targets]]) with loop = \"module:function\"")
+        failures += 1
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        _say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    if failures:
+        _err(f"{failures} problem(s) found; the app would run those targets unpatched")
+        return 1
+    return 0
+
+
+def _resolve_for_check(*specs: object) -> str | None:
+    from ._targets import TargetSpec
+
+    for spec in specs:
+        if not isinstance(spec, TargetSpec):
+            continue
+        if spec.path is not None:
+            problem = _script_defines(spec.path, spec.qualname.split(".")[0])
+            if problem:
+                return f"{spec.text}: {problem}"
+            continue
+        assert spec.module is not None
+        try:
+            module = importlib.import_module(spec.module)
+            spec.resolve(module)
+        except SchedAccelError as exc:
+            return str(exc)
+        except Exception as exc:
+            return f"{spec.text}: importing {spec.module} failed: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _script_defines(path: str, name: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as file:
+            tree = ast.parse(file.read(), path)
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"cannot read the script: {exc}"
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            return None
+    return f"the script defines no top-level {name!r}"
+
+
+# -- doctor --------------------------------------------------------------------------------
+def _start_files() -> list[str]:
+    folders = list(site.getsitepackages()) + [site.getusersitepackages(), sysconfig.get_paths()["purelib"]]
+    found: list[str] = []
+    for folder in dict.fromkeys(folders):
+        for name in ("sched_accel.pth", "sched_accel.start"):
+            candidate = os.path.join(folder, name)
+            if os.path.isfile(candidate):
+                found.append(candidate)
+    return found
+
+
+def _hook_runs() -> bool:
+    env = dict(os.environ, **{boot.FLAG: "1", boot.PROBE_ENV: "1"})
+    probe = "import sys; m = sys.modules.get('_sched_accel_boot'); print(bool(m and m._booted))"
+    try:
+        out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.stdout.strip() == "True"
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    ok = True
+    import sched_accel
+
+    _say(f"sched_accel {sched_accel.__version__} at {os.path.dirname(os.path.abspath(sched_accel.__file__))}")
+    _say(f"python: {sys.executable} ({sys.version.split()[0]})")
+    files = _start_files()
+    if files:
+        for file in files:
+            _say(f"[ok]   start-up file installed: {file}")
+    else:
+        ok = False
+        _say(
+            "[FAIL] no sched_accel.pth in this environment's site-packages: an editable install "
+            "(pip install -e) drops it. Install the wheel (pip install sched-accel), or start "
+            "the app with `sched-accel run -- python app.py`"
+        )
+    if _hook_runs():
+        _say("[ok]   the start-up hook runs at interpreter start (checked in a child python)")
+    else:
+        ok = False
+        _say(
+            "[FAIL] the start-up hook did not run in a child python: .pth files are not processed "
+            "(python -S, or an embedded interpreter?); use `sched-accel run -- python app.py`"
+        )
+    state = boot.flag_value(os.environ.get(boot.FLAG))
+    _say(f"[{'ok' if state else 'info'}]{' ' if state else ''} {_flag_line()}")
+    settings, problem = _settings_or_none()
+    if problem:
+        ok = False
+        _say(f"[FAIL] config: {problem}")
+    elif settings is not None:
+        _say(f"[ok]   config: {settings.path} ({len(settings.targets)} target(s)); run `sched-accel check` to resolve them")
+    control = _control(settings)
+    cstate = control.state()
+    if cstate.problem:
+        ok = False
+        _say(f"[FAIL] control file {control.path} {cstate.problem}")
+    else:
+        off = ", ".join(sorted(cstate.off)) or "nothing"
+        _say(f"[ok]   control file {control.path}: switched off: {off}")
+    return 0 if ok else 1
+
+
+# -- status, on, off -----------------------------------------------------------------------
+def _status(args: argparse.Namespace) -> int:
+    _say(_flag_line())
+    settings, problem = _settings_or_none()
+    if problem:
+        _err(problem)
+    control = _control(settings)
+    state = control.state()
+    _say(f"control file: {control.path}")
+    if state.problem:
+        _say(f"  refused: {state.problem} (everything runs unaccelerated)")
+    if settings is not None:
+        for target in settings.targets:
+            _say(f"  {target.name}: {'off' if state.is_off(target.name) else 'on'} ({target.mode}, concurrency {target.concurrency})")
+    return 0 if problem is None and state.problem is None else 1
+
+
+def _switch(args: argparse.Namespace, off: bool) -> int:
+    settings, problem = _settings_or_none()
+    control = _control(settings)
+    name = args.target
+    if name and settings is not None and settings.target(name) is None:
+        _err(f"note: {name!r} is not a target of {settings.path}; switching it anyway")
+    state = control.state()
+    current = set() if state.problem else set(state.off)
+    if off:
+        current.add(name or ALL)
+    elif name is None:
+        current.clear()
+    else:
+        current.discard(name)
+        if ALL in current:
+            _err(f"every target is off (sched-accel off); `sched-accel on` turns all of them back on")
+    try:
+        control.write(frozenset(current))
+    except (OSError, SchedAccelError) as exc:
+        _err(f"cannot write the control file {control.path}: {exc}; set SCHED_ACCEL_CONTROL to a writable path")
+        return 1
+    what = name or "every target"
+    _say(f"{what} switched {'off' if off else 'on'} in {control.path}; running processes follow at their next run of the loop")
+    return 0
+
+
+def _on(args: argparse.Namespace) -> int:
+    return _switch(args, off=False)
+
+
+def _off(args: argparse.Namespace) -> int:
+    return _switch(args, off=True)

@@ -1,0 +1,275 @@
+"""The TOML config: where it is, what it may say, and the frozen settings made from it.
+
+A config is the file named by ``$SCHED_ACCEL_CONFIG``, else ``sched_accel.toml`` in the
+working directory, else the ``[tool.sched_accel]`` table of its ``pyproject.toml``. In a
+standalone file the same keys sit at the top level and under ``[[targets]]``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import _sched_accel_boot as boot
+
+from ._exceptions import ConfigError
+from ._targets import TargetSpec
+
+__all__ = ["Settings", "Target", "find_config", "load_config"]
+
+CONCURRENCY_ENV = "SCHED_ACCEL_CONCURRENCY"
+CONTROL_ENV = "SCHED_ACCEL_CONTROL"
+
+Mode = Literal["replace", "prefetch"]
+OnError = Literal["fallback", "propagate"]
+
+_TOP_KEYS = {
+    "concurrency": "default bound for every target, an integer >= 1",
+    "control_file": "path of the control file written by `sched-accel on|off`",
+    "breaker_threshold": "fallbacks in a row that switch a target off, an integer >= 1",
+    "breaker_cooldown": "seconds a tripped target stays off, a number > 0",
+    "log": '"loguru" (default) or "stdlib"',
+    "targets": "the array of tables [[targets]], one per loop",
+}
+_TARGET_KEYS = {
+    "loop": '"module:qualname" (or "path/to/script.py:qualname") of the function whose body is the loop',
+    "fetch": '"module:qualname" of the slow per-item call made inside the loop',
+    "items": "where the items come from: a parameter name or position of the loop",
+    "replacement": '"module:qualname" of a user-written parallel version (replace mode)',
+    "mode": '"replace" or "prefetch"; by default replace when `replacement` is set',
+    "on_error": '"fallback" (run the original) or "propagate" (raise), for replace mode',
+    "concurrency": "this target's bound, an integer >= 1",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One declared loop, validated."""
+
+    loop: TargetSpec
+    mode: Mode
+    concurrency: int
+    fetch: TargetSpec | None = None
+    items: str | int | None = None
+    replacement: TargetSpec | None = None
+    on_error: OnError = "fallback"
+
+    @property
+    def name(self) -> str:
+        """How logs, the control file and ``sched-accel on|off`` name this target."""
+        return self.loop.text
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole config, validated once; ``path`` is None for an empty default config."""
+
+    path: str | None
+    targets: tuple[Target, ...] = ()
+    concurrency: int = 8
+    control_file: str = field(default_factory=lambda: default_control_file())
+    breaker_threshold: int = 3
+    breaker_cooldown: float = 300.0
+    log: Literal["loguru", "stdlib"] = "loguru"
+
+    def target(self, name: str) -> Target | None:
+        """The target whose loop is ``name``, if declared."""
+        return next((t for t in self.targets if t.name == name), None)
+
+
+def default_control_file() -> str:
+    """``$SCHED_ACCEL_CONTROL``, else ``$XDG_STATE_HOME/sched_accel/control.json``."""
+    named = os.environ.get(CONTROL_ENV)
+    if named:
+        return os.path.abspath(named)
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "sched_accel", "control.json")
+
+
+def find_config(cwd: str | None = None) -> str | None:
+    """The config file that would be used from ``cwd``; None when there is none."""
+    return boot.find_config(cwd)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read, parse and validate a config; raise :class:`ConfigError` saying what to fix."""
+    import tomllib
+
+    found = os.fspath(path) if path is not None else find_config()
+    if found is None:
+        raise ConfigError(
+            "no config found: set SCHED_ACCEL_CONFIG to your TOML file, or put sched_accel.toml "
+            "(or a [tool.sched_accel] table in pyproject.toml) in the working directory"
+        )
+    found = os.path.abspath(found)
+    try:
+        with open(found, "rb") as file:
+            raw = file.read()
+    except OSError as exc:
+        raise ConfigError(f"{found}: cannot read the config: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{found}: not valid TOML: {exc}; fix the syntax") from None
+    if os.path.basename(found) == "pyproject.toml" or "tool" in data and "sched_accel" in data.get("tool", {}):
+        table = data.get("tool", {}).get("sched_accel")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{found}: has no [tool.sched_accel] table; add one with [[tool.sched_accel.targets]]")
+        prefix = "tool.sched_accel."
+    else:
+        table, prefix = data, ""
+    return _Validator(found, prefix, text).settings(table)
+
+
+class _Validator:
+    """Turns the TOML table into Settings, collecting every problem with its place."""
+
+    def __init__(self, path: str, prefix: str, text: str) -> None:
+        self.path = path
+        self.prefix = prefix
+        self.prescanned = set(boot.prescan(text))
+        self.errors: list[str] = []
+
+    def fail(self, where: str, key: str, value: object, allowed: str) -> None:
+        self.errors.append(f"{where}{self.prefix}{key} = {value!r} is not allowed: {allowed}")
+
+    def settings(self, table: dict[str, Any]) -> Settings:
+        self._unknown("", table, _TOP_KEYS)
+        concurrency = self._positive_int("", table, "concurrency", 8)
+        override = os.environ.get(CONCURRENCY_ENV)
+        if override is not None:
+            try:
+                concurrency_override: int | None = int(override)
+                if concurrency_override < 1:
+                    raise ValueError
+            except ValueError:
+                self.errors.append(f"${CONCURRENCY_ENV} = {override!r} is not allowed: an integer >= 1 (1 = sequential)")
+                concurrency_override = None
+        else:
+            concurrency_override = None
+        threshold = self._positive_int("", table, "breaker_threshold", 3)
+        cooldown = table.get("breaker_cooldown", 300.0)
+        if isinstance(cooldown, bool) or not isinstance(cooldown, int | float) or cooldown <= 0:
+            self.fail("", "breaker_cooldown", cooldown, _TOP_KEYS["breaker_cooldown"])
+            cooldown = 300.0
+        log = table.get("log", "loguru")
+        if log not in ("loguru", "stdlib"):
+            self.fail("", "log", log, _TOP_KEYS["log"])
+            log = "loguru"
+        control = table.get("control_file")
+        if control is not None and not (isinstance(control, str) and control):
+            self.fail("", "control_file", control, "a non-empty path")
+            control = None
+        if control is not None and not os.environ.get(CONTROL_ENV):
+            control = os.path.join(os.path.dirname(self.path), os.path.expanduser(control))
+        else:
+            control = default_control_file()
+        targets = self._targets(table.get("targets", []), concurrency_override or concurrency)
+        if concurrency_override is not None:
+            targets = [_with_concurrency(t, concurrency_override) for t in targets]
+        if self.errors:
+            more = f" (and {len(self.errors) - 1} more: {'; '.join(self.errors[1:])})" if len(self.errors) > 1 else ""
+            raise ConfigError(f"{self.path}: {self.errors[0]}{more}")
+        return Settings(
+            path=self.path,
+            targets=tuple(targets),
+            concurrency=concurrency_override or concurrency,
+            control_file=control,
+            breaker_threshold=threshold,
+            breaker_cooldown=float(cooldown),
+            log=log,
+        )
+
+    def _unknown(self, where: str, table: dict[str, Any], known: dict[str, str]) -> None:
+        for key in table:
+            if key not in known:
+                self.errors.append(
+                    f"{where}unknown key {self.prefix}{key!s}; the keys here are {', '.join(sorted(known))}"
+                )
+
+    def _positive_int(self, where: str, table: dict[str, Any], key: str, default: int) -> int:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.fail(where, key, value, "an integer >= 1")
+            return default
+        return value
+
+    def _targets(self, raw: object, default_concurrency: int) -> list[Target]:
+        if not isinstance(raw, list):
+            self.fail("", "targets", raw, "an array of tables: write each target under [[" + self.prefix + "targets]]")
+            return []
+        targets: list[Target] = []
+        seen: set[str] = set()
+        for index, entry in enumerate(raw, start=1):
+            if not isinstance(entry, dict):
+                self.fail("", "targets", entry, "each target is a table under [[" + self.prefix + "targets]]")
+                continue
+            loop_text = entry.get("loop")
+            label = f"target {index} ({loop_text}): " if isinstance(loop_text, str) else f"target {index}: "
+            target = self._target(label, entry, default_concurrency)
+            if target is None:
+                continue
+            if target.name in seen:
+                self.fail(label, "targets.loop", target.name, "each loop is declared once")
+                continue
+            seen.add(target.name)
+            targets.append(target)
+        return targets
+
+    def _spec(self, where: str, entry: dict[str, Any], key: str, *, allow_path: bool) -> TargetSpec | None:
+        value = entry.get(key)
+        if value is None:
+            return None
+        try:
+            return TargetSpec.parse(value, base=os.path.dirname(self.path), allow_path=allow_path)
+        except ValueError as exc:
+            self.fail(where, f"targets.{key}", value, str(exc))
+            return None
+
+    def _target(self, where: str, entry: dict[str, Any], default_concurrency: int) -> Target | None:
+        before = len(self.errors)
+        self._unknown(where, entry, _TARGET_KEYS)
+        if "loop" not in entry:
+            self.errors.append(f"{where}missing key {self.prefix}targets.loop: {_TARGET_KEYS['loop']}")
+            return None
+        loop = self._spec(where, entry, "loop", allow_path=True)
+        if loop is not None and loop.text not in self.prescanned:
+            self.fail(where, "targets.loop", loop.text, 'write it as a one-line string: loop = "module:function"')
+        fetch = self._spec(where, entry, "fetch", allow_path=False)
+        replacement = self._spec(where, entry, "replacement", allow_path=False)
+        mode = entry.get("mode", "replace" if replacement is not None else "prefetch")
+        if mode not in ("replace", "prefetch"):
+            self.fail(where, "targets.mode", mode, _TARGET_KEYS["mode"])
+        elif mode == "replace" and replacement is None and "replacement" not in entry:
+            self.errors.append(f"{where}mode = 'replace' needs {self.prefix}targets.replacement = \"module:function\"")
+        elif mode == "prefetch" and fetch is None and "fetch" not in entry:
+            self.errors.append(
+                f"{where}a target needs {self.prefix}targets.fetch (prefetch mode: the slow per-item call) "
+                f"or {self.prefix}targets.replacement (replace mode: your parallel version)"
+            )
+        items = entry.get("items")
+        if items is not None and (isinstance(items, bool) or not isinstance(items, str | int) or items == ""):
+            self.fail(where, "targets.items", items, _TARGET_KEYS["items"])
+        on_error = entry.get("on_error", "fallback")
+        if on_error not in ("fallback", "propagate"):
+            self.fail(where, "targets.on_error", on_error, _TARGET_KEYS["on_error"])
+        concurrency = self._positive_int(where, entry, "concurrency", default_concurrency) if "concurrency" in entry else default_concurrency
+        if len(self.errors) > before or loop is None:
+            return None
+        return Target(
+            loop=loop,
+            mode=mode,
+            concurrency=concurrency,
+            fetch=fetch,
+            items=items,
+            replacement=replacement,
+            on_error=on_error,
+        )
+
+
+def _with_concurrency(target: Target, concurrency: int) -> Target:
+    from dataclasses import replace
+
+    return replace(target, concurrency=concurrency)

@@ -1,0 +1,220 @@
+"""The safety envelope: what runs when a patched loop is called and its switch says yes.
+
+Replace mode calls the user's parallel version of the loop; if that raises, the original
+loop runs (``on_error = "fallback"``, the default, as the hand-written patches do) or the
+exception propagates (``"propagate"``). A failure of our own machinery before the loop
+starts always means: run the original, say why in one line.
+
+Every run ends in one ``sched_accel.run`` line: target, mode, outcome, items, ok, failed,
+seconds, concurrency. ``ok``/``failed`` count the declared per-item calls (``fetch``)
+made while the run was in progress.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sized
+from typing import Any
+
+from ._config import Target
+from ._log import event, internal_error
+from ._switch import Breaker
+from ._targets import Resolved
+
+__all__ = ["FetchCounter", "LoopEnvelope", "Run"]
+
+
+class Run:
+    """One call of a patched loop, counted while it is in progress."""
+
+    __slots__ = ("_lock", "failed", "items", "ok", "started")
+
+    def __init__(self, items: int | None) -> None:
+        self.items = items
+        self.ok = 0
+        self.failed = 0
+        self.started = time.perf_counter()
+        self._lock = threading.Lock()
+
+    def count(self, ok: bool) -> None:
+        """One per-item call finished."""
+        with self._lock:
+            if ok:
+                self.ok += 1
+            else:
+                self.failed += 1
+
+
+class LoopEnvelope:
+    """The wrapt wrapper function installed on a loop: ``(wrapped, instance, args, kwargs)``."""
+
+    def __init__(self, target: Target, resolved: Resolved, breaker: Breaker) -> None:
+        self.target = target
+        self.resolved = resolved
+        self.breaker = breaker
+        self._lock = threading.Lock()
+        self._runs: list[Run] = []
+        self._replacement: Callable[..., Any] | None = None
+        self._signature: inspect.Signature | None = None
+
+    # -- what the per-item counter asks -------------------------------------------------
+    def current_run(self) -> Run | None:
+        """The latest run in progress, if any."""
+        runs = self._runs
+        return runs[-1] if runs else None
+
+    # -- the wrapper --------------------------------------------------------------------
+    def __call__(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.resolved.is_async:
+            return self._call_async(wrapped, instance, args, kwargs)
+        try:
+            run = self._begin(wrapped, args, kwargs)
+        except Exception as exc:
+            internal_error(f"starting {self.target.name}", exc)
+            return wrapped(*args, **kwargs)
+        try:
+            result = self._replacement_for()(*self._replacement_args(instance, args), **kwargs)
+        except Exception as exc:
+            self._fell_back(run, exc)
+            return wrapped(*args, **kwargs)
+        self._succeeded(run)
+        return result
+
+    async def _call_async(
+        self, wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        try:
+            run = self._begin(wrapped, args, kwargs)
+        except Exception as exc:
+            internal_error(f"starting {self.target.name}", exc)
+            return await wrapped(*args, **kwargs)
+        try:
+            result = self._replacement_for()(*self._replacement_args(instance, args), **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            self._fell_back(run, exc)
+            return await wrapped(*args, **kwargs)
+        self._succeeded(run)
+        return result
+
+    # -- shared steps -------------------------------------------------------------------
+    def _begin(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
+        run = Run(self._count_items(wrapped, args, kwargs))
+        with self._lock:
+            self._runs.append(run)
+        return run
+
+    def _end(self, run: Run) -> float:
+        with self._lock:
+            if run in self._runs:
+                self._runs.remove(run)
+        return time.perf_counter() - run.started
+
+    def _succeeded(self, run: Run) -> None:
+        self._report(run, "ok", self._end(run))
+        self.breaker.record_success()
+
+    def _fell_back(self, run: Run, exc: Exception) -> None:
+        """The replacement raised: re-raise (propagate) or report and let the original run."""
+        seconds = self._end(run)
+        reason = f"{type(exc).__name__}: {exc}"
+        if self.target.on_error == "propagate":
+            self._report(run, "failed", seconds, reason=reason)
+            raise exc
+        self._report(run, "fallback", seconds, reason=reason)
+        event(
+            "WARNING",
+            "fallback",
+            "the replacement raised, so the original loop runs now (set on_error = \"propagate\" to raise instead)",
+            target=self.target.name,
+            reason=reason,
+        )
+        self.breaker.record_fallback(reason)
+
+    def _report(self, run: Run, outcome: str, seconds: float, **extra: Any) -> None:
+        event(
+            "INFO" if outcome == "ok" else "WARNING",
+            "run",
+            target=self.target.name,
+            mode=self.target.mode,
+            outcome=outcome,
+            items="-" if run.items is None else run.items,
+            ok=run.ok,
+            failed=run.failed,
+            seconds=f"{seconds:.3f}",
+            concurrency=self.target.concurrency,
+            **extra,
+        )
+
+    def _replacement_for(self) -> Callable[..., Any]:
+        replacement = self._replacement
+        if replacement is None:
+            spec = self.target.replacement
+            if spec is None or spec.module is None:
+                raise RuntimeError(f"{self.target.mode} mode is not available for {self.target.name} in this version")
+            import importlib
+
+            module = importlib.import_module(spec.module)
+            replacement = self._replacement = spec.resolve(module).function
+        return replacement
+
+    def _replacement_args(self, instance: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        if instance is not None and self.resolved.kind in ("method", "classmethod"):
+            return (instance, *args)
+        return args
+
+    def _count_items(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+        where = self.target.items
+        if where is None:
+            return None
+        if isinstance(where, int):
+            value = args[where] if where < len(args) else None
+        elif where in kwargs:
+            value = kwargs[where]
+        else:
+            if self._signature is None:
+                self._signature = inspect.signature(wrapped)
+            try:
+                value = self._signature.bind_partial(*args, **kwargs).arguments.get(where)
+            except TypeError:
+                value = None
+        return len(value) if isinstance(value, Sized) else None
+
+
+class FetchCounter:
+    """The wrapper installed on the per-item call: counts calls made during a run."""
+
+    def __init__(self, envelope: LoopEnvelope) -> None:
+        self.envelope = envelope
+
+    def enabled(self) -> bool:
+        """Only while a run of the loop is in progress; otherwise the call is untouched."""
+        return self.envelope.current_run() is not None
+
+    def __call__(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        run = self.envelope.current_run()
+        if inspect.iscoroutinefunction(wrapped):
+            return self._count_async(run, wrapped(*args, **kwargs))
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException:
+            if run is not None:
+                run.count(False)
+            raise
+        if run is not None:
+            run.count(True)
+        return result
+
+    async def _count_async(self, run: Run | None, awaitable: Awaitable[Any]) -> Any:
+        try:
+            result = await awaitable
+        except BaseException:
+            if run is not None:
+                run.count(False)
+            raise
+        if run is not None:
+            run.count(True)
+        return result

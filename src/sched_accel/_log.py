@@ -1,0 +1,91 @@
+"""Structured log events, one line each, named ``sched_accel.<event>``.
+
+Records go through loguru (the module name ``sched_accel``, the event and its fields in
+``extra``), or, once routed with :func:`log_to_stdlib` or ``SCHED_ACCEL_LOG=stdlib``, to
+the stdlib logger ``sched_accel`` that legacy apps already configure. loguru itself is
+imported at the first record, never at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
+
+__all__ = ["event", "internal_error", "log_to_loguru", "log_to_stdlib"]
+
+LOG_ENV = "SCHED_ACCEL_LOG"
+_LEVELS = {"DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+class _Router:
+    """Where records go; one object, changed under a lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stdlib = os.environ.get(LOG_ENV, "").strip().lower() == "stdlib"
+
+
+_router = _Router()
+
+
+def log_to_stdlib() -> None:
+    """Send sched_accel's records to ``logging.getLogger("sched_accel")`` instead of loguru."""
+    with _router.lock:
+        _router.stdlib = True
+
+
+def log_to_loguru() -> None:
+    """Send sched_accel's records through loguru (the default)."""
+    with _router.lock:
+        _router.stdlib = False
+
+
+def _format_value(value: object) -> str:
+    text = str(value)
+    if not text or any(ch in text for ch in " \t\"=") or "\n" in text:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return text
+
+
+def render(name: str, message: str, fields: dict[str, Any]) -> str:
+    """``sched_accel.NAME k=v k=v - message``: greppable by event and by field."""
+    parts = [f"sched_accel.{name}"]
+    parts.extend(f"{key}={_format_value(value)}" for key, value in fields.items())
+    if message:
+        parts.append("- " + message)
+    return " ".join(parts)
+
+
+def event(level: str, name: str, message: str = "", **fields: Any) -> None:
+    """Log one event. Never raises: logging must not be what breaks the host app."""
+    line = render(name, message, fields)
+    try:
+        if _router.stdlib:
+            import logging
+
+            logging.getLogger("sched_accel").log(
+                _LEVELS.get(level, 20),
+                line,
+                extra={"sched_accel_event": f"sched_accel.{name}", "sched_accel": fields},
+            )
+            return
+        from loguru import logger
+
+        logger.patch(lambda record: record.update(name="sched_accel")).bind(
+            sched_accel_event=f"sched_accel.{name}", **{f"sched_accel_{k}": v for k, v in fields.items()}
+        ).log(level, line)
+    except Exception:  # pragma: no cover - a broken logging setup: one plain line
+        sys.stderr.write(line + "\n")
+
+
+def internal_error(where: str, exc: BaseException) -> None:
+    """Our own machinery failed: say so once, and that the app runs as it would without us."""
+    event(
+        "ERROR",
+        "internal_error",
+        "sched_accel stays out of the way and the original code runs; please report this line",
+        where=where,
+        error=f"{type(exc).__name__}: {exc}",
+    )

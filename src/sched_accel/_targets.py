@@ -1,0 +1,132 @@
+"""Target specs: ``"pkg.mod:Class.method"`` or ``"jobs/tracker.py:main"``, and resolving them.
+
+A spec names a module (or a script file run as ``__main__``) and a qualname inside it.
+Resolving walks the qualname through classes, looking the last name up in the ``__dict__``
+that defines it, so that classmethods and staticmethods are seen for what they are.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Literal
+
+import _sched_accel_boot as boot
+
+from ._exceptions import TargetError
+
+__all__ = ["Resolved", "TargetSpec"]
+
+Kind = Literal["function", "method", "classmethod", "staticmethod"]
+
+
+def _is_dotted(name: str) -> bool:
+    return bool(name) and all(part.isidentifier() for part in name.split("."))
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """A parsed ``where:qualname``; ``path`` is set (absolute) for a script target."""
+
+    text: str
+    qualname: str
+    module: str | None = None
+    path: str | None = None
+
+    @classmethod
+    def parse(cls, value: object, *, base: str = ".", allow_path: bool = True) -> TargetSpec:
+        """Parse a spec, raising ValueError with what is allowed."""
+        if not isinstance(value, str):
+            raise ValueError('a string "module:qualname"')
+        where, qualname = boot.split_target(value.strip())
+        if not qualname:
+            raise ValueError('"module:qualname" with a colon, for example "legacy_app.jobs:update_scores"')
+        if "<locals>" in qualname:
+            raise ValueError(
+                "a function defined inside another function cannot be reached from outside; "
+                "declare the enclosing function as the loop"
+            )
+        if not _is_dotted(qualname):
+            raise ValueError("the qualname after the colon must be dotted Python names, like Class.method")
+        if boot.is_path(where):
+            if not allow_path:
+                raise ValueError('a module path "package.module:qualname"; a script path is allowed only for `loop`')
+            path = os.path.realpath(os.path.join(base, os.path.expanduser(where)))
+            return cls(text=value.strip(), qualname=qualname, path=path)
+        if not _is_dotted(where):
+            raise ValueError('"package.module:qualname" with a dotted module name before the colon')
+        return cls(text=value.strip(), qualname=qualname, module=where)
+
+    @property
+    def is_script(self) -> bool:
+        """Whether the loop lives in a script run as ``python path.py`` (its ``__main__``)."""
+        return self.path is not None
+
+    def resolve(self, module: ModuleType) -> Resolved:
+        """Find the qualname inside ``module``; raise :class:`TargetError` saying why not."""
+        parts = self.qualname.split(".")
+        parent: Any = module
+        for depth, name in enumerate(parts):
+            owner = parent
+            if inspect.isclass(parent):
+                raw = next((vars(k)[name] for k in inspect.getmro(parent) if name in vars(k)), _MISSING)
+            else:
+                raw = getattr(parent, name, _MISSING)
+            if raw is _MISSING:
+                where = ".".join(parts[:depth]) or module.__name__
+                raise TargetError(
+                    f"{self.text}: {where!s} has no attribute {name!r}; check the spelling, "
+                    f"or run `sched-accel check` to list what resolves"
+                )
+            if depth < len(parts) - 1:
+                parent = raw
+                continue
+            return Resolved.make(self, owner, name, raw)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """Where a target lives (``owner.attribute``), what it is, and the plain function."""
+
+    spec: TargetSpec
+    owner: Any
+    attribute: str
+    raw: Any
+    function: Any
+    kind: Kind
+    is_async: bool
+
+    @classmethod
+    def make(cls, spec: TargetSpec, owner: Any, attribute: str, raw: Any) -> Resolved:
+        kind: Kind
+        if isinstance(raw, staticmethod):
+            kind, function = "staticmethod", raw.__func__
+        elif isinstance(raw, classmethod):
+            kind, function = "classmethod", raw.__func__
+        elif inspect.isclass(owner):
+            kind, function = "method", raw
+        else:
+            kind, function = "function", raw
+        plain = inspect.unwrap(function) if callable(function) else function
+        if not callable(function) or inspect.isclass(function):
+            raise TargetError(f"{spec.text}: is a {type(raw).__name__}, not a function; name the function to patch")
+        if inspect.isgeneratorfunction(plain) or inspect.isasyncgenfunction(plain):
+            raise TargetError(
+                f"{spec.text}: is a generator function; its items are produced lazily and cannot "
+                "be run again on fallback, so declare the function that consumes it instead"
+            )
+        return cls(
+            spec=spec,
+            owner=owner,
+            attribute=attribute,
+            raw=raw,
+            function=function,
+            kind=kind,
+            is_async=inspect.iscoroutinefunction(plain),
+        )

@@ -1,0 +1,102 @@
+"""Shared fixtures: a clean sched_accel state per test, throw-away apps, real interpreters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import sched_accel
+from sched_accel import _activation, _log
+
+ENV_KEYS = (
+    "ENABLE_SCHEDULER_OPTIMIZATION",
+    "SCHED_ACCEL_CONFIG",
+    "SCHED_ACCEL_CONCURRENCY",
+    "SCHED_ACCEL_CONTROL",
+    "SCHED_ACCEL_LOG",
+    "SCHED_ACCEL_PROBE",
+)
+
+
+@pytest.fixture(params=[pytest.param(("asyncio", {"debug": True}), id="asyncio"), pytest.param(("trio", {}), id="trio")])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    """Async tests run on asyncio (debug mode) and on trio."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+def clean_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts uninstalled, with none of our variables set and its own control file."""
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SCHED_ACCEL_CONTROL", str(tmp_path / "state" / "control.json"))
+    sched_accel.uninstall()
+    _log.log_to_loguru()
+    yield
+    sched_accel.uninstall()
+    _log.log_to_loguru()
+    _activation._state.breakers.clear()
+
+
+class App:
+    """A throw-away app in a temp folder: write modules and a config, import or run them."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = root
+        self.monkeypatch = monkeypatch
+        self.names: list[str] = []
+
+    def write(self, relative: str, source: str) -> Path:
+        """Write a file (dedented) under the app root."""
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
+        top = relative.split("/")[0].removesuffix(".py")
+        if top not in self.names:
+            self.names.append(top)
+        return path
+
+    def config(self, source: str, name: str = "sched_accel.toml") -> Path:
+        """Write the config and point SCHED_ACCEL_CONFIG at it."""
+        path = self.write(name, source)
+        self.monkeypatch.setenv("SCHED_ACCEL_CONFIG", str(path))
+        return path
+
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run this venv's python in the app folder, with our variables from ``env`` only."""
+        full = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+        full["SCHED_ACCEL_CONTROL"] = str(self.root / "state" / "control.json")
+        full.update(env or {})
+        return subprocess.run(
+            [sys.executable, *args], cwd=self.root, env=full, capture_output=True, text=True, timeout=timeout
+        )
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    """An app folder on sys.path; its modules are forgotten after the test."""
+    root = tmp_path / "app"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    made = App(root, monkeypatch)
+    yield made
+    for name in list(sys.modules):
+        if name.split(".")[0] in made.names:
+            del sys.modules[name]
+
+
+@pytest.fixture
+def capture_events() -> Iterator[list[str]]:
+    """The lines sched_accel logs during the test (through loguru, as by default)."""
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(message.record["message"]), level="DEBUG")
+    yield lines
+    logger.remove(sink)

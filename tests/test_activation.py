@@ -1,0 +1,155 @@
+"""install()/uninstall(): patching before and after import, idempotence, the flag, aliases."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+
+import pytest
+
+import sched_accel
+from sched_accel import _patching
+
+from .conftest import App
+
+JOBS = """
+    from client import fetch
+
+    def update(tokens):
+        return [fetch(t) for t in tokens]
+"""
+CLIENT = """
+    CALLS = []
+
+    def fetch(token):
+        CALLS.append(token)
+        return token * 2
+"""
+ACCEL = """
+    import client
+
+    RAN = []
+
+    def update(tokens):
+        RAN.append(list(tokens))
+        return [client.fetch(t) for t in tokens]
+"""
+CONFIG = """
+    [[targets]]
+    loop = "jobs:update"
+    fetch = "client:fetch"
+    items = "tokens"
+    replacement = "accel:update"
+"""
+
+
+@pytest.fixture
+def replace_app(app: App, monkeypatch: pytest.MonkeyPatch) -> App:
+    """A loop in jobs.py with a replacement in accel.py, flag on."""
+    app.write("jobs.py", JOBS)
+    app.write("client.py", CLIENT)
+    app.write("accel.py", ACCEL)
+    app.config(CONFIG)
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "true")
+    return app
+
+
+def test_patches_a_module_imported_before_install(replace_app: App) -> None:
+    """A target module already imported is patched at install()."""
+    jobs = importlib.import_module("jobs")
+    assert sched_accel.install() is True
+    assert jobs.update([1, 2]) == [2, 4]
+    assert sys.modules["accel"].RAN == [[1, 2]]
+    assert sched_accel.patched_targets() == ["jobs:update"]
+
+
+def test_patches_a_module_imported_after_install(replace_app: App) -> None:
+    """A target module imported later is patched by the post-import hook."""
+    assert sched_accel.install() is True
+    assert "jobs" not in sys.modules
+    jobs = importlib.import_module("jobs")
+    assert _patching.is_ours(jobs.update)
+    assert jobs.update([3]) == [6]
+    assert sys.modules["accel"].RAN == [[3]]
+
+
+def test_install_twice_wraps_once(replace_app: App) -> None:
+    """install() is idempotent: one wrapper, one replacement call per loop call."""
+    jobs = importlib.import_module("jobs")
+    sched_accel.install()
+    sched_accel.install()
+    jobs.update([1])
+    assert sys.modules["accel"].RAN == [[1]]
+    assert not _patching.is_ours(jobs.update.__wrapped__)
+
+
+def test_flag_off_installs_nothing(replace_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the flag off, install() patches nothing and the function is the original object."""
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "0")
+    jobs = importlib.import_module("jobs")
+    original = jobs.update
+    assert sched_accel.install() is False
+    assert jobs.update is original
+
+
+def test_uninstall_restores_the_original_object(replace_app: App) -> None:
+    """uninstall() puts back the very function objects that were there."""
+    jobs = importlib.import_module("jobs")
+    client = importlib.import_module("client")
+    original_loop, original_fetch = jobs.update, client.fetch
+    sched_accel.install()
+    assert jobs.update is not original_loop
+    sched_accel.uninstall()
+    assert jobs.update is original_loop
+    assert client.fetch is original_fetch
+    assert jobs.fetch is original_fetch
+
+
+def test_alias_bound_with_from_import_is_reached(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+    """The per-item function bound by `from client import fetch` in the loop module is reached."""
+    app.write("jobs.py", JOBS)
+    app.write("client.py", CLIENT)
+    app.write("accel.py", "def boom(tokens):\n    raise RuntimeError('boom')\n")
+    app.config(CONFIG.replace("accel:update", "accel:boom"))
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    jobs = importlib.import_module("jobs")
+    sched_accel.install()
+    assert _patching.is_ours(jobs.fetch)
+    assert jobs.update([1, 2, 3]) == [2, 4, 6]  # the replacement raised: the original ran
+    assert sys.modules["client"].CALLS == [1, 2, 3]
+    run = [line for line in capture_events if line.startswith("sched_accel.run")]
+    assert len(run) == 1
+    assert "outcome=fallback" in run[0]
+
+
+def test_broken_config_installs_nothing(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+    """A config that does not validate is logged in one line and nothing is patched."""
+    app.write("jobs.py", JOBS)
+    app.write("client.py", CLIENT)
+    app.config('[[targets]]\nloop = "jobs:update"\nconcurrency = 0\nreplacement = "accel:update"\n')
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    jobs = importlib.import_module("jobs")
+    original = jobs.update
+    assert sched_accel.install() is False
+    assert jobs.update is original
+    errors = [line for line in capture_events if "config_invalid" in line]
+    assert len(errors) == 1
+    assert "concurrency = 0" in errors[0]
+
+
+def test_unresolved_target_leaves_others_patched(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+    """A target that does not resolve is reported; the other targets are still patched."""
+    app.write("jobs.py", textwrap.dedent(JOBS) + "\ndef other(tokens):\n    return tokens\n")
+    app.write("client.py", CLIENT)
+    app.write("accel.py", textwrap.dedent(ACCEL) + "\ndef other(tokens):\n    return ['accel']\n")
+    app.config(
+        textwrap.dedent(CONFIG)
+        + '\n[[targets]]\nloop = "jobs:nope"\nreplacement = "accel:update"\n'
+        + '\n[[targets]]\nloop = "jobs:other"\nreplacement = "accel:other"\n'
+    )
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    jobs = importlib.import_module("jobs")
+    sched_accel.install()
+    assert jobs.other([1]) == ["accel"]
+    assert any("target_unresolved" in line and "jobs:nope" in line for line in capture_events)
