@@ -22,6 +22,8 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at run time
     from collections.abc import Callable, Sequence
+    from importlib.abc import Loader
+    from importlib.machinery import ModuleSpec
     from types import ModuleType
 
 FLAG = "ENABLE_SCHEDULER_OPTIMIZATION"
@@ -116,7 +118,7 @@ def is_path(where: str) -> bool:
 
 def main_module_name() -> str | None:
     """The module run as ``__main__`` by ``python -m NAME``, from the original argv."""
-    argv = list(getattr(sys, "orig_argv", ()))
+    argv: list[str] = list(getattr(sys, "orig_argv", ()))
     for index, arg in enumerate(argv[1:], start=1):
         if arg == "-m":
             return argv[index + 1] if index + 1 < len(argv) else None
@@ -140,14 +142,14 @@ def main_script_path() -> str | None:
 class _Loader:
     """Stands in for a watched module's loader just long enough to call back after it ran."""
 
-    def __init__(self, loader: object, watcher: ImportWatcher) -> None:
+    def __init__(self, loader: Loader, watcher: ImportWatcher) -> None:
         self._loader = loader
         self._watcher = watcher
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._loader, name)
 
-    def create_module(self, spec: object) -> ModuleType | None:
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         create = getattr(self._loader, "create_module", None)
         return create(spec) if create is not None else None
 
@@ -157,7 +159,7 @@ class _Loader:
         spec = getattr(module, "__spec__", None)
         if spec is not None and spec.loader is self:
             spec.loader = self._loader
-        self._loader.exec_module(module)  # type: ignore[attr-defined]
+        self._loader.exec_module(module)
         self._watcher.fire(module.__name__, module)
 
 
@@ -198,7 +200,7 @@ class ImportWatcher:
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
-    ) -> object:
+    ) -> ModuleSpec | None:
         if fullname not in self._callbacks or fullname in self._searching:
             return None
         self._searching.add(fullname)
@@ -207,17 +209,19 @@ class ImportWatcher:
                 find = getattr(finder, "find_spec", None)
                 if finder is self or find is None:
                     continue
-                spec = find(fullname, path, target)
+                spec: ModuleSpec | None = find(fullname, path, target)
                 if spec is not None:
                     break
             else:
                 return None
         finally:
             self._searching.discard(fullname)
-        loader = getattr(spec, "loader", None)
-        if loader is None or not hasattr(loader, "exec_module"):
+        loader: Loader | None = getattr(spec, "loader", None)
+        if spec is None or loader is None or not hasattr(loader, "exec_module"):
             return None
-        spec.loader = _Loader(loader, self)
+        # The import system only needs exec_module (duck typing); typeshed names the ABC,
+        # which this module must not import at start-up.
+        spec.loader = _Loader(loader, self)  # type: ignore[assignment]
         return spec
 
 

@@ -147,6 +147,15 @@ def _patch(target: Target, module: ModuleType) -> None:
     """Install the envelope on the loop (and the counter on the per-item call)."""
     try:
         resolved = target.loop.resolve(module)
+        if target.mode == "prefetch":
+            _log.event(
+                "WARNING",
+                "mode_unavailable",
+                "prefetch mode is not in this version yet, so this loop runs unpatched; "
+                'declare replacement = "module:function" to use replace mode',
+                target=target.name,
+            )
+            return
         settings, control = _state.settings, _state.control
         assert settings is not None and control is not None
         breaker = _state.breakers.get(target.name) or Breaker(
@@ -154,6 +163,7 @@ def _patch(target: Target, module: ModuleType) -> None:
         )
         _state.breakers[target.name] = breaker
         envelope = LoopEnvelope(target, resolved, breaker)
+        envelope.prepare()
         switch = Switch(target.name, control, breaker, is_active)
         patch = _state.patches.setdefault(target.name, Patch(target.name))
         if apply(patch, resolved.owner, resolved.attribute, envelope, switch) is None:

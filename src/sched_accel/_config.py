@@ -141,9 +141,10 @@ class _Validator:
         override = os.environ.get(CONCURRENCY_ENV)
         if override is not None:
             try:
-                concurrency_override: int | None = int(override)
-                if concurrency_override < 1:
+                value = int(override)
+                if value < 1:
                     raise ValueError
+                concurrency_override: int | None = value
             except ValueError:
                 self.errors.append(f"${CONCURRENCY_ENV} = {override!r} is not allowed: an integer >= 1 (1 = sequential)")
                 concurrency_override = None

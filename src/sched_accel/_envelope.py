@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sized
 from typing import Any
 
 from ._config import Target
+from ._exceptions import SchedAccelError, TargetError
 from ._log import event, internal_error
 from ._switch import Breaker
 from ._targets import Resolved
@@ -148,6 +149,21 @@ class LoopEnvelope:
             concurrency=self.target.concurrency,
             **extra,
         )
+
+    def prepare(self) -> None:
+        """Import and resolve the replacement now (replace mode), so that one that cannot be
+        used is reported once, when patching, and the loop is left unpatched."""
+        spec = self.target.replacement
+        if spec is None:
+            return
+        try:
+            self._replacement_for()
+        except SchedAccelError:
+            raise
+        except Exception as exc:
+            raise TargetError(
+                f"{spec.text}: importing the replacement module {spec.module} failed: {type(exc).__name__}: {exc}"
+            ) from None
 
     def _replacement_for(self) -> Callable[..., Any]:
         replacement = self._replacement

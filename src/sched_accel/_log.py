@@ -73,7 +73,7 @@ def event(level: str, name: str, message: str = "", **fields: Any) -> None:
             return
         from loguru import logger
 
-        logger.patch(lambda record: record.update(name="sched_accel")).bind(
+        logger.patch(lambda record: record.update({"name": "sched_accel"})).bind(
             sched_accel_event=f"sched_accel.{name}", **{f"sched_accel_{k}": v for k, v in fields.items()}
         ).log(level, line)
     except Exception:  # pragma: no cover - a broken logging setup: one plain line

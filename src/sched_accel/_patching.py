@@ -39,7 +39,7 @@ def _wrapper_type() -> type:
     """wrapt's FunctionWrapper, subclassed so that our wrappers can be told from others."""
     import wrapt
 
-    class SchedAccelWrapper(wrapt.FunctionWrapper):  # type: ignore[misc]
+    class SchedAccelWrapper(wrapt.FunctionWrapper[..., Any]):
         """A FunctionWrapper installed by sched_accel."""
 
     return SchedAccelWrapper

@@ -20,7 +20,7 @@ def _chain() -> None:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     del sys.modules["sitecustomize"]
     try:
-        import sitecustomize  # noqa: F401  the app's own, if any
+        __import__("sitecustomize")  # the app's own, if any (unknown to the type checker)
     except ImportError:
         pass
     finally:

@@ -1,0 +1,1 @@
+"""A small legacy service: scheduled jobs that fetch per-item data over HTTP, one item at a time."""
