@@ -254,6 +254,14 @@ def _on_target_imported(module: ModuleType) -> None:
     activate_from_boot()
 
 
+def _is_cli() -> bool:
+    """Whether this process is the ``sched-accel`` command, which reports on the hook and
+    must not patch (or log from) itself."""
+    if main_module_name() == "sched_accel":
+        return True
+    return bool(sys.argv) and os.path.basename(sys.argv[0]) == "sched-accel"
+
+
 def boot() -> None:
     """The start-up hook. Idempotent: a ``.pth`` line may be processed twice."""
     global _booted
@@ -261,7 +269,7 @@ def boot() -> None:
         return
     _booted = True
     raw = os.environ.get(FLAG)
-    if raw is None:
+    if raw is None or _is_cli():
         return
     state = flag_value(raw)
     try:
@@ -285,18 +293,21 @@ def boot() -> None:
 
 def _start() -> None:
     path = find_config()
-    text = None
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as file:
-                text = file.read()
-        except (OSError, ValueError):
-            text = None
+    if path is None:
+        # The flag is set for this process, but no config names anything to patch here (a
+        # child process, a tool run in another folder): stay silent and cheap.
+        # `sched-accel doctor` and `sched-accel check` say where the config is looked for.
+        return
+    try:
+        with open(path, encoding="utf-8") as file:
+            text: str | None = file.read()
+    except (OSError, ValueError):
+        text = None  # the full loader reports it
     loops = prescan(text) if text else []
     places = {split_target(spec)[0] for spec in loops}
     modules = {where for where in places if not is_path(where)}
     script = main_script_path()
-    base = os.path.dirname(path) if path else os.getcwd()
+    base = os.path.dirname(path)
     scripts = {os.path.realpath(os.path.join(base, where)) for where in places - modules}
     if not places or main_module_name() in modules or (script is not None and script in scripts):
         # Nothing to wait for (the full loader says why), or the job itself is a target.

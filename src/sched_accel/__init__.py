@@ -5,8 +5,8 @@ start-up hook patches it, with no change to the app's code. Unset the flag (or r
 ``sched-accel off``) and the app behaves exactly as before.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: it would bind a public name
+# `annotations` in the package namespace (see tests/test_exported_members.py).
 from ._activation import install, installed, is_active, patched_targets, uninstall
 from ._config import Settings, Target, find_config, load_config
 from ._exceptions import ConfigError, ControlFileError, SchedAccelError, TargetError

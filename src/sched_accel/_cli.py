@@ -130,6 +130,8 @@ def _check(args: argparse.Namespace) -> int:
     failures = 0
     sys.path.insert(0, os.path.dirname(settings.path or "") or os.getcwd())
     for target in settings.targets:
+        if target.loop.path is not None:  # `python script.py` puts the script's folder first
+            sys.path.insert(0, os.path.dirname(target.loop.path))
         note = _resolve_for_check(target.loop, target.fetch, target.replacement)
         resolved = note is None
         failures += not resolved

@@ -183,17 +183,17 @@ class _Validator:
             log=log,
         )
 
-    def _unknown(self, where: str, table: dict[str, Any], known: dict[str, str]) -> None:
+    def _unknown(self, where: str, table: dict[str, Any], known: dict[str, str], section: str = "") -> None:
         for key in table:
             if key not in known:
                 self.errors.append(
-                    f"{where}unknown key {self.prefix}{key!s}; the keys here are {', '.join(sorted(known))}"
+                    f"{where}unknown key {self.prefix}{section}{key!s}; the keys here are {', '.join(sorted(known))}"
                 )
 
-    def _positive_int(self, where: str, table: dict[str, Any], key: str, default: int) -> int:
+    def _positive_int(self, where: str, table: dict[str, Any], key: str, default: int, section: str = "") -> int:
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.fail(where, key, value, "an integer >= 1")
+            self.fail(where, section + key, value, "an integer >= 1")
             return default
         return value
 
@@ -231,7 +231,7 @@ class _Validator:
 
     def _target(self, where: str, entry: dict[str, Any], default_concurrency: int) -> Target | None:
         before = len(self.errors)
-        self._unknown(where, entry, _TARGET_KEYS)
+        self._unknown(where, entry, _TARGET_KEYS, "targets.")
         if "loop" not in entry:
             self.errors.append(f"{where}missing key {self.prefix}targets.loop: {_TARGET_KEYS['loop']}")
             return None
@@ -256,7 +256,11 @@ class _Validator:
         on_error = entry.get("on_error", "fallback")
         if on_error not in ("fallback", "propagate"):
             self.fail(where, "targets.on_error", on_error, _TARGET_KEYS["on_error"])
-        concurrency = self._positive_int(where, entry, "concurrency", default_concurrency) if "concurrency" in entry else default_concurrency
+        concurrency = (
+            self._positive_int(where, entry, "concurrency", default_concurrency, "targets.")
+            if "concurrency" in entry
+            else default_concurrency
+        )
         if len(self.errors) > before or loop is None:
             return None
         return Target(

@@ -78,7 +78,7 @@ class ControlFile:
 
     def _refuse(self, stamp: tuple[int, int, int, int, int] | None, problem: str) -> ControlState:
         state = ControlState(problem=problem)
-        if stamp is None or stamp != self._stamp:
+        if stamp != self._stamp or problem != self._state.problem:
             event(
                 "ERROR",
                 "control_file_refused",

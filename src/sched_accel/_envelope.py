@@ -5,9 +5,10 @@ loop runs (``on_error = "fallback"``, the default, as the hand-written patches d
 exception propagates (``"propagate"``). A failure of our own machinery before the loop
 starts always means: run the original, say why in one line.
 
-Every run ends in one ``sched_accel.run`` line: target, mode, outcome, items, ok, failed,
-seconds, concurrency. ``ok``/``failed`` count the declared per-item calls (``fetch``)
-made while the run was in progress.
+Every run ends in one ``sched_accel.run`` line: target, mode, outcome (``ok``,
+``fallback``, ``failed`` when propagated, ``interrupted`` by cancellation or another
+BaseException), items, ok, failed, seconds, concurrency. ``ok``/``failed`` count the
+declared per-item calls (``fetch``) made while the run was in progress.
 """
 
 from __future__ import annotations
@@ -79,9 +80,15 @@ class LoopEnvelope:
             result = self._replacement_for()(*self._replacement_args(instance, args), **kwargs)
         except Exception as exc:
             self._fell_back(run, exc)
-            return wrapped(*args, **kwargs)
-        self._succeeded(run)
-        return result
+        except BaseException as exc:
+            self._interrupted(run, exc)
+            raise
+        else:
+            self._succeeded(run)
+            return result
+        # Outside the handler: the original runs as if called directly, and its own
+        # exceptions are not chained to the replacement's.
+        return wrapped(*args, **kwargs)
 
     async def _call_async(
         self, wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -97,9 +104,13 @@ class LoopEnvelope:
                 result = await result
         except Exception as exc:
             self._fell_back(run, exc)
-            return await wrapped(*args, **kwargs)
-        self._succeeded(run)
-        return result
+        except BaseException as exc:  # cancellation, KeyboardInterrupt: never swallowed
+            self._interrupted(run, exc)
+            raise
+        else:
+            self._succeeded(run)
+            return result
+        return await wrapped(*args, **kwargs)
 
     # -- shared steps -------------------------------------------------------------------
     def _begin(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
@@ -117,6 +128,10 @@ class LoopEnvelope:
     def _succeeded(self, run: Run) -> None:
         self._report(run, "ok", self._end(run))
         self.breaker.record_success()
+
+    def _interrupted(self, run: Run, exc: BaseException) -> None:
+        """A BaseException (cancellation, KeyboardInterrupt) cut the run short: end it, say so."""
+        self._report(run, "interrupted", self._end(run), reason=type(exc).__name__)
 
     def _fell_back(self, run: Run, exc: Exception) -> None:
         """The replacement raised: re-raise (propagate) or report and let the original run."""

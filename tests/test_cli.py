@@ -1,0 +1,321 @@
+"""The ``sched-accel`` command (run as ``python -m sched_accel``): help, check, doctor, on/off/status, run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+import _sched_accel_boot
+from sched_accel import _cli
+
+from .conftest import App
+
+FLAG = "ENABLE_SCHEDULER_OPTIMIZATION"
+
+JOBS = """
+    def update(tokens):
+        print("sequential", tokens)
+        return [t * 2 for t in tokens]
+"""
+ACCEL = """
+    def update(tokens):
+        print("accelerated", tokens)
+        return [t * 2 for t in tokens]
+"""
+CONFIG = """
+    [[targets]]
+    loop = "legacy:update"
+    replacement = "accel:update"
+    concurrency = 4
+
+    [[targets]]
+    loop = "jobs/tracker.py:main"
+    replacement = "tracker_accel:main"
+"""
+TRACKER = """
+    def main():
+        print("sequential")
+
+
+    if __name__ == "__main__":
+        main()
+"""
+
+_EVENT = re.compile(r"\bsched_accel\.([a-z_]+)")
+
+
+def cli(app: App, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m sched_accel ARGS`` in the app folder, with its config named explicitly."""
+    return app.run("-m", "sched_accel", *args, env={"SCHED_ACCEL_CONFIG": str(app.root / "sched_accel.toml"), **env})
+
+
+@pytest.fixture
+def project(app: App) -> App:
+    """An app with a module target and a script target, both resolvable."""
+    app.write("jobs/tracker.py", TRACKER)
+    app.write("jobs/tracker_accel.py", "def main():\n    print('parallel')\n")
+    app.write("legacy.py", JOBS)
+    app.write("accel.py", ACCEL)
+    app.config(CONFIG)
+    return app
+
+
+CONTROL = Path("state") / "control.json"
+
+
+# -- help ------------------------------------------------------------------------------------
+def test_help_shows_the_commands_and_examples(app: App) -> None:
+    """--help exits 0 and shows every command and the worked examples."""
+    out = app.run("-m", "sched_accel", "--help")
+    assert out.returncode == 0, out.stderr
+    for text in ("run", "check", "doctor", "status", "off", "on", "examples:", "sched-accel run -- python job.py"):
+        assert text in out.stdout
+    assert FLAG in out.stdout
+
+
+def test_no_command_prints_help_and_fails(app: App) -> None:
+    """Without a command the help is printed and the exit status is 2 (usage error)."""
+    out = app.run("-m", "sched_accel")
+    assert out.returncode == 2
+    assert "examples:" in out.stdout
+
+
+# -- check -----------------------------------------------------------------------------------
+def table(stdout: str) -> dict[str, list[str]]:
+    """The rows of check's table, by target name."""
+    rows = [re.split(r"\s{2,}", line.strip()) for line in stdout.splitlines()]
+    header = next(i for i, row in enumerate(rows) if row[0] == "TARGET")
+    return {row[0]: row for row in rows[header:]}
+
+
+def test_check_lists_every_target_and_succeeds(project: App) -> None:
+    """check prints a row per target (module and script), resolved, and exits 0."""
+    out = cli(project, "check")
+    assert out.returncode == 0, out.stderr
+    rows = table(out.stdout)
+    assert rows["TARGET"][:5] == ["TARGET", "RESOLVED", "WOULD PATCH", "MODE", "CONCURRENCY"]
+    assert rows["legacy:update"] == ["legacy:update", "yes", "no", "replace", "4", "flag is off"]
+    assert rows["jobs/tracker.py:main"][:3] == ["jobs/tracker.py:main", "yes", "no"]
+    assert "sched_accel.toml" in out.stdout.splitlines()[0]
+
+
+def test_check_with_the_flag_on_would_patch_and_does_not_patch_itself(project: App) -> None:
+    """check with the flag on says `yes` and logs nothing: the command never hooks itself."""
+    out = cli(project, "check", **{FLAG: "1"})
+    assert out.returncode == 0, out.stderr
+    assert table(out.stdout)["legacy:update"][:3] == ["legacy:update", "yes", "yes"]
+    assert out.stderr == ""
+
+
+def test_check_reports_a_switched_off_target(project: App) -> None:
+    """check says a target would not be patched while `sched-accel off` holds it."""
+    assert cli(project, "off", "legacy:update").returncode == 0
+    out = cli(project, "check", **{FLAG: "1"})
+    assert out.returncode == 0, out.stderr
+    row = table(out.stdout)["legacy:update"]
+    assert row[:3] == ["legacy:update", "yes", "no"]
+    assert "switched off" in row[-1]
+
+
+@pytest.mark.parametrize(
+    ("replace", "detail"),
+    [
+        (('"legacy:update"', '"legacy:updat"'), "has no attribute 'updat'"),
+        (('"accel:update"', '"accel_gone:update"'), "No module named 'accel_gone'"),
+        (('"jobs/tracker.py:main"', '"jobs/tracker.py:mian"'), "defines no top-level 'mian'"),
+        (('"jobs/tracker.py:main"', '"jobs/nothere.py:main"'), "cannot read the script"),
+    ],
+    ids=["loop", "replacement", "script-name", "script-file"],
+)
+def test_check_fails_when_a_target_does_not_resolve(project: App, replace: tuple[str, str], detail: str) -> None:
+    """check exits non-zero and its row says what does not resolve."""
+    config = project.root / "sched_accel.toml"
+    config.write_text(config.read_text().replace(*replace))
+    out = cli(project, "check")
+    assert out.returncode == 1
+    assert detail in out.stdout
+    assert "1 problem(s) found" in out.stderr
+    assert any(row[1] == "no" for name, row in table(out.stdout).items() if name != "TARGET")
+
+
+@pytest.mark.parametrize(
+    ("config", "detail"),
+    [
+        ('[[targets]\nloop = "legacy:update"\n', "not valid TOML"),
+        ('[[targets]]\nloop = "legacy:update"\nreplacement = "accel:update"\nspeed = 3\n', "speed; the keys here are"),
+        ('[[targets]]\nloop = "legacy:update"\nreplacement = "accel:update"\nconcurrency = 0\n', "concurrency = 0"),
+    ],
+    ids=["syntax", "unknown-key", "bad-value"],
+)
+def test_check_fails_on_a_broken_config(project: App, config: str, detail: str) -> None:
+    """check exits non-zero and names the file and what to fix when the config is broken."""
+    (project.root / "sched_accel.toml").write_text(config)
+    out = cli(project, "check")
+    assert out.returncode == 2
+    assert detail in out.stderr
+    assert str(project.root / "sched_accel.toml") in out.stderr
+    assert out.stderr.startswith("sched-accel: ")
+
+
+def test_check_without_a_config_says_how_to_make_one(app: App) -> None:
+    """check with no config anywhere exits non-zero and says where a config is looked for."""
+    out = app.run("-m", "sched_accel", "check")
+    assert out.returncode == 2
+    assert "no config found" in out.stderr
+    assert "SCHED_ACCEL_CONFIG" in out.stderr
+
+
+# -- doctor ----------------------------------------------------------------------------------
+def test_doctor_finds_the_start_up_file_and_the_running_hook(project: App) -> None:
+    """doctor reports the installed sched_accel.pth and that the hook runs in a child python."""
+    out = cli(project, "doctor")
+    assert out.returncode == 0, out.stdout + out.stderr
+    pth = os.path.join(sysconfig.get_paths()["purelib"], "sched_accel.pth")
+    assert f"[ok]   start-up file installed: {pth}" in out.stdout
+    assert "[ok]   the start-up hook runs at interpreter start" in out.stdout
+    assert "[ok]   config:" in out.stdout
+    assert "[FAIL]" not in out.stdout
+
+
+def test_doctor_fails_on_a_broken_config(project: App) -> None:
+    """doctor exits non-zero with a [FAIL] config line when the config does not load."""
+    (project.root / "sched_accel.toml").write_text("[[targets]\n")
+    out = cli(project, "doctor")
+    assert out.returncode == 1
+    assert "[FAIL] config:" in out.stdout and "not valid TOML" in out.stdout
+
+
+# -- off, on, status -------------------------------------------------------------------------
+def test_off_on_status_round_trip(project: App) -> None:
+    """off/on (all or one target) write an owner-only control file that status reads back."""
+    control = project.root / CONTROL
+
+    def states() -> dict[str, str]:
+        out = cli(project, "status")
+        assert out.returncode == 0, out.stderr
+        assert f"control file: {control}" in out.stdout
+        return dict(re.findall(r"^  (\S+): (on|off) ", out.stdout, re.MULTILINE))
+
+    both = {"legacy:update", "jobs/tracker.py:main"}
+    assert states() == dict.fromkeys(both, "on")
+    assert not control.exists()
+
+    off = cli(project, "off")
+    assert off.returncode == 0, off.stderr
+    assert "every target switched off" in off.stdout
+    assert stat.S_IMODE(control.stat().st_mode) == 0o600
+    assert stat.S_IMODE(control.parent.stat().st_mode) == 0o700
+    assert json.loads(control.read_text()) == {"version": 1, "off": ["*"]}
+    assert states() == dict.fromkeys(both, "off")
+
+    still = cli(project, "on", "legacy:update")
+    assert still.returncode == 0
+    assert "`sched-accel on` turns all of them back on" in still.stderr
+    assert states() == dict.fromkeys(both, "off")
+
+    assert cli(project, "on").returncode == 0
+    assert states() == dict.fromkeys(both, "on")
+
+    assert cli(project, "off", "legacy:update").returncode == 0
+    assert states() == {"legacy:update": "off", "jobs/tracker.py:main": "on"}
+    assert stat.S_IMODE(control.stat().st_mode) == 0o600
+
+    assert cli(project, "on", "legacy:update").returncode == 0
+    assert states() == dict.fromkeys(both, "on")
+    assert json.loads(control.read_text()) == {"version": 1, "off": []}
+
+
+def test_off_for_an_undeclared_target_warns(project: App) -> None:
+    """off NAME for a name the config does not declare still switches it, with a note."""
+    out = cli(project, "off", "legacy:updat")
+    assert out.returncode == 0
+    assert "is not a target of" in out.stderr
+
+
+def test_status_refuses_a_control_file_others_can_write(project: App) -> None:
+    """status exits non-zero and says why when the control file is writable by others."""
+    assert cli(project, "off").returncode == 0
+    (project.root / CONTROL).chmod(0o666)
+    out = cli(project, "status")
+    assert out.returncode == 1
+    assert "refused" in out.stdout and "chmod 600" in out.stdout
+    again = cli(project, "on")
+    assert again.returncode == 1
+    assert "cannot write the control file" in again.stderr
+
+
+# -- run -------------------------------------------------------------------------------------
+def test_run_needs_a_command(app: App) -> None:
+    """run without a command exits 2 and shows the usage."""
+    out = app.run("-m", "sched_accel", "run", "--")
+    assert out.returncode == 2
+    assert "usage: sched-accel run -- python job.py" in out.stderr
+
+
+def test_run_puts_the_bootstrap_first_on_pythonpath(app: App) -> None:
+    """run execs the command with the bootstrap folder first on PYTHONPATH, the old value after it."""
+    probe = "import os; print(os.environ['PYTHONPATH'])"
+    out = app.run("-m", "sched_accel", "run", "--", sys.executable, "-c", probe, env={FLAG: "1", "PYTHONPATH": "/x/y"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == os.pathsep.join([_cli.BOOTSTRAP, "/x/y"])
+    assert os.path.isfile(os.path.join(_cli.BOOTSTRAP, "sitecustomize.py"))
+
+
+def test_run_with_the_flag_off_says_so(app: App) -> None:
+    """run with the flag off still runs the command, and says it runs unaccelerated."""
+    out = app.run("-m", "sched_accel", "run", "--", sys.executable, "-c", "print('hi')")
+    assert out.returncode == 0
+    assert out.stdout == "hi\n"
+    assert "runs unaccelerated" in out.stderr
+
+
+def test_run_reports_a_command_that_does_not_exist(app: App) -> None:
+    """run exits 127 with a sentence when the command cannot be started."""
+    out = app.run("-m", "sched_accel", "run", "--", "no-such-command-sched-accel")
+    assert out.returncode == 127
+    assert "cannot run 'no-such-command-sched-accel'" in out.stderr
+
+
+def test_run_activates_the_hook_where_pth_files_are_not_read(app: App) -> None:
+    """run patches the child of an interpreter that never reads our .pth, and chains the app's sitecustomize."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    if base == sys.executable or sys.prefix == sys.base_prefix:
+        pytest.skip("needs a venv: its base interpreter does not read the venv's sched_accel.pth")
+    app.write("legacy.py", JOBS)
+    app.write("accel.py", ACCEL)
+    app.config('[[targets]]\nloop = "legacy:update"\nreplacement = "accel:update"\n')
+    app.write("own/sitecustomize.py", "import sys\nsys.app_sitecustomize = __file__\n")
+    app.write(
+        "main.py",
+        """
+        import sys
+
+        import legacy
+
+        legacy.update([1])
+        print(type(legacy.update).__name__)
+        print(getattr(sys, "app_sitecustomize", None))
+        """,
+    )
+    # The venv's packages, reachable without the venv's site-packages being a site dir.
+    src = os.path.dirname(os.path.abspath(_sched_accel_boot.__file__))
+    pythonpath = os.pathsep.join([str(app.root / "own"), sysconfig.get_paths()["purelib"], src])
+    env = {FLAG: "1", "SCHED_ACCEL_CONFIG": str(app.root / "sched_accel.toml"), "PYTHONPATH": pythonpath}
+    own = str(app.root / "own" / "sitecustomize.py")
+
+    plain = app.run("-c", f"import subprocess, sys; sys.exit(subprocess.call([{base!r}, 'main.py']))", env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == f"sequential [1]\nfunction\n{own}\n"  # no .pth read: no hook
+
+    out = app.run("-m", "sched_accel", "run", "--", base, "main.py", env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"accelerated [1]\nSchedAccelWrapper\n{own}\n"
+    assert [m.group(1) for m in map(_EVENT.search, out.stderr.splitlines()) if m] == ["patched", "run"]
