@@ -215,7 +215,8 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
 
 def test_concurrency_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """$SCHED_ACCEL_CONCURRENCY overrides the top-level and every per-target bound."""
-    path = write(tmp_path / "sched_accel.toml", "concurrency = 16\n" + textwrap.dedent(ONE_TARGET) + "concurrency = 32\n")
+    source = "concurrency = 16\n" + textwrap.dedent(ONE_TARGET) + "concurrency = 32\n"
+    path = write(tmp_path / "sched_accel.toml", source)
     monkeypatch.setenv("SCHED_ACCEL_CONCURRENCY", "1")
     settings = load_config(path)
     assert settings.concurrency == 1
@@ -282,7 +283,7 @@ def test_loop_without_colon(tmp_path: Path) -> None:
     """A loop spec without a colon is refused with an example of the right form."""
     message = config_error(tmp_path, '[[targets]]\nloop = "jobs.update"\nreplacement = "accel:update"\n')
     assert "target 1 (jobs.update): targets.loop = 'jobs.update' is not allowed" in message
-    assert '"module:qualname" with a colon' in message
+    assert '"module:qualname", a colon then' in message
 
 
 def test_loop_inside_a_function(tmp_path: Path) -> None:

@@ -151,7 +151,7 @@ def test_unstattable_path_is_refused_once(tmp_path: Path, capture_events: list[s
     for _ in range(3):
         state = control.state()
         assert state.is_off("jobs:update")
-        assert state.problem is not None and "cannot stat it" in state.problem
+        assert state.problem is not None and "cannot be checked" in state.problem
     assert len(refused(capture_events)) == 1
 
 

@@ -139,9 +139,9 @@ def test_parse_script_target_refused_when_not_allowed() -> None:
     [
         (42, 'a string "module:qualname"'),
         (None, 'a string "module:qualname"'),
-        ("jobs.update", "with a colon"),
-        ("jobs:", "with a colon"),
-        ("", "with a colon"),
+        ("jobs.update", "a colon then"),
+        ("jobs:", "a colon then"),
+        ("", "a colon then"),
         ("jobs:main.<locals>.update", "defined inside another function"),
         ("jobs:Job..run", "dotted Python names"),
         ("jobs:1st", "dotted Python names"),

@@ -138,7 +138,7 @@ class _Validator:
     def settings(self, table: dict[str, Any]) -> Settings:
         self._unknown("", table, _TOP_KEYS)
         concurrency = self._positive_int("", table, "concurrency", 8)
-        override = os.environ.get(CONCURRENCY_ENV)
+        override = os.environ.get(CONCURRENCY_ENV, "").strip() or None
         if override is not None:
             try:
                 value = int(override)

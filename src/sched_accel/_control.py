@@ -47,7 +47,7 @@ class ControlFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int, int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self._state = _EMPTY
 
     def state(self) -> ControlState:
@@ -58,8 +58,8 @@ class ControlFile:
             self._stamp, self._state = None, _EMPTY
             return _EMPTY
         except OSError as exc:
-            return self._refuse(None, f"cannot stat it: {exc.strerror or exc}")
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
+            return self._refuse(None, f"cannot be checked ({exc.strerror or exc})")
+        stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
         if stamp == self._stamp:
             return self._state
         with self._lock:
@@ -76,7 +76,7 @@ class ControlFile:
             self._stamp, self._state = stamp, state
             return state
 
-    def _refuse(self, stamp: tuple[int, int, int, int, int] | None, problem: str) -> ControlState:
+    def _refuse(self, stamp: tuple[int, ...] | None, problem: str) -> ControlState:
         state = ControlState(problem=problem)
         if stamp != self._stamp or problem != self._state.problem:
             event(

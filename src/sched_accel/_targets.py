@@ -42,7 +42,7 @@ class TargetSpec:
             raise ValueError('a string "module:qualname"')
         where, qualname = boot.split_target(value.strip())
         if not qualname:
-            raise ValueError('"module:qualname" with a colon, for example "legacy_app.jobs:update_scores"')
+            raise ValueError('"module:qualname", a colon then the function\'s name, for example "legacy_app.jobs:update_scores"')
         if "<locals>" in qualname:
             raise ValueError(
                 "a function defined inside another function cannot be reached from outside; "
