@@ -1,6 +1,6 @@
 """What sched_accel adds to interpreter start-up.
 
-Runs ``python -c pass`` many times, interleaved, in four set-ups:
+Runs ``python -c pass`` many times, interleaved in random order, in four set-ups:
   baseline   sched_accel.pth moved out of site-packages (as if not installed)
   flag off   installed, ENABLE_SCHEDULER_OPTIMIZATION unset
   flag on    installed, flag on, a config with a target whose module this process never imports
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -54,8 +55,11 @@ def main() -> int:
             "flag on, target imported": (flag_on, "import bench_target", False),
         }
         samples: dict[str, list[float]] = {name: [] for name in setups}
+        order = list(setups)
         for _ in range(args.runs):
-            for name, (env, code, hide) in setups.items():
+            random.shuffle(order)  # no set-up always runs first (caches, CPU clock)
+            for name in order:
+                env, code, hide = setups[name]
                 if hide:
                     pth.rename(off_path)
                 try:
