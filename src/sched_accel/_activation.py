@@ -19,7 +19,9 @@ import _sched_accel_boot as boot
 from . import _log, _mainscript
 from ._config import Settings, Target, load_config
 from ._control import ControlFile
-from ._envelope import FetchCounter, LoopEnvelope
+from ._envelope import LoopEnvelope
+from ._prefetch_mode import FetchInterceptor, SourceCapture
+from ._targets import TargetSpec
 from ._exceptions import SchedAccelError
 from ._patching import Patch, aliases, apply
 from ._switch import Breaker, Switch
@@ -147,15 +149,6 @@ def _patch(target: Target, module: ModuleType) -> None:
     """Install the envelope on the loop (and the counter on the per-item call)."""
     try:
         resolved = target.loop.resolve(module)
-        if target.mode == "prefetch":
-            _log.event(
-                "WARNING",
-                "mode_unavailable",
-                "prefetch mode is not in this version yet, so this loop runs unpatched; "
-                'declare replacement = "module:function" to use replace mode',
-                target=target.name,
-            )
-            return
         settings, control = _state.settings, _state.control
         assert settings is not None and control is not None
         breaker = _state.breakers.get(target.name) or Breaker(
@@ -179,6 +172,8 @@ def _patch(target: Target, module: ModuleType) -> None:
         )
         if target.fetch is not None:
             _patch_fetch(target, envelope, module, patch)
+        if isinstance(target.items, str) and target.items.startswith("returned-by:"):
+            _patch_returned_by(target, envelope, patch)
     except SchedAccelError as exc:
         _log.event("ERROR", "target_unresolved", f"{exc}; this loop runs unpatched", target=target.name)
     except Exception as exc:
@@ -188,18 +183,39 @@ def _patch(target: Target, module: ModuleType) -> None:
 def _patch_fetch(target: Target, envelope: LoopEnvelope, loop_module: ModuleType, patch: Patch) -> None:
     spec = target.fetch
     assert spec is not None and spec.module is not None
-    counter = FetchCounter(envelope)
 
     def wrap(module: ModuleType) -> None:
         try:
             resolved = spec.resolve(module)
+            counter = FetchInterceptor(envelope, resolved.is_async)
             apply(patch, resolved.owner, resolved.attribute, counter, counter.enabled)
             if resolved.kind == "function":
                 for alias in aliases(loop_module, resolved.function, skip=resolved.attribute if module is loop_module else None):
                     apply(patch, loop_module, alias, counter, counter.enabled)
+            if envelope.prefetch is not None:
+                envelope.prefetch.fetch_async = resolved.is_async
         except SchedAccelError as exc:
             _log.event("WARNING", "fetch_unresolved", f"{exc}; per-item calls are not counted", target=target.name)
         except Exception as exc:  # pragma: no cover - defensive
             _log.internal_error(f"patching the per-item call of {target.name}", exc)
+
+    boot.watcher.watch(spec.module, wrap)
+
+
+def _patch_returned_by(target: Target, envelope: LoopEnvelope, patch: Patch) -> None:
+    """Wrap the call whose return value holds the items (``items = "returned-by:..."``)."""
+    assert isinstance(target.items, str)
+    spec = TargetSpec.parse(target.items.removeprefix("returned-by:"), allow_path=False)
+    assert spec.module is not None
+
+    def wrap(module: ModuleType) -> None:
+        try:
+            resolved = spec.resolve(module)
+            capture = SourceCapture(envelope, resolved.is_async)
+            apply(patch, resolved.owner, resolved.attribute, capture, capture.enabled)
+        except SchedAccelError as exc:
+            _log.event("ERROR", "items_unresolved", f"{exc}; the loop runs without prefetching", target=target.name)
+        except Exception as exc:  # pragma: no cover - defensive
+            _log.internal_error(f"patching the item source of {target.name}", exc)
 
     boot.watcher.watch(spec.module, wrap)

@@ -35,7 +35,14 @@ _TOP_KEYS = {
 _TARGET_KEYS = {
     "loop": '"module:qualname" (or "path/to/script.py:qualname") of the function whose body is the loop',
     "fetch": '"module:qualname" of the slow per-item call made inside the loop',
-    "items": "where the items come from: a parameter name or position of the loop",
+    "items": (
+        'where the items come from: a parameter name or position of the loop, "module:NAME" (a module-level '
+        'object), or "returned-by:module:qualname" (a call made inside the loop)'
+    ),
+    "args": 'prefetch mode: the per-item call\'s arguments made from each item, e.g. ["item.chain", "item.address"]',
+    "window": "prefetch mode: how many calls may run ahead of the loop, an integer >= 1 (default 2 x concurrency, at least 16)",
+    "timeout": "prefetch mode: seconds a per-item call may take before TimeoutError is raised in the loop, a number > 0",
+    "skip_sleeps": "prefetch mode: true to skip the loop's own pacing sleeps (time.sleep) while it is accelerated",
     "replacement": '"module:qualname" of a user-written parallel version (replace mode)',
     "mode": '"replace" or "prefetch"; by default replace when `replacement` is set',
     "on_error": '"fallback" (run the original) or "propagate" (raise), for replace mode',
@@ -54,6 +61,10 @@ class Target:
     items: str | int | None = None
     replacement: TargetSpec | None = None
     on_error: OnError = "fallback"
+    args: tuple[str, ...] = ()
+    window: int | None = None
+    timeout: float | None = None
+    skip_sleeps: bool = False
 
     @property
     def name(self) -> str:
@@ -251,8 +262,21 @@ class _Validator:
                 f"or {self.prefix}targets.replacement (replace mode: your parallel version)"
             )
         items = entry.get("items")
-        if items is not None and (isinstance(items, bool) or not isinstance(items, str | int) or items == ""):
+        if items is not None and not _valid_items(items):
             self.fail(where, "targets.items", items, _TARGET_KEYS["items"])
+        if mode == "prefetch" and items is None and "items" not in entry:
+            self.errors.append(f"{where}prefetch mode needs {self.prefix}targets.items: {_TARGET_KEYS['items']}")
+        args = entry.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) and _valid_item_path(a) for a in args):
+            self.fail(where, "targets.args", args, _TARGET_KEYS["args"])
+            args = []
+        window = self._positive_int(where, entry, "window", 1, "targets.") if "window" in entry else None
+        timeout = entry.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0):
+            self.fail(where, "targets.timeout", timeout, _TARGET_KEYS["timeout"])
+        skip_sleeps = entry.get("skip_sleeps", False)
+        if not isinstance(skip_sleeps, bool):
+            self.fail(where, "targets.skip_sleeps", skip_sleeps, "true or false")
         on_error = entry.get("on_error", "fallback")
         if on_error not in ("fallback", "propagate"):
             self.fail(where, "targets.on_error", on_error, _TARGET_KEYS["on_error"])
@@ -271,6 +295,10 @@ class _Validator:
             items=items,
             replacement=replacement,
             on_error=on_error,
+            args=tuple(args),
+            window=window,
+            timeout=float(timeout) if timeout is not None else None,
+            skip_sleeps=bool(skip_sleeps),
         )
 
 
@@ -278,3 +306,25 @@ def _with_concurrency(target: Target, concurrency: int) -> Target:
     from dataclasses import replace
 
     return replace(target, concurrency=concurrency)
+
+
+def _valid_items(items: object) -> bool:
+    if isinstance(items, bool):
+        return False
+    if isinstance(items, int):
+        return items >= 0
+    if not isinstance(items, str) or not items:
+        return False
+    spec = items.removeprefix("returned-by:")
+    if ":" in spec:
+        try:
+            TargetSpec.parse(spec, allow_path=False)
+        except ValueError:
+            return False
+        return True
+    return items.isidentifier()
+
+
+def _valid_item_path(path: str) -> bool:
+    parts = path.split(".")
+    return parts[0] == "item" and all(parts[1:])

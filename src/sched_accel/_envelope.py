@@ -22,10 +22,11 @@ from typing import Any
 from ._config import Target
 from ._exceptions import SchedAccelError, TargetError
 from ._log import event, internal_error
+from ._prefetch_mode import PrefetchMode
 from ._switch import Breaker
 from ._targets import Resolved
 
-__all__ = ["FetchCounter", "LoopEnvelope", "Run"]
+__all__ = ["LoopEnvelope", "Run"]
 
 
 class Run:
@@ -60,6 +61,7 @@ class LoopEnvelope:
         self._runs: list[Run] = []
         self._replacement: Callable[..., Any] | None = None
         self._signature: inspect.Signature | None = None
+        self.prefetch = PrefetchMode(self) if target.mode == "prefetch" else None
 
     # -- what the per-item counter asks -------------------------------------------------
     def current_run(self) -> Run | None:
@@ -69,6 +71,10 @@ class LoopEnvelope:
 
     # -- the wrapper --------------------------------------------------------------------
     def __call__(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.prefetch is not None:
+            if self.resolved.is_async:
+                return self.prefetch.call_async(wrapped, args, kwargs)
+            return self.prefetch.call(wrapped, args, kwargs)
         if self.resolved.is_async:
             return self._call_async(wrapped, instance, args, kwargs)
         try:
@@ -213,39 +219,3 @@ class LoopEnvelope:
             except TypeError:
                 value = None
         return len(value) if isinstance(value, Sized) else None
-
-
-class FetchCounter:
-    """The wrapper installed on the per-item call: counts calls made during a run."""
-
-    def __init__(self, envelope: LoopEnvelope) -> None:
-        self.envelope = envelope
-
-    def enabled(self) -> bool:
-        """Only while a run of the loop is in progress; otherwise the call is untouched."""
-        return self.envelope.current_run() is not None
-
-    def __call__(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        run = self.envelope.current_run()
-        if inspect.iscoroutinefunction(wrapped):
-            return self._count_async(run, wrapped(*args, **kwargs))
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException:
-            if run is not None:
-                run.count(False)
-            raise
-        if run is not None:
-            run.count(True)
-        return result
-
-    async def _count_async(self, run: Run | None, awaitable: Awaitable[Any]) -> Any:
-        try:
-            result = await awaitable
-        except BaseException:
-            if run is not None:
-                run.count(False)
-            raise
-        if run is not None:
-            run.count(True)
-        return result

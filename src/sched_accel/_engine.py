@@ -1,0 +1,258 @@
+"""The engine: a bounded, ordered, streaming concurrent map, for threads and for anyio.
+
+Work is a stream of :class:`Slot` objects, each one call. ``concurrency`` workers (threads,
+or tasks on the running event loop) take slots in the order they were submitted and run
+them; whoever submitted a slot waits for it alone. Nothing is created per item but the
+slot itself, and the submitter never runs more than ``window`` slots ahead of what it has
+consumed, so memory is O(window), never O(N).
+
+``map`` and ``amap`` are the public face, for replace-mode authors; prefetch mode drives
+the same workers from inside the patched loop.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+__all__ = ["AsyncWorkers", "Slot", "ThreadWorkers", "amap", "check_positive", "map"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_PENDING: Any = object()
+
+
+def check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
+    """Raise ValueError naming the argument unless ``value`` is a positive number."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or value != value:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+class Slot(Generic[R]):
+    """One call and, once run, its value or its exception."""
+
+    __slots__ = ("args", "cancelled", "done", "error", "fn", "item", "kwargs", "value")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], item: Any = None) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.item = item
+        self.value: Any = _PENDING
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self.done: Any = None  # a held lock (threads) or an anyio.Event (async)
+
+    def run(self) -> None:
+        """Run the call, keeping its value or exception (for a worker)."""
+        try:
+            self.value = self.fn(*self.args, **self.kwargs)
+        except BaseException as exc:  # kept, re-raised where the call is consumed
+            self.error = exc
+
+    def outcome(self) -> R:
+        """The value, or raise the exception, exactly as the call itself would have."""
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[no-any-return]
+
+
+class ThreadWorkers:
+    """``concurrency`` daemon threads running submitted slots in order; started lazily."""
+
+    def __init__(self, concurrency: int, *, name: str = "sched_accel") -> None:
+        check_positive("concurrency", concurrency, allow_none=False)
+        self.concurrency = int(concurrency)
+        self.name = name
+        self._queue: queue.SimpleQueue[Slot[Any] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def submit(self, slot: Slot[Any]) -> Slot[Any]:
+        """Queue a slot; a worker thread runs it. Wait with :meth:`wait`."""
+        done = threading.Lock()
+        done.acquire()
+        slot.done = done
+        if len(self._threads) < self.concurrency:
+            thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        self._queue.put(slot)
+        return slot
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            slot = get()
+            if slot is None:
+                return
+            if not slot.cancelled:
+                slot.run()
+            slot.done.release()
+
+    @staticmethod
+    def wait(slot: Slot[R], timeout: float | None = None) -> R:
+        """Block until the slot ran, then return its value or raise its exception.
+
+        Raises :class:`TimeoutError` after ``timeout`` seconds (the call itself runs on).
+        """
+        if not slot.done.acquire(timeout=-1 if timeout is None else timeout):
+            slot.cancelled = True
+            raise TimeoutError(f"the call did not finish within {timeout:g} s")
+        slot.done.release()
+        return slot.outcome()
+
+    def close(self) -> None:
+        """Let the workers finish what they hold and stop; queued slots are skipped."""
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._threads:
+            self._queue.put(None)
+
+
+def map(  # noqa: A001 - the name says what it does, like the builtin
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    concurrency: int,
+    window: int | None = None,
+    timeout: float | None = None,
+) -> Iterator[R]:
+    """``fn(item)`` for each item, ``concurrency`` at a time in threads, yielded in input order.
+
+    Items are pulled lazily, at most ``window`` (default ``2 * concurrency``) ahead of the
+    consumer. An item whose call raised raises at its place in the output; the items after
+    it are not started once the iterator is closed. ``timeout`` bounds each call
+    (:class:`TimeoutError`).
+    """
+    check_positive("concurrency", concurrency, allow_none=False)
+    check_positive("window", window)
+    check_positive("timeout", timeout)
+    return _map(fn, items, int(concurrency), int(window or 2 * concurrency), timeout)
+
+
+def _map(fn: Callable[[T], R], items: Iterable[T], concurrency: int, window: int, timeout: float | None) -> Iterator[R]:
+    workers = ThreadWorkers(concurrency, name="sched_accel-map")
+    pending: deque[Slot[R]] = deque()
+    source = iter(items)
+    empty: dict[str, Any] = {}
+    try:
+        for item in source:
+            pending.append(workers.submit(Slot(fn, (item,), empty)))
+            if len(pending) >= window:
+                break
+        while pending:
+            slot = pending.popleft()
+            for item in source:
+                pending.append(workers.submit(Slot(fn, (item,), empty)))
+                break
+            yield workers.wait(slot, timeout)
+    finally:
+        for slot in pending:
+            slot.cancelled = True
+        workers.close()
+
+
+class AsyncWorkers:
+    """``concurrency`` tasks in a task group, awaiting submitted slots in order."""
+
+    def __init__(self, task_group: TaskGroup, concurrency: int) -> None:
+        check_positive("concurrency", concurrency, allow_none=False)
+        self.concurrency = int(concurrency)
+        self._group = task_group
+        self._send, self._receive = anyio.create_memory_object_stream[Slot[Any]](math.inf)
+        self._started = 0
+
+    def submit(self, slot: Slot[Any]) -> Slot[Any]:
+        """Queue a slot whose ``fn`` returns an awaitable; a worker task awaits it."""
+        slot.done = anyio.Event()
+        self._send.send_nowait(slot)
+        if self._started < self.concurrency:
+            self._started += 1
+            self._group.start_soon(self._work)
+        return slot
+
+    async def _work(self) -> None:
+        async for slot in self._receive:
+            if not slot.cancelled:
+                try:
+                    slot.value = await slot.fn(*slot.args, **slot.kwargs)
+                except Exception as exc:
+                    slot.error = exc
+            slot.done.set()
+
+    def close(self) -> None:
+        """No more slots: the workers stop once the queued ones are done."""
+        self._send.close()
+
+    @staticmethod
+    async def wait(slot: Slot[R], timeout: float | None = None) -> R:
+        """Wait until the slot ran, then return its value or raise its exception."""
+        if timeout is None:
+            await slot.done.wait()
+        else:
+            with anyio.move_on_after(timeout):
+                await slot.done.wait()
+            if not slot.done.is_set():
+                slot.cancelled = True
+                raise TimeoutError(f"the call did not finish within {timeout:g} s")
+        return slot.outcome()
+
+
+@asynccontextmanager
+async def amap(
+    fn: Callable[[T], Awaitable[R]],
+    items: Iterable[T],
+    *,
+    concurrency: int,
+    window: int | None = None,
+    timeout: float | None = None,
+) -> AsyncIterator[AsyncIterator[R]]:
+    """``async with amap(fn, items, concurrency=8) as results: async for r in results``.
+
+    ``await fn(item)`` for each item, ``concurrency`` at a time on the running event loop
+    (asyncio or trio), yielded in input order, at most ``window`` ahead of the consumer.
+    """
+    check_positive("concurrency", concurrency, allow_none=False)
+    check_positive("window", window)
+    check_positive("timeout", timeout)
+    limit = int(window or 2 * concurrency)
+    async with anyio.create_task_group() as group:
+        workers = AsyncWorkers(group, concurrency)
+
+        async def results() -> AsyncIterator[R]:
+            pending: deque[Slot[R]] = deque()
+            source = iter(items)
+            empty: dict[str, Any] = {}
+            for item in source:
+                pending.append(workers.submit(Slot(fn, (item,), empty)))
+                if len(pending) >= limit:
+                    break
+            while pending:
+                slot = pending.popleft()
+                for item in source:
+                    pending.append(workers.submit(Slot(fn, (item,), empty)))
+                    break
+                yield await workers.wait(slot, timeout)
+
+        try:
+            yield results()
+        finally:
+            group.cancel_scope.cancel()
+
+
+def ideal_seconds(items: int, latency: float, concurrency: int) -> float:
+    """ceil(N / C) * L: the time N calls of latency L take at concurrency C."""
+    return math.ceil(items / concurrency) * latency

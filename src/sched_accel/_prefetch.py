@@ -1,0 +1,286 @@
+"""Prefetch mode: the loop's per-item calls run ahead of it, the loop itself runs unchanged.
+
+While a patched loop runs, a :class:`PrefetchRun` holds its item source. At the loop's
+first call of the per-item function it learns the call's shape (which argument is the
+item, the bound instance, the other arguments), then keeps up to ``window`` predicted
+calls in flight on the workers. Each real call of the loop is matched, in order, to its
+predicted call and answered with that call's value, or its exception raised right there.
+A call that matches nothing runs directly, as before (a miss). Predicted calls for items
+the loop skipped are counted as wasted. Each predicted call runs once; a real call is
+either served or run directly, never both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from ._engine import Slot
+
+__all__ = ["CURRENT", "CallShape", "PrefetchRun", "item_path"]
+
+#: The prefetch run of the loop executing in this thread or task, if any.
+CURRENT: ContextVar[PrefetchRun | None] = ContextVar("sched_accel_prefetch_run", default=None)
+
+#: Calls faster than this on average (after the first few) are cheaper than our own
+#: bookkeeping: the run steps aside and lets the loop call directly.
+STEP_ASIDE_SECONDS = 0.0002
+STEP_ASIDE_AFTER = 16
+#: Real calls whose item could not be found before inference gives up.
+INFER_ATTEMPTS = 3
+
+_NOT_FOUND: Any = object()
+
+
+def item_path(path: str) -> Callable[[Any], Any]:
+    """``"item"``, ``"item.chain"``, ``"item.0"``: attribute, key or index lookups on an item.
+
+    No code is evaluated: each dotted part is an attribute name, a mapping key or an index.
+    """
+    parts = path.split(".")
+    if parts[0] != "item" or not all(parts[1:]):
+        raise ValueError(f"{path!r}: an item path starts with 'item', like 'item' or 'item.address'")
+    steps = parts[1:]
+
+    def get(item: Any) -> Any:
+        value = item
+        for step in steps:
+            if isinstance(value, dict):
+                value = value[step]
+            elif step.isdigit() and isinstance(value, list | tuple):
+                value = value[int(step)]
+            else:
+                value = getattr(value, step)
+        return value
+
+    return get
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+class CallShape:
+    """How the loop calls the per-item function: the bound callable, the other arguments,
+    and where the item goes (``position`` in args, or keyword ``keyword``), or a builder
+    that makes the arguments from the item (declared ``args``)."""
+
+    __slots__ = ("args", "builder", "call", "instance", "keyword", "kwargs", "position")
+
+    def __init__(
+        self,
+        call: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        position: int | None = None,
+        keyword: str | None = None,
+        builder: Callable[[Any], tuple[Any, ...]] | None = None,
+    ) -> None:
+        self.call = call
+        self.instance = instance
+        self.args = args
+        self.kwargs = kwargs
+        self.position = position
+        self.keyword = keyword
+        self.builder = builder
+
+    def arguments(self, item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments of the call the loop will make for ``item``."""
+        if self.builder is not None:
+            return self.builder(item), self.kwargs
+        if self.position is not None:
+            args = list(self.args)
+            args[self.position] = item
+            return tuple(args), self.kwargs
+        assert self.keyword is not None
+        return self.args, {**self.kwargs, self.keyword: item}
+
+    def matches(self, slot: Slot[Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether a real call is the one ``slot`` predicted (same instance, same arguments)."""
+        if instance is not self.instance or len(args) != len(slot.args) or kwargs.keys() != slot.kwargs.keys():
+            return False
+        return all(_same(a, b) for a, b in zip(args, slot.args, strict=True)) and all(
+            _same(kwargs[k], slot.kwargs[k]) for k in kwargs
+        )
+
+
+class PrefetchRun:
+    """One run of a patched loop: predicts, schedules and serves its per-item calls.
+
+    ``submit(slot)`` hands a slot to the workers (threads or tasks). Everything here runs
+    in the loop's own thread or task, so it needs no lock.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: Iterator[Any] | None,
+        submit: Callable[[Slot[Any]], Slot[Any]],
+        *,
+        window: int,
+        builder: Callable[[Any], tuple[Any, ...]] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        owner: object = None,
+    ) -> None:
+        self.name = name
+        self.owner = owner
+        self.source = source
+        self.submit = submit
+        self.window = window
+        self.builder = builder
+        self.clock = clock
+        self.shape: CallShape | None = None
+        self.pending: deque[Slot[Any]] = deque()
+        self.lookahead: deque[Any] = deque()
+        self.active = source is not None
+        self.stepped_aside = False
+        self.attempts = 0
+        self.hits = self.misses = self.wasted = self.direct = 0
+        self.ok = self.failed = 0
+        self.started = clock()
+        self._timed = 0
+        self._time_sum = 0.0
+
+    # -- the source ---------------------------------------------------------------------
+    def set_source(self, source: Iterator[Any]) -> None:
+        """The items became known inside the loop (``returned-by``)."""
+        if self.source is None and self.shape is None:
+            self.source = source
+            self.active = True
+
+    def _pull(self) -> Any:
+        if self.lookahead:
+            return self.lookahead.popleft()
+        assert self.source is not None
+        return next(self.source, _NOT_FOUND)
+
+    def _fill(self) -> None:
+        shape = self.shape
+        assert shape is not None
+        while len(self.pending) < self.window:
+            item = self._pull()
+            if item is _NOT_FOUND:
+                self.active = bool(self.pending)
+                return
+            args, kwargs = shape.arguments(item)
+            self.pending.append(self.submit(Slot(self._timed_call(shape.call), args, kwargs, item)))
+
+    def _timed_call(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        if self._timed >= STEP_ASIDE_AFTER:
+            return call
+        clock = self.clock
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = clock()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self._timed += 1
+                self._time_sum += clock() - started
+
+        return timed
+
+    # -- serving ------------------------------------------------------------------------
+    def serve(self, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Slot[Any] | None:
+        """The slot answering this real call, or None: call directly (a miss)."""
+        if not self.active:
+            self.misses += 1
+            return None
+        if self.shape is None and not self._infer(call, instance, args, kwargs):
+            self.misses += 1
+            return None
+        shape = self.shape
+        assert shape is not None
+        self._maybe_step_aside()
+        if not self.stepped_aside:
+            self._fill()
+        elif not self.pending:
+            self.direct += 1
+            return None
+        for index, slot in enumerate(self.pending):
+            if shape.matches(slot, instance, args, kwargs):
+                for _ in range(index):  # the loop skipped these items
+                    skipped = self.pending.popleft()
+                    skipped.cancelled = True
+                    self.wasted += 1
+                self.pending.popleft()
+                self.hits += 1
+                return slot
+        self.misses += 1
+        return None
+
+    def _infer(self, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Learn the call's shape from the loop's first call of the per-item function.
+
+        The item is found among the next ``window`` items of the source, by identity in the
+        call's arguments (or, with declared ``args``, by the arguments built from it). Items
+        before it were skipped by the loop and are never fetched.
+        """
+        self.attempts += 1
+        while self.source is not None and len(self.lookahead) < self.window:
+            item = next(self.source, _NOT_FOUND)
+            if item is _NOT_FOUND:
+                break
+            self.lookahead.append(item)
+        for index, item in enumerate(self.lookahead):
+            shape = self._shape_for(item, call, instance, args, kwargs)
+            if shape is not None:
+                self.shape = shape
+                for _ in range(index):
+                    self.lookahead.popleft()
+                return True
+        if self.attempts >= INFER_ATTEMPTS:
+            self.active = False
+        return False
+
+    def _shape_for(
+        self, item: Any, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> CallShape | None:
+        if self.builder is not None:
+            try:
+                built = self.builder(item)
+            except Exception:
+                return None
+            if len(built) == len(args) and all(_same(a, b) for a, b in zip(built, args, strict=True)):
+                return CallShape(call, instance, (), kwargs, builder=self.builder)
+            return None
+        for position, value in enumerate(args):
+            if value is item:
+                return CallShape(call, instance, args, kwargs, position=position)
+        for keyword, value in kwargs.items():
+            if value is item:
+                rest = {k: v for k, v in kwargs.items() if k != keyword}
+                return CallShape(call, instance, args, rest, keyword=keyword)
+        return None
+
+    def _maybe_step_aside(self) -> None:
+        if self.stepped_aside or self._timed < STEP_ASIDE_AFTER:
+            return
+        if self._time_sum / self._timed < STEP_ASIDE_SECONDS:
+            self.stepped_aside = True
+
+    def count(self, ok: bool) -> None:
+        """A real call finished (served or direct)."""
+        if ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+
+    def close(self) -> None:
+        """The loop ended: predicted calls it never asked for are cancelled (or wasted)."""
+        while self.pending:
+            slot = self.pending.popleft()
+            slot.cancelled = True
+            self.wasted += 1
+        self.lookahead.clear()
+        self.active = False

@@ -1,0 +1,309 @@
+"""Running a loop in prefetch mode, and the wrapper on its per-item call.
+
+:class:`PrefetchMode` runs the ORIGINAL loop, once, in the caller's thread or task, with a
+:class:`~sched_accel._prefetch.PrefetchRun` current for it. :class:`FetchInterceptor`
+(installed on the per-item function) serves the loop's calls from that run, counts them,
+and lets every other call through untouched.
+
+Workers: a sync per-item function runs in worker threads (an explicit bound, not anyio's
+default of 40), whether the loop is sync or async; an async one runs in tasks of a task
+group on the loop's own event loop (asyncio or trio, through anyio).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._engine import AsyncWorkers, Slot, ThreadWorkers
+from ._log import event, internal_error
+from ._prefetch import CURRENT, PrefetchRun, item_path
+
+if TYPE_CHECKING:
+    from ._envelope import LoopEnvelope
+
+__all__ = ["FetchInterceptor", "PrefetchMode", "SourceCapture"]
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+class PrefetchMode:
+    """Runs one patched loop with its per-item calls prefetched."""
+
+    def __init__(self, envelope: LoopEnvelope) -> None:
+        self.envelope = envelope
+        self.target = envelope.target
+        self.fetch_async: bool | None = None  # known once the per-item function is patched
+        self._signature: inspect.Signature | None = None
+        paths = self.target.args
+        self.builder: Callable[[Any], Args] | None = None
+        if paths:
+            getters = [item_path(p) for p in paths]
+            self.builder = lambda item: tuple(get(item) for get in getters)
+
+    @property
+    def window(self) -> int:
+        return self.target.window or max(2 * self.target.concurrency, 16)
+
+    # -- where the items come from ------------------------------------------------------------
+    def _bind_items(self, call: Callable[..., Any], args: Args, kwargs: Kwargs) -> tuple[Iterator[Any] | None, Args, Kwargs]:
+        """The item source for this run, and the loop's arguments (a generator argument is
+        split with ``itertools.tee``, so that the loop still sees every item)."""
+        where = self.target.items
+        if where is None or (isinstance(where, str) and where.startswith("returned-by:")):
+            return None, args, kwargs
+        if isinstance(where, str) and ":" in where:
+            module, _, name = where.partition(":")
+            value = importlib.import_module(module)
+            for part in name.split("."):
+                value = getattr(value, part)
+            return _independent(value), args, kwargs
+        if isinstance(where, int):
+            if where >= len(args):
+                return None, args, kwargs
+            value = args[where]
+            source, mine = _split(value)
+            if mine is not value:
+                args = (*args[:where], mine, *args[where + 1 :])
+            return source, args, kwargs
+        if where in kwargs:
+            source, mine = _split(kwargs[where])
+            return source, args, {**kwargs, where: mine}
+        if self._signature is None:
+            self._signature = inspect.signature(call)
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError:
+            return None, args, kwargs  # the loop itself will raise the TypeError
+        if where not in bound.arguments:
+            return None, args, kwargs
+        source, mine = _split(bound.arguments[where])
+        if mine is not bound.arguments[where]:
+            bound.arguments[where] = mine
+            args, kwargs = bound.args, bound.kwargs
+        return source, args, kwargs
+
+    def _new_run(self, submit: Callable[[Slot[Any]], Slot[Any]], source: Iterator[Any] | None) -> PrefetchRun:
+        return PrefetchRun(
+            self.target.name, source, submit, window=self.window, builder=self.builder, owner=self.envelope
+        )
+
+    # -- the loop, sync -----------------------------------------------------------------------
+    def call(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        """Run the original sync loop with its per-item calls prefetched."""
+        try:
+            if self.fetch_async is None:
+                raise RuntimeError(f"the per-item function {self.target.fetch and self.target.fetch.text} is not patched")
+            source, args, kwargs = self._bind_items(wrapped, args, kwargs)
+            workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}")
+            run = self._new_run(workers.submit, source)
+            token = CURRENT.set(run)
+        except Exception as exc:
+            internal_error(f"starting {self.target.name}", exc)
+            return wrapped(*args, **kwargs)
+        outcome = "raised"
+        try:
+            result = wrapped(*args, **kwargs)
+            outcome = "ok"
+            return result
+        finally:
+            CURRENT.reset(token)
+            run.close()
+            workers.close()
+            self._report(run, outcome)
+
+    # -- the loop, async ----------------------------------------------------------------------
+    async def call_async(self, wrapped: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs) -> Any:
+        """Run the original async loop with its per-item calls prefetched."""
+        if self.fetch_async is False:
+            return await self._call_async_threads(wrapped, args, kwargs)
+        try:
+            if self.fetch_async is None:
+                raise RuntimeError(f"the per-item function {self.target.fetch and self.target.fetch.text} is not patched")
+            source, args, kwargs = self._bind_items(wrapped, args, kwargs)
+        except Exception as exc:
+            internal_error(f"starting {self.target.name}", exc)
+            return await wrapped(*args, **kwargs)
+        outcome = "raised"
+        async with anyio.create_task_group() as group:
+            workers = AsyncWorkers(group, self.target.concurrency)
+            run = self._new_run(workers.submit, source)
+            token = CURRENT.set(run)
+            try:
+                result = await wrapped(*args, **kwargs)
+                outcome = "ok"
+            finally:
+                CURRENT.reset(token)
+                run.close()
+                workers.close()
+                group.cancel_scope.cancel()
+                self._report(run, outcome)
+        return result
+
+    async def _call_async_threads(self, wrapped: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs) -> Any:
+        try:
+            source, args, kwargs = self._bind_items(wrapped, args, kwargs)
+            workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}")
+            run = self._new_run(workers.submit, source)
+            token = CURRENT.set(run)
+        except Exception as exc:
+            internal_error(f"starting {self.target.name}", exc)
+            return await wrapped(*args, **kwargs)
+        outcome = "raised"
+        try:
+            result = await wrapped(*args, **kwargs)
+            outcome = "ok"
+            return result
+        finally:
+            CURRENT.reset(token)
+            run.close()
+            workers.close()
+            self._report(run, outcome)
+
+    def _report(self, run: PrefetchRun, outcome: str) -> None:
+        event(
+            "INFO" if outcome == "ok" else "WARNING",
+            "run",
+            target=self.target.name,
+            mode="prefetch",
+            outcome=outcome,
+            items=run.hits + run.misses + run.direct,
+            ok=run.ok,
+            failed=run.failed,
+            seconds=f"{time.perf_counter() - run.started:.3f}",
+            concurrency=self.target.concurrency,
+            prefetched=run.hits,
+            missed=run.misses,
+            wasted=run.wasted,
+            **({"stepped_aside": "yes"} if run.stepped_aside else {}),
+        )
+
+
+def _independent(value: Any) -> Iterator[Any] | None:
+    """An iterator over ``value`` that leaves the loop's own iteration untouched, or None."""
+    if isinstance(value, Iterator):
+        return None  # cannot be read twice, and we cannot hand the loop a copy
+    if isinstance(value, Iterable):
+        return iter(value)
+    return None
+
+
+def _split(value: Any) -> tuple[Iterator[Any] | None, Any]:
+    """(our source, what the loop gets): a tee'd pair for a one-shot iterator."""
+    if isinstance(value, Iterator):
+        mine, theirs = itertools.tee(value)
+        return mine, theirs
+    if isinstance(value, Sequence | Iterable) and not isinstance(value, str | bytes):
+        return iter(value), value
+    return None, value
+
+
+class FetchInterceptor:
+    """The wrapper on the per-item function: serves prefetched calls and counts calls."""
+
+    def __init__(self, envelope: LoopEnvelope, is_async: bool) -> None:
+        self.envelope = envelope
+        self.is_async = is_async
+        self.timeout = envelope.target.timeout
+
+    def enabled(self) -> bool:
+        """Only while a run of this target's loop is in progress."""
+        return CURRENT.get() is not None or self.envelope.current_run() is not None
+
+    def __call__(self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        run = CURRENT.get()
+        if run is None or run.owner is not self.envelope:
+            return self._count_only(wrapped, args, kwargs)
+        try:
+            slot = run.serve(wrapped, instance, args, kwargs)
+        except Exception as exc:  # ours: stop predicting, the call runs as before
+            run.active = False
+            internal_error(f"prefetching for {self.envelope.target.name}", exc)
+            slot = None
+        if self.is_async:
+            return self._serve_async(run, slot, wrapped, args, kwargs)
+        try:
+            value = ThreadWorkers.wait(slot, self.timeout) if slot is not None else wrapped(*args, **kwargs)
+        except BaseException:
+            run.count(False)
+            raise
+        run.count(True)
+        return value
+
+    async def _serve_async(self, run: PrefetchRun, slot: Slot[Any] | None, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        try:
+            if slot is None:
+                value = await wrapped(*args, **kwargs)
+            elif isinstance(slot.done, anyio.Event):
+                value = await AsyncWorkers.wait(slot, self.timeout)
+            else:
+                value = ThreadWorkers.wait(slot, self.timeout)
+        except BaseException:
+            run.count(False)
+            raise
+        run.count(True)
+        return value
+
+    def _count_only(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        run = self.envelope.current_run()
+        if self.is_async:
+            return self._count_async(run, wrapped(*args, **kwargs))
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException:
+            if run is not None:
+                run.count(False)
+            raise
+        if run is not None:
+            run.count(True)
+        return result
+
+    async def _count_async(self, run: Any, awaitable: Awaitable[Any]) -> Any:
+        try:
+            result = await awaitable
+        except BaseException:
+            if run is not None:
+                run.count(False)
+            raise
+        if run is not None:
+            run.count(True)
+        return result
+
+
+class SourceCapture:
+    """The wrapper on a ``returned-by`` call: its value becomes the run's item source."""
+
+    def __init__(self, envelope: LoopEnvelope, is_async: bool) -> None:
+        self.envelope = envelope
+        self.is_async = is_async
+
+    def enabled(self) -> bool:
+        """Only while a prefetch run is in progress."""
+        return CURRENT.get() is not None
+
+    def __call__(self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        if self.is_async:
+            return self._capture_async(wrapped(*args, **kwargs))
+        return self._capture(wrapped(*args, **kwargs))
+
+    def _capture(self, value: Any) -> Any:
+        run = CURRENT.get()
+        if run is None or run.owner is not self.envelope or run.source is not None:
+            return value
+        try:
+            source, value = _split(value)
+            if source is not None:
+                run.set_source(source)
+        except Exception as exc:  # ours: the loop gets the value untouched
+            internal_error(f"reading the items of {self.envelope.target.name}", exc)
+        return value
+
+    async def _capture_async(self, awaitable: Awaitable[Any]) -> Any:
+        return self._capture(await awaitable)
