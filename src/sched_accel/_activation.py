@@ -23,7 +23,7 @@ from ._envelope import LoopEnvelope
 from ._prefetch_mode import FetchInterceptor, SourceCapture
 from ._targets import TargetSpec
 from ._exceptions import SchedAccelError
-from ._patching import Patch, aliases, apply
+from ._patching import Patch, aliases, apply, existing
 from ._switch import Breaker, Switch
 
 __all__ = ["activate_from_boot", "install", "installed", "is_active", "patched_targets", "uninstall"]
@@ -187,8 +187,12 @@ def _patch_fetch(target: Target, envelope: LoopEnvelope, loop_module: ModuleType
     def wrap(module: ModuleType) -> None:
         try:
             resolved = spec.resolve(module)
-            counter = FetchInterceptor(envelope, resolved.is_async)
-            apply(patch, resolved.owner, resolved.attribute, counter, counter.enabled)
+            # One interceptor per per-item function, serving every target that declares it.
+            counter = existing(resolved.owner, resolved.attribute)
+            if not isinstance(counter, FetchInterceptor):
+                counter = FetchInterceptor(resolved.is_async)
+                apply(patch, resolved.owner, resolved.attribute, counter, counter.enabled)
+            counter.add(envelope)
             if resolved.kind == "function":
                 for alias in aliases(loop_module, resolved.function, skip=resolved.attribute if module is loop_module else None):
                     apply(patch, loop_module, alias, counter, counter.enabled)

@@ -42,7 +42,7 @@ def check_positive(name: str, value: float | None, *, allow_none: bool = True) -
 class Slot(Generic[R]):
     """One call and, once run, its value or its exception."""
 
-    __slots__ = ("args", "cancelled", "done", "error", "fn", "item", "kwargs", "value")
+    __slots__ = ("args", "cancelled", "done", "error", "fn", "item", "kwargs", "started", "value")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], item: Any = None) -> None:
         self.fn = fn
@@ -52,10 +52,12 @@ class Slot(Generic[R]):
         self.value: Any = _PENDING
         self.error: BaseException | None = None
         self.cancelled = False
+        self.started = False
         self.done: Any = None  # a held lock (threads) or an anyio.Event (async)
 
     def run(self) -> None:
         """Run the call, keeping its value or exception (for a worker)."""
+        self.started = True
         try:
             self.value = self.fn(*self.args, **self.kwargs)
         except BaseException as exc:  # kept, re-raised where the call is consumed
@@ -187,6 +189,7 @@ class AsyncWorkers:
     async def _work(self) -> None:
         async for slot in self._receive:
             if not slot.cancelled:
+                slot.started = True
                 try:
                     slot.value = await slot.fn(*slot.args, **slot.kwargs)
                 except Exception as exc:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-__all__ = ["Patch", "apply", "is_ours"]
+__all__ = ["Patch", "aliases", "apply", "existing", "is_ours"]
 
 
 @dataclass(slots=True)
@@ -69,6 +69,18 @@ def apply(
     handle = wrapt.wrap_object(owner, attribute, _wrapper_type(), (wrapper, enabled))
     patch.installed.append((owner, attribute, handle))
     return handle
+
+
+def existing(owner: Any, attribute: str) -> Any:
+    """The wrapper function of our wrapper at ``owner.attribute``, if one is there."""
+    import wrapt
+
+    current = owner.__dict__.get(attribute) if hasattr(owner, "__dict__") else getattr(owner, attribute, None)
+    if current is None:
+        return None
+    kind = _wrapper_type()
+    found = wrapt.find_wrapper(current, predicate=lambda entry: type(entry) is kind)
+    return None if found is None else found._self_wrapper
 
 
 def aliases(module: ModuleType, original: object, *, skip: str | None = None) -> list[str]:

@@ -131,9 +131,13 @@ class PrefetchRun:
         builder: Callable[[Any], tuple[Any, ...]] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         owner: object = None,
+        timeout: float | None = None,
+        is_async: bool = False,
     ) -> None:
         self.name = name
         self.owner = owner
+        self.timeout = timeout
+        self.is_async = is_async
         self.source = source
         self.submit = submit
         self.window = window
@@ -176,17 +180,32 @@ class PrefetchRun:
             self.pending.append(self.submit(Slot(self._timed_call(shape.call), args, kwargs, item)))
 
     def _timed_call(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        """The first few calls are timed, to see whether prefetching pays (step aside)."""
         if self._timed >= STEP_ASIDE_AFTER:
             return call
         clock = self.clock
+
+        def done(started: float) -> None:
+            self._timed += 1
+            self._time_sum += clock() - started
+
+        if self.is_async:
+
+            async def timed_async(*args: Any, **kwargs: Any) -> Any:
+                started = clock()
+                try:
+                    return await call(*args, **kwargs)
+                finally:
+                    done(started)
+
+            return timed_async
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = clock()
             try:
                 return call(*args, **kwargs)
             finally:
-                self._timed += 1
-                self._time_sum += clock() - started
+                done(started)
 
         return timed
 
@@ -210,9 +229,7 @@ class PrefetchRun:
         for index, slot in enumerate(self.pending):
             if shape.matches(slot, instance, args, kwargs):
                 for _ in range(index):  # the loop skipped these items
-                    skipped = self.pending.popleft()
-                    skipped.cancelled = True
-                    self.wasted += 1
+                    self._discard(self.pending.popleft())
                 self.pending.popleft()
                 self.hits += 1
                 return slot
@@ -276,11 +293,16 @@ class PrefetchRun:
         else:
             self.failed += 1
 
+    def _discard(self, slot: Slot[Any]) -> None:
+        """A predicted call the loop will not ask for: skip it, or count it as wasted if it
+        already started (an upstream call the sequential loop would not have made)."""
+        slot.cancelled = True
+        if slot.started:
+            self.wasted += 1
+
     def close(self) -> None:
         """The loop ended: predicted calls it never asked for are cancelled (or wasted)."""
         while self.pending:
-            slot = self.pending.popleft()
-            slot.cancelled = True
-            self.wasted += 1
+            self._discard(self.pending.popleft())
         self.lookahead.clear()
         self.active = False

@@ -92,7 +92,14 @@ class PrefetchMode:
 
     def _new_run(self, submit: Callable[[Slot[Any]], Slot[Any]], source: Iterator[Any] | None) -> PrefetchRun:
         return PrefetchRun(
-            self.target.name, source, submit, window=self.window, builder=self.builder, owner=self.envelope
+            self.target.name,
+            source,
+            submit,
+            window=self.window,
+            builder=self.builder,
+            owner=self.envelope,
+            timeout=self.target.timeout,
+            is_async=bool(self.fetch_async),
         )
 
     # -- the loop, sync -----------------------------------------------------------------------
@@ -132,6 +139,7 @@ class PrefetchMode:
             internal_error(f"starting {self.target.name}", exc)
             return await wrapped(*args, **kwargs)
         outcome = "raised"
+        error: Exception | None = None
         async with anyio.create_task_group() as group:
             workers = AsyncWorkers(group, self.target.concurrency)
             run = self._new_run(workers.submit, source)
@@ -139,12 +147,21 @@ class PrefetchMode:
             try:
                 result = await wrapped(*args, **kwargs)
                 outcome = "ok"
+            except Exception as exc:
+                # Raised outside the task group, so the loop's own exception reaches the
+                # caller as itself, never wrapped in an ExceptionGroup.
+                error = exc
             finally:
                 CURRENT.reset(token)
                 run.close()
                 workers.close()
                 group.cancel_scope.cancel()
                 self._report(run, outcome)
+        if error is not None:
+            try:
+                raise error
+            finally:
+                error = None
         return result
 
     async def _call_async_threads(self, wrapped: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs) -> Any:
@@ -206,45 +223,51 @@ def _split(value: Any) -> tuple[Iterator[Any] | None, Any]:
 
 
 class FetchInterceptor:
-    """The wrapper on the per-item function: serves prefetched calls and counts calls."""
+    """The wrapper on a per-item function: serves prefetched calls and counts calls, for
+    every target that declares this function (one wrapper, however many targets)."""
 
-    def __init__(self, envelope: LoopEnvelope, is_async: bool) -> None:
-        self.envelope = envelope
+    def __init__(self, is_async: bool) -> None:
         self.is_async = is_async
-        self.timeout = envelope.target.timeout
+        self.envelopes: list[LoopEnvelope] = []
+
+    def add(self, envelope: LoopEnvelope) -> None:
+        """Serve this target's runs too."""
+        if all(known is not envelope for known in self.envelopes):
+            self.envelopes.append(envelope)
 
     def enabled(self) -> bool:
-        """Only while a run of this target's loop is in progress."""
-        return CURRENT.get() is not None or self.envelope.current_run() is not None
+        """Only while a run of one of its targets' loops is in progress."""
+        return CURRENT.get() is not None or any(e.current_run() is not None for e in self.envelopes)
 
     def __call__(self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         run = CURRENT.get()
-        if run is None or run.owner is not self.envelope:
+        if run is None or all(known is not run.owner for known in self.envelopes):
             return self._count_only(wrapped, args, kwargs)
         try:
             slot = run.serve(wrapped, instance, args, kwargs)
         except Exception as exc:  # ours: stop predicting, the call runs as before
             run.active = False
-            internal_error(f"prefetching for {self.envelope.target.name}", exc)
+            internal_error(f"prefetching for {run.name}", exc)
             slot = None
+        timeout = run.timeout
         if self.is_async:
-            return self._serve_async(run, slot, wrapped, args, kwargs)
+            return self._serve_async(run, slot, timeout, wrapped, args, kwargs)
         try:
-            value = ThreadWorkers.wait(slot, self.timeout) if slot is not None else wrapped(*args, **kwargs)
+            value = ThreadWorkers.wait(slot, timeout) if slot is not None else wrapped(*args, **kwargs)
         except BaseException:
             run.count(False)
             raise
         run.count(True)
         return value
 
-    async def _serve_async(self, run: PrefetchRun, slot: Slot[Any] | None, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+    async def _serve_async(
+        self, run: PrefetchRun, slot: Slot[Any] | None, timeout: float | None, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs
+    ) -> Any:
         try:
             if slot is None:
                 value = await wrapped(*args, **kwargs)
-            elif isinstance(slot.done, anyio.Event):
-                value = await AsyncWorkers.wait(slot, self.timeout)
             else:
-                value = ThreadWorkers.wait(slot, self.timeout)
+                value = await AsyncWorkers.wait(slot, timeout)
         except BaseException:
             run.count(False)
             raise
@@ -252,7 +275,7 @@ class FetchInterceptor:
         return value
 
     def _count_only(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
-        run = self.envelope.current_run()
+        run = next((r for r in (e.current_run() for e in self.envelopes) if r is not None), None)
         if self.is_async:
             return self._count_async(run, wrapped(*args, **kwargs))
         try:
