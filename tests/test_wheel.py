@@ -102,7 +102,7 @@ def test_flag_on_patches_and_writes_the_same_rows(installed: Path, upstream: Ups
     assert on.returncode == 0, on.stderr
     assert "wrapped True" in on.stdout
     assert "sched_accel.patched" in on.stderr
-    assert "sched_accel.run target=legacy_app.jobs:update_scores mode=replace outcome=ok items=70 ok=70" in on.stderr
+    assert "sched_accel.run target=legacy_app.jobs:update_scores mode=prefetch outcome=ok items=70 ok=70" in on.stderr
     assert rows_on == rows_off
     assert on.stdout.split()[0] == off.stdout.split()[0] == "saved=70"
 

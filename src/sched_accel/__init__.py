@@ -9,6 +9,7 @@ start-up hook patches it, with no change to the app's code. Unset the flag (or r
 # `annotations` in the package namespace (see tests/test_exported_members.py).
 from ._activation import install, installed, is_active, patched_targets, uninstall
 from ._config import Settings, Target, find_config, load_config
+from ._engine import amap, map
 from ._exceptions import ConfigError, ControlFileError, SchedAccelError, TargetError
 from ._log import log_to_loguru, log_to_stdlib
 from ._targets import TargetSpec
@@ -24,6 +25,7 @@ __all__ = [
     "TargetError",
     "TargetSpec",
     "__version__",
+    "amap",
     "find_config",
     "install",
     "installed",
@@ -31,6 +33,7 @@ __all__ = [
     "load_config",
     "log_to_loguru",
     "log_to_stdlib",
+    "map",
     "patched_targets",
     "uninstall",
 ]
