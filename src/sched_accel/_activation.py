@@ -20,7 +20,7 @@ from . import _log, _mainscript
 from ._config import Settings, Target, load_config
 from ._control import ControlFile
 from ._envelope import LoopEnvelope
-from ._prefetch_mode import FetchInterceptor, SourceCapture
+from ._prefetch_mode import FetchInterceptor, SleepSkipper, SourceCapture
 from ._targets import TargetSpec
 from ._exceptions import SchedAccelError
 from ._patching import Patch, aliases, apply, existing
@@ -155,7 +155,7 @@ def _patch(target: Target, module: ModuleType) -> None:
             target.name, threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown
         )
         _state.breakers[target.name] = breaker
-        envelope = LoopEnvelope(target, resolved, breaker)
+        envelope = LoopEnvelope(target, resolved, breaker, state_dir=os.path.dirname(settings.control_file))
         envelope.prepare()
         switch = Switch(target.name, control, breaker, is_active)
         patch = _state.patches.setdefault(target.name, Patch(target.name))
@@ -174,6 +174,8 @@ def _patch(target: Target, module: ModuleType) -> None:
             _patch_fetch(target, envelope, module, patch)
         if isinstance(target.items, str) and target.items.startswith("returned-by:"):
             _patch_returned_by(target, envelope, patch)
+        if target.skip_sleeps:
+            _patch_sleeps(module, patch)
     except SchedAccelError as exc:
         _log.event("ERROR", "target_unresolved", f"{exc}; this loop runs unpatched", target=target.name)
     except Exception as exc:
@@ -223,3 +225,25 @@ def _patch_returned_by(target: Target, envelope: LoopEnvelope, patch: Patch) -> 
             _log.internal_error(f"patching the item source of {target.name}", exc)
 
     boot.watcher.watch(spec.module, wrap)
+
+
+_SLEEPS = (("time", "sleep", False), ("asyncio", "sleep", True), ("anyio", "sleep", True), ("trio", "sleep", True))
+
+
+def _patch_sleeps(loop_module: ModuleType, patch: Patch) -> None:
+    """Wrap time.sleep and the async sleeps (and their aliases in the loop's module) with the
+    skipper, which acts only inside a run of a target that has ``skip_sleeps = true``."""
+    for module_name, name, is_async in _SLEEPS:
+
+        def wrap(module: ModuleType, name: str = name, is_async: bool = is_async) -> None:
+            original = getattr(module, name, None)
+            if original is None:
+                return
+            skipper = existing(module, name)
+            if not isinstance(skipper, SleepSkipper):
+                skipper = SleepSkipper(is_async)
+                apply(patch, module, name, skipper, skipper.enabled)
+            for alias in aliases(loop_module, original):
+                apply(patch, loop_module, alias, skipper, skipper.enabled)
+
+        boot.watcher.watch(module_name, wrap)

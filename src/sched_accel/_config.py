@@ -37,7 +37,8 @@ _TARGET_KEYS = {
     "fetch": '"module:qualname" of the slow per-item call made inside the loop',
     "items": (
         'where the items come from: a parameter name or position of the loop, "module:NAME" (a module-level '
-        'object), or "returned-by:module:qualname" (a call made inside the loop)'
+        'object), "returned-by:module:qualname" (a call made inside the loop), or "learned" (the per-item '
+        "calls of the loop's previous run)"
     ),
     "args": 'prefetch mode: the per-item call\'s arguments made from each item, e.g. ["item.chain", "item.address"]',
     "window": "prefetch mode: how many calls may run ahead of the loop, an integer >= 1 (default 2 x concurrency, at least 16)",

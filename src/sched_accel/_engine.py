@@ -177,6 +177,12 @@ class AsyncWorkers:
         self._send, self._receive = anyio.create_memory_object_stream[Slot[Any]](math.inf)
         self._started = 0
 
+    def start(self) -> None:
+        """Start every worker now (in the caller's current context), not at first submit."""
+        while self._started < self.concurrency:
+            self._started += 1
+            self._group.start_soon(self._work)
+
     def submit(self, slot: Slot[Any]) -> Slot[Any]:
         """Queue a slot whose ``fn`` returns an awaitable; a worker task awaits it."""
         slot.done = anyio.Event()

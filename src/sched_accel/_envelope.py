@@ -53,7 +53,7 @@ class Run:
 class LoopEnvelope:
     """The wrapt wrapper function installed on a loop: ``(wrapped, instance, args, kwargs)``."""
 
-    def __init__(self, target: Target, resolved: Resolved, breaker: Breaker) -> None:
+    def __init__(self, target: Target, resolved: Resolved, breaker: Breaker, *, state_dir: str | None = None) -> None:
         self.target = target
         self.resolved = resolved
         self.breaker = breaker
@@ -61,7 +61,7 @@ class LoopEnvelope:
         self._runs: list[Run] = []
         self._replacement: Callable[..., Any] | None = None
         self._signature: inspect.Signature | None = None
-        self.prefetch = PrefetchMode(self) if target.mode == "prefetch" else None
+        self.prefetch = PrefetchMode(self, state_dir) if target.mode == "prefetch" else None
 
     # -- what the per-item counter asks -------------------------------------------------
     def current_run(self) -> Run | None:

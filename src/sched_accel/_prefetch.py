@@ -133,11 +133,16 @@ class PrefetchRun:
         owner: object = None,
         timeout: float | None = None,
         is_async: bool = False,
+        skip_sleeps: bool = False,
+        recorder: Any = None,
     ) -> None:
         self.name = name
         self.owner = owner
         self.timeout = timeout
         self.is_async = is_async
+        self.skip_sleeps = skip_sleeps
+        self.skipped_sleeps = 0
+        self.recorder = recorder
         self.source = source
         self.submit = submit
         self.window = window

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import itertools
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,12 +24,16 @@ import anyio
 
 from ._engine import AsyncWorkers, Slot, ThreadWorkers
 from ._log import event, internal_error
+from ._learned import LearnedCalls, Recorder
 from ._prefetch import CURRENT, PrefetchRun, item_path
 
 if TYPE_CHECKING:
     from ._envelope import LoopEnvelope
 
-__all__ = ["FetchInterceptor", "PrefetchMode", "SourceCapture"]
+__all__ = ["LEARNED", "FetchInterceptor", "PrefetchMode", "SleepSkipper", "SourceCapture"]
+
+#: ``items = "learned"``: the per-item calls of the previous run.
+LEARNED = "learned"
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
@@ -37,14 +42,18 @@ Kwargs = dict[str, Any]
 class PrefetchMode:
     """Runs one patched loop with its per-item calls prefetched."""
 
-    def __init__(self, envelope: LoopEnvelope) -> None:
+    def __init__(self, envelope: LoopEnvelope, state_dir: str | None = None) -> None:
         self.envelope = envelope
         self.target = envelope.target
         self.fetch_async: bool | None = None  # known once the per-item function is patched
         self._signature: inspect.Signature | None = None
         paths = self.target.args
         self.builder: Callable[[Any], Args] | None = None
-        if paths:
+        self.learned: LearnedCalls | None = None
+        if self.target.items == LEARNED:
+            self.learned = LearnedCalls(os.path.join(state_dir or ".", "learned"), self.target.name)
+            self.builder = tuple
+        elif paths:
             getters = [item_path(p) for p in paths]
             self.builder = lambda item: tuple(get(item) for get in getters)
 
@@ -57,6 +66,8 @@ class PrefetchMode:
         """The item source for this run, and the loop's arguments (a generator argument is
         split with ``itertools.tee``, so that the loop still sees every item)."""
         where = self.target.items
+        if self.learned is not None:
+            return iter(self.learned.load()), args, kwargs
         if where is None or (isinstance(where, str) and where.startswith("returned-by:")):
             return None, args, kwargs
         if isinstance(where, str) and ":" in where:
@@ -100,6 +111,8 @@ class PrefetchMode:
             owner=self.envelope,
             timeout=self.target.timeout,
             is_async=bool(self.fetch_async),
+            skip_sleeps=self.target.skip_sleeps,
+            recorder=Recorder() if self.learned is not None else None,
         )
 
     # -- the loop, sync -----------------------------------------------------------------------
@@ -142,6 +155,7 @@ class PrefetchMode:
         error: Exception | None = None
         async with anyio.create_task_group() as group:
             workers = AsyncWorkers(group, self.target.concurrency)
+            workers.start()  # before CURRENT is set: the workers must not see the loop's run
             run = self._new_run(workers.submit, source)
             token = CURRENT.set(run)
             try:
@@ -185,6 +199,15 @@ class PrefetchMode:
             self._report(run, outcome)
 
     def _report(self, run: PrefetchRun, outcome: str) -> None:
+        extra: dict[str, Any] = {}
+        if run.stepped_aside:
+            extra["stepped_aside"] = "yes"
+        if run.skipped_sleeps:
+            extra["skipped_sleeps"] = run.skipped_sleeps
+        if self.learned is not None and isinstance(run.recorder, Recorder):
+            extra["learned"] = len(run.recorder.calls)
+            if outcome == "ok":  # a run cut short would teach the next one too little
+                self.learned.save(run.recorder.calls)
         event(
             "INFO" if outcome == "ok" else "WARNING",
             "run",
@@ -199,8 +222,18 @@ class PrefetchMode:
             prefetched=run.hits,
             missed=run.misses,
             wasted=run.wasted,
-            **({"stepped_aside": "yes"} if run.stepped_aside else {}),
+            **extra,
         )
+
+
+def _direct(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+    """Run a per-item call in the loop's thread as if unpatched: its own sleeps and calls
+    are not part of the loop's body, so no run is current while it runs."""
+    token = CURRENT.set(None)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        CURRENT.reset(token)
 
 
 def _independent(value: Any) -> Iterator[Any] | None:
@@ -244,6 +277,8 @@ class FetchInterceptor:
         if run is None or all(known is not run.owner for known in self.envelopes):
             return self._count_only(wrapped, args, kwargs)
         try:
+            if run.recorder is not None:
+                run.recorder.record(args)
             slot = run.serve(wrapped, instance, args, kwargs)
         except Exception as exc:  # ours: stop predicting, the call runs as before
             run.active = False
@@ -253,7 +288,7 @@ class FetchInterceptor:
         if self.is_async:
             return self._serve_async(run, slot, timeout, wrapped, args, kwargs)
         try:
-            value = ThreadWorkers.wait(slot, timeout) if slot is not None else wrapped(*args, **kwargs)
+            value = ThreadWorkers.wait(slot, timeout) if slot is not None else _direct(wrapped, args, kwargs)
         except BaseException:
             run.count(False)
             raise
@@ -265,7 +300,11 @@ class FetchInterceptor:
     ) -> Any:
         try:
             if slot is None:
-                value = await wrapped(*args, **kwargs)
+                token = CURRENT.set(None)  # the call itself is not part of the loop's body
+                try:
+                    value = await wrapped(*args, **kwargs)
+                finally:
+                    CURRENT.reset(token)
             else:
                 value = await AsyncWorkers.wait(slot, timeout)
         except BaseException:
@@ -330,3 +369,25 @@ class SourceCapture:
 
     async def _capture_async(self, awaitable: Awaitable[Any]) -> Any:
         return self._capture(await awaitable)
+
+
+class SleepSkipper:
+    """The wrapper on ``time.sleep`` (and the async sleeps) for ``skip_sleeps = true``:
+    inside an accelerated loop its own pacing sleeps are skipped. Sleeps anywhere else,
+    the per-item calls' own included, are untouched."""
+
+    def __init__(self, is_async: bool) -> None:
+        self.is_async = is_async
+
+    def enabled(self) -> bool:
+        """Only in the loop's own thread or task, while a run that skips sleeps is on."""
+        run = CURRENT.get()
+        return run is not None and run.skip_sleeps
+
+    def __call__(self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        run = CURRENT.get()
+        if run is not None:
+            run.skipped_sleeps += 1
+        if self.is_async:
+            return wrapped(0, *args[1:], **kwargs)  # still yields to the event loop once
+        return None
