@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
@@ -173,7 +173,7 @@ def _patch(target: Target, module: ModuleType) -> None:
         if target.fetch is not None:
             _patch_fetch(target, envelope, module, patch)
         if isinstance(target.items, str) and target.items.startswith("returned-by:"):
-            _patch_returned_by(target, envelope, patch)
+            _patch_returned_by(target, envelope, module, patch)
         if target.skip_sleeps:
             _patch_sleeps(module, patch)
     except SchedAccelError as exc:
@@ -205,10 +205,10 @@ def _patch_fetch(target: Target, envelope: LoopEnvelope, loop_module: ModuleType
         except Exception as exc:  # pragma: no cover - defensive
             _log.internal_error(f"patching the per-item call of {target.name}", exc)
 
-    boot.watcher.watch(spec.module, wrap)
+    _when_loaded(target, spec.module, loop_module, wrap)
 
 
-def _patch_returned_by(target: Target, envelope: LoopEnvelope, patch: Patch) -> None:
+def _patch_returned_by(target: Target, envelope: LoopEnvelope, loop_module: ModuleType, patch: Patch) -> None:
     """Wrap the call whose return value holds the items (``items = "returned-by:..."``)."""
     assert isinstance(target.items, str)
     spec = TargetSpec.parse(target.items.removeprefix("returned-by:"), allow_path=False)
@@ -224,7 +224,7 @@ def _patch_returned_by(target: Target, envelope: LoopEnvelope, patch: Patch) -> 
         except Exception as exc:  # pragma: no cover - defensive
             _log.internal_error(f"patching the item source of {target.name}", exc)
 
-    boot.watcher.watch(spec.module, wrap)
+    _when_loaded(target, spec.module, loop_module, wrap)
 
 
 _SLEEPS = (("time", "sleep", False), ("asyncio", "sleep", True), ("anyio", "sleep", True), ("trio", "sleep", True))
@@ -247,3 +247,14 @@ def _patch_sleeps(loop_module: ModuleType, patch: Patch) -> None:
                 apply(patch, loop_module, alias, skipper, skipper.enabled)
 
         boot.watcher.watch(module_name, wrap)
+
+
+def _when_loaded(target: Target, name: str, loop_module: ModuleType, callback: Callable[[ModuleType], None]) -> None:
+    """``callback(module)`` once ``name`` is loaded. A loop run as ``__main__`` (``python -m
+    job`` or ``python job.py``) may name its own module ``job``: that is ``__main__`` here."""
+    spec = target.loop
+    own = spec.module if spec.module is not None else os.path.splitext(os.path.basename(spec.path or ""))[0]
+    if loop_module.__name__ == "__main__" and name == own:
+        callback(loop_module)
+    else:
+        boot.watcher.watch(name, callback)

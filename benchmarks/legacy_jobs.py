@@ -1,0 +1,79 @@
+"""The legacy job the benchmarks accelerate: sequential loops, as they are found in the field.
+
+sched_accel patches these through its whole path (``install()`` with the config in
+``_bench.CONFIG``: wrapt wrappers on the loop and on its per-item call, the switch, the
+prefetch run); the plain rows call the very same functions with nothing installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+
+
+class Api:
+    """A blocking API client, one GET per item."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    def get_item(self, item: int) -> Any:
+        response = self.http.get(f"/item/{item}")
+        response.raise_for_status()
+        return response.json()
+
+
+class AsyncApi:
+    """The same client on httpx.AsyncClient."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def get_item(self, item: int) -> Any:
+        response = await self.http.get(f"/item/{item}")
+        response.raise_for_status()
+        return response.json()
+
+
+def fetch_all(items: Iterable[int], api: Api) -> list[Any]:
+    """The sync loop: fetch each item, one after the other."""
+    results = []
+    for item in items:
+        results.append(api.get_item(item))
+    return results
+
+
+async def afetch_all(items: Iterable[int], api: AsyncApi) -> list[Any]:
+    """The async loop: await each item, one after the other."""
+    results = []
+    for item in items:
+        results.append(await api.get_item(item))
+    return results
+
+
+def trivial(item: int) -> int:
+    """A per-item call that returns at once."""
+    return item
+
+
+async def atrivial(item: int) -> int:
+    """An async per-item call that returns at once."""
+    return item
+
+
+def trivial_loop(items: Iterable[int]) -> int:
+    """Calls ``trivial`` for each item and keeps nothing but a sum (memory stays flat)."""
+    total = 0
+    for item in items:
+        total += trivial(item)
+    return total
+
+
+async def atrivial_loop(items: Iterable[int]) -> int:
+    """The async twin of ``trivial_loop``."""
+    total = 0
+    for item in items:
+        total += await atrivial(item)
+    return total
