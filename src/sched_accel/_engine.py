@@ -168,14 +168,21 @@ def _map(fn: Callable[[T], R], items: Iterable[T], concurrency: int, window: int
 
 
 class AsyncWorkers:
-    """``concurrency`` tasks in a task group, awaiting submitted slots in order."""
+    """``concurrency`` tasks in a task group, awaiting submitted slots in order.
+
+    Slots wait in a deque; idle workers sleep on one shared event, replaced each time it
+    wakes them (the event loop runs one task at a time, so no wake-up is lost).
+    """
 
     def __init__(self, task_group: TaskGroup, concurrency: int) -> None:
         check_positive("concurrency", concurrency, allow_none=False)
         self.concurrency = int(concurrency)
         self._group = task_group
-        self._send, self._receive = anyio.create_memory_object_stream[Slot[Any]](math.inf)
+        self._queue: deque[Slot[Any]] = deque()
+        self._wakeup = anyio.Event()
+        self._waiting = 0
         self._started = 0
+        self._closed = False
 
     def start(self) -> None:
         """Start every worker now (in the caller's current context), not at first submit."""
@@ -186,37 +193,57 @@ class AsyncWorkers:
     def submit(self, slot: Slot[Any]) -> Slot[Any]:
         """Queue a slot whose ``fn`` returns an awaitable; a worker task awaits it."""
         slot.done = anyio.Event()
-        self._send.send_nowait(slot)
-        if self._started < self.concurrency:
+        self._queue.append(slot)
+        if self._waiting:
+            self._wakeup.set()
+            self._wakeup = anyio.Event()
+        elif self._started < self.concurrency:
             self._started += 1
             self._group.start_soon(self._work)
         return slot
 
     async def _work(self) -> None:
-        async for slot in self._receive:
-            if not slot.cancelled:
-                slot.started = True
-                try:
-                    slot.value = await slot.fn(*slot.args, **slot.kwargs)
-                except Exception as exc:
-                    slot.error = exc
-            slot.done.set()
+        queue_ = self._queue
+        while True:
+            while queue_:
+                slot = queue_.popleft()
+                if not slot.cancelled:
+                    slot.started = True
+                    try:
+                        slot.value = await slot.fn(*slot.args, **slot.kwargs)
+                    except Exception as exc:
+                        slot.error = exc
+                slot.done.set()
+            if self._closed:
+                return
+            self._waiting += 1
+            try:
+                await self._wakeup.wait()
+            finally:
+                self._waiting -= 1
 
     def close(self) -> None:
         """No more slots: the workers stop once the queued ones are done."""
-        self._send.close()
+        self._closed = True
+        self._wakeup.set()
 
     @staticmethod
     async def wait(slot: Slot[R], timeout: float | None = None) -> R:
-        """Wait until the slot ran, then return its value or raise its exception."""
-        if timeout is None:
-            await slot.done.wait()
-        else:
-            with anyio.move_on_after(timeout):
-                await slot.done.wait()
-            if not slot.done.is_set():
-                slot.cancelled = True
-                raise TimeoutError(f"the call did not finish within {timeout:g} s")
+        """Wait until the slot ran, then return its value or raise its exception.
+
+        A slot already done answers at once, without a trip through the event loop (as an
+        awaited call that completes without suspending would).
+        """
+        done = slot.done
+        if not done.is_set():
+            if timeout is None:
+                await done.wait()
+            else:
+                with anyio.move_on_after(timeout):
+                    await done.wait()
+                if not done.is_set():
+                    slot.cancelled = True
+                    raise TimeoutError(f"the call did not finish within {timeout:g} s")
         return slot.outcome()
 
 

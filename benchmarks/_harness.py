@@ -1,0 +1,209 @@
+"""What every benchmark shares: the patched set-up, the clocks, the table, the machine line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sched_accel
+from sched_accel import _prefetch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONFIG = """\
+concurrency = {concurrency}
+log = "stdlib"
+control_file = "{control}"
+
+[[targets]]
+loop = "legacy_jobs:fetch_all"
+fetch = "legacy_jobs:Api.get_item"
+items = "items"
+
+[[targets]]
+loop = "legacy_jobs:afetch_all"
+fetch = "legacy_jobs:AsyncApi.get_item"
+items = "items"
+
+[[targets]]
+loop = "legacy_jobs:trivial_loop"
+fetch = "legacy_jobs:trivial"
+items = "items"
+
+[[targets]]
+loop = "legacy_jobs:atrivial_loop"
+fetch = "legacy_jobs:atrivial"
+items = "items"
+"""
+
+#: How the step-aside rule is disabled, to show the engine's own cost.
+VARIANTS: dict[str, dict[str, float]] = {
+    "default": {},
+    # The first STEP_ASIDE_AFTER calls are timed; never enough of them, never step aside.
+    "after=1e18": {"STEP_ASIDE_AFTER": 10**18},
+    # Timing stops after 16 calls as usual, but no average is ever below 0 s.
+    "seconds=0": {"STEP_ASIDE_SECONDS": 0.0},
+}
+
+
+class RunEvents(logging.Handler):
+    """Keeps the ``sched_accel.run`` records, to show what each patched run did."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.runs: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "sched_accel_event", None) == "sched_accel.run":
+            self.runs.append(dict(getattr(record, "sched_accel", {})))
+
+
+EVENTS = RunEvents()
+_logger = logging.getLogger("sched_accel")
+_logger.addHandler(EVENTS)
+_logger.setLevel(logging.INFO)
+_logger.propagate = False
+
+for _key in [k for k in os.environ if k.startswith("SCHED_ACCEL_")]:
+    del os.environ[_key]  # a concurrency override from the shell must not skew the figures
+_STATE = tempfile.mkdtemp(prefix="sched_accel-bench-")
+os.chmod(_STATE, 0o700)
+
+
+@contextmanager
+def patched(concurrency: int, variant: str = "default") -> Iterator[None]:
+    """sched_accel installed, the way the start-up hook does it, for the block."""
+    config = Path(_STATE, f"sched_accel-{concurrency}.toml")
+    config.write_text(CONFIG.format(concurrency=concurrency, control=Path(_STATE, "control.json")))
+    saved = {name: getattr(_prefetch, name) for name in VARIANTS[variant]}
+    os.environ["ENABLE_SCHEDULER_OPTIMIZATION"] = "1"
+    try:
+        for name, value in VARIANTS[variant].items():
+            setattr(_prefetch, name, value)
+        if not sched_accel.install(str(config)) or len(sched_accel.patched_targets()) != 4:
+            raise RuntimeError(f"sched_accel did not patch the benchmark loops: {sched_accel.patched_targets()}")
+        yield
+    finally:
+        sched_accel.uninstall()
+        for name, value in saved.items():
+            setattr(_prefetch, name, value)
+        del os.environ["ENABLE_SCHEDULER_OPTIMIZATION"]
+
+
+def last_run_note() -> str:
+    """What the last patched run reported: calls prefetched, missed, and a step-aside."""
+    if not EVENTS.runs:
+        return ""
+    run = EVENTS.runs[-1]
+    EVENTS.runs.clear()
+    note = f"prefetched {run.get('prefetched')}/{run.get('items')}"
+    if run.get("missed"):
+        note += f", missed {run['missed']}"
+    if run.get("stepped_aside"):
+        note += ", stepped aside"
+    if run.get("outcome") != "ok":
+        note += f", outcome {run.get('outcome')}"
+    return note
+
+
+@dataclass(slots=True)
+class Measure:
+    """Wall and process CPU seconds of one timed block."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+    note: str = ""
+
+
+@contextmanager
+def clocks() -> Iterator[Measure]:
+    """Time the block: wall (perf_counter) and CPU of every thread of this process."""
+    measure = Measure()
+    cpu, wall = time.process_time(), time.perf_counter()
+    try:
+        yield measure
+    finally:
+        measure.wall = time.perf_counter() - wall
+        measure.cpu = time.process_time() - cpu
+
+
+@dataclass(slots=True)
+class Samples:
+    """Repeated measures of one contender; the median is what the tables show."""
+
+    walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
+    note: str = ""
+
+    def add(self, measure: Measure) -> None:
+        self.walls.append(measure.wall)
+        self.cpus.append(measure.cpu)
+        self.note = measure.note or self.note
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(self.cpus)
+
+
+def command(*args: str) -> str:
+    """The command line that produces a table, as a user would type it from the repo root."""
+    python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
+    return "$ " + shlex.join([python, "benchmarks/prefetch.py", *args])
+
+
+def machine() -> str:
+    """nproc, CPU, Python and library versions: what the figures depend on."""
+    import anyio
+    import httpx
+
+    try:
+        import aiometer
+
+        aiometer_version = aiometer.__version__
+    except ImportError:
+        aiometer_version = "missing"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as file:
+            model = next((line.split(":", 1)[1].strip() for line in file if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return (
+        f"machine: nproc={cpus} ({model}), {platform.system()} {platform.release()}, "
+        f"{platform.python_implementation()} {platform.python_version()}; "
+        f"sched_accel {sched_accel.__version__}, httpx {httpx.__version__}, anyio {anyio.__version__}, aiometer {aiometer_version}"
+    )
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [str(cells[0]).ljust(widths[0])]
+        parts += [str(cell).rjust(width) for cell, width in zip(cells[1:], widths[1:])]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def goal(text: str, ok: bool) -> str:
+    """One goal line, PASS or FAIL."""
+    return f"goal: {text}: {'PASS' if ok else 'FAIL'}"
