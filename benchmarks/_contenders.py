@@ -118,7 +118,6 @@ def thread_pool_map(job: Job, items: Sequence[int], c: int) -> Measure:
 
 def batches(job: Job, items: Sequence[int], c: int) -> Measure:
     """A ThreadPoolExecutor per batch of ``c`` items, each batch waited for as a whole."""
-    fn = None
     with job.client() as api, clocks() as measure:
         fn = job.fn(api)
         source = iter(items)

@@ -168,15 +168,14 @@ def command(*args: str) -> str:
 
 def machine() -> str:
     """nproc, CPU, Python and library versions: what the figures depend on."""
-    import anyio
-    import httpx
+    from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        import aiometer
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "missing"
 
-        aiometer_version = aiometer.__version__
-    except ImportError:
-        aiometer_version = "missing"
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     model = platform.processor() or platform.machine()
     try:
@@ -187,7 +186,7 @@ def machine() -> str:
     return (
         f"machine: nproc={cpus} ({model}), {platform.system()} {platform.release()}, "
         f"{platform.python_implementation()} {platform.python_version()}; "
-        f"sched_accel {sched_accel.__version__}, httpx {httpx.__version__}, anyio {anyio.__version__}, aiometer {aiometer_version}"
+        + ", ".join(f"{name} {installed(name)}" for name in ("sched-accel", "httpx", "anyio", "wrapt", "aiometer"))
     )
 
 

@@ -16,7 +16,7 @@ import math
 import queue
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
@@ -265,10 +265,11 @@ async def amap(
     check_positive("window", window)
     check_positive("timeout", timeout)
     limit = int(window or 2 * concurrency)
+    error: Exception | None = None
     async with anyio.create_task_group() as group:
         workers = AsyncWorkers(group, concurrency)
 
-        async def results() -> AsyncIterator[R]:
+        async def results() -> AsyncGenerator[R, None]:
             pending: deque[Slot[R]] = deque()
             source = iter(items)
             empty: dict[str, Any] = {}
@@ -283,10 +284,22 @@ async def amap(
                     break
                 yield await workers.wait(slot, timeout)
 
+        stream = results()
         try:
-            yield results()
+            yield stream
+        except Exception as exc:
+            # Re-raised outside the task group: an item's exception, or the consumer's own,
+            # leaves amap as itself, never wrapped in an ExceptionGroup.
+            error = exc
         finally:
+            await stream.aclose()
+            workers.close()
             group.cancel_scope.cancel()
+    if error is not None:
+        try:
+            raise error
+        finally:
+            error = None
 
 
 def ideal_seconds(items: int, latency: float, concurrency: int) -> float:

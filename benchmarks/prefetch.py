@@ -1,0 +1,245 @@
+"""Prefetch mode against the peers a user would otherwise pick (issue 3, item 11).
+
+sched_accel runs through its whole patched path: ``legacy_jobs.fetch_all`` (a sequential
+loop) patched by ``sched_accel.install()`` with a prefetch-mode config, exactly as the
+start-up hook does it. The upstream is a local HTTP server in its own process
+(``_upstream.py``). Each scenario prints the command that produced it, the machine, a
+table and its goals with PASS or FAIL:
+
+    fixed      70 items, 200 ms each, C=8: wall / ceil(N/C)*L <= 1.03
+    lognormal  200 items, lognormal latency (median 100 ms, sigma 1, seeded), C=8:
+               wall / max(sum/C, max) no worse than the best peer, far ahead of batches
+    overhead   100,000 trivial calls (no HTTP), sync and async: (patched - plain) / N <= 10 us
+    memory     1,000,000 trivial calls, a fresh process per contender: peak RSS growth <= 10 MB
+    cheap      300 items from an upstream answering in 0 ms: wall <= 1.05 x the plain loop
+    cpu        client CPU per request, patched <= 1.1 x the same client in the plain loop
+
+    python benchmarks/prefetch.py all          # every scenario (what `make bench` runs)
+    python benchmarks/prefetch.py fixed cheap  # some of them
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+
+import _memory
+import _upstream
+from _contenders import (
+    ASYNC_PEERS,
+    SYNC_PEERS,
+    Contender,
+    Job,
+    sched_accel_async,
+    sched_accel_map,
+    sched_accel_sync,
+    sequential,
+    sequential_async,
+)
+from _harness import Samples, command, goal, machine, table
+
+C = 8
+SYNC_SCHED = "sched_accel, sync loop"
+ASYNC_SCHED = "sched_accel, async loop"
+PLAIN_SYNC = "plain sync loop (sequential)"
+PLAIN_ASYNC = "plain async loop (sequential)"
+
+
+def _rounds(job: Job, items: Sequence[int], contenders: dict[str, Contender], repeat: int, once: Sequence[str] = ()) -> dict[str, Samples]:
+    """Run every contender ``repeat`` times, round-robin (contenders in ``once``: one time)."""
+    samples = {name: Samples() for name in contenders}
+    for round_ in range(repeat):
+        for name, contender in contenders.items():
+            if round_ and name in once:
+                continue
+            samples[name].add(contender(job, items, C))
+    return samples
+
+
+def _http_contenders(*, plain_async: bool) -> dict[str, Contender]:
+    contenders: dict[str, Contender] = {PLAIN_SYNC: sequential}
+    if plain_async:
+        contenders[PLAIN_ASYNC] = sequential_async
+    contenders |= {SYNC_SCHED: sched_accel_sync(), ASYNC_SCHED: sched_accel_async(), **SYNC_PEERS, **ASYNC_PEERS}
+    return contenders
+
+
+def _header(scenario: str, text: str) -> None:
+    print(f"\n{command(scenario)}\n{machine()}\n{text}")
+
+
+def _http_table(samples: dict[str, Samples], items: int, ratio_name: str, ratio: Callable[[Samples], float]) -> None:
+    rows = [
+        [name, f"{s.wall:.3f}", f"{ratio(s):.3f}", f"{s.cpu / items * 1000:.3f}", s.note]
+        for name, s in samples.items()
+    ]
+    print(table(["contender", "wall s", ratio_name, "client CPU ms/req", "notes"], rows))
+
+
+# -- scenarios --------------------------------------------------------------------------------
+def fixed(repeat: int) -> list[bool]:
+    n, latency = 70, 0.2
+    ideal = math.ceil(n / C) * latency
+    _header("fixed", f"{n} items, fixed latency {latency * 1000:g} ms, C={C}; ideal = ceil(N/C)*L = {ideal:.3f} s; "
+            f"median of {repeat} runs (sequential: 1 run)")
+    with _upstream.running("--fixed", str(latency)) as url:
+        samples = _rounds(Job(url), range(n), _http_contenders(plain_async=False), repeat, once=[PLAIN_SYNC])
+    _http_table(samples, n, "wall/ideal", lambda s: s.wall / ideal)
+    return [
+        print_goal(f"{name}: wall/ideal = {samples[name].wall / ideal:.3f} <= 1.03", samples[name].wall / ideal <= 1.03)
+        for name in (SYNC_SCHED, ASYNC_SCHED)
+    ]
+
+
+def lognormal(repeat: int) -> list[bool]:
+    n, median, sigma, seed = 200, 0.1, 1.0, 7
+    lat = _upstream.latencies(lognormal=(median, sigma), items=n, seed=seed)
+    bound = max(sum(lat) / C, max(lat))
+    _header("lognormal", f"{n} items, lognormal latency (median {median * 1000:g} ms, sigma {sigma:g}, seed {seed}): "
+            f"sum {sum(lat):.2f} s, max {max(lat):.3f} s; C={C}; bound = max(sum/C, max) = {bound:.3f} s; "
+            f"median of {repeat} runs (sequential: 1 run)")
+    with _upstream.running("--lognormal", str(median), str(sigma), "--items", str(n), "--seed", str(seed)) as url:
+        samples = _rounds(Job(url), range(n), _http_contenders(plain_async=False), repeat, once=[PLAIN_SYNC])
+    _http_table(samples, n, "wall/bound", lambda s: s.wall / bound)
+    peers = {name: s.wall for name, s in samples.items() if name in SYNC_PEERS or name in ASYNC_PEERS}
+    best_name = min((name for name in peers if not name.startswith("batches")), key=peers.__getitem__)
+    batch_wall = samples["batches of C (thread pool)"].wall
+    results = []
+    for name in (SYNC_SCHED, ASYNC_SCHED):
+        wall = samples[name].wall
+        results.append(print_goal(
+            f"{name}: wall/bound {wall / bound:.3f} no worse than the best peer ({best_name}, {peers[best_name] / bound:.3f}; 2% noise allowed)",
+            wall <= peers[best_name] * 1.02,
+        ))
+        results.append(print_goal(
+            f"{name}: far ahead of batches of C (batches take {batch_wall / wall:.2f}x as long; at least 1.5x)",
+            batch_wall >= 1.5 * wall,
+        ))
+    return results
+
+
+def overhead(repeat: int) -> list[bool]:
+    n = 100_000
+    _header("overhead", f"{n:,} trivial calls (a per-item function that returns at once, no HTTP), C={C}; "
+            f"median of {repeat} runs; overhead = (wall - plain loop of the same kind) / N. "
+            "'no step-aside' rows: after=1e18 sets _prefetch.STEP_ASIDE_AFTER = 10**18 (every call timed), "
+            "seconds=0 sets _prefetch.STEP_ASIDE_SECONDS = 0 (first 16 timed, never below 0 s)")
+    contenders: dict[str, Contender] = {
+        "plain sync loop": sequential,
+        SYNC_SCHED: sched_accel_sync(),
+        f"{SYNC_SCHED}, no step-aside (after=1e18)": sched_accel_sync("after=1e18"),
+        f"{SYNC_SCHED}, no step-aside (seconds=0)": sched_accel_sync("seconds=0"),
+        "plain async loop": sequential_async,
+        ASYNC_SCHED: sched_accel_async(),
+        f"{ASYNC_SCHED}, no step-aside (after=1e18)": sched_accel_async("after=1e18"),
+        f"{ASYNC_SCHED}, no step-aside (seconds=0)": sched_accel_async("seconds=0"),
+        "sched_accel.map (engine, for reference)": sched_accel_map,
+        **SYNC_PEERS,
+        **ASYNC_PEERS,
+    }
+    samples = _rounds(Job(None), range(n), contenders, repeat)
+    plain_sync, plain_async = samples["plain sync loop"].wall, samples["plain async loop"].wall
+
+    def base(name: str) -> float:
+        return plain_async if "async" in name or name in ASYNC_PEERS else plain_sync
+
+    rows = [
+        [name, f"{s.wall:.3f}", f"{s.wall / n * 1e6:.2f}", "" if name.startswith("plain") else f"{(s.wall - base(name)) / n * 1e6:+.2f}", s.note]
+        for name, s in samples.items()
+    ]
+    print(table(["contender", "wall s", "us/item", "overhead us/item", "notes"], rows))
+    results = []
+    for name in (SYNC_SCHED, ASYNC_SCHED):
+        per_item = (samples[name].wall - base(name)) / n * 1e6
+        results.append(print_goal(f"{name}: overhead {per_item:.2f} us/item <= 10", per_item <= 10))
+    for name in samples:
+        if "no step-aside" in name:
+            per_item = (samples[name].wall - base(name)) / n * 1e6
+            print(f"info: {name}: engine overhead {per_item:.2f} us/item ({'within' if per_item <= 10 else 'over'} 10 us)")
+    return results
+
+
+def memory(items: int) -> list[bool]:
+    _header("memory", f"{items:,} trivial calls from a range, C={C}; a fresh process per contender; "
+            f"growth = VmHWM - VmRSS before the run, after a warm-up of {_memory.WARM_UP:,} items (peak reset with clear_refs)")
+    rows, results = [], []
+    for name in _memory.CONTENDERS:
+        got = _memory.measure(__file__, name, items, C)
+        growth = int(got["growth_kib"]) / 1024  # type: ignore[call-overload]
+        rows.append([name, f"{int(got['before_kib']) / 1024:.1f}", f"{int(got['peak_kib']) / 1024:.1f}",  # type: ignore[call-overload]
+                     f"{growth:+.1f}", f"{int(got['warm_up_growth_kib']) / 1024:+.1f}", f"{float(got['wall']):.2f}",  # type: ignore[arg-type,call-overload]
+                     str(got["note"]) + ("" if got["reset"] else " (peak not reset)")])
+        if name.startswith("sched_accel,"):
+            results.append((name, growth))
+    print(table(["contender", "RSS before MB", "peak MB", "growth MB", f"warm-up ({_memory.WARM_UP:,}) growth MB", "wall s", "notes"], rows))
+    return [print_goal(f"{name}: peak RSS growth {growth:.1f} MB <= 10", growth <= 10) for name, growth in results]
+
+
+def cheap(repeat: int) -> list[bool]:
+    n = 300
+    _header("cheap", f"{n} items from an upstream answering in 0 ms, C={C}; median of {repeat} runs, round-robin")
+    with _upstream.running("--fixed", "0") as url:
+        samples = _rounds(Job(url), range(n), _http_contenders(plain_async=True), repeat)
+    plain = {SYNC_SCHED: samples[PLAIN_SYNC].wall, ASYNC_SCHED: samples[PLAIN_ASYNC].wall}
+    _http_table(samples, n, "wall/plain sync", lambda s: s.wall / plain[SYNC_SCHED])
+    return [
+        print_goal(f"{name}: wall {samples[name].wall:.3f} s = {samples[name].wall / plain[name]:.3f} x the plain loop of the same kind <= 1.05",
+                   samples[name].wall <= 1.05 * plain[name])
+        for name in (SYNC_SCHED, ASYNC_SCHED)
+    ]
+
+
+def cpu(repeat: int) -> list[bool]:
+    n, latency = 200, 0.01
+    _header("cpu", f"{n} items, fixed latency {latency * 1000:g} ms (enough not to step aside), C={C}; server in its own process; "
+            f"client CPU = time.process_time() of the benchmark process (all threads) / N; median of {repeat} runs")
+    with _upstream.running("--fixed", str(latency)) as url:
+        samples = _rounds(Job(url), range(n), _http_contenders(plain_async=True), repeat)
+    plain = {SYNC_SCHED: samples[PLAIN_SYNC].cpu, ASYNC_SCHED: samples[PLAIN_ASYNC].cpu}
+    _http_table(samples, n, "CPU/plain sync", lambda s: s.cpu / plain[SYNC_SCHED])
+    return [
+        print_goal(f"{name}: client CPU {samples[name].cpu / n * 1000:.3f} ms/req = {samples[name].cpu / plain[name]:.3f} x "
+                   f"the same client in the plain loop ({plain[name] / n * 1000:.3f} ms/req) <= 1.1",
+                   samples[name].cpu <= 1.1 * plain[name])
+        for name in (SYNC_SCHED, ASYNC_SCHED)
+    ]
+
+
+def print_goal(text: str, ok: bool) -> bool:
+    print(goal(text, ok))
+    return ok
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], list[bool]]] = {
+    "fixed": lambda a: fixed(a.repeat or 3),
+    "lognormal": lambda a: lognormal(a.repeat or 1),
+    "overhead": lambda a: overhead(a.repeat or 3),
+    "memory": lambda a: memory(a.items or 1_000_000),
+    "cheap": lambda a: cheap(a.repeat or 5),
+    "cpu": lambda a: cpu(a.repeat or 3),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["rss-child"]:
+        _memory.child(argv[1], int(argv[2]), int(argv[3]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenarios", nargs="*", default=["all"], choices=["all", *SCENARIOS], metavar="SCENARIO",
+                        help=f"all (default) or some of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--repeat", type=int, help="runs per contender (default: per scenario)")
+    parser.add_argument("--items", type=int, help="items for the memory scenario (default 1,000,000)")
+    args = parser.parse_args(argv)
+    names = list(SCENARIOS) if "all" in args.scenarios else args.scenarios
+    outcomes = {name: SCENARIOS[name](args) for name in names}
+    failed = [name for name, results in outcomes.items() if not all(results)]
+    print(f"\ngoals: {sum(map(len, outcomes.values())) - sum(r.count(False) for r in outcomes.values())} "
+          f"of {sum(map(len, outcomes.values()))} pass" + (f"; failing in: {', '.join(failed)}" if failed else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
