@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import inspect
 import os
 import site
 import subprocess
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 
 import _sched_accel_boot as boot
 
-from ._config import Settings, find_config, load_config
+from ._config import Settings, Target, find_config, load_config
 from ._control import ALL, ControlFile
 from ._exceptions import SchedAccelError
 
@@ -132,7 +133,7 @@ def _check(args: argparse.Namespace) -> int:
     for target in settings.targets:
         if target.loop.path is not None:  # `python script.py` puts the script's folder first
             sys.path.insert(0, os.path.dirname(target.loop.path))
-        note = _resolve_for_check(target.loop, target.fetch, target.replacement)
+        note = _resolve_for_check(target.loop, target.fetch, target.replacement) or _items_problem(target)
         resolved = note is None
         failures += not resolved
         if not resolved:
@@ -175,6 +176,41 @@ def _resolve_for_check(*specs: object) -> str | None:
             return str(exc)
         except Exception as exc:
             return f"{spec.text}: importing {spec.module} failed: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _items_problem(target: Target) -> str | None:
+    """Why prefetch mode could not find this target's items, or None."""
+    from ._targets import TargetSpec
+
+    where = target.items
+    if target.mode != "prefetch" or where is None or where == "learned":
+        return None
+    if isinstance(where, str) and ":" in where:
+        spec = TargetSpec.parse(where.removeprefix("returned-by:"), allow_path=False)
+        if where.startswith("returned-by:"):
+            return _resolve_for_check(spec)
+        try:
+            value: object = importlib.import_module(spec.module or "")
+            for part in spec.qualname.split("."):
+                value = getattr(value, part)
+        except Exception as exc:
+            return f"items = {where!r}: {type(exc).__name__}: {exc}"
+        return None
+    if target.loop.module is None:
+        return None  # a script's loop: its signature is checked when it runs
+    try:
+        function = target.loop.resolve(importlib.import_module(target.loop.module)).function
+        parameters = list(inspect.signature(function).parameters)
+    except Exception:
+        return None  # the loop itself was already reported
+    if target.loop.qualname.count(".") and parameters[:1] in (["self"], ["cls"]):
+        parameters = parameters[1:]
+    if isinstance(where, int):
+        if where >= len(parameters):
+            return f"items = {where}: the loop takes only {len(parameters)} argument(s): {', '.join(parameters)}"
+    elif where not in parameters:
+        return f"items = {where!r}: the loop has no parameter of that name; it has {', '.join(parameters) or 'none'}"
     return None
 
 

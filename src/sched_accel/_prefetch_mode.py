@@ -47,6 +47,7 @@ class PrefetchMode:
         self.target = envelope.target
         self.fetch_async: bool | None = None  # known once the per-item function is patched
         self._signature: inspect.Signature | None = None
+        self._said_no_items = False
         paths = self.target.args
         self.builder: Callable[[Any], Args] | None = None
         self.learned: LearnedCalls | None = None
@@ -101,7 +102,22 @@ class PrefetchMode:
             args, kwargs = bound.args, bound.kwargs
         return source, args, kwargs
 
+    def _no_items(self) -> None:
+        """Say once that this loop's items were not found, so nothing is prefetched."""
+        if not self._said_no_items:
+            self._said_no_items = True
+            event(
+                "WARNING",
+                "items_not_found",
+                f"items = {self.target.items!r} gave nothing to iterate in this call, so the loop runs "
+                "without prefetching; run `sched-accel check` and fix `items`",
+                target=self.target.name,
+            )
+
     def _new_run(self, submit: Callable[[Slot[Any]], Slot[Any]], source: Iterator[Any] | None) -> PrefetchRun:
+        where = self.target.items
+        if source is None and not (isinstance(where, str) and where.startswith("returned-by:")):
+            self._no_items()
         return PrefetchRun(
             self.target.name,
             source,
