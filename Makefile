@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: demo test bench typecheck clean venv
 
@@ -22,8 +23,15 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python -m mypy
 
-bench: $(STAMP)
+# The benchmarks' own peers (aiometer) come from the `bench` extra.
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python tools/dev_hook.py
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/prefetch.py all
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy

@@ -83,11 +83,11 @@ def sequential_async(job: Job, items: Sequence[int], c: int) -> Measure:
     return asyncio.run(main())
 
 
-def sched_accel_sync(variant: str = "default") -> Contender:
+def sched_accel_sync(variant: str = "default", window: int | None = None) -> Contender:
     """The legacy sync loop, patched by ``sched_accel.install()`` (prefetch mode)."""
 
     def run(job: Job, items: Sequence[int], c: int) -> Measure:
-        with patched(c, variant):
+        with patched(c, variant, window):
             measure = sequential(job, items, c)
         measure.note = last_run_note()
         return measure
@@ -95,11 +95,11 @@ def sched_accel_sync(variant: str = "default") -> Contender:
     return run
 
 
-def sched_accel_async(variant: str = "default") -> Contender:
+def sched_accel_async(variant: str = "default", window: int | None = None) -> Contender:
     """The legacy async loop, patched by ``sched_accel.install()`` (prefetch mode)."""
 
     def run(job: Job, items: Sequence[int], c: int) -> Measure:
-        with patched(c, variant):
+        with patched(c, variant, window):
             measure = sequential_async(job, items, c)
         measure.note = last_run_note()
         return measure

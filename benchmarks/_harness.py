@@ -7,6 +7,7 @@ import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,11 +31,12 @@ control_file = "{control}"
 loop = "legacy_jobs:fetch_all"
 fetch = "legacy_jobs:Api.get_item"
 items = "items"
-
+{window}
 [[targets]]
 loop = "legacy_jobs:afetch_all"
 fetch = "legacy_jobs:AsyncApi.get_item"
 items = "items"
+{window}
 
 [[targets]]
 loop = "legacy_jobs:trivial_loop"
@@ -82,10 +84,13 @@ os.chmod(_STATE, 0o700)
 
 
 @contextmanager
-def patched(concurrency: int, variant: str = "default") -> Iterator[None]:
-    """sched_accel installed, the way the start-up hook does it, for the block."""
-    config = Path(_STATE, f"sched_accel-{concurrency}.toml")
-    config.write_text(CONFIG.format(concurrency=concurrency, control=Path(_STATE, "control.json")))
+def patched(concurrency: int, variant: str = "default", window: int | None = None) -> Iterator[None]:
+    """sched_accel installed, the way the start-up hook does it, for the block (``window``:
+    the read-ahead window of the HTTP targets, default sched_accel's own)."""
+    config = Path(_STATE, f"sched_accel-{concurrency}-{window}.toml")
+    config.write_text(CONFIG.format(
+        concurrency=concurrency, control=Path(_STATE, "control.json"), window="" if window is None else f"window = {window}\n"
+    ))
     saved = {name: getattr(_prefetch, name) for name in VARIANTS[variant]}
     os.environ["ENABLE_SCHEDULER_OPTIMIZATION"] = "1"
     try:
@@ -183,10 +188,18 @@ def machine() -> str:
             model = next((line.split(":", 1)[1].strip() for line in file if line.startswith("model name")), model)
     except OSError:
         pass
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        commit = f" at {described}"
+    except (OSError, subprocess.CalledProcessError):
+        commit = ""
     return (
         f"machine: nproc={cpus} ({model}), {platform.system()} {platform.release()}, "
         f"{platform.python_implementation()} {platform.python_version()}; "
         + ", ".join(f"{name} {installed(name)}" for name in ("sched-accel", "httpx", "anyio", "wrapt", "aiometer"))
+        + f"; work tree{commit}"
     )
 
 

@@ -13,6 +13,7 @@ import json
 import resource
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from _contenders import (
@@ -41,7 +42,10 @@ CONTENDERS: dict[str, Contender] = {
     **ASYNC_PEERS,
 }
 #: Peers that take 15-300 us per item run on fewer items, to keep `make bench` short.
-FEWER_ITEMS = {**{name: 100_000 for name in [*SYNC_PEERS, *ASYNC_PEERS]}, "batches of C (thread pool)": 10_000}
+FEWER_ITEMS = {
+    **{name: 100_000 for name in [*SYNC_PEERS, *ASYNC_PEERS, "sched_accel.map (engine)"]},
+    "batches of C (thread pool)": 10_000,
+}
 
 
 def _status() -> dict[str, int]:
@@ -93,8 +97,22 @@ def child(name: str, items: int, concurrency: int) -> None:
     )
 
 
-def measure(script: str, name: str, items: int, concurrency: int) -> dict[str, object]:
-    """Run ``child`` for one contender in a fresh interpreter; its JSON result."""
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one child measured (KiB, seconds)."""
+
+    cold_kib: int
+    warm_up_growth_kib: int
+    before_kib: int
+    peak_kib: int
+    growth_kib: int
+    wall: float
+    reset: bool
+    note: str
+
+
+def measure(script: str, name: str, items: int, concurrency: int) -> Result:
+    """Run ``child`` for one contender in a fresh interpreter; its result."""
     done = subprocess.run(
         [sys.executable, script, "rss-child", name, str(items), str(concurrency)],
         capture_output=True,
@@ -103,5 +121,4 @@ def measure(script: str, name: str, items: int, concurrency: int) -> dict[str, o
     )
     if done.returncode != 0:
         raise RuntimeError(f"the RSS child for {name!r} failed:\n{done.stderr}")
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return Result(**json.loads(done.stdout.strip().splitlines()[-1]))

@@ -45,6 +45,7 @@ SYNC_SCHED = "sched_accel, sync loop"
 ASYNC_SCHED = "sched_accel, async loop"
 PLAIN_SYNC = "plain sync loop (sequential)"
 PLAIN_ASYNC = "plain async loop (sequential)"
+BIG_WINDOW = 128
 
 
 def _rounds(
@@ -67,12 +68,16 @@ def _rounds(
     return samples
 
 
-def _http_contenders(*, plain_async: bool) -> dict[str, Contender]:
-    contenders: dict[str, Contender] = {PLAIN_SYNC: sequential}
+def _http_contenders(*, plain_async: bool, plain_sync: bool = True) -> dict[str, Contender]:
+    contenders: dict[str, Contender] = {PLAIN_SYNC: sequential} if plain_sync else {}
     if plain_async:
         contenders[PLAIN_ASYNC] = sequential_async
     contenders |= {SYNC_SCHED: sched_accel_sync(), ASYNC_SCHED: sched_accel_async(), **SYNC_PEERS, **ASYNC_PEERS}
     return contenders
+
+
+def _runs(repeat: int) -> str:
+    return "1 run each" if repeat == 1 else f"median of {repeat} runs each"
 
 
 def _header(scenario: str, text: str) -> None:
@@ -92,7 +97,7 @@ def fixed(repeat: int) -> list[bool]:
     n, latency = 70, 0.2
     ideal = math.ceil(n / C) * latency
     _header("fixed", f"{n} items, fixed latency {latency * 1000:g} ms, C={C}; ideal = ceil(N/C)*L = {ideal:.3f} s; "
-            f"median of {repeat} runs (sequential: 1 run)")
+            f"{_runs(repeat)} (sequential: 1 run)")
     with _upstream.running("--fixed", str(latency)) as url:
         samples = _rounds(Job(url), range(n), _http_contenders(plain_async=False), repeat, once=[PLAIN_SYNC])
     _http_table(samples, n, "wall/ideal", lambda s: s.wall / ideal)
@@ -102,15 +107,24 @@ def fixed(repeat: int) -> list[bool]:
     ]
 
 
-def lognormal(repeat: int) -> list[bool]:
+def lognormal(repeat: int, with_sequential: bool) -> list[bool]:
     n, median, sigma, seed = 200, 0.1, 1.0, 7
     lat = _upstream.latencies(lognormal=(median, sigma), items=n, seed=seed)
     bound = max(sum(lat) / C, max(lat))
+    skipped = (
+        f"; the plain sequential loop is not run (it takes sum = {sum(lat):.1f} s, wall/bound = {sum(lat) / bound:.2f}; "
+        "--with-sequential runs it)"
+    )
     _header("lognormal", f"{n} items, lognormal latency (median {median * 1000:g} ms, sigma {sigma:g}, seed {seed}): "
             f"sum {sum(lat):.2f} s, max {max(lat):.3f} s; C={C}; bound = max(sum/C, max) = {bound:.3f} s; "
-            f"median of {repeat} runs (sequential: 1 run)")
+            f"{_runs(repeat)}{' (sequential: 1 run)' if with_sequential else skipped}")
     with _upstream.running("--lognormal", str(median), str(sigma), "--items", str(n), "--seed", str(seed)) as url:
-        samples = _rounds(Job(url), range(n), _http_contenders(plain_async=False), repeat, once=[PLAIN_SYNC])
+        contenders = _http_contenders(plain_async=False, plain_sync=with_sequential)
+        # The read-ahead window (default 2*C, at least 16) bounds how far the workers may run
+        # past a slow item the loop waits for; these rows show a larger one, set in the config.
+        contenders[f"{SYNC_SCHED}, window = {BIG_WINDOW}"] = sched_accel_sync(window=BIG_WINDOW)
+        contenders[f"{ASYNC_SCHED}, window = {BIG_WINDOW}"] = sched_accel_async(window=BIG_WINDOW)
+        samples = _rounds(Job(url), range(n), contenders, repeat, once=[PLAIN_SYNC])
     _http_table(samples, n, "wall/bound", lambda s: s.wall / bound)
     peers = {name: s.wall for name, s in samples.items() if name in SYNC_PEERS or name in ASYNC_PEERS}
     best_name = min((name for name in peers if not name.startswith("batches")), key=peers.__getitem__)
@@ -126,13 +140,16 @@ def lognormal(repeat: int) -> list[bool]:
             f"{name}: far ahead of batches of C (batches take {batch_wall / wall:.2f}x as long; at least 1.5x)",
             batch_wall >= 1.5 * wall,
         ))
+    for name in samples:
+        if name.endswith(f"window = {BIG_WINDOW}"):
+            print(f"info: {name}: wall/bound {samples[name].wall / bound:.3f}")
     return results
 
 
 def overhead(repeat: int) -> list[bool]:
     n = 100_000
     _header("overhead", f"{n:,} trivial calls (a per-item function that returns at once, no HTTP), C={C}; "
-            f"median of {repeat} runs; overhead = (wall - plain loop of the same kind) / N. "
+            f"{_runs(repeat)}; overhead = (wall - plain loop of the same kind) / N. "
             "'no step-aside' rows: after=1e18 sets _prefetch.STEP_ASIDE_AFTER = 10**18 (every call timed), "
             "seconds=0 sets _prefetch.STEP_ASIDE_SECONDS = 0 (first 16 timed, never below 0 s)")
     contenders: dict[str, Contender] = {
@@ -179,10 +196,10 @@ def memory(items: int) -> list[bool]:
     for name in _memory.CONTENDERS:
         count = min(items, _memory.FEWER_ITEMS.get(name, items))
         got = _memory.measure(__file__, name, count, C)
-        growth = int(got["growth_kib"]) / 1024  # type: ignore[call-overload]
-        rows.append([name, f"{int(got['before_kib']) / 1024:.1f}", f"{int(got['peak_kib']) / 1024:.1f}",  # type: ignore[call-overload]
-                     f"{growth:+.1f}", f"{int(got['warm_up_growth_kib']) / 1024:+.1f}", f"{float(got['wall']):.2f}",  # type: ignore[arg-type,call-overload]
-                     ("" if count == items else f"{count:,} items only; ") + str(got["note"]) + ("" if got["reset"] else " (peak not reset)")])
+        growth = got.growth_kib / 1024
+        notes = ["" if count == items else f"{count:,} items only", got.note, "" if got.reset else "peak not reset"]
+        rows.append([name, f"{got.before_kib / 1024:.1f}", f"{got.peak_kib / 1024:.1f}", f"{growth:+.1f}",
+                     f"{got.warm_up_growth_kib / 1024:+.1f}", f"{got.wall:.2f}", "; ".join(filter(None, notes))])
         if name.startswith("sched_accel,"):
             results.append((name, growth))
     print(table(["contender", "RSS before MB", "peak MB", "growth MB", f"warm-up ({_memory.WARM_UP:,}) growth MB", "wall s", "notes"], rows))
@@ -191,7 +208,7 @@ def memory(items: int) -> list[bool]:
 
 def cheap(repeat: int) -> list[bool]:
     n = 300
-    _header("cheap", f"{n} items from an upstream answering in 0 ms, C={C}; median of {repeat} runs, round-robin")
+    _header("cheap", f"{n} items from an upstream answering in 0 ms, C={C}; {_runs(repeat)}, round-robin")
     with _upstream.running("--fixed", "0") as url:
         samples = _rounds(Job(url), range(n), _http_contenders(plain_async=True), repeat)
     plain = {SYNC_SCHED: samples[PLAIN_SYNC].wall, ASYNC_SCHED: samples[PLAIN_ASYNC].wall}
@@ -209,7 +226,7 @@ def cpu(repeat: int) -> list[bool]:
     for latency in (0.01, 0.0):
         why = "enough not to step aside" if latency else "client CPU-bound, as in the cheap scenario"
         _header("cpu", f"{n} items, fixed latency {latency * 1000:g} ms ({why}), C={C}; server in its own process; "
-                f"client CPU = time.process_time() of the benchmark process (all threads) / N; median of {repeat} runs")
+                f"client CPU = time.process_time() of the benchmark process (all threads) / N; {_runs(repeat)}")
         with _upstream.running("--fixed", str(latency)) as url:
             samples = _rounds(Job(url), range(n), _http_contenders(plain_async=True), repeat)
         plain = {SYNC_SCHED: samples[PLAIN_SYNC].cpu, ASYNC_SCHED: samples[PLAIN_ASYNC].cpu}
@@ -230,10 +247,10 @@ def print_goal(text: str, ok: bool) -> bool:
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[bool]]] = {
     "fixed": lambda a: fixed(a.repeat or 3),
-    "lognormal": lambda a: lognormal(a.repeat or 1),
+    "lognormal": lambda a: lognormal(a.repeat or 1, a.with_sequential),
     "overhead": lambda a: overhead(a.repeat or 3),
     "memory": lambda a: memory(a.items or 1_000_000),
-    "cheap": lambda a: cheap(a.repeat or 5),
+    "cheap": lambda a: cheap(a.repeat or 7),
     "cpu": lambda a: cpu(a.repeat or 3),
 }
 
@@ -248,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"all (default) or some of: {', '.join(SCENARIOS)}")
     parser.add_argument("--repeat", type=int, help="runs per contender (default: per scenario)")
     parser.add_argument("--items", type=int, help="items for the memory scenario (default 1,000,000)")
+    parser.add_argument("--with-sequential", action="store_true", help="lognormal: run the plain loop too (+35 s)")
     args = parser.parse_args(argv)
     names = list(SCENARIOS) if "all" in args.scenarios else args.scenarios
     outcomes = {name: SCENARIOS[name](args) for name in names}

@@ -66,9 +66,17 @@ def pair_data(token: str) -> dict[str, Any]:
 class Upstream:
     """The server, on a free port of 127.0.0.1 unless told otherwise."""
 
-    def __init__(self, *, latency: float = 0.2, port: int = 0, fail: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        *,
+        latency: float = 0.2,
+        port: int = 0,
+        fail: frozenset[str] = frozenset(),
+        delays: dict[str, float] | None = None,
+    ) -> None:
         self.latency = latency
         self.fail = fail
+        self.delays = dict(delays or {})  # per-token latency, overriding ``latency``
         self.stats = Stats()
         upstream = self
 
@@ -90,9 +98,9 @@ class Upstream:
                     return
                 upstream.stats.enter(path)
                 try:
-                    time.sleep(upstream.latency)
+                    token = path.removeprefix("/pair/")
+                    time.sleep(upstream.delays.get(token, upstream.latency))
                     if path.startswith("/pair/"):
-                        token = path.removeprefix("/pair/")
                         if token in upstream.fail:
                             self._send(500, {"error": f"upstream failed for {token}"})
                         else:

@@ -31,6 +31,10 @@ R = TypeVar("R")
 _PENDING: Any = object()
 
 
+class _Cancelled(Exception):
+    """Stands for the outcome of a call that was cancelled before it started."""
+
+
 def check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
     """Raise ValueError naming the argument unless ``value`` is a positive number."""
     if value is None and allow_none:
@@ -42,7 +46,7 @@ def check_positive(name: str, value: float | None, *, allow_none: bool = True) -
 class Slot(Generic[R]):
     """One call and, once run, its value or its exception."""
 
-    __slots__ = ("args", "cancelled", "done", "error", "fn", "item", "kwargs", "started", "value")
+    __slots__ = ("_unclaimed", "args", "done", "error", "fn", "item", "kwargs", "value")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], item: Any = None) -> None:
         self.fn = fn
@@ -51,13 +55,27 @@ class Slot(Generic[R]):
         self.item = item
         self.value: Any = _PENDING
         self.error: BaseException | None = None
-        self.cancelled = False
-        self.started = False
+        self._unclaimed = [True]  # popped once: by the worker that runs it, or by cancel()
         self.done: Any = None  # a held lock (threads) or an anyio.Event (async)
+
+    def claim(self) -> bool:
+        """For a worker: True if the call is to run now (it was not cancelled)."""
+        try:
+            self._unclaimed.pop()  # atomic: only one of claim() and cancel() wins
+        except IndexError:
+            return False
+        return True
+
+    def cancel(self) -> bool:
+        """Make sure the call never starts; False if it had already started."""
+        try:
+            self._unclaimed.pop()
+        except IndexError:
+            return False
+        return True
 
     def run(self) -> None:
         """Run the call, keeping its value or exception (for a worker)."""
-        self.started = True
         try:
             self.value = self.fn(*self.args, **self.kwargs)
         except BaseException as exc:  # kept, re-raised where the call is consumed
@@ -99,8 +117,10 @@ class ThreadWorkers:
             slot = get()
             if slot is None:
                 return
-            if not slot.cancelled:
+            if slot.claim():
                 slot.run()
+            else:
+                slot.error = _Cancelled()
             slot.done.release()
 
     @staticmethod
@@ -110,7 +130,7 @@ class ThreadWorkers:
         Raises :class:`TimeoutError` after ``timeout`` seconds (the call itself runs on).
         """
         if not slot.done.acquire(timeout=-1 if timeout is None else timeout):
-            slot.cancelled = True
+            slot.cancel()
             raise TimeoutError(f"the call did not finish within {timeout:g} s")
         slot.done.release()
         return slot.outcome()
@@ -163,7 +183,7 @@ def _map(fn: Callable[[T], R], items: Iterable[T], concurrency: int, window: int
             yield workers.wait(slot, timeout)
     finally:
         for slot in pending:
-            slot.cancelled = True
+            slot.cancel()
         workers.close()
 
 
@@ -207,12 +227,13 @@ class AsyncWorkers:
         while True:
             while queue_:
                 slot = queue_.popleft()
-                if not slot.cancelled:
-                    slot.started = True
+                if slot.claim():
                     try:
                         slot.value = await slot.fn(*slot.args, **slot.kwargs)
                     except Exception as exc:
                         slot.error = exc
+                else:
+                    slot.error = _Cancelled()
                 slot.done.set()
             if self._closed:
                 return
@@ -242,7 +263,7 @@ class AsyncWorkers:
                 with anyio.move_on_after(timeout):
                     await done.wait()
                 if not done.is_set():
-                    slot.cancelled = True
+                    slot.cancel()
                     raise TimeoutError(f"the call did not finish within {timeout:g} s")
         return slot.outcome()
 

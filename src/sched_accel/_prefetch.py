@@ -151,6 +151,9 @@ class PrefetchRun:
         self.shape: CallShape | None = None
         self.pending: deque[Slot[Any]] = deque()
         self.lookahead: deque[Any] = deque()
+        #: Calls the loop made directly (misses) that no later fill has accounted for yet:
+        #: when the loop ran past what we predicted, a fill must not fetch them again.
+        self.missed: deque[tuple[Any, tuple[Any, ...], dict[str, Any]]] = deque(maxlen=4 * window + 64)
         self.active = source is not None
         self.stepped_aside = False
         self.attempts = 0
@@ -182,7 +185,18 @@ class PrefetchRun:
                 self.active = bool(self.pending)
                 return
             args, kwargs = shape.arguments(item)
-            self.pending.append(self.submit(Slot(self._timed_call(shape.call), args, kwargs, item)))
+            slot: Slot[Any] = Slot(shape.call, args, kwargs, item)
+            if self.missed and self._made_directly(shape, slot):
+                continue  # the loop already made this call itself: never twice
+            slot.fn = self._timed_call(shape.call)
+            self.pending.append(self.submit(slot))
+
+    def _made_directly(self, shape: CallShape, slot: Slot[Any]) -> bool:
+        for index, (instance, args, kwargs) in enumerate(self.missed):
+            if shape.matches(slot, instance, args, kwargs):
+                del self.missed[index]
+                return True
+        return False
 
     def _timed_call(self, call: Callable[..., Any]) -> Callable[..., Any]:
         """The first few calls are timed, to see whether prefetching pays (step aside)."""
@@ -222,6 +236,7 @@ class PrefetchRun:
             return None
         if self.shape is None and not self._infer(call, instance, args, kwargs):
             self.misses += 1
+            self.missed.append((instance, args, kwargs))
             return None
         shape = self.shape
         assert shape is not None
@@ -239,6 +254,7 @@ class PrefetchRun:
                 self.hits += 1
                 return slot
         self.misses += 1
+        self.missed.append((instance, args, kwargs))
         return None
 
     def _infer(self, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
@@ -301,8 +317,7 @@ class PrefetchRun:
     def _discard(self, slot: Slot[Any]) -> None:
         """A predicted call the loop will not ask for: skip it, or count it as wasted if it
         already started (an upstream call the sequential loop would not have made)."""
-        slot.cancelled = True
-        if slot.started:
+        if not slot.cancel():  # it had started: a call the sequential loop would not make
             self.wasted += 1
 
     def close(self) -> None:

@@ -262,13 +262,47 @@ def _independent(value: Any) -> Iterator[Any] | None:
 
 
 def _split(value: Any) -> tuple[Iterator[Any] | None, Any]:
-    """(our source, what the loop gets): a tee'd pair for a one-shot iterator."""
+    """(our source, what the loop gets): a tee'd pair for a one-shot iterator.
+
+    An exception the iterator raises reaches the loop where it would have without us (our
+    side, reading ahead, only stops there), never swallowed by our read-ahead.
+    """
     if isinstance(value, Iterator):
-        mine, theirs = itertools.tee(value)
-        return mine, theirs
+        mine, theirs = itertools.tee(_keep_raised(value))
+        return _until_raised(mine), _reraise(theirs)
     if isinstance(value, Sequence | Iterable) and not isinstance(value, str | bytes):
         return iter(value), value
     return None, value
+
+
+class _Raised:
+    """An exception of the loop's item iterator, kept in the tee at its place."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _keep_raised(iterator: Iterator[Any]) -> Iterator[Any]:
+    try:
+        yield from iterator
+    except Exception as exc:
+        yield _Raised(exc)
+
+
+def _until_raised(branch: Iterator[Any]) -> Iterator[Any]:
+    for value in branch:
+        if type(value) is _Raised:
+            return
+        yield value
+
+
+def _reraise(branch: Iterator[Any]) -> Iterator[Any]:
+    for value in branch:
+        if type(value) is _Raised:
+            raise value.error
+        yield value
 
 
 class FetchInterceptor:
