@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -79,8 +81,8 @@ _logger.propagate = False
 
 for _key in [k for k in os.environ if k.startswith("SCHED_ACCEL_")]:
     del os.environ[_key]  # a concurrency override from the shell must not skew the figures
-_STATE = tempfile.mkdtemp(prefix="sched_accel-bench-")
-os.chmod(_STATE, 0o700)
+_STATE = tempfile.mkdtemp(prefix="sched_accel-bench-")  # owner-only, as sched_accel requires
+atexit.register(shutil.rmtree, _STATE, ignore_errors=True)
 
 
 @contextmanager

@@ -254,8 +254,37 @@ class PrefetchRun:
                 self.hits += 1
                 return slot
         self.misses += 1
-        self.missed.append((instance, args, kwargs))
+        if not self.stepped_aside and self._reanchor(shape, instance, args, kwargs):
+            self._fill()
+        else:
+            self.missed.append((instance, args, kwargs))
         return None
+
+    def _reanchor(self, shape: CallShape, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """The loop asked for an item beyond every prediction (it skipped ``window`` or more
+        items): find it further on in the source and predict from there on,
+        instead of missing for the rest of the run. The predictions it passed are discarded.
+        It looks at most ``4 * window + 64`` items ahead (kept, not lost, when the call is not
+        among them), so memory stays O(window)."""
+        limit = 4 * self.window + 64
+        while self.source is not None and len(self.lookahead) < limit:
+            item = next(self.source, _NOT_FOUND)
+            if item is _NOT_FOUND:
+                break
+            self.lookahead.append(item)
+        for index, item in enumerate(self.lookahead):
+            try:
+                predicted: Slot[Any] = Slot(shape.call, *shape.arguments(item))
+            except Exception:
+                continue
+            if shape.matches(predicted, instance, args, kwargs):
+                while self.pending:
+                    self._discard(self.pending.popleft())
+                for _ in range(index + 1):  # through this call's own item: it runs directly now
+                    self.lookahead.popleft()
+                self.active = True
+                return True
+        return False
 
     def _infer(self, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Learn the call's shape from the loop's first call of the per-item function.
