@@ -33,10 +33,10 @@ WARM_UP = 1_000
 CONTENDERS: dict[str, Contender] = {
     "plain sync loop": sequential,
     "sched_accel, sync loop": sched_accel_sync(),
-    "sched_accel, sync loop, no step-aside (seconds=0)": sched_accel_sync("seconds=0"),
+    "sched_accel, sync loop, no step-aside": sched_accel_sync("no-probe"),
     "plain async loop": sequential_async,
     "sched_accel, async loop": sched_accel_async(),
-    "sched_accel, async loop, no step-aside (seconds=0)": sched_accel_async("seconds=0"),
+    "sched_accel, async loop, no step-aside": sched_accel_async("no-probe"),
     "sched_accel.map (engine)": sched_accel_map,
     **SYNC_PEERS,
     **ASYNC_PEERS,

@@ -124,6 +124,14 @@ class ThreadWorkers:
             slot.done.release()
 
     @staticmethod
+    def done_within(slot: Slot[Any], seconds: float) -> bool:
+        """Whether the slot's call is done within ``seconds`` (it runs on either way)."""
+        if slot.done.acquire(timeout=seconds):
+            slot.done.release()
+            return True
+        return False
+
+    @staticmethod
     def wait(slot: Slot[R], timeout: float | None = None) -> R:
         """Block until the slot ran, then return its value or raise its exception.
 
@@ -212,7 +220,7 @@ class AsyncWorkers:
 
     def submit(self, slot: Slot[Any]) -> Slot[Any]:
         """Queue a slot whose ``fn`` returns an awaitable; a worker task awaits it."""
-        slot.done = anyio.Event()
+        slot.done = False  # True once run; an event is made only if someone has to wait
         self._queue.append(slot)
         if self._waiting:
             self._wakeup.set()
@@ -234,7 +242,10 @@ class AsyncWorkers:
                         slot.error = exc
                 else:
                     slot.error = _Cancelled()
-                slot.done.set()
+                waiter = slot.done
+                slot.done = True
+                if waiter is not False:
+                    waiter.set()
             if self._closed:
                 return
             self._waiting += 1
@@ -249,20 +260,32 @@ class AsyncWorkers:
         self._wakeup.set()
 
     @staticmethod
+    async def done_within(slot: Slot[Any], seconds: float) -> bool:
+        """Whether the slot's call is done within ``seconds`` (it runs on either way)."""
+        if slot.done is not True:
+            if slot.done is False:
+                slot.done = anyio.Event()
+            with anyio.move_on_after(seconds):
+                await slot.done.wait()
+        return slot.done is True
+
+    @staticmethod
     async def wait(slot: Slot[R], timeout: float | None = None) -> R:
         """Wait until the slot ran, then return its value or raise its exception.
 
         A slot already done answers at once, without a trip through the event loop (as an
         awaited call that completes without suspending would).
         """
-        done = slot.done
-        if not done.is_set():
+        if slot.done is not True:
+            if slot.done is False:
+                slot.done = anyio.Event()
+            waiter = slot.done
             if timeout is None:
-                await done.wait()
+                await waiter.wait()
             else:
                 with anyio.move_on_after(timeout):
-                    await done.wait()
-                if not done.is_set():
+                    await waiter.wait()
+                if slot.done is not True:
                     slot.cancel()
                     raise TimeoutError(f"the call did not finish within {timeout:g} s")
         return slot.outcome()

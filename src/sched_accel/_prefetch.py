@@ -25,10 +25,15 @@ __all__ = ["CURRENT", "CallShape", "PrefetchRun", "item_path"]
 #: The prefetch run of the loop executing in this thread or task, if any.
 CURRENT: ContextVar[PrefetchRun | None] = ContextVar("sched_accel_prefetch_run", default=None)
 
-#: Calls faster than this on average (after the first few) are cheaper than our own
-#: bookkeeping: the run steps aside and lets the loop call directly.
-STEP_ASIDE_SECONDS = 0.0002
-STEP_ASIDE_AFTER = 16
+#: Stepping aside. The first predicted call is submitted alone; if it is done within
+#: PROBE_SECONDS, calls are cheaper than fanning out (our hand-offs, and an HTTP client's
+#: pool of C connections, would cost more than they save), so the loop calls directly. If
+#: the next RESUME_AFTER direct calls then take RESUME_SECONDS or more on average (the
+#: first one was a cache hit), prefetching starts after all. Slow calls lose PROBE_SECONDS
+#: once per run, against a whole round of latency for a sequential probe.
+PROBE_SECONDS = 0.005
+RESUME_AFTER = 8
+RESUME_SECONDS = 0.001
 #: Real calls whose item could not be found before inference gives up.
 INFER_ATTEMPTS = 3
 
@@ -155,13 +160,19 @@ class PrefetchRun:
         #: when the loop ran past what we predicted, a fill must not fetch them again.
         self.missed: deque[tuple[Any, tuple[Any, ...], dict[str, Any]]] = deque(maxlen=4 * window + 64)
         self.active = source is not None
+        #: None until the first predicted call was probed, then True (submitted alone,
+        #: being waited for), then False (decided).
+        self.probing: bool | None = None
+        #: 0 or less: never step aside (benchmarks measure the engine so).
+        self.probe_seconds = PROBE_SECONDS
         self.stepped_aside = False
+        self.resumed = False
+        self._direct_timed = 0
+        self._direct_sum = 0.0
         self.attempts = 0
         self.hits = self.misses = self.wasted = self.direct = 0
         self.ok = self.failed = 0
         self.started = clock()
-        self._timed = 0
-        self._time_sum = 0.0
 
     # -- the source ---------------------------------------------------------------------
     def set_source(self, source: Iterator[Any]) -> None:
@@ -176,10 +187,12 @@ class PrefetchRun:
         assert self.source is not None
         return next(self.source, _NOT_FOUND)
 
-    def _fill(self) -> None:
+    def _fill(self, limit: int | None = None) -> None:
         shape = self.shape
         assert shape is not None
-        while len(self.pending) < self.window:
+        if limit is None:
+            limit = 1 if self.probing is None else self.window
+        while len(self.pending) < limit:
             item = self._pull()
             if item is _NOT_FOUND:
                 self.active = bool(self.pending)
@@ -188,7 +201,6 @@ class PrefetchRun:
             slot: Slot[Any] = Slot(shape.call, args, kwargs, item)
             if self.missed and self._made_directly(shape, slot):
                 continue  # the loop already made this call itself: never twice
-            slot.fn = self._timed_call(shape.call)
             self.pending.append(self.submit(slot))
 
     def _made_directly(self, shape: CallShape, slot: Slot[Any]) -> bool:
@@ -197,36 +209,6 @@ class PrefetchRun:
                 del self.missed[index]
                 return True
         return False
-
-    def _timed_call(self, call: Callable[..., Any]) -> Callable[..., Any]:
-        """The first few calls are timed, to see whether prefetching pays (step aside)."""
-        if self._timed >= STEP_ASIDE_AFTER:
-            return call
-        clock = self.clock
-
-        def done(started: float) -> None:
-            self._timed += 1
-            self._time_sum += clock() - started
-
-        if self.is_async:
-
-            async def timed_async(*args: Any, **kwargs: Any) -> Any:
-                started = clock()
-                try:
-                    return await call(*args, **kwargs)
-                finally:
-                    done(started)
-
-            return timed_async
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            started = clock()
-            try:
-                return call(*args, **kwargs)
-            finally:
-                done(started)
-
-        return timed
 
     # -- serving ------------------------------------------------------------------------
     def serve(self, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Slot[Any] | None:
@@ -240,12 +222,12 @@ class PrefetchRun:
             return None
         shape = self.shape
         assert shape is not None
-        self._maybe_step_aside()
-        if not self.stepped_aside:
-            self._fill()
-        elif not self.pending:
+        if self.stepped_aside:
             self.direct += 1
             return None
+        self._fill()
+        if self.probing is None and self.pending:
+            self.probing = True  # the slot answering this call is the probe
         for index, slot in enumerate(self.pending):
             if shape.matches(slot, instance, args, kwargs):
                 for _ in range(index):  # the loop skipped these items
@@ -254,7 +236,7 @@ class PrefetchRun:
                 self.hits += 1
                 return slot
         self.misses += 1
-        if not self.stepped_aside and self._reanchor(shape, instance, args, kwargs):
+        if self._reanchor(shape, instance, args, kwargs):
             self._fill()
         else:
             self.missed.append((instance, args, kwargs))
@@ -330,11 +312,27 @@ class PrefetchRun:
                 return CallShape(call, instance, args, rest, keyword=keyword)
         return None
 
-    def _maybe_step_aside(self) -> None:
-        if self.stepped_aside or self._timed < STEP_ASIDE_AFTER:
-            return
-        if self._time_sum / self._timed < STEP_ASIDE_SECONDS:
+    def probed(self, quick: bool) -> None:
+        """The first predicted call was (``quick``) or was not done within PROBE_SECONDS."""
+        self.probing = False
+        if quick and self.probe_seconds > 0:
             self.stepped_aside = True
+        else:
+            self._fill(self.window - 1)  # the probe, still running, counts in the window
+
+    def timed_direct(self, seconds: float, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A direct call made while stepped aside took ``seconds``: resume if they are slow."""
+        if self._direct_timed >= RESUME_AFTER:
+            return
+        self.missed.append((instance, args, kwargs))  # a resumed fill must not repeat it
+        self._direct_timed += 1
+        self._direct_sum += seconds
+        if self._direct_timed == RESUME_AFTER:
+            if self._direct_sum / RESUME_AFTER >= RESUME_SECONDS:
+                self.stepped_aside = False
+                self.resumed = True
+            else:
+                self.missed.clear()
 
     def count(self, ok: bool) -> None:
         """A real call finished (served or direct)."""

@@ -60,7 +60,9 @@ class PrefetchMode:
 
     @property
     def window(self) -> int:
-        return self.target.window or max(2 * self.target.concurrency, 16)
+        # Deep enough that one slow call does not stall the workers behind it (measured:
+        # lognormal latencies need about 16 x C), small enough to bound memory.
+        return self.target.window or max(16 * self.target.concurrency, 128)
 
     # -- where the items come from ------------------------------------------------------------
     def _bind_items(self, call: Callable[..., Any], args: Args, kwargs: Kwargs) -> tuple[Iterator[Any] | None, Args, Kwargs]:
@@ -218,6 +220,8 @@ class PrefetchMode:
         extra: dict[str, Any] = {}
         if run.stepped_aside:
             extra["stepped_aside"] = "yes"
+        elif run.resumed:
+            extra["stepped_aside"] = "resumed"
         if run.skipped_sleeps:
             extra["skipped_sleeps"] = run.skipped_sleeps
         if self.learned is not None and isinstance(run.recorder, Recorder):
@@ -336,9 +340,20 @@ class FetchInterceptor:
             slot = None
         timeout = run.timeout
         if self.is_async:
-            return self._serve_async(run, slot, timeout, wrapped, args, kwargs)
+            return self._serve_async(run, slot, timeout, wrapped, instance, args, kwargs)
         try:
-            value = ThreadWorkers.wait(slot, timeout) if slot is not None else _direct(wrapped, args, kwargs)
+            if slot is not None:
+                if run.probing:
+                    run.probed(ThreadWorkers.done_within(slot, run.probe_seconds))
+                value = ThreadWorkers.wait(slot, timeout)
+            elif run.stepped_aside and run.probing is False:
+                started = time.perf_counter()
+                try:
+                    value = _direct(wrapped, args, kwargs)
+                finally:
+                    run.timed_direct(time.perf_counter() - started, instance, args, kwargs)
+            else:
+                value = _direct(wrapped, args, kwargs)
         except BaseException:
             run.count(False)
             raise
@@ -346,16 +361,28 @@ class FetchInterceptor:
         return value
 
     async def _serve_async(
-        self, run: PrefetchRun, slot: Slot[Any] | None, timeout: float | None, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs
+        self,
+        run: PrefetchRun,
+        slot: Slot[Any] | None,
+        timeout: float | None,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: Args,
+        kwargs: Kwargs,
     ) -> Any:
         try:
             if slot is None:
                 token = CURRENT.set(None)  # the call itself is not part of the loop's body
+                started = time.perf_counter()
                 try:
                     value = await wrapped(*args, **kwargs)
                 finally:
                     CURRENT.reset(token)
+                    if run.stepped_aside and run.probing is False:
+                        run.timed_direct(time.perf_counter() - started, instance, args, kwargs)
             else:
+                if run.probing:
+                    run.probed(await AsyncWorkers.done_within(slot, run.probe_seconds))
                 value = await AsyncWorkers.wait(slot, timeout)
         except BaseException:
             run.count(False)
