@@ -430,3 +430,52 @@ async def test_async_unpredicted_call_runs_directly_and_is_counted_as_missed(
     one_request_each(upstream, [*TOKENS[:6], "EXTRA"])
     fields = run_line(capture_events)
     assert (fields["prefetched"], fields["missed"], fields["wasted"]) == ("6", "1", "0")
+
+
+# -- stepping aside -------------------------------------------------------------------------
+
+STEP = """
+    import time
+
+    CALLS = []
+
+    def fetch(item):
+        CALLS.append(item)
+        if item >= 100:  # the first item answers from a cache; the others are slow
+            time.sleep(0.006)
+        return item * 2
+
+    def loop(items):
+        return [fetch(i) for i in items]
+"""
+
+
+def test_cheap_calls_step_aside(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+    """Calls cheaper than fanning out (done within the probe) run directly: same result, each once."""
+    app.write("step.py", STEP)
+    app.config('[[targets]]\nloop = "step:loop"\nfetch = "step:fetch"\nitems = "items"\nconcurrency = 4\n')
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    assert sched_accel.install() is True
+    step = importlib.import_module("step")
+    assert step.loop(list(range(50))) == [i * 2 for i in range(50)]
+    assert step.CALLS == list(range(50))  # the loop's own order: all direct after the probe
+    fields = run_line(capture_events)
+    assert (fields["stepped_aside"], fields["prefetched"], fields["ok"]) == ("yes", "1", "50")
+
+
+def test_a_fast_first_call_does_not_keep_slow_calls_sequential(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """A quick first call steps aside, slow direct calls after it resume prefetching; none made twice."""
+    app.write("step.py", STEP)
+    app.config('[[targets]]\nloop = "step:loop"\nfetch = "step:fetch"\nitems = "items"\nconcurrency = 4\n')
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    assert sched_accel.install() is True
+    step = importlib.import_module("step")
+    items = [0, *range(100, 140)]
+    assert step.loop(items) == [i * 2 for i in items]
+    assert sorted(step.CALLS) == items  # each once
+    fields = run_line(capture_events)
+    assert fields["stepped_aside"] == "resumed"
+    assert int(fields["prefetched"]) > 20
+    assert fields["wasted"] == "0"

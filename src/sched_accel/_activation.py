@@ -20,11 +20,11 @@ from . import _log, _mainscript
 from ._config import Settings, Target, load_config
 from ._control import ControlFile
 from ._envelope import LoopEnvelope
-from ._prefetch_mode import FetchInterceptor, SleepSkipper, SourceCapture
-from ._targets import TargetSpec
 from ._exceptions import SchedAccelError
 from ._patching import Patch, aliases, apply, existing
+from ._prefetch_mode import FetchInterceptor, SleepSkipper, SourceCapture
 from ._switch import Breaker, Switch
+from ._targets import TargetSpec
 
 __all__ = ["activate_from_boot", "install", "installed", "is_active", "patched_targets", "uninstall"]
 

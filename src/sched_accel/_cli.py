@@ -324,7 +324,7 @@ def _switch(args: argparse.Namespace, off: bool) -> int:
     else:
         current.discard(name)
         if ALL in current:
-            _err(f"every target is off (sched-accel off); `sched-accel on` turns all of them back on")
+            _err("every target is off (sched-accel off); `sched-accel on` turns all of them back on")
     try:
         control.write(frozenset(current))
     except (OSError, SchedAccelError) as exc:

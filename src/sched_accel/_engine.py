@@ -16,8 +16,16 @@ import math
 import queue
 import threading
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+)
+from contextlib import asynccontextmanager, closing
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -173,25 +181,37 @@ def map(  # noqa: A001 - the name says what it does, like the builtin
     return _map(fn, items, int(concurrency), int(window or 2 * concurrency), timeout)
 
 
-def _map(fn: Callable[[T], R], items: Iterable[T], concurrency: int, window: int, timeout: float | None) -> Iterator[R]:
-    workers = ThreadWorkers(concurrency, name="sched_accel-map")
-    pending: deque[Slot[R]] = deque()
+def _ordered(
+    fn: Callable[[T], Any], items: Iterable[T], submit: Callable[[Slot[Any]], Slot[Any]], window: int
+) -> Generator[Slot[Any], None, None]:
+    """Slots for ``fn(item)``, in input order, with at most ``window`` submitted ahead of the
+    one handed out; the ones still pending are cancelled when the generator is closed."""
+    pending: deque[Slot[Any]] = deque()
     source = iter(items)
     empty: dict[str, Any] = {}
     try:
         for item in source:
-            pending.append(workers.submit(Slot(fn, (item,), empty)))
+            pending.append(submit(Slot(fn, (item,), empty)))
             if len(pending) >= window:
                 break
         while pending:
             slot = pending.popleft()
             for item in source:
-                pending.append(workers.submit(Slot(fn, (item,), empty)))
+                pending.append(submit(Slot(fn, (item,), empty)))
                 break
-            yield workers.wait(slot, timeout)
+            yield slot
     finally:
         for slot in pending:
             slot.cancel()
+
+
+def _map(fn: Callable[[T], R], items: Iterable[T], concurrency: int, window: int, timeout: float | None) -> Iterator[R]:
+    workers = ThreadWorkers(concurrency, name="sched_accel-map")
+    try:
+        with closing(_ordered(fn, items, workers.submit, window)) as slots:
+            for slot in slots:
+                yield workers.wait(slot, timeout)
+    finally:
         workers.close()
 
 
@@ -314,19 +334,9 @@ async def amap(
         workers = AsyncWorkers(group, concurrency)
 
         async def results() -> AsyncGenerator[R, None]:
-            pending: deque[Slot[R]] = deque()
-            source = iter(items)
-            empty: dict[str, Any] = {}
-            for item in source:
-                pending.append(workers.submit(Slot(fn, (item,), empty)))
-                if len(pending) >= limit:
-                    break
-            while pending:
-                slot = pending.popleft()
-                for item in source:
-                    pending.append(workers.submit(Slot(fn, (item,), empty)))
-                    break
-                yield await workers.wait(slot, timeout)
+            with closing(_ordered(fn, items, workers.submit, limit)) as slots:
+                for slot in slots:
+                    yield await workers.wait(slot, timeout)
 
         stream = results()
         try:

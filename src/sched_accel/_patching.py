@@ -9,7 +9,6 @@ wrapt itself is imported here, that is only once a target module has been import
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType

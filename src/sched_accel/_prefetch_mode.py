@@ -18,13 +18,14 @@ import itertools
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._engine import AsyncWorkers, Slot, ThreadWorkers
-from ._log import event, internal_error
 from ._learned import LearnedCalls, Recorder
+from ._log import event, internal_error
 from ._prefetch import CURRENT, PrefetchRun, item_path
 
 if TYPE_CHECKING:
@@ -133,29 +134,36 @@ class PrefetchMode:
             recorder=Recorder() if self.learned is not None else None,
         )
 
-    # -- the loop, sync -----------------------------------------------------------------------
-    def call(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
-        """Run the original sync loop with its per-item calls prefetched."""
+    # -- the loop, with a sync per-item function: worker threads ---------------------------------
+    @contextmanager
+    def _threaded(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Iterator[tuple[Args, Kwargs]]:
+        """Make this run current, with worker threads, for the body of the ``with``; a failure
+        of ours to set it up means the loop runs as if unpatched."""
         try:
             if self.fetch_async is None:
                 raise RuntimeError(f"the per-item function {self.target.fetch and self.target.fetch.text} is not patched")
             source, args, kwargs = self._bind_items(wrapped, args, kwargs)
             workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}")
             run = self._new_run(workers.submit, source)
-            token = CURRENT.set(run)
         except Exception as exc:
             internal_error(f"starting {self.target.name}", exc)
-            return wrapped(*args, **kwargs)
+            yield args, kwargs
+            return
+        token = CURRENT.set(run)
         outcome = "raised"
         try:
-            result = wrapped(*args, **kwargs)
+            yield args, kwargs
             outcome = "ok"
-            return result
         finally:
             CURRENT.reset(token)
             run.close()
             workers.close()
             self._report(run, outcome)
+
+    def call(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        """Run the original sync loop, once, with its per-item calls prefetched."""
+        with self._threaded(wrapped, args, kwargs) as (args, kwargs):
+            return wrapped(*args, **kwargs)
 
     # -- the loop, async ----------------------------------------------------------------------
     async def call_async(self, wrapped: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs) -> Any:
@@ -197,24 +205,9 @@ class PrefetchMode:
         return result
 
     async def _call_async_threads(self, wrapped: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs) -> Any:
-        try:
-            source, args, kwargs = self._bind_items(wrapped, args, kwargs)
-            workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}")
-            run = self._new_run(workers.submit, source)
-            token = CURRENT.set(run)
-        except Exception as exc:
-            internal_error(f"starting {self.target.name}", exc)
+        """An async loop whose per-item function is sync (it blocks the event loop, as it did)."""
+        with self._threaded(wrapped, args, kwargs) as (args, kwargs):
             return await wrapped(*args, **kwargs)
-        outcome = "raised"
-        try:
-            result = await wrapped(*args, **kwargs)
-            outcome = "ok"
-            return result
-        finally:
-            CURRENT.reset(token)
-            run.close()
-            workers.close()
-            self._report(run, outcome)
 
     def _report(self, run: PrefetchRun, outcome: str) -> None:
         extra: dict[str, Any] = {}
