@@ -99,7 +99,9 @@ def fixed(repeat: int) -> list[bool]:
     _header("fixed", f"{n} items, fixed latency {latency * 1000:g} ms, C={C}; ideal = ceil(N/C)*L = {ideal:.3f} s; "
             f"{_runs(repeat)} (sequential: 1 run)")
     with _upstream.running("--fixed", str(latency)) as url:
-        samples = _rounds(Job(url), range(n), _http_contenders(plain_async=False), repeat, once=[PLAIN_SYNC])
+        contenders = _http_contenders(plain_async=False)
+        contenders[f"{ASYNC_SCHED}, no step-aside"] = sched_accel_async("no-probe")
+        samples = _rounds(Job(url), range(n), contenders, repeat, once=[PLAIN_SYNC])
     _http_table(samples, n, "wall/ideal", lambda s: s.wall / ideal)
     return [
         print_goal(f"{name}: wall/ideal = {samples[name].wall / ideal:.3f} <= 1.03", samples[name].wall / ideal <= 1.03)

@@ -479,3 +479,22 @@ def test_a_fast_first_call_does_not_keep_slow_calls_sequential(
     assert fields["stepped_aside"] == "resumed"
     assert int(fields["prefetched"]) > 20
     assert fields["wasted"] == "0"
+
+
+def test_a_process_that_found_calls_slow_fans_out_at_once_next_time(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """After a run whose probe found slow calls, the next runs skip the probe, then probe again."""
+    from sched_accel._prefetch_mode import REPROBE_EVERY
+
+    app.write("step.py", STEP)
+    app.config('[[targets]]\nloop = "step:loop"\nfetch = "step:fetch"\nitems = "items"\nconcurrency = 8\n')
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    assert sched_accel.install() is True
+    step = importlib.import_module("step")
+    for _ in range(REPROBE_EVERY + 2):
+        assert step.loop([100, 101, 102]) == [200, 202, 204]
+    lines = [line for line in capture_events if line.startswith("sched_accel.run ")]
+    skipped = ["probe=skipped" in line for line in lines]
+    assert skipped == [False] + [True] * REPROBE_EVERY + [False]
+    assert all("prefetched=3" in line for line in lines)

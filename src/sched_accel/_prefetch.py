@@ -140,6 +140,7 @@ class PrefetchRun:
         is_async: bool = False,
         skip_sleeps: bool = False,
         recorder: Any = None,
+        probe: bool = True,
     ) -> None:
         self.name = name
         self.owner = owner
@@ -162,7 +163,9 @@ class PrefetchRun:
         self.active = source is not None
         #: None until the first predicted call was probed, then True (submitted alone,
         #: being waited for), then False (decided).
-        self.probing: bool | None = None
+        self.probing: bool | None = None if probe else False
+        self.probe_skipped = not probe
+        self.probe_said_slow = False
         #: 0 or less: never step aside (benchmarks measure the engine so).
         self.probe_seconds = PROBE_SECONDS
         self.stepped_aside = False
@@ -318,6 +321,7 @@ class PrefetchRun:
         if quick and self.probe_seconds > 0:
             self.stepped_aside = True
         else:
+            self.probe_said_slow = True
             self._fill(self.window - 1)  # the probe, still running, counts in the window
 
     def timed_direct(self, seconds: float, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -331,6 +335,7 @@ class PrefetchRun:
             if self._direct_sum / RESUME_AFTER >= RESUME_SECONDS:
                 self.stepped_aside = False
                 self.resumed = True
+                self.probe_said_slow = True
             else:
                 self.missed.clear()
 

@@ -31,7 +31,10 @@ from ._prefetch import CURRENT, PrefetchRun, item_path
 if TYPE_CHECKING:
     from ._envelope import LoopEnvelope
 
-__all__ = ["LEARNED", "FetchInterceptor", "PrefetchMode", "SleepSkipper", "SourceCapture"]
+__all__ = ["LEARNED", "REPROBE_EVERY", "FetchInterceptor", "PrefetchMode", "SleepSkipper", "SourceCapture"]
+
+#: After a probe found slow calls, this many runs fan out at once before probing again.
+REPROBE_EVERY = 10
 
 #: ``items = "learned"``: the per-item calls of the previous run.
 LEARNED = "learned"
@@ -49,6 +52,7 @@ class PrefetchMode:
         self.fetch_async: bool | None = None  # known once the per-item function is patched
         self._signature: inspect.Signature | None = None
         self._said_no_items = False
+        self._runs_since_slow_probe: int | None = None
         paths = self.target.args
         self.builder: Callable[[Any], Args] | None = None
         self.learned: LearnedCalls | None = None
@@ -121,7 +125,10 @@ class PrefetchMode:
         where = self.target.items
         if source is None and not (isinstance(where, str) and where.startswith("returned-by:")):
             self._no_items()
-        return PrefetchRun(
+        # A run whose probe found slow calls tells the next runs of this process to fan out at
+        # once (the probe costs a few ms); every REPROBE_EVERY-th run probes again.
+        probe = self._runs_since_slow_probe is None or self._runs_since_slow_probe >= REPROBE_EVERY
+        run = PrefetchRun(
             self.target.name,
             source,
             submit,
@@ -132,7 +139,14 @@ class PrefetchMode:
             is_async=bool(self.fetch_async),
             skip_sleeps=self.target.skip_sleeps,
             recorder=Recorder() if self.learned is not None else None,
+            probe=probe,
         )
+        if probe:
+            self._runs_since_slow_probe = None
+        else:
+            assert self._runs_since_slow_probe is not None
+            self._runs_since_slow_probe += 1
+        return run
 
     # -- the loop, with a sync per-item function: worker threads ---------------------------------
     @contextmanager
@@ -210,11 +224,15 @@ class PrefetchMode:
             return await wrapped(*args, **kwargs)
 
     def _report(self, run: PrefetchRun, outcome: str) -> None:
+        if run.probe_said_slow:
+            self._runs_since_slow_probe = 0
         extra: dict[str, Any] = {}
         if run.stepped_aside:
             extra["stepped_aside"] = "yes"
         elif run.resumed:
             extra["stepped_aside"] = "resumed"
+        if run.probe_skipped:
+            extra["probe"] = "skipped"  # an earlier run of this process found the calls slow
         if run.skipped_sleeps:
             extra["skipped_sleeps"] = run.skipped_sleeps
         if self.learned is not None and isinstance(run.recorder, Recorder):
