@@ -137,7 +137,6 @@ class PrefetchRun:
         clock: Callable[[], float] = time.perf_counter,
         owner: object = None,
         timeout: float | None = None,
-        is_async: bool = False,
         skip_sleeps: bool = False,
         recorder: Any = None,
         probe: bool = True,
@@ -145,7 +144,6 @@ class PrefetchRun:
         self.name = name
         self.owner = owner
         self.timeout = timeout
-        self.is_async = is_async
         self.skip_sleeps = skip_sleeps
         self.skipped_sleeps = 0
         self.recorder = recorder

@@ -136,7 +136,6 @@ class PrefetchMode:
             builder=self.builder,
             owner=self.envelope,
             timeout=self.target.timeout,
-            is_async=bool(self.fetch_async),
             skip_sleeps=self.target.skip_sleeps,
             recorder=Recorder() if self.learned is not None else None,
             probe=probe,
@@ -188,6 +187,7 @@ class PrefetchMode:
             if self.fetch_async is None:
                 raise RuntimeError(f"the per-item function {self.target.fetch and self.target.fetch.text} is not patched")
             source, args, kwargs = self._bind_items(wrapped, args, kwargs)
+            run = self._new_run(_not_started, source)
         except Exception as exc:
             internal_error(f"starting {self.target.name}", exc)
             return await wrapped(*args, **kwargs)
@@ -196,7 +196,7 @@ class PrefetchMode:
         async with anyio.create_task_group() as group:
             workers = AsyncWorkers(group, self.target.concurrency)
             workers.start()  # before CURRENT is set: the workers must not see the loop's run
-            run = self._new_run(workers.submit, source)
+            run.submit = workers.submit
             token = CURRENT.set(run)
             try:
                 result = await wrapped(*args, **kwargs)
@@ -255,6 +255,10 @@ class PrefetchMode:
             wasted=run.wasted,
             **extra,
         )
+
+
+def _not_started(slot: Slot[Any]) -> Slot[Any]:
+    raise RuntimeError("the workers of this run are not started yet")
 
 
 def _direct(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
