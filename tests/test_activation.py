@@ -153,3 +153,10 @@ def test_unresolved_target_leaves_others_patched(app: App, monkeypatch: pytest.M
     sched_accel.install()
     assert jobs.other([1]) == ["accel"]
     assert any("target_unresolved" in line and "jobs:nope" in line for line in capture_events)
+
+
+def test_install_with_the_flag_off_logs_nothing(replace_app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+    """install() called by the app with the flag off is silent: nothing observable changes."""
+    monkeypatch.delenv("ENABLE_SCHEDULER_OPTIMIZATION")
+    assert sched_accel.install() is False
+    assert capture_events == []

@@ -57,18 +57,12 @@ def patched_targets() -> list[str]:
 def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
     """Patch every declared loop, now or when its module is imported.
 
-    Honours ``ENABLE_SCHEDULER_OPTIMIZATION``: with the flag off this does nothing and
-    returns False. A config that cannot be used is logged in one line (what, where, how to
+    Honours ``ENABLE_SCHEDULER_OPTIMIZATION``: with the flag off this does nothing, logs
+    nothing and returns False. A config that cannot be used is logged in one line (what, where, how to
     fix) and nothing is patched: False again. Calling it twice is harmless.
     """
-    flag = boot.flag_value(os.environ.get(boot.FLAG))
-    if not flag:
-        _log.event(
-            "INFO",
-            "not_installed",
-            f"{boot.FLAG} is not on, so nothing is patched; set {boot.FLAG}=true to accelerate",
-        )
-        return False
+    if not boot.flag_value(os.environ.get(boot.FLAG)):
+        return False  # silently: with the flag off, nothing of ours may be observable
     with _state.lock:
         if _state.active:
             return True
@@ -201,7 +195,8 @@ def _patch_fetch(target: Target, envelope: LoopEnvelope, loop_module: ModuleType
             if envelope.prefetch is not None:
                 envelope.prefetch.fetch_async = resolved.is_async
         except SchedAccelError as exc:
-            _log.event("WARNING", "fetch_unresolved", f"{exc}; per-item calls are not counted", target=target.name)
+            consequence = "the loop runs unaccelerated" if envelope.prefetch is not None else "per-item calls are not counted"
+            _log.event("ERROR", "fetch_unresolved", f"{exc}; {consequence}", target=target.name)
         except Exception as exc:  # pragma: no cover - defensive
             _log.internal_error(f"patching the per-item call of {target.name}", exc)
 

@@ -152,9 +152,13 @@ class PrefetchMode:
     def _threaded(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Iterator[tuple[Args, Kwargs]]:
         """Make this run current, with worker threads, for the body of the ``with``; a failure
         of ours to set it up means the loop runs as if unpatched."""
+        if self.fetch_async is None:
+            # The per-item function is not patched: its module is not imported yet (the
+            # loop imports it itself; the next run is accelerated), or it did not resolve
+            # (said once, when patching). This run is the original, untouched.
+            yield args, kwargs
+            return
         try:
-            if self.fetch_async is None:
-                raise RuntimeError(f"the per-item function {self.target.fetch and self.target.fetch.text} is not patched")
             source, args, kwargs = self._bind_items(wrapped, args, kwargs)
             workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}")
             run = self._new_run(workers.submit, source)
@@ -181,11 +185,9 @@ class PrefetchMode:
     # -- the loop, async ----------------------------------------------------------------------
     async def call_async(self, wrapped: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs) -> Any:
         """Run the original async loop with its per-item calls prefetched."""
-        if self.fetch_async is False:
+        if self.fetch_async is not True:  # a sync per-item function, or none patched yet
             return await self._call_async_threads(wrapped, args, kwargs)
         try:
-            if self.fetch_async is None:
-                raise RuntimeError(f"the per-item function {self.target.fetch and self.target.fetch.text} is not patched")
             source, args, kwargs = self._bind_items(wrapped, args, kwargs)
             run = self._new_run(_not_started, source)
         except Exception as exc:
