@@ -73,9 +73,10 @@ def event(level: str, name: str, message: str = "", **fields: Any) -> None:
             return
         from loguru import logger
 
+        # depth=1: the record names the function of ours that logged it, not this helper.
         logger.patch(lambda record: record.update({"name": "sched_accel"})).bind(
             sched_accel_event=f"sched_accel.{name}", **{f"sched_accel_{k}": v for k, v in fields.items()}
-        ).log(level, line)
+        ).opt(depth=1).log(level, line)
     except Exception:  # pragma: no cover - a broken logging setup: one plain line
         sys.stderr.write(line + "\n")
 
