@@ -10,13 +10,20 @@ import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
+from legacy_app import settings
 from legacy_app.client import ApiClient
 from legacy_app.jobs import score
+from legacy_app.repository import TokenRepository
 
 log = logging.getLogger("legacy_app.jobs")
 
 
-def update_scores(tokens: list[str], client: ApiClient, db_path: str) -> int:
+def update_scores(tier: str = "cold", db_path: str | None = None) -> int:
+    db_path = db_path or settings.data_path("scores.db")
+    with sqlite3.connect(db_path) as catalogue:
+        tokens = TokenRepository(catalogue).tokens(tier)
+    client = ApiClient()
+
     def fetch(token: str) -> tuple[str, dict | None, Exception | None]:
         try:
             return token, client.get_pair(token), None
@@ -25,6 +32,7 @@ def update_scores(tokens: list[str], client: ApiClient, db_path: str) -> int:
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(fetch, tokens))
+    client.close()
     conn = sqlite3.connect(db_path)
     conn.execute("CREATE TABLE IF NOT EXISTS scores (token TEXT PRIMARY KEY, price REAL, score REAL)")
     saved = 0

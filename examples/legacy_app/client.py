@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
 
+from legacy_app import settings
+
 
 class ApiClient:
     def __init__(self, base_url: str | None = None) -> None:
-        self.base_url = base_url or os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8000")
+        self.base_url = base_url or settings.UPSTREAM_URL
         self.http = httpx.Client(base_url=self.base_url, timeout=30)
 
     def get_pair(self, token: str) -> dict[str, Any]:

@@ -52,7 +52,7 @@ class Profile:
 DEMO_PROFILES: dict[str, Profile] = {
     "markets": Profile(latency=0.08, sigma=0.5),
     "a": Profile(latency=0.1, max_concurrent=3),
-    "b": Profile(latency=0.1, per_second=2.0, burst=1, burst_503_every=17, burst_503_length=2),
+    "b": Profile(latency=0.1, per_second=2.0, burst=2, burst_503_every=17, burst_503_length=2),
     "wallets": Profile(latency=0.05, per_second=40.0, burst=10, reject_share=0.25),
 }
 
@@ -311,7 +311,7 @@ class Upstream:
                     with self.stats.lock:
                         endpoint.status_503 += 1
                     time.sleep(0.005 * self.scale)
-                    handler._send(503, {"error": "temporarily unavailable"})
+                    handler._send(503, {"error": "temporarily unavailable"}, {"Retry-After": f"{self.scale:g}"})
                     return
                 time.sleep(self._latency(name, endpoint.profile, parts[-1]))
                 body = body_for(name, parts[1:])
