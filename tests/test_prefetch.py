@@ -498,3 +498,37 @@ def test_a_process_that_found_calls_slow_fans_out_at_once_next_time(
     skipped = ["probe=skipped" in line for line in lines]
     assert skipped == [False] + [True] * REPROBE_EVERY + [False]
     assert all("prefetched=3" in line for line in lines)
+
+
+def test_an_iterable_that_may_be_consumed_by_reading_is_never_read_ahead(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """Items in an object whose __iter__ pops (a queue) are left to the loop alone: none is lost."""
+    app.write(
+        "queue_job.py",
+        """
+        CALLS = []
+
+        class Queue:
+            def __init__(self, items):
+                self.items = list(items)
+
+            def __iter__(self):
+                while self.items:
+                    yield self.items.pop(0)
+
+        def fetch(item):
+            CALLS.append(item)
+            return item + 1
+
+        def drain(queue):
+            return [fetch(item) for item in queue]
+        """,
+    )
+    app.config('[[targets]]\nloop = "queue_job:drain"\nfetch = "queue_job:fetch"\nitems = "queue"\n')
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    assert sched_accel.install() is True
+    job = importlib.import_module("queue_job")
+    assert job.drain(job.Queue(range(10))) == list(range(1, 11))
+    assert job.CALLS == list(range(10))
+    assert any("sched_accel.items_not_found" in line for line in capture_events)

@@ -17,7 +17,7 @@ import inspect
 import itertools
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence, Set, ValuesView
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -273,13 +273,17 @@ def _direct(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
         CURRENT.reset(token)
 
 
+#: Collections that can be read twice without the loop noticing. Any other iterable (a queue
+#: object whose ``__iter__`` pops, a database cursor) might be consumed by reading it, so it
+#: is never read ahead.
+_REREADABLE = (Sequence, Set, Mapping, ValuesView)  # keys and items views are Sets
+
+
 def _independent(value: Any) -> Iterator[Any] | None:
     """An iterator over ``value`` that leaves the loop's own iteration untouched, or None."""
-    if isinstance(value, Iterator):
-        return None  # cannot be read twice, and we cannot hand the loop a copy
-    if isinstance(value, Iterable):
+    if isinstance(value, _REREADABLE) and not isinstance(value, str | bytes):
         return iter(value)
-    return None
+    return None  # an iterator cannot be read twice, and we cannot hand the loop a copy
 
 
 def _split(value: Any) -> tuple[Iterator[Any] | None, Any]:
@@ -291,9 +295,7 @@ def _split(value: Any) -> tuple[Iterator[Any] | None, Any]:
     if isinstance(value, Iterator):
         mine, theirs = itertools.tee(_keep_raised(value))
         return _until_raised(mine), _reraise(theirs)
-    if isinstance(value, Sequence | Iterable) and not isinstance(value, str | bytes):
-        return iter(value), value
-    return None, value
+    return _independent(value), value
 
 
 class _Raised:
