@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-import tempfile
 import threading
 from dataclasses import dataclass
 
 from ._exceptions import ControlFileError
 from ._log import event
+from ._statefile import unsafe, write_private
 
 __all__ = ["ALL", "ControlFile", "ControlState"]
 
@@ -91,34 +90,11 @@ class ControlFile:
 
     def write(self, off: frozenset[str]) -> None:
         """Atomically replace the file (owner-only), creating its folder owner-only."""
-        folder = os.path.dirname(self.path) or "."
-        os.makedirs(folder, mode=0o700, exist_ok=True)
         if os.path.exists(self.path):
             problem = unsafe(os.stat(self.path))
             if problem is not None:
                 raise ControlFileError(f"{self.path}: {problem}; delete it and try again")
-        body = json.dumps({"version": 1, "off": sorted(off)}, indent=2) + "\n"
-        fd, temp = tempfile.mkstemp(prefix=".control-", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                file.write(body)
-            os.chmod(temp, 0o600)
-            os.replace(temp, self.path)
-        except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise
-
-
-def unsafe(st: os.stat_result) -> str | None:
-    """Why a control file with this stat may not be trusted, or None."""
-    if not stat.S_ISREG(st.st_mode):
-        return "is not a regular file"
-    if st.st_uid != os.getuid():
-        return f"is owned by uid {st.st_uid}, not by this process's user (uid {os.getuid()})"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it"
-    return None
+        write_private(self.path, json.dumps({"version": 1, "off": sorted(off)}, indent=2) + "\n")
 
 
 def parse(text: str) -> ControlState:

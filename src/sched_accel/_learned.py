@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from typing import Any
 
-from ._control import unsafe
 from ._log import event
+from ._statefile import unsafe, write_private
 
 __all__ = ["LearnedCalls", "MAX_RECORDED"]
 
@@ -86,18 +85,7 @@ class LearnedCalls:
     def save(self, calls: list[list[Any]]) -> None:
         """Replace the file atomically (owner-only); never raises."""
         try:
-            folder = os.path.dirname(self.path)
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=".learned-", dir=folder)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as file:
-                    json.dump({"version": 1, "target": self.target, "calls": calls}, file)
-                os.chmod(temp, 0o600)
-                os.replace(temp, self.path)
-            except BaseException:
-                if os.path.exists(temp):
-                    os.unlink(temp)
-                raise
+            write_private(self.path, json.dumps({"version": 1, "target": self.target, "calls": calls}))
         except OSError as exc:
             event(
                 "WARNING",
