@@ -78,7 +78,7 @@ def _flag_line() -> str:
     raw = os.environ.get(boot.FLAG)
     state = boot.flag_value(raw)
     shown = "unset" if raw is None else repr(raw)
-    meaning = {True: "on", False: "off"}.get(state, "off (not a recognised value)")  # type: ignore[arg-type]
+    meaning = "off (not a recognised value)" if state is None else ("on" if state else "off")
     return f"{boot.FLAG}={shown}: {meaning}"
 
 
