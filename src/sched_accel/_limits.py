@@ -1,0 +1,397 @@
+"""Per-upstream-host limits, shared by every target in the process.
+
+A :class:`HostLimiter` is asked before each HTTP request to one host. It admits a request
+when all of these allow it: no host-wide pause (a ``Retry-After`` seen by anyone), a free
+in-flight place under the adaptive (AIMD) concurrency limit, and a token from the bucket
+(``per_second``, capacity ``burst``). Waiters are served first come, first served.
+
+The decisions are pure and never block: :meth:`HostLimiter.try_acquire` says "go" (0.0) or
+how long to wait. Threads (:meth:`~HostLimiter.acquire_sync`) and anyio tasks on asyncio or
+trio (:meth:`~HostLimiter.acquire_async`) drive the same decision loop,
+``HostLimiter._admission``; what differs between them is only how a waiter sleeps and is
+woken, in ``_ThreadWaiter`` and ``_TaskWaiter``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from contextlib import asynccontextmanager, closing, contextmanager
+from dataclasses import dataclass
+
+import anyio
+
+__all__ = [
+    "HostLimit",
+    "HostLimiter",
+    "HostLimiterStatistics",
+    "Ticket",
+    "isolated_registry",
+    "limiter_for",
+    "statistics_by_host",
+]
+
+_EPSILON = 1e-9  # float slack when a token is "just" refilled
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+@dataclass(frozen=True, slots=True)
+class HostLimit:
+    """The configured limit of one upstream host; ``None`` means no bound of that kind."""
+
+    concurrency: int | None
+    per_second: float | None
+    burst: int = 1
+
+    def __post_init__(self) -> None:
+        if self.concurrency is not None and not _whole(self.concurrency):
+            raise ValueError(
+                f"concurrency must be a whole number >= 1, or None for no bound; got {self.concurrency!r}"
+            )
+        rate = self.per_second
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf
+        ):
+            raise ValueError(f"per_second must be a finite number > 0, or None for no rate limit; got {rate!r}")
+        if not _whole(self.burst):
+            raise ValueError(f"burst must be a whole number >= 1 (requests let through at once); got {self.burst!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class HostLimiterStatistics:
+    """A snapshot of one host's limiter."""
+
+    host: str
+    requests: int  # admitted
+    waits: int  # admitted after waiting (in line, for a place, a token or a pause)
+    wait_seconds: float  # total time admitted requests spent waiting
+    overloads: int  # on_overload() calls: 429, 503, timeouts
+    rate_limited: int  # of which answers of 429
+    in_flight: int
+    peak_in_flight: int  # the concurrency reached
+    queued: int  # waiting in line now
+    current_limit: int | None  # the adaptive concurrency limit now (None: unbounded)
+    lowest_limit: int | None  # the lowest it fell to
+
+
+class Ticket:
+    """A place in a host's line; ``wake`` is called (from any thread) when it may try again."""
+
+    __slots__ = ("admitted", "refused", "since", "wake")
+
+    def __init__(self, wake: Callable[[], None], since: float) -> None:
+        self.wake = wake
+        self.since = since
+        self.refused = False
+        self.admitted = False
+
+
+def _nothing() -> None:
+    pass
+
+
+class HostLimiter:
+    """Concurrency bound, token bucket, host-wide pause and AIMD for one host; thread-safe."""
+
+    def __init__(self, host: str, limit: HostLimit, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.host = host
+        self.limit = limit
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._line: deque[Ticket] = deque()
+        self._in_flight = 0
+        self._tokens = float(limit.burst)
+        self._refilled_at = clock()
+        self._paused_until = -math.inf
+        self._limit = limit.concurrency  # AIMD's current limit, within [1, concurrency]
+        self._lowest = limit.concurrency
+        self._successes = 0  # since the limit last changed
+        self._stale = 0  # releases still due from requests sent before the last decrease
+        self._requests = self._waits = self._overloads = self._rate_limited = self._peak = 0
+        self._wait_seconds = 0.0
+
+    # -- the core: pure decisions under the lock, never blocking -------------------------
+
+    def try_acquire(self, now: float | None = None, ticket: Ticket | None = None) -> float:
+        """0.0 if the request may go now (a token taken, a place held), else seconds to wait.
+
+        ``math.inf`` means "until woken": no place is free, or others are ahead in line.
+        Without a ``ticket`` the caller does not queue, and gets in only if nobody waits.
+        """
+        wake: Callable[[], None] | None = None
+        with self._lock:
+            now = self.clock() if now is None else now
+            delay = self._delay(now, ticket)
+            if delay > 0:
+                if ticket is not None:
+                    ticket.refused = True
+                return delay
+            if self.limit.per_second is not None:
+                self._tokens -= 1
+            self._in_flight += 1
+            self._requests += 1
+            self._peak = max(self._peak, self._in_flight)
+            if ticket is not None:
+                ticket.admitted = True
+                self._line.popleft()
+                if ticket.refused:
+                    self._waits += 1
+                    self._wait_seconds += max(0.0, now - ticket.since)
+                wake = self._head_wake()
+        if wake is not None:
+            wake()
+        return 0.0
+
+    def _delay(self, now: float, ticket: Ticket | None) -> float:
+        if self._line and self._line[0] is not ticket:
+            return math.inf
+        if self._limit is not None and self._in_flight >= self._limit:
+            return math.inf
+        delay = self._paused_until - now
+        rate = self.limit.per_second
+        if rate is not None:
+            self._tokens = min(float(self.limit.burst), self._tokens + max(0.0, now - self._refilled_at) * rate)
+            self._refilled_at = max(self._refilled_at, now)
+            if self._tokens < 1 - _EPSILON:
+                delay = max(delay, (1 - self._tokens) / rate)
+        return max(0.0, delay)
+
+    def _head_wake(self) -> Callable[[], None] | None:
+        return self._line[0].wake if self._line else None
+
+    def join(self, wake: Callable[[], None] = _nothing, now: float | None = None) -> Ticket:
+        """Take a place at the end of the line."""
+        with self._lock:
+            ticket = Ticket(wake, self.clock() if now is None else now)
+            self._line.append(ticket)
+            return ticket
+
+    def leave(self, ticket: Ticket) -> None:
+        """Give up a place in line without being admitted (the waiter was cancelled)."""
+        with self._lock:
+            if ticket.admitted or ticket not in self._line:
+                return
+            was_head = self._line[0] is ticket
+            self._line.remove(ticket)
+            wake = self._head_wake() if was_head else None
+        if wake is not None:
+            wake()
+
+    def release(self) -> None:
+        """The request admitted earlier is done: free its place, wake the first in line."""
+        with self._lock:
+            if self._in_flight == 0:
+                raise RuntimeError(f"release() for {self.host} without a matching acquire")
+            self._in_flight -= 1
+            self._stale = max(0, self._stale - 1)
+            wake = self._head_wake()
+        if wake is not None:
+            wake()
+
+    def pause_until(self, deadline: float) -> None:
+        """Hold all dispatch to the host until ``deadline`` (on :attr:`clock`); never shortens a pause."""
+        if not -math.inf < deadline < math.inf:
+            raise ValueError(f"deadline must be a finite time on the limiter's clock; got {deadline!r}")
+        with self._lock:
+            self._paused_until = max(self._paused_until, deadline)
+
+    def pause_for(self, seconds: float) -> None:
+        """``pause_until(clock() + seconds)``, for a ``Retry-After`` of ``seconds``."""
+        if not 0 <= seconds < math.inf:
+            raise ValueError(f"seconds must be a finite number >= 0; got {seconds!r}")
+        self.pause_until(self.clock() + seconds)
+
+    # -- AIMD -----------------------------------------------------------------------------
+
+    @property
+    def current_limit(self) -> int | None:
+        """The adaptive concurrency limit now; ``None`` when the host has no concurrency bound."""
+        return self._limit
+
+    def on_success(self) -> None:
+        """Additive increase: +1 per ``current_limit`` successes, up to the configured bound."""
+        wake: Callable[[], None] | None = None
+        with self._lock:
+            ceiling = self.limit.concurrency
+            if self._limit is None or ceiling is None or self._limit >= ceiling:
+                return
+            self._successes += 1
+            if self._successes >= self._limit:
+                self._limit += 1
+                self._successes = 0
+                wake = self._head_wake()
+        if wake is not None:
+            wake()
+
+    def on_overload(self, status: int | None = None) -> None:
+        """Multiplicative decrease (halve, at least 1) on a 429, a 503 or a timeout (``status=None``).
+
+        Answers to requests already in flight at a decrease echo the same overload, so the
+        limit halves at most once per window of those requests.
+        """
+        with self._lock:
+            self._overloads += 1
+            if status == 429:
+                self._rate_limited += 1
+            if self._limit is None or self._stale > 0:
+                return
+            self._limit = max(1, self._limit // 2)
+            self._lowest = min(self._limit, self._lowest if self._lowest is not None else self._limit)
+            self._successes = 0
+            self._stale = self._in_flight
+
+    def statistics(self) -> HostLimiterStatistics:
+        """A consistent snapshot of the counters."""
+        with self._lock:
+            return HostLimiterStatistics(
+                host=self.host,
+                requests=self._requests,
+                waits=self._waits,
+                wait_seconds=self._wait_seconds,
+                overloads=self._overloads,
+                rate_limited=self._rate_limited,
+                in_flight=self._in_flight,
+                peak_in_flight=self._peak,
+                queued=len(self._line),
+                current_limit=self._limit,
+                lowest_limit=self._lowest,
+            )
+
+    # -- the waiting wrappers: one decision loop, two ways to sleep -----------------------
+
+    def _admission(self, wake: Callable[[], None]) -> Generator[float, None, None]:
+        """Yield each wait until admitted; closed early, it gives up the place in line."""
+        ticket = self.join(wake)
+        try:
+            while (delay := self.try_acquire(ticket=ticket)) > 0:
+                yield delay
+        finally:
+            if not ticket.admitted:
+                self.leave(ticket)
+
+    @contextmanager
+    def acquire_sync(self) -> Iterator[None]:
+        """``with limiter.acquire_sync():`` around one request, from a thread."""
+        waiter = _ThreadWaiter()
+        with closing(self._admission(waiter.wake)) as delays:
+            for delay in delays:
+                waiter.wait(delay)
+        try:
+            yield
+        finally:
+            self.release()
+
+    @asynccontextmanager
+    async def acquire_async(self) -> AsyncIterator[None]:
+        """``async with limiter.acquire_async():`` around one request, from an anyio task."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        waiter = _TaskWaiter()
+        with closing(self._admission(waiter.wake)) as delays:
+            for delay in delays:
+                await waiter.wait(delay)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+class _ThreadWaiter:
+    """A thread sleeps on an Event: until woken, or until the wait elapses."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def wait(self, delay: float) -> None:
+        self._event.wait(None if delay == math.inf else min(delay, threading.TIMEOUT_MAX))
+        self._event.clear()  # before the next try, so a wake after it is never lost
+
+
+class _TaskWaiter:
+    """A task sleeps on an anyio Event; wakes may come from other threads and event loops."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self._thread = threading.get_ident()
+        self._call_soon = _thread_safe_caller()
+
+    def _set(self) -> None:
+        self._event.set()
+
+    def wake(self) -> None:
+        if threading.get_ident() == self._thread:
+            self._event.set()
+            return
+        try:
+            self._call_soon(self._set)
+        except RuntimeError:  # the waiter's event loop has finished: nobody left to wake
+            pass
+
+    async def wait(self, delay: float) -> None:
+        with anyio.move_on_after(None if delay == math.inf else delay):
+            await self._event.wait()
+        self._event = anyio.Event()  # before the next try, so a wake after it is never lost
+
+
+def _thread_safe_caller() -> Callable[[Callable[[], None]], object]:
+    """How to run a callback on the current event loop from any thread: asyncio's or trio's way."""
+    try:
+        return asyncio.get_running_loop().call_soon_threadsafe
+    except RuntimeError:  # anyio runs on trio when no asyncio loop is running
+        import trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon
+
+
+# -- the process-wide registry: one limiter per host ---------------------------------------
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.limiters: dict[str, HostLimiter] = {}
+
+
+_registry = _Registry()
+
+
+def limiter_for(host: str, limit: HostLimit) -> HostLimiter:
+    """The limiter of ``host`` (case-insensitive), created at the first call, shared after."""
+    if not isinstance(host, str) or not host.strip():
+        raise ValueError(f"host must be a non-empty host name such as 'api.example.com'; got {host!r}")
+    key = host.strip().lower()
+    with _registry.lock:
+        limiter = _registry.limiters.get(key)
+        if limiter is None:
+            limiter = _registry.limiters[key] = HostLimiter(key, limit)
+        elif limiter.limit != limit:
+            raise ValueError(f"host {key!r} already has the limit {limiter.limit}; got a different one, {limit}")
+        return limiter
+
+
+def statistics_by_host() -> dict[str, HostLimiterStatistics]:
+    """A snapshot of every registered host's limiter, by host."""
+    with _registry.lock:
+        limiters = list(_registry.limiters.values())
+    return {limiter.host: limiter.statistics() for limiter in limiters}
+
+
+@contextmanager
+def isolated_registry() -> Iterator[None]:
+    """For tests: an empty registry inside the block, the previous one restored after."""
+    with _registry.lock:
+        saved, _registry.limiters = _registry.limiters, {}
+    try:
+        yield
+    finally:
+        with _registry.lock:
+            _registry.limiters = saved
