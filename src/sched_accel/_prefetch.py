@@ -28,9 +28,10 @@ CURRENT: ContextVar[PrefetchRun | None] = ContextVar("sched_accel_prefetch_run",
 #: Stepping aside. The first predicted call is submitted alone; if it is done within
 #: PROBE_SECONDS, calls are cheaper than fanning out (our hand-offs, and an HTTP client's
 #: pool of C connections, would cost more than they save), so the loop calls directly. If
-#: the next RESUME_AFTER direct calls then take RESUME_SECONDS or more on average (the
-#: first one was a cache hit), prefetching starts after all. Slow calls lose PROBE_SECONDS
-#: once per run, against a whole round of latency for a sequential probe.
+#: the next RESUME_AFTER direct calls then spend RESUME_SECONDS or more on average waiting
+#: (wall time minus CPU time: the part concurrency overlaps; the first call was a cache
+#: hit), prefetching starts after all. Slow calls lose PROBE_SECONDS once per run, against
+#: a whole round of latency for a sequential probe.
 PROBE_SECONDS = 0.005
 RESUME_AFTER = 8
 RESUME_SECONDS = 0.001
@@ -323,7 +324,7 @@ class PrefetchRun:
             self._fill(self.window - 1)  # the probe, still running, counts in the window
 
     def timed_direct(self, seconds: float, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """A direct call made while stepped aside took ``seconds``: resume if they are slow."""
+        """A direct call made while stepped aside waited ``seconds``: resume if they wait long."""
         if self._direct_timed >= RESUME_AFTER:
             return
         self.missed.append((instance, args, kwargs))  # a resumed fill must not repeat it

@@ -259,6 +259,12 @@ class PrefetchMode:
         )
 
 
+def _waited(started: float, cpu: float) -> float:
+    """Seconds a call spent waiting (wall time minus this thread's CPU time): what running
+    calls concurrently can overlap. A call that only computes gains nothing from it."""
+    return max(0.0, (time.perf_counter() - started) - (time.thread_time() - cpu))
+
+
 def _not_started(slot: Slot[Any]) -> Slot[Any]:
     raise RuntimeError("the workers of this run are not started yet")
 
@@ -366,11 +372,11 @@ class FetchInterceptor:
                     run.probed(ThreadWorkers.done_within(slot, run.probe_seconds))
                 value = ThreadWorkers.wait(slot, timeout)
             elif run.stepped_aside and run.probing is False:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.thread_time()
                 try:
                     value = _direct(wrapped, args, kwargs)
                 finally:
-                    run.timed_direct(time.perf_counter() - started, instance, args, kwargs)
+                    run.timed_direct(_waited(started, cpu), instance, args, kwargs)
             else:
                 value = _direct(wrapped, args, kwargs)
         except BaseException:
@@ -392,13 +398,13 @@ class FetchInterceptor:
         try:
             if slot is None:
                 token = CURRENT.set(None)  # the call itself is not part of the loop's body
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.thread_time()
                 try:
                     value = await wrapped(*args, **kwargs)
                 finally:
                     CURRENT.reset(token)
                     if run.stepped_aside and run.probing is False:
-                        run.timed_direct(time.perf_counter() - started, instance, args, kwargs)
+                        run.timed_direct(_waited(started, cpu), instance, args, kwargs)
             else:
                 if run.probing:
                     run.probed(await AsyncWorkers.done_within(slot, run.probe_seconds))
