@@ -24,7 +24,7 @@ from ._exceptions import SchedAccelError, TargetError
 from ._log import event, internal_error
 from ._prefetch_mode import PrefetchMode
 from ._switch import Breaker
-from ._targets import Resolved
+from ._targets import ArgumentLocator, Resolved
 
 __all__ = ["LoopEnvelope", "Run"]
 
@@ -60,7 +60,7 @@ class LoopEnvelope:
         self._lock = threading.Lock()
         self._runs: list[Run] = []
         self._replacement: Callable[..., Any] | None = None
-        self._signature: inspect.Signature | None = None
+        self._items_argument = ArgumentLocator(target.items) if target.items is not None else None
         self.prefetch = PrefetchMode(self, state_dir) if target.mode == "prefetch" else None
 
     # -- what the per-item counter asks -------------------------------------------------
@@ -204,18 +204,7 @@ class LoopEnvelope:
         return args
 
     def _count_items(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
-        where = self.target.items
-        if where is None:
+        if self._items_argument is None:
             return None
-        if isinstance(where, int):
-            value = args[where] if where < len(args) else None
-        elif where in kwargs:
-            value = kwargs[where]
-        else:
-            if self._signature is None:
-                self._signature = inspect.signature(wrapped)
-            try:
-                value = self._signature.bind_partial(*args, **kwargs).arguments.get(where)
-            except TypeError:
-                value = None
-        return len(value) if isinstance(value, Sized) else None
+        found = self._items_argument.find(wrapped, args, kwargs)
+        return len(found[0]) if found is not None and isinstance(found[0], Sized) else None

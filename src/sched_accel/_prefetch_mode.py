@@ -13,7 +13,6 @@ group on the loop's own event loop (asyncio or trio, through anyio).
 from __future__ import annotations
 
 import importlib
-import inspect
 import itertools
 import os
 import time
@@ -27,6 +26,7 @@ from ._engine import AsyncWorkers, Slot, ThreadWorkers
 from ._learned import LearnedCalls, Recorder
 from ._log import event, internal_error
 from ._prefetch import CURRENT, PrefetchRun, item_path
+from ._targets import ArgumentLocator
 
 if TYPE_CHECKING:
     from ._envelope import LoopEnvelope
@@ -50,7 +50,7 @@ class PrefetchMode:
         self.envelope = envelope
         self.target = envelope.target
         self.fetch_async: bool | None = None  # known once the per-item function is patched
-        self._signature: inspect.Signature | None = None
+        self._items_argument: ArgumentLocator | None = None
         self._said_no_items = False
         self._runs_since_slow_probe: int | None = None
         paths = self.target.args
@@ -84,29 +84,15 @@ class PrefetchMode:
             for part in name.split("."):
                 value = getattr(value, part)
             return _independent(value), args, kwargs
-        if isinstance(where, int):
-            if where >= len(args):
-                return None, args, kwargs
-            value = args[where]
-            source, mine = _split(value)
-            if mine is not value:
-                args = (*args[:where], mine, *args[where + 1 :])
-            return source, args, kwargs
-        if where in kwargs:
-            source, mine = _split(kwargs[where])
-            return source, args, {**kwargs, where: mine}
-        if self._signature is None:
-            self._signature = inspect.signature(call)
-        try:
-            bound = self._signature.bind(*args, **kwargs)
-        except TypeError:
-            return None, args, kwargs  # the loop itself will raise the TypeError
-        if where not in bound.arguments:
+        if self._items_argument is None:
+            self._items_argument = ArgumentLocator(where)
+        found = self._items_argument.find(call, args, kwargs)
+        if found is None:
             return None, args, kwargs
-        source, mine = _split(bound.arguments[where])
-        if mine is not bound.arguments[where]:
-            bound.arguments[where] = mine
-            args, kwargs = bound.args, bound.kwargs
+        value, replaced = found
+        source, mine = _split(value)
+        if mine is not value:
+            args, kwargs = replaced(mine)
         return source, args, kwargs
 
     def _no_items(self) -> None:

@@ -11,13 +11,14 @@ import inspect
 import os
 from dataclasses import dataclass
 from types import ModuleType
+from collections.abc import Callable
 from typing import Any, Literal
 
 import _sched_accel_boot as boot
 
 from ._exceptions import TargetError
 
-__all__ = ["Resolved", "TargetSpec"]
+__all__ = ["ArgumentLocator", "Resolved", "TargetSpec"]
 
 Kind = Literal["function", "method", "classmethod", "staticmethod"]
 
@@ -130,3 +131,40 @@ class Resolved:
             kind=kind,
             is_async=inspect.iscoroutinefunction(plain),
         )
+
+
+class ArgumentLocator:
+    """Finds one argument of a call, by parameter name or position (a loop's ``items``).
+
+    ``find`` returns the argument's value and a function giving the call's arguments with
+    that value replaced, or None when the call does not pass it.
+    """
+
+    def __init__(self, where: str | int) -> None:
+        self.where = where
+        self._signature: inspect.Signature | None = None
+
+    def find(
+        self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]]] | None:
+        where = self.where
+        if isinstance(where, int):
+            if where >= len(args):
+                return None
+            return args[where], lambda new: ((*args[:where], new, *args[where + 1 :]), kwargs)
+        if where in kwargs:
+            return kwargs[where], lambda new: (args, {**kwargs, where: new})
+        if self._signature is None:
+            self._signature = inspect.signature(call)
+        try:
+            bound = self._signature.bind_partial(*args, **kwargs)
+        except TypeError:
+            return None  # the call itself will raise the TypeError
+        if where not in bound.arguments:
+            return None
+
+        def replaced(new: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            bound.arguments[where] = new
+            return bound.args, bound.kwargs
+
+        return bound.arguments[where], replaced
