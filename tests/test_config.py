@@ -246,7 +246,7 @@ def test_unknown_target_key(tmp_path: Path) -> None:
     message = config_error(tmp_path, textwrap.dedent(ONE_TARGET) + 'replacment = "accel:update"\n')
     assert "target 1 (jobs:update)" in message
     assert "unknown key targets.replacment" in message
-    assert "concurrency, fetch, items, loop, mode, on_error, replacement" in message
+    assert "burst, concurrency, fetch, items, loop, mode, on_error, per_second, replacement, retry" in message
 
 
 @pytest.mark.parametrize(("raw", "shown"), [("0", "0"), ('"8"', "'8'"), ("true", "True"), ("-1", "-1"), ("2.0", "2.0")])

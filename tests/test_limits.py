@@ -11,20 +11,7 @@ from collections.abc import Callable, Iterator
 import anyio
 import pytest
 
-from sched_accel._limits import (
-    HostLimit,
-    HostLimiter,
-    isolated_registry,
-    limiter_for,
-    statistics_by_host,
-)
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry() -> Iterator[None]:
-    """Every test sees an empty host registry."""
-    with isolated_registry():
-        yield
+from sched_accel._limits import HostLimit, HostLimiter
 
 
 class FakeClock:
@@ -261,42 +248,6 @@ def test_statistics_count_requests_waits_and_overloads() -> None:
     }
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.requests = 0  # type: ignore[misc]
-
-
-# -- the registry -------------------------------------------------------------------------
-
-
-def test_registry_shares_one_limiter_per_host() -> None:
-    """Every caller gets the same limiter for a host (case-insensitive), another for another host."""
-    limit = HostLimit(concurrency=3, per_second=0.5)
-    got: list[HostLimiter] = []
-    threads = [threading.Thread(target=lambda: got.append(limiter_for("API.example.com", limit))) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len({id(limiter) for limiter in got}) == 1
-    assert limiter_for("api.example.com", limit) is got[0]
-    assert limiter_for("other.example.com", limit) is not got[0]
-    assert set(statistics_by_host()) == {"api.example.com", "other.example.com"}
-
-
-def test_registry_rejects_a_conflicting_limit_and_a_blank_host() -> None:
-    """A second, different limit for a host, or an empty host name, is a ValueError."""
-    limiter_for("api.example.com", HostLimit(3, None))
-    with pytest.raises(ValueError, match="already has the limit"):
-        limiter_for("api.example.com", HostLimit(4, None))
-    with pytest.raises(ValueError, match="host"):
-        limiter_for("  ", HostLimit(4, None))
-
-
-def test_isolated_registry_restores_the_previous_registry() -> None:
-    """Inside isolated_registry() the registry is empty; after it, the old limiters are back."""
-    outer = limiter_for("api.example.com", HostLimit(3, None))
-    with isolated_registry():
-        assert statistics_by_host() == {}
-        assert limiter_for("api.example.com", HostLimit(3, None)) is not outer
-    assert limiter_for("api.example.com", HostLimit(3, None)) is outer
 
 
 # -- threads, real time (tiny intervals, loose bounds) ------------------------------------

@@ -235,18 +235,21 @@ def test_concurrency_bounds_requests_with_a_larger_window(
 def test_timeout_raises_timeout_error_at_the_loops_call(
     app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream, capture_events: list[str]
 ) -> None:
-    """A request slower than ``timeout`` raises TimeoutError where the loop calls, inside its own try."""
-    job = start(app, monkeypatch, "concurrency = 4\ntimeout = 0.3")
+    """A request slower than ``timeout`` is cut there by httpx (the timeout caps the request's), retried
+    until the retry deadline, then its ReadTimeout is raised where the loop calls, inside its own try."""
+    job = start(app, monkeypatch, "concurrency = 4\ntimeout = 0.3\nretry = { deadline = 1.0 }")
     tokens = ["A", "B", "SLOW", "C", "D"]
     api = job.client.Api(upstream.url)
     try:
         result = job.jobs.update(tokens, api)
     finally:
         api.close()
-    assert job.jobs.ERRORS == [("SLOW", "TimeoutError")]
+    assert job.jobs.ERRORS == [("SLOW", "ReadTimeout")]
     assert result == [pair_data("A"), pair_data("B"), None, pair_data("C"), pair_data("D")]
     fields = run_line(capture_events)
     assert (fields["ok"], fields["failed"], fields["outcome"]) == ("4", "1", "ok")
+    assert (fields["retried"], fields["gave_up"], fields["lost"]) == ("1", "1", "0")
+    assert int(fields["timeouts"]) >= 2
 
 
 def test_unpredicted_call_runs_directly_and_is_counted_as_missed(
@@ -402,8 +405,9 @@ async def test_async_window_bounds_a_generator(app: App, monkeypatch: pytest.Mon
 async def test_async_timeout_raises_timeout_error_at_the_loops_call(
     app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream
 ) -> None:
-    """Async: a request slower than ``timeout`` raises TimeoutError inside the loop's own try."""
-    job = start(app, monkeypatch, "concurrency = 4\ntimeout = 0.3")
+    """Async: a request slower than ``timeout`` is retried until the deadline, then its ReadTimeout is
+    raised inside the loop's own try."""
+    job = start(app, monkeypatch, "concurrency = 4\ntimeout = 0.3\nretry = { deadline = 1.0 }")
     tokens = ["A", "SLOW", "B"]
     api = job.client.AsyncApi(upstream.url)
     try:
@@ -411,7 +415,7 @@ async def test_async_timeout_raises_timeout_error_at_the_loops_call(
             result = await job.jobs.update_async(tokens, api)
     finally:
         await api.aclose()
-    assert job.jobs.ERRORS == [("SLOW", "TimeoutError")]
+    assert job.jobs.ERRORS == [("SLOW", "ReadTimeout")]
     assert result == [pair_data("A"), None, pair_data("B")]
 
 

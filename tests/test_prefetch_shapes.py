@@ -43,7 +43,7 @@ CLIENT = """
         try:
             time.sleep(LATENCY[0])
             if key in FAIL:
-                raise ConnectionError(f"upstream failed for {key}")
+                raise LookupError(f"upstream failed for {key}")  # permanent: never retried
         finally:
             with LOCK:
                 NOW[0] -= 1

@@ -21,7 +21,9 @@ from ._config import Settings, Target, load_config
 from ._control import ControlFile
 from ._envelope import LoopEnvelope
 from ._exceptions import SchedAccelError
+from ._http import patch_http
 from ._patching import Patch, aliases, apply, existing
+from ._policy import Hosts
 from ._prefetch_mode import FetchInterceptor, SleepSkipper, SourceCapture
 from ._switch import Breaker, Switch
 from ._targets import TargetSpec
@@ -37,6 +39,8 @@ class _State:
         self.control: ControlFile | None = None
         self.patches: dict[str, Patch] = {}
         self.breakers: dict[str, Breaker] = {}
+        self.hosts: Hosts | None = None
+        self.http = Patch("<http>")
         self.generation = 0
 
 
@@ -85,6 +89,11 @@ def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
         _state.active = True
         _state.generation += 1
         generation = _state.generation
+        prefetching = [t for t in settings.targets if t.mode == "prefetch"]
+        # One state per upstream host for the whole process: every target shares its limits.
+        _state.hosts = Hosts(settings.hosts, sum(t.concurrency for t in prefetching) or None)
+        if prefetching:
+            patch_http(_state.http, boot.watcher.watch)
         for target in settings.targets:
             _arm(target, generation)
     return True
@@ -102,7 +111,12 @@ def uninstall() -> None:
             except Exception as exc:  # pragma: no cover - a wrapper replaced by a third party
                 _log.internal_error(f"removing the patch of {patch.name}", exc)
         _state.patches.clear()
+        try:
+            _state.http.remove()
+        except Exception as exc:  # pragma: no cover - a wrapper replaced by a third party
+            _log.internal_error("removing the HTTP patches", exc)
         _state.breakers.clear()
+        _state.hosts = None
         _state.settings = None
         _state.control = None
 
@@ -149,7 +163,9 @@ def _patch(target: Target, module: ModuleType) -> None:
             target.name, threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown
         )
         _state.breakers[target.name] = breaker
-        envelope = LoopEnvelope(target, resolved, breaker, state_dir=os.path.dirname(settings.control_file))
+        envelope = LoopEnvelope(
+            target, resolved, breaker, state_dir=os.path.dirname(settings.control_file), hosts=_state.hosts
+        )
         envelope.prepare()
         switch = Switch(target.name, control, breaker, is_active)
         patch = _state.patches.setdefault(target.name, Patch(target.name))

@@ -16,7 +16,7 @@ import _sched_accel_boot as boot
 from ._exceptions import ConfigError
 from ._targets import TargetSpec
 
-__all__ = ["Settings", "Target", "find_config", "load_config"]
+__all__ = ["HostSettings", "RetrySettings", "Settings", "Target", "find_config", "load_config"]
 
 CONCURRENCY_ENV = "SCHED_ACCEL_CONCURRENCY"
 CONTROL_ENV = "SCHED_ACCEL_CONTROL"
@@ -30,7 +30,26 @@ _TOP_KEYS = {
     "breaker_threshold": "fallbacks in a row that switch a target off, an integer >= 1",
     "breaker_cooldown": "seconds a tripped target stays off, a number > 0",
     "log": '"loguru" (default) or "stdlib"',
+    "retry": "the table [retry]: how rate-limited and transient failures of per-item calls are retried",
+    "hosts": 'tables [hosts."api.example.com"]: the limits of one upstream host, shared by every target',
     "targets": "the array of tables [[targets]], one per loop",
+}
+_RETRY_KEYS = {
+    "enabled": "true (default) or false: retry rate-limited and transient failures of per-item calls",
+    "deadline": "seconds from an item's first attempt after which its last exception is raised in the loop, a number > 0",
+    "attempts": "most attempts of an item whose failures are transient (not rate-limited), an integer >= 1 (default 4)",
+    "initial": "the first backoff's widest wait in seconds (full jitter), a number > 0",
+    "maximum": "the widest backoff wait in seconds (a Retry-After may ask for longer), a number > 0",
+    "on": 'more exception types to retry, as "module:QualName", e.g. ["json:JSONDecodeError"]',
+    "patterns": 'regular expressions: an exception whose message matches one is retried, e.g. ["temporarily unavailable"]',
+}
+_HOST_KEYS = {
+    "concurrency": "most requests in flight to this host at once, an integer >= 1",
+    "per_second": "most requests started per second (token bucket), a number > 0",
+    "burst": "requests let through at once when the bucket is full, an integer >= 1 (default 1)",
+    "adaptive": "true (default): halve the concurrency on 429, 503 and timeouts, add 1 back per window of successes",
+    "breaker_failures": "failed requests in a row that open this host's circuit, an integer >= 1 (default 5)",
+    "breaker_cooldown": "seconds the circuit stays open before one trial request, a number > 0 (default 30)",
 }
 _TARGET_KEYS = {
     "loop": '"module:qualname" (or "path/to/script.py:qualname") of the function whose body is the loop',
@@ -42,13 +61,44 @@ _TARGET_KEYS = {
     ),
     "args": 'prefetch mode: the per-item call\'s arguments made from each item, e.g. ["item.chain", "item.address"]',
     "window": "prefetch mode: how many calls may run ahead of the loop, an integer >= 1 (default 2 x concurrency, at least 16)",
-    "timeout": "prefetch mode: seconds a per-item call may take before TimeoutError is raised in the loop, a number > 0",
+    "timeout": (
+        "prefetch mode: seconds one attempt of a per-item call may take (its HTTP requests are capped to it); a "
+        "timed-out attempt is retried, and TimeoutError reaches the loop once [retry] deadline passes; a number > 0"
+    ),
     "skip_sleeps": "prefetch mode: true to skip the loop's own pacing sleeps (time.sleep) while it is accelerated",
     "replacement": '"module:qualname" of a user-written parallel version (replace mode)',
     "mode": '"replace" or "prefetch"; by default replace when `replacement` is set',
     "on_error": '"fallback" (run the original) or "propagate" (raise), for replace mode',
     "concurrency": "this target's bound, an integer >= 1",
+    "per_second": "prefetch mode: most per-item calls started per second for this target, a number > 0",
+    "burst": "prefetch mode: per-item calls let through at once under per_second, an integer >= 1 (default 1)",
+    "retry": "prefetch mode: a table overriding keys of the top-level [retry] for this target",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """How failed per-item calls are retried (``[retry]``, or a target's own ``retry`` table)."""
+
+    enabled: bool = True
+    deadline: float = 120.0
+    attempts: int = 4
+    initial: float = 0.1
+    maximum: float = 30.0
+    on: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HostSettings:
+    """The limits of one upstream host (``[hosts."api.example.com"]``)."""
+
+    concurrency: int | None = None
+    per_second: float | None = None
+    burst: int = 1
+    adaptive: bool = True
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +116,9 @@ class Target:
     window: int | None = None
     timeout: float | None = None
     skip_sleeps: bool = False
+    per_second: float | None = None
+    burst: int = 1
+    retry: RetrySettings = RetrySettings()
 
     @property
     def name(self) -> str:
@@ -84,6 +137,8 @@ class Settings:
     breaker_threshold: int = 3
     breaker_cooldown: float = 300.0
     log: Literal["loguru", "stdlib"] = "loguru"
+    retry: RetrySettings = RetrySettings()
+    hosts: dict[str, HostSettings] = field(default_factory=dict)
 
     def target(self, name: str) -> Target | None:
         """The target whose loop is ``name``, if declared."""
@@ -179,7 +234,9 @@ class _Validator:
             control = os.path.join(os.path.dirname(self.path), os.path.expanduser(control))
         else:
             control = default_control_file()
-        targets = self._targets(table.get("targets", []), concurrency_override or concurrency)
+        retry = self._retry("", table.get("retry", {}), RetrySettings(), "retry.")
+        hosts = self._hosts(table.get("hosts", {}))
+        targets = self._targets(table.get("targets", []), concurrency_override or concurrency, retry)
         if concurrency_override is not None:
             targets = [_with_concurrency(t, concurrency_override) for t in targets]
         if self.errors:
@@ -193,7 +250,79 @@ class _Validator:
             breaker_threshold=threshold,
             breaker_cooldown=float(cooldown),
             log=log,
+            retry=retry,
+            hosts=hosts,
         )
+
+    def _number(self, where: str, table: dict[str, Any], key: str, default: float | None, allowed: str, section: str) -> float | None:
+        value = table.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+            self.fail(where, section + key, value, allowed)
+            return default
+        return float(value)
+
+    def _bool(self, where: str, table: dict[str, Any], key: str, default: bool, section: str) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(where, section + key, value, "true or false")
+            return default
+        return value
+
+    def _retry(self, where: str, raw: object, base: RetrySettings, section: str) -> RetrySettings:
+        """A ``[retry]`` table over ``base`` (the defaults, or the top-level table for a target)."""
+        if not isinstance(raw, dict):
+            self.fail(where, section.rstrip("."), raw, "a table of " + ", ".join(sorted(_RETRY_KEYS)))
+            return base
+        self._unknown(where, raw, _RETRY_KEYS, section)
+        numbers = {
+            key: self._number(where, raw, key, getattr(base, key), _RETRY_KEYS[key], section)
+            for key in ("deadline", "initial", "maximum")
+        }
+        on = raw.get("on", list(base.on))
+        if not isinstance(on, list) or not all(isinstance(name, str) and _valid_type_name(name) for name in on):
+            self.fail(where, section + "on", on, _RETRY_KEYS["on"])
+            on = list(base.on)
+        patterns = raw.get("patterns", list(base.patterns))
+        if not isinstance(patterns, list) or not all(isinstance(p, str) and p and _valid_pattern(p) for p in patterns):
+            self.fail(where, section + "patterns", patterns, _RETRY_KEYS["patterns"])
+            patterns = list(base.patterns)
+        return RetrySettings(
+            enabled=self._bool(where, raw, "enabled", base.enabled, section),
+            deadline=numbers["deadline"] or base.deadline,
+            attempts=self._positive_int(where, raw, "attempts", base.attempts, section),
+            initial=numbers["initial"] or base.initial,
+            maximum=numbers["maximum"] or base.maximum,
+            on=tuple(on),
+            patterns=tuple(patterns),
+        )
+
+    def _hosts(self, raw: object) -> dict[str, HostSettings]:
+        if not isinstance(raw, dict):
+            self.fail("", "hosts", raw, 'tables [hosts."api.example.com"], one per upstream host')
+            return {}
+        hosts: dict[str, HostSettings] = {}
+        for name, entry in raw.items():
+            section = f'hosts."{name}".'
+            if not _valid_host(name):
+                self.fail("", "hosts", name, 'a host name, optionally with its port: "api.example.com" or "127.0.0.1:8080"')
+                continue
+            if not isinstance(entry, dict):
+                self.fail("", section.rstrip("."), entry, "a table of " + ", ".join(sorted(_HOST_KEYS)))
+                continue
+            self._unknown("", entry, _HOST_KEYS, section)
+            concurrency = self._positive_int("", entry, "concurrency", 1, section) if "concurrency" in entry else None
+            hosts[name.strip().lower()] = HostSettings(
+                concurrency=concurrency,
+                per_second=self._number("", entry, "per_second", None, _HOST_KEYS["per_second"], section),
+                burst=self._positive_int("", entry, "burst", 1, section),
+                adaptive=self._bool("", entry, "adaptive", True, section),
+                breaker_failures=self._positive_int("", entry, "breaker_failures", 5, section),
+                breaker_cooldown=self._number("", entry, "breaker_cooldown", 30.0, _HOST_KEYS["breaker_cooldown"], section)
+                or 30.0,
+            )
+        return hosts
 
     def _unknown(self, where: str, table: dict[str, Any], known: dict[str, str], section: str = "") -> None:
         for key in table:
@@ -209,7 +338,7 @@ class _Validator:
             return default
         return value
 
-    def _targets(self, raw: object, default_concurrency: int) -> list[Target]:
+    def _targets(self, raw: object, default_concurrency: int, retry: RetrySettings) -> list[Target]:
         if not isinstance(raw, list):
             self.fail("", "targets", raw, "an array of tables: write each target under [[" + self.prefix + "targets]]")
             return []
@@ -221,7 +350,7 @@ class _Validator:
                 continue
             loop_text = entry.get("loop")
             label = f"target {index} ({loop_text}): " if isinstance(loop_text, str) else f"target {index}: "
-            target = self._target(label, entry, default_concurrency)
+            target = self._target(label, entry, default_concurrency, retry)
             if target is None:
                 continue
             if target.name in seen:
@@ -241,7 +370,7 @@ class _Validator:
             self.fail(where, f"targets.{key}", value, str(exc))
             return None
 
-    def _target(self, where: str, entry: dict[str, Any], default_concurrency: int) -> Target | None:
+    def _target(self, where: str, entry: dict[str, Any], default_concurrency: int, retry: RetrySettings) -> Target | None:
         before = len(self.errors)
         self._unknown(where, entry, _TARGET_KEYS, "targets.")
         if "loop" not in entry:
@@ -286,6 +415,10 @@ class _Validator:
             if "concurrency" in entry
             else default_concurrency
         )
+        per_second = self._number(where, entry, "per_second", None, _TARGET_KEYS["per_second"], "targets.")
+        burst = self._positive_int(where, entry, "burst", 1, "targets.")
+        if "retry" in entry:
+            retry = self._retry(where, entry["retry"], retry, "targets.retry.")
         if len(self.errors) > before or loop is None:
             return None
         return Target(
@@ -300,6 +433,9 @@ class _Validator:
             window=window,
             timeout=float(timeout) if timeout is not None else None,
             skip_sleeps=bool(skip_sleeps),
+            per_second=per_second,
+            burst=burst,
+            retry=retry,
         )
 
 
@@ -324,6 +460,30 @@ def _valid_items(items: object) -> bool:
             return False
         return True
     return items.isidentifier()
+
+
+def _valid_type_name(name: str) -> bool:
+    module, sep, qualname = name.partition(":")
+    return bool(sep) and all(p.isidentifier() for p in module.split(".")) and all(
+        p.isidentifier() for p in qualname.split(".")
+    )
+
+
+def _valid_pattern(pattern: str) -> bool:
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
+def _valid_host(name: object) -> bool:
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in "/ @?#"):
+        return False
+    host, sep, port = name.strip().rpartition(":") if name.count(":") == 1 else ("", "", name)
+    return not sep or (bool(host) and port.isdigit())
 
 
 def _valid_item_path(path: str) -> bool:

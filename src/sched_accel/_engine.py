@@ -12,9 +12,12 @@ the same workers from inside the patched loop.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
@@ -31,7 +34,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-__all__ = ["AsyncWorkers", "Slot", "ThreadWorkers", "amap", "check_positive", "map"]
+__all__ = ["AsyncAttempt", "AsyncWorkers", "Attempt", "Slot", "ThreadWorkers", "amap", "check_positive", "map"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -52,9 +55,27 @@ def check_positive(name: str, value: float | None, *, allow_none: bool = True) -
 
 
 class Slot(Generic[R]):
-    """One call and, once run, its value or its exception."""
+    """One call and, once run, its value or its exception.
 
-    __slots__ = ("_unclaimed", "args", "done", "error", "fn", "item", "kwargs", "value")
+    A slot may be attempted more than once (a retry policy re-queues it after a failure);
+    ``attempts``, ``first_started``, ``host`` and ``bypassed`` are that policy's notes.
+    """
+
+    __slots__ = (
+        "_unclaimed",
+        "abandoned",
+        "args",
+        "attempts",
+        "bypassed",
+        "done",
+        "error",
+        "first_started",
+        "fn",
+        "host",
+        "item",
+        "kwargs",
+        "value",
+    )
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], item: Any = None) -> None:
         self.fn = fn
@@ -65,6 +86,11 @@ class Slot(Generic[R]):
         self.error: BaseException | None = None
         self._unclaimed = [True]  # popped once: by the worker that runs it, or by cancel()
         self.done: Any = None  # a held lock (threads) or an anyio.Event (async)
+        self.abandoned = False  # cancel() came after the call had started: never retry it
+        self.attempts = 0
+        self.first_started = 0.0
+        self.host: str | None = None  # the upstream host of its last HTTP request, if any
+        self.bypassed = False  # that host's circuit was open: no retry
 
     def claim(self) -> bool:
         """For a worker: True if the call is to run now (it was not cancelled)."""
@@ -75,11 +101,21 @@ class Slot(Generic[R]):
         return True
 
     def cancel(self) -> bool:
-        """Make sure the call never starts; False if it had already started."""
+        """Make sure the call never starts; False if it had already started (it is then
+        not attempted again)."""
         try:
             self._unclaimed.pop()
         except IndexError:
+            self.abandoned = True
             return False
+        return True
+
+    def rearm(self) -> bool:
+        """Make a failed slot claimable again, for another attempt; False if abandoned."""
+        if self.abandoned:
+            return False
+        self.error = None
+        self._unclaimed = [True]
         return True
 
     def run(self) -> None:
@@ -96,16 +132,32 @@ class Slot(Generic[R]):
         return self.value  # type: ignore[no-any-return]
 
 
-class ThreadWorkers:
-    """``concurrency`` daemon threads running submitted slots in order; started lazily."""
+#: One attempt of a slot's call, run by a worker: None when the slot is done (its value or
+#: error is final), else the seconds after which to attempt it again. The worker does not
+#: wait those seconds: the slot is put back in line when they have passed.
+Attempt = Callable[[Slot[Any]], float | None]
+AsyncAttempt = Callable[[Slot[Any]], Awaitable[float | None]]
 
-    def __init__(self, concurrency: int, *, name: str = "sched_accel") -> None:
+_WAKE: Any = object()  # queued when a retried slot is due, so that an idle worker looks
+
+
+class ThreadWorkers:
+    """``concurrency`` daemon threads running submitted slots in order; started lazily.
+
+    With an ``attempt`` function, a slot it asks to retry is handed to one timer thread
+    and, when due, served before any fresh slot: the loop is usually waiting for it.
+    """
+
+    def __init__(self, concurrency: int, *, name: str = "sched_accel", attempt: Attempt | None = None) -> None:
         check_positive("concurrency", concurrency, allow_none=False)
         self.concurrency = int(concurrency)
         self.name = name
         self._queue: queue.SimpleQueue[Slot[Any] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._attempt = attempt
+        self._due: deque[Slot[Any]] = deque()  # retried slots whose wait is over
+        self._timer: _Timer | None = None
 
     def submit(self, slot: Slot[Any]) -> Slot[Any]:
         """Queue a slot; a worker thread runs it. Wait with :meth:`wait`."""
@@ -121,15 +173,49 @@ class ThreadWorkers:
 
     def _work(self) -> None:
         get = self._queue.get
+        due = self._due
+        attempt = self._attempt
         while True:
             slot = get()
             if slot is None:
                 return
-            if slot.claim():
+            while due:
+                try:
+                    self._run(due.popleft())
+                except IndexError:  # another worker took it
+                    break
+            if slot is _WAKE:
+                continue
+            if attempt is not None:
+                self._run(slot)
+            elif slot.claim():
                 slot.run()
+                slot.done.release()
             else:
                 slot.error = _Cancelled()
-            slot.done.release()
+                slot.done.release()
+
+    def _run(self, slot: Slot[Any]) -> None:
+        """One attempt through the ``attempt`` function; a retry goes to the timer."""
+        if slot.claim():
+            assert self._attempt is not None
+            delay = self._attempt(slot)
+            error = slot.error
+            if delay is not None and slot.rearm():
+                if self._timer is None:
+                    with _TIMER_LOCK:
+                        if self._timer is None:
+                            self._timer = _Timer(self._when_due, f"{self.name}-retries")
+                if self._timer.add(delay, slot):
+                    return
+                slot.error = error  # closing: the last failure stands
+        else:
+            slot.error = _Cancelled()
+        slot.done.release()
+
+    def _when_due(self, slot: Slot[Any]) -> None:
+        self._due.append(slot)
+        self._queue.put(_WAKE)
 
     @staticmethod
     def done_within(slot: Slot[Any], seconds: float) -> bool:
@@ -152,12 +238,69 @@ class ThreadWorkers:
         return slot.outcome()
 
     def close(self) -> None:
-        """Let the workers finish what they hold and stop; queued slots are skipped."""
+        """Let the workers finish what they hold and stop; queued slots are skipped, and so
+        are retries still waiting (their slots end as cancelled)."""
         if self._closed:
             return
         self._closed = True
+        if self._timer is not None:
+            for slot in self._timer.stop():
+                if slot.cancel():
+                    slot.error = _Cancelled()
+                slot.done.release()
+        while self._due:
+            slot = self._due.popleft()
+            if slot.cancel():
+                slot.error = _Cancelled()
+            slot.done.release()
         for _ in self._threads:
             self._queue.put(None)
+
+
+_TIMER_LOCK = threading.Lock()
+
+
+class _Timer:
+    """One daemon thread handing each slot to ``due`` once its delay has passed."""
+
+    def __init__(self, due: Callable[[Slot[Any]], None], name: str) -> None:
+        self._due = due
+        self._heap: list[tuple[float, int, Slot[Any]]] = []
+        self._order = itertools.count()
+        self._condition = threading.Condition()
+        self._stopped = False
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def add(self, delay: float, slot: Slot[Any]) -> bool:
+        """Hand ``slot`` to ``due`` after ``delay`` seconds; False once stopped."""
+        with self._condition:
+            if self._stopped:
+                return False
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._order), slot))
+            self._condition.notify()
+            return True
+
+    def stop(self) -> list[Slot[Any]]:
+        """Stop; the slots still waiting are returned, never handed over."""
+        with self._condition:
+            self._stopped = True
+            waiting = [entry[2] for entry in self._heap]
+            self._heap.clear()
+            self._condition.notify()
+            return waiting
+
+    def _run(self) -> None:
+        with self._condition:
+            while not self._stopped:
+                if not self._heap:
+                    self._condition.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._condition.wait(wait)
+                    continue
+                slot = heapq.heappop(self._heap)[2]
+                self._due(slot)
 
 
 def map(  # noqa: A001 - the name says what it does, like the builtin
@@ -222,9 +365,10 @@ class AsyncWorkers:
     wakes them (the event loop runs one task at a time, so no wake-up is lost).
     """
 
-    def __init__(self, task_group: TaskGroup, concurrency: int) -> None:
+    def __init__(self, task_group: TaskGroup, concurrency: int, *, attempt: AsyncAttempt | None = None) -> None:
         check_positive("concurrency", concurrency, allow_none=False)
         self.concurrency = int(concurrency)
+        self._attempt = attempt
         self._group = task_group
         self._queue: deque[Slot[Any]] = deque()
         self._wakeup = anyio.Event()
@@ -252,14 +396,21 @@ class AsyncWorkers:
 
     async def _work(self) -> None:
         queue_ = self._queue
+        attempt = self._attempt
         while True:
             while queue_:
                 slot = queue_.popleft()
                 if slot.claim():
-                    try:
-                        slot.value = await slot.fn(*slot.args, **slot.kwargs)
-                    except Exception as exc:
-                        slot.error = exc
+                    if attempt is not None:
+                        delay = await attempt(slot)
+                        if delay is not None and slot.rearm():
+                            self._group.start_soon(self._retry_after, delay, slot)
+                            continue
+                    else:
+                        try:
+                            slot.value = await slot.fn(*slot.args, **slot.kwargs)
+                        except Exception as exc:
+                            slot.error = exc
                 else:
                     slot.error = _Cancelled()
                 waiter = slot.done
@@ -273,6 +424,17 @@ class AsyncWorkers:
                 await self._wakeup.wait()
             finally:
                 self._waiting -= 1
+
+    async def _retry_after(self, delay: float, slot: Slot[Any]) -> None:
+        """Put a retried slot back at the front of the line after ``delay`` (no worker waits)."""
+        await anyio.sleep(delay)
+        self._queue.appendleft(slot)
+        if self._waiting:
+            self._wakeup.set()
+            self._wakeup = anyio.Event()
+        elif self._started < self.concurrency:
+            self._started += 1
+            self._group.start_soon(self._work)
 
     def close(self) -> None:
         """No more slots: the workers stop once the queued ones are done."""

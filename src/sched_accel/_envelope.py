@@ -22,6 +22,7 @@ from typing import Any
 from ._config import Target
 from ._exceptions import SchedAccelError, TargetError
 from ._log import event, internal_error
+from ._policy import Hosts
 from ._prefetch_mode import PrefetchMode
 from ._switch import Breaker
 from ._targets import ArgumentLocator, Resolved
@@ -53,7 +54,15 @@ class Run:
 class LoopEnvelope:
     """The wrapt wrapper function installed on a loop: ``(wrapped, instance, args, kwargs)``."""
 
-    def __init__(self, target: Target, resolved: Resolved, breaker: Breaker, *, state_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        resolved: Resolved,
+        breaker: Breaker,
+        *,
+        state_dir: str | None = None,
+        hosts: Hosts | None = None,
+    ) -> None:
         self.target = target
         self.resolved = resolved
         self.breaker = breaker
@@ -61,7 +70,7 @@ class LoopEnvelope:
         self._runs: list[Run] = []
         self._replacement: Callable[..., Any] | None = None
         self._items_argument = ArgumentLocator(target.items) if target.items is not None else None
-        self.prefetch = PrefetchMode(self, state_dir) if target.mode == "prefetch" else None
+        self.prefetch = PrefetchMode(self, state_dir, hosts) if target.mode == "prefetch" else None
 
     # -- what the per-item counter asks -------------------------------------------------
     def current_run(self) -> Run | None:

@@ -9,7 +9,8 @@ The decisions are pure and never block: :meth:`HostLimiter.try_acquire` says "go
 how long to wait. Threads (:meth:`~HostLimiter.acquire_sync`) and anyio tasks on asyncio or
 trio (:meth:`~HostLimiter.acquire_async`) drive the same decision loop,
 ``HostLimiter._admission``; what differs between them is only how a waiter sleeps and is
-woken, in ``_ThreadWaiter`` and ``_TaskWaiter``.
+woken, in ``_ThreadWaiter`` and ``_TaskWaiter``. Which limiter a request asks is decided
+in ``_policy`` (one per host, shared by every target of the process).
 """
 
 from __future__ import annotations
@@ -25,15 +26,7 @@ from dataclasses import dataclass
 
 import anyio
 
-__all__ = [
-    "HostLimit",
-    "HostLimiter",
-    "HostLimiterStatistics",
-    "Ticket",
-    "isolated_registry",
-    "limiter_for",
-    "statistics_by_host",
-]
+__all__ = ["HostLimit", "HostLimiter", "HostLimiterStatistics", "Ticket"]
 
 _EPSILON = 1e-9  # float slack when a token is "just" refilled
 
@@ -49,6 +42,7 @@ class HostLimit:
     concurrency: int | None
     per_second: float | None
     burst: int = 1
+    adaptive: bool = True  # AIMD within [1, concurrency]; False keeps the concurrency fixed
 
     def __post_init__(self) -> None:
         if self.concurrency is not None and not _whole(self.concurrency):
@@ -240,7 +234,7 @@ class HostLimiter:
             self._overloads += 1
             if status == 429:
                 self._rate_limited += 1
-            if self._limit is None or self._stale > 0:
+            if self._limit is None or self._stale > 0 or not self.limit.adaptive:
                 return
             self._limit = max(1, self._limit // 2)
             self._lowest = min(self._limit, self._lowest if self._lowest is not None else self._limit)
@@ -350,48 +344,3 @@ def _thread_safe_caller() -> Callable[[Callable[[], None]], object]:
         import trio
 
         return trio.lowlevel.current_trio_token().run_sync_soon
-
-
-# -- the process-wide registry: one limiter per host ---------------------------------------
-
-
-class _Registry:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.limiters: dict[str, HostLimiter] = {}
-
-
-_registry = _Registry()
-
-
-def limiter_for(host: str, limit: HostLimit) -> HostLimiter:
-    """The limiter of ``host`` (case-insensitive), created at the first call, shared after."""
-    if not isinstance(host, str) or not host.strip():
-        raise ValueError(f"host must be a non-empty host name such as 'api.example.com'; got {host!r}")
-    key = host.strip().lower()
-    with _registry.lock:
-        limiter = _registry.limiters.get(key)
-        if limiter is None:
-            limiter = _registry.limiters[key] = HostLimiter(key, limit)
-        elif limiter.limit != limit:
-            raise ValueError(f"host {key!r} already has the limit {limiter.limit}; got a different one, {limit}")
-        return limiter
-
-
-def statistics_by_host() -> dict[str, HostLimiterStatistics]:
-    """A snapshot of every registered host's limiter, by host."""
-    with _registry.lock:
-        limiters = list(_registry.limiters.values())
-    return {limiter.host: limiter.statistics() for limiter in limiters}
-
-
-@contextmanager
-def isolated_registry() -> Iterator[None]:
-    """For tests: an empty registry inside the block, the previous one restored after."""
-    with _registry.lock:
-        saved, _registry.limiters = _registry.limiters, {}
-    try:
-        yield
-    finally:
-        with _registry.lock:
-            _registry.limiters = saved

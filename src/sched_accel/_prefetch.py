@@ -16,9 +16,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._engine import Slot
+
+if TYPE_CHECKING:
+    from ._policy import Policy
 
 __all__ = ["CURRENT", "CallShape", "PrefetchRun", "item_path"]
 
@@ -137,14 +140,16 @@ class PrefetchRun:
         builder: Callable[[Any], tuple[Any, ...]] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         owner: object = None,
-        timeout: float | None = None,
+        policy: Policy | None = None,
         skip_sleeps: bool = False,
         recorder: Any = None,
         probe: bool = True,
     ) -> None:
         self.name = name
         self.owner = owner
-        self.timeout = timeout
+        #: Retries, limits and statistics of this run's per-item calls (None: calls run bare).
+        self.policy = policy
+        self.timeout = policy.wait_timeout if policy is not None else None
         self.skip_sleeps = skip_sleeps
         self.skipped_sleeps = 0
         self.recorder = recorder

@@ -24,7 +24,10 @@ import anyio
 
 from ._engine import AsyncWorkers, Slot, ThreadWorkers
 from ._learned import LearnedCalls, Recorder
+from ._runstats import save_run
+from ._limits import HostLimit, HostLimiter
 from ._log import event, internal_error
+from ._policy import Hosts, Policy, statistics_lines
 from ._prefetch import CURRENT, PrefetchRun, item_path
 from ._targets import ArgumentLocator
 
@@ -46,9 +49,17 @@ Kwargs = dict[str, Any]
 class PrefetchMode:
     """Runs one patched loop with its per-item calls prefetched."""
 
-    def __init__(self, envelope: LoopEnvelope, state_dir: str | None = None) -> None:
+    def __init__(self, envelope: LoopEnvelope, state_dir: str | None = None, hosts: Hosts | None = None) -> None:
         self.envelope = envelope
         self.target = envelope.target
+        self.state_dir = state_dir
+        self.hosts = hosts if hosts is not None else Hosts(default_concurrency=self.target.concurrency)
+        # The target's own rate (per_second, burst) bounds its calls' starts, across runs.
+        self.limiter = (
+            HostLimiter(f"target {self.target.name}", HostLimit(None, self.target.per_second, self.target.burst))
+            if self.target.per_second is not None
+            else None
+        )
         self.fetch_async: bool | None = None  # known once the per-item function is patched
         self._items_argument: ArgumentLocator | None = None
         self._said_no_items = False
@@ -107,7 +118,7 @@ class PrefetchMode:
                 target=self.target.name,
             )
 
-    def _new_run(self, submit: Callable[[Slot[Any]], Slot[Any]], source: Iterator[Any] | None) -> PrefetchRun:
+    def _new_run(self, submit: Callable[[Slot[Any]], Slot[Any]], source: Iterator[Any] | None, policy: Policy) -> PrefetchRun:
         where = self.target.items
         if source is None and not (isinstance(where, str) and where.startswith("returned-by:")):
             self._no_items()
@@ -121,7 +132,7 @@ class PrefetchMode:
             window=self.window,
             builder=self.builder,
             owner=self.envelope,
-            timeout=self.target.timeout,
+            policy=policy,
             skip_sleeps=self.target.skip_sleeps,
             recorder=Recorder() if self.learned is not None else None,
             probe=probe,
@@ -146,8 +157,9 @@ class PrefetchMode:
             return
         try:
             source, args, kwargs = self._bind_items(wrapped, args, kwargs)
-            workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}")
-            run = self._new_run(workers.submit, source)
+            policy = Policy(self.target, self.hosts, limiter=self.limiter)
+            workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}", attempt=policy.attempt)
+            run = self._new_run(workers.submit, source, policy)
         except Exception as exc:
             internal_error(f"starting {self.target.name}", exc)
             yield args, kwargs
@@ -175,14 +187,15 @@ class PrefetchMode:
             return await self._call_async_threads(wrapped, args, kwargs)
         try:
             source, args, kwargs = self._bind_items(wrapped, args, kwargs)
-            run = self._new_run(_not_started, source)
+            policy = Policy(self.target, self.hosts, limiter=self.limiter)
+            run = self._new_run(_not_started, source, policy)
         except Exception as exc:
             internal_error(f"starting {self.target.name}", exc)
             return await wrapped(*args, **kwargs)
         outcome = "raised"
         error: Exception | None = None
         async with anyio.create_task_group() as group:
-            workers = AsyncWorkers(group, self.target.concurrency)
+            workers = AsyncWorkers(group, self.target.concurrency, attempt=policy.aattempt)
             workers.start()  # before CURRENT is set: the workers must not see the loop's run
             run.submit = workers.submit
             token = CURRENT.set(run)
@@ -227,22 +240,26 @@ class PrefetchMode:
             extra["learned"] = len(run.recorder.calls)
             if outcome == "ok":  # a run cut short would teach the next one too little
                 self.learned.save(run.recorder.calls)
-        event(
-            "INFO" if outcome == "ok" else "WARNING",
-            "run",
-            target=self.target.name,
-            mode="prefetch",
-            outcome=outcome,
-            items=run.hits + run.misses + run.direct,
-            ok=run.ok,
-            failed=run.failed,
-            seconds=f"{time.perf_counter() - run.started:.3f}",
-            concurrency=self.target.concurrency,
-            prefetched=run.hits,
-            missed=run.misses,
-            wasted=run.wasted,
-            **extra,
-        )
+        fields: dict[str, Any] = {
+            "target": self.target.name,
+            "mode": "prefetch",
+            "outcome": outcome,
+            "items": run.hits + run.misses + run.direct,
+            "ok": run.ok,
+            "failed": run.failed,
+            "seconds": f"{time.perf_counter() - run.started:.3f}",
+            "concurrency": self.target.concurrency,
+            "prefetched": run.hits,
+            "missed": run.misses,
+            "wasted": run.wasted,
+        }
+        if run.policy is not None:
+            fields.update(run.policy.stats.snapshot())
+        fields.update(extra)
+        lost = fields.get("lost", 0)
+        event("INFO" if outcome == "ok" and not lost else "WARNING", "run", **fields)
+        if self.state_dir is not None:
+            save_run(self.state_dir, self.target.name, fields, statistics_lines(self.hosts.statistics()))
 
 
 def _waited(started: float, cpu: float) -> float:
@@ -255,12 +272,14 @@ def _not_started(slot: Slot[Any]) -> Slot[Any]:
     raise RuntimeError("the workers of this run are not started yet")
 
 
-def _direct(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
-    """Run a per-item call in the loop's thread as if unpatched: its own sleeps and calls
-    are not part of the loop's body, so no run is current while it runs."""
+def _direct(run: PrefetchRun, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+    """Run a per-item call in the loop's thread, with the run's retries and limits: its own
+    sleeps and calls are not part of the loop's body, so no run is current while it runs."""
     token = CURRENT.set(None)
     try:
-        return wrapped(*args, **kwargs)
+        if run.policy is None:
+            return wrapped(*args, **kwargs)
+        return run.policy.call(wrapped, args, kwargs)
     finally:
         CURRENT.reset(token)
 
@@ -360,11 +379,11 @@ class FetchInterceptor:
             elif run.stepped_aside and run.probing is False:
                 started, cpu = time.perf_counter(), time.thread_time()
                 try:
-                    value = _direct(wrapped, args, kwargs)
+                    value = _direct(run, wrapped, args, kwargs)
                 finally:
                     run.timed_direct(_waited(started, cpu), instance, args, kwargs)
             else:
-                value = _direct(wrapped, args, kwargs)
+                value = _direct(run, wrapped, args, kwargs)
         except BaseException:
             run.count(False)
             raise
@@ -386,7 +405,10 @@ class FetchInterceptor:
                 token = CURRENT.set(None)  # the call itself is not part of the loop's body
                 started, cpu = time.perf_counter(), time.thread_time()
                 try:
-                    value = await wrapped(*args, **kwargs)
+                    if run.policy is None:
+                        value = await wrapped(*args, **kwargs)
+                    else:
+                        value = await run.policy.acall(wrapped, args, kwargs)
                 finally:
                     CURRENT.reset(token)
                     if run.stepped_aside and run.probing is False:
