@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import urllib.error
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -350,6 +351,7 @@ class Policy:
         if slot.attempts == 1:
             self.stats.add("retried")
         self.stats.add("retries")
+        _discard(error)
         return delay
 
     def _final(self, slot: Slot[Any], failure: Failure, why: str) -> None:
@@ -485,6 +487,15 @@ class Policy:
             state.circuit.record(False, trial)
         elif trial:
             state.circuit.record(True, trial)  # answered, the error is ours or the app's
+
+
+def _discard(error: BaseException) -> None:
+    """Close what a dropped failure holds: urllib's HTTPError is the open response itself."""
+    if isinstance(error, urllib.error.HTTPError):
+        try:
+            error.close()
+        except Exception:
+            pass
 
 
 _pause = threading.Event()  # never set: .wait(seconds) sleeps without time.sleep (which may be patched)

@@ -1,0 +1,187 @@
+"""A real HTTP upstream on 127.0.0.1 that misbehaves on demand, for the fault-injection tests.
+
+``GET /item/<key>`` answers ``{"item": key, "value": n}`` (``n`` derived from the key)
+after ``latency`` seconds, unless a fault applies:
+
+- a rate limit (token bucket ``per_second``/``burst``) answered with 429 and a Retry-After
+  in whole seconds (``"int"``), fractional seconds (``"fraction"``) or an HTTP-date;
+- ``faults[key]``: the faults of that key's first attempts, in order: ``"503"`` (no
+  Retry-After), ``"hang"`` (no answer for ``hang`` seconds), ``"reset"`` (the connection is
+  reset), ``"truncated"`` (a body shorter than its Content-Length), ``"garbage"`` (200 with a
+  body that is not JSON), ``"500"``;
+- ``down``: every request answered 500 while it is set.
+
+It counts requests, 429s, 503s and successful answers per key, and the peak in flight.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def value_of(key: str) -> int:
+    return sum(ord(c) * (i + 1) for i, c in enumerate(key)) % 9973
+
+
+def answer(key: str) -> dict[str, Any]:
+    """What a healthy server answers for ``key``."""
+    return {"item": key, "value": value_of(key)}
+
+
+class FaultServer:
+    """Start with ``with FaultServer(...) as server:``; ``server.url`` is its base URL."""
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.01,
+        per_second: float | None = None,
+        burst: int = 1,
+        retry_after: str = "fraction",
+        faults: dict[str, list[str]] | None = None,
+        hang: float = 3.0,
+    ) -> None:
+        self.latency = latency
+        self.per_second = per_second
+        self.burst = burst
+        self.retry_after = retry_after
+        self.faults = {k: list(v) for k, v in (faults or {}).items()}
+        self.hang = hang
+        self.down = False
+        self.lock = threading.Lock()
+        self.tokens = float(burst)
+        self.refilled = time.monotonic()
+        self.requests: Counter[str] = Counter()
+        self.ok: Counter[str] = Counter()
+        self.status: Counter[int] = Counter()
+        self.in_flight = self.peak = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server._handle(self)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # resets and hung-up clients are the point here
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FaultServer:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset_counts(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.ok.clear()
+            self.status.clear()
+            self.peak = 0
+
+    # -- deciding ------------------------------------------------------------------------------
+    def _rate_limited(self) -> float | None:
+        """Seconds until a token is there, or None: admitted (a token taken)."""
+        if self.per_second is None:
+            return None
+        now = time.monotonic()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.refilled) * self.per_second)
+        self.refilled = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return None
+        return (1 - self.tokens) / self.per_second
+
+    def _retry_after_header(self, wait: float) -> str:
+        if self.retry_after == "int":
+            return str(max(1, math.ceil(wait)))
+        if self.retry_after == "date":
+            return email.utils.formatdate(time.time() + max(1.0, wait), usegmt=True)
+        return f"{wait:.3f}"
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        _, _, key = handler.path.partition("/item/")
+        with self.lock:
+            self.requests[key] += 1
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            fault = "500" if self.down else None
+            wait = None
+            if fault is None:
+                pending = self.faults.get(key)
+                fault = pending.pop(0) if pending else None
+            if fault is None:
+                wait = self._rate_limited()
+        try:
+            if wait is not None:
+                self._send(handler, 429, {"error": "rate limited"}, {"Retry-After": self._retry_after_header(wait)})
+                return
+            if fault == "hang":
+                time.sleep(self.hang)
+            elif fault == "reset":
+                handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                handler.connection.close()
+                handler.close_connection = True
+                return
+            if self.latency:
+                time.sleep(self.latency)
+            if fault in ("503", "500"):
+                self._send(handler, int(fault), {"error": "unavailable"})
+            elif fault == "truncated":
+                handler.send_response(200)
+                handler.send_header("Content-Type", "application/json")
+                handler.send_header("Content-Length", "100")
+                handler.end_headers()
+                handler.wfile.write(b'{"item": ')
+                handler.wfile.flush()
+                handler.close_connection = True
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            elif fault == "garbage":
+                self._send(handler, 200, None, raw=b"<html>proxy error</html>")
+            else:
+                self._send(handler, 200, answer(key))
+                with self.lock:
+                    self.ok[key] += 1
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _send(
+        self,
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: dict[str, Any] | None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        data = raw if raw is not None else json.dumps(body).encode()
+        with self.lock:
+            self.status[status] += 1
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
