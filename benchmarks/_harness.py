@@ -28,6 +28,7 @@ CONFIG = """\
 concurrency = {concurrency}
 log = "stdlib"
 control_file = "{control}"
+{top}
 
 [[targets]]
 loop = "legacy_jobs:fetch_all"
@@ -84,12 +85,16 @@ atexit.register(shutil.rmtree, _STATE, ignore_errors=True)
 
 
 @contextmanager
-def patched(concurrency: int, variant: str = "default", window: int | None = None) -> Iterator[None]:
+def patched(concurrency: int, variant: str = "default", window: int | None = None, top: str = "") -> Iterator[None]:
     """sched_accel installed, the way the start-up hook does it, for the block (``window``:
-    the read-ahead window of the HTTP targets, default sched_accel's own)."""
+    the read-ahead window of the HTTP targets, default sched_accel's own; ``top``: more
+    top-level config, such as a ``[hosts."..."]`` table)."""
     config = Path(_STATE, f"sched_accel-{concurrency}-{window}.toml")
     config.write_text(CONFIG.format(
-        concurrency=concurrency, control=Path(_STATE, "control.json"), window="" if window is None else f"window = {window}\n"
+        concurrency=concurrency,
+        control=Path(_STATE, "control.json"),
+        window="" if window is None else f"window = {window}\n",
+        top=top,
     ))
     saved = {name: getattr(_prefetch, name) for name in VARIANTS[variant]}
     os.environ["ENABLE_SCHEDULER_OPTIMIZATION"] = "1"

@@ -8,6 +8,11 @@ compete with the client for the client's GIL.
 
     python benchmarks/_upstream.py --fixed 0.2
     python benchmarks/_upstream.py --lognormal 0.1 1.0 --items 200 --seed 7
+    python benchmarks/_upstream.py --fixed 0.05 --per-second 20 --burst 5 --retry-after int
+
+With ``--per-second`` it answers 429 (with a Retry-After in whole or fractional seconds)
+above that rate, as a token bucket of ``--burst``; ``GET /stats`` tells how many requests
+it admitted and refused.
 
 prints its URL on the first line of stdout and serves until its stdin is closed (so it
 never outlives the benchmark that started it).
@@ -38,7 +43,34 @@ def latencies(*, fixed: float | None = None, lognormal: tuple[float, float] | No
     return [rng.lognormvariate(math.log(median), sigma) for _ in range(items)]
 
 
-def serve(table: Sequence[float]) -> None:
+class RateLimit:
+    """The upstream's own limiter: a token bucket answering 429 with a Retry-After."""
+
+    def __init__(self, per_second: float, burst: int, retry_after: str) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self.retry_after = retry_after
+        self.lock = threading.Lock()
+        self.tokens = float(burst)
+        self.refilled = time.monotonic()
+        self.ok = self.refused = 0
+
+    def admit(self) -> str | None:
+        """None: admitted (a token taken); else the Retry-After value to answer 429 with."""
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(float(self.burst), self.tokens + (now - self.refilled) * self.per_second)
+            self.refilled = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                self.ok += 1
+                return None
+            self.refused += 1
+            wait = (1 - self.tokens) / self.per_second
+        return str(max(1, math.ceil(wait))) if self.retry_after == "int" else f"{wait:.3f}"
+
+
+def serve(table: Sequence[float], limit: RateLimit | None = None) -> None:
     """Serve until stdin closes."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -49,6 +81,15 @@ def serve(table: Sequence[float]) -> None:
             pass
 
         def do_GET(self) -> None:
+            if self.path == "/stats":
+                counts = (0, 0) if limit is None else (limit.ok, limit.refused)
+                self._send(200, b'{"ok": %d, "429": %d}' % counts)
+                return
+            if limit is not None:
+                refused = limit.admit()
+                if refused is not None:
+                    self._send(429, b'{"error": "rate limited"}', {"Retry-After": refused})
+                    return
             _, _, tail = self.path.partition("/item/")
             if not tail.isdigit():
                 self._send(404, b'{"error": "not found"}')
@@ -59,10 +100,12 @@ def serve(table: Sequence[float]) -> None:
                 time.sleep(delay)
             self._send(200, b'{"item": %d}' % index)
 
-        def _send(self, status: int, body: bytes) -> None:
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
@@ -106,9 +149,13 @@ def main() -> None:
     group.add_argument("--lognormal", type=float, nargs=2, metavar=("MEDIAN", "SIGMA"), help="lognormal latency per item")
     parser.add_argument("--items", type=int, default=1, help="how many per-item latencies to draw (item i uses i mod ITEMS)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--per-second", type=float, help="rate limit: answer 429 above this many requests per second")
+    parser.add_argument("--burst", type=int, default=1, help="rate limit: requests let through at once")
+    parser.add_argument("--retry-after", choices=("int", "fraction"), default="fraction", help="the 429's Retry-After")
     args = parser.parse_args()
     lognormal = None if args.lognormal is None else (args.lognormal[0], args.lognormal[1])
-    serve(latencies(fixed=args.fixed, lognormal=lognormal, items=args.items, seed=args.seed))
+    limit = None if args.per_second is None else RateLimit(args.per_second, args.burst, args.retry_after)
+    serve(latencies(fixed=args.fixed, lognormal=lognormal, items=args.items, seed=args.seed), limit)
 
 
 if __name__ == "__main__":

@@ -440,3 +440,93 @@ def test_default_control_file_under_xdg_state_home(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     path = write(tmp_path / "sched_accel.toml", ONE_TARGET)
     assert load_config(path).control_file == os.path.join(str(tmp_path / "xdg"), "sched_accel", "control.json")
+
+
+# -- [retry] and [hosts] --------------------------------------------------------------------------
+
+PREFETCH_TARGET = """
+    [[targets]]
+    loop = "jobs:update"
+    fetch = "client:get"
+    items = "tokens"
+"""
+
+
+def test_retry_and_hosts_defaults(tmp_path: Path) -> None:
+    from sched_accel._config import RetrySettings
+
+    settings = load_config(write(tmp_path / "sched_accel.toml", PREFETCH_TARGET))
+    assert settings.retry == RetrySettings() == settings.targets[0].retry
+    assert (settings.retry.enabled, settings.retry.deadline, settings.retry.attempts) == (True, 120.0, 4)
+    assert settings.hosts == {}
+
+
+def test_retry_table_and_a_targets_override(tmp_path: Path) -> None:
+    """A target's ``retry`` table overrides only the keys it names; the rest come from [retry]."""
+    source = """
+        [retry]
+        deadline = 30
+        on = ["json:JSONDecodeError"]
+        patterns = ["try again"]
+
+        [[targets]]
+        loop = "jobs:update"
+        fetch = "client:get"
+        items = "tokens"
+        retry = { attempts = 2 }
+
+        [[targets]]
+        loop = "jobs:other"
+        fetch = "client:get"
+        items = "tokens"
+    """
+    settings = load_config(write(tmp_path / "sched_accel.toml", source))
+    first, second = settings.targets
+    assert (first.retry.deadline, first.retry.attempts, first.retry.on) == (30.0, 2, ("json:JSONDecodeError",))
+    assert second.retry == settings.retry and second.retry.patterns == ("try again",)
+
+
+def test_hosts_tables(tmp_path: Path) -> None:
+    """The issue's example, in a pyproject.toml: names are lower-cased, a port may be given."""
+    body = """
+        [[tool.sched_accel.targets]]
+        loop = "jobs:update"
+        fetch = "client:get"
+        items = "tokens"
+        per_second = 5
+        burst = 2
+
+        [tool.sched_accel.hosts."API.example.com"]
+        concurrency = 3
+        per_second = 0.5
+        burst = 1
+
+        [tool.sched_accel.hosts."127.0.0.1:8080"]
+        adaptive = false
+        breaker_failures = 2
+        breaker_cooldown = 5
+    """
+    settings = load_config(write(tmp_path / "pyproject.toml", pyproject(body)))
+    api, local = settings.hosts["api.example.com"], settings.hosts["127.0.0.1:8080"]
+    assert (api.concurrency, api.per_second, api.burst, api.adaptive) == (3, 0.5, 1, True)
+    assert (local.concurrency, local.adaptive, local.breaker_failures, local.breaker_cooldown) == (None, False, 2, 5.0)
+    assert (settings.targets[0].per_second, settings.targets[0].burst) == (5.0, 2)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("[retry]\ndeadline = 0\n", "retry.deadline = 0 is not allowed"),
+        ("[retry]\nattempts = 1.5\n", "retry.attempts = 1.5 is not allowed: an integer >= 1"),
+        ('[retry]\non = ["JSONDecodeError"]\n', 'more exception types to retry, as "module:QualName"'),
+        ('[retry]\npatterns = ["(unclosed"]\n', "regular expressions"),
+        ("[retry]\nretries = 3\n", "unknown key retry.retries; the keys here are attempts, deadline, enabled"),
+        ('[hosts."api.example.com"]\nper_second = -1\n', 'hosts."api.example.com".per_second = -1 is not allowed'),
+        ('[hosts."api.example.com"]\nrate = 1\n', 'unknown key hosts."api.example.com".rate'),
+        ('[hosts."https://api.example.com/"]\nburst = 1\n', "a host name, optionally with its port"),
+        ("hosts = 3\n", 'tables [hosts."api.example.com"]'),
+    ],
+)
+def test_bad_retry_and_hosts_keys_say_what_to_write(tmp_path: Path, source: str, expected: str) -> None:
+    message = config_error(tmp_path, source + textwrap.dedent(PREFETCH_TARGET))
+    assert expected in message

@@ -413,3 +413,94 @@ async def test_amap_rejects_non_positive_limits(kwargs: dict[str, Any], name: st
     with pytest.raises(ValueError, match=f"^{name} must be a positive number"):
         async with sched_accel.amap(fn, range(3), **kwargs):
             pass
+
+
+# -- retries: a slot re-queued by the attempt function, no worker waiting for it -------------------
+
+
+class Flaky:
+    """An attempt function: the first ``fails`` attempts of item ``bad`` fail and ask for a retry
+    after ``delay``; it records when each attempt of each item started."""
+
+    def __init__(self, bad: int, fails: int, delay: float) -> None:
+        self.bad, self.fails, self.delay = bad, fails, delay
+        self.started: list[tuple[int, float]] = []
+        self.lock = threading.Lock()
+        self.failures = 0
+
+    def decide(self, slot: sched_accel._engine.Slot[Any]) -> float | None:
+        item = slot.args[0]
+        with self.lock:
+            self.started.append((item, time.perf_counter()))
+            failing = item == self.bad and self.failures < self.fails
+            if failing:
+                self.failures += 1
+        if failing:
+            slot.error = ConnectionResetError(f"attempt {self.failures}")
+            return self.delay
+        slot.value = item * 10
+        slot.error = None
+        return None
+
+    async def adecide(self, slot: sched_accel._engine.Slot[Any]) -> float | None:
+        await anyio.lowlevel.checkpoint()
+        return self.decide(slot)
+
+
+def test_thread_workers_retry_without_holding_a_worker() -> None:
+    """One worker: while item 0 waits 0.2 s for its retry, the worker runs items 1-3; item 0 comes
+    back first in line when due, and its consumer gets the value."""
+    from sched_accel._engine import Slot, ThreadWorkers
+
+    flaky = Flaky(bad=0, fails=2, delay=0.1)
+    workers = ThreadWorkers(1, attempt=flaky.decide)
+    try:
+        slots = [workers.submit(Slot(lambda x: x, (i,), {})) for i in range(4)]
+        assert [ThreadWorkers.wait(slot, 5) for slot in slots] == [0, 10, 20, 30]
+    finally:
+        workers.close()
+    order = [item for item, _ in flaky.started]
+    assert order[:4] == [0, 1, 2, 3] and order[4:] == [0, 0]
+
+
+def test_thread_workers_close_ends_waiting_retries_as_cancelled() -> None:
+    from sched_accel._engine import Slot, ThreadWorkers
+
+    flaky = Flaky(bad=0, fails=1, delay=30)
+    workers = ThreadWorkers(2, attempt=flaky.decide)
+    slot = workers.submit(Slot(lambda x: x, (0,), {}))
+    assert not ThreadWorkers.done_within(slot, 0.1)
+    workers.close()
+    assert ThreadWorkers.done_within(slot, 1)
+    assert type(slot.error).__name__ == "_Cancelled"
+
+
+def test_a_cancelled_slot_is_not_retried() -> None:
+    """The consumer gave up on the slot (its timeout): the failed attempt is not repeated."""
+    from sched_accel._engine import Slot, ThreadWorkers
+
+    flaky = Flaky(bad=0, fails=5, delay=0.05)
+    workers = ThreadWorkers(1, attempt=flaky.decide)
+    try:
+        slot = workers.submit(Slot(lambda x: x, (0,), {}))
+        with pytest.raises(TimeoutError):
+            ThreadWorkers.wait(slot, 0.01)
+        time.sleep(0.3)
+    finally:
+        workers.close()
+    assert len(flaky.started) <= 2
+
+
+@pytest.mark.anyio
+async def test_async_workers_retry_without_holding_a_worker() -> None:
+    from sched_accel._engine import AsyncWorkers, Slot
+
+    flaky = Flaky(bad=0, fails=2, delay=0.05)
+    async with anyio.create_task_group() as group:
+        workers = AsyncWorkers(group, 1, attempt=flaky.adecide)
+        slots = [workers.submit(Slot(lambda x: x, (i,), {})) for i in range(4)]
+        with anyio.fail_after(5):
+            assert [await AsyncWorkers.wait(slot) for slot in slots] == [0, 10, 20, 30]
+        workers.close()
+    order = [item for item, _ in flaky.started]
+    assert order[:4] == [0, 1, 2, 3] and order[4:] == [0, 0]

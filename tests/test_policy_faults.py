@@ -407,3 +407,29 @@ def test_requests_outside_a_run_are_untouched(app: App, monkeypatch: pytest.Monk
         finally:
             api.close()
     assert server.requests["K00"] == 1
+
+
+# -- statistics in `sched-accel status` -------------------------------------------------------------
+
+
+def test_status_shows_the_last_runs_statistics(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job run in its own process (started by the .pth hook) leaves its run's statistics for
+    ``sched-accel status``: ok, retried, lost, 429s, the concurrency reached, time waiting on limits."""
+    install(app, monkeypatch, sync_api="UrllibApi", top='[hosts."127.0.0.1"]\nconcurrency = 4')
+    sched_accel.uninstall()
+    env = {"SCHED_ACCEL_CONFIG": str(app.root / "sched_accel.toml")}
+    with FaultServer(per_second=40, burst=4) as server:
+        script = f"import clients, jobs; print(len(jobs.collect({KEYS!r}, clients.UrllibApi({server.url!r}))))"
+        job = app.run("-c", script, env={**env, "ENABLE_SCHEDULER_OPTIMIZATION": "true"})
+    assert job.returncode == 0, job.stderr
+    assert "sched_accel.run target=jobs:collect" in job.stderr
+    status = app.run("-m", "sched_accel", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    [last] = re.findall(r"jobs:collect: on .*\n    (last run: .*)", status.stdout)
+    fields = dict(re.findall(r"(\w+)=(\S+)", last))
+    assert (fields["outcome"], fields["ok"], fields["lost"]) == ("ok", "40", "0")
+    assert int(fields["http_429"]) == server.status[429] > 0
+    assert 1 < int(fields["peak_requests"]) <= 4
+    assert "host 127.0.0.1: requests=" in status.stdout and "circuit=closed" in status.stdout
+    assert "jobs:collect_async: on" in status.stdout and "last run: none recorded yet" in status.stdout
+    assert "host 127.0.0.1: concurrency 4, burst 1" in status.stdout

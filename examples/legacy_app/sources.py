@@ -31,5 +31,5 @@ def _get(url: str) -> dict[str, Any]:
 def fetch_coin(coin: str) -> dict[str, Any]:
     """A coin's price (source A) and supply and rank (source B)."""
     price = _get(f"{settings.UPSTREAM_URL}/a/price/{coin}")
-    info = _get(f"{settings.UPSTREAM_URL}/b/info/{coin}")
+    info = _get(f"{settings.SOURCE_B_URL}/b/info/{coin}")
     return {"coin": coin, "usd": price["usd"], "supply": info["supply"], "rank": info["rank"]}

@@ -11,13 +11,16 @@ import site
 import subprocess
 import sys
 import sysconfig
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import _sched_accel_boot as boot
 
 from ._config import Settings, Target, find_config, load_config
 from ._control import ALL, ControlFile
 from ._exceptions import SchedAccelError
+from ._runstats import load_runs
 
 __all__ = ["main"]
 
@@ -52,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     commands.add_parser("check", help="load the config, import the targets, print what would be patched")
     commands.add_parser("doctor", help="check that the start-up hook is installed and active in this environment")
-    commands.add_parser("status", help="show the flag, the config's targets and what is switched off")
+    commands.add_parser(
+        "status",
+        help="show the flag, what is switched off, and each target's last run: ok, retried, lost, 429s, "
+        "concurrency reached, time waiting on limits",
+    )
     for name, verb in (("off", "switch off"), ("on", "switch back on")):
         command = commands.add_parser(name, help=f"{verb} TARGET (default: every target) in running processes")
         command.add_argument("target", nargs="?", help="a target's loop as declared, e.g. legacy_app.jobs:update_scores")
@@ -303,10 +310,34 @@ def _status(args: argparse.Namespace) -> int:
     _say(f"control file: {control.path}")
     if state.problem:
         _say(f"  refused: {state.problem} (everything runs unaccelerated)")
+    runs = load_runs(os.path.dirname(control.path))
     if settings is not None:
         for target in settings.targets:
             _say(f"  {target.name}: {'off' if state.is_off(target.name) else 'on'} ({target.mode}, concurrency {target.concurrency})")
+            _say(f"    {_last_run(runs.pop(target.name, None))}")
+        for name, conf in sorted(settings.hosts.items()):
+            limits = [f"{key} {value:g}" for key, value in (("concurrency", conf.concurrency), ("per_second", conf.per_second))
+                      if value is not None]
+            _say(f"  host {name}: {', '.join(limits + [f'burst {conf.burst}'])}" + ("" if conf.adaptive else ", not adaptive"))
+    for name, record in sorted(runs.items()):  # runs of targets no longer in the config
+        _say(f"  {name} (not in the config): {_last_run(record)}")
     return 0 if problem is None and state.problem is None else 1
+
+
+_RUN_FIELDS = ("ok", "failed", "retried", "gave_up", "lost", "http_429", "peak_requests", "limit_wait")
+
+
+def _last_run(record: dict[str, Any] | None) -> str:
+    """A target's last recorded run, in one line, then its hosts as that process saw them."""
+    if record is None:
+        return "last run: none recorded yet"
+    run = record["run"]
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record.get("finished", 0))))
+    counts = " ".join(f"{key}={run[key]}" for key in _RUN_FIELDS if key in run)
+    text = f"last run: {when} (pid {record.get('pid')}), outcome={run.get('outcome')} {run.get('seconds')} s, items={run.get('items')} {counts}"
+    for line in record.get("hosts") or []:
+        text += f"\n      host {line}"
+    return text
 
 
 def _switch(args: argparse.Namespace, off: bool) -> int:
