@@ -433,3 +433,15 @@ def test_status_shows_the_last_runs_statistics(app: App, monkeypatch: pytest.Mon
     assert "host 127.0.0.1: requests=" in status.stdout and "circuit=closed" in status.stdout
     assert "jobs:collect_async: on" in status.stdout and "last run: none recorded yet" in status.stdout
     assert "host 127.0.0.1: concurrency 4, burst 1" in status.stdout
+
+
+def test_an_undeclared_host_answering_429_gets_one_hint(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """429s from a host whose limit is not declared: one line says what to declare, once per process."""
+    jobs, clients = install(app, monkeypatch)
+    with FaultServer(per_second=40, burst=4) as server:
+        for _ in range(2):
+            assert run_sync(jobs, clients, "HttpxApi", server.url) == EXPECTED
+    hints = [line for line in capture_events if line.startswith("sched_accel.host_limit_undeclared ")]
+    assert len(hints) == 1 and 'add [hosts."127.0.0.1"]' in hints[0]

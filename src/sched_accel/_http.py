@@ -102,13 +102,18 @@ def _urllib_open(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs:
         return wrapped(*args, **kwargs)
     policy, slot = current
     request = args[1] if len(args) > 1 else kwargs["req"]  # do_open(http_class, req, **conn_args)
-    cap = policy.timeout
-    if cap is not None:
-        # The default is socket._GLOBAL_DEFAULT_TIMEOUT, an object: no timeout at all.
-        timeout = request.timeout
-        request.timeout = min(timeout, cap) if isinstance(timeout, int | float) and timeout > 0 else cap
     parts = urllib.parse.urlsplit(f"//{request.host}")
-    return policy.request_sync(slot, parts.hostname or request.host, parts.port, lambda: wrapped(*args, **kwargs))
+    cap = policy.timeout
+    if cap is None:
+        return policy.request_sync(slot, parts.hostname or request.host, parts.port, lambda: wrapped(*args, **kwargs))
+    # The default is socket._GLOBAL_DEFAULT_TIMEOUT, an object: no timeout at all. The app's
+    # Request object gets its own timeout back afterwards (it may be reused).
+    timeout = request.timeout
+    request.timeout = min(timeout, cap) if isinstance(timeout, int | float) and timeout > 0 else cap
+    try:
+        return policy.request_sync(slot, parts.hostname or request.host, parts.port, lambda: wrapped(*args, **kwargs))
+    finally:
+        request.timeout = timeout
 
 
 # -- installing -------------------------------------------------------------------------------

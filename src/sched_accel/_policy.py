@@ -205,6 +205,7 @@ class Hosts:
         self._lock = threading.Lock()
         self._states: dict[tuple[str, int | None], HostState] = {}
         self._by_name: dict[str, HostState] = {}
+        self._hinted: set[str] = set()
 
     def get(self, host: str, port: int | None = None) -> HostState:
         key = (host, port)
@@ -226,6 +227,24 @@ class Hosts:
                 state = self._by_name[name] = HostState(name, HostLimiter(name, limit), circuit)
             self._states[key] = state
             return state
+
+    def hint_undeclared(self) -> None:
+        """Once per host: say that a host with no declared rate answered 429, and what to declare."""
+        with self._lock:
+            states = [s for s in self._by_name.values() if s.name not in self.settings and s.name not in self._hinted]
+        for state in states:
+            refused = state.limiter.statistics().rate_limited
+            if refused:
+                self._hinted.add(state.name)
+                event(
+                    "WARNING",
+                    "host_limit_undeclared",
+                    f'this host answered 429 and its limit is not declared; add [hosts."{state.name}"] with its '
+                    "per_second and burst (from its API docs) so requests are paced instead of refused; each "
+                    "Retry-After pauses every request to it",
+                    host=state.name,
+                    http_429=refused,
+                )
 
     def statistics(self) -> dict[str, tuple[HostLimiterStatistics, str]]:
         """Every host seen so far: its limiter's counters and its circuit's state."""

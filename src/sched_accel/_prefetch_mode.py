@@ -255,6 +255,8 @@ class PrefetchMode:
         }
         if run.policy is not None:
             fields.update(run.policy.stats.snapshot())
+            if fields["http_429"]:
+                self.hosts.hint_undeclared()
         fields.update(extra)
         lost = fields.get("lost", 0)
         event("INFO" if outcome == "ok" and not lost else "WARNING", "run", **fields)
