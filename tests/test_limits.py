@@ -171,8 +171,23 @@ def test_aimd_grows_by_one_per_window_of_successes_up_to_the_bound() -> None:
 def test_aimd_limit_bounds_admission() -> None:
     """After a decrease, only `current_limit` requests are admitted at once."""
     limiter, _ = make(concurrency=4)
-    limiter.on_overload(status=429)
+    limiter.on_overload(status=503)
     assert [limiter.try_acquire() for _ in range(3)] == [0.0, 0.0, math.inf]
+
+
+def test_a_lone_429_among_successes_is_not_an_overload() -> None:
+    """One 429 among successes (a per-key limit, a share refused at random) neither halves the
+    limit nor pauses the host; refusals dominating the recent answers do both."""
+    limiter, clock = make(concurrency=8)
+    for _ in range(5):
+        limiter.on_success()
+    limiter.on_overload(status=429)
+    limiter.pause_for(1.0, refused=3)
+    assert limiter.current_limit == 8 and limiter.try_acquire() == 0.0
+    for _ in range(8):
+        limiter.on_overload(status=429)
+    limiter.pause_for(1.0, refused=4)
+    assert limiter.current_limit == 4 and limiter.try_acquire() == pytest.approx(1.0)
 
 
 def test_aimd_decreases_once_per_window_of_requests_in_flight() -> None:
@@ -245,6 +260,7 @@ def test_statistics_count_requests_waits_and_overloads() -> None:
         "queued": 0,
         "current_limit": 2,
         "lowest_limit": 2,
+        "pauses_lifted": 0,
     }
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.requests = 0  # type: ignore[misc]
@@ -430,3 +446,33 @@ async def test_a_task_is_woken_by_a_release_from_another_thread() -> None:
             pass
     timer.join()
     assert limiter.statistics().waits == 1
+
+
+# -- a pause lifted by a later answer ------------------------------------------------------------
+
+
+def test_a_later_request_answered_lifts_the_pause() -> None:
+    """Request 2 was refused with a Retry-After: the host pauses. Request 1's answer (sent before)
+    does not lift it; request 3's (sent after, not refused) does: the host was not refusing everyone."""
+    clock = FakeClock()
+    limiter = HostLimiter("h", HostLimit(concurrency=None, per_second=None), clock=clock)
+    numbers = []
+    for _ in range(3):
+        ticket = limiter.join()
+        assert limiter.try_acquire(ticket=ticket) == 0.0
+        numbers.append(ticket.number)
+    assert numbers == [1, 2, 3]
+    limiter.on_overload(429)
+    limiter.on_overload(429)  # refusals dominate the recent answers: a host-wide pause
+    limiter.pause_for(5.0, refused=2)
+    limiter.on_success(1)
+    assert limiter.try_acquire() == pytest.approx(5.0)
+    limiter.on_success(3)
+    assert limiter.try_acquire() == 0.0
+    assert limiter.statistics().pauses_lifted == 1
+
+
+def test_fixed_concurrency_is_not_adapted() -> None:
+    limiter = HostLimiter("h", HostLimit(concurrency=8, per_second=None, adaptive=False))
+    limiter.on_overload(429)
+    assert limiter.current_limit == 8 and limiter.statistics().rate_limited == 1

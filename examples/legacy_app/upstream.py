@@ -265,7 +265,7 @@ class Upstream:
             wait = endpoint.bucket.take()
             if wait > 0:
                 return 429, wait
-        if profile.reject_share and _unit(key, attempt, "reject") < profile.reject_share:
+        if profile.reject_share and _unit(key, attempt, "reject-share") < profile.reject_share:
             return 429, 1.0
         if profile.burst_503_every:
             if endpoint.burst_left > 0:

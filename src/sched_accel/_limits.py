@@ -29,6 +29,13 @@ import anyio
 __all__ = ["HostLimit", "HostLimiter", "HostLimiterStatistics", "Ticket"]
 
 _EPSILON = 1e-9  # float slack when a token is "just" refilled
+#: A 429 is taken as the host's overload (halve the concurrency, and pause the whole host
+#: for its Retry-After) only when refusals are at least 3/4 of the host's last RECENT answers
+#: (and at least 2). Exceeding a host-wide limit refuses nearly everything at once; a 429
+#: among successes (a per-key limit, a share of requests refused whatever the load) makes
+#: only its own request wait. Measured: a host refusing 25% of requests at random, paused
+#: and halved on each 429, ran a 0.3 s job in 48 s.
+RECENT = 8
 
 
 def _whole(value: object) -> bool:
@@ -73,18 +80,20 @@ class HostLimiterStatistics:
     queued: int  # waiting in line now
     current_limit: int | None  # the adaptive concurrency limit now (None: unbounded)
     lowest_limit: int | None  # the lowest it fell to
+    pauses_lifted: int  # host-wide pauses lifted because a later request was answered
 
 
 class Ticket:
     """A place in a host's line; ``wake`` is called (from any thread) when it may try again."""
 
-    __slots__ = ("admitted", "refused", "since", "wake")
+    __slots__ = ("admitted", "number", "refused", "since", "wake")
 
     def __init__(self, wake: Callable[[], None], since: float) -> None:
         self.wake = wake
         self.since = since
         self.refused = False
         self.admitted = False
+        self.number = 0  # once admitted: the how-manieth request to the host it is
 
 
 def _nothing() -> None:
@@ -104,9 +113,14 @@ class HostLimiter:
         self._tokens = float(limit.burst)
         self._refilled_at = clock()
         self._paused_until = -math.inf
+        #: The pauses asked for: (number of the refused request, until when). A refusal is
+        #: superseded when a request sent after it is answered without one.
+        self._refusals: list[tuple[float, float]] = []
+        self._lifted = 0
         self._limit = limit.concurrency  # AIMD's current limit, within [1, concurrency]
         self._lowest = limit.concurrency
         self._successes = 0  # since the limit last changed
+        self._recent: deque[bool] = deque(maxlen=RECENT)  # the last answers: True for a refusal
         self._stale = 0  # releases still due from requests sent before the last decrease
         self._requests = self._waits = self._overloads = self._rate_limited = self._peak = 0
         self._wait_seconds = 0.0
@@ -133,6 +147,7 @@ class HostLimiter:
             self._requests += 1
             self._peak = max(self._peak, self._in_flight)
             if ticket is not None:
+                ticket.number = self._requests
                 ticket.admitted = True
                 self._line.popleft()
                 if ticket.refused:
@@ -189,18 +204,34 @@ class HostLimiter:
         if wake is not None:
             wake()
 
-    def pause_until(self, deadline: float) -> None:
-        """Hold all dispatch to the host until ``deadline`` (on :attr:`clock`); never shortens a pause."""
+    def pause_until(self, deadline: float, refused: int | None = None) -> None:
+        """Hold all dispatch to the host until ``deadline`` (on :attr:`clock`).
+
+        ``refused`` is the number of the request whose answer asked for the pause (its ticket's
+        ``number``). Such a pause is taken only while refusals dominate the recent answers
+        (see ``RECENT``), and it is superseded once a request sent after the refused one is
+        answered without refusal (see :meth:`on_success`). Without ``refused``, the pause holds
+        until ``deadline``.
+        """
         if not -math.inf < deadline < math.inf:
             raise ValueError(f"deadline must be a finite time on the limiter's clock; got {deadline!r}")
         with self._lock:
+            if refused is not None and not self._refusing():
+                return
+            now = self.clock()
+            self._refusals = [r for r in self._refusals if r[1] > now]
+            self._refusals.append((math.inf if refused is None else refused, deadline))
             self._paused_until = max(self._paused_until, deadline)
 
-    def pause_for(self, seconds: float) -> None:
+    def _refusing(self) -> bool:
+        refusals = sum(self._recent)
+        return refusals >= 2 and 4 * refusals >= 3 * len(self._recent)
+
+    def pause_for(self, seconds: float, refused: int | None = None) -> None:
         """``pause_until(clock() + seconds)``, for a ``Retry-After`` of ``seconds``."""
         if not 0 <= seconds < math.inf:
             raise ValueError(f"seconds must be a finite number >= 0; got {seconds!r}")
-        self.pause_until(self.clock() + seconds)
+        self.pause_until(self.clock() + seconds, refused)
 
     # -- AIMD -----------------------------------------------------------------------------
 
@@ -209,10 +240,31 @@ class HostLimiter:
         """The adaptive concurrency limit now; ``None`` when the host has no concurrency bound."""
         return self._limit
 
-    def on_success(self) -> None:
-        """Additive increase: +1 per ``current_limit`` successes, up to the configured bound."""
+    def on_success(self, number: int | None = None) -> None:
+        """Additive increase: +1 per ``current_limit`` successes, up to the configured bound.
+
+        ``number`` is the succeeding request's ticket number. A request sent after one whose
+        refusal paused the host, and answered without refusal, proves that the host was not
+        refusing everyone then (a per-key limit, or a share of requests refused whatever the
+        load): that refusal's pause is lifted; the pauses asked by later refusals remain.
+        Under a host-wide limit every later request is refused too, and the pause holds.
+        """
         wake: Callable[[], None] | None = None
+        if number is not None and self._refusals:
+            with self._lock:
+                now = self.clock()
+                kept = [r for r in self._refusals if r[0] > number and r[1] > now]
+                if len(kept) < len(self._refusals):
+                    until = max((r[1] for r in kept), default=-math.inf)
+                    if until < self._paused_until and self._paused_until > now:
+                        self._lifted += 1
+                        wake = self._head_wake()
+                    self._refusals, self._paused_until = kept, until
+            if wake is not None:
+                wake()
+                wake = None
         with self._lock:
+            self._recent.append(False)
             ceiling = self.limit.concurrency
             if self._limit is None or ceiling is None or self._limit >= ceiling:
                 return
@@ -225,17 +277,22 @@ class HostLimiter:
             wake()
 
     def on_overload(self, status: int | None = None) -> None:
-        """Multiplicative decrease (halve, at least 1) on a 429, a 503 or a timeout (``status=None``).
+        """Multiplicative decrease (halve, at least 1) on a 503, a timeout (``status=None``), or a
+        429 while refusals dominate the recent answers (see ``RECENT``).
 
         Answers to requests already in flight at a decrease echo the same overload, so the
         limit halves at most once per window of those requests.
         """
         with self._lock:
             self._overloads += 1
+            if status in (429, 503):
+                self._recent.append(True)
             if status == 429:
                 self._rate_limited += 1
             if self._limit is None or self._stale > 0 or not self.limit.adaptive:
                 return
+            if status == 429 and not self._refusing():
+                return  # a refusal among successes: not the host's overload
             self._limit = max(1, self._limit // 2)
             self._lowest = min(self._limit, self._lowest if self._lowest is not None else self._limit)
             self._successes = 0
@@ -256,13 +313,13 @@ class HostLimiter:
                 queued=len(self._line),
                 current_limit=self._limit,
                 lowest_limit=self._lowest,
+                pauses_lifted=self._lifted,
             )
 
     # -- the waiting wrappers: one decision loop, two ways to sleep -----------------------
 
-    def _admission(self, wake: Callable[[], None]) -> Generator[float, None, None]:
-        """Yield each wait until admitted; closed early, it gives up the place in line."""
-        ticket = self.join(wake)
+    def _admission(self, ticket: Ticket) -> Generator[float, None, None]:
+        """Yield each wait until ``ticket`` is admitted; closed early, it gives up the place in line."""
         try:
             while (delay := self.try_acquire(ticket=ticket)) > 0:
                 yield delay
@@ -270,30 +327,49 @@ class HostLimiter:
             if not ticket.admitted:
                 self.leave(ticket)
 
+    def _enter(self, wake: Callable[[], None]) -> tuple[Ticket, Generator[float, None, None]]:
+        """A place in line and its admission, started: closing it always settles the place."""
+        ticket = self.join(wake)
+        admission = self._admission(ticket)
+        first = next(admission, None)
+        return ticket, _prepend(first, admission)
+
     @contextmanager
-    def acquire_sync(self) -> Iterator[None]:
-        """``with limiter.acquire_sync():`` around one request, from a thread."""
+    def acquire_sync(self) -> Iterator[int]:
+        """``with limiter.acquire_sync() as number:`` around one request, from a thread."""
         waiter = _ThreadWaiter()
-        with closing(self._admission(waiter.wake)) as delays:
+        ticket, admission = self._enter(waiter.wake)
+        with closing(admission) as delays:
             for delay in delays:
                 waiter.wait(delay)
         try:
-            yield
+            yield ticket.number
         finally:
             self.release()
 
     @asynccontextmanager
-    async def acquire_async(self) -> AsyncIterator[None]:
-        """``async with limiter.acquire_async():`` around one request, from an anyio task."""
+    async def acquire_async(self) -> AsyncIterator[int]:
+        """``async with limiter.acquire_async() as number:`` around one request, from an anyio task."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         waiter = _TaskWaiter()
-        with closing(self._admission(waiter.wake)) as delays:
+        ticket, admission = self._enter(waiter.wake)
+        with closing(admission) as delays:
             for delay in delays:
                 await waiter.wait(delay)
         try:
-            yield
+            yield ticket.number
         finally:
             self.release()
+
+
+def _prepend(first: float | None, rest: Generator[float, None, None]) -> Generator[float, None, None]:
+    """``first`` (unless None: admitted at once), then ``rest``; closing it closes ``rest``."""
+    try:
+        if first is not None:
+            yield first
+            yield from rest
+    finally:
+        rest.close()
 
 
 class _ThreadWaiter:

@@ -37,7 +37,7 @@ from ._limits import HostLimit, HostLimiter, HostLimiterStatistics
 from ._log import event
 from ._retry import Backoff, Failure, classify, retry_after
 
-__all__ = ["ATTEMPT", "HostCircuit", "HostState", "Hosts", "Policy", "RunStats", "statistics_lines"]
+__all__ = ["ATTEMPT", "HostCircuit", "HostState", "Hosts", "Policy", "RunStats", "paced", "statistics_lines"]
 
 R = TypeVar("R")
 
@@ -222,7 +222,7 @@ class Hosts:
                     limit = HostLimit(self.default_concurrency, None)
                     conf = HostSettings()
                 else:
-                    limit = _paced(conf)
+                    limit = paced(conf.concurrency, conf.per_second, conf.burst, conf.adaptive)
                 circuit = HostCircuit(name, conf.breaker_failures, conf.breaker_cooldown)
                 state = self._by_name[name] = HostState(name, HostLimiter(name, limit), circuit)
             self._states[key] = state
@@ -240,8 +240,8 @@ class Hosts:
                     "WARNING",
                     "host_limit_undeclared",
                     f'this host answered 429 and its limit is not declared; add [hosts."{state.name}"] with its '
-                    "per_second and burst (from its API docs) so requests are paced instead of refused; each "
-                    "Retry-After pauses every request to it",
+                    "per_second and burst (from its API docs) so requests are paced instead of refused; while it "
+                    "refuses, each Retry-After pauses every request to it",
                     host=state.name,
                     http_429=refused,
                 )
@@ -253,20 +253,19 @@ class Hosts:
         return {s.name: (s.limiter.statistics(), s.circuit.state) for s in states}
 
 
-def _paced(conf: HostSettings) -> HostLimit:
+def paced(concurrency: int | None, rate: float | None, burst: int, adaptive: bool = True) -> HostLimit:
     """The limit we pace to, a hair inside the host's own: our admission and the request's
     arrival at the host are apart by a varying delay (a thread waiting for the GIL, a new
     connection), and a request that arrives a little early finds the host's bucket empty.
     One 429 can cost a whole second of Retry-After, so one request of the burst is kept in
     hand for that jitter (one rate interval of slack, e.g. 50 ms at 20/s); with a burst of 1
     the rate is paced 2% slower instead."""
-    rate, burst = conf.per_second, conf.burst
     if rate is not None:
         if burst >= 2:
             burst -= 1
         else:
             rate *= 0.98
-    return HostLimit(conf.concurrency, rate, burst, conf.adaptive)
+    return HostLimit(concurrency, rate, burst, adaptive)
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -452,7 +451,7 @@ class Policy:
             slot.bypassed = True
             return send()
         started = time.perf_counter()
-        with state.limiter.acquire_sync():
+        with state.limiter.acquire_sync() as number:
             self.stats.waited(time.perf_counter() - started)
             self.stats.sent()
             try:
@@ -462,7 +461,7 @@ class Policy:
                 raise
             finally:
                 self.stats.answered()
-            self._answered(state, response, admitted == "trial")
+            self._answered(state, response, admitted == "trial", number)
         return response
 
     async def request_async(self, slot: Slot[Any], host: str, port: int | None, send: Callable[[], Awaitable[R]]) -> R:
@@ -474,7 +473,7 @@ class Policy:
             slot.bypassed = True
             return await send()
         started = time.perf_counter()
-        async with state.limiter.acquire_async():
+        async with state.limiter.acquire_async() as number:
             self.stats.waited(time.perf_counter() - started)
             self.stats.sent()
             try:
@@ -484,10 +483,10 @@ class Policy:
                 raise
             finally:
                 self.stats.answered()
-            self._answered(state, response, admitted == "trial")
+            self._answered(state, response, admitted == "trial", number)
         return response
 
-    def _answered(self, state: HostState, response: Any, trial: bool) -> None:
+    def _answered(self, state: HostState, response: Any, trial: bool, number: int) -> None:
         status = getattr(response, "status_code", None) or getattr(response, "status", None)
         if not isinstance(status, int):
             return
@@ -498,7 +497,8 @@ class Policy:
             header = headers.get("Retry-After") if headers is not None else None
             wait = retry_after(header) if isinstance(header, str) else None
             if wait:
-                state.limiter.pause_for(wait)  # the whole host backs off together
+                # The whole host backs off together, until a later request is answered.
+                state.limiter.pause_for(wait, refused=number)
             if status == 503:
                 state.circuit.record(False, trial)
             elif trial:
@@ -506,7 +506,7 @@ class Policy:
         elif status >= 500:
             state.circuit.record(False, trial)
         else:
-            state.limiter.on_success()
+            state.limiter.on_success(number)
             state.circuit.record(True, trial)
 
     def _raised(self, state: HostState, exc: BaseException, trial: bool) -> None:

@@ -25,9 +25,9 @@ import anyio
 from ._engine import AsyncWorkers, Slot, ThreadWorkers
 from ._learned import LearnedCalls, Recorder
 from ._runstats import save_run
-from ._limits import HostLimit, HostLimiter
+from ._limits import HostLimiter
 from ._log import event, internal_error
-from ._policy import Hosts, Policy, statistics_lines
+from ._policy import Hosts, Policy, paced, statistics_lines
 from ._prefetch import CURRENT, PrefetchRun, item_path
 from ._targets import ArgumentLocator
 
@@ -54,9 +54,10 @@ class PrefetchMode:
         self.target = envelope.target
         self.state_dir = state_dir
         self.hosts = hosts if hosts is not None else Hosts(default_concurrency=self.target.concurrency)
-        # The target's own rate (per_second, burst) bounds its calls' starts, across runs.
+        # The target's own rate (per_second, burst) bounds its calls' starts, across runs, paced
+        # a hair inside it like a host's.
         self.limiter = (
-            HostLimiter(f"target {self.target.name}", HostLimit(None, self.target.per_second, self.target.burst))
+            HostLimiter(f"target {self.target.name}", paced(None, self.target.per_second, self.target.burst))
             if self.target.per_second is not None
             else None
         )

@@ -240,11 +240,16 @@ class Backoff:
         very instant it names and stampede the limiter again. The spread starts at
         ``initial`` (0.1 s, small next to any real Retry-After) and widens only while the
         item keeps being refused, so a server that answers ``Retry-After: 0`` still gets
-        exponential backoff. It is not capped by ``maximum``: the server's hint wins, and
-        :meth:`gives_up` decides whether it still fits the deadline.
+        exponential backoff. The spread is also never wider than the hint itself (the wait is
+        at most twice what the server asked): a server refusing a share of requests at random
+        would otherwise push an unlucky item's wait to the backoff's maximum. It is not capped
+        by ``maximum``: the server's hint wins, and :meth:`gives_up` decides whether it still
+        fits the deadline.
         """
-        jitter = rng.uniform(0.0, self.ceiling(attempt))
-        return jitter if failure.retry_after is None else failure.retry_after + jitter
+        wait = failure.retry_after
+        if not wait:  # no hint, or "0": the ordinary backoff
+            return rng.uniform(0.0, self.ceiling(attempt))
+        return wait + rng.uniform(0.0, min(self.ceiling(attempt), wait))
 
     def gives_up(self, elapsed: float, next_delay: float) -> bool:
         """Whether to stop: the next attempt would start past the deadline.
