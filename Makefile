@@ -32,6 +32,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/prefetch.py all
+	$(BIN)/python benchmarks/ratelimit.py
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy

@@ -158,6 +158,19 @@ class HostLimiter:
             wake()
         return 0.0
 
+    def _admit_now(self) -> int:
+        """The fast path: admit at once if nobody waits and nothing holds us; the request's
+        number, or 0 (then take a place in line)."""
+        with self._lock:
+            if self._line or self._delay(self.clock(), None) > 0:
+                return 0
+            if self.limit.per_second is not None:
+                self._tokens -= 1
+            self._in_flight += 1
+            self._requests += 1
+            self._peak = max(self._peak, self._in_flight)
+            return self._requests
+
     def _delay(self, now: float, ticket: Ticket | None) -> float:
         if self._line and self._line[0] is not ticket:
             return math.inf
@@ -337,13 +350,16 @@ class HostLimiter:
     @contextmanager
     def acquire_sync(self) -> Iterator[int]:
         """``with limiter.acquire_sync() as number:`` around one request, from a thread."""
-        waiter = _ThreadWaiter()
-        ticket, admission = self._enter(waiter.wake)
-        with closing(admission) as delays:
-            for delay in delays:
-                waiter.wait(delay)
+        number = self._admit_now()
+        if not number:
+            waiter = _ThreadWaiter()
+            ticket, admission = self._enter(waiter.wake)
+            with closing(admission) as delays:
+                for delay in delays:
+                    waiter.wait(delay)
+            number = ticket.number
         try:
-            yield ticket.number
+            yield number
         finally:
             self.release()
 
@@ -351,13 +367,16 @@ class HostLimiter:
     async def acquire_async(self) -> AsyncIterator[int]:
         """``async with limiter.acquire_async() as number:`` around one request, from an anyio task."""
         await anyio.lowlevel.checkpoint_if_cancelled()
-        waiter = _TaskWaiter()
-        ticket, admission = self._enter(waiter.wake)
-        with closing(admission) as delays:
-            for delay in delays:
-                await waiter.wait(delay)
+        number = self._admit_now()
+        if not number:
+            waiter = _TaskWaiter()
+            ticket, admission = self._enter(waiter.wake)
+            with closing(admission) as delays:
+                for delay in delays:
+                    await waiter.wait(delay)
+            number = ticket.number
         try:
-            yield ticket.number
+            yield number
         finally:
             self.release()
 
