@@ -386,13 +386,17 @@ class AsyncWorkers:
         """Queue a slot whose ``fn`` returns an awaitable; a worker task awaits it."""
         slot.done = False  # True once run; an event is made only if someone has to wait
         self._queue.append(slot)
+        self._wake_one()
+        return slot
+
+    def _wake_one(self) -> None:
+        """A slot was queued: wake an idle worker, or start one more."""
         if self._waiting:
             self._wakeup.set()
             self._wakeup = anyio.Event()
         elif self._started < self.concurrency:
             self._started += 1
             self._group.start_soon(self._work)
-        return slot
 
     async def _work(self) -> None:
         queue_ = self._queue
@@ -429,12 +433,7 @@ class AsyncWorkers:
         """Put a retried slot back at the front of the line after ``delay`` (no worker waits)."""
         await anyio.sleep(delay)
         self._queue.appendleft(slot)
-        if self._waiting:
-            self._wakeup.set()
-            self._wakeup = anyio.Event()
-        elif self._started < self.concurrency:
-            self._started += 1
-            self._group.start_soon(self._work)
+        self._wake_one()
 
     def close(self) -> None:
         """No more slots: the workers stop once the queued ones are done."""

@@ -141,11 +141,7 @@ class HostLimiter:
                 if ticket is not None:
                     ticket.refused = True
                 return delay
-            if self.limit.per_second is not None:
-                self._tokens -= 1
-            self._in_flight += 1
-            self._requests += 1
-            self._peak = max(self._peak, self._in_flight)
+            self._take()
             if ticket is not None:
                 ticket.number = self._requests
                 ticket.admitted = True
@@ -164,12 +160,16 @@ class HostLimiter:
         with self._lock:
             if self._line or self._delay(self.clock(), None) > 0:
                 return 0
-            if self.limit.per_second is not None:
-                self._tokens -= 1
-            self._in_flight += 1
-            self._requests += 1
-            self._peak = max(self._peak, self._in_flight)
+            self._take()
             return self._requests
+
+    def _take(self) -> None:
+        """Admit one request (under the lock): a token, a place, its number."""
+        if self.limit.per_second is not None:
+            self._tokens -= 1
+        self._in_flight += 1
+        self._requests += 1
+        self._peak = max(self._peak, self._in_flight)
 
     def _delay(self, now: float, ticket: Ticket | None) -> float:
         if self._line and self._line[0] is not ticket:

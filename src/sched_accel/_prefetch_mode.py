@@ -24,11 +24,11 @@ import anyio
 
 from ._engine import AsyncWorkers, Slot, ThreadWorkers
 from ._learned import LearnedCalls, Recorder
-from ._runstats import save_run
 from ._limits import HostLimiter
 from ._log import event, internal_error
 from ._policy import Hosts, Policy, paced, statistics_lines
 from ._prefetch import CURRENT, PrefetchRun, item_path
+from ._runstats import save_run
 from ._targets import ArgumentLocator
 
 if TYPE_CHECKING:
@@ -256,13 +256,16 @@ class PrefetchMode:
         }
         if run.policy is not None:
             fields.update(run.policy.stats.snapshot())
-            if fields["http_429"]:
-                self.hosts.hint_undeclared()
         fields.update(extra)
         lost = fields.get("lost", 0)
         event("INFO" if outcome == "ok" and not lost else "WARNING", "run", **fields)
-        if self.state_dir is not None:
-            save_run(self.state_dir, self.target.name, fields, statistics_lines(self.hosts.statistics()))
+        try:  # the run is over: nothing of this may reach the app
+            if fields.get("http_429"):
+                self.hosts.hint_undeclared()
+            if self.state_dir is not None:
+                save_run(self.state_dir, self.target.name, fields, statistics_lines(self.hosts.statistics()))
+        except Exception as exc:  # pragma: no cover - defensive
+            internal_error(f"recording the run of {self.target.name}", exc)
 
 
 def _waited(started: float, cpu: float) -> float:
