@@ -340,21 +340,14 @@ class HostLimiter:
             if not ticket.admitted:
                 self.leave(ticket)
 
-    def _enter(self, wake: Callable[[], None]) -> tuple[Ticket, Generator[float, None, None]]:
-        """A place in line and its admission, started: closing it always settles the place."""
-        ticket = self.join(wake)
-        admission = self._admission(ticket)
-        first = next(admission, None)
-        return ticket, _prepend(first, admission)
-
     @contextmanager
     def acquire_sync(self) -> Iterator[int]:
         """``with limiter.acquire_sync() as number:`` around one request, from a thread."""
         number = self._admit_now()
         if not number:
             waiter = _ThreadWaiter()
-            ticket, admission = self._enter(waiter.wake)
-            with closing(admission) as delays:
+            ticket = self.join(waiter.wake)
+            with closing(self._admission(ticket)) as delays:
                 for delay in delays:
                     waiter.wait(delay)
             number = ticket.number
@@ -370,8 +363,8 @@ class HostLimiter:
         number = self._admit_now()
         if not number:
             waiter = _TaskWaiter()
-            ticket, admission = self._enter(waiter.wake)
-            with closing(admission) as delays:
+            ticket = self.join(waiter.wake)
+            with closing(self._admission(ticket)) as delays:
                 for delay in delays:
                     await waiter.wait(delay)
             number = ticket.number
@@ -379,16 +372,6 @@ class HostLimiter:
             yield number
         finally:
             self.release()
-
-
-def _prepend(first: float | None, rest: Generator[float, None, None]) -> Generator[float, None, None]:
-    """``first`` (unless None: admitted at once), then ``rest``; closing it closes ``rest``."""
-    try:
-        if first is not None:
-            yield first
-            yield from rest
-    finally:
-        rest.close()
 
 
 class _ThreadWaiter:
