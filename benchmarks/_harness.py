@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import sched_accel
-from sched_accel import _prefetch
+from sched_accel._prefetch import _probe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,18 +96,18 @@ def patched(concurrency: int, variant: str = "default", window: int | None = Non
         window="" if window is None else f"window = {window}\n",
         top=top,
     ))
-    saved = {name: getattr(_prefetch, name) for name in VARIANTS[variant]}
+    saved = {name: getattr(_probe, name) for name in VARIANTS[variant]}
     os.environ["ENABLE_SCHEDULER_OPTIMIZATION"] = "1"
     try:
         for name, value in VARIANTS[variant].items():
-            setattr(_prefetch, name, value)
+            setattr(_probe, name, value)
         if not sched_accel.install(str(config)) or len(sched_accel.patched_targets()) != 4:
             raise RuntimeError(f"sched_accel did not patch the benchmark loops: {sched_accel.patched_targets()}")
         yield
     finally:
         sched_accel.uninstall()
         for name, value in saved.items():
-            setattr(_prefetch, name, value)
+            setattr(_probe, name, value)
         del os.environ["ENABLE_SCHEDULER_OPTIMIZATION"]
 
 

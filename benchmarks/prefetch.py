@@ -152,7 +152,7 @@ def overhead(repeat: int) -> list[bool]:
     n = 100_000
     _header("overhead", f"{n:,} trivial calls (a per-item function that returns at once, no HTTP), C={C}; "
             f"{_runs(repeat)}; overhead = (wall - plain loop of the same kind) / N. "
-            "'no step-aside' rows set _prefetch.PROBE_SECONDS = 0: the first call's probe never steps aside")
+            "'no step-aside' rows set _probe.PROBE_SECONDS = 0: the first call's probe never steps aside")
     contenders: dict[str, Contender] = {
         "plain sync loop": sequential,
         SYNC_SCHED: sched_accel_sync(),

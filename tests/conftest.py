@@ -1,4 +1,5 @@
-"""Shared fixtures: a clean sched_accel state per test, throw-away apps, real interpreters."""
+"""Shared fixtures and fakes: a clean sched_accel state per test, a fake clock, log capture,
+throw-away apps, real interpreters."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 import pytest
 
 import sched_accel
-from sched_accel import _activation, _log
 
 ENV_KEYS = (
     "ENABLE_SCHEDULER_OPTIMIZATION",
@@ -36,12 +36,28 @@ def clean_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     for key in ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("SCHED_ACCEL_CONTROL", str(tmp_path / "state" / "control.json"))
-    sched_accel.uninstall()
-    _log.log_to_loguru()
+    sched_accel.reset()
     yield
-    sched_accel.uninstall()
-    _log.log_to_loguru()
-    _activation._state.breakers.clear()
+    sched_accel.reset()
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock, for limiters, breakers and policies."""
+    return FakeClock()
 
 
 class App:

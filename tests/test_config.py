@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sched_accel import ConfigError, Settings, find_config, load_config
+from sched_accel._settings import Argument
 
 ONE_TARGET = """
     [[targets]]
@@ -124,7 +125,7 @@ def test_mode_defaults_to_prefetch_without_replacement(tmp_path: Path) -> None:
     [target] = load_config(path).targets
     assert target.mode == "prefetch"
     assert target.fetch is not None and target.fetch.qualname == "get"
-    assert target.items == 0
+    assert target.items == Argument(0)
 
 
 def test_pyproject_form(tmp_path: Path) -> None:
@@ -453,7 +454,7 @@ PREFETCH_TARGET = """
 
 
 def test_retry_and_hosts_defaults(tmp_path: Path) -> None:
-    from sched_accel._config import RetrySettings
+    from sched_accel._settings import RetrySettings
 
     settings = load_config(write(tmp_path / "sched_accel.toml", PREFETCH_TARGET))
     assert settings.retry == RetrySettings() == settings.targets[0].retry

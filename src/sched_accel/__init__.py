@@ -7,11 +7,12 @@ start-up hook patches it, with no change to the app's code. Unset the flag (or r
 
 # No `from __future__ import annotations` here: it would bind a public name
 # `annotations` in the package namespace (see tests/test_exported_members.py).
-from ._activation import install, installed, is_active, patched_targets, uninstall
-from ._config import Settings, Target, find_config, load_config
+from ._activation import install, installed, is_active, patched_targets, reset, uninstall
+from ._config import find_config, load_config
 from ._engine import amap, map
 from ._exceptions import ConfigError, ControlFileError, SchedAccelError, TargetError
 from ._log import log_to_loguru, log_to_stdlib
+from ._settings import Settings, Target
 from ._targets import TargetSpec
 
 __version__ = "0.1.0"
@@ -35,5 +36,6 @@ __all__ = [
     "log_to_stdlib",
     "map",
     "patched_targets",
+    "reset",
     "uninstall",
 ]

@@ -17,18 +17,17 @@ from types import ModuleType
 import _sched_accel_boot as boot
 
 from . import _log, _mainscript
-from ._config import Settings, Target, load_config
-from ._control import ControlFile
-from ._envelope import LoopEnvelope
+from ._config import load_config
 from ._exceptions import SchedAccelError
-from ._http import patch_http
 from ._patching import Patch, aliases, apply, existing
-from ._policy import Hosts
-from ._prefetch_mode import FetchInterceptor, SleepSkipper, SourceCapture
-from ._switch import Breaker, Switch
-from ._targets import TargetSpec
+from ._policy import CircuitBreaker, Hosts, patch_http
+from ._prefetch import FetchInterceptor, PrefetchMode, SleepSkipper, SourceCapture
+from ._replace import ReplaceMode
+from ._settings import ReturnedBy, Settings, Target
+from ._state import ControlFile
+from ._switch import Switch, target_breaker
 
-__all__ = ["activate_from_boot", "install", "installed", "is_active", "patched_targets", "uninstall"]
+__all__ = ["activate_from_boot", "install", "installed", "is_active", "patched_targets", "reset", "uninstall"]
 
 
 class _State:
@@ -38,7 +37,7 @@ class _State:
         self.settings: Settings | None = None
         self.control: ControlFile | None = None
         self.patches: dict[str, Patch] = {}
-        self.breakers: dict[str, Breaker] = {}
+        self.breakers: dict[str, CircuitBreaker] = {}
         self.hosts: Hosts | None = None
         self.http = Patch("<http>")
         self.generation = 0
@@ -121,6 +120,15 @@ def uninstall() -> None:
         _state.control = None
 
 
+def reset() -> None:
+    """Forget everything this process learned, for tests: uninstall, and drop the targets'
+    breakers (which outlive an uninstall otherwise) and the log routing chosen since."""
+    with _state.lock:
+        uninstall()
+        _state.breakers.clear()
+    _log.reset()
+
+
 @contextmanager
 def installed(config: str | os.PathLike[str] | Settings | None = None) -> Iterator[bool]:
     """``with installed(...)``: install for the block, then uninstall (for tests and tools)."""
@@ -154,22 +162,24 @@ def _arm(target: Target, generation: int) -> None:
 
 
 def _patch(target: Target, module: ModuleType) -> None:
-    """Install the envelope on the loop (and the counter on the per-item call)."""
+    """Install the mode's wrapper on the loop (and the interceptor on the per-item call)."""
     try:
         resolved = target.loop.resolve(module)
         settings, control = _state.settings, _state.control
         assert settings is not None and control is not None
-        breaker = _state.breakers.get(target.name) or Breaker(
+        breaker = _state.breakers.get(target.name) or target_breaker(
             target.name, threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown
         )
         _state.breakers[target.name] = breaker
-        envelope = LoopEnvelope(
-            target, resolved, breaker, state_dir=os.path.dirname(settings.control_file), hosts=_state.hosts
-        )
-        envelope.prepare()
+        mode: PrefetchMode | ReplaceMode
+        if target.mode == "prefetch":
+            mode = PrefetchMode(target, resolved, state_dir=settings.state_dir, hosts=_state.hosts)
+        else:
+            mode = ReplaceMode(target, resolved, breaker, state_dir=settings.state_dir)
+            mode.prepare()
         switch = Switch(target.name, control, breaker, is_active)
         patch = _state.patches.setdefault(target.name, Patch(target.name))
-        if apply(patch, resolved.owner, resolved.attribute, envelope, switch) is None:
+        if apply(patch, resolved.owner, resolved.attribute, mode, switch) is None:
             return  # already ours: the start-up hook ran twice, or install() did
         _log.event(
             "INFO",
@@ -181,9 +191,9 @@ def _patch(target: Target, module: ModuleType) -> None:
             asynchronous=resolved.is_async,
         )
         if target.fetch is not None:
-            _patch_fetch(target, envelope, module, patch)
-        if isinstance(target.items, str) and target.items.startswith("returned-by:"):
-            _patch_returned_by(target, envelope, module, patch)
+            _patch_fetch(target, mode, module, patch)
+        if isinstance(target.items, ReturnedBy):
+            _patch_returned_by(target, target.items, mode, module, patch)
         if target.skip_sleeps:
             _patch_sleeps(module, patch)
     except SchedAccelError as exc:
@@ -192,7 +202,7 @@ def _patch(target: Target, module: ModuleType) -> None:
         _log.internal_error(f"patching {target.name}", exc)
 
 
-def _patch_fetch(target: Target, envelope: LoopEnvelope, loop_module: ModuleType, patch: Patch) -> None:
+def _patch_fetch(target: Target, mode: PrefetchMode | ReplaceMode, loop_module: ModuleType, patch: Patch) -> None:
     spec = target.fetch
     assert spec is not None and spec.module is not None
 
@@ -204,14 +214,14 @@ def _patch_fetch(target: Target, envelope: LoopEnvelope, loop_module: ModuleType
             if not isinstance(counter, FetchInterceptor):
                 counter = FetchInterceptor(resolved.is_async)
                 apply(patch, resolved.owner, resolved.attribute, counter, counter.enabled)
-            counter.add(envelope)
+            counter.add(mode)
             if resolved.kind == "function":
                 for alias in aliases(loop_module, resolved.function, skip=resolved.attribute if module is loop_module else None):
                     apply(patch, loop_module, alias, counter, counter.enabled)
-            if envelope.prefetch is not None:
-                envelope.prefetch.fetch_async = resolved.is_async
+            if isinstance(mode, PrefetchMode):
+                mode.fetch_async = resolved.is_async
         except SchedAccelError as exc:
-            consequence = "the loop runs unaccelerated" if envelope.prefetch is not None else "per-item calls are not counted"
+            consequence = "the loop runs unaccelerated" if isinstance(mode, PrefetchMode) else "per-item calls are not counted"
             _log.event("ERROR", "fetch_unresolved", f"{exc}; {consequence}", target=target.name)
         except Exception as exc:  # pragma: no cover - defensive
             _log.internal_error(f"patching the per-item call of {target.name}", exc)
@@ -219,16 +229,17 @@ def _patch_fetch(target: Target, envelope: LoopEnvelope, loop_module: ModuleType
     _when_loaded(target, spec.module, loop_module, wrap)
 
 
-def _patch_returned_by(target: Target, envelope: LoopEnvelope, loop_module: ModuleType, patch: Patch) -> None:
+def _patch_returned_by(
+    target: Target, items: ReturnedBy, mode: PrefetchMode | ReplaceMode, loop_module: ModuleType, patch: Patch
+) -> None:
     """Wrap the call whose return value holds the items (``items = "returned-by:..."``)."""
-    assert isinstance(target.items, str)
-    spec = TargetSpec.parse(target.items.removeprefix("returned-by:"), allow_path=False)
+    spec = items.spec
     assert spec.module is not None
 
     def wrap(module: ModuleType) -> None:
         try:
             resolved = spec.resolve(module)
-            capture = SourceCapture(envelope, resolved.is_async)
+            capture = SourceCapture(mode, target.name, resolved.is_async)
             apply(patch, resolved.owner, resolved.attribute, capture, capture.enabled)
         except SchedAccelError as exc:
             _log.event("ERROR", "items_unresolved", f"{exc}; the loop runs without prefetching", target=target.name)

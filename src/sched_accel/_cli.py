@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib
-import inspect
 import os
 import site
 import subprocess
@@ -17,10 +14,11 @@ from typing import Any
 
 import _sched_accel_boot as boot
 
-from ._config import Settings, Target, find_config, load_config
-from ._control import ALL, ControlFile
+from ._checks import check
+from ._config import load_config
 from ._exceptions import SchedAccelError
-from ._runstats import load_runs
+from ._settings import Settings
+from ._state import ALL, ControlFile, default_control_file, load_runs
 
 __all__ = ["main"]
 
@@ -81,6 +79,10 @@ def _err(text: str) -> None:
     print(f"sched-accel: {text}", file=sys.stderr, flush=True)
 
 
+def _check(args: argparse.Namespace) -> int:
+    return check(_say, _err, _flag_line())
+
+
 def _flag_line() -> str:
     raw = os.environ.get(boot.FLAG)
     state = boot.flag_value(raw)
@@ -99,7 +101,7 @@ def _settings_or_none() -> tuple[Settings | None, str | None]:
 def _control(settings: Settings | None) -> ControlFile:
     if settings is not None:
         return ControlFile(settings.control_file)
-    return ControlFile(Settings(path=None).control_file)
+    return ControlFile(default_control_file())
 
 
 # -- run -----------------------------------------------------------------------------------
@@ -120,117 +122,6 @@ def _run(args: argparse.Namespace) -> int:
         _err(f"cannot run {cmd[0]!r}: {exc.strerror or exc}")
         return 127
     return 0  # pragma: no cover - exec does not return
-
-
-# -- check ---------------------------------------------------------------------------------
-def _check(args: argparse.Namespace) -> int:
-    path = find_config()
-    _say(f"config: {path or 'none found'}")
-    _say(_flag_line())
-    try:
-        settings = load_config()
-    except SchedAccelError as exc:
-        _err(str(exc))
-        return 2
-    control = ControlFile(settings.control_file).state()
-    flag_on = bool(boot.flag_value(os.environ.get(boot.FLAG)))
-    rows = [("TARGET", "RESOLVED", "WOULD PATCH", "MODE", "CONCURRENCY", "NOTE")]
-    failures = 0
-    sys.path.insert(0, os.path.dirname(settings.path or "") or os.getcwd())
-    for target in settings.targets:
-        if target.loop.path is not None:  # `python script.py` puts the script's folder first
-            sys.path.insert(0, os.path.dirname(target.loop.path))
-        note = _resolve_for_check(target.loop, target.fetch, target.replacement) or _items_problem(target)
-        resolved = note is None
-        failures += not resolved
-        if not resolved:
-            would = "no"
-        elif not flag_on:
-            would, note = "no", "flag is off"
-        elif control.is_off(target.name):
-            would, note = "no", control.problem or "switched off (sched-accel on)"
-        else:
-            would = "yes"
-        rows.append((target.name, "yes" if resolved else "no", would, target.mode, str(target.concurrency), note or ""))
-    if not settings.targets:
-        _say("no targets declared: add [[targets]] (or [[tool.sched_accel.targets]]) with loop = \"module:function\"")
-        failures += 1
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        _say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    if failures:
-        _err(f"{failures} problem(s) found; the app would run those targets unpatched")
-        return 1
-    return 0
-
-
-def _resolve_for_check(*specs: object) -> str | None:
-    from ._targets import TargetSpec
-
-    for spec in specs:
-        if not isinstance(spec, TargetSpec):
-            continue
-        if spec.path is not None:
-            problem = _script_defines(spec.path, spec.qualname.split(".")[0])
-            if problem:
-                return f"{spec.text}: {problem}"
-            continue
-        assert spec.module is not None
-        try:
-            module = importlib.import_module(spec.module)
-            spec.resolve(module)
-        except SchedAccelError as exc:
-            return str(exc)
-        except Exception as exc:
-            return f"{spec.text}: importing {spec.module} failed: {type(exc).__name__}: {exc}"
-    return None
-
-
-def _items_problem(target: Target) -> str | None:
-    """Why prefetch mode could not find this target's items, or None."""
-    from ._targets import TargetSpec
-
-    where = target.items
-    if target.mode != "prefetch" or where is None or where == "learned":
-        return None
-    if isinstance(where, str) and ":" in where:
-        spec = TargetSpec.parse(where.removeprefix("returned-by:"), allow_path=False)
-        if where.startswith("returned-by:"):
-            return _resolve_for_check(spec)
-        try:
-            value: object = importlib.import_module(spec.module or "")
-            for part in spec.qualname.split("."):
-                value = getattr(value, part)
-        except Exception as exc:
-            return f"items = {where!r}: {type(exc).__name__}: {exc}"
-        return None
-    if target.loop.module is None:
-        return None  # a script's loop: its signature is checked when it runs
-    try:
-        function = target.loop.resolve(importlib.import_module(target.loop.module)).function
-        parameters = list(inspect.signature(function).parameters)
-    except Exception:
-        return None  # the loop itself was already reported
-    if target.loop.qualname.count(".") and parameters[:1] in (["self"], ["cls"]):
-        parameters = parameters[1:]
-    if isinstance(where, int):
-        if where >= len(parameters):
-            return f"items = {where}: the loop takes only {len(parameters)} argument(s): {', '.join(parameters)}"
-    elif where not in parameters:
-        return f"items = {where!r}: the loop has no parameter of that name; it has {', '.join(parameters) or 'none'}"
-    return None
-
-
-def _script_defines(path: str, name: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as file:
-            tree = ast.parse(file.read(), path)
-    except (OSError, SyntaxError, ValueError) as exc:
-        return f"cannot read the script: {exc}"
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
-            return None
-    return f"the script defines no top-level {name!r}"
 
 
 # -- doctor --------------------------------------------------------------------------------

@@ -8,151 +8,38 @@ standalone file the same keys sit at the top level and under ``[[targets]]``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import re
+from dataclasses import fields, replace
+from typing import Any
 
 import _sched_accel_boot as boot
 
 from ._exceptions import ConfigError
+from ._settings import (
+    HOST_KEYS as _HOST_KEYS,
+    RETRY_KEYS as _RETRY_KEYS,
+    TARGET_KEYS as _TARGET_KEYS,
+    TOP_KEYS as _TOP_KEYS,
+    HostSettings,
+    ItemSource,
+    RetrySettings,
+    Settings,
+    Target,
+    is_item_path,
+    parse_items,
+)
+from ._state import CONTROL_ENV, default_control_file
 from ._targets import TargetSpec
 
-__all__ = ["HostSettings", "RetrySettings", "Settings", "Target", "find_config", "load_config"]
+__all__ = ["find_config", "load_config"]
 
 CONCURRENCY_ENV = "SCHED_ACCEL_CONCURRENCY"
-CONTROL_ENV = "SCHED_ACCEL_CONTROL"
 
-Mode = Literal["replace", "prefetch"]
-OnError = Literal["fallback", "propagate"]
-
-_TOP_KEYS = {
-    "concurrency": "default bound for every target, an integer >= 1",
-    "control_file": "path of the control file written by `sched-accel on|off`",
-    "breaker_threshold": "fallbacks in a row that switch a target off, an integer >= 1",
-    "breaker_cooldown": "seconds a tripped target stays off, a number > 0",
-    "log": '"loguru" (default) or "stdlib"',
-    "retry": "the table [retry]: how rate-limited and transient failures of per-item calls are retried",
-    "hosts": 'tables [hosts."api.example.com"]: the limits of one upstream host, shared by every target',
-    "targets": "the array of tables [[targets]], one per loop",
-}
-_RETRY_KEYS = {
-    "enabled": "true (default) or false: retry rate-limited and transient failures of per-item calls",
-    "deadline": "seconds from an item's first attempt after which its last exception is raised in the loop, a number > 0",
-    "attempts": "most attempts of an item whose failures are transient (not rate-limited), an integer >= 1 (default 4)",
-    "initial": "the first backoff's widest wait in seconds (full jitter), a number > 0",
-    "maximum": "the widest backoff wait in seconds (a Retry-After may ask for longer), a number > 0",
-    "on": 'more exception types to retry, as "module:QualName", e.g. ["json:JSONDecodeError"]',
-    "patterns": 'regular expressions: an exception whose message matches one is retried, e.g. ["temporarily unavailable"]',
-}
-_HOST_KEYS = {
-    "concurrency": "most requests in flight to this host at once, an integer >= 1",
-    "per_second": "most requests started per second (token bucket), a number > 0",
-    "burst": "requests let through at once when the bucket is full, an integer >= 1 (default 1)",
-    "adaptive": "true (default): halve the concurrency on 429, 503 and timeouts, add 1 back per window of successes",
-    "breaker_failures": "failed requests in a row that open this host's circuit, an integer >= 1 (default 5)",
-    "breaker_cooldown": "seconds the circuit stays open before one trial request, a number > 0 (default 30)",
-}
-_TARGET_KEYS = {
-    "loop": '"module:qualname" (or "path/to/script.py:qualname") of the function whose body is the loop',
-    "fetch": '"module:qualname" of the slow per-item call made inside the loop',
-    "items": (
-        'where the items come from: a parameter name or position of the loop, "module:NAME" (a module-level '
-        'object), "returned-by:module:qualname" (a call made inside the loop), or "learned" (the per-item '
-        "calls of the loop's previous run)"
-    ),
-    "args": 'prefetch mode: the per-item call\'s arguments made from each item, e.g. ["item.chain", "item.address"]',
-    "window": "prefetch mode: how many calls may run ahead of the loop, an integer >= 1 (default 2 x concurrency, at least 16)",
-    "timeout": (
-        "prefetch mode: seconds one attempt of a per-item call may take (its HTTP requests are capped to it); a "
-        "timed-out attempt is retried, and TimeoutError reaches the loop once [retry] deadline passes; a number > 0"
-    ),
-    "skip_sleeps": "prefetch mode: true to skip the loop's own pacing sleeps (time.sleep) while it is accelerated",
-    "replacement": '"module:qualname" of a user-written parallel version (replace mode)',
-    "mode": '"replace" or "prefetch"; by default replace when `replacement` is set',
-    "on_error": '"fallback" (run the original) or "propagate" (raise), for replace mode',
-    "concurrency": "this target's bound, an integer >= 1",
-    "per_second": "prefetch mode: most per-item calls started per second for this target, a number > 0",
-    "burst": "prefetch mode: per-item calls let through at once under per_second, an integer >= 1 (default 1)",
-    "retry": "prefetch mode: a table overriding keys of the top-level [retry] for this target",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class RetrySettings:
-    """How failed per-item calls are retried (``[retry]``, or a target's own ``retry`` table)."""
-
-    enabled: bool = True
-    deadline: float = 120.0
-    attempts: int = 4
-    initial: float = 0.1
-    maximum: float = 30.0
-    on: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class HostSettings:
-    """The limits of one upstream host (``[hosts."api.example.com"]``)."""
-
-    concurrency: int | None = None
-    per_second: float | None = None
-    burst: int = 1
-    adaptive: bool = True
-    breaker_failures: int = 5
-    breaker_cooldown: float = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One declared loop, validated."""
-
-    loop: TargetSpec
-    mode: Mode
-    concurrency: int
-    fetch: TargetSpec | None = None
-    items: str | int | None = None
-    replacement: TargetSpec | None = None
-    on_error: OnError = "fallback"
-    args: tuple[str, ...] = ()
-    window: int | None = None
-    timeout: float | None = None
-    skip_sleeps: bool = False
-    per_second: float | None = None
-    burst: int = 1
-    retry: RetrySettings = RetrySettings()
-
-    @property
-    def name(self) -> str:
-        """How logs, the control file and ``sched-accel on|off`` name this target."""
-        return self.loop.text
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """The whole config, validated once; ``path`` is None for an empty default config."""
-
-    path: str | None
-    targets: tuple[Target, ...] = ()
-    concurrency: int = 8
-    control_file: str = field(default_factory=lambda: default_control_file())
-    breaker_threshold: int = 3
-    breaker_cooldown: float = 300.0
-    log: Literal["loguru", "stdlib"] = "loguru"
-    retry: RetrySettings = RetrySettings()
-    hosts: dict[str, HostSettings] = field(default_factory=dict)
-
-    def target(self, name: str) -> Target | None:
-        """The target whose loop is ``name``, if declared."""
-        return next((t for t in self.targets if t.name == name), None)
-
-
-def default_control_file() -> str:
-    """``$SCHED_ACCEL_CONTROL``, else ``$XDG_STATE_HOME/sched_accel/control.json``."""
-    named = os.environ.get(CONTROL_ENV)
-    if named:
-        return os.path.abspath(named)
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "sched_accel", "control.json")
-
+#: The defaults, from the dataclasses only.
+_SETTINGS = Settings(path=None, control_file="")
+_HOST = HostSettings()
+_RETRY = RetrySettings()
+_TARGET: dict[str, Any] = {f.name: f.default for f in fields(Target)}
 
 def find_config(cwd: str | None = None) -> str | None:
     """The config file that would be used from ``cwd``; None when there is none."""
@@ -204,28 +91,14 @@ class _Validator:
 
     def settings(self, table: dict[str, Any]) -> Settings:
         self._unknown("", table, _TOP_KEYS)
-        concurrency = self._positive_int("", table, "concurrency", 8)
-        override = os.environ.get(CONCURRENCY_ENV, "").strip() or None
-        if override is not None:
-            try:
-                value = int(override)
-                if value < 1:
-                    raise ValueError
-                concurrency_override: int | None = value
-            except ValueError:
-                self.errors.append(f"${CONCURRENCY_ENV} = {override!r} is not allowed: an integer >= 1 (1 = sequential)")
-                concurrency_override = None
-        else:
-            concurrency_override = None
-        threshold = self._positive_int("", table, "breaker_threshold", 3)
-        cooldown = table.get("breaker_cooldown", 300.0)
-        if isinstance(cooldown, bool) or not isinstance(cooldown, int | float) or cooldown <= 0:
-            self.fail("", "breaker_cooldown", cooldown, _TOP_KEYS["breaker_cooldown"])
-            cooldown = 300.0
-        log = table.get("log", "loguru")
+        concurrency = self._positive_int("", table, "concurrency", _SETTINGS.concurrency)
+        concurrency_override = self._override()
+        threshold = self._positive_int("", table, "breaker_threshold", _SETTINGS.breaker_threshold)
+        cooldown = self._number("", table, "breaker_cooldown", _SETTINGS.breaker_cooldown, _TOP_KEYS["breaker_cooldown"], "")
+        log = table.get("log", _SETTINGS.log)
         if log not in ("loguru", "stdlib"):
             self.fail("", "log", log, _TOP_KEYS["log"])
-            log = "loguru"
+            log = _SETTINGS.log
         control = table.get("control_file")
         if control is not None and not (isinstance(control, str) and control):
             self.fail("", "control_file", control, "a non-empty path")
@@ -234,11 +107,11 @@ class _Validator:
             control = os.path.join(os.path.dirname(self.path), os.path.expanduser(control))
         else:
             control = default_control_file()
-        retry = self._retry("", table.get("retry", {}), RetrySettings(), "retry.")
+        retry = self._retry("", table.get("retry", {}), _RETRY, "retry.")
         hosts = self._hosts(table.get("hosts", {}))
         targets = self._targets(table.get("targets", []), concurrency_override or concurrency, retry)
         if concurrency_override is not None:
-            targets = [_with_concurrency(t, concurrency_override) for t in targets]
+            targets = [replace(t, concurrency=concurrency_override) for t in targets]
         if self.errors:
             more = f" (and {len(self.errors) - 1} more: {'; '.join(self.errors[1:])})" if len(self.errors) > 1 else ""
             raise ConfigError(f"{self.path}: {self.errors[0]}{more}")
@@ -248,11 +121,20 @@ class _Validator:
             concurrency=concurrency_override or concurrency,
             control_file=control,
             breaker_threshold=threshold,
-            breaker_cooldown=float(cooldown),
+            breaker_cooldown=cooldown or _SETTINGS.breaker_cooldown,
             log=log,
             retry=retry,
             hosts=hosts,
         )
+
+    def _override(self) -> int | None:
+        """``$SCHED_ACCEL_CONCURRENCY``, which overrides every target's concurrency."""
+        raw = os.environ.get(CONCURRENCY_ENV, "").strip()
+        if raw:
+            if raw.isdigit() and int(raw) >= 1:
+                return int(raw)
+            self.errors.append(f"${CONCURRENCY_ENV} = {raw!r} is not allowed: an integer >= 1 (1 = sequential)")
+        return None
 
     def _number(self, where: str, table: dict[str, Any], key: str, default: float | None, allowed: str, section: str) -> float | None:
         value = table.get(key, default)
@@ -316,11 +198,13 @@ class _Validator:
             hosts[name.strip().lower()] = HostSettings(
                 concurrency=concurrency,
                 per_second=self._number("", entry, "per_second", None, _HOST_KEYS["per_second"], section),
-                burst=self._positive_int("", entry, "burst", 1, section),
-                adaptive=self._bool("", entry, "adaptive", True, section),
-                breaker_failures=self._positive_int("", entry, "breaker_failures", 5, section),
-                breaker_cooldown=self._number("", entry, "breaker_cooldown", 30.0, _HOST_KEYS["breaker_cooldown"], section)
-                or 30.0,
+                burst=self._positive_int("", entry, "burst", _HOST.burst, section),
+                adaptive=self._bool("", entry, "adaptive", _HOST.adaptive, section),
+                breaker_failures=self._positive_int("", entry, "breaker_failures", _HOST.breaker_failures, section),
+                breaker_cooldown=self._number(
+                    "", entry, "breaker_cooldown", _HOST.breaker_cooldown, _HOST_KEYS["breaker_cooldown"], section
+                )
+                or _HOST.breaker_cooldown,
             )
         return hosts
 
@@ -391,13 +275,16 @@ class _Validator:
                 f"{where}a target needs {self.prefix}targets.fetch (prefetch mode: the slow per-item call) "
                 f"or {self.prefix}targets.replacement (replace mode: your parallel version)"
             )
-        items = entry.get("items")
-        if items is not None and not _valid_items(items):
-            self.fail(where, "targets.items", items, _TARGET_KEYS["items"])
+        items: ItemSource | None = None
+        if entry.get("items") is not None:
+            try:
+                items = parse_items(entry["items"])
+            except ValueError:
+                self.fail(where, "targets.items", entry["items"], _TARGET_KEYS["items"])
         if mode == "prefetch" and items is None and "items" not in entry:
             self.errors.append(f"{where}prefetch mode needs {self.prefix}targets.items: {_TARGET_KEYS['items']}")
         args = entry.get("args", [])
-        if not isinstance(args, list) or not all(isinstance(a, str) and _valid_item_path(a) for a in args):
+        if not isinstance(args, list) or not all(isinstance(a, str) and is_item_path(a) for a in args):
             self.fail(where, "targets.args", args, _TARGET_KEYS["args"])
             args = []
         window = self._positive_int(where, entry, "window", 1, "targets.") if "window" in entry else None
@@ -407,7 +294,7 @@ class _Validator:
         skip_sleeps = entry.get("skip_sleeps", False)
         if not isinstance(skip_sleeps, bool):
             self.fail(where, "targets.skip_sleeps", skip_sleeps, "true or false")
-        on_error = entry.get("on_error", "fallback")
+        on_error = entry.get("on_error", _TARGET["on_error"])
         if on_error not in ("fallback", "propagate"):
             self.fail(where, "targets.on_error", on_error, _TARGET_KEYS["on_error"])
         concurrency = (
@@ -416,7 +303,7 @@ class _Validator:
             else default_concurrency
         )
         per_second = self._number(where, entry, "per_second", None, _TARGET_KEYS["per_second"], "targets.")
-        burst = self._positive_int(where, entry, "burst", 1, "targets.")
+        burst = self._positive_int(where, entry, "burst", _TARGET["burst"], "targets.")
         if "retry" in entry:
             retry = self._retry(where, entry["retry"], retry, "targets.retry.")
         if len(self.errors) > before or loop is None:
@@ -439,29 +326,6 @@ class _Validator:
         )
 
 
-def _with_concurrency(target: Target, concurrency: int) -> Target:
-    from dataclasses import replace
-
-    return replace(target, concurrency=concurrency)
-
-
-def _valid_items(items: object) -> bool:
-    if isinstance(items, bool):
-        return False
-    if isinstance(items, int):
-        return items >= 0
-    if not isinstance(items, str) or not items:
-        return False
-    spec = items.removeprefix("returned-by:")
-    if ":" in spec:
-        try:
-            TargetSpec.parse(spec, allow_path=False)
-        except ValueError:
-            return False
-        return True
-    return items.isidentifier()
-
-
 def _valid_type_name(name: str) -> bool:
     module, sep, qualname = name.partition(":")
     return bool(sep) and all(p.isidentifier() for p in module.split(".")) and all(
@@ -470,8 +334,6 @@ def _valid_type_name(name: str) -> bool:
 
 
 def _valid_pattern(pattern: str) -> bool:
-    import re
-
     try:
         re.compile(pattern)
     except re.error:
@@ -485,7 +347,3 @@ def _valid_host(name: object) -> bool:
     host, sep, port = name.strip().rpartition(":") if name.count(":") == 1 else ("", "", name)
     return not sep or (bool(host) and port.isdigit())
 
-
-def _valid_item_path(path: str) -> bool:
-    parts = path.split(".")
-    return parts[0] == "item" and all(parts[1:])

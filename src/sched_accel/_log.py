@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["event", "internal_error", "log_to_loguru", "log_to_stdlib"]
+__all__ = ["event", "internal_error", "log_to_loguru", "log_to_stdlib", "reset"]
 
 LOG_ENV = "SCHED_ACCEL_LOG"
 _LEVELS = {"DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
@@ -24,7 +24,11 @@ class _Router:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.stdlib = os.environ.get(LOG_ENV, "").strip().lower() == "stdlib"
+        self.stdlib = _stdlib_from_env()
+
+
+def _stdlib_from_env() -> bool:
+    return os.environ.get(LOG_ENV, "").strip().lower() == "stdlib"
 
 
 _router = _Router()
@@ -40,6 +44,12 @@ def log_to_loguru() -> None:
     """Send sched_accel's records through loguru (the default)."""
     with _router.lock:
         _router.stdlib = False
+
+
+def reset() -> None:
+    """Route records as ``$SCHED_ACCEL_LOG`` says, as at start-up (for tests)."""
+    with _router.lock:
+        _router.stdlib = _stdlib_from_env()
 
 
 def _format_value(value: object) -> str:

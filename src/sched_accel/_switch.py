@@ -2,108 +2,60 @@
 
 A target runs accelerated only while all of these say yes: sched_accel is installed (the
 flag was on at start, or :func:`sched_accel.install` ran), the control file does not name
-it (or ``*``), and its breaker is closed. The switch never raises: a question it cannot
-answer is a no, and the original runs.
+it (or ``*``), and its breaker admits the run (closed, or this run is the trial after the
+cool-down; the breaker is ``_policy``'s one :class:`CircuitBreaker`). The switch never
+raises: a question it cannot answer is a no, and the original runs.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
-from ._control import ControlFile
 from ._log import event, internal_error
+from ._policy import CircuitBreaker
+from ._state import ControlFile
 
-__all__ = ["Breaker", "Switch"]
+__all__ = ["Switch", "target_breaker"]
 
 
-class Breaker:
-    """Turns a target off for ``cooldown`` seconds after ``threshold`` fallbacks in a row.
+class _TargetEvents:
+    """How a target's breaker speaks: ``sched_accel.breaker_*`` lines."""
 
-    After the cool-down one call is let through (half-open): success closes the breaker,
-    another fallback opens it again at once.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        threshold: int,
-        cooldown: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if threshold < 1:
-            raise ValueError(f"threshold must be >= 1, got {threshold!r}")
-        if cooldown <= 0:
-            raise ValueError(f"cooldown must be > 0, got {cooldown!r}")
-        self.name = name
-        self.threshold = threshold
-        self.cooldown = cooldown
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._fallbacks = 0
-        self._opened_at: float | None = None
-        self._half_open = False
-
-    @property
-    def is_open(self) -> bool:
-        """Whether the target is switched off by the breaker right now."""
-        opened = self._opened_at
-        return opened is not None and self._clock() - opened < self.cooldown
-
-    def allows(self) -> bool:
-        """Whether the next call may be accelerated."""
-        opened = self._opened_at
-        if opened is None:
-            return True
-        if self._clock() - opened < self.cooldown:
-            return False
-        with self._lock:
-            if self._opened_at is not None:
-                self._opened_at = None
-                self._half_open = True
-                event("WARNING", "breaker_half_open", "cool-down over: the next run is accelerated again", target=self.name)
-        return True
-
-    def record_fallback(self, reason: str) -> None:
-        """A run fell back to the original; maybe trip."""
-        with self._lock:
-            self._fallbacks += 1
-            if not self._half_open and self._fallbacks < self.threshold:
-                return
-            self._opened_at = self._clock()
-            self._half_open = False
-            fallbacks, self._fallbacks = self._fallbacks, 0
+    def opened(self, breaker: CircuitBreaker, reason: str) -> None:
         event(
             "ERROR",
             "breaker_open",
-            f"switched off for {self.cooldown:g}s after {fallbacks} fallback(s) in a row; the original "
+            f"switched off for {breaker.cooldown:g}s after {breaker.failed} fallback(s) in a row; the original "
             "loop runs meanwhile; fix the cause, then `sched-accel on` or wait",
-            target=self.name,
-            fallbacks=fallbacks,
-            cooldown=self.cooldown,
+            target=breaker.name,
+            fallbacks=breaker.failed,
+            cooldown=breaker.cooldown,
             last_reason=reason,
         )
 
-    def record_success(self) -> None:
-        """A run went through accelerated."""
-        with self._lock:
-            self._fallbacks = 0
-            closed, self._half_open = self._half_open, False
-        if closed:
-            event("INFO", "breaker_closed", "accelerated again", target=self.name)
+    def half_open(self, breaker: CircuitBreaker) -> None:
+        event("WARNING", "breaker_half_open", "cool-down over: the next run is accelerated again", target=breaker.name)
 
-    def reset(self) -> None:
-        """Close the breaker (``sched-accel on`` does this in a running process's next call)."""
-        with self._lock:
-            self._fallbacks, self._opened_at, self._half_open = 0, None, False
+    def closed(self, breaker: CircuitBreaker) -> None:
+        event("INFO", "breaker_closed", "accelerated again", target=breaker.name)
+
+
+_EVENTS = _TargetEvents()
+
+
+def target_breaker(
+    name: str, *, threshold: int, cooldown: float, clock: Callable[[], float] = time.monotonic
+) -> CircuitBreaker:
+    """The breaker of one target: ``threshold`` fallbacks in a row switch it off for
+    ``cooldown`` seconds; then one run goes through accelerated, as the trial."""
+    return CircuitBreaker(name, failures=threshold, cooldown=cooldown, events=_EVENTS, clock=clock)
 
 
 class Switch:
     """The ``enabled`` callable given to the wrapper: asked before every call of the loop."""
 
-    def __init__(self, name: str, control: ControlFile, breaker: Breaker, active: Callable[[], bool]) -> None:
+    def __init__(self, name: str, control: ControlFile, breaker: CircuitBreaker, active: Callable[[], bool]) -> None:
         self.name = name
         self.control = control
         self.breaker = breaker
@@ -123,7 +75,7 @@ class Switch:
                 if self._seen is not None:
                     self.breaker.reset()
                 self._seen = state
-            return self.breaker.allows()
+            return self.breaker.admit() != "open"
         except Exception as exc:  # pragma: no cover - defensive: a no is always safe
             if not self._failed:
                 self._failed = True

@@ -1,0 +1,127 @@
+"""Worker tasks: ``concurrency`` tasks in an anyio task group (asyncio or trio), awaiting
+submitted slots in order, on the caller's own event loop."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ._slot import AsyncAttempt, Cancelled, Slot, check_positive
+
+__all__ = ["AsyncWorkers"]
+
+R = TypeVar("R")
+
+
+class AsyncWorkers:
+    """``concurrency`` tasks in a task group, awaiting submitted slots in order.
+
+    Slots wait in a deque; idle workers sleep on one shared event, replaced each time it
+    wakes them (the event loop runs one task at a time, so no wake-up is lost).
+    """
+
+    def __init__(self, task_group: TaskGroup, concurrency: int, *, attempt: AsyncAttempt | None = None) -> None:
+        check_positive("concurrency", concurrency, allow_none=False)
+        self.concurrency = int(concurrency)
+        self._attempt = attempt
+        self._group = task_group
+        self._queue: deque[Slot[Any]] = deque()
+        self._wakeup = anyio.Event()
+        self._waiting = 0
+        self._started = 0
+        self._closed = False
+
+    def start(self) -> None:
+        """Start every worker now (in the caller's current context), not at first submit."""
+        while self._started < self.concurrency:
+            self._started += 1
+            self._group.start_soon(self._work)
+
+    def submit(self, slot: Slot[Any]) -> Slot[Any]:
+        """Queue a slot whose ``fn`` returns an awaitable; a worker task awaits it."""
+        slot.done = False  # True once run; an event is made only if someone has to wait
+        self._queue.append(slot)
+        self._wake_one()
+        return slot
+
+    def _wake_one(self) -> None:
+        """A slot was queued: wake an idle worker, or start one more."""
+        if self._waiting:
+            self._wakeup.set()
+            self._wakeup = anyio.Event()
+        elif self._started < self.concurrency:
+            self._started += 1
+            self._group.start_soon(self._work)
+
+    async def _work(self) -> None:
+        queue_ = self._queue
+        attempt = self._attempt
+        while True:
+            while queue_:
+                slot = queue_.popleft()
+                if slot.claim():
+                    if attempt is not None:
+                        delay = await attempt(slot)
+                        if delay is not None and slot.rearm():
+                            self._group.start_soon(self._retry_after, delay, slot)
+                            continue
+                    else:
+                        await slot.arun()
+                else:
+                    slot.error = Cancelled()
+                waiter = slot.done
+                slot.done = True
+                if waiter is not False:
+                    waiter.set()
+            if self._closed:
+                return
+            self._waiting += 1
+            try:
+                await self._wakeup.wait()
+            finally:
+                self._waiting -= 1
+
+    async def _retry_after(self, delay: float, slot: Slot[Any]) -> None:
+        """Put a retried slot back at the front of the line after ``delay`` (no worker waits)."""
+        await anyio.sleep(delay)
+        self._queue.appendleft(slot)
+        self._wake_one()
+
+    def close(self) -> None:
+        """No more slots: the workers stop once the queued ones are done."""
+        self._closed = True
+        self._wakeup.set()
+
+    @staticmethod
+    async def done_within(slot: Slot[Any], seconds: float) -> bool:
+        """Whether the slot's call is done within ``seconds`` (it runs on either way)."""
+        if slot.done is not True:
+            if slot.done is False:
+                slot.done = anyio.Event()
+            with anyio.move_on_after(seconds):
+                await slot.done.wait()
+        return slot.done is True
+
+    @staticmethod
+    async def wait(slot: Slot[R], timeout: float | None = None) -> R:
+        """Wait until the slot ran, then return its value or raise its exception.
+
+        A slot already done answers at once, without a trip through the event loop (as an
+        awaited call that completes without suspending would).
+        """
+        if slot.done is not True:
+            if slot.done is False:
+                slot.done = anyio.Event()
+            waiter = slot.done
+            if timeout is None:
+                await waiter.wait()
+            else:
+                with anyio.move_on_after(timeout):
+                    await waiter.wait()
+                if slot.done is not True:
+                    slot.cancel()
+                    raise TimeoutError(f"the call did not finish within {timeout:g} s")
+        return slot.outcome()

@@ -1,0 +1,46 @@
+"""The upstream-aware policy: what happens around each attempt of a per-item call.
+
+- ``_retry``: which failures are retried, and after how long (Retry-After, backoff);
+- ``_breaker``: the one circuit breaker, used for upstream hosts and for targets;
+- ``_limits``: one host's limiter (concurrency, token bucket, host-wide pause, AIMD);
+- ``_drive``: plans and their thread and task drivers, the one place they differ;
+- ``_hosts``: every host's limiter and circuit, shared by the process's targets;
+- ``_stats``: what one run went through;
+- ``_policy``: retries and limits around each attempt and each request of a run;
+- ``_http``: where requests are seen: httpx, requests, urllib.
+"""
+
+from __future__ import annotations
+
+from ._breaker import CircuitBreaker
+from ._drive import GO, Plan, run_async, run_sync
+from ._hosts import HostState, Hosts, paced, statistics_lines
+from ._http import patch_http
+from ._limits import HostLimit, HostLimiter
+from ._policy import ATTEMPT, Policy, Tries
+from ._retry import Backoff, Failure, classify, retry_after
+from ._stats import HostLimiterStatistics, RunStats
+
+__all__ = [
+    "ATTEMPT",
+    "GO",
+    "Backoff",
+    "CircuitBreaker",
+    "Failure",
+    "HostLimit",
+    "HostLimiter",
+    "HostLimiterStatistics",
+    "HostState",
+    "Hosts",
+    "Plan",
+    "Policy",
+    "RunStats",
+    "Tries",
+    "classify",
+    "paced",
+    "patch_http",
+    "retry_after",
+    "run_async",
+    "run_sync",
+    "statistics_lines",
+]

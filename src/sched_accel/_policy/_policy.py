@@ -1,0 +1,298 @@
+"""Upstream-aware policy: what happens around each attempt of a per-item call.
+
+A :class:`Policy` belongs to one run of a prefetched loop. Each try of a call is one
+*plan* (``_drive``), written once and driven by a worker thread (:meth:`Policy.attempt`),
+a worker task (:meth:`Policy.aattempt`), or the loop itself for the calls it makes
+directly (:meth:`Policy.call`, :meth:`Policy.acall`, with the same retries). An attempt
+runs with itself made current (:data:`ATTEMPT`), so that every HTTP request the call makes
+through httpx, requests or urllib passes the limits of its host (``_http`` drives
+:meth:`Policy.request`). A failure is classified (``_retry``): rate-limited and transient
+ones are tried again after a backoff that honours Retry-After, the slot going back in line
+without a worker waiting for it; permanent ones, and any failure once the deadline has
+passed, are final, and the loop sees the exception at its call site.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import urllib.error
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from random import Random
+from typing import Any, TypeVar
+
+import anyio
+
+from .._engine import Slot
+from .._settings import RetrySettings, Target
+from .._log import event
+from ._drive import GO, Plan, run_async, run_sync
+from ._hosts import Hosts, HostState
+from ._limits import HostLimiter
+from ._retry import Backoff, Failure, classify, retry_after
+from ._stats import RunStats
+
+__all__ = ["ATTEMPT", "Policy", "Tries"]
+
+R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class Tries:
+    """The policy's record of one slot across its attempts (kept in ``slot.note``)."""
+
+    first_started: float
+    attempts: int = 0
+    host: str | None = None  # the upstream host of its last HTTP request, if any
+    bypassed: bool = False  # that host's circuit was open: no retry
+
+
+#: The attempt running in this thread or task: its run's policy, and the slot's tries.
+ATTEMPT: ContextVar[tuple[Policy, Tries] | None] = ContextVar("sched_accel_attempt", default=None)
+
+#: Give-ups logged one by one per run; the rest are only counted in the run's line.
+_GIVE_UP_LINES = 5
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    reason = getattr(exc, "reason", None)  # urllib.error.URLError wraps the socket's
+    return any("Timeout" in cls.__name__ for cls in type(exc).__mro__) or isinstance(reason, TimeoutError)
+
+
+class Policy:
+    """Retries, limits and statistics for one run of a target."""
+
+    def __init__(
+        self,
+        target: Target,
+        hosts: Hosts,
+        *,
+        limiter: HostLimiter | None = None,
+        rng: Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = target.name
+        self.retry: RetrySettings = target.retry
+        self.timeout = target.timeout
+        self.hosts = hosts
+        self.limiter = limiter
+        self.rng = rng or Random()
+        self.clock = clock
+        self.stats = RunStats()
+        self.backoff = Backoff(
+            initial=self.retry.initial,
+            maximum=max(self.retry.maximum, self.retry.initial),
+            deadline=self.retry.deadline,
+        )
+        self._types: dict[str, type[BaseException] | None] = dict.fromkeys(self.retry.on)
+        self._give_up_lines = 0
+
+    @property
+    def wait_timeout(self) -> float | None:
+        """How long the loop waits for a prefetched call before TimeoutError: the per-attempt
+        timeout, plus the retry deadline when failed attempts are retried."""
+        if self.timeout is None:
+            return None
+        return self.timeout + (self.retry.deadline if self.retry.enabled else 0.0)
+
+    # -- one attempt: one plan, two drivers ------------------------------------------------
+    def _attempt(self, slot: Slot[Any]) -> Plan[float | None]:
+        """Try the slot's call once; the plan's value is None when final, else the retry delay."""
+        tries: Tries | None = slot.note
+        if tries is None:
+            tries = slot.note = Tries(self.clock())
+        tries.attempts += 1
+        token = ATTEMPT.set((self, tries))
+        try:
+            if self.limiter is None:
+                yield GO
+            else:
+                started = time.perf_counter()
+                yield from self.limiter.admission()
+                self.stats.waited(time.perf_counter() - started)
+                try:
+                    yield GO
+                finally:
+                    self.limiter.release()
+        finally:
+            ATTEMPT.reset(token)
+        return None if slot.error is None else self.retry_delay(slot)
+
+    def attempt(self, slot: Slot[Any]) -> float | None:
+        """One attempt in this thread (a worker's ``attempt`` function)."""
+        return run_sync(self._attempt(slot), slot.run)
+
+    async def aattempt(self, slot: Slot[Any]) -> float | None:
+        """One attempt of an async call in this task, cancelled a little after ``timeout``."""
+        return await run_async(self._attempt(slot), self._arun, slot)
+
+    async def _arun(self, slot: Slot[Any]) -> None:
+        if self.timeout is None:
+            await slot.arun()
+            return
+        # A little past the timeout: an HTTP request's own (capped) timeout fires first,
+        # so the loop sees the library's exception, as it would have; this catches the rest.
+        with anyio.move_on_after(self.timeout * 1.1 + 0.1) as scope:
+            await slot.arun()
+        if scope.cancelled_caught:
+            self.stats.add("timeouts")
+            slot.error = TimeoutError(f"the call did not finish within {self.timeout:g} s (timeout)")
+
+    def retry_delay(self, slot: Slot[Any]) -> float | None:
+        """After a failed attempt: seconds until the next one, or None (the failure is final)."""
+        error = slot.error
+        if error is None or not self.retry.enabled:
+            return None
+        failure = classify(error, extra_types=self._extra_types(), patterns=self.retry.patterns)
+        if failure is None:
+            return None  # permanent: the sequential loop would have seen it too
+        tries: Tries = slot.note
+        if tries.bypassed:
+            self._final(slot, failure, "its host's circuit is open")
+            return None
+        if failure.kind == "transient" and tries.attempts >= self.retry.attempts:
+            self.stats.add("gave_up")
+            self._final(slot, failure, f"{tries.attempts} attempts failed (retry attempts = {self.retry.attempts})")
+            return None
+        delay = self.backoff.delay(tries.attempts, failure, self.rng)
+        if self.backoff.gives_up(self.clock() - tries.first_started, delay):
+            self.stats.add("gave_up")
+            self._final(slot, failure, f"the retry deadline of {self.backoff.deadline:g} s passed")
+            return None
+        if tries.attempts == 1:
+            self.stats.add("retried")
+        self.stats.add("retries")
+        _discard(error)
+        return delay
+
+    def _final(self, slot: Slot[Any], failure: Failure, why: str) -> None:
+        tries: Tries = slot.note
+        if failure.kind == "rate_limited":
+            self.stats.add("lost")
+        self._give_up_lines += 1
+        if self._give_up_lines <= _GIVE_UP_LINES:
+            event(
+                "WARNING",
+                "retry_gave_up",
+                f"{why}: the loop gets the call's last exception, as it would have without us",
+                target=self.name,
+                attempts=tries.attempts,
+                failure=failure.reason,
+                host=tries.host or "-",
+            )
+
+    def _extra_types(self) -> tuple[type[BaseException], ...]:
+        """The configured ``on`` types whose module is loaded (before that, none can be raised)."""
+        found: list[type[BaseException]] = []
+        for name, cls in self._types.items():
+            if cls is None:
+                module_name, _, qualname = name.partition(":")
+                module = sys.modules.get(module_name)
+                if module is None:
+                    continue
+                value: Any = module
+                try:
+                    for part in qualname.split("."):
+                        value = getattr(value, part)
+                except AttributeError:
+                    continue
+                if not (isinstance(value, type) and issubclass(value, BaseException)):
+                    continue
+                cls = self._types[name] = value
+            found.append(cls)
+        return tuple(found)
+
+    # -- calls the loop makes itself: every attempt, with the waits between -----------------
+    def _direct(self, slot: Slot[R]) -> Plan[R]:
+        while (delay := (yield from self._attempt(slot))) is not None:
+            slot.rearm()
+            yield delay
+        return slot.outcome()
+
+    def call(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """A per-item call the loop makes directly, with the same retries, in its own thread."""
+        slot: Slot[R] = Slot(fn, args, kwargs)
+        return run_sync(self._direct(slot), slot.run)
+
+    async def acall(self, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """The same, for an async call in the loop's own task."""
+        slot: Slot[R] = Slot(fn, args, kwargs)
+        return await run_async(self._direct(slot), self._arun, slot)
+
+    # -- each HTTP request of an attempt (driven by ``_http``) --------------------------------
+    def request(self, tries: Tries, host: str, port: int | None) -> Plan[Any]:
+        """The plan of one request of an attempt to ``host``: its turn within the host's
+        limits, then GO (send it), then what its answer teaches the host."""
+        state = self.hosts.get(host, port)
+        tries.host = state.name
+        admitted = state.circuit.admit()
+        if admitted == "open":
+            tries.bypassed = True
+            return (yield GO)
+        trial = admitted == "trial"
+        started = time.perf_counter()
+        number = yield from state.limiter.admission()
+        self.stats.waited(time.perf_counter() - started)
+        self.stats.sent()
+        try:
+            try:
+                response = yield GO
+            except BaseException as exc:
+                self._raised(state, exc, trial)
+                raise
+            finally:
+                self.stats.answered()
+            self._answered(state, response, trial, number)
+        finally:
+            state.limiter.release()
+        return response
+
+    def _answered(self, state: HostState, response: Any, trial: bool, number: int) -> None:
+        status = getattr(response, "status_code", None) or getattr(response, "status", None)
+        if not isinstance(status, int):
+            return
+        if status in (429, 503):
+            self.stats.add("http_429" if status == 429 else "http_503")
+            state.limiter.on_overload(status)
+            headers = getattr(response, "headers", None)
+            header = headers.get("Retry-After") if headers is not None else None
+            wait = retry_after(header) if isinstance(header, str) else None
+            if wait:
+                # The whole host backs off together, until a later request is answered.
+                state.limiter.pause_for(wait, refused=number)
+            if status == 503:
+                state.circuit.record(False, trial)
+            elif trial:
+                state.circuit.record(True, trial)
+        elif status >= 500:
+            state.circuit.record(False, trial)
+        else:
+            state.limiter.on_success(number)
+            state.circuit.record(True, trial)
+
+    def _raised(self, state: HostState, exc: BaseException, trial: bool) -> None:
+        if not isinstance(exc, Exception):  # cancelled: no answer either way
+            if trial:
+                state.circuit.give_back_trial()
+            return
+        if _is_timeout(exc):
+            self.stats.add("timeouts")
+            state.limiter.on_overload(None)
+        failure = classify(exc)
+        if failure is not None:
+            state.circuit.record(False, trial)
+        elif trial:
+            state.circuit.record(True, trial)  # answered, the error is ours or the app's
+
+
+def _discard(error: BaseException) -> None:
+    """Close what a dropped failure holds: urllib's HTTPError is the open response itself."""
+    if isinstance(error, urllib.error.HTTPError):
+        try:
+            error.close()
+        except Exception:
+            pass
+
+

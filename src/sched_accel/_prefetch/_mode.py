@@ -1,0 +1,220 @@
+"""Prefetch mode: one run of a patched loop, from its start to its report.
+
+:class:`PrefetchMode` is the wrapper installed on the loop. Each call of the loop runs the
+ORIGINAL loop, once, in the caller's thread or task, with a
+:class:`~sched_accel._prefetch._run.PrefetchRun` current for it; the interceptors
+(``_interceptors``) serve the loop's per-item calls from that run.
+
+Workers: a sync per-item function runs in worker threads (an explicit bound, not anyio's
+default of 40), whether the loop is sync or async; an async one runs in tasks of a task
+group on the loop's own event loop (asyncio or trio, through anyio).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+
+from .._engine import AsyncWorkers, Slot, ThreadWorkers
+from .._log import event, internal_error
+from .._policy import HostLimiter, Hosts, Policy, paced
+from .._report import RunReport
+from .._settings import Target
+from .._state import Recorder
+from .._targets import Resolved
+from ._run import CURRENT, PrefetchRun
+from ._shape import item_path
+from ._sources import Items
+
+__all__ = ["REPROBE_EVERY", "PrefetchMode"]
+
+#: After a probe found slow calls, this many runs fan out at once before probing again.
+REPROBE_EVERY = 10
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+class PrefetchMode:
+    """The wrapt wrapper function installed on a prefetch-mode loop: runs it with its
+    per-item calls prefetched."""
+
+    def __init__(self, target: Target, resolved: Resolved, *, state_dir: str | None = None, hosts: Hosts | None = None) -> None:
+        self.target = target
+        self.resolved = resolved
+        self.state_dir = state_dir
+        self.hosts = hosts if hosts is not None else Hosts(default_concurrency=target.concurrency)
+        # The target's own rate (per_second, burst) bounds its calls' starts, across runs, paced
+        # a hair inside it like a host's.
+        self.limiter = (
+            HostLimiter(f"target {target.name}", paced(None, target.per_second, target.burst))
+            if target.per_second is not None
+            else None
+        )
+        self.fetch_async: bool | None = None  # known once the per-item function is patched
+        self.items = Items(target.name, target.items, state_dir)
+        self._said_no_items = False
+        self._runs_since_slow_probe: int | None = None
+        self.builder: Callable[[Any], Args] | None = None
+        if self.items.learned is not None:
+            self.builder = tuple
+        elif target.args:
+            getters = [item_path(p) for p in target.args]
+            self.builder = lambda item: tuple(get(item) for get in getters)
+
+    def current_run(self) -> RunReport | None:
+        """Prefetch runs are found through ``CURRENT``, in the loop's own thread or task."""
+        return None
+
+    def __call__(self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        if self.resolved.is_async:
+            return self.call_async(wrapped, args, kwargs)
+        return self.call(wrapped, args, kwargs)
+
+    # -- one run ------------------------------------------------------------------------------
+    def _no_items(self) -> None:
+        """Say once that this loop's items were not found, so nothing is prefetched."""
+        if not self._said_no_items:
+            self._said_no_items = True
+            event(
+                "WARNING",
+                "items_not_found",
+                f"items = {self.target.items.text if self.target.items else None} gave nothing to iterate in "
+                "this call, so the loop runs without prefetching; run `sched-accel check` and fix `items`",
+                target=self.target.name,
+            )
+
+    def _new_run(self, submit: Callable[[Slot[Any]], Slot[Any]], source: Iterator[Any] | None, policy: Policy) -> PrefetchRun:
+        if source is None and not self.items.captured:
+            self._no_items()
+        # A run whose probe found slow calls tells the next runs of this process to fan out at
+        # once (the probe costs a few ms); every REPROBE_EVERY-th run probes again.
+        probe = self._runs_since_slow_probe is None or self._runs_since_slow_probe >= REPROBE_EVERY
+        run = PrefetchRun(
+            RunReport(self.target),
+            source,
+            submit,
+            window=self.target.window_size,
+            builder=self.builder,
+            owner=self,
+            policy=policy,
+            recorder=Recorder() if self.items.learned is not None else None,
+            probe=probe,
+        )
+        if probe:
+            self._runs_since_slow_probe = None
+        else:
+            assert self._runs_since_slow_probe is not None
+            self._runs_since_slow_probe += 1
+        return run
+
+    # -- the loop, with a sync per-item function: worker threads ---------------------------------
+    @contextmanager
+    def _threaded(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Iterator[tuple[Args, Kwargs]]:
+        """Make this run current, with worker threads, for the body of the ``with``; a failure
+        of ours to set it up means the loop runs as if unpatched."""
+        if self.fetch_async is None:
+            # The per-item function is not patched: its module is not imported yet (the
+            # loop imports it itself; the next run is accelerated), or it did not resolve
+            # (said once, when patching). This run is the original, untouched.
+            yield args, kwargs
+            return
+        try:
+            source, args, kwargs = self.items.bind(wrapped, args, kwargs)
+            policy = Policy(self.target, self.hosts, limiter=self.limiter)
+            workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}", attempt=policy.attempt)
+            run = self._new_run(workers.submit, source, policy)
+        except Exception as exc:
+            internal_error(f"starting {self.target.name}", exc)
+            yield args, kwargs
+            return
+        token = CURRENT.set(run)
+        outcome = "raised"
+        try:
+            yield args, kwargs
+            outcome = "ok"
+        finally:
+            CURRENT.reset(token)
+            run.close()
+            workers.close()
+            self._report(run, outcome)
+
+    def call(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        """Run the original sync loop, once, with its per-item calls prefetched."""
+        with self._threaded(wrapped, args, kwargs) as (args, kwargs):
+            return wrapped(*args, **kwargs)
+
+    # -- the loop, async ----------------------------------------------------------------------
+    async def call_async(self, wrapped: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs) -> Any:
+        """Run the original async loop with its per-item calls prefetched."""
+        if self.fetch_async is not True:  # a sync per-item function, or none patched yet
+            return await self._call_async_threads(wrapped, args, kwargs)
+        try:
+            source, args, kwargs = self.items.bind(wrapped, args, kwargs)
+            policy = Policy(self.target, self.hosts, limiter=self.limiter)
+            run = self._new_run(_not_started, source, policy)
+        except Exception as exc:
+            internal_error(f"starting {self.target.name}", exc)
+            return await wrapped(*args, **kwargs)
+        outcome = "raised"
+        error: Exception | None = None
+        async with anyio.create_task_group() as group:
+            workers = AsyncWorkers(group, self.target.concurrency, attempt=policy.aattempt)
+            workers.start()  # before CURRENT is set: the workers must not see the loop's run
+            run.submit = workers.submit
+            token = CURRENT.set(run)
+            try:
+                result = await wrapped(*args, **kwargs)
+                outcome = "ok"
+            except Exception as exc:
+                # Raised outside the task group, so the loop's own exception reaches the
+                # caller as itself, never wrapped in an ExceptionGroup.
+                error = exc
+            finally:
+                CURRENT.reset(token)
+                run.close()
+                workers.close()
+                group.cancel_scope.cancel()
+                self._report(run, outcome)
+        if error is not None:
+            try:
+                raise error
+            finally:
+                error = None
+        return result
+
+    async def _call_async_threads(self, wrapped: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs) -> Any:
+        """An async loop whose per-item function is sync (it blocks the event loop, as it did)."""
+        with self._threaded(wrapped, args, kwargs) as (args, kwargs):
+            return await wrapped(*args, **kwargs)
+
+    def _report(self, run: PrefetchRun, outcome: str) -> None:
+        step = run.step
+        if step.said_slow:
+            self._runs_since_slow_probe = 0
+        more: dict[str, Any] = {"prefetched": run.hits, "missed": run.misses, "wasted": run.wasted}
+        if run.policy is not None:
+            more.update(run.policy.stats.snapshot())
+        if step.aside:
+            more["stepped_aside"] = "yes"
+        elif step.resumed:
+            more["stepped_aside"] = "resumed"
+        if step.skipped:
+            more["probe"] = "skipped"  # an earlier run of this process found the calls slow
+        if run.skipped_sleeps:
+            more["skipped_sleeps"] = run.skipped_sleeps
+        learned, recorder = self.items.learned, run.recorder
+        if learned is not None and recorder is not None:
+            more["learned"] = len(recorder.calls)
+            if outcome == "ok":  # a run cut short would teach the next one too little
+                learned.save(recorder.calls)
+        run.report.finish(
+            outcome, items=run.hits + run.misses + run.direct, more=more, state_dir=self.state_dir, hosts=self.hosts
+        )
+
+
+def _not_started(slot: Slot[Any]) -> Slot[Any]:
+    raise RuntimeError("the workers of this run are not started yet")

@@ -1,0 +1,250 @@
+"""Prefetch mode: the loop's per-item calls run ahead of it, the loop itself runs unchanged.
+
+While a patched loop runs, a :class:`PrefetchRun` holds its item source. At the loop's
+first call of the per-item function it learns the call's shape (which argument is the
+item, the bound instance, the other arguments), then keeps up to ``window`` predicted
+calls in flight on the workers. Each real call of the loop is matched, in order, to its
+predicted call and answered with that call's value, or its exception raised right there.
+A call that matches nothing runs directly, as before (a miss). Predicted calls for items
+the loop skipped are counted as wasted. Each predicted call runs once; a real call is
+either served or run directly, never both.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from .._engine import Slot
+from .._report import RunReport
+from .._state import Recorder
+from ._probe import StepAside
+from ._shape import CallShape, same
+
+if TYPE_CHECKING:
+    from .._policy import Policy
+
+__all__ = ["CURRENT", "INFER_ATTEMPTS", "PrefetchRun"]
+
+#: The prefetch run of the loop executing in this thread or task, if any.
+CURRENT: ContextVar[PrefetchRun | None] = ContextVar("sched_accel_prefetch_run", default=None)
+
+#: Real calls whose item could not be found before inference gives up.
+INFER_ATTEMPTS = 3
+
+_NOT_FOUND: Any = object()
+
+
+class PrefetchRun:
+    """One run of a patched loop: predicts, schedules and serves its per-item calls.
+
+    ``submit(slot)`` hands a slot to the workers (threads or tasks). Everything here runs
+    in the loop's own thread or task, so it needs no lock.
+    """
+
+    def __init__(
+        self,
+        report: RunReport,
+        source: Iterator[Any] | None,
+        submit: Callable[[Slot[Any]], Slot[Any]],
+        *,
+        window: int,
+        builder: Callable[[Any], tuple[Any, ...]] | None = None,
+        owner: object = None,
+        policy: Policy | None = None,
+        recorder: Recorder | None = None,
+        probe: bool = True,
+    ) -> None:
+        self.report = report
+        self.name = report.target.name
+        self.owner = owner
+        #: Retries, limits and statistics of this run's per-item calls (None: calls run bare).
+        self.policy = policy
+        self.timeout = policy.wait_timeout if policy is not None else None
+        self.skip_sleeps = report.target.skip_sleeps
+        self.skipped_sleeps = 0
+        self.recorder = recorder
+        self.source = source
+        self.submit = submit
+        self.window = window
+        self.builder = builder
+        self.shape: CallShape | None = None
+        self.pending: deque[Slot[Any]] = deque()
+        self.lookahead: deque[Any] = deque()
+        #: Calls the loop made directly (misses) that no later fill has accounted for yet:
+        #: when the loop ran past what we predicted, a fill must not fetch them again.
+        self.missed: deque[tuple[Any, tuple[Any, ...], dict[str, Any]]] = deque(maxlen=4 * window + 64)
+        self.active = source is not None
+        self.step = StepAside(probe)
+        self.attempts = 0
+        self.hits = self.misses = self.wasted = self.direct = 0
+
+    # -- the source ---------------------------------------------------------------------
+    def set_source(self, source: Iterator[Any]) -> None:
+        """The items became known inside the loop (``returned-by``)."""
+        if self.source is None and self.shape is None:
+            self.source = source
+            self.active = True
+
+    def _pull(self) -> Any:
+        if self.lookahead:
+            return self.lookahead.popleft()
+        assert self.source is not None
+        return next(self.source, _NOT_FOUND)
+
+    def _fill(self, limit: int | None = None) -> None:
+        shape = self.shape
+        assert shape is not None
+        if limit is None:
+            limit = 1 if self.step.probing is None else self.window
+        while len(self.pending) < limit:
+            item = self._pull()
+            if item is _NOT_FOUND:
+                self.active = bool(self.pending)
+                return
+            args, kwargs = shape.arguments(item)
+            slot: Slot[Any] = Slot(shape.call, args, kwargs, item)
+            if self.missed and self._made_directly(shape, slot):
+                continue  # the loop already made this call itself: never twice
+            self.pending.append(self.submit(slot))
+
+    def _made_directly(self, shape: CallShape, slot: Slot[Any]) -> bool:
+        for index, (instance, args, kwargs) in enumerate(self.missed):
+            if shape.matches(slot, instance, args, kwargs):
+                del self.missed[index]
+                return True
+        return False
+
+    # -- serving ------------------------------------------------------------------------
+    def serve(self, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Slot[Any] | None:
+        """The slot answering this real call, or None: call directly (a miss)."""
+        if not self.active:
+            self.misses += 1
+            return None
+        if self.shape is None and not self._infer(call, instance, args, kwargs):
+            self.misses += 1
+            self.missed.append((instance, args, kwargs))
+            return None
+        shape = self.shape
+        assert shape is not None
+        if self.step.aside:
+            self.direct += 1
+            return None
+        self._fill()
+        if self.step.probing is None and self.pending:
+            self.step.probing = True  # the slot answering this call is the probe
+        for index, slot in enumerate(self.pending):
+            if shape.matches(slot, instance, args, kwargs):
+                for _ in range(index):  # the loop skipped these items
+                    self._discard(self.pending.popleft())
+                self.pending.popleft()
+                self.hits += 1
+                return slot
+        self.misses += 1
+        if self._reanchor(shape, instance, args, kwargs):
+            self._fill()
+        else:
+            self.missed.append((instance, args, kwargs))
+        return None
+
+    def _reanchor(self, shape: CallShape, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """The loop asked for an item beyond every prediction (it skipped ``window`` or more
+        items): find it further on in the source and predict from there on,
+        instead of missing for the rest of the run. The predictions it passed are discarded.
+        It looks at most ``4 * window + 64`` items ahead (kept, not lost, when the call is not
+        among them), so memory stays O(window)."""
+        limit = 4 * self.window + 64
+        while self.source is not None and len(self.lookahead) < limit:
+            item = next(self.source, _NOT_FOUND)
+            if item is _NOT_FOUND:
+                break
+            self.lookahead.append(item)
+        for index, item in enumerate(self.lookahead):
+            try:
+                predicted: Slot[Any] = Slot(shape.call, *shape.arguments(item))
+            except Exception:
+                continue
+            if shape.matches(predicted, instance, args, kwargs):
+                while self.pending:
+                    self._discard(self.pending.popleft())
+                for _ in range(index + 1):  # through this call's own item: it runs directly now
+                    self.lookahead.popleft()
+                self.active = True
+                return True
+        return False
+
+    def _infer(self, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Learn the call's shape from the loop's first call of the per-item function.
+
+        The item is found among the next ``window`` items of the source, by identity in the
+        call's arguments (or, with declared ``args``, by the arguments built from it). Items
+        before it were skipped by the loop and are never fetched.
+        """
+        self.attempts += 1
+        while self.source is not None and len(self.lookahead) < self.window:
+            item = next(self.source, _NOT_FOUND)
+            if item is _NOT_FOUND:
+                break
+            self.lookahead.append(item)
+        for index, item in enumerate(self.lookahead):
+            shape = self._shape_for(item, call, instance, args, kwargs)
+            if shape is not None:
+                self.shape = shape
+                for _ in range(index):
+                    self.lookahead.popleft()
+                return True
+        if self.attempts >= INFER_ATTEMPTS:
+            self.active = False
+        return False
+
+    def _shape_for(
+        self, item: Any, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> CallShape | None:
+        if self.builder is not None:
+            try:
+                built = self.builder(item)
+            except Exception:
+                return None
+            if len(built) == len(args) and all(same(a, b) for a, b in zip(built, args, strict=True)):
+                return CallShape(call, instance, (), kwargs, builder=self.builder)
+            return None
+        for position, value in enumerate(args):
+            if value is item:
+                return CallShape(call, instance, args, kwargs, position=position)
+        for keyword, value in kwargs.items():
+            if value is item:
+                rest = {k: v for k, v in kwargs.items() if k != keyword}
+                return CallShape(call, instance, args, rest, keyword=keyword)
+        return None
+
+    def probed(self, quick: bool) -> None:
+        """The first predicted call was (``quick``) or was not done within the probe's time."""
+        if self.step.probed(quick):
+            self._fill(self.window - 1)  # the probe, still running, counts in the window
+
+    def timed_direct(self, seconds: float, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A direct call made while stepped aside waited ``seconds``: resume if they wait long."""
+        if not self.step.timing:
+            return
+        self.missed.append((instance, args, kwargs))  # a resumed fill must not repeat it
+        if self.step.timed(seconds) is False:
+            self.missed.clear()
+
+    def count(self, ok: bool) -> None:
+        """A real call finished (served or direct)."""
+        self.report.count(ok)
+
+    def _discard(self, slot: Slot[Any]) -> None:
+        """A predicted call the loop will not ask for: skip it, or count it as wasted if it
+        already started (an upstream call the sequential loop would not have made)."""
+        if not slot.cancel():  # it had started: a call the sequential loop would not make
+            self.wasted += 1
+
+    def close(self) -> None:
+        """The loop ended: predicted calls it never asked for are cancelled (or wasted)."""
+        while self.pending:
+            self._discard(self.pending.popleft())
+        self.lookahead.clear()
+        self.active = False

@@ -1,0 +1,94 @@
+"""The shape of the loop's per-item call: how to make, from an item, the call the loop
+will make for it, and whether a real call is the one predicted.
+
+``args = ["item.chain", "item.address"]`` paths are attribute, key or index lookups on an
+item; no code is evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .._engine import Slot
+
+__all__ = ["CallShape", "item_path", "same"]
+
+
+def item_path(path: str) -> Callable[[Any], Any]:
+    """``"item"``, ``"item.chain"``, ``"item.0"``: attribute, key or index lookups on an item.
+
+    No code is evaluated: each dotted part is an attribute name, a mapping key or an index.
+    """
+    parts = path.split(".")
+    if parts[0] != "item" or not all(parts[1:]):
+        raise ValueError(f"{path!r}: an item path starts with 'item', like 'item' or 'item.address'")
+    steps = parts[1:]
+
+    def get(item: Any) -> Any:
+        value = item
+        for step in steps:
+            if isinstance(value, dict):
+                value = value[step]
+            elif step.isdigit() and isinstance(value, list | tuple):
+                value = value[int(step)]
+            else:
+                value = getattr(value, step)
+        return value
+
+    return get
+
+
+def same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+class CallShape:
+    """How the loop calls the per-item function: the bound callable, the other arguments,
+    and where the item goes (``position`` in args, or keyword ``keyword``), or a builder
+    that makes the arguments from the item (declared ``args``)."""
+
+    __slots__ = ("args", "builder", "call", "instance", "keyword", "kwargs", "position")
+
+    def __init__(
+        self,
+        call: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        position: int | None = None,
+        keyword: str | None = None,
+        builder: Callable[[Any], tuple[Any, ...]] | None = None,
+    ) -> None:
+        self.call = call
+        self.instance = instance
+        self.args = args
+        self.kwargs = kwargs
+        self.position = position
+        self.keyword = keyword
+        self.builder = builder
+
+    def arguments(self, item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments of the call the loop will make for ``item``."""
+        if self.builder is not None:
+            return self.builder(item), self.kwargs
+        if self.position is not None:
+            args = list(self.args)
+            args[self.position] = item
+            return tuple(args), self.kwargs
+        assert self.keyword is not None
+        return self.args, {**self.kwargs, self.keyword: item}
+
+    def matches(self, slot: Slot[Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether a real call is the one ``slot`` predicted (same instance, same arguments)."""
+        if instance is not self.instance or len(args) != len(slot.args) or kwargs.keys() != slot.kwargs.keys():
+            return False
+        return all(same(a, b) for a, b in zip(args, slot.args, strict=True)) and all(
+            same(kwargs[k], slot.kwargs[k]) for k in kwargs
+        )

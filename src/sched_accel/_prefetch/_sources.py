@@ -1,0 +1,119 @@
+"""Where a run's items come from: each :data:`~sched_accel._settings.ItemSource` form, read
+without the loop noticing.
+
+A sequence, set or mapping is read twice (ours, then the loop's); a one-shot iterator
+argument is split with ``itertools.tee``, so the loop still sees every item, and an
+exception it raises reaches the loop where it would have without us. Any other iterable (a
+queue object whose ``__iter__`` pops, a database cursor) is left to the loop: nothing is
+read ahead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set, ValuesView
+from typing import Any
+
+from .._settings import Argument, ItemSource, Learned, ModuleObject, ReturnedBy
+from .._state import LearnedCalls
+from .._targets import ArgumentLocator
+
+__all__ = ["Items", "split"]
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+class Items:
+    """Where one target's items come from, in each of its runs."""
+
+    def __init__(self, name: str, source: ItemSource | None, state_dir: str | None) -> None:
+        self.source = source
+        self.learned = (
+            LearnedCalls(os.path.join(state_dir or ".", "learned"), name) if isinstance(source, Learned) else None
+        )
+        self._locator = ArgumentLocator(source.where) if isinstance(source, Argument) else None
+
+    @property
+    def captured(self) -> bool:
+        """Whether the items become known inside the loop (``returned-by``)."""
+        return isinstance(self.source, ReturnedBy)
+
+    def bind(self, call: Callable[..., Any], args: Args, kwargs: Kwargs) -> tuple[Iterator[Any] | None, Args, Kwargs]:
+        """This run's items (None when not found here), and the loop's arguments (a one-shot
+        iterator argument is replaced by its tee'd twin)."""
+        source = self.source
+        if self.learned is not None:
+            return iter(self.learned.load()), args, kwargs
+        if isinstance(source, ModuleObject):
+            value: Any = importlib.import_module(source.spec.module or "")
+            for part in source.spec.qualname.split("."):
+                value = getattr(value, part)
+            return independent(value), args, kwargs
+        if self._locator is None:
+            return None, args, kwargs
+        found = self._locator.find(call, args, kwargs)
+        if found is None:
+            return None, args, kwargs
+        value, replaced = found
+        mine, theirs = split(value)
+        if theirs is not value:
+            args, kwargs = replaced(theirs)
+        return mine, args, kwargs
+
+
+#: Collections that can be read twice without the loop noticing. Any other iterable (a queue
+#: object whose ``__iter__`` pops, a database cursor) might be consumed by reading it, so it
+#: is never read ahead.
+_REREADABLE = (Sequence, Set, Mapping, ValuesView)  # keys and items views are Sets
+
+
+def independent(value: Any) -> Iterator[Any] | None:
+    """An iterator over ``value`` that leaves the loop's own iteration untouched, or None."""
+    if isinstance(value, _REREADABLE) and not isinstance(value, str | bytes):
+        return iter(value)
+    return None  # an iterator cannot be read twice, and we cannot hand the loop a copy
+
+
+def split(value: Any) -> tuple[Iterator[Any] | None, Any]:
+    """(our source, what the loop gets): a tee'd pair for a one-shot iterator.
+
+    An exception the iterator raises reaches the loop where it would have without us (our
+    side, reading ahead, only stops there), never swallowed by our read-ahead.
+    """
+    if isinstance(value, Iterator):
+        mine, theirs = itertools.tee(_keep_raised(value))
+        return _until_raised(mine), _reraise(theirs)
+    return independent(value), value
+
+
+class _Raised:
+    """An exception of the loop's item iterator, kept in the tee at its place."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _keep_raised(iterator: Iterator[Any]) -> Iterator[Any]:
+    try:
+        yield from iterator
+    except Exception as exc:
+        yield _Raised(exc)
+
+
+def _until_raised(branch: Iterator[Any]) -> Iterator[Any]:
+    for value in branch:
+        if type(value) is _Raised:
+            return
+        yield value
+
+
+def _reraise(branch: Iterator[Any]) -> Iterator[Any]:
+    for value in branch:
+        if type(value) is _Raised:
+            raise value.error
+        yield value

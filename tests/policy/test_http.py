@@ -1,0 +1,205 @@
+"""_http.py: the adapters that put each HTTP request of an attempt through its host's limits.
+
+httpx's ``MockTransport`` answers in place of the network; the same adapters against a real
+server on 127.0.0.1, through install(), are in test_policy_faults.py.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import requests
+
+from sched_accel._patching import Patch, is_ours
+from sched_accel._policy import ATTEMPT, Hosts, Policy, Tries, patch_http
+from sched_accel._policy import _http
+from sched_accel._settings import HostSettings, Target
+from sched_accel._targets import TargetSpec
+
+
+def make_policy(timeout: float | None = None, hosts: Hosts | None = None) -> Policy:
+    """A run's policy for a target with this per-attempt timeout."""
+    target = Target(loop=TargetSpec.parse("jobs:loop"), mode="prefetch", concurrency=4, timeout=timeout)
+    return Policy(target, hosts if hosts is not None else Hosts())
+
+
+@contextmanager
+def attempt(policy: Policy) -> Iterator[Tries]:
+    """Run the block as an attempt of a per-item call of ``policy``'s run."""
+    tries = Tries(0.0, 1)
+    token = ATTEMPT.set((policy, tries))
+    try:
+        yield tries
+    finally:
+        ATTEMPT.reset(token)
+
+
+class Seen:
+    """A MockTransport handler that answers ``status`` and keeps what it was sent."""
+
+    def __init__(self, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.headers = headers or {}
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(self.status, headers=self.headers, text="ok")
+
+
+def request(url: str = "http://api.test:8080/pairs/1", read: float | None = 30.0) -> httpx.Request:
+    """A request as httpx's client builds it, with its timeouts in the extensions."""
+    timeout = {"connect": 5.0, "read": read, "write": 5.0, "pool": 5.0}
+    return httpx.Request("GET", url, extensions={"timeout": timeout})
+
+
+def test_httpx_request_outside_an_attempt_is_untouched() -> None:
+    """The app's own requests (no attempt current) go through as they are, and are not counted."""
+    seen, policy = Seen(), make_policy(timeout=1.0)
+    response = _http._httpx_sync(httpx.MockTransport(seen).handle_request, None, (request(),), {})
+    assert response.status_code == 200
+    assert seen.requests[0].extensions["timeout"]["read"] == 30.0
+    assert policy.stats.requests == 0
+
+
+def test_httpx_request_in_an_attempt_is_counted_capped_and_named() -> None:
+    """Inside an attempt a request passes its host's limiter, gets its timeouts capped, and names its host."""
+    seen, policy = Seen(), make_policy(timeout=2.0)
+    with attempt(policy) as tries:
+        response = _http._httpx_sync(httpx.MockTransport(seen).handle_request, None, (request(read=None),), {})
+    assert response.status_code == 200
+    assert seen.requests[0].extensions["timeout"] == {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}
+    assert tries.host == "api.test"
+    assert policy.stats.snapshot()["requests"] == 1
+    assert policy.hosts.get("api.test", 8080).limiter.statistics().requests == 1
+
+
+def test_httpx_answer_of_429_teaches_the_host() -> None:
+    """A 429 with Retry-After is counted for the run and the host; the limiter's place is given back."""
+    seen, policy = Seen(429, {"Retry-After": "1"}), make_policy()
+    with attempt(policy):
+        response = _http._httpx_sync(httpx.MockTransport(seen).handle_request, None, (request(),), {})
+    assert response.status_code == 429
+    assert policy.stats.snapshot()["http_429"] == 1
+    stats = policy.hosts.get("api.test", 8080).limiter.statistics()
+    assert (stats.rate_limited, stats.in_flight) == (1, 0)
+
+
+def test_host_and_port_settings_win_over_the_host_alone() -> None:
+    """A request to host:port uses ``[hosts."host:port"]`` when declared."""
+    hosts = Hosts({"api.test:8080": HostSettings(concurrency=1), "api.test": HostSettings(concurrency=5)})
+    policy = make_policy(hosts=hosts)
+    with attempt(policy) as tries:
+        _http._httpx_sync(httpx.MockTransport(Seen()).handle_request, None, (request(),), {})
+    assert tries.host == "api.test:8080"
+
+
+def test_connection_errors_count_against_the_circuit() -> None:
+    """A request that raises a transient error is recorded as a failure of its host, and re-raised."""
+    hosts = Hosts({"api.test": HostSettings(breaker_failures=2)})
+    policy = make_policy(hosts=hosts)
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with attempt(policy):
+        for _ in range(2):
+            with pytest.raises(httpx.ConnectError):
+                _http._httpx_sync(httpx.MockTransport(refuse).handle_request, None, (request("http://api.test/x"),), {})
+    assert hosts.get("api.test").circuit.state == "open"
+    assert policy.stats.snapshot()["requests"] == 2
+
+
+def test_an_open_circuit_sends_requests_around_the_limits() -> None:
+    """While the host's circuit is open, a request goes straight through and the attempt is marked bypassed."""
+    hosts = Hosts({"api.test": HostSettings(breaker_failures=1)})
+    hosts.get("api.test").circuit.record(False)
+    policy = make_policy(hosts=hosts)
+    with attempt(policy) as tries:
+        _http._httpx_sync(httpx.MockTransport(Seen()).handle_request, None, (request("http://api.test/x"),), {})
+    assert tries.bypassed
+    assert policy.stats.snapshot()["requests"] == 0
+
+
+@pytest.mark.anyio
+async def test_httpx_async_request_in_an_attempt() -> None:
+    """The async adapter drives the same plan: counted, capped, host named."""
+    seen, policy = Seen(503), make_policy(timeout=1.5)
+    with attempt(policy) as tries:
+        response = await _http._httpx_async(httpx.MockTransport(seen).handle_async_request, None, (request(),), {})
+    assert response.status_code == 503
+    assert seen.requests[0].extensions["timeout"]["read"] == 1.5
+    assert tries.host == "api.test"
+    assert policy.stats.snapshot()["http_503"] == 1
+
+
+def test_requests_send_caps_a_connect_read_pair() -> None:
+    """requests' ``send(request, stream, timeout)``: a (connect, read) timeout is capped element by element."""
+    prepared = requests.Request("GET", "http://api.test:81/x").prepare()
+    got: dict[str, Any] = {}
+
+    def send(request: requests.PreparedRequest, stream: bool = False, timeout: Any = None, **rest: Any) -> Any:
+        got["timeout"] = timeout
+        response = requests.Response()
+        response.status_code = 200
+        return response
+
+    policy = make_policy(timeout=3.0)
+    with attempt(policy) as tries:
+        _http._requests_send(send, None, (prepared, False, (10.0, 60.0)), {})
+        _http._requests_send(send, None, (prepared,), {"timeout": None})
+    assert got["timeout"] == 3.0
+    assert tries.host == "api.test"
+    assert policy.stats.snapshot()["requests"] == 2
+
+
+def test_requests_send_keeps_a_shorter_timeout() -> None:
+    """A timeout shorter than the cap stays as the app set it."""
+    prepared = requests.Request("GET", "http://api.test/x").prepare()
+    got: list[Any] = []
+
+    def send(request: requests.PreparedRequest, **kwargs: Any) -> Any:
+        got.append(kwargs["timeout"])
+        return requests.Response()
+
+    with attempt(make_policy(timeout=3.0)):
+        _http._requests_send(send, None, (prepared,), {"timeout": (1.0, 2.0)})
+    assert got == [(1.0, 2.0)]
+
+
+def test_urllib_gets_the_cap_and_its_own_timeout_back() -> None:
+    """urllib's Request gets the capped timeout for the request, and its own back afterwards (it may be reused)."""
+    req = urllib.request.Request("http://api.test:8081/x")
+    req.timeout = 50.0  # type: ignore[attr-defined]
+    during: list[float] = []
+
+    def do_open(http_class: object, request: urllib.request.Request, **rest: Any) -> str:
+        during.append(request.timeout)  # type: ignore[attr-defined]
+        return "response"
+
+    policy = make_policy(timeout=4.0)
+    with attempt(policy) as tries:
+        assert _http._urllib_open(do_open, None, (object(), req), {}) == "response"
+    assert during == [4.0]
+    assert req.timeout == 50.0  # type: ignore[attr-defined]
+    assert tries.host == "api.test"
+
+
+def test_patch_http_wraps_each_library_and_comes_off() -> None:
+    """patch_http wraps httpx, requests and urllib at their send methods; removing the patch restores them."""
+    patch = Patch("<http>")
+    patch_http(patch, lambda name, callback: callback(__import__(name, fromlist=["_"])))
+    try:
+        assert is_ours(httpx.HTTPTransport.__dict__["handle_request"])
+        assert is_ours(httpx.AsyncHTTPTransport.__dict__["handle_async_request"])
+        assert is_ours(requests.adapters.HTTPAdapter.__dict__["send"])
+        assert is_ours(urllib.request.AbstractHTTPHandler.__dict__["do_open"])
+    finally:
+        patch.remove()
+    assert not is_ours(httpx.HTTPTransport.__dict__["handle_request"])
+    assert not is_ours(urllib.request.AbstractHTTPHandler.__dict__["do_open"])

@@ -1,0 +1,210 @@
+"""_control.py: the control file written by ``sched-accel on|off`` and read by running apps."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from sched_accel import ControlFileError
+from sched_accel._state import _control
+from sched_accel._state import ALL, ControlFile, ControlState, unsafe
+from sched_accel._state._control import parse
+
+
+@pytest.fixture
+def control(tmp_path: Path) -> ControlFile:
+    """A control file in a folder that does not exist yet."""
+    return ControlFile(str(tmp_path / "state" / "control.json"))
+
+
+def refused(lines: list[str]) -> list[str]:
+    """The control_file_refused lines among the captured ones."""
+    return [line for line in lines if line.startswith("sched_accel.control_file_refused")]
+
+
+def test_missing_file_switches_nothing_off(control: ControlFile) -> None:
+    """No control file: every target is on, and nothing is reported."""
+    state = control.state()
+    assert state.off == frozenset()
+    assert state.problem is None
+    assert not state.is_off("jobs:update")
+
+
+def test_write_then_read_round_trip(control: ControlFile) -> None:
+    """What write() records, state() reads back: the named targets are off, others on."""
+    control.write(frozenset({"jobs:update", "jobs:other"}))
+    state = control.state()
+    assert state.off == {"jobs:update", "jobs:other"}
+    assert state.is_off("jobs:update")
+    assert not state.is_off("jobs:third")
+    with open(control.path, encoding="utf-8") as file:
+        assert json.load(file) == {"version": 1, "off": ["jobs:other", "jobs:update"]}
+
+
+def test_star_switches_everything_off(control: ControlFile) -> None:
+    """``*`` in the off list switches every target off."""
+    control.write(frozenset({ALL}))
+    state = control.state()
+    assert state.is_off("jobs:update")
+    assert state.is_off("anything:at_all")
+
+
+def test_written_file_is_owner_only(control: ControlFile) -> None:
+    """The file is written mode 0600 in a folder created 0700, with no temp file left behind."""
+    old = os.umask(0o022)
+    try:
+        control.write(frozenset())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(control.path).st_mode) == 0o600
+    folder = os.path.dirname(control.path)
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert os.listdir(folder) == ["control.json"]
+
+
+def test_rewrite_replaces_the_file(control: ControlFile) -> None:
+    """Writing again replaces the content (switching back on) and keeps the mode."""
+    control.write(frozenset({ALL}))
+    assert control.state().is_off("jobs:update")
+    control.write(frozenset())
+    assert not control.state().is_off("jobs:update")
+    assert stat.S_IMODE(os.stat(control.path).st_mode) == 0o600
+
+
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666], ids=["group", "other", "everyone"])
+def test_writable_by_others_is_refused(control: ControlFile, capture_events: list[str], mode: int) -> None:
+    """A group- or other-writable file is refused: everything is off, and it is said once."""
+    control.write(frozenset())
+    os.chmod(control.path, mode)
+    for _ in range(3):
+        state = control.state()
+        assert state.is_off("jobs:update")
+        assert state.problem is not None and "writable by other users" in state.problem
+    [line] = refused(capture_events)
+    assert f"mode {mode:o}" in line
+    assert "chmod 600" in line
+    assert control.path in line
+
+
+def test_refusal_is_logged_again_after_a_change(control: ControlFile, capture_events: list[str]) -> None:
+    """A refusal is logged once per change of the file, not once per call, and lifts when fixed."""
+    control.write(frozenset())
+    os.chmod(control.path, 0o660)
+    control.state()
+    control.state()
+    os.chmod(control.path, 0o662)
+    control.state()
+    control.state()
+    assert len(refused(capture_events)) == 2
+    os.chmod(control.path, 0o600)
+    assert not control.state().is_off("jobs:update")
+    assert len(refused(capture_events)) == 2
+
+
+def test_write_refuses_an_unsafe_file(control: ControlFile) -> None:
+    """write() will not overwrite a file others could write: it says to delete it."""
+    control.write(frozenset())
+    os.chmod(control.path, 0o666)
+    with pytest.raises(ControlFileError, match="writable by other users.*delete it and try again"):
+        control.write(frozenset({ALL}))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{not json",
+        "",
+        '["jobs:update"]',
+        '{"version": 2, "off": []}',
+        '{"off": ["*"]}',
+        '{"version": 1, "off": "jobs:update"}',
+        '{"version": 1, "off": [1, 2]}',
+    ],
+)
+def test_malformed_file_is_refused(control: ControlFile, capture_events: list[str], body: str) -> None:
+    """A file that is not our JSON switches everything off, said once."""
+    os.makedirs(os.path.dirname(control.path))
+    with open(control.path, "w", encoding="utf-8") as file:
+        file.write(body)
+    os.chmod(control.path, 0o600)
+    assert control.state().is_off("jobs:update")
+    assert control.state().is_off("jobs:update")
+    [line] = refused(capture_events)
+    assert "cannot be read" in line
+
+
+def test_a_directory_is_refused(control: ControlFile, capture_events: list[str]) -> None:
+    """A directory where the control file should be is not trusted."""
+    os.makedirs(control.path)
+    state = control.state()
+    assert state.is_off("jobs:update")
+    assert state.problem == "is not a regular file"
+    assert len(refused(capture_events)) == 1
+
+
+def test_unstattable_path_is_refused_once(tmp_path: Path, capture_events: list[str]) -> None:
+    """A path that cannot even be stat'ed switches everything off, and is said once, not per call."""
+    (tmp_path / "state").write_text("a file where the folder should be", encoding="utf-8")
+    control = ControlFile(str(tmp_path / "state" / "control.json"))
+    for _ in range(3):
+        state = control.state()
+        assert state.is_off("jobs:update")
+        assert state.problem is not None and "cannot be checked" in state.problem
+    assert len(refused(capture_events)) == 1
+
+
+def test_read_is_cached_by_stat(control: ControlFile, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is parsed again only when its stat changes, not on every call."""
+    parsed: list[str] = []
+
+    def counting_parse(text: str) -> ControlState:
+        parsed.append(text)
+        return parse(text)
+
+    monkeypatch.setattr(_control, "parse", counting_parse)
+    control.write(frozenset({"jobs:update"}))
+    first = control.state()
+    assert control.state() is first
+    assert control.state() is first
+    assert len(parsed) == 1
+    control.write(frozenset({"jobs:other", "jobs:third"}))
+    second = control.state()
+    assert second.off == {"jobs:other", "jobs:third"}
+    assert control.state() is second
+    assert len(parsed) == 2
+
+
+def test_deleting_the_file_switches_back_on(control: ControlFile) -> None:
+    """Removing the file is the same as `sched-accel on` for every target."""
+    control.write(frozenset({ALL}))
+    assert control.state().is_off("jobs:update")
+    os.unlink(control.path)
+    assert not control.state().is_off("jobs:update")
+
+
+def fake_stat(mode: int, uid: int) -> os.stat_result:
+    """A stat result with just a mode and an owner."""
+    return os.stat_result((mode, 1, 1, 1, uid, 0, 10, 0, 0, 0))
+
+
+def test_unsafe_trusts_an_owner_only_regular_file() -> None:
+    """A regular file owned by this user and writable only by it is trusted."""
+    assert unsafe(fake_stat(stat.S_IFREG | 0o644, os.getuid())) is None
+
+
+def test_unsafe_refuses_a_file_owned_by_someone_else() -> None:
+    """A file owned by another user is refused, naming both uids."""
+    other = os.getuid() + 1
+    problem = unsafe(fake_stat(stat.S_IFREG | 0o600, other))
+    assert problem is not None
+    assert f"owned by uid {other}" in problem
+    assert f"uid {os.getuid()}" in problem
+
+
+def test_unsafe_refuses_special_files() -> None:
+    """A FIFO is not a regular file."""
+    assert unsafe(fake_stat(stat.S_IFIFO | 0o600, os.getuid())) == "is not a regular file"

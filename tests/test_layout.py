@@ -1,0 +1,105 @@
+"""The layout itself: modules stay small, and they import each other without a circle.
+
+The one circle allowed is the documented one: the start-up hook (``_sched_accel_boot``,
+which imports only ``os`` and ``sys`` at start-up) calls ``sched_accel._activation`` once a
+target module is imported, and the package reads the flag's values from the hook.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+PACKAGE = SRC / "sched_accel"
+MAX_LINES = 350
+#: importer -> imported: the one edge of a circle that is allowed.
+DOCUMENTED = {("_sched_accel_boot", "sched_accel._activation")}
+
+
+def module_name(path: Path) -> str:
+    """``src/sched_accel/_policy/_limits.py`` -> ``sched_accel._policy._limits``."""
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    """Every module of ours, by name."""
+    found = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    found["_sched_accel_boot"] = SRC / "_sched_accel_boot.py"
+    return found
+
+
+def imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The modules of ours that ``name`` imports anywhere in it (type-only imports too)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names = [f"{base}.{alias.name}" for alias in node.names]
+            targets = names if node.module is None else [base, *names]  # `from . import x`: x only
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    """Who imports whom, among our modules."""
+    known = modules()
+    return {name: imports(name, path, set(known)) for name, path in known.items()}
+
+
+def test_no_module_is_over_the_size_limit() -> None:
+    """Every module stays under ~350 lines: one concept each."""
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def test_no_import_circle_but_the_documented_one() -> None:
+    """Without the start-up hook's edge to _activation, the import graph has no cycle."""
+    edges = graph()
+    for importer, imported in DOCUMENTED:
+        assert imported in edges[importer], "the documented edge is gone: update DOCUMENTED"
+        edges[importer].discard(imported)
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        assert name not in path, f"import circle: {' -> '.join(path[path.index(name):] + [name])}"
+        path.append(name)
+        for imported in sorted(edges[name]):
+            visit(imported)
+        path.pop()
+        done.add(name)
+
+    for name in sorted(edges):
+        visit(name)
+
+
+def test_subpackages_are_the_data_path() -> None:
+    """The stages have their folders: state on disk, engine, policy, prefetch."""
+    folders = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists()}
+    assert {"_state", "_engine", "_policy", "_prefetch"} <= folders
+
+
+def test_the_engine_knows_nothing_of_the_policy() -> None:
+    """The engine imports none of the other stages: it runs slots, whatever they are."""
+    edges = graph()
+    engine = {name for name in edges if name.startswith("sched_accel._engine")}
+    outside = {imported for name in engine for imported in edges[name] if not imported.startswith("sched_accel._engine")}
+    assert outside == set()
