@@ -5,7 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test bench typecheck clean venv
+.PHONY: demo test coverage bench typecheck clean venv
+
+# Branch coverage below this fails `make test` (measured with subprocesses; README, "Development").
+COVERAGE_FLOOR ?= 90
 
 venv: $(STAMP)
 
@@ -19,9 +22,21 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# The tests under coverage (branches, subprocesses included), then the floor, then mypy.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m coverage combine --quiet
+	$(BIN)/python -m coverage report --fail-under=$(COVERAGE_FLOOR) --format=total > /dev/null || \
+		{ $(BIN)/python -m coverage report; echo "branch coverage is under the floor of $(COVERAGE_FLOOR)%"; exit 1; }
+	@echo "branch coverage: $$($(BIN)/python -m coverage report --format=total)% (floor $(COVERAGE_FLOOR)%)"
 	$(BIN)/python -m mypy
+
+# `make test`, then the per-module report and an HTML one in htmlcov/.
+coverage: test
+	$(BIN)/python -m coverage report
+	$(BIN)/python -m coverage html --quiet
+	@echo "htmlcov/index.html"
 
 # The benchmarks' own peers (aiometer) come from the `bench` extra.
 $(BENCH_STAMP): $(STAMP) pyproject.toml
@@ -38,4 +53,4 @@ typecheck: $(STAMP)
 	$(BIN)/python -m mypy
 
 clean:
-	rm -rf $(VENV) dist build .demo .bench
+	rm -rf $(VENV) dist build .demo .bench .coverage .coverage.* htmlcov

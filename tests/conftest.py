@@ -41,6 +41,15 @@ def clean_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     sched_accel.reset()
 
 
+@pytest.fixture
+def unmeasured_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Child pythons of this test run without coverage's tracer: under a tracer a loop in
+    ``__main__`` is (rightly) not patched, and coverage itself loads modules that the
+    start-up tests check are not loaded. Their parent's coverage is unchanged."""
+    for key in ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START"):
+        monkeypatch.delenv(key, raising=False)
+
+
 class FakeClock:
     """A monotonic clock that moves only when told to."""
 

@@ -15,6 +15,9 @@ import _sched_accel_boot as boot
 
 from .conftest import ENV_KEYS, App
 
+#: Their child pythons must run as in production, without a tracer (see conftest).
+pytestmark = pytest.mark.usefixtures("unmeasured_children")
+
 FLAG = "ENABLE_SCHEDULER_OPTIMIZATION"
 HEAVY = ("sched_accel", "wrapt", "loguru", "tomllib")
 

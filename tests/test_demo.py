@@ -12,7 +12,8 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import demo  # noqa: E402
 
-pytestmark = pytest.mark.timeout(180)
+#: The demo's job processes run as in production, without a tracer (see conftest).
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("unmeasured_children")]
 
 #: Latencies and pauses at a quarter: calls stay slower than the 5 ms step-aside probe.
 SCALE = 0.25

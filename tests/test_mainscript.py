@@ -11,6 +11,9 @@ import pytest
 
 from .conftest import ENV_KEYS, App
 
+#: Their child pythons must run as in production, without a tracer (see conftest).
+pytestmark = pytest.mark.usefixtures("unmeasured_children")
+
 FLAG = "ENABLE_SCHEDULER_OPTIMIZATION"
 
 # A job script as legacy apps write them: output before, the loop, output after.

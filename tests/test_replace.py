@@ -205,6 +205,16 @@ def test_replace_returns_the_replacements_result(app: App, monkeypatch: pytest.M
     assert m.jobs.RAN == []
 
 
+def test_replace_mode_runs_reach_sched_accel_status(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replace-mode run is saved as the target's last run, as prefetch runs are (one RunReport for both)."""
+    from sched_accel._state import load_runs
+
+    m = start(app, monkeypatch, UPDATE)
+    m.jobs.update([1, 2])
+    record = load_runs(os.path.dirname(os.environ["SCHED_ACCEL_CONTROL"]))["jobs:update"]
+    assert (record["run"]["mode"], record["run"]["outcome"], record["run"]["items"]) == ("replace", "ok", 2)
+
+
 def test_replace_passes_keyword_arguments(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """Arguments given by keyword reach the replacement by keyword."""
     m = start(app, monkeypatch, UPDATE)

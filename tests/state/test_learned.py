@@ -13,6 +13,9 @@ from sched_accel._state import MAX_RECORDED, LearnedCalls, Recorder
 
 from ..conftest import App
 
+#: Their child pythons must run as in production, without a tracer (see conftest).
+pytestmark = pytest.mark.usefixtures("unmeasured_children")
+
 JOB = """
     import json, sys, time
 
