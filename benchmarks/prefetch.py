@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 
@@ -212,16 +213,21 @@ def memory(items: int) -> list[bool]:
 
 def cheap(repeat: int) -> list[bool]:
     n = 300
-    _header("cheap", f"{n} items from an upstream answering in 0 ms, C={C}; {_runs(repeat)}, round-robin")
+    _header("cheap", f"{n} items from an upstream answering in 0 ms, C={C}; {_runs(repeat)}, round-robin; the goal "
+                     "is judged on the median of each round's own ratio (sched_accel / the plain loop of that round), "
+                     "which drift of this machine between rounds does not move")
     with _upstream.running("--fixed", "0") as url:
         samples = _rounds(Job(url), range(n), _http_contenders(plain_async=True), repeat)
-    plain = {SYNC_SCHED: samples[PLAIN_SYNC].wall, ASYNC_SCHED: samples[PLAIN_ASYNC].wall}
-    _http_table(samples, n, "wall/plain sync", lambda s: s.wall / plain[SYNC_SCHED])
-    return [
-        print_goal(f"{name}: wall {samples[name].wall:.3f} s = {samples[name].wall / plain[name]:.3f} x the plain loop of the same kind <= 1.05",
-                   samples[name].wall <= 1.05 * plain[name])
-        for name in (SYNC_SCHED, ASYNC_SCHED)
-    ]
+    plain = {SYNC_SCHED: samples[PLAIN_SYNC], ASYNC_SCHED: samples[PLAIN_ASYNC]}
+    _http_table(samples, n, "wall/plain sync", lambda s: s.wall / plain[SYNC_SCHED].wall)
+    outcomes = []
+    for name in (SYNC_SCHED, ASYNC_SCHED):
+        paired = statistics.median(a / b for a, b in zip(samples[name].walls, plain[name].walls, strict=True))
+        of_medians = samples[name].wall / plain[name].wall
+        outcomes.append(print_goal(
+            f"{name}: wall = {paired:.3f} x the plain loop of the same kind, median of {repeat} paired rounds "
+            f"(ratio of the medians {of_medians:.3f}) <= 1.05", paired <= 1.05))
+    return outcomes
 
 
 def cpu(repeat: int) -> list[bool]:
@@ -254,7 +260,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[bool]]] = {
     "lognormal": lambda a: lognormal(a.repeat or 1, a.with_sequential),
     "overhead": lambda a: overhead(a.repeat or 3),
     "memory": lambda a: memory(a.items or 1_000_000),
-    "cheap": lambda a: cheap(a.repeat or 7),
+    "cheap": lambda a: cheap(a.repeat or 15),
     "cpu": lambda a: cpu(a.repeat or 3),
 }
 

@@ -160,3 +160,20 @@ def test_install_with_the_flag_off_logs_nothing(replace_app: App, monkeypatch: p
     monkeypatch.delenv("ENABLE_SCHEDULER_OPTIMIZATION")
     assert sched_accel.install() is False
     assert capture_events == []
+
+
+def test_reset_forgets_the_process_state(replace_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sched_accel.reset(), for tests: uninstalled, the targets' breakers dropped, log routing as the environment says."""
+    from sched_accel import _activation, _log
+
+    assert sched_accel.install()
+    import jobs
+
+    assert sched_accel.patched_targets() == ["jobs:update"]
+    assert _activation._state.breakers
+    sched_accel.log_to_stdlib()
+    sched_accel.reset()
+    assert not sched_accel.is_active() and sched_accel.patched_targets() == []
+    assert not _activation._state.breakers
+    assert not _log._router.stdlib
+    assert not _patching.is_ours(jobs.update)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,17 +13,21 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import demo  # noqa: E402
 
-#: The demo's job processes run as in production, without a tracer (see conftest).
-pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("unmeasured_children")]
+pytestmark = pytest.mark.timeout(180)
 
 #: Latencies and pauses at a quarter: calls stay slower than the 5 ms step-aside probe.
 SCALE = 0.25
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, demo.Compared]:
-    """Every job of the demo, sequential then accelerated, once for the module."""
-    return {c.job.name: c for c in demo.run_all(SCALE, tmp_path_factory.mktemp("demo"))}
+def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, demo.Compared]]:
+    """Every job of the demo, sequential then accelerated, once for the module; the job
+    processes run as in production, without coverage's tracer (see conftest's
+    ``unmeasured_children``: a job run as ``python -m`` is patched in ``__main__``)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for key in ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START"):
+            monkeypatch.delenv(key, raising=False)
+        yield {c.job.name: c for c in demo.run_all(SCALE, tmp_path_factory.mktemp("demo"))}
 
 
 @pytest.mark.parametrize("name", [job.name for job in demo.JOBS])

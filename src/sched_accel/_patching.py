@@ -22,7 +22,7 @@ class Patch:
     """Wrappers installed for one target: ``(owner, attribute, handle)`` triples."""
 
     name: str
-    installed: list[tuple[Any, str, Any]] = field(default_factory=list)
+    installed: list[tuple[object, str, object]] = field(default_factory=list)
 
     def remove(self) -> None:
         """Restore every attribute we replaced (other wrappers above ours stay)."""
@@ -54,7 +54,7 @@ def is_ours(obj: object) -> bool:
 
 def apply(
     patch: Patch,
-    owner: Any,
+    owner: object,
     attribute: str,
     wrapper: Callable[..., Any],
     enabled: Callable[[], bool],
@@ -70,7 +70,7 @@ def apply(
     return handle
 
 
-def existing(owner: Any, attribute: str) -> Any:
+def existing(owner: object, attribute: str) -> Any:
     """The wrapper function of our wrapper at ``owner.attribute``, if one is there."""
     import wrapt
 

@@ -38,12 +38,16 @@ class RunReport:
         self._lock = threading.Lock()
 
     def count(self, ok: bool) -> None:
-        """One per-item call finished."""
+        """One per-item call finished, in any thread (a replacement's workers count at once)."""
         with self._lock:
-            if ok:
-                self.ok += 1
-            else:
-                self.failed += 1
+            self.tally(ok)
+
+    def tally(self, ok: bool) -> None:
+        """One per-item call finished, counted by the one thread or task that counts this run."""
+        if ok:
+            self.ok += 1
+        else:
+            self.failed += 1
 
     def finish(
         self,

@@ -96,16 +96,17 @@ class Resolved:
     """Where a target lives (``owner.attribute``), what it is, and the plain function."""
 
     spec: TargetSpec
-    owner: Any
+    owner: object  # the module or class whose attribute it is
     attribute: str
-    raw: Any
-    function: Any
+    raw: object  # as found in the owner's __dict__ (a staticmethod, a classmethod, a function)
+    function: Callable[..., Any]
     kind: Kind
     is_async: bool
 
     @classmethod
-    def make(cls, spec: TargetSpec, owner: Any, attribute: str, raw: Any) -> Resolved:
+    def make(cls, spec: TargetSpec, owner: object, attribute: str, raw: object) -> Resolved:
         kind: Kind
+        function: object
         if isinstance(raw, staticmethod):
             kind, function = "staticmethod", raw.__func__
         elif isinstance(raw, classmethod):
@@ -114,9 +115,9 @@ class Resolved:
             kind, function = "method", raw
         else:
             kind, function = "function", raw
-        plain = inspect.unwrap(function) if callable(function) else function
         if not callable(function) or inspect.isclass(function):
             raise TargetError(f"{spec.text}: is a {type(raw).__name__}, not a function; name the function to patch")
+        plain = inspect.unwrap(function)
         if inspect.isgeneratorfunction(plain) or inspect.isasyncgenfunction(plain):
             raise TargetError(
                 f"{spec.text}: is a generator function; its items are produced lazily and cannot "

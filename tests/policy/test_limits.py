@@ -6,22 +6,14 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import anyio
 import pytest
 
 from sched_accel._policy import HostLimit, HostLimiter
 
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from ..conftest import FakeClock
 
 
 def make(concurrency: int | None = None, per_second: float | None = None, burst: int = 1) -> tuple[HostLimiter, FakeClock]:

@@ -106,6 +106,8 @@ class CircuitBreaker:
     def record(self, ok: bool, trial: bool = False, reason: str = "") -> None:
         """The outcome of a caller admitted as ``closed`` (or as the ``trial``). Outcomes of
         callers admitted before the breaker opened change nothing while it is open."""
+        if ok and not trial and not self.failed and self._opened_at is None:
+            return  # closed and healthy: nothing changes (the common case, without the lock)
         opened = closed = False
         with self._lock:
             if trial:

@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Final, Protocol, TypeVar
 
 import anyio
-import anyio.lowlevel
 
 __all__ = ["GO", "Plan", "Wakeable", "run_async", "run_sync"]
 
@@ -85,8 +84,8 @@ def run_sync(plan: Plan[T], act: Callable[..., Any] = _nothing, *args: Any) -> T
 
 
 async def run_async(plan: Plan[T], act: Callable[..., Awaitable[Any]], *args: Any) -> T:
-    """Drive ``plan`` in this anyio task; ``await act(*args)`` is its action."""
-    await anyio.lowlevel.checkpoint_if_cancelled()
+    """Drive ``plan`` in this anyio task; ``await act(*args)`` is its action. (No checkpoint
+    of its own: a wait is one, and so is the action's own first await.)"""
     waiter: _TaskWaiter | None = None
     value: Any = None
     error: BaseException | None = None

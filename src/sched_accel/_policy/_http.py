@@ -21,7 +21,10 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
 
 from .._patching import Patch, apply
 from ._drive import run_async, run_sync
@@ -47,7 +50,7 @@ def _capped(value: Any, cap: float) -> Any:
 
 
 # -- httpx ------------------------------------------------------------------------------------
-def _httpx_request(request: Any, cap: float | None) -> tuple[str, int | None]:
+def _httpx_request(request: httpx.Request, cap: float | None) -> tuple[str, int | None]:
     if cap is not None:
         timeouts = request.extensions.get("timeout")
         if isinstance(timeouts, dict):

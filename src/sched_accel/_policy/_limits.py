@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
+import anyio.lowlevel
+
 from ._drive import Plan, run_async, run_sync
 from ._stats import HostLimiterStatistics
 
@@ -336,6 +338,7 @@ class HostLimiter:
     @asynccontextmanager
     async def acquire_async(self) -> AsyncIterator[int]:
         """``async with limiter.acquire_async() as number:`` around one request, from an anyio task."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
         number = await run_async(self.admission(), _never)
         try:
             yield number

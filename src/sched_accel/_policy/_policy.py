@@ -15,6 +15,7 @@ passed, are final, and the loop sees the exception at its call site.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import urllib.error
 from collections.abc import Awaitable, Callable
@@ -98,39 +99,62 @@ class Policy:
         return self.timeout + (self.retry.deadline if self.retry.enabled else 0.0)
 
     # -- one attempt: one plan, two drivers ------------------------------------------------
-    def _attempt(self, slot: Slot[Any]) -> Plan[float | None]:
-        """Try the slot's call once; the plan's value is None when final, else the retry delay."""
+    def _begin(self, slot: Slot[Any]) -> Tries:
         tries: Tries | None = slot.note
         if tries is None:
             tries = slot.note = Tries(self.clock())
         tries.attempts += 1
-        token = ATTEMPT.set((self, tries))
+        return tries
+
+    def _verdict(self, slot: Slot[Any]) -> float | None:
+        return None if slot.error is None else self.retry_delay(slot)
+
+    def _attempt(self, slot: Slot[Any]) -> Plan[float | None]:
+        """Try the slot's call once, within the target's own limit; the plan's value is None
+        when final, else the retry delay. (Without a target limit there is nothing to wait
+        for: :meth:`attempt` and :meth:`aattempt` then run the call without a plan.)"""
+        token = ATTEMPT.set((self, self._begin(slot)))
         try:
-            if self.limiter is None:
+            assert self.limiter is not None
+            started = time.perf_counter()
+            yield from self.limiter.admission()
+            self.stats.waited(time.perf_counter() - started)
+            try:
                 yield GO
-            else:
-                started = time.perf_counter()
-                yield from self.limiter.admission()
-                self.stats.waited(time.perf_counter() - started)
-                try:
-                    yield GO
-                finally:
-                    self.limiter.release()
+            finally:
+                self.limiter.release()
         finally:
             ATTEMPT.reset(token)
-        return None if slot.error is None else self.retry_delay(slot)
+        return self._verdict(slot)
 
     def attempt(self, slot: Slot[Any]) -> float | None:
         """One attempt in this thread (a worker's ``attempt`` function)."""
-        return run_sync(self._attempt(slot), slot.run)
+        if self.limiter is not None:
+            return run_sync(self._attempt(slot), slot.run)
+        token = ATTEMPT.set((self, self._begin(slot)))
+        try:
+            slot.run()
+        finally:
+            ATTEMPT.reset(token)
+        return self._verdict(slot)
 
     async def aattempt(self, slot: Slot[Any]) -> float | None:
         """One attempt of an async call in this task, cancelled a little after ``timeout``."""
-        return await run_async(self._attempt(slot), self._arun, slot)
+        if self.limiter is not None:
+            return await run_async(self._attempt(slot), self._arun, slot)
+        token = ATTEMPT.set((self, self._begin(slot)))
+        try:
+            await self._arun(slot)
+        finally:
+            ATTEMPT.reset(token)
+        return self._verdict(slot)
 
     async def _arun(self, slot: Slot[Any]) -> None:
         if self.timeout is None:
-            await slot.arun()
+            try:
+                slot.value = await slot.fn(*slot.args, **slot.kwargs)
+            except Exception as exc:  # kept, re-raised where the loop consumes the call
+                slot.error = exc
             return
         # A little past the timeout: an HTTP request's own (capped) timeout fires first,
         # so the loop sees the library's exception, as it would have; this catches the rest.
@@ -205,21 +229,21 @@ class Policy:
         return tuple(found)
 
     # -- calls the loop makes itself: every attempt, with the waits between -----------------
-    def _direct(self, slot: Slot[R]) -> Plan[R]:
-        while (delay := (yield from self._attempt(slot))) is not None:
-            slot.rearm()
-            yield delay
-        return slot.outcome()
-
     def call(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """A per-item call the loop makes directly, with the same retries, in its own thread."""
         slot: Slot[R] = Slot(fn, args, kwargs)
-        return run_sync(self._direct(slot), slot.run)
+        while (delay := self.attempt(slot)) is not None:
+            slot.rearm()
+            _pause.wait(delay)
+        return slot.outcome()
 
     async def acall(self, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """The same, for an async call in the loop's own task."""
         slot: Slot[R] = Slot(fn, args, kwargs)
-        return await run_async(self._direct(slot), self._arun, slot)
+        while (delay := await self.aattempt(slot)) is not None:
+            slot.rearm()
+            await anyio.sleep(delay)
+        return slot.outcome()
 
     # -- each HTTP request of an attempt (driven by ``_http``) --------------------------------
     def request(self, tries: Tries, host: str, port: int | None) -> Plan[Any]:
@@ -249,7 +273,7 @@ class Policy:
             state.limiter.release()
         return response
 
-    def _answered(self, state: HostState, response: Any, trial: bool, number: int) -> None:
+    def _answered(self, state: HostState, response: object, trial: bool, number: int) -> None:
         status = getattr(response, "status_code", None) or getattr(response, "status", None)
         if not isinstance(status, int):
             return
@@ -285,6 +309,11 @@ class Policy:
             state.circuit.record(False, trial)
         elif trial:
             state.circuit.record(True, trial)  # answered, the error is ours or the app's
+
+
+#: Never set: ``.wait(seconds)`` sleeps between a direct call's attempts without ``time.sleep``
+#: (which ``skip_sleeps`` may have patched).
+_pause = threading.Event()
 
 
 def _discard(error: BaseException) -> None:

@@ -233,8 +233,8 @@ class PrefetchRun:
             self.missed.clear()
 
     def count(self, ok: bool) -> None:
-        """A real call finished (served or direct)."""
-        self.report.count(ok)
+        """A real call finished (served or direct); only the loop's own thread or task counts."""
+        self.report.tally(ok)
 
     def _discard(self, slot: Slot[Any]) -> None:
         """A predicted call the loop will not ask for: skip it, or count it as wasted if it

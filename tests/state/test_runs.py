@@ -1,0 +1,46 @@
+"""_runs.py: each target's last run on disk, for `sched-accel status`."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from sched_accel._state import load_runs, runs_folder, save_run
+
+
+def test_a_saved_run_is_loaded_by_target(tmp_path: Path) -> None:
+    """save_run then load_runs gives the fields, the hosts, the pid and the time back, by target."""
+    save_run(str(tmp_path), "jobs:update", {"outcome": "ok", "items": 3}, ["api: requests=3"])
+    record = load_runs(str(tmp_path))["jobs:update"]
+    assert record["run"] == {"outcome": "ok", "items": 3}
+    assert record["hosts"] == ["api: requests=3"]
+    assert record["pid"] == os.getpid() and record["finished"] > 0
+
+
+def test_runs_are_owner_only(tmp_path: Path) -> None:
+    """The file is 0600 in a 0700 folder, like the rest of our state."""
+    save_run(str(tmp_path), "jobs:update", {"outcome": "ok"})
+    folder = Path(runs_folder(str(tmp_path)))
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    [file] = folder.iterdir()
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600
+
+
+def test_a_read_only_state_folder_never_breaks_the_app(tmp_path: Path) -> None:
+    """Saving into a folder that cannot be written is silent: status then says no run recorded."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    save_run(str(blocker), "jobs:update", {"outcome": "ok"})
+    assert load_runs(str(blocker)) == {}
+
+
+def test_files_that_are_not_runs_are_skipped(tmp_path: Path) -> None:
+    """Junk, foreign JSON and other files in the runs folder are ignored."""
+    save_run(str(tmp_path), "jobs:update", {"outcome": "ok"})
+    folder = Path(runs_folder(str(tmp_path)))
+    (folder / "junk.json").write_text("{not json")
+    (folder / "other.json").write_text(json.dumps({"target": 1}))
+    (folder / "notes.txt").write_text("hello")
+    assert list(load_runs(str(tmp_path))) == ["jobs:update"]
