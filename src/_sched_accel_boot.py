@@ -2,7 +2,8 @@
 
 It is run by ``sched_accel.pth`` (an import line, which first checks that the flag is
 set at all) and by ``sched_accel.start`` (PEP 829, Python 3.15 and later). It imports
-nothing beyond ``os`` and ``sys`` (already loaded at start-up):
+nothing beyond ``os`` and ``sys`` (already loaded at start-up) and the builtin ``_thread``
+(for the watcher's lock, as wrapt's importer has one):
 
 - flag unset or off: return at once;
 - flag on: find the config and pre-scan its text for the modules that hold the declared
@@ -16,6 +17,7 @@ flag's values and for where the config is found.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 
@@ -154,10 +156,16 @@ class _Loader:
         return create(spec) if create is not None else None
 
     def exec_module(self, module: ModuleType) -> None:
-        # Put the real loader back first, so the module never sees us.
-        module.__loader__ = self._loader
+        # Put the real loader back first, so the module never sees us; as wrapt's importer
+        # does, only where the import system put us (or nothing), and only where the module
+        # lets us.
+        if getattr(module, "__loader__", None) in (None, self):
+            try:
+                module.__loader__ = self._loader
+            except AttributeError:
+                pass
         spec = getattr(module, "__spec__", None)
-        if spec is not None and spec.loader is self:
+        if spec is not None and getattr(spec, "loader", None) is self:
             spec.loader = self._loader
         self._loader.exec_module(module)
         self._watcher.fire(module.__name__, module)
@@ -167,43 +175,63 @@ class ImportWatcher:
     """A meta path finder that calls back once a watched module has been executed.
 
     Like wrapt's post-import hooks, without importing wrapt: it costs one dict look-up per
-    import. A callback that raises is reported, never propagated into the import.
+    import. Its state is guarded by one lock (imports and ``watch`` may come from several
+    threads at once); callbacks run outside it, so that one that imports, or starts a thread
+    that watches, cannot deadlock. A callback that raises is reported, never propagated
+    into the import.
     """
 
     def __init__(self) -> None:
+        self._lock = _thread.RLock()
         self._callbacks: dict[str, list[Callable[[ModuleType], object]]] = {}
         self._searching: set[str] = set()
 
     def watch(self, name: str, callback: Callable[[ModuleType], object]) -> None:
         """Call ``callback(module)`` once ``name`` is imported, or now if it already is."""
-        module = sys.modules.get(name)
+        with self._lock:
+            module = sys.modules.get(name)
+            if module is None:
+                self._callbacks.setdefault(name, []).append(callback)
+                if self not in sys.meta_path:
+                    sys.meta_path.insert(0, self)
+                # An import already past this finder (started in another thread before
+                # anything was watched) puts the module in sys.modules before running it:
+                # look once more, and call back now rather than never.
+                module = sys.modules.get(name)
+                if module is not None:
+                    waiting = self._callbacks.get(name, [])
+                    if callback in waiting:
+                        waiting.remove(callback)
+                    if not waiting:
+                        self._callbacks.pop(name, None)
         if module is not None:
             _guarded(callback, module)
-            return
-        self._callbacks.setdefault(name, []).append(callback)
-        if self not in sys.meta_path:
-            sys.meta_path.insert(0, self)
 
     def watching(self) -> list[str]:
         """The names still awaited."""
-        return sorted(self._callbacks)
+        with self._lock:
+            return sorted(self._callbacks)
 
     def clear(self) -> None:
         """Forget every pending callback and leave ``sys.meta_path``."""
-        self._callbacks.clear()
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
+        with self._lock:
+            self._callbacks.clear()
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
 
     def fire(self, name: str, module: ModuleType) -> None:
-        for callback in self._callbacks.pop(name, ()):
+        with self._lock:
+            callbacks = self._callbacks.pop(name, ())
+        for callback in callbacks:
             _guarded(callback, module)
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if fullname not in self._callbacks or fullname in self._searching:
-            return None
-        self._searching.add(fullname)
+        with self._lock:
+            if fullname not in self._callbacks or fullname in self._searching:
+                return None
+            self._searching.add(fullname)
         try:
             for finder in list(sys.meta_path):
                 find = getattr(finder, "find_spec", None)
@@ -215,10 +243,13 @@ class ImportWatcher:
             else:
                 return None
         finally:
-            self._searching.discard(fullname)
+            with self._lock:
+                self._searching.discard(fullname)
         loader: Loader | None = getattr(spec, "loader", None)
         if spec is None or loader is None or not hasattr(loader, "exec_module"):
             return None
+        if isinstance(loader, _Loader):
+            return spec  # already ours
         # The import system only needs exec_module (duck typing); typeshed names the ABC,
         # which this module must not import at start-up.
         spec.loader = _Loader(loader, self)  # type: ignore[assignment]

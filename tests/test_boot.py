@@ -368,3 +368,83 @@ def test_off_and_on_reach_a_running_process(job: App) -> None:
         stderr = proc.stderr.read() if proc.stderr else ""
     assert outputs == [["accelerated [1]"], ["sequential [2]"], ["accelerated [3]"]], stderr
     assert events(stderr) == ["patched", "run", "run"]
+
+
+# -- the import watcher itself, in this process ----------------------------------------------
+
+
+def test_watcher_calls_back_once_per_callback_when_watched_from_many_threads(app: App) -> None:
+    """Callbacks registered from many threads at once, then two threads importing at once: each runs exactly once."""
+    import threading
+
+    from _sched_accel_boot import ImportWatcher
+
+    app.write("watched_many.py", "import time\ntime.sleep(0.05)\nVALUE = 1\n")
+    watcher = ImportWatcher()
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def run_all(target: object, count: int) -> None:
+        start = threading.Barrier(count)
+
+        def body(index: int) -> None:
+            start.wait()
+            target(index)  # type: ignore[operator]
+
+        threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+
+    try:
+        run_all(lambda i: watcher.watch("watched_many", lambda module, i=i: _append(lock, calls, i)), 8)
+        assert watcher.watching() == ["watched_many"]
+        run_all(lambda i: __import__("watched_many"), 2)
+        assert sorted(calls) == list(range(8))
+        # Once imported, a watch from any thread calls back at once, and only once.
+        run_all(lambda i: watcher.watch("watched_many", lambda module, i=i: _append(lock, calls, 100 + i)), 8)
+        assert sorted(calls) == list(range(8)) + list(range(100, 108))
+        assert watcher.watching() == []
+    finally:
+        watcher.clear()
+
+
+def _append(lock: object, calls: list[int], index: int) -> None:
+    with lock:  # type: ignore[attr-defined]
+        calls.append(index)
+
+
+def test_watcher_leaves_a_module_s_own_loader_alone(app: App) -> None:
+    """The real loader is put back only where the import system put ours; a module that refuses it is fine."""
+    import importlib.util
+    import types
+
+    from _sched_accel_boot import ImportWatcher, _Loader
+
+    path = app.write("guarded.py", "VALUE = 2\n")
+    spec = importlib.util.spec_from_file_location("guarded", path)
+    assert spec is not None and spec.loader is not None
+    fired: list[str] = []
+    watcher = ImportWatcher()
+    watcher.watch("guarded", lambda module: fired.append(module.__name__))
+    wrapper = _Loader(spec.loader, watcher)
+
+    class Refusing(types.ModuleType):
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "__loader__":
+                raise AttributeError(name)
+            super().__setattr__(name, value)
+
+    module = Refusing("guarded")
+    object.__setattr__(module, "__loader__", wrapper)
+    wrapper.exec_module(module)
+    assert (module.VALUE, fired) == (2, ["guarded"])
+    assert module.__loader__ is wrapper  # refused: left as it was, the import still ran
+
+    other = types.ModuleType("guarded")
+    mine = object()
+    other.__loader__ = mine  # type: ignore[assignment]
+    _Loader(spec.loader, watcher).exec_module(other)
+    assert other.__loader__ is mine  # someone else's loader: not ours to replace
+    watcher.clear()

@@ -18,7 +18,7 @@ from typing import Any
 
 from ._exceptions import SchedAccelError, TargetError
 from ._log import event, internal_error
-from ._policy import CircuitBreaker
+from ._policy import GO, CircuitBreaker, Plan, run_async, run_sync
 from ._report import RunReport
 from ._settings import Argument, Target
 from ._targets import ArgumentLocator, Resolved
@@ -27,6 +27,9 @@ __all__ = ["ReplaceMode"]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
+
+#: The plan's value when the replacement raised and the original is to run.
+_FALLBACK: Any = object()
 
 
 class ReplaceMode:
@@ -64,7 +67,7 @@ class ReplaceMode:
                 f"{spec.text}: importing the replacement module {spec.module} failed: {type(exc).__name__}: {exc}"
             ) from None
 
-    # -- the wrapper --------------------------------------------------------------------
+    # -- the wrapper: one plan (``_policy._drive``), a thread's and a task's driver -------
     def __call__(self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         if self.resolved.is_async:
             return self._call_async(wrapped, instance, args, kwargs)
@@ -73,19 +76,12 @@ class ReplaceMode:
         except Exception as exc:
             internal_error(f"starting {self.target.name}", exc)
             return wrapped(*args, **kwargs)
-        try:
-            result = self._replacement_for()(*self._replacement_args(instance, args), **kwargs)
-        except Exception as exc:
-            self._fell_back(run, exc)
-        except BaseException as exc:
-            self._interrupted(run, exc)
-            raise
-        else:
-            self._succeeded(run)
-            return result
-        # Outside the handler: the original runs as if called directly, and its own
-        # exceptions are not chained to the replacement's.
-        return wrapped(*args, **kwargs)
+        result = run_sync(self._run(run), self._call, instance, args, kwargs)
+        if result is _FALLBACK:
+            # Outside any handler: the original runs as if called directly, and its own
+            # exceptions are not chained to the replacement's.
+            return wrapped(*args, **kwargs)
+        return result
 
     async def _call_async(self, wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         try:
@@ -93,19 +89,30 @@ class ReplaceMode:
         except Exception as exc:
             internal_error(f"starting {self.target.name}", exc)
             return await wrapped(*args, **kwargs)
+        result = await run_async(self._run(run), self._acall, instance, args, kwargs)
+        if result is _FALLBACK:
+            return await wrapped(*args, **kwargs)
+        return result
+
+    def _call(self, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        return self._replacement_for()(*self._replacement_args(instance, args), **kwargs)
+
+    async def _acall(self, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        result = self._replacement_for()(*self._replacement_args(instance, args), **kwargs)
+        return (await result) if inspect.isawaitable(result) else result
+
+    def _run(self, run: RunReport) -> Plan[Any]:
+        """One run: GO calls the replacement; its result, or _FALLBACK (run the original)."""
         try:
-            result = self._replacement_for()(*self._replacement_args(instance, args), **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
+            result = yield GO
         except Exception as exc:
-            self._fell_back(run, exc)
+            self._fell_back(run, exc)  # re-raises with on_error = "propagate"
+            return _FALLBACK
         except BaseException as exc:  # cancellation, KeyboardInterrupt: never swallowed
             self._interrupted(run, exc)
             raise
-        else:
-            self._succeeded(run)
-            return result
-        return await wrapped(*args, **kwargs)
+        self._succeeded(run)
+        return result
 
     # -- the steps of a run -------------------------------------------------------------
     def _begin(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> RunReport:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from .._log import event
 from .._settings import HostSettings
 from ._breaker import CircuitBreaker
-from ._limits import HostLimit, HostLimiter
-from ._stats import HostLimiterStatistics
+from ._retry import classify, is_timeout, retry_after
+from ._stats import HostLimiterStatistics, RunStats
+from ._limit import HostLimit, paced
+from ._limits import HostLimiter
 
 __all__ = ["HostState", "Hosts", "paced", "statistics_lines"]
 
@@ -51,6 +53,45 @@ class HostState:
     name: str
     limiter: HostLimiter
     circuit: CircuitBreaker
+
+    def answered(self, response: object, trial: bool, number: int, stats: RunStats) -> None:
+        """What an answer to a request admitted as ``number`` (or as the trial) teaches the host."""
+        status = getattr(response, "status_code", None) or getattr(response, "status", None)
+        if not isinstance(status, int):
+            return
+        if status in (429, 503):
+            stats.add("http_429" if status == 429 else "http_503")
+            self.limiter.on_overload(status)
+            headers = getattr(response, "headers", None)
+            header = headers.get("Retry-After") if headers is not None else None
+            wait = retry_after(header) if isinstance(header, str) else None
+            if wait:
+                # The whole host backs off together, until a later request is answered.
+                self.limiter.pause_for(wait, refused=number)
+            if status == 503:
+                self.circuit.record(False, trial)
+            elif trial:
+                self.circuit.record(True, trial)
+        elif status >= 500:
+            self.circuit.record(False, trial)
+        else:
+            self.limiter.on_success(number)
+            self.circuit.record(True, trial)
+
+    def raised(self, exc: BaseException, trial: bool, stats: RunStats) -> None:
+        """What a request that raised teaches the host (a cancelled one: nothing)."""
+        if not isinstance(exc, Exception):  # cancelled: no answer either way
+            if trial:
+                self.circuit.give_back_trial()
+            return
+        if is_timeout(exc):
+            stats.add("timeouts")
+            self.limiter.on_overload(None)
+        failure = classify(exc)
+        if failure is not None:
+            self.circuit.record(False, trial)
+        elif trial:
+            self.circuit.record(True, trial)  # answered, the error is ours or the app's
 
 
 def host_circuit(name: str, settings: HostSettings) -> CircuitBreaker:
@@ -115,21 +156,6 @@ class Hosts:
         with self._lock:
             states = list(self._by_name.values())
         return {s.name: (s.limiter.statistics(), s.circuit.state) for s in states}
-
-
-def paced(concurrency: int | None, rate: float | None, burst: int, adaptive: bool = True) -> HostLimit:
-    """The limit we pace to, a hair inside the host's own: our admission and the request's
-    arrival at the host are apart by a varying delay (a thread waiting for the GIL, a new
-    connection), and a request that arrives a little early finds the host's bucket empty.
-    One 429 can cost a whole second of Retry-After, so one request of the burst is kept in
-    hand for that jitter (one rate interval of slack, e.g. 50 ms at 20/s); with a burst of 1
-    the rate is paced 2% slower instead."""
-    if rate is not None:
-        if burst >= 2:
-            burst -= 1
-        else:
-            rate *= 0.98
-    return HostLimit(concurrency, rate, burst, adaptive)
 
 
 def statistics_lines(hosts: dict[str, tuple[HostLimiterStatistics, str]]) -> list[str]:

@@ -20,11 +20,11 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 
 import anyio.lowlevel
 
 from ._drive import Plan, run_async, run_sync
+from ._limit import HostLimit
 from ._stats import HostLimiterStatistics
 
 __all__ = ["HostLimit", "HostLimiter", "Ticket"]
@@ -37,29 +37,6 @@ _EPSILON = 1e-9  # float slack when a token is "just" refilled
 #: only its own request wait. Measured: a host refusing 25% of requests at random, paused
 #: and halved on each 429, ran a 0.3 s job in 48 s.
 RECENT = 8
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-@dataclass(frozen=True, slots=True)
-class HostLimit:
-    """The configured limit of one upstream host; ``None`` means no bound of that kind."""
-
-    concurrency: int | None
-    per_second: float | None
-    burst: int = 1
-    adaptive: bool = True  # AIMD within [1, concurrency]; False keeps the concurrency fixed
-
-    def __post_init__(self) -> None:
-        if self.concurrency is not None and not _whole(self.concurrency):
-            raise ValueError(f"concurrency must be a whole number >= 1, or None for no bound; got {self.concurrency!r}")
-        rate = self.per_second
-        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf):
-            raise ValueError(f"per_second must be a finite number > 0, or None for no rate limit; got {rate!r}")
-        if not _whole(self.burst):
-            raise ValueError(f"burst must be a whole number >= 1 (requests let through at once); got {self.burst!r}")
 
 
 class Ticket:
@@ -129,12 +106,18 @@ class HostLimiter:
             wake()
         return 0.0
 
-    def _admit_now(self) -> int:
+    def admit_now(self) -> int:
         """The fast path: admit at once if nobody waits and nothing holds us; the request's
         number, or 0 (then take a place in line)."""
         with self._lock:
-            if self._line or self._delay(self.clock(), None) > 0:
+            if self._line:
                 return 0
+            limit = self._limit
+            if limit is not None and self._in_flight >= limit:
+                return 0
+            if self.limit.per_second is not None or self._paused_until > -math.inf:
+                if self._delay(self.clock(), None) > 0:
+                    return 0
             self._take()
             return self._requests
 
@@ -313,7 +296,7 @@ class HostLimiter:
         else it joins the line and waits its turn. Closed early (the waiter was cancelled),
         it gives up its place. The caller calls :meth:`release` once the request is done.
         """
-        number = self._admit_now()
+        number = self.admit_now()
         if number:
             return number
         ticket = self.join()

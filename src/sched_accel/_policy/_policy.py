@@ -1,15 +1,17 @@
 """Upstream-aware policy: what happens around each attempt of a per-item call.
 
-A :class:`Policy` belongs to one run of a prefetched loop. Each try of a call is one
-*plan* (``_drive``), written once and driven by a worker thread (:meth:`Policy.attempt`),
-a worker task (:meth:`Policy.aattempt`), or the loop itself for the calls it makes
-directly (:meth:`Policy.call`, :meth:`Policy.acall`, with the same retries). An attempt
-runs with itself made current (:data:`ATTEMPT`), so that every HTTP request the call makes
-through httpx, requests or urllib passes the limits of its host (``_http`` drives
-:meth:`Policy.request`). A failure is classified (``_retry``): rate-limited and transient
-ones are tried again after a backoff that honours Retry-After, the slot going back in line
-without a worker waiting for it; permanent ones, and any failure once the deadline has
-passed, are final, and the loop sees the exception at its call site.
+A :class:`Policy` belongs to one run of a prefetched loop. A worker thread tries a call
+through :meth:`Policy.attempt`, a worker task through :meth:`Policy.aattempt`, the loop
+itself (the calls it makes directly) through :meth:`Policy.call` and :meth:`Policy.acall`,
+with the same retries. Whatever may wait is written once, as a plan (``_drive``): an
+attempt within the target's own rate, and each HTTP request within its host's limits
+(:meth:`Policy.request`, driven by ``_http``); without a target rate an attempt has
+nothing to wait for and runs without one. An attempt runs with itself made current
+(:data:`ATTEMPT`), so that every HTTP request the call makes through httpx, requests or
+urllib is seen. A failure is classified (``_retry``): rate-limited and transient ones are
+tried again after a backoff that honours Retry-After, the slot going back in line without
+a worker waiting for it; permanent ones, and any failure once the deadline has passed, are
+final, and the loop sees the exception at its call site.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from .._engine import Slot
 from .._settings import RetrySettings, Target
 from .._log import event
 from ._drive import GO, Plan, run_async, run_sync
-from ._hosts import Hosts, HostState
+from ._hosts import Hosts
 from ._limits import HostLimiter
-from ._retry import Backoff, Failure, classify, retry_after
+from ._retry import Backoff, Failure, classify
 from ._stats import RunStats
 
 __all__ = ["ATTEMPT", "Policy", "Tries"]
@@ -55,11 +57,6 @@ ATTEMPT: ContextVar[tuple[Policy, Tries] | None] = ContextVar("sched_accel_attem
 
 #: Give-ups logged one by one per run; the rest are only counted in the run's line.
 _GIVE_UP_LINES = 5
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    reason = getattr(exc, "reason", None)  # urllib.error.URLError wraps the socket's
-    return any("Timeout" in cls.__name__ for cls in type(exc).__mro__) or isinstance(reason, TimeoutError)
 
 
 class Policy:
@@ -231,7 +228,24 @@ class Policy:
     # -- calls the loop makes itself: every attempt, with the waits between -----------------
     def call(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """A per-item call the loop makes directly, with the same retries, in its own thread."""
-        slot: Slot[R] = Slot(fn, args, kwargs)
+        if self.limiter is None:  # the first attempt, as cheap as it can be: most succeed
+            tries = Tries(self.clock(), 1)
+            token = ATTEMPT.set((self, tries))
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                error: BaseException | None = exc
+            finally:
+                ATTEMPT.reset(token)
+            slot: Slot[R] = Slot(fn, args, kwargs)
+            slot.error, slot.note, error = error, tries, None
+            delay = self._verdict(slot)
+            if delay is None:
+                return slot.outcome()
+            slot.rearm()
+            _pause.wait(delay)
+        else:
+            slot = Slot(fn, args, kwargs)
         while (delay := self.attempt(slot)) is not None:
             slot.rearm()
             _pause.wait(delay)
@@ -239,7 +253,24 @@ class Policy:
 
     async def acall(self, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """The same, for an async call in the loop's own task."""
-        slot: Slot[R] = Slot(fn, args, kwargs)
+        if self.limiter is None and self.timeout is None:  # the first attempt, as cheap as it can be
+            tries = Tries(self.clock(), 1)
+            token = ATTEMPT.set((self, tries))
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                error: BaseException | None = exc
+            finally:
+                ATTEMPT.reset(token)
+            slot: Slot[R] = Slot(fn, args, kwargs)
+            slot.error, slot.note, error = error, tries, None
+            delay = self._verdict(slot)
+            if delay is None:
+                return slot.outcome()
+            slot.rearm()
+            await anyio.sleep(delay)
+        else:
+            slot = Slot(fn, args, kwargs)
         while (delay := await self.aattempt(slot)) is not None:
             slot.rearm()
             await anyio.sleep(delay)
@@ -256,60 +287,25 @@ class Policy:
             tries.bypassed = True
             return (yield GO)
         trial = admitted == "trial"
-        started = time.perf_counter()
-        number = yield from state.limiter.admission()
-        self.stats.waited(time.perf_counter() - started)
-        self.stats.sent()
+        number = state.limiter.admit_now()  # admitted at once: no clock, no line
+        if number:
+            self.stats.sent()
+        else:
+            started = time.perf_counter()
+            number = yield from state.limiter.admission()
+            self.stats.sent(time.perf_counter() - started)
         try:
             try:
                 response = yield GO
             except BaseException as exc:
-                self._raised(state, exc, trial)
+                state.raised(exc, trial, self.stats)
                 raise
             finally:
                 self.stats.answered()
-            self._answered(state, response, trial, number)
+            state.answered(response, trial, number, self.stats)
         finally:
             state.limiter.release()
         return response
-
-    def _answered(self, state: HostState, response: object, trial: bool, number: int) -> None:
-        status = getattr(response, "status_code", None) or getattr(response, "status", None)
-        if not isinstance(status, int):
-            return
-        if status in (429, 503):
-            self.stats.add("http_429" if status == 429 else "http_503")
-            state.limiter.on_overload(status)
-            headers = getattr(response, "headers", None)
-            header = headers.get("Retry-After") if headers is not None else None
-            wait = retry_after(header) if isinstance(header, str) else None
-            if wait:
-                # The whole host backs off together, until a later request is answered.
-                state.limiter.pause_for(wait, refused=number)
-            if status == 503:
-                state.circuit.record(False, trial)
-            elif trial:
-                state.circuit.record(True, trial)
-        elif status >= 500:
-            state.circuit.record(False, trial)
-        else:
-            state.limiter.on_success(number)
-            state.circuit.record(True, trial)
-
-    def _raised(self, state: HostState, exc: BaseException, trial: bool) -> None:
-        if not isinstance(exc, Exception):  # cancelled: no answer either way
-            if trial:
-                state.circuit.give_back_trial()
-            return
-        if _is_timeout(exc):
-            self.stats.add("timeouts")
-            state.limiter.on_overload(None)
-        failure = classify(exc)
-        if failure is not None:
-            state.circuit.record(False, trial)
-        elif trial:
-            state.circuit.record(True, trial)  # answered, the error is ours or the app's
-
 
 #: Never set: ``.wait(seconds)`` sleeps between a direct call's attempts without ``time.sleep``
 #: (which ``skip_sleeps`` may have patched).

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from .._engine import check_positive
 
-__all__ = ["Backoff", "Failure", "classify", "retry_after"]
+__all__ = ["Backoff", "Failure", "classify", "is_timeout", "retry_after"]
 
 Kind = Literal["rate_limited", "transient"]
 
@@ -258,3 +258,9 @@ class Backoff:
         monotonic clock. When this is true the loop raises the item's last exception.
         """
         return elapsed + next_delay > self.deadline
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether a failure is a timeout (httpx, requests, urllib, ours)."""
+    reason = getattr(exc, "reason", None)  # urllib.error.URLError wraps the socket's
+    return any("Timeout" in cls.__name__ for cls in type(exc).__mro__) or isinstance(reason, TimeoutError)

@@ -50,8 +50,11 @@ class RunStats:
             with self._lock:
                 self.limit_wait += seconds
 
-    def sent(self) -> None:
+    def sent(self, waited: float = 0.0) -> None:
+        """A request is sent, after ``waited`` seconds for its turn."""
         with self._lock:
+            if waited > 0.0005:
+                self.limit_wait += waited
             self.requests += 1
             self.in_flight += 1
             self.peak_requests = max(self.peak_requests, self.in_flight)

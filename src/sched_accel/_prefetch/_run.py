@@ -111,9 +111,16 @@ class PrefetchRun:
             self.pending.append(self.submit(slot))
 
     def _made_directly(self, shape: CallShape, slot: Slot[Any]) -> bool:
+        """Whether the loop already made this predicted call itself. The loop makes its
+        calls in the source's order, so the records are matched in that order: the first
+        that matches is this item's, and the ones before it were calls the loop made for
+        nothing here (they are dropped). Matching any record instead would let an earlier
+        call with equal arguments (a repeated item) stand for a later one that is not made
+        yet, and that item would be fetched again by the loop itself."""
         for index, (instance, args, kwargs) in enumerate(self.missed):
             if shape.matches(slot, instance, args, kwargs):
-                del self.missed[index]
+                for _ in range(index + 1):
+                    self.missed.popleft()
                 return True
         return False
 
@@ -171,6 +178,9 @@ class PrefetchRun:
                     self._discard(self.pending.popleft())
                 for _ in range(index + 1):  # through this call's own item: it runs directly now
                     self.lookahead.popleft()
+                # The calls the loop made directly were all for items before this one, and
+                # predictions start after it: none of those records can match them any more.
+                self.missed.clear()
                 self.active = True
                 return True
         return False
@@ -229,8 +239,40 @@ class PrefetchRun:
         if not self.step.timing:
             return
         self.missed.append((instance, args, kwargs))  # a resumed fill must not repeat it
-        if self.step.timed(seconds) is False:
+        verdict = self.step.timed(seconds)
+        if verdict is True:
+            self._align()
+        elif verdict is False:
             self.missed.clear()
+
+    def _align(self) -> None:
+        """Prefetching resumes: move the source past the calls the loop made while we stood
+        aside. They are matched to the items in order (``missed`` holds them all, oldest
+        first); an item passed over is one the loop skipped, and is never fetched. At most
+        ``4 * window + 64`` items are looked at per call (kept, not lost, when a call is not
+        among them: matching stops there)."""
+        shape = self.shape
+        assert shape is not None
+        limit = 4 * self.window + 64
+        calls = list(self.missed)
+        self.missed.clear()
+        for instance, args, kwargs in calls:
+            while self.source is not None and len(self.lookahead) < limit:
+                item = next(self.source, _NOT_FOUND)
+                if item is _NOT_FOUND:
+                    break
+                self.lookahead.append(item)
+            for index, item in enumerate(self.lookahead):
+                try:
+                    predicted: Slot[Any] = Slot(shape.call, *shape.arguments(item))
+                except Exception:
+                    continue
+                if shape.matches(predicted, instance, args, kwargs):
+                    for _ in range(index + 1):
+                        self.lookahead.popleft()
+                    break
+            else:
+                return
 
     def count(self, ok: bool) -> None:
         """A real call finished (served or direct); only the loop's own thread or task counts."""
