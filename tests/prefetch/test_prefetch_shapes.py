@@ -511,3 +511,54 @@ def test_loop_started_by_apscheduler(app: App, monkeypatch: pytest.MonkeyPatch, 
     assert job_thread != threading.get_ident()
     assert set(m.jobs.BODY_THREADS[-10:]) == {job_thread}
 
+
+
+# -- a source that fails when read ahead ---------------------------------------------------------
+
+
+def test_a_source_that_raises_when_read_ahead_raises_only_where_the_loop_reads_it(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """A sequence whose item 6 raises: our read-ahead stops there and says so; the loop raises there itself."""
+    write_app(
+        app,
+        {
+            "rows": """
+                from collections.abc import Sequence
+
+                class Rows(Sequence):
+                    def __len__(self):
+                        return 10
+
+                    def __getitem__(self, index):
+                        if not 0 <= index < 10:
+                            raise IndexError(index)
+                        if index == 6:
+                            raise ValueError("row 6 is corrupt")
+                        return f"T{index}"
+            """,
+            "job": """
+                import client
+
+                def run(rows, done):
+                    for row in rows:
+                        done.append(client.get_pair(row)["token"])
+                    return done
+            """,
+        },
+        '[[targets]]\nloop = "job:run"\nfetch = "client:get_pair"\nitems = "rows"\nconcurrency = 4\n',
+    )
+    m = Modules("client", "rows", "job")
+
+    def call() -> Any:
+        done: list[str] = []
+        try:
+            m.job.run(m.rows.Rows(), done)
+        except ValueError as exc:
+            return done, str(exc)
+        return done, None
+
+    compared = Compared(m.client, monkeypatch, capture_events, call)
+    assert any(line.startswith("sched_accel.internal_error") for line in capture_events)  # said once
+    assert compared.after == compared.before == (["T0", "T1", "T2", "T3", "T4", "T5"], "row 6 is corrupt")
+    assert compared.calls_after == compared.calls_before

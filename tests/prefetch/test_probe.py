@@ -65,3 +65,10 @@ def test_waited_is_wall_time_minus_cpu_time() -> None:
     sum(range(200_000))
     assert waited(started, cpu) < 0.01
     assert _probe.PROBE_SECONDS > 0
+
+
+def test_stopping_calls_directly_without_timing() -> None:
+    """After a failure of ours the run calls directly and never times (or resumes) again."""
+    step = StepAside()
+    step.stop()
+    assert step.aside and not step.timing and step.probing is False

@@ -58,6 +58,12 @@ class StepAside:
         """Whether the direct calls made now are timed (stepped aside, not yet decided)."""
         return self.aside and self.probing is False and self._timed < RESUME_AFTER
 
+    def stop(self) -> None:
+        """Call directly for the rest of the run, without timing the calls (a failure of ours)."""
+        self.probing = False
+        self.aside = True
+        self._timed = RESUME_AFTER
+
     def timed(self, seconds: float) -> bool | None:
         """A direct call waited ``seconds``: True to resume prefetching now, False to stay
         aside for the rest of the run, None while still timing."""

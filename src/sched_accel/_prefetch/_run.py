@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .._engine import Slot
+from .._log import internal_error
 from .._report import RunReport
 from .._state import Recorder
 from ._probe import StepAside
@@ -232,7 +233,10 @@ class PrefetchRun:
     def probed(self, quick: bool) -> None:
         """The first predicted call was (``quick``) or was not done within the probe's time."""
         if self.step.probed(quick):
-            self._fill(self.window - 1)  # the probe, still running, counts in the window
+            try:
+                self._fill(self.window - 1)  # the probe, still running, counts in the window
+            except Exception as exc:  # ours (or the source's): stop predicting, never raise here
+                self._stop(exc)
 
     def timed_direct(self, seconds: float, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """A direct call made while stepped aside waited ``seconds``: resume if they wait long."""
@@ -241,9 +245,18 @@ class PrefetchRun:
         self.missed.append((instance, args, kwargs))  # a resumed fill must not repeat it
         verdict = self.step.timed(seconds)
         if verdict is True:
-            self._align()
+            try:
+                self._align()
+            except Exception as exc:  # ours (or the source's): stop predicting, never raise here
+                self._stop(exc)
         elif verdict is False:
             self.missed.clear()
+
+    def _stop(self, exc: Exception) -> None:
+        """Something of ours failed outside a served call: the rest of the run calls directly."""
+        self.active = False
+        self.step.stop()
+        internal_error(f"prefetching for {self.name}", exc)
 
     def _align(self) -> None:
         """Prefetching resumes: move the source past the calls the loop made while we stood
