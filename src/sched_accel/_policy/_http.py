@@ -50,12 +50,11 @@ def _capped(value: Any, cap: float) -> Any:
 
 
 # -- httpx ------------------------------------------------------------------------------------
-def _httpx_request(request: httpx.Request, cap: float | None) -> tuple[str, int | None]:
-    if cap is not None:
-        timeouts = request.extensions.get("timeout")
-        if isinstance(timeouts, dict):
-            request.extensions = {**request.extensions, "timeout": {k: _capped(v, cap) for k, v in timeouts.items()}}
-    return request.url.host, request.url.port
+def _cap_httpx(request: httpx.Request, cap: float) -> None:
+    """Cap the request's own timeouts (in its extensions, as httpx's client puts them)."""
+    timeouts = request.extensions.get("timeout")
+    if isinstance(timeouts, dict):
+        request.extensions = {**request.extensions, "timeout": {k: _capped(v, cap) for k, v in timeouts.items()}}
 
 
 def _httpx_sync(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
@@ -63,8 +62,11 @@ def _httpx_sync(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: 
     if current is None:
         return wrapped(*args, **kwargs)
     policy, tries = current
-    host, port = _httpx_request(args[0] if args else kwargs["request"], policy.timeout)
-    return run_sync(policy.request(tries, host, port), lambda: wrapped(*args, **kwargs))
+    request = args[0] if args else kwargs["request"]
+    if policy.timeout is not None:
+        _cap_httpx(request, policy.timeout)
+    url = request.url
+    return run_sync(policy.request(tries, url.host, url.port), lambda: wrapped(*args, **kwargs))
 
 
 async def _httpx_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Args, kwargs: Kwargs) -> Any:
@@ -72,8 +74,11 @@ async def _httpx_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, ar
     if current is None:
         return await wrapped(*args, **kwargs)
     policy, tries = current
-    host, port = _httpx_request(args[0] if args else kwargs["request"], policy.timeout)
-    return await run_async(policy.request(tries, host, port), lambda: wrapped(*args, **kwargs))
+    request = args[0] if args else kwargs["request"]
+    if policy.timeout is not None:
+        _cap_httpx(request, policy.timeout)
+    url = request.url
+    return await run_async(policy.request(tries, url.host, url.port), lambda: wrapped(*args, **kwargs))
 
 
 # -- requests ---------------------------------------------------------------------------------

@@ -118,7 +118,12 @@ class HostLimiter:
             if self.limit.per_second is not None or self._paused_until > -math.inf:
                 if self._delay(self.clock(), None) > 0:
                     return 0
-            self._take()
+                if self.limit.per_second is not None:
+                    self._tokens -= 1
+            self._in_flight += 1
+            self._requests += 1
+            if self._in_flight > self._peak:
+                self._peak = self._in_flight
             return self._requests
 
     def _take(self) -> None:
@@ -170,10 +175,12 @@ class HostLimiter:
             if self._in_flight == 0:
                 raise RuntimeError(f"release() for {self.host} without a matching acquire")
             self._in_flight -= 1
-            self._stale = max(0, self._stale - 1)
-            wake = self._head_wake()
-        if wake is not None:
-            wake()
+            if self._stale:
+                self._stale -= 1
+            if not self._line:
+                return
+            wake = self._line[0].wake
+        wake()
 
     def pause_until(self, deadline: float, refused: int | None = None) -> None:
         """Hold all dispatch to the host until ``deadline`` (on :attr:`clock`).

@@ -30,7 +30,7 @@ class StepAside:
     """One run's probe and its verdict. ``probing`` is None until the first predicted call
     was submitted, True while it is the probe being waited for, then False (decided)."""
 
-    __slots__ = ("_sum", "_timed", "aside", "probing", "resumed", "said_slow", "seconds", "skipped")
+    __slots__ = ("_sum", "_timed", "aside", "probing", "resumed", "said_slow", "seconds", "skipped", "timing")
 
     def __init__(self, probe: bool = True) -> None:
         self.probing: bool | None = None if probe else False
@@ -40,6 +40,8 @@ class StepAside:
         self.seconds = PROBE_SECONDS
         self.aside = False
         self.resumed = False
+        #: Whether the direct calls made now are timed (stepped aside, not yet decided).
+        self.timing = False
         self._timed = 0
         self._sum = 0.0
 
@@ -48,21 +50,16 @@ class StepAside:
         prefetches on, False if it steps aside."""
         self.probing = False
         if quick and self.seconds > 0:
-            self.aside = True
+            self.aside = self.timing = True
             return False
         self.said_slow = True
         return True
-
-    @property
-    def timing(self) -> bool:
-        """Whether the direct calls made now are timed (stepped aside, not yet decided)."""
-        return self.aside and self.probing is False and self._timed < RESUME_AFTER
 
     def stop(self) -> None:
         """Call directly for the rest of the run, without timing the calls (a failure of ours)."""
         self.probing = False
         self.aside = True
-        self._timed = RESUME_AFTER
+        self.timing = False
 
     def timed(self, seconds: float) -> bool | None:
         """A direct call waited ``seconds``: True to resume prefetching now, False to stay
@@ -71,6 +68,7 @@ class StepAside:
         self._sum += seconds
         if self._timed < RESUME_AFTER:
             return None
+        self.timing = False
         if self._sum / RESUME_AFTER >= RESUME_SECONDS:
             self.aside = False
             self.resumed = True
