@@ -163,28 +163,18 @@ class PrefetchRun:
         instead of missing for the rest of the run. The predictions it passed are discarded.
         It looks at most ``4 * window + 64`` items ahead (kept, not lost, when the call is not
         among them), so memory stays O(window)."""
-        limit = 4 * self.window + 64
-        while self.source is not None and len(self.lookahead) < limit:
-            item = next(self.source, _NOT_FOUND)
-            if item is _NOT_FOUND:
-                break
-            self.lookahead.append(item)
-        for index, item in enumerate(self.lookahead):
-            try:
-                predicted: Slot[Any] = Slot(shape.call, *shape.arguments(item))
-            except Exception:
-                continue
-            if shape.matches(predicted, instance, args, kwargs):
-                while self.pending:
-                    self._discard(self.pending.popleft())
-                for _ in range(index + 1):  # through this call's own item: it runs directly now
-                    self.lookahead.popleft()
-                # The calls the loop made directly were all for items before this one, and
-                # predictions start after it: none of those records can match them any more.
-                self.missed.clear()
-                self.active = True
-                return True
-        return False
+        index = self._find_ahead(shape, instance, args, kwargs)
+        if index is None:
+            return False
+        while self.pending:
+            self._discard(self.pending.popleft())
+        for _ in range(index + 1):  # through this call's own item: it runs directly now
+            self.lookahead.popleft()
+        # The calls the loop made directly were all for items before this one, and
+        # predictions start after it: none of those records can match them any more.
+        self.missed.clear()
+        self.active = True
+        return True
 
     def _infer(self, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Learn the call's shape from the loop's first call of the per-item function.
@@ -266,26 +256,32 @@ class PrefetchRun:
         among them: matching stops there)."""
         shape = self.shape
         assert shape is not None
-        limit = 4 * self.window + 64
         calls = list(self.missed)
         self.missed.clear()
         for instance, args, kwargs in calls:
-            while self.source is not None and len(self.lookahead) < limit:
-                item = next(self.source, _NOT_FOUND)
-                if item is _NOT_FOUND:
-                    break
-                self.lookahead.append(item)
-            for index, item in enumerate(self.lookahead):
-                try:
-                    predicted: Slot[Any] = Slot(shape.call, *shape.arguments(item))
-                except Exception:
-                    continue
-                if shape.matches(predicted, instance, args, kwargs):
-                    for _ in range(index + 1):
-                        self.lookahead.popleft()
-                    break
-            else:
+            index = self._find_ahead(shape, instance, args, kwargs)
+            if index is None:
                 return
+            for _ in range(index + 1):
+                self.lookahead.popleft()
+
+    def _find_ahead(self, shape: CallShape, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+        """The place in the lookahead of the first item whose predicted call is this one,
+        reading at most ``4 * window + 64`` items ahead (kept, not lost); None if not there."""
+        limit = 4 * self.window + 64
+        while self.source is not None and len(self.lookahead) < limit:
+            item = next(self.source, _NOT_FOUND)
+            if item is _NOT_FOUND:
+                break
+            self.lookahead.append(item)
+        for index, item in enumerate(self.lookahead):
+            try:
+                predicted: Slot[Any] = Slot(shape.call, *shape.arguments(item))
+            except Exception:
+                continue
+            if shape.matches(predicted, instance, args, kwargs):
+                return index
+        return None
 
     def count(self, ok: bool) -> None:
         """A real call finished (served or direct); only the loop's own thread or task counts
