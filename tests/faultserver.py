@@ -12,6 +12,9 @@ after ``latency`` seconds, unless a fault applies:
 - ``down``: every request answered 500 while it is set.
 
 It counts requests, 429s, 503s and successful answers per key, and the peak in flight.
+``POST /item/<key>`` answers ``{"posted": key, "body": ...}`` at once and is counted in
+``posts``, in arrival order in ``log`` (with the GETs: ``("GET", key)``), so a test can
+tell when each request arrived. ``HEAD`` answers the GET's headers.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class FaultServer:
         self.tokens = float(burst)
         self.refilled = time.monotonic()
         self.requests: Counter[str] = Counter()
+        self.posts: Counter[str] = Counter()
+        self.log: list[tuple[str, str]] = []
         self.ok: Counter[str] = Counter()
         self.status: Counter[int] = Counter()
         self.in_flight = self.peak = 0
@@ -74,6 +79,12 @@ class FaultServer:
 
             def do_GET(self) -> None:
                 server._handle(self)
+
+            def do_HEAD(self) -> None:
+                server._handle(self)
+
+            def do_POST(self) -> None:
+                server._post(self)
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -96,6 +107,8 @@ class FaultServer:
     def reset_counts(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.posts.clear()
+            self.log.clear()
             self.ok.clear()
             self.status.clear()
             self.peak = 0
@@ -120,10 +133,19 @@ class FaultServer:
             return email.utils.formatdate(time.time() + max(1.0, wait), usegmt=True)
         return f"{wait:.3f}"
 
+    def _post(self, handler: BaseHTTPRequestHandler) -> None:
+        _, _, key = handler.path.partition("/item/")
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        with self.lock:
+            self.posts[key] += 1
+            self.log.append(("POST", key))
+        self._send(handler, 201, {"posted": key, "body": body.decode("utf-8", "replace")})
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         _, _, key = handler.path.partition("/item/")
         with self.lock:
             self.requests[key] += 1
+            self.log.append((handler.command, key))
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             fault = "500" if self.down else None
@@ -184,4 +206,5 @@ class FaultServer:
         for name, value in (headers or {}).items():
             handler.send_header(name, value)
         handler.end_headers()
-        handler.wfile.write(data)
+        if handler.command != "HEAD":
+            handler.wfile.write(data)

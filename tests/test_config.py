@@ -247,7 +247,7 @@ def test_unknown_target_key(tmp_path: Path) -> None:
     message = config_error(tmp_path, textwrap.dedent(ONE_TARGET) + 'replacment = "accel:update"\n')
     assert "target 1 (jobs:update)" in message
     assert "unknown key targets.replacment" in message
-    assert "burst, concurrency, fetch, items, loop, mode, on_error, per_second, replacement, retry" in message
+    assert "burst, concurrency, fetch, items, loop, max_age, methods, mode, on_error, per_second, pure, replacement, retry" in message
 
 
 @pytest.mark.parametrize(("raw", "shown"), [("0", "0"), ('"8"', "'8'"), ("true", "True"), ("-1", "-1"), ("2.0", "2.0")])
@@ -326,11 +326,34 @@ def test_replace_mode_needs_a_replacement(tmp_path: Path) -> None:
     assert "target 1 (jobs:update): mode = 'replace' needs targets.replacement" in message
 
 
-def test_target_with_neither_fetch_nor_replacement(tmp_path: Path) -> None:
-    """A target with only a loop is refused, naming both ways to complete it."""
-    message = config_error(tmp_path, '[[targets]]\nloop = "jobs:update"\n')
-    assert "target 1 (jobs:update): a target needs targets.fetch" in message
-    assert "or targets.replacement" in message
+def test_target_with_only_a_loop_prefetches_its_http_requests(tmp_path: Path) -> None:
+    """A target with only a loop is HTTP-level prefetch of the requests its last run made."""
+    [target] = load_config(write(tmp_path / "sched_accel.toml", '[[targets]]\nloop = "jobs:update"\n')).targets
+    assert target.http and target.fetch is None and target.items is None
+    assert target.methods == {"GET", "HEAD"} and target.max_age == 60.0
+
+
+def test_fetch_http_and_its_keys(tmp_path: Path) -> None:
+    """``fetch = "http"`` is the same as none; ``methods`` narrows what is sent ahead."""
+    source = '[[targets]]\nloop = "jobs:update"\nfetch = "http"\nitems = "tokens"\nmethods = ["get"]\nmax_age = 5\n'
+    [target] = load_config(write(tmp_path / "sched_accel.toml", source)).targets
+    assert target.http and target.methods == {"GET"} and target.max_age == 5.0
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [('methods = ["POST"]', "targets.methods"), ("methods = []", "targets.methods"), ("max_age = 0", "targets.max_age"), ('pure = "yes"', "targets.pure")],
+)
+def test_http_keys_out_of_range(tmp_path: Path, line: str, key: str) -> None:
+    """Only GET and HEAD may ever be sent ahead; the other keys are checked as well."""
+    message = config_error(tmp_path, f'[[targets]]\nloop = "jobs:update"\n{line}\n')
+    assert key in message
+
+
+def test_a_per_item_function_needs_items(tmp_path: Path) -> None:
+    """Function-level prefetch needs to know the items; the message says how to do without."""
+    message = config_error(tmp_path, '[[targets]]\nloop = "jobs:update"\nfetch = "client:get"\n')
+    assert "needs targets.items" in message and "leave fetch out" in message
 
 
 def test_target_without_loop(tmp_path: Path) -> None:

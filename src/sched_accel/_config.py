@@ -8,7 +8,6 @@ standalone file the same keys sit at the top level and under ``[[targets]]``.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import fields, replace
 from typing import Any
 
@@ -22,11 +21,15 @@ from ._settings import (
     TOP_KEYS as _TOP_KEYS,
     HostSettings,
     ItemSource,
+    SAFE_METHODS,
     RetrySettings,
     Settings,
     Target,
     is_item_path,
     parse_items,
+    valid_host,
+    valid_pattern,
+    valid_type_name,
 )
 from ._state import CONTROL_ENV, default_control_file
 from ._targets import TargetSpec
@@ -163,11 +166,11 @@ class _Validator:
             for key in ("deadline", "initial", "maximum")
         }
         on = raw.get("on", list(base.on))
-        if not isinstance(on, list) or not all(isinstance(name, str) and _valid_type_name(name) for name in on):
+        if not isinstance(on, list) or not all(isinstance(name, str) and valid_type_name(name) for name in on):
             self.fail(where, section + "on", on, _RETRY_KEYS["on"])
             on = list(base.on)
         patterns = raw.get("patterns", list(base.patterns))
-        if not isinstance(patterns, list) or not all(isinstance(p, str) and p and _valid_pattern(p) for p in patterns):
+        if not isinstance(patterns, list) or not all(isinstance(p, str) and p and valid_pattern(p) for p in patterns):
             self.fail(where, section + "patterns", patterns, _RETRY_KEYS["patterns"])
             patterns = list(base.patterns)
         return RetrySettings(
@@ -187,7 +190,7 @@ class _Validator:
         hosts: dict[str, HostSettings] = {}
         for name, entry in raw.items():
             section = f'hosts."{name}".'
-            if not _valid_host(name):
+            if not valid_host(name):
                 self.fail("", "hosts", name, 'a host name, optionally with its port: "api.example.com" or "127.0.0.1:8080"')
                 continue
             if not isinstance(entry, dict):
@@ -263,26 +266,29 @@ class _Validator:
         loop = self._spec(where, entry, "loop", allow_path=True)
         if loop is not None and loop.text not in self.prescanned:
             self.fail(where, "targets.loop", loop.text, 'write it as a one-line string: loop = "module:function"')
-        fetch = self._spec(where, entry, "fetch", allow_path=False)
+        # fetch = "http" (or none): the loop's requests are prefetched, not a function.
+        fetch = None if entry.get("fetch") == "http" else self._spec(where, entry, "fetch", allow_path=False)
         replacement = self._spec(where, entry, "replacement", allow_path=False)
         mode = entry.get("mode", "replace" if replacement is not None else "prefetch")
         if mode not in ("replace", "prefetch"):
             self.fail(where, "targets.mode", mode, _TARGET_KEYS["mode"])
         elif mode == "replace" and replacement is None and "replacement" not in entry:
             self.errors.append(f"{where}mode = 'replace' needs {self.prefix}targets.replacement = \"module:function\"")
-        elif mode == "prefetch" and fetch is None and "fetch" not in entry:
-            self.errors.append(
-                f"{where}a target needs {self.prefix}targets.fetch (prefetch mode: the slow per-item call) "
-                f"or {self.prefix}targets.replacement (replace mode: your parallel version)"
-            )
         items: ItemSource | None = None
         if entry.get("items") is not None:
             try:
                 items = parse_items(entry["items"])
             except ValueError:
                 self.fail(where, "targets.items", entry["items"], _TARGET_KEYS["items"])
-        if mode == "prefetch" and items is None and "items" not in entry:
-            self.errors.append(f"{where}prefetch mode needs {self.prefix}targets.items: {_TARGET_KEYS['items']}")
+        if mode == "prefetch" and fetch is not None and items is None and "items" not in entry:
+            more = f"{_TARGET_KEYS['items']}; or leave fetch out to prefetch the loop's HTTP requests"
+            self.errors.append(f"{where}a per-item function (fetch = {fetch.text!r}) needs {self.prefix}targets.items: {more}")
+        pure = self._bool(where, entry, "pure", False, "targets.")
+        methods = entry.get("methods", sorted(_TARGET["methods"]))
+        if not isinstance(methods, list) or not methods or not all(isinstance(m, str) and m.upper() in SAFE_METHODS for m in methods):
+            self.fail(where, "targets.methods", methods, _TARGET_KEYS["methods"])
+            methods = sorted(_TARGET["methods"])
+        max_age = self._number(where, entry, "max_age", _TARGET["max_age"], _TARGET_KEYS["max_age"], "targets.")
         args = entry.get("args", [])
         if not isinstance(args, list) or not all(isinstance(a, str) and is_item_path(a) for a in args):
             self.fail(where, "targets.args", args, _TARGET_KEYS["args"])
@@ -291,9 +297,7 @@ class _Validator:
         timeout = entry.get("timeout")
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0):
             self.fail(where, "targets.timeout", timeout, _TARGET_KEYS["timeout"])
-        skip_sleeps = entry.get("skip_sleeps", False)
-        if not isinstance(skip_sleeps, bool):
-            self.fail(where, "targets.skip_sleeps", skip_sleeps, "true or false")
+        skip_sleeps = self._bool(where, entry, "skip_sleeps", False, "targets.")
         on_error = entry.get("on_error", _TARGET["on_error"])
         if on_error not in ("fallback", "propagate"):
             self.fail(where, "targets.on_error", on_error, _TARGET_KEYS["on_error"])
@@ -319,31 +323,11 @@ class _Validator:
             args=tuple(args),
             window=window,
             timeout=float(timeout) if timeout is not None else None,
-            skip_sleeps=bool(skip_sleeps),
+            skip_sleeps=skip_sleeps,
             per_second=per_second,
             burst=burst,
             retry=retry,
+            pure=pure,
+            methods=frozenset(m.upper() for m in methods),
+            max_age=float(max_age) if max_age is not None else _TARGET["max_age"],
         )
-
-
-def _valid_type_name(name: str) -> bool:
-    module, sep, qualname = name.partition(":")
-    return bool(sep) and all(p.isidentifier() for p in module.split(".")) and all(
-        p.isidentifier() for p in qualname.split(".")
-    )
-
-
-def _valid_pattern(pattern: str) -> bool:
-    try:
-        re.compile(pattern)
-    except re.error:
-        return False
-    return True
-
-
-def _valid_host(name: object) -> bool:
-    if not isinstance(name, str) or not name.strip() or any(c in name for c in "/ @?#"):
-        return False
-    host, sep, port = name.strip().rpartition(":") if name.count(":") == 1 else ("", "", name)
-    return not sep or (bool(host) and port.isdigit())
-

@@ -9,6 +9,7 @@ one of the :data:`ItemSource` forms.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,6 +19,7 @@ from ._targets import TargetSpec
 __all__ = [
     "HOST_KEYS",
     "RETRY_KEYS",
+    "SAFE_METHODS",
     "TARGET_KEYS",
     "TOP_KEYS",
     "Argument",
@@ -31,9 +33,15 @@ __all__ = [
     "Target",
     "is_item_path",
     "parse_items",
+    "valid_host",
+    "valid_pattern",
+    "valid_type_name",
 ]
 
 Mode = Literal["replace", "prefetch"]
+
+#: The only request methods ever sent ahead of the loop: idempotent, and without a body.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 OnError = Literal["fallback", "propagate"]
 
 
@@ -76,7 +84,16 @@ HOST_KEYS = {
 }
 TARGET_KEYS = {
     "loop": '"module:qualname" (or "path/to/script.py:qualname") of the function whose body is the loop',
-    "fetch": '"module:qualname" of the slow per-item call made inside the loop',
+    "fetch": (
+        'prefetch mode: "http" (the default: the loop\'s GET and HEAD requests are sent ahead, nothing else) or '
+        '"module:qualname" of a per-item function to run ahead (only when it writes nothing: see `pure`)'
+    ),
+    "pure": (
+        "prefetch mode: true to confirm that the `fetch` function only reads (no prints, logs, DB or file writes, "
+        "no assignments outside itself), when sched_accel cannot tell from its code"
+    ),
+    "methods": 'HTTP-level prefetch: the request methods that may be sent ahead, a subset of ["GET", "HEAD"] (default both)',
+    "max_age": "HTTP-level prefetch: seconds a prefetched answer may wait for the loop before it is not served, a number > 0 (default 60)",
     "items": (
         'where the items come from: a parameter name or position of the loop, "module:NAME" (a module-level '
         'object), "returned-by:module:qualname" (a call made inside the loop), or "learned" (the per-item '
@@ -174,6 +191,28 @@ def parse_items(value: object) -> ItemSource:
     raise ValueError(_ITEMS_ALLOWED)
 
 
+def valid_type_name(name: str) -> bool:
+    module, sep, qualname = name.partition(":")
+    return bool(sep) and all(p.isidentifier() for p in module.split(".")) and all(
+        p.isidentifier() for p in qualname.split(".")
+    )
+
+
+def valid_pattern(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
+def valid_host(name: object) -> bool:
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in "/ @?#"):
+        return False
+    host, sep, port = name.strip().rpartition(":") if name.count(":") == 1 else ("", "", name)
+    return not sep or (bool(host) and port.isdigit())
+
+
 def is_item_path(path: str) -> bool:
     """``"item"``, ``"item.chain"``, ``"item.0"``: an ``args`` entry (lookups on the item)."""
     parts = path.split(".")
@@ -237,6 +276,9 @@ class Target:
     per_second: float | None = None
     burst: int = 1
     retry: RetrySettings = RetrySettings()
+    pure: bool = False
+    methods: frozenset[str] = frozenset({"GET", "HEAD"})
+    max_age: float = 60.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("replace", "prefetch"):
@@ -248,6 +290,11 @@ class Target:
         _positive("targets", "timeout", self.timeout, optional=True)
         _positive("targets", "per_second", self.per_second, optional=True)
         _positive("targets", "burst", self.burst, whole=True)
+        _positive("targets", "max_age", self.max_age)
+        methods = frozenset(self.methods)
+        if not methods or not methods <= SAFE_METHODS:
+            raise ValueError(f"targets.methods must be a non-empty subset of {sorted(SAFE_METHODS)}, got {sorted(methods)!r}")
+        object.__setattr__(self, "methods", methods)
         if self.items is not None and not isinstance(self.items, Argument | ModuleObject | ReturnedBy | Learned):
             try:
                 object.__setattr__(self, "items", parse_items(self.items))
@@ -258,6 +305,11 @@ class Target:
     def name(self) -> str:
         """How logs, the control file and ``sched-accel on|off`` name this target."""
         return self.loop.text
+
+    @property
+    def http(self) -> bool:
+        """Whether this target prefetches the loop's requests (no per-item function to run ahead)."""
+        return self.mode == "prefetch" and self.fetch is None
 
     @property
     def window_size(self) -> int:

@@ -8,7 +8,7 @@
 - ``_hosts``: every host's limiter and circuit, shared by the process's targets;
 - ``_stats``: what one run went through;
 - ``_policy``: retries and limits around each attempt and each request of a run;
-- ``_http``: where requests are seen: httpx, requests, urllib.
+- ``_http``: where requests are seen: httpx, requests, urllib, aiohttp.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from ._breaker import CircuitBreaker
 from ._drive import GO, Plan, run_async, run_sync
 from ._hosts import HostState, Hosts, statistics_lines
-from ._http import patch_http
+from ._http import LIBRARIES, LOOP, LoopRequests, aiohttp_url, patch_http, send
 from ._limit import HostLimit, paced
 from ._limits import HostLimiter
 from ._policy import ATTEMPT, Policy, Tries
@@ -33,16 +33,21 @@ __all__ = [
     "HostLimiter",
     "HostLimiterStatistics",
     "HostState",
+    "LIBRARIES",
+    "LOOP",
+    "LoopRequests",
     "Hosts",
     "Plan",
     "Policy",
     "RunStats",
     "Tries",
+    "aiohttp_url",
     "classify",
     "paced",
     "patch_http",
     "retry_after",
     "run_async",
     "run_sync",
+    "send",
     "statistics_lines",
 ]

@@ -1,5 +1,5 @@
 """Host limits at the HTTP layer: every request a per-item call sends through httpx,
-requests or urllib.
+requests, urllib or aiohttp.
 
 One per-item call may send several requests (a client method that pages, or calls two
 endpoints), so the limits of a host apply per request, where it is sent:
@@ -7,21 +7,25 @@ endpoints), so the limits of a host apply per request, where it is sent:
 - httpx: ``HTTPTransport.handle_request`` and ``AsyncHTTPTransport.handle_async_request``
   (public API; a custom transport that wraps httpx's is covered too);
 - requests: ``HTTPAdapter.send``;
-- urllib: ``AbstractHTTPHandler.do_open`` (``urlopen`` and every opener).
+- urllib: ``AbstractHTTPHandler.do_open`` (``urlopen`` and every opener);
+- aiohttp: ``ClientSession._request`` (what ``get``, ``request`` and the others call; it
+  has kept its name and signature through aiohttp 3.x).
 
-The wrappers act only inside an attempt of a per-item call (``_policy.ATTEMPT``); every
-other request of the app, in any thread, goes through untouched. Inside one, a request
-first takes its host's turn (concurrency, rate, pause), is sent with its timeout capped to
-the target's ``timeout``, and its answer teaches the host's limiter (AIMD, Retry-After)
-and circuit.
+The wrappers act only inside an attempt of a per-item call (``_policy.ATTEMPT``), or for
+the loop's own requests while an HTTP-level prefetch run is current (:data:`LOOP`, which
+gets them); every other request of the app, in any thread, goes through untouched. Inside
+an attempt, a request first takes its host's turn (concurrency, rate, pause), is sent with
+its timeout capped to the target's ``timeout``, and its answer teaches the host's limiter
+(AIMD, Retry-After) and circuit.
 """
 
 from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import httpx
@@ -30,14 +34,34 @@ from .._patching import Patch, apply
 from ._drive import run_async, run_sync
 from ._policy import ATTEMPT
 
-__all__ = ["patch_http"]
+__all__ = ["LIBRARIES", "LOOP", "LoopRequests", "patch_http", "send"]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
 
 
-def _in_attempt() -> bool:
-    return ATTEMPT.get() is not None
+class LoopRequests(Protocol):
+    """Whoever handles the requests a loop makes itself (an HTTP-level prefetch run)."""
+
+    def request(self, library: str, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        """Answer the request (``wrapped(*args, **kwargs)`` sends it as the loop made it)."""
+        ...
+
+
+#: The handler of the loop's own requests, in the loop's thread or task, if any.
+LOOP: ContextVar[LoopRequests | None] = ContextVar("sched_accel_loop_requests", default=None)
+
+
+def _seen() -> bool:
+    return ATTEMPT.get() is not None or LOOP.get() is not None
+
+
+def _elsewhere(library: str, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    """A request outside an attempt: the loop's own (to its handler), or any other (untouched)."""
+    loop = LOOP.get()
+    if loop is None:
+        return wrapped(*args, **kwargs)
+    return loop.request(library, wrapped, instance, args, kwargs)
 
 
 def _capped(value: Any, cap: float) -> Any:
@@ -60,7 +84,7 @@ def _cap_httpx(request: httpx.Request, cap: float) -> None:
 def _httpx_sync(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
     current = ATTEMPT.get()
     if current is None:
-        return wrapped(*args, **kwargs)
+        return _elsewhere("httpx", wrapped, instance, args, kwargs)
     policy, tries = current
     request = args[0] if args else kwargs["request"]
     if policy.timeout is not None:
@@ -72,7 +96,7 @@ def _httpx_sync(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: 
 async def _httpx_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Args, kwargs: Kwargs) -> Any:
     current = ATTEMPT.get()
     if current is None:
-        return await wrapped(*args, **kwargs)
+        return await _elsewhere("httpx-async", wrapped, instance, args, kwargs)
     policy, tries = current
     request = args[0] if args else kwargs["request"]
     if policy.timeout is not None:
@@ -85,7 +109,7 @@ async def _httpx_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, ar
 def _requests_send(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
     current = ATTEMPT.get()
     if current is None:
-        return wrapped(*args, **kwargs)
+        return _elsewhere("requests", wrapped, instance, args, kwargs)
     policy, tries = current
     request = args[0] if args else kwargs["request"]
     cap = policy.timeout
@@ -108,7 +132,7 @@ def _capped_requests(value: Any, cap: float) -> Any:
 def _urllib_open(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
     current = ATTEMPT.get()
     if current is None:
-        return wrapped(*args, **kwargs)
+        return _elsewhere("urllib", wrapped, instance, args, kwargs)
     policy, tries = current
     request = args[1] if len(args) > 1 else kwargs["req"]  # do_open(http_class, req, **conn_args)
     parts = urllib.parse.urlsplit(f"//{request.host}")
@@ -125,13 +149,75 @@ def _urllib_open(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs:
         request.timeout = timeout
 
 
+# -- aiohttp ----------------------------------------------------------------------------------
+def aiohttp_url(session: Any, args: Args, kwargs: Kwargs) -> Any:
+    """The absolute ``yarl.URL`` of a ``ClientSession._request(method, str_or_url, ...)``
+    call, with its ``params`` (as aiohttp builds it)."""
+    import yarl
+
+    raw = args[1] if len(args) > 1 else kwargs["str_or_url"]
+    url = raw if isinstance(raw, yarl.URL) else yarl.URL(str(raw))
+    base = getattr(session, "_base_url", None)
+    if base is not None and not url.is_absolute():
+        url = base.join(url)
+    params = kwargs.get("params")
+    if params:
+        url = url.extend_query(params)
+    return url
+
+
+def _aiohttp_timeout(session: Any, value: Any, cap: float) -> Any:
+    """The request's ``timeout`` (or the session's) with each of its limits capped."""
+    import aiohttp
+
+    timeout = value if isinstance(value, aiohttp.ClientTimeout) else getattr(session, "timeout", None)
+    if not isinstance(timeout, aiohttp.ClientTimeout):
+        return aiohttp.ClientTimeout(total=cap)
+    return aiohttp.ClientTimeout(
+        total=_capped(timeout.total, cap),
+        connect=timeout.connect and min(timeout.connect, cap),
+        sock_read=timeout.sock_read and min(timeout.sock_read, cap),
+        sock_connect=timeout.sock_connect and min(timeout.sock_connect, cap),
+    )
+
+
+async def _aiohttp_request(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    current = ATTEMPT.get()
+    if current is None:
+        return await _elsewhere("aiohttp", wrapped, instance, args, kwargs)
+    policy, tries = current
+    url = aiohttp_url(instance, args, kwargs)
+    if policy.timeout is not None:
+        kwargs = {**kwargs, "timeout": _aiohttp_timeout(instance, kwargs.get("timeout"), policy.timeout)}
+    return await run_async(policy.request(tries, url.host or "", url.port), lambda: wrapped(*args, **kwargs))
+
+
 # -- installing -------------------------------------------------------------------------------
 _LAYERS: tuple[tuple[str, str, str, Callable[..., Any]], ...] = (
     ("httpx", "HTTPTransport", "handle_request", _httpx_sync),
     ("httpx", "AsyncHTTPTransport", "handle_async_request", _httpx_async),
     ("requests.adapters", "HTTPAdapter", "send", _requests_send),
     ("urllib.request", "AbstractHTTPHandler", "do_open", _urllib_open),
+    ("aiohttp", "ClientSession", "_request", _aiohttp_request),
 )
+
+#: The libraries whose requests are seen, by the name :class:`LoopRequests` gets.
+LIBRARIES = ("httpx", "httpx-async", "requests", "urllib", "aiohttp")
+
+#: Each library's request, sent within the current attempt (limits, timeout cap, answers).
+_SENDERS: dict[str, Callable[..., Any]] = {
+    "httpx": _httpx_sync,
+    "httpx-async": _httpx_async,
+    "requests": _requests_send,
+    "urllib": _urllib_open,
+    "aiohttp": _aiohttp_request,
+}
+
+
+def send(library: str, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    """Send a request as our wrapper at that library's layer would (inside an attempt: with
+    the host's limits; outside one: as is). ``wrapped`` is what the wrapper wraps."""
+    return _SENDERS[library](wrapped, instance, args, kwargs)
 
 
 def patch_http(patch: Patch, watch: Callable[[str, Callable[[ModuleType], None]], None]) -> None:
@@ -141,6 +227,6 @@ def patch_http(patch: Patch, watch: Callable[[str, Callable[[ModuleType], None]]
         def wrap(module: ModuleType, owner_name: str = owner_name, attribute: str = attribute, wrapper: Any = wrapper) -> None:
             owner = getattr(module, owner_name, None)
             if owner is not None and callable(getattr(owner, attribute, None)):
-                apply(patch, owner, attribute, wrapper, _in_attempt)
+                apply(patch, owner, attribute, wrapper, _seen)
 
         watch(module_name, wrap)

@@ -100,7 +100,8 @@ def classify(
 
     Rate-limited: HTTP 429, and 503 with a usable Retry-After, from httpx's
     ``HTTPStatusError``, requests' ``HTTPError`` (any exception whose ``.response`` has
-    ``.status_code`` and ``.headers``) and ``urllib.error.HTTPError``. Transient: 502, 503
+    ``.status_code`` and ``.headers``), ``urllib.error.HTTPError`` and aiohttp's
+    ``ClientResponseError``. Transient: 502, 503
     and 504 otherwise; httpx transport errors and timeouts (not ``UnsupportedProtocol``
     or ``LocalProtocolError``, which are our side's mistakes); requests'
     ``ConnectionError``, ``Timeout`` and ``ChunkedEncodingError`` (by class name in the
@@ -161,6 +162,10 @@ def _http_status(exc: BaseException) -> tuple[int | None, Any]:
     """The HTTP status and headers an exception carries (urllib's, or a ``.response``'s), if any."""
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code, exc.headers
+    if type(exc).__module__.startswith("aiohttp."):  # ClientResponseError: .status, .headers
+        status, headers = getattr(exc, "status", None), getattr(exc, "headers", None)
+        if isinstance(status, int) and callable(getattr(headers, "get", None)):
+            return status, headers
     try:
         response = getattr(exc, "response", None)
         status = getattr(response, "status_code", None)
@@ -188,6 +193,9 @@ def _is_transient_type(exc: BaseException) -> bool:
         return not isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError)
     if any(cls.__module__.startswith("requests.") and cls.__name__ in _REQUESTS_TRANSIENT for cls in type(exc).__mro__):
         return True
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None and isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        return True  # refused, reset, disconnected, timed out, a body cut short
     if isinstance(exc, urllib.error.URLError):
         return isinstance(exc.reason, OSError)
     return isinstance(exc, ConnectionError | TimeoutError | http.client.IncompleteRead)

@@ -66,7 +66,7 @@ class FetchInterceptor:
 
     def __call__(self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         run = CURRENT.get()
-        if run is None or run.owner not in self.owners:  # modes compare by identity
+        if run is None or run.owner not in self.owners or not isinstance(run, PrefetchRun):  # modes compare by identity
             return self._count_only(wrapped, args, kwargs)
         try:
             if run.recorder is not None:

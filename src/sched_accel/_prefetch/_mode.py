@@ -5,9 +5,15 @@ ORIGINAL loop, once, in the caller's thread or task, with a
 :class:`~sched_accel._prefetch._run.PrefetchRun` current for it; the interceptors
 (``_interceptors``) serve the loop's per-item calls from that run.
 
-Workers: a sync per-item function runs in worker threads (an explicit bound, not anyio's
-default of 40), whether the loop is sync or async; an async one runs in tasks of a task
-group on the loop's own event loop (asyncio or trio, through anyio).
+Function-level (``fetch = "module:qualname"``): the per-item calls are run ahead
+(``_run``). HTTP-level (no ``fetch``, or ``fetch = "http"``): the loop's GET and HEAD
+requests are (``_http_run``), and the loop's own code, its writes and prints included,
+runs exactly as before.
+
+Workers: a sync per-item function (or a sync loop's requests) runs in worker threads (an
+explicit bound, not anyio's default of 40), whether the loop is sync or async; an async
+one runs in tasks of a task group on the loop's own event loop (asyncio or trio, through
+anyio).
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ import anyio
 
 from .._engine import AsyncWorkers, Slot, ThreadWorkers
 from .._log import event, internal_error
-from .._policy import HostLimiter, Hosts, Policy, paced
+from .._policy import LOOP, HostLimiter, Hosts, Policy, paced
 from .._report import RunReport
-from .._settings import Target
+from .._settings import Learned, Target
 from .._state import Recorder
 from .._targets import Resolved
+from ._http_run import HttpRun
+from ._why import say_why
 from ._run import CURRENT, PrefetchRun
 from ._shape import item_path
 from ._sources import Items
@@ -54,8 +62,13 @@ class PrefetchMode:
             if target.per_second is not None
             else None
         )
+        #: HTTP-level: the loop's requests are prefetched, not a per-item function.
+        self.http = target.fetch is None
         self.fetch_async: bool | None = None  # known once the per-item function is patched
-        self.items = Items(target.name, target.items, state_dir)
+        if self.http:  # from its second run, a loop needs nothing declared but itself
+            self.items = Items(f"{target.name} http", target.items or Learned(), state_dir)
+        else:
+            self.items = Items(target.name, target.items, state_dir)
         self._said_no_items = False
         self._runs_since_slow_probe: int | None = None
         self.builder: Callable[[Any], Args] | None = None
@@ -87,9 +100,27 @@ class PrefetchMode:
                 target=self.target.name,
             )
 
-    def _new_run(self, submit: Callable[[Slot[Any]], Slot[Any]], source: Iterator[Any] | None, policy: Policy) -> PrefetchRun:
+    def _new_run(
+        self, submit: Callable[[Slot[Any]], Slot[Any]], source: Iterator[Any] | None, policy: Policy, *, is_async: bool
+    ) -> PrefetchRun | HttpRun:
         if source is None and not self.items.captured:
             self._no_items()
+        if self.http:
+            target = self.target
+            return HttpRun(
+                RunReport(target),
+                source,
+                submit,
+                window=target.window_size,
+                concurrency=target.concurrency,
+                policy=policy,
+                is_async=is_async,
+                methods=target.methods,
+                max_age=target.max_age,
+                replay=self.items.learned is not None,
+                owner=self,
+                recorder=Recorder() if self.items.learned is not None else None,
+            )
         # A run whose probe found slow calls tells the next runs of this process to fan out at
         # once (the probe costs a few ms); every REPROBE_EVERY-th run probes again.
         probe = self._runs_since_slow_probe is None or self._runs_since_slow_probe >= REPROBE_EVERY
@@ -116,7 +147,7 @@ class PrefetchMode:
     def _threaded(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Iterator[tuple[Args, Kwargs]]:
         """Make this run current, with worker threads, for the body of the ``with``; a failure
         of ours to set it up means the loop runs as if unpatched."""
-        if self.fetch_async is None:
+        if self.fetch_async is None and not self.http:
             # The per-item function is not patched: its module is not imported yet (the
             # loop imports it itself; the next run is accelerated), or it did not resolve
             # (said once, when patching). This run is the original, untouched.
@@ -126,17 +157,20 @@ class PrefetchMode:
             source, args, kwargs = self.items.bind(wrapped, args, kwargs)
             policy = Policy(self.target, self.hosts, limiter=self.limiter)
             workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}", attempt=policy.attempt)
-            run = self._new_run(workers.submit, source, policy)
+            run = self._new_run(workers.submit, source, policy, is_async=False)
         except Exception as exc:
             internal_error(f"starting {self.target.name}", exc)
             yield args, kwargs
             return
         token = CURRENT.set(run)
+        requests = LOOP.set(run) if isinstance(run, HttpRun) else None
         outcome = "raised"
         try:
             yield args, kwargs
             outcome = "ok"
         finally:
+            if requests is not None:
+                LOOP.reset(requests)
             CURRENT.reset(token)
             run.close()
             workers.close()
@@ -150,12 +184,12 @@ class PrefetchMode:
     # -- the loop, async ----------------------------------------------------------------------
     async def call_async(self, wrapped: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs) -> Any:
         """Run the original async loop with its per-item calls prefetched."""
-        if self.fetch_async is not True:  # a sync per-item function, or none patched yet
+        if self.fetch_async is not True and not self.http:  # a sync per-item function, or none patched yet
             return await self._call_async_threads(wrapped, args, kwargs)
         try:
             source, args, kwargs = self.items.bind(wrapped, args, kwargs)
             policy = Policy(self.target, self.hosts, limiter=self.limiter)
-            run = self._new_run(_not_started, source, policy)
+            run = self._new_run(_not_started, source, policy, is_async=True)
         except Exception as exc:
             internal_error(f"starting {self.target.name}", exc)
             return await wrapped(*args, **kwargs)
@@ -166,6 +200,7 @@ class PrefetchMode:
             workers.start()  # before CURRENT is set: the workers must not see the loop's run
             run.submit = workers.submit
             token = CURRENT.set(run)
+            requests = LOOP.set(run) if isinstance(run, HttpRun) else None
             try:
                 result = await wrapped(*args, **kwargs)
                 outcome = "ok"
@@ -174,6 +209,8 @@ class PrefetchMode:
                 # caller as itself, never wrapped in an ExceptionGroup.
                 error = exc
             finally:
+                if requests is not None:
+                    LOOP.reset(requests)
                 CURRENT.reset(token)
                 run.close()
                 workers.close()
@@ -191,7 +228,10 @@ class PrefetchMode:
         with self._threaded(wrapped, args, kwargs) as (args, kwargs):
             return await wrapped(*args, **kwargs)
 
-    def _report(self, run: PrefetchRun, outcome: str) -> None:
+    def _report(self, run: PrefetchRun | HttpRun, outcome: str) -> None:
+        if isinstance(run, HttpRun):
+            self._report_http(run, outcome)
+            return
         step = run.step
         if step.said_slow:
             self._runs_since_slow_probe = 0
@@ -214,6 +254,20 @@ class PrefetchMode:
         run.report.finish(
             outcome, items=run.hits + run.misses + run.direct, more=more, state_dir=self.state_dir, hosts=self.hosts
         )
+
+
+    def _report_http(self, run: HttpRun, outcome: str) -> None:
+        more = run.counts()
+        more.update(run.policy.stats.snapshot())
+        if run.skipped_sleeps:
+            more["skipped_sleeps"] = run.skipped_sleeps
+        learned, recorder = self.items.learned, run.recorder
+        if learned is not None and recorder is not None:
+            more["learned"] = len(recorder.calls)
+            if outcome == "ok":
+                learned.save(recorder.calls)
+        say_why(run, self.target.items.text if self.target.items is not None else repr("learned"))
+        run.report.finish(outcome, items=run.hits + run.misses, more=more, state_dir=self.state_dir, hosts=self.hosts)
 
 
 def _not_started(slot: Slot[Any]) -> Slot[Any]:

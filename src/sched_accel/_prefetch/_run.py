@@ -26,11 +26,13 @@ from ._shape import CallShape, same
 
 if TYPE_CHECKING:
     from .._policy import Policy
+    from ._http_run import HttpRun
 
 __all__ = ["CURRENT", "INFER_ATTEMPTS", "PrefetchRun"]
 
-#: The prefetch run of the loop executing in this thread or task, if any.
-CURRENT: ContextVar[PrefetchRun | None] = ContextVar("sched_accel_prefetch_run", default=None)
+#: The prefetch run of the loop executing in this thread or task, if any (function-level,
+#: or HTTP-level).
+CURRENT: ContextVar[PrefetchRun | HttpRun | None] = ContextVar("sched_accel_prefetch_run", default=None)
 
 #: Real calls whose item could not be found before inference gives up.
 INFER_ATTEMPTS = 3

@@ -1,0 +1,331 @@
+"""HTTP-level prefetch: the loop's idempotent requests are sent ahead of it, and nothing else.
+
+While a patched loop runs, an :class:`HttpRun` sees each request the loop makes through
+httpx, requests or aiohttp (``_policy.LOOP``), in the loop's own thread or task:
+
+- a request already sent ahead for this exact request (method, URL, every header but
+  tracing ones) is answered with that answer, as a fresh response of the library;
+- any other GET or HEAD runs as the loop made it (a miss). If an item's values are in its
+  URL (``_requests.learn``), the URL's pattern is kept, and the same request is sent ahead
+  for the next items (the first ``concurrency`` of them until one is served, then up to
+  ``window``), through the same client, with the run's host limits and retries;
+- everything else (POST, PUT, a body, a stream) runs exactly when and as the loop makes it.
+
+With ``items = "learned"`` the items are the previous run's requests, replayed in order,
+each only to a host the loop itself called in this run. A prefetched answer older than
+``max_age`` seconds is not served; one sent for the same URL but with other headers is
+not served either (counted as ``mismatched``, the first difference said once per run).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .._engine import AsyncWorkers, Cancelled, Slot, ThreadWorkers
+from .._log import internal_error
+from .._policy import Policy, send
+from .._report import RunReport
+from .._state import Recorder
+from ._clients import CLIENTS, Client, Refused, Request, fetcher
+from ._requests import Pattern, Replay, learn
+
+__all__ = ["MAX_PATTERNS", "RETIRE_AFTER", "HttpRun"]
+
+#: URL patterns learned per run at most (requests per item the loop makes).
+MAX_PATTERNS = 16
+#: A pattern none of whose requests was served by then is dropped after this many misses.
+RETIRE_AFTER = 3
+
+_NOT_FOUND: Any = object()
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+class _Learned:
+    """A pattern of the loop's requests, and the request it was learned from (or last seen
+    as): the one copied, with another URL, for each item."""
+
+    __slots__ = ("base", "client", "hits", "instance", "misses", "pattern", "retired", "upto", "wrapped")
+
+    def __init__(self, pattern: Pattern | Replay, client: Client, wrapped: Any, instance: Any, base: Request, index: int) -> None:
+        self.pattern = pattern
+        self.client = client
+        self.wrapped = wrapped
+        self.instance = instance
+        self.base = base
+        self.upto = index  # the last item predicted (or fetched by the loop itself)
+        self.hits = self.misses = 0
+        self.retired = False
+
+
+class _Sent:
+    __slots__ = ("index", "learned", "live", "request", "slot")
+
+    def __init__(self, index: int, slot: Slot[Any], learned: _Learned, request: Request) -> None:
+        self.index = index
+        self.slot = slot
+        self.learned = learned
+        self.request = request
+        self.live = True
+
+
+class _Ahead:
+    __slots__ = ("index", "item", "sent")
+
+    def __init__(self, index: int, item: Any) -> None:
+        self.index = index
+        self.item = item
+        self.sent: list[_Sent] = []
+
+
+class HttpRun:
+    """One run of a loop with HTTP-level prefetch. Everything here runs in the loop's own
+    thread or task (the workers only run slots), so it needs no lock."""
+
+    def __init__(
+        self,
+        report: RunReport,
+        source: Iterator[Any] | None,
+        submit: Callable[[Slot[Any]], Slot[Any]],
+        *,
+        window: int,
+        concurrency: int,
+        policy: Policy,
+        is_async: bool,
+        methods: frozenset[str] = frozenset({"GET", "HEAD"}),
+        max_age: float = 60.0,
+        replay: bool = False,
+        owner: object = None,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self.report = report
+        self.name = report.target.name
+        self.owner = owner
+        self.policy = policy
+        self.timeout = policy.wait_timeout
+        self.skip_sleeps = report.target.skip_sleeps
+        self.skipped_sleeps = 0
+        self.source = source
+        self.submit = submit
+        self.window = window
+        self.concurrency = concurrency
+        self.is_async = is_async
+        self.methods = methods
+        self.max_age = max_age
+        self.replay = replay
+        self.recorder = recorder
+        self.learned: list[_Learned] = []
+        self.ahead: deque[_Ahead] = deque()
+        self.pending: dict[tuple[str, str], deque[_Sent]] = {}
+        self.pulled = 0
+        self.active = source is not None
+        self.hits = self.misses = self.wasted = self.mismatched = self.stale = self.other = 0
+        self.first_miss: Request | None = None
+        self.differs: str | None = None
+        self._fetchers: dict[str, Callable[..., Any]] = {}
+
+    # -- SourceCapture's side (items returned by a call inside the loop) ---------------------
+    def set_source(self, source: Iterator[Any]) -> None:
+        if self.source is None and not self.learned:
+            self.source = source
+            self.active = True
+
+    # -- the loop's requests (``_policy.LOOP``) ------------------------------------------------
+    def request(self, library: str, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        client = CLIENTS.get(library)
+        sent: _Sent | None = None
+        if client is not None and client.is_async == self.is_async:
+            try:
+                sent = self.serve(client, wrapped, instance, args, kwargs)
+            except Exception as exc:  # ours: stop predicting, the request runs as the loop made it
+                self._stop(exc)
+        if client is not None and client.is_async:
+            return self._answer_async(client, sent, wrapped, instance, args, kwargs)
+        if sent is None:
+            return wrapped(*args, **kwargs)
+        try:
+            outcome: Any = ThreadWorkers.wait(sent.slot, self.timeout)
+        except (Refused, Cancelled) as exc:
+            outcome = exc
+        kept = self._usable(outcome)
+        if kept is _NOT_FOUND:
+            return wrapped(*args, **kwargs)
+        assert client is not None
+        return client.serve(kept, instance, args, kwargs)
+
+    def _usable(self, outcome: Any) -> Any:
+        """The kept answer of a slot's outcome, or ``_NOT_FOUND``: the loop sends it itself."""
+        if isinstance(outcome, Refused):  # retried until the policy gave up: the last answer stands
+            return outcome.kept
+        if isinstance(outcome, Cancelled):
+            return _NOT_FOUND
+        kept, finished = outcome
+        if time.monotonic() - finished > self.max_age:
+            self.stale += 1
+            return _NOT_FOUND
+        return kept
+
+    async def _answer_async(
+        self, client: Client, sent: _Sent | None, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
+    ) -> Any:
+        if sent is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            outcome: Any = await AsyncWorkers.wait(sent.slot, self.timeout)
+        except (Refused, Cancelled) as exc:
+            outcome = exc
+        kept = self._usable(outcome)
+        if kept is _NOT_FOUND:
+            return await wrapped(*args, **kwargs)
+        return client.serve(kept, instance, args, kwargs)
+
+    def serve(self, client: Client, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> _Sent | None:
+        """The request sent ahead that answers this one, or None: the loop sends it itself."""
+        request = client.describe(instance, args, kwargs, self.methods)
+        if request is None:
+            self.other += 1  # never sent early: runs exactly as the loop makes it
+            return None
+        if self.recorder is not None:
+            self.recorder.record((request.method, request.url))
+        key = (request.method, request.url)
+        queue = self.pending.get(key)
+        while queue:
+            sent = queue.popleft()
+            if not sent.live:
+                continue
+            sent.live = False
+            if sent.request.extra != request.extra:
+                self.mismatched += 1
+                if self.differs is None:
+                    self.differs = sent.request.differs(request)
+                self._discard(sent.slot)
+                break
+            if not queue:
+                del self.pending[key]
+            self._advance(sent.index)
+            sent.learned.hits += 1
+            self.hits += 1
+            self._fill()
+            return sent
+        if queue is not None and not queue:
+            del self.pending[key]
+        self.misses += 1
+        if self.first_miss is None:
+            self.first_miss = request
+        if self.active:
+            self._learn(client, wrapped, instance, request)
+            self._fill()
+        return None
+
+    # -- learning where the items are -----------------------------------------------------------
+    def _read_ahead(self) -> None:
+        if self.source is None:
+            return
+        first = self.ahead[0].index if self.ahead else self.pulled
+        while len(self.ahead) < self.window + 1 and self.pulled < first + self.window + 1:
+            item = next(self.source, _NOT_FOUND)
+            if item is _NOT_FOUND:
+                self.source = None
+                return
+            self.ahead.append(_Ahead(self.pulled, item))
+            self.pulled += 1
+
+    def _pattern(self, request: Request, item: Any) -> Pattern | Replay | None:
+        if self.replay:
+            if isinstance(item, list | tuple) and len(item) == 2 and tuple(item) == (request.method, request.url):
+                return Replay(request.method, request.url)
+            return None
+        return learn(request.url, item)
+
+    def _learn(self, client: Client, wrapped: Any, instance: Any, request: Request) -> None:
+        """A request the loop made itself: find its item ahead, and learn (or refresh) its pattern."""
+        self._read_ahead()
+        for entry in self.ahead:
+            pattern = self._pattern(request, entry.item)
+            if pattern is not None:
+                break
+        else:
+            return  # it carries no item: it runs directly, and teaches nothing
+        self._advance(entry.index)
+        for known in self.learned:
+            if known.pattern.shape == pattern.shape and known.base.method == request.method:
+                known.misses += 1
+                if known.hits == 0 and known.misses >= RETIRE_AFTER:
+                    known.retired = True
+                # Later items are sent as this request was made: its headers may have changed.
+                known.base, known.wrapped, known.instance = request, wrapped, instance
+                known.upto = max(known.upto, entry.index)
+                return
+        if len(self.learned) < MAX_PATTERNS:
+            self.learned.append(_Learned(pattern, client, wrapped, instance, request, entry.index))
+
+    def _advance(self, index: int) -> None:
+        """The loop is at item ``index``: what was sent for the items before it is not needed."""
+        while self.ahead and self.ahead[0].index < index:
+            for sent in self.ahead.popleft().sent:
+                if sent.live:
+                    sent.live = False
+                    self._discard(sent.slot)
+
+    def _fill(self) -> None:
+        if not self.learned or not self.active:
+            return
+        self._read_ahead()
+        if not self.ahead:
+            return
+        first = self.ahead[0].index
+        for known in self.learned:
+            if known.retired:
+                continue
+            limit = self.window if known.hits else self.concurrency
+            start = max(known.upto + 1 - first, 0)
+            stop = min(limit + 1, len(self.ahead))
+            for entry in itertools.islice(self.ahead, start, stop):
+                known.upto = entry.index
+                self._predict(known, entry)
+
+    def _predict(self, known: _Learned, entry: _Ahead) -> None:
+        url = known.pattern.url_for(entry.item)
+        if url is None:
+            return
+        request = known.client.rebuild(known.base, known.instance, url)
+        if request is None:
+            return
+        fetch = self._fetchers.get(known.client.library)
+        if fetch is None:
+            fetch = self._fetchers[known.client.library] = fetcher(known.client, send)
+        slot: Slot[Any] = Slot(fetch, (known.wrapped, known.instance, request.args, request.kwargs), {}, entry.index)
+        sent = _Sent(entry.index, slot, known, request)
+        self.pending.setdefault((request.method, request.url), deque()).append(sent)
+        entry.sent.append(sent)
+        self.submit(slot)
+
+    # -- the end ----------------------------------------------------------------------------------
+    def _discard(self, slot: Slot[Any]) -> None:
+        if not slot.cancel():  # it had started: a request the sequential loop did not make
+            self.wasted += 1
+
+    def _stop(self, exc: Exception) -> None:
+        self.active = False
+        internal_error(f"prefetching the requests of {self.name}", exc)
+
+    def close(self) -> None:
+        """The loop ended: what it never asked for is cancelled (or counted as wasted)."""
+        for entry in self.ahead:
+            for sent in entry.sent:
+                if sent.live:
+                    sent.live = False
+                    self._discard(sent.slot)
+        self.ahead.clear()
+        self.pending.clear()
+        self.active = False
+
+    def counts(self) -> dict[str, Any]:
+        """This run's figures for the run line."""
+        more = {"prefetch": "http", "prefetched": self.hits, "missed": self.misses, "wasted": self.wasted}
+        optional = {"mismatched": self.mismatched, "stale": self.stale, "other": self.other}
+        return more | {name: count for name, count in optional.items() if count}

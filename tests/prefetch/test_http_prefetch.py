@@ -1,0 +1,313 @@
+"""HTTP-level prefetch against the real local server: the loop's own code (writes, prints,
+POSTs, sqlite rows) runs as before; only its GETs are sent ahead, each exactly once.
+
+Each test runs the app's loop unpatched, then patched, and compares what it printed, the
+rows it wrote and what it returned, byte for byte, and the requests the server saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sched_accel
+
+from ..conftest import App
+from ..faultserver import FaultServer
+from .test_prefetch_shapes import install, run_line
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with FaultServer(latency=0.02) as running:
+        yield running
+
+
+class Run:
+    """What one call of the loop did: its value, its printed lines, the server's requests."""
+
+    def __init__(self, server: FaultServer, call: Callable[[], Any]) -> None:
+        server.reset_counts()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.value = call()
+        self.printed = out.getvalue()
+        self.gets = Counter(k for method, k in server.log if method == "GET")
+        self.posts = [k for method, k in server.log if method == "POST"]
+
+
+def compare(
+    server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture: list[str], call: Callable[[], Any]
+) -> tuple[Run, Run, dict[str, str]]:
+    before = Run(server, call)
+    install(monkeypatch, capture)
+    after = Run(server, call)
+    assert after.value == before.value
+    assert after.printed == before.printed
+    assert after.posts == before.posts  # the same POSTs, in the same order
+    assert after.gets == before.gets  # every GET exactly once, as the loop made it
+    return before, after, run_line(capture)
+
+
+def rows(path: Path) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT * FROM prices ORDER BY id").fetchall()
+
+
+HTTPX_JOB = """
+    import sqlite3
+    import httpx
+
+    def fetch_and_store(client, db, token, base):
+        # the per-item function legacy code writes: a GET, a print, a row
+        answer = client.get(f"{base}/item/{token}", params={"currency": "usd"})
+        answer.raise_for_status()
+        value = answer.json()["value"]
+        print(f"stored {token}: {value}")
+        db.execute("INSERT INTO prices (token, value) VALUES (?, ?)", (token, value))
+        return value
+
+    def refresh(tokens, base, path):
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE IF NOT EXISTS prices (id INTEGER PRIMARY KEY AUTOINCREMENT, token, value)")
+        total = 0
+        with httpx.Client() as client:
+            for token in tokens:
+                total += fetch_and_store(client, db, token, base)
+        db.commit()
+        db.close()
+        return total
+"""
+
+
+def test_httpx_loop_with_writes_and_prints_in_the_per_item_function(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path
+) -> None:
+    app.write("job.py", HTTPX_JOB)
+    app.config('[[targets]]\nloop = "job:refresh"\nitems = "tokens"\nconcurrency = 6\n')
+    job = importlib.import_module("job")
+    tokens = [f"t{i}" for i in range(30)]
+    first, second = tmp_path / "before.db", tmp_path / "after.db"
+    paths = iter([first, second])
+    before, after, fields = compare(server, monkeypatch, capture_events, lambda: job.refresh(tokens, server.url, next(paths)))
+    assert rows(first) == rows(second)  # same ids, same order
+    assert fields["prefetch"] == "http"
+    assert int(fields["prefetched"]) == 29 and fields["missed"] == "1"
+    assert int(fields["prefetched"]) + int(fields["missed"]) == int(fields["items"])
+    assert int(fields["peak_requests"]) > 1
+
+
+REQUESTS_JOB = """
+    import requests
+
+    SESSION = requests.Session()
+    SESSION.headers["Authorization"] = "Bearer secret"
+
+    def report(base, token):
+        # six calls per item, as a `schedule` job made them, and a printed line
+        parts = [SESSION.get(f"{base}/item/{token}-{part}").json()["value"] for part in ("a", "b", "c", "d", "e")]
+        check = SESSION.get(f"{base}/item/{token}", params={"full": "1"}).json()["value"]
+        print(token, parts, check)
+        return sum(parts) + check
+
+    def job(base, tokens):
+        return [report(base, token) for token in tokens]
+"""
+
+
+def test_requests_session_several_calls_per_item(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    app.write("reports.py", REQUESTS_JOB)
+    app.config('[[targets]]\nloop = "reports:job"\nitems = "tokens"\nconcurrency = 8\n')
+    reports = importlib.import_module("reports")
+    tokens = [f"acct{i}" for i in range(12)]
+    _, after, fields = compare(server, monkeypatch, capture_events, lambda: reports.job(server.url, tokens))
+    assert after.printed.count("\n") == 12
+    # the first item's six requests teach six patterns; every later request is served
+    assert fields["missed"] == "6"
+    assert int(fields["prefetched"]) == 66
+
+
+POSTING_JOB = """
+    import httpx
+
+    def sync(base, tokens):
+        seen = []
+        with httpx.Client() as client:
+            for token in tokens:
+                value = client.get(f"{base}/item/{token}").json()["value"]
+                client.post(f"{base}/item/{token}", json={"value": value})  # a write: never early
+                seen.append(value)
+        return seen
+"""
+
+
+def test_a_post_per_item_is_never_sent_early(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    app.write("poster.py", POSTING_JOB)
+    app.config('[[targets]]\nloop = "poster:sync"\nitems = "tokens"\n')
+    poster = importlib.import_module("poster")
+    tokens = [f"p{i}" for i in range(16)]
+    server.reset_counts()
+    _, after, fields = compare(server, monkeypatch, capture_events, lambda: poster.sync(server.url, tokens))
+    assert fields["other"] == "16"  # the POSTs ran as the loop made them
+    # each POST arrived after its own item's GET: the loop's order, not ours
+    order = [entry for entry in server.log]
+    for token in tokens:
+        assert order.index(("GET", token)) < order.index(("POST", token))
+
+
+VOLATILE_JOB = """
+    import itertools
+    import httpx
+
+    COUNTER = itertools.count()
+
+    def poll(base, tokens):
+        with httpx.Client() as client:
+            # a header that changes on every request: nothing sent ahead can be served
+            return [client.get(f"{base}/item/{t}", headers={"X-Sequence": str(next(COUNTER))}).json()["value"] for t in tokens]
+"""
+
+
+def test_a_request_that_differs_from_the_one_sent_ahead_is_not_served(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    app.write("volatile.py", VOLATILE_JOB)
+    app.config('[[targets]]\nloop = "volatile:poll"\nitems = "tokens"\nconcurrency = 4\n')
+    volatile = importlib.import_module("volatile")
+    tokens = [f"v{i}" for i in range(10)]
+    before = Run(server, lambda: volatile.poll(server.url, tokens))
+    install(monkeypatch, capture_events)
+    after = Run(server, lambda: volatile.poll(server.url, tokens))
+    assert after.value == before.value
+    fields = run_line(capture_events)
+    assert fields["prefetched"] == "0" and int(fields["mismatched"]) >= 1
+    assert any("not_accelerated" in line and "x-sequence" in line for line in capture_events)
+    # what was sent ahead is bounded: the first `concurrency` items per pattern, then it is dropped
+    assert sum(after.gets.values()) <= len(tokens) + 4 * 3
+
+
+def test_items_learned_from_the_last_run_need_only_the_loop(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    app.write("job.py", HTTPX_JOB)
+    app.config('[[targets]]\nloop = "job:refresh"\n')  # nothing else declared
+    job = importlib.import_module("job")
+    tokens = [f"l{i}" for i in range(20)]
+    db = app.root / "rows.db"
+    install(monkeypatch, capture_events)
+    first = Run(server, lambda: job.refresh(tokens, server.url, db))
+    fields = run_line(capture_events)
+    assert fields["prefetched"] == "0" and fields["learned"] == "20"
+    assert any("not_accelerated" in line and "recorded" in line for line in capture_events)
+    capture_events.clear()
+    second = Run(server, lambda: job.refresh(tokens, server.url, db))
+    fields = run_line(capture_events)
+    assert second.printed == first.printed and second.gets == first.gets
+    assert fields["prefetched"] == "19" and fields["missed"] == "1"
+
+
+AIOHTTP_JOB = """
+    import sqlite3
+    import aiohttp
+
+    class Poller:
+        def __init__(self, base, path):
+            self.base = base
+            self.db = sqlite3.connect(path)
+            self.db.execute("CREATE TABLE IF NOT EXISTS prices (id INTEGER PRIMARY KEY AUTOINCREMENT, token, value)")
+
+        async def poll_one(self, session, feed):
+            # the GET inline, then a row and a line: the feed poller's shape
+            async with session.get(f"{self.base}/item/{feed}") as answer:
+                answer.raise_for_status()
+                data = await answer.json()
+            self.db.execute("INSERT INTO prices (token, value) VALUES (?, ?)", (feed, data["value"]))
+            print("polled", feed, data["value"])
+            return data["value"]
+
+        async def poll(self, feeds):
+            async with aiohttp.ClientSession() as session:
+                values = [await self.poll_one(session, feed) for feed in feeds]
+            self.db.commit()
+            return values
+"""
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_aiohttp_loop_with_sqlite_writes(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("aiohttp")
+    app.write("feeds.py", AIOHTTP_JOB)
+    app.config('[[targets]]\nloop = "feeds:Poller.poll"\nitems = "feeds"\nconcurrency = 8\n')
+    feeds_module = importlib.import_module("feeds")
+    feeds = [f"feed{i}" for i in range(24)]
+
+    async def run(path: Path) -> tuple[Any, str, Counter[str]]:
+        server.reset_counts()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            value = await feeds_module.Poller(server.url, path).poll(feeds)
+        return value, out.getvalue(), Counter(k for m, k in server.log if m == "GET")
+
+    before = await run(tmp_path / "before.db")
+    install(monkeypatch, capture_events)
+    after = await run(tmp_path / "after.db")
+    assert after == before
+    assert rows(tmp_path / "before.db") == rows(tmp_path / "after.db")
+    fields = run_line(capture_events)
+    assert int(fields["prefetched"]) == 23
+    assert int(fields["requests"]) == 23 and int(fields["peak_requests"]) > 1  # aiohttp is seen
+
+
+HTTPX_ASYNC_JOB = """
+    import httpx
+
+    async def gather_prices(base, tokens):
+        out = []
+        async with httpx.AsyncClient() as client:
+            for token in tokens:
+                answer = await client.get(f"{base}/item/{token}")
+                out.append((token, answer.status_code, answer.json()["value"]))
+                print(token)
+        return out
+"""
+
+
+@pytest.mark.anyio
+async def test_httpx_async_loop(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    app.write("aprices.py", HTTPX_ASYNC_JOB)
+    app.config('[[targets]]\nloop = "aprices:gather_prices"\nitems = 1\nconcurrency = 8\n')
+    aprices = importlib.import_module("aprices")
+    tokens = [f"a{i}" for i in range(20)]
+    server.reset_counts()
+    before = await aprices.gather_prices(server.url, tokens)
+    gets_before = Counter(k for m, k in server.log if m == "GET")
+    install(monkeypatch, capture_events)
+    server.reset_counts()
+    after = await aprices.gather_prices(server.url, tokens)
+    assert after == before
+    assert Counter(k for m, k in server.log if m == "GET") == gets_before
+    assert run_line(capture_events)["prefetched"] == "19"
+
+
+def test_uninstalled_http_layers_are_untouched(server: FaultServer) -> None:
+    import httpx
+
+    sched_accel.uninstall()
+    assert httpx.get(f"{server.url}/item/x").json()["item"] == "x"
