@@ -21,7 +21,7 @@ from ._config import load_config
 from ._exceptions import SchedAccelError
 from ._patching import Patch, aliases, apply, existing
 from ._policy import CircuitBreaker, Hosts, patch_http
-from ._prefetch import FetchInterceptor, PrefetchMode, SleepSkipper, SourceCapture
+from ._prefetch import FetchInterceptor, PrefetchMode, SleepSkipper, SourceCapture, writes
 from ._replace import ReplaceMode
 from ._settings import ReturnedBy, Settings, Target
 from ._state import ControlFile
@@ -209,6 +209,18 @@ def _patch_fetch(target: Target, mode: PrefetchMode | ReplaceMode, loop_module: 
     def wrap(module: ModuleType) -> None:
         try:
             resolved = spec.resolve(module)
+            if isinstance(mode, PrefetchMode) and not target.pure:
+                reason = writes(resolved.function)
+                if reason is not None:
+                    _log.event(
+                        "WARNING",
+                        "fetch_not_pure",
+                        f"{spec.text} {reason}, so it is not run ahead of the loop: the loop's GET requests are "
+                        "prefetched instead, and its own code runs as before; if it only reads, set pure = true",
+                        target=target.name,
+                    )
+                    mode.use_http()
+                    return
             # One interceptor per per-item function, serving every target that declares it.
             counter = existing(resolved.owner, resolved.attribute)
             if not isinstance(counter, FetchInterceptor):

@@ -270,7 +270,7 @@ async def test_aiohttp_loop_with_sqlite_writes(
     assert rows(tmp_path / "before.db") == rows(tmp_path / "after.db")
     fields = run_line(capture_events)
     assert int(fields["prefetched"]) == 23
-    assert int(fields["requests"]) == 23 and int(fields["peak_requests"]) > 1  # aiohttp is seen
+    assert int(fields["requests"]) == 24 and int(fields["peak_requests"]) > 1  # aiohttp is seen
 
 
 HTTPX_ASYNC_JOB = """

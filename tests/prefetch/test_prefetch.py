@@ -114,12 +114,14 @@ TARGETS = """
     [[targets]]
     loop = "jobs:update"
     fetch = "client:Api.get_pair"
+    pure = true  # the fakes record their calls: a write, known to be harmless
     items = "tokens"
     {options}
 
     [[targets]]
     loop = "jobs:update_async"
     fetch = "client:AsyncApi.get_pair"
+    pure = true  # the fakes record their calls: a write, known to be harmless
     items = 0
     {options}
 """
@@ -280,7 +282,7 @@ def test_a_long_skip_is_caught_up_with(
             return [api.get_pair(t) for i, t in enumerate(tokens) if i < 2 or i >= 12]
         """,
     )
-    app.config('[[targets]]\nloop = "skipping:update"\nfetch = "client:Api.get_pair"\nitems = "tokens"\nconcurrency = 2\nwindow = 4\n')
+    app.config('[[targets]]\nloop = "skipping:update"\nfetch = "client:Api.get_pair"\npure = true\nitems = "tokens"\nconcurrency = 2\nwindow = 4\n')
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
     assert sched_accel.install() is True
     client, skipping = importlib.import_module("client"), importlib.import_module("skipping")
@@ -457,7 +459,7 @@ STEP = """
 def test_cheap_calls_step_aside(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
     """Calls cheaper than fanning out (done within the probe) run directly: same result, each once."""
     app.write("step.py", STEP)
-    app.config('[[targets]]\nloop = "step:loop"\nfetch = "step:fetch"\nitems = "items"\nconcurrency = 4\n')
+    app.config('[[targets]]\nloop = "step:loop"\nfetch = "step:fetch"\npure = true\nitems = "items"\nconcurrency = 4\n')
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
     assert sched_accel.install() is True
     step = importlib.import_module("step")
@@ -472,7 +474,7 @@ def test_a_fast_first_call_does_not_keep_slow_calls_sequential(
 ) -> None:
     """A quick first call steps aside, slow direct calls after it resume prefetching; none made twice."""
     app.write("step.py", STEP)
-    app.config('[[targets]]\nloop = "step:loop"\nfetch = "step:fetch"\nitems = "items"\nconcurrency = 4\n')
+    app.config('[[targets]]\nloop = "step:loop"\nfetch = "step:fetch"\npure = true\nitems = "items"\nconcurrency = 4\n')
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
     assert sched_accel.install() is True
     step = importlib.import_module("step")
@@ -492,7 +494,7 @@ def test_a_process_that_found_calls_slow_fans_out_at_once_next_time(
     from sched_accel._prefetch import REPROBE_EVERY
 
     app.write("step.py", STEP)
-    app.config('[[targets]]\nloop = "step:loop"\nfetch = "step:fetch"\nitems = "items"\nconcurrency = 8\n')
+    app.config('[[targets]]\nloop = "step:loop"\nfetch = "step:fetch"\npure = true\nitems = "items"\nconcurrency = 8\n')
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
     assert sched_accel.install() is True
     step = importlib.import_module("step")
@@ -529,7 +531,7 @@ def test_an_iterable_that_may_be_consumed_by_reading_is_never_read_ahead(
             return [fetch(item) for item in queue]
         """,
     )
-    app.config('[[targets]]\nloop = "queue_job:drain"\nfetch = "queue_job:fetch"\nitems = "queue"\n')
+    app.config('[[targets]]\nloop = "queue_job:drain"\nfetch = "queue_job:fetch"\npure = true\nitems = "queue"\n')
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
     assert sched_accel.install() is True
     job = importlib.import_module("queue_job")

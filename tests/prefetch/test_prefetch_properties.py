@@ -141,6 +141,7 @@ CONFIG = """
     [[targets]]
     loop = "jobs:loop"
     fetch = "client:fetch"
+    pure = true  # the fakes record their calls: a write, known to be harmless
     items = "items"
     concurrency = {concurrency}
     window = {window}
@@ -148,6 +149,7 @@ CONFIG = """
     [[targets]]
     loop = "jobs:aloop"
     fetch = "client:afetch"
+    pure = true  # the fakes record their calls: a write, known to be harmless
     items = 0
     concurrency = {concurrency}
     window = {window}
@@ -155,6 +157,7 @@ CONFIG = """
     [[targets]]
     loop = "jobs:aloop_sync_fetch"
     fetch = "client:fetch"
+    pure = true  # the fakes record their calls: a write, known to be harmless
     items = "items"
     concurrency = {concurrency}
     window = {window}

@@ -144,6 +144,7 @@ def test_items_in_a_module_level_list_of_dicts(
         [[targets]]
         loop = "prices:refresh"
         fetch = "client:get_pair"
+        pure = true  # the fakes record their calls: a write, known to be harmless
         items = "settings:TOKENS"
         concurrency = 4
         """,
@@ -177,6 +178,7 @@ def test_per_item_function_imported_by_name_into_the_loops_module(
         [[targets]]
         loop = "jobs:update"
         fetch = "client:get_pair"
+        pure = true  # the fakes record their calls: a write, known to be harmless
         items = "tokens"
         concurrency = 4
         """,
@@ -234,6 +236,7 @@ def test_sqlite_connection_from_the_callers_thread_gets_the_same_rows(
         [[targets]]
         loop = "saver:save_all"
         fetch = "client:get_pair"
+        pure = true  # the fakes record their calls: a write, known to be harmless
         items = "tokens"
         concurrency = 4
         """,
@@ -316,6 +319,7 @@ def test_items_returned_by_a_call_filtered_and_deduplicated_with_two_arguments(
         [[targets]]
         loop = "balances:refresh"
         fetch = "client:get_balance"
+        pure = true  # the fakes record their calls: a write, known to be harmless
         items = "returned-by:repo:TokenRepo.active"
         args = ["item.chain", "item.address"]
         concurrency = 4
@@ -355,6 +359,7 @@ PACED_TARGET = """
     [[targets]]
     loop = "paced:update"
     fetch = "client:get_pair"
+    pure = true  # the fakes record their calls: a write, known to be harmless
     items = "tokens"
     concurrency = 4
     {extra}
@@ -416,6 +421,7 @@ JOBS_TARGET = """
     [[targets]]
     loop = "jobs:update"
     fetch = "client:get_pair"
+    pure = true  # the fakes record their calls: a write, known to be harmless
     items = "tokens"
     concurrency = 4
 """
@@ -546,7 +552,7 @@ def test_a_source_that_raises_when_read_ahead_raises_only_where_the_loop_reads_i
                     return done
             """,
         },
-        '[[targets]]\nloop = "job:run"\nfetch = "client:get_pair"\nitems = "rows"\nconcurrency = 4\n',
+        '[[targets]]\nloop = "job:run"\nfetch = "client:get_pair"\npure = true\nitems = "rows"\nconcurrency = 4\n',
     )
     m = Modules("client", "rows", "job")
 

@@ -45,6 +45,7 @@ CONFIG = """
     [[targets]]
     loop = "job:job"
     fetch = "job:fetch"
+    pure = true  # the fakes record their calls: a write, known to be harmless
     items = "learned"
     concurrency = 4
 """

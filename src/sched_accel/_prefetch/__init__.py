@@ -7,6 +7,11 @@ The data path of one run, one module each:
 - ``_probe``: stepping aside when calls are cheaper than fanning them out;
 - ``_run``: one run's predictions, in order, matched to the loop's real calls;
 - ``_interceptors``: the wrappers that serve those calls (and capture items, skip sleeps);
+- ``_requests``: where an item's values are in a request's URL (HTTP-level prefetch);
+- ``_clients``: each HTTP library's requests and answers, as HTTP-level prefetch needs them;
+- ``_http_run``: one run's requests sent ahead, matched exactly to the loop's own;
+- ``_why``: the one line a run that did not accelerate says;
+- ``_purity``: whether a per-item function writes (then it is not run ahead);
 - ``_mode``: the wrapper on the loop: a run from its start to its report.
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 from ._interceptors import FetchInterceptor, Owner, SleepSkipper, SourceCapture
 from ._mode import REPROBE_EVERY, PrefetchMode
+from ._purity import writes
 from ._run import CURRENT, PrefetchRun
 
-__all__ = ["CURRENT", "REPROBE_EVERY", "FetchInterceptor", "Owner", "PrefetchMode", "PrefetchRun", "SleepSkipper", "SourceCapture"]
+__all__ = ["CURRENT", "REPROBE_EVERY", "FetchInterceptor", "Owner", "PrefetchMode", "PrefetchRun", "SleepSkipper", "SourceCapture", "writes"]

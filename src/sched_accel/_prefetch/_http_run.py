@@ -41,6 +41,7 @@ MAX_PATTERNS = 16
 RETIRE_AFTER = 3
 
 _NOT_FOUND: Any = object()
+_AS_MADE: Any = object()
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
 
@@ -127,6 +128,9 @@ class HttpRun:
         self.first_miss: Request | None = None
         self.differs: str | None = None
         self._fetchers: dict[str, Callable[..., Any]] = {}
+        #: The client whose request serve() just passed on as a GET or HEAD (sent within the
+        #: policy), ``_AS_MADE`` for one never sent early, None after a failure of ours.
+        self._direct: Any = _AS_MADE
 
     # -- SourceCapture's side (items returned by a call inside the loop) ---------------------
     def set_source(self, source: Iterator[Any]) -> None:
@@ -142,20 +146,34 @@ class HttpRun:
             try:
                 sent = self.serve(client, wrapped, instance, args, kwargs)
             except Exception as exc:  # ours: stop predicting, the request runs as the loop made it
+                self._direct = None
                 self._stop(exc)
-        if client is not None and client.is_async:
+        if client is None or self._direct is None:
+            return wrapped(*args, **kwargs)  # urllib, or one of ours failed: as the loop made it
+        if client.is_async:
             return self._answer_async(client, sent, wrapped, instance, args, kwargs)
         if sent is None:
-            return wrapped(*args, **kwargs)
+            return self._send_direct(client, wrapped, instance, args, kwargs)
         try:
             outcome: Any = ThreadWorkers.wait(sent.slot, self.timeout)
         except (Refused, Cancelled) as exc:
             outcome = exc
         kept = self._usable(outcome)
         if kept is _NOT_FOUND:
-            return wrapped(*args, **kwargs)
-        assert client is not None
+            return self._send_direct(client, wrapped, instance, args, kwargs)
         return client.serve(kept, instance, args, kwargs)
+
+    def _send_direct(self, client: Client, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        """A GET or HEAD the loop sends itself: within the host's limits and with the same
+        retries as one sent ahead (whether an item was prefetched must not change its answer)."""
+        if self._direct is not client:
+            return wrapped(*args, **kwargs)  # never sent early (a POST, a body): exactly as made
+        self._direct = None  # set again by the next serve(): only for its own request
+        try:
+            outcome: Any = self.policy.call(self._fetcher(client), (wrapped, instance, args, kwargs), {})
+        except Refused as refused:
+            outcome = refused
+        return client.serve(self._usable(outcome), instance, args, kwargs)
 
     def _usable(self, outcome: Any) -> Any:
         """The kept answer of a slot's outcome, or ``_NOT_FOUND``: the loop sends it itself."""
@@ -172,23 +190,31 @@ class HttpRun:
     async def _answer_async(
         self, client: Client, sent: _Sent | None, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
     ) -> Any:
-        if sent is None:
-            return await wrapped(*args, **kwargs)
+        if sent is not None:
+            try:
+                outcome: Any = await AsyncWorkers.wait(sent.slot, self.timeout)
+            except (Refused, Cancelled) as exc:
+                outcome = exc
+            kept = self._usable(outcome)
+            if kept is not _NOT_FOUND:
+                return client.serve(kept, instance, args, kwargs)
+        if self._direct is not client:
+            return await wrapped(*args, **kwargs)  # never sent early: exactly as made
+        self._direct = None
         try:
-            outcome: Any = await AsyncWorkers.wait(sent.slot, self.timeout)
-        except (Refused, Cancelled) as exc:
-            outcome = exc
-        kept = self._usable(outcome)
-        if kept is _NOT_FOUND:
-            return await wrapped(*args, **kwargs)
-        return client.serve(kept, instance, args, kwargs)
+            outcome = await self.policy.acall(self._fetcher(client), (wrapped, instance, args, kwargs), {})
+        except Refused as refused:
+            outcome = refused
+        return client.serve(self._usable(outcome), instance, args, kwargs)
 
     def serve(self, client: Client, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> _Sent | None:
         """The request sent ahead that answers this one, or None: the loop sends it itself."""
         request = client.describe(instance, args, kwargs, self.methods)
         if request is None:
             self.other += 1  # never sent early: runs exactly as the loop makes it
+            self._direct = _AS_MADE
             return None
+        self._direct = client
         if self.recorder is not None:
             self.recorder.record((request.method, request.url))
         key = (request.method, request.url)
@@ -281,7 +307,8 @@ class HttpRun:
         for known in self.learned:
             if known.retired:
                 continue
-            limit = self.window if known.hits else self.concurrency
+            # Until one is served, as many as the workers run at once, less the loop's own.
+            limit = self.window if known.hits else max(1, self.concurrency - 1)
             start = max(known.upto + 1 - first, 0)
             stop = min(limit + 1, len(self.ahead))
             for entry in itertools.islice(self.ahead, start, stop):
@@ -295,14 +322,18 @@ class HttpRun:
         request = known.client.rebuild(known.base, known.instance, url)
         if request is None:
             return
-        fetch = self._fetchers.get(known.client.library)
-        if fetch is None:
-            fetch = self._fetchers[known.client.library] = fetcher(known.client, send)
+        fetch = self._fetcher(known.client)
         slot: Slot[Any] = Slot(fetch, (known.wrapped, known.instance, request.args, request.kwargs), {}, entry.index)
         sent = _Sent(entry.index, slot, known, request)
         self.pending.setdefault((request.method, request.url), deque()).append(sent)
         entry.sent.append(sent)
         self.submit(slot)
+
+    def _fetcher(self, client: Client) -> Callable[..., Any]:
+        fetch = self._fetchers.get(client.library)
+        if fetch is None:
+            fetch = self._fetchers[client.library] = fetcher(client, send)
+        return fetch
 
     # -- the end ----------------------------------------------------------------------------------
     def _discard(self, slot: Slot[Any]) -> None:

@@ -78,6 +78,13 @@ class PrefetchMode:
             getters = [item_path(p) for p in target.args]
             self.builder = lambda item: tuple(get(item) for get in getters)
 
+    def use_http(self) -> None:
+        """The per-item function is not safe to run ahead: prefetch the loop's requests instead."""
+        self.http = True
+        self.fetch_async = None
+        self.builder = None
+        self.items = Items(f"{self.target.name} http", self.target.items or Learned(), self.state_dir)
+
     def current_run(self) -> RunReport | None:
         """Prefetch runs are found through ``CURRENT``, in the loop's own thread or task."""
         return None
