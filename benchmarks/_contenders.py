@@ -83,11 +83,12 @@ def sequential_async(job: Job, items: Sequence[int], c: int) -> Measure:
     return asyncio.run(main())
 
 
-def sched_accel_sync(variant: str = "default", window: int | None = None) -> Contender:
-    """The legacy sync loop, patched by ``sched_accel.install()`` (prefetch mode)."""
+def sched_accel_sync(variant: str = "default", window: int | None = None, *, http: bool = False) -> Contender:
+    """The legacy sync loop, patched by ``sched_accel.install()`` (prefetch mode; ``http``:
+    its requests prefetched instead of its per-item method)."""
 
     def run(job: Job, items: Sequence[int], c: int) -> Measure:
-        with patched(c, variant, window):
+        with patched(c, variant, window, http=http):
             measure = sequential(job, items, c)
         measure.note = last_run_note()
         return measure
@@ -95,11 +96,12 @@ def sched_accel_sync(variant: str = "default", window: int | None = None) -> Con
     return run
 
 
-def sched_accel_async(variant: str = "default", window: int | None = None) -> Contender:
-    """The legacy async loop, patched by ``sched_accel.install()`` (prefetch mode)."""
+def sched_accel_async(variant: str = "default", window: int | None = None, *, http: bool = False) -> Contender:
+    """The legacy async loop, patched by ``sched_accel.install()`` (prefetch mode; ``http``:
+    its requests prefetched instead of its per-item method)."""
 
     def run(job: Job, items: Sequence[int], c: int) -> Measure:
-        with patched(c, variant, window):
+        with patched(c, variant, window, http=http):
             measure = sequential_async(job, items, c)
         measure.note = last_run_note()
         return measure

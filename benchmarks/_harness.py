@@ -32,12 +32,12 @@ control_file = "{control}"
 
 [[targets]]
 loop = "legacy_jobs:fetch_all"
-fetch = "legacy_jobs:Api.get_item"
+fetch = "{fetch_sync}"
 items = "items"
 {window}
 [[targets]]
 loop = "legacy_jobs:afetch_all"
-fetch = "legacy_jobs:AsyncApi.get_item"
+fetch = "{fetch_async}"
 items = "items"
 {window}
 
@@ -85,13 +85,18 @@ atexit.register(shutil.rmtree, _STATE, ignore_errors=True)
 
 
 @contextmanager
-def patched(concurrency: int, variant: str = "default", window: int | None = None, top: str = "") -> Iterator[None]:
+def patched(
+    concurrency: int, variant: str = "default", window: int | None = None, top: str = "", *, http: bool = False
+) -> Iterator[None]:
     """sched_accel installed, the way the start-up hook does it, for the block (``window``:
     the read-ahead window of the HTTP targets, default sched_accel's own; ``top``: more
-    top-level config, such as a ``[hosts."..."]`` table)."""
-    config = Path(_STATE, f"sched_accel-{concurrency}-{window}.toml")
+    top-level config, such as a ``[hosts."..."]`` table; ``http``: HTTP-level prefetch of
+    the loops' requests instead of running their per-item method ahead)."""
+    config = Path(_STATE, f"sched_accel-{concurrency}-{window}-{http}.toml")
     config.write_text(CONFIG.format(
         concurrency=concurrency,
+        fetch_sync="http" if http else "legacy_jobs:Api.get_item",
+        fetch_async="http" if http else "legacy_jobs:AsyncApi.get_item",
         control=Path(_STATE, "control.json"),
         window="" if window is None else f"window = {window}\n",
         top=top,
@@ -117,7 +122,7 @@ def last_run_note() -> str:
         return ""
     run = EVENTS.runs[-1]
     EVENTS.runs.clear()
-    note = f"prefetched {run.get('prefetched')}/{run.get('items')}"
+    note = f"prefetched {run.get('prefetched')}/{run.get('items')}" + (" requests" if run.get("prefetch") == "http" else "")
     if run.get("missed"):
         note += f", missed {run['missed']}"
     if run.get("stepped_aside"):

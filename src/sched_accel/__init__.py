@@ -7,7 +7,14 @@ start-up hook patches it, with no change to the app's code. Unset the flag (or r
 
 # No `from __future__ import annotations` here: it would bind a public name
 # `annotations` in the package namespace (see tests/test_exported_members.py).
-from ._activation import install, installed, is_active, patched_targets, reset, uninstall
+from ._activation import (
+    install,
+    installed,
+    is_active,
+    patched_targets,
+    reset,
+    uninstall,
+)
 from ._config import find_config, load_config
 from ._engine import amap, map
 from ._exceptions import ConfigError, ControlFileError, SchedAccelError, TargetError

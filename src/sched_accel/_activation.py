@@ -21,7 +21,15 @@ from ._config import load_config
 from ._exceptions import SchedAccelError
 from ._patching import Patch, aliases, apply, existing
 from ._policy import CircuitBreaker, Hosts, patch_http
-from ._prefetch import FetchInterceptor, PrefetchMode, SleepSkipper, SourceCapture, writes
+from ._prefetch import (
+    CLOSING,
+    FetchInterceptor,
+    PrefetchMode,
+    SleepSkipper,
+    SourceCapture,
+    closing,
+    writes,
+)
 from ._replace import ReplaceMode
 from ._settings import ReturnedBy, Settings, Target
 from ._state import ControlFile
@@ -93,6 +101,7 @@ def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
         _state.hosts = Hosts(settings.hosts, sum(t.concurrency for t in prefetching) or None)
         if prefetching:
             patch_http(_state.http, boot.watcher.watch)
+            _patch_closing(_state.http)
         for target in settings.targets:
             _arm(target, generation)
     return True
@@ -281,6 +290,22 @@ def _patch_sleeps(loop_module: ModuleType, patch: Patch) -> None:
                 apply(patch, loop_module, alias, skipper, skipper.enabled)
 
         boot.watcher.watch(module_name, wrap)
+
+
+def _patch_closing(patch: Patch) -> None:
+    """Know when a client is closed, so nothing more is sent ahead through it."""
+    for module_name, owner_name, attribute in CLOSING:
+
+        def wrap(module: ModuleType, owner_name: str = owner_name, attribute: str = attribute) -> None:
+            owner = getattr(module, owner_name, None)
+            if owner is not None and callable(getattr(owner, attribute, None)):
+                apply(patch, owner, attribute, closing, _always)
+
+        boot.watcher.watch(module_name, wrap)
+
+
+def _always() -> bool:
+    return True
 
 
 def _when_loaded(target: Target, name: str, loop_module: ModuleType, callback: Callable[[ModuleType], None]) -> None:

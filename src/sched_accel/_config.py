@@ -16,12 +16,14 @@ import _sched_accel_boot as boot
 from ._exceptions import ConfigError
 from ._settings import (
     HOST_KEYS as _HOST_KEYS,
+)
+from ._settings import (
     RETRY_KEYS as _RETRY_KEYS,
-    TARGET_KEYS as _TARGET_KEYS,
-    TOP_KEYS as _TOP_KEYS,
+)
+from ._settings import (
+    SAFE_METHODS,
     HostSettings,
     ItemSource,
-    SAFE_METHODS,
     RetrySettings,
     Settings,
     Target,
@@ -30,6 +32,12 @@ from ._settings import (
     valid_host,
     valid_pattern,
     valid_type_name,
+)
+from ._settings import (
+    TARGET_KEYS as _TARGET_KEYS,
+)
+from ._settings import (
+    TOP_KEYS as _TOP_KEYS,
 )
 from ._state import CONTROL_ENV, default_control_file
 from ._targets import TargetSpec

@@ -130,7 +130,10 @@ def test_requests_session_several_calls_per_item(
     app.config('[[targets]]\nloop = "reports:job"\nitems = "tokens"\nconcurrency = 8\n')
     reports = importlib.import_module("reports")
     tokens = [f"acct{i}" for i in range(12)]
-    _, after, fields = compare(server, monkeypatch, capture_events, lambda: reports.job(server.url, tokens))
+    try:
+        _, after, fields = compare(server, monkeypatch, capture_events, lambda: reports.job(server.url, tokens))
+    finally:
+        reports.SESSION.close()
     assert after.printed.count("\n") == 12
     # the first item's six requests teach six patterns; every later request is served
     assert fields["missed"] == "6"
@@ -311,3 +314,23 @@ def test_uninstalled_http_layers_are_untouched(server: FaultServer) -> None:
 
     sched_accel.uninstall()
     assert httpx.get(f"{server.url}/item/x").json()["item"] == "x"
+
+
+PER_CALL_JOB = """
+    import httpx
+
+    def poll(base, tokens):
+        # a client made (and closed) per request: nothing is sent through a closed one
+        return [httpx.get(f"{base}/item/{token}").json()["value"] for token in tokens]
+"""
+
+
+def test_a_client_per_request_is_never_used_after_it_is_closed(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """The same answers and one GET each; no connection is left open (pytest fails on one)."""
+    app.write("percall.py", PER_CALL_JOB)
+    app.config('[[targets]]\nloop = "percall:poll"\nitems = "tokens"\nconcurrency = 4\n')
+    percall = importlib.import_module("percall")
+    tokens = [f"pc{i}" for i in range(12)]
+    compare(server, monkeypatch, capture_events, lambda: percall.poll(server.url, tokens))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sched_accel._prefetch._sources import Items, independent, split
+from sched_accel._prefetch._sources import Items, independent, one_shot, split
 from sched_accel._settings import Argument, Learned, ModuleObject, ReturnedBy
 from sched_accel._targets import TargetSpec
 
@@ -39,20 +39,27 @@ def test_an_iterator_is_split_and_the_loop_still_sees_every_item() -> None:
     assert list(theirs) == [1, 2, 3]
 
 
-def test_an_iterator_s_exception_reaches_the_loop_at_its_place() -> None:
-    """The loop's side raises the iterator's exception where it came; ours just stops there."""
+def test_a_generator_is_not_split() -> None:
+    """A generator runs the app's code as it is read: the loop gets it untouched, we get nothing."""
 
     def items() -> Any:
         yield 1
-        raise LookupError("cursor closed")
 
-    ours, theirs = split(items())
-    assert ours is not None and list(ours) == [1]
-    got = []
-    with pytest.raises(LookupError, match="cursor closed"):
-        for item in theirs:
-            got.append(item)
-    assert got == [1]
+    generator = items()
+    assert split(generator) == (None, generator)
+    assert one_shot(generator) and not one_shot(iter([1])) and not one_shot([1])
+
+
+def test_an_iterator_s_exception_reaches_the_loop_at_its_place() -> None:
+    """The loop's side raises the iterator's exception where it came; ours just stops there
+    (a dict that changes size while its iterator is read)."""
+    prices = {"a": 1, "b": 2}
+    ours, theirs = split(iter(prices))
+    assert ours is not None and next(ours) == "a"
+    prices["c"] = 3
+    assert list(ours) == []  # ours stops at the RuntimeError
+    with pytest.raises(RuntimeError, match="changed size"):
+        list(theirs)
 
 
 def test_an_argument_source_binds_by_name_or_position_and_swaps_in_the_tee() -> None:

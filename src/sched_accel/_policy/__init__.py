@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ._breaker import CircuitBreaker
 from ._drive import GO, Plan, run_async, run_sync
-from ._hosts import HostState, Hosts, statistics_lines
+from ._hosts import Hosts, HostState, statistics_lines
 from ._http import LIBRARIES, LOOP, LoopRequests, aiohttp_url, patch_http, send
 from ._limit import HostLimit, paced
 from ._limits import HostLimiter

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from .._log import event
 from .._settings import HostSettings
 from ._breaker import CircuitBreaker
-from ._retry import classify, is_timeout, retry_after
-from ._stats import HostLimiterStatistics, RunStats
 from ._limit import HostLimit, paced
 from ._limits import HostLimiter
+from ._retry import classify, is_timeout, retry_after
+from ._stats import HostLimiterStatistics, RunStats
 
 __all__ = ["HostState", "Hosts", "paced", "statistics_lines"]
 

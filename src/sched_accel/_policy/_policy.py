@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 import anyio
 
 from .._engine import Slot
-from .._settings import RetrySettings, Target
 from .._log import event
+from .._settings import RetrySettings, Target
 from ._drive import GO, Plan, run_async, run_sync
 from ._hosts import Hosts
 from ._limits import HostLimiter

@@ -9,6 +9,7 @@ The data path of one run, one module each:
 - ``_interceptors``: the wrappers that serve those calls (and capture items, skip sleeps);
 - ``_requests``: where an item's values are in a request's URL (HTTP-level prefetch);
 - ``_clients``: each HTTP library's requests and answers, as HTTP-level prefetch needs them;
+- ``_closing``: clients the app closes while requests sent ahead still use them;
 - ``_http_run``: one run's requests sent ahead, matched exactly to the loop's own;
 - ``_why``: the one line a run that did not accelerate says;
 - ``_purity``: whether a per-item function writes (then it is not run ahead);
@@ -17,9 +18,10 @@ The data path of one run, one module each:
 
 from __future__ import annotations
 
+from ._closing import CLOSING, closing
 from ._interceptors import FetchInterceptor, Owner, SleepSkipper, SourceCapture
 from ._mode import REPROBE_EVERY, PrefetchMode
 from ._purity import writes
 from ._run import CURRENT, PrefetchRun
 
-__all__ = ["CURRENT", "REPROBE_EVERY", "FetchInterceptor", "Owner", "PrefetchMode", "PrefetchRun", "SleepSkipper", "SourceCapture", "writes"]
+__all__ = ["CLOSING", "CURRENT", "closing", "REPROBE_EVERY", "FetchInterceptor", "Owner", "PrefetchMode", "PrefetchRun", "SleepSkipper", "SourceCapture", "writes"]

@@ -19,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._engine import Cancelled
 from .._policy import aiohttp_url
+from ._closing import sending, sent
 
-__all__ = ["CLIENTS", "VOLATILE", "Client", "Request"]
+__all__ = ["CLIENTS", "RETRIED", "VOLATILE", "Answer", "Client", "Refused", "Request", "fetcher"]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
@@ -300,7 +302,14 @@ def fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., Any]:
     if client.is_async:
 
         async def afetch(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-            kept = await client.keep(await send(client.library, wrapped, instance, args, kwargs))
+            if not sending(instance):
+                raise Cancelled()  # the loop sends it itself, through the client it uses now
+            try:
+                kept = await client.keep(await send(client.library, wrapped, instance, args, kwargs))
+            finally:
+                close = sent(instance)
+                if close is not None:
+                    await close()
             answer = client.status(kept)
             if answer.status_code in RETRIED:
                 raise Refused(kept, answer)
@@ -309,7 +318,14 @@ def fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., Any]:
         return afetch
 
     def fetch(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        kept = client.keep(send(client.library, wrapped, instance, args, kwargs))
+        if not sending(instance):
+            raise Cancelled()
+        try:
+            kept = client.keep(send(client.library, wrapped, instance, args, kwargs))
+        finally:
+            close = sent(instance)
+            if close is not None:
+                close()
         answer = client.status(kept)
         if answer.status_code in RETRIED:
             raise Refused(kept, answer)

@@ -31,7 +31,8 @@ from .._policy import Policy, send
 from .._report import RunReport
 from .._state import Recorder
 from ._clients import CLIENTS, Client, Refused, Request, fetcher
-from ._requests import Pattern, Replay, learn
+from ._closing import closed
+from ._requests import Ahead, Pattern, Replay, Sent, Taught, learn
 
 __all__ = ["MAX_PATTERNS", "RETIRE_AFTER", "HttpRun"]
 
@@ -44,43 +45,6 @@ _NOT_FOUND: Any = object()
 _AS_MADE: Any = object()
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
-
-
-class _Learned:
-    """A pattern of the loop's requests, and the request it was learned from (or last seen
-    as): the one copied, with another URL, for each item."""
-
-    __slots__ = ("base", "client", "hits", "instance", "misses", "pattern", "retired", "upto", "wrapped")
-
-    def __init__(self, pattern: Pattern | Replay, client: Client, wrapped: Any, instance: Any, base: Request, index: int) -> None:
-        self.pattern = pattern
-        self.client = client
-        self.wrapped = wrapped
-        self.instance = instance
-        self.base = base
-        self.upto = index  # the last item predicted (or fetched by the loop itself)
-        self.hits = self.misses = 0
-        self.retired = False
-
-
-class _Sent:
-    __slots__ = ("index", "learned", "live", "request", "slot")
-
-    def __init__(self, index: int, slot: Slot[Any], learned: _Learned, request: Request) -> None:
-        self.index = index
-        self.slot = slot
-        self.learned = learned
-        self.request = request
-        self.live = True
-
-
-class _Ahead:
-    __slots__ = ("index", "item", "sent")
-
-    def __init__(self, index: int, item: Any) -> None:
-        self.index = index
-        self.item = item
-        self.sent: list[_Sent] = []
 
 
 class HttpRun:
@@ -119,9 +83,9 @@ class HttpRun:
         self.max_age = max_age
         self.replay = replay
         self.recorder = recorder
-        self.learned: list[_Learned] = []
-        self.ahead: deque[_Ahead] = deque()
-        self.pending: dict[tuple[str, str], deque[_Sent]] = {}
+        self.learned: list[Taught] = []
+        self.ahead: deque[Ahead] = deque()
+        self.pending: dict[tuple[str, str], deque[Sent]] = {}
         self.pulled = 0
         self.active = source is not None
         self.hits = self.misses = self.wasted = self.mismatched = self.stale = self.other = 0
@@ -141,7 +105,7 @@ class HttpRun:
     # -- the loop's requests (``_policy.LOOP``) ------------------------------------------------
     def request(self, library: str, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         client = CLIENTS.get(library)
-        sent: _Sent | None = None
+        sent: Sent | None = None
         if client is not None and client.is_async == self.is_async:
             try:
                 sent = self.serve(client, wrapped, instance, args, kwargs)
@@ -166,8 +130,8 @@ class HttpRun:
     def _send_direct(self, client: Client, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         """A GET or HEAD the loop sends itself: within the host's limits and with the same
         retries as one sent ahead (whether an item was prefetched must not change its answer)."""
-        if self._direct is not client:
-            return wrapped(*args, **kwargs)  # never sent early (a POST, a body): exactly as made
+        if self._direct is not client or closed(instance):
+            return wrapped(*args, **kwargs)  # never sent early (a POST, a body), or a closed client: as made
         self._direct = None  # set again by the next serve(): only for its own request
         try:
             outcome: Any = self.policy.call(self._fetcher(client), (wrapped, instance, args, kwargs), {})
@@ -188,7 +152,7 @@ class HttpRun:
         return kept
 
     async def _answer_async(
-        self, client: Client, sent: _Sent | None, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
+        self, client: Client, sent: Sent | None, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
     ) -> Any:
         if sent is not None:
             try:
@@ -198,8 +162,8 @@ class HttpRun:
             kept = self._usable(outcome)
             if kept is not _NOT_FOUND:
                 return client.serve(kept, instance, args, kwargs)
-        if self._direct is not client:
-            return await wrapped(*args, **kwargs)  # never sent early: exactly as made
+        if self._direct is not client or closed(instance):
+            return await wrapped(*args, **kwargs)  # never sent early, or a closed client: exactly as made
         self._direct = None
         try:
             outcome = await self.policy.acall(self._fetcher(client), (wrapped, instance, args, kwargs), {})
@@ -207,7 +171,7 @@ class HttpRun:
             outcome = refused
         return client.serve(self._usable(outcome), instance, args, kwargs)
 
-    def serve(self, client: Client, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> _Sent | None:
+    def serve(self, client: Client, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Sent | None:
         """The request sent ahead that answers this one, or None: the loop sends it itself."""
         request = client.describe(instance, args, kwargs, self.methods)
         if request is None:
@@ -257,7 +221,7 @@ class HttpRun:
             if item is _NOT_FOUND:
                 self.source = None
                 return
-            self.ahead.append(_Ahead(self.pulled, item))
+            self.ahead.append(Ahead(self.pulled, item))
             self.pulled += 1
 
     def _pattern(self, request: Request, item: Any) -> Pattern | Replay | None:
@@ -287,7 +251,7 @@ class HttpRun:
                 known.upto = max(known.upto, entry.index)
                 return
         if len(self.learned) < MAX_PATTERNS:
-            self.learned.append(_Learned(pattern, client, wrapped, instance, request, entry.index))
+            self.learned.append(Taught(pattern, client, wrapped, instance, request, entry.index))
 
     def _advance(self, index: int) -> None:
         """The loop is at item ``index``: what was sent for the items before it is not needed."""
@@ -315,16 +279,16 @@ class HttpRun:
                 known.upto = entry.index
                 self._predict(known, entry)
 
-    def _predict(self, known: _Learned, entry: _Ahead) -> None:
+    def _predict(self, known: Taught, entry: Ahead) -> None:
         url = known.pattern.url_for(entry.item)
-        if url is None:
+        if url is None or closed(known.instance):
             return
         request = known.client.rebuild(known.base, known.instance, url)
         if request is None:
             return
         fetch = self._fetcher(known.client)
         slot: Slot[Any] = Slot(fetch, (known.wrapped, known.instance, request.args, request.kwargs), {}, entry.index)
-        sent = _Sent(entry.index, slot, known, request)
+        sent = Sent(entry.index, slot, known, request)
         self.pending.setdefault((request.method, request.url), deque()).append(sent)
         entry.sent.append(sent)
         self.submit(slot)

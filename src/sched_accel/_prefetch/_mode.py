@@ -32,10 +32,10 @@ from .._settings import Learned, Target
 from .._state import Recorder
 from .._targets import Resolved
 from ._http_run import HttpRun
-from ._why import say_why
 from ._run import CURRENT, PrefetchRun
 from ._shape import item_path
 from ._sources import Items
+from ._why import say_why
 
 __all__ = ["REPROBE_EVERY", "PrefetchMode"]
 
@@ -99,6 +99,16 @@ class PrefetchMode:
         """Say once that this loop's items were not found, so nothing is prefetched."""
         if not self._said_no_items:
             self._said_no_items = True
+            if self.items.one_shot:
+                event(
+                    "WARNING",
+                    "items_not_read_ahead",
+                    f"items = {self.target.items.text if self.target.items else None} is a generator (or another "
+                    "iterator that runs the app's code as it is read), which is never read ahead of the loop, so "
+                    'this loop runs without prefetching; items = "learned" prefetches what its last run asked for',
+                    target=self.target.name,
+                )
+                return
             event(
                 "WARNING",
                 "items_not_found",
@@ -243,6 +253,8 @@ class PrefetchMode:
         if step.said_slow:
             self._runs_since_slow_probe = 0
         more: dict[str, Any] = {"prefetched": run.hits, "missed": run.misses, "wasted": run.wasted}
+        if run.mismatched:
+            more["mismatched"] = run.mismatched
         if run.policy is not None:
             more.update(run.policy.stats.snapshot())
         if step.aside:

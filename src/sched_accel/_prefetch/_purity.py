@@ -116,12 +116,12 @@ class _Finder(ast.NodeVisitor):
                 elif isinstance(statement, ast.withitem) and statement.optional_vars is not None:
                     targets = [statement.optional_vars]
                 for target in targets:
-                    self.made |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+                    self.made |= _bound(target)
             self.made -= self.arguments
         self.generic_visit(node)
         self.depth -= 1
 
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def _outside(self, node: ast.AST) -> bool:
         """Whether an attribute or item target belongs to something the function did not make."""
@@ -182,6 +182,17 @@ class _Finder(ast.NodeVisitor):
             elif func.attr in _WRITE_METHODS and self._outside(func.value):
                 self._found(f"calls {ast.unparse(func)}(), which writes", node)
         self.generic_visit(node)
+
+
+def _bound(target: ast.AST) -> set[str]:
+    """The plain names an assignment target binds (``a``, ``a, (b, *c)``), not ``x`` in ``x[k]``."""
+    if isinstance(target, ast.Name):
+        return {target.id}
+    if isinstance(target, ast.Tuple | ast.List):
+        return set().union(*(_bound(e) for e in target.elts))
+    if isinstance(target, ast.Starred):
+        return _bound(target.value)
+    return set()
 
 
 def _opens_for_writing(node: ast.Call) -> bool:

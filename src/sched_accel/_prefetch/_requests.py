@@ -17,11 +17,15 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._engine import Slot
 from ._shape import item_path
 
-__all__ = ["Hole", "Pattern", "Replay", "fields", "learn"]
+if TYPE_CHECKING:
+    from ._clients import Client, Request
+
+__all__ = ["Ahead", "Hole", "Pattern", "Replay", "Sent", "Taught", "fields", "learn"]
 
 #: A value shorter than this is only found as a whole path segment or query value, never
 #: inside one ("1" is in "v1"; "BTC" is in "BTC-USD").
@@ -181,3 +185,41 @@ class Replay:
     def url_for(self, item: Any) -> str | None:
         method, url = item
         return url if method == self.method and isinstance(url, str) and url.startswith(self.base + "/") else None
+
+
+# -- what a run keeps of them ------------------------------------------------------------------
+class Taught:
+    """A pattern of the loop's requests, and the request it was learned from (or last seen
+    as): the one copied, with another URL, for each item."""
+
+    __slots__ = ("base", "client", "hits", "instance", "misses", "pattern", "retired", "upto", "wrapped")
+
+    def __init__(self, pattern: Pattern | Replay, client: Client, wrapped: Any, instance: Any, base: Request, index: int) -> None:
+        self.pattern = pattern
+        self.client = client
+        self.wrapped = wrapped
+        self.instance = instance
+        self.base = base
+        self.upto = index  # the last item predicted (or fetched by the loop itself)
+        self.hits = self.misses = 0
+        self.retired = False
+
+
+class Sent:
+    __slots__ = ("index", "learned", "live", "request", "slot")
+
+    def __init__(self, index: int, slot: Slot[Any], learned: Taught, request: Request) -> None:
+        self.index = index
+        self.slot = slot
+        self.learned = learned
+        self.request = request
+        self.live = True
+
+
+class Ahead:
+    __slots__ = ("index", "item", "sent")
+
+    def __init__(self, index: int, item: Any) -> None:
+        self.index = index
+        self.item = item
+        self.sent: list[Sent] = []

@@ -22,13 +22,13 @@ from .._log import internal_error
 from .._report import RunReport
 from .._state import Recorder
 from ._probe import StepAside
-from ._shape import CallShape, same
+from ._shape import CallShape, fingerprint, same
 
 if TYPE_CHECKING:
     from .._policy import Policy
     from ._http_run import HttpRun
 
-__all__ = ["CURRENT", "INFER_ATTEMPTS", "PrefetchRun"]
+__all__ = ["CURRENT", "INFER_ATTEMPTS", "MISMATCHES", "PrefetchRun"]
 
 #: The prefetch run of the loop executing in this thread or task, if any (function-level,
 #: or HTTP-level).
@@ -36,6 +36,9 @@ CURRENT: ContextVar[PrefetchRun | HttpRun | None] = ContextVar("sched_accel_pref
 
 #: Real calls whose item could not be found before inference gives up.
 INFER_ATTEMPTS = 3
+#: Calls whose arguments the loop changed after they were sent ahead, more than those served,
+#: after which the run stops sending calls ahead.
+MISMATCHES = 3
 
 _NOT_FOUND: Any = object()
 
@@ -82,7 +85,7 @@ class PrefetchRun:
         self.active = source is not None
         self.step = StepAside(probe)
         self.attempts = 0
-        self.hits = self.misses = self.wasted = self.direct = 0
+        self.hits = self.misses = self.wasted = self.direct = self.mismatched = 0
 
     # -- the source ---------------------------------------------------------------------
     def set_source(self, source: Iterator[Any]) -> None:
@@ -108,7 +111,8 @@ class PrefetchRun:
                 self.active = bool(self.pending)
                 return
             args, kwargs = shape.arguments(item)
-            slot: Slot[Any] = Slot(shape.call, args, kwargs, item)
+            # The arguments as sent: the loop's own call is served only if they still hold that.
+            slot: Slot[Any] = Slot(shape.call, args, kwargs, fingerprint(args, kwargs))
             if self.missed and self._made_directly(shape, slot):
                 continue  # the loop already made this call itself: never twice
             self.pending.append(self.submit(slot))
@@ -150,6 +154,14 @@ class PrefetchRun:
                 for _ in range(index):  # the loop skipped these items
                     self._discard(self.pending.popleft())
                 self.pending.popleft()
+                if slot.item is not None and slot.item != fingerprint(args, kwargs):
+                    # The loop changed the arguments after this call was sent: not its answer.
+                    self._discard(slot)
+                    self.mismatched += 1
+                    self.misses += 1
+                    if self.mismatched >= MISMATCHES and self.mismatched > self.hits:
+                        self.close()  # the loop keeps changing them: stop sending calls ahead
+                    return None
                 self.hits += 1
                 return slot
         self.misses += 1

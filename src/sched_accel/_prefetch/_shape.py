@@ -12,7 +12,7 @@ from typing import Any
 
 from .._engine import Slot
 
-__all__ = ["CallShape", "item_path", "same"]
+__all__ = ["CallShape", "fingerprint", "item_path", "same"]
 
 
 def item_path(path: str) -> Callable[[Any], Any]:
@@ -46,6 +46,43 @@ def same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:
         return False
+
+
+_IMMUTABLE = (str, int, float, bool, bytes, type(None), complex)
+#: Values looked at per fingerprint, at most: a bigger argument is told apart by identity.
+_FINGERPRINT_BUDGET = 2000
+
+
+def fingerprint(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """What a call's arguments hold, three levels deep, to tell whether they changed between
+    the moment a call was sent ahead and the moment the loop makes it (a loop that changes
+    the item first). None when every argument is a plain immutable value (nothing can change)."""
+    if all(type(a) in _IMMUTABLE for a in args) and all(type(v) in _IMMUTABLE for v in kwargs.values()):
+        return None
+    budget = [_FINGERPRINT_BUDGET]
+
+    def walk(value: Any, depth: int) -> Any:
+        budget[0] -= 1
+        kind = type(value)
+        if kind in _IMMUTABLE:
+            return value
+        if depth == 0 or budget[0] <= 0:
+            return ("id", id(value))
+        if kind in (list, tuple) or isinstance(value, list | tuple):
+            return (kind.__name__, tuple(walk(v, depth - 1) for v in value))
+        if isinstance(value, dict):
+            return ("dict", tuple((walk(k, 0), walk(v, depth - 1)) for k, v in value.items()))
+        if isinstance(value, set | frozenset):
+            return ("set", id(value), len(value))
+        attributes = getattr(value, "__dict__", None)
+        if isinstance(attributes, dict):
+            return (id(value), tuple((k, walk(v, depth - 1)) for k, v in attributes.items()))
+        slots = getattr(kind, "__slots__", None)
+        if isinstance(slots, tuple):
+            return (id(value), tuple(walk(getattr(value, n, None), depth - 1) for n in slots if isinstance(n, str)))
+        return ("id", id(value))
+
+    return (walk(args, 3), walk(kwargs, 3))
 
 
 class CallShape:

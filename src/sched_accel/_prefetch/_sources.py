@@ -1,11 +1,13 @@
 """Where a run's items come from: each :data:`~sched_accel._settings.ItemSource` form, read
 without the loop noticing.
 
-A sequence, set or mapping is read twice (ours, then the loop's); a one-shot iterator
-argument is split with ``itertools.tee``, so the loop still sees every item, and an
-exception it raises reaches the loop where it would have without us. Any other iterable (a
-queue object whose ``__iter__`` pops, a database cursor) is left to the loop: nothing is
-read ahead.
+A sequence, set or mapping is read twice (ours, then the loop's); an iterator over one of
+those (``iter(rows)``, ``reversed(rows)``, ``dict.items()``'s) is split with
+``itertools.tee``, so the loop still sees every item, and an exception it raises reaches
+the loop where it would have without us. A generator, or any other iterator, runs the
+app's code as it is read (it may stop when the loop tells it to, or yield what the loop
+just changed), so it is never read ahead of the loop; nor is any other iterable (a queue
+object whose ``__iter__`` pops, a database cursor). ``items = "learned"`` serves those.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .._settings import Argument, ItemSource, Learned, ModuleObject, ReturnedBy
 from .._state import LearnedCalls
 from .._targets import ArgumentLocator
 
-__all__ = ["Items", "split"]
+__all__ = ["PLAIN_ITERATORS", "Items", "one_shot", "split"]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
@@ -35,6 +37,8 @@ class Items:
             LearnedCalls(os.path.join(state_dir or ".", "learned"), name) if isinstance(source, Learned) else None
         )
         self._locator = ArgumentLocator(source.where) if isinstance(source, Argument) else None
+        #: The last run's items were an iterator that is never read ahead (a generator).
+        self.one_shot = False
 
     @property
     def captured(self) -> bool:
@@ -58,6 +62,7 @@ class Items:
         if found is None:
             return None, args, kwargs
         value, replaced = found
+        self.one_shot = one_shot(value)
         mine, theirs = split(value)
         if theirs is not value:
             args, kwargs = replaced(theirs)
@@ -77,13 +82,30 @@ def independent(value: Any) -> Iterator[Any] | None:
     return None  # an iterator cannot be read twice, and we cannot hand the loop a copy
 
 
+#: Iterators that only walk a collection: reading them ahead runs none of the app's code.
+_EXAMPLES: tuple[Iterator[Any], ...] = (
+    iter([]), iter(()), iter(range(0)), iter(set()), iter({}), iter({}.values()), iter({}.items()),
+    reversed([]), reversed(()), reversed(range(0)), iter(""), iter(b""),
+)
+PLAIN_ITERATORS = frozenset(type(it) for it in _EXAMPLES)
+
+
+def one_shot(value: Any) -> bool:
+    """Whether ``value`` is an iterator that is never read ahead (a generator, or anything
+    but an iterator over a collection)."""
+    return isinstance(value, Iterator) and type(value) not in PLAIN_ITERATORS
+
+
 def split(value: Any) -> tuple[Iterator[Any] | None, Any]:
-    """(our source, what the loop gets): a tee'd pair for a one-shot iterator.
+    """(our source, what the loop gets): a tee'd pair for an iterator over a collection;
+    (None, value) for any other iterator (never read ahead).
 
     An exception the iterator raises reaches the loop where it would have without us (our
     side, reading ahead, only stops there), never swallowed by our read-ahead.
     """
     if isinstance(value, Iterator):
+        if type(value) not in PLAIN_ITERATORS:
+            return None, value
         mine, theirs = itertools.tee(_keep_raised(value))
         return _until_raised(mine), _reraise(theirs)
     return independent(value), value
