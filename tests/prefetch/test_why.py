@@ -17,7 +17,9 @@ def run(**changes: Any) -> Any:
 
 def test_each_reason() -> None:
     assert why_not(run(hits=1), "'tokens'") is None
-    assert why_not(run(misses=0), "'tokens'") is None
+    assert why_not(run(misses=0, pulled=0), "'tokens'") is None
+    assert why_not(run(misses=0, replay=True), "'learned'") is None
+    assert "no request through httpx" in (why_not(run(misses=0), "'tokens'") or "")
     assert "x-sequence" in (why_not(run(differs="x-sequence"), "'tokens'") or "")
     assert "recorded yet" in (why_not(run(replay=True, pulled=0), "'learned'") or "")
     assert "last run" in (why_not(run(replay=True), "'learned'") or "")

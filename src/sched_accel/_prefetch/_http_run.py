@@ -113,6 +113,7 @@ class HttpRun:
                 self._direct = None
                 self._stop(exc)
         if client is None or self._direct is None:
+            self.other += client is None  # urllib: never sent early
             return wrapped(*args, **kwargs)  # urllib, or one of ours failed: as the loop made it
         if client.is_async:
             return self._answer_async(client, sent, wrapped, instance, args, kwargs)

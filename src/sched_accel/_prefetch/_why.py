@@ -17,8 +17,15 @@ __all__ = ["say_why", "why_not"]
 
 def why_not(run: HttpRun, items_text: str) -> str | None:
     """Why nothing was prefetched, when nothing was, else None."""
-    if run.hits or not (run.misses or run.other):
+    if run.hits:
         return None
+    if not (run.misses or run.other):
+        if run.replay or not run.pulled:
+            return None  # no items (or none recorded yet), and no request: nothing to say
+        return (
+            "the loop made no request through httpx, requests or aiohttp (urllib's are never sent ahead); "
+            'if its per-item call only reads, name it with fetch = "module:qualname"'
+        )
     if run.differs is not None:
         return (
             f"the loop's requests differed from the ones sent ahead (in {run.differs}), so none was served; "
