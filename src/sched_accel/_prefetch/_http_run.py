@@ -32,7 +32,7 @@ from .._report import RunReport
 from .._state import Recorder
 from ._clients import CLIENTS, Client, Refused, Request, fetcher
 from ._closing import closed
-from ._requests import Ahead, Pattern, Replay, Sent, Taught, learn
+from ._requests import Ahead, Pattern, Replay, Sent, Taught, Url, learn
 
 __all__ = ["MAX_PATTERNS", "RETIRE_AFTER", "HttpRun"]
 
@@ -225,18 +225,20 @@ class HttpRun:
             self.ahead.append(Ahead(self.pulled, item))
             self.pulled += 1
 
-    def _pattern(self, request: Request, item: Any) -> Pattern | Replay | None:
-        if self.replay:
+    def _pattern(self, request: Request, url: Url | None, entry: Ahead) -> Pattern | Replay | None:
+        if url is None:  # replay: the item is a request of the last run
+            item = entry.item
             if isinstance(item, list | tuple) and len(item) == 2 and tuple(item) == (request.method, request.url):
                 return Replay(request.method, request.url)
             return None
-        return learn(request.url, item)
+        return learn(url, entry.item, entry.fields)
 
     def _learn(self, client: Client, wrapped: Any, instance: Any, request: Request) -> None:
         """A request the loop made itself: find its item ahead, and learn (or refresh) its pattern."""
         self._read_ahead()
+        url = None if self.replay else Url(request.url)  # taken apart once, for every item ahead
         for entry in self.ahead:
-            pattern = self._pattern(request, entry.item)
+            pattern = self._pattern(request, url, entry)
             if pattern is not None:
                 break
         else:

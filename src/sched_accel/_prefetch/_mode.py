@@ -63,7 +63,7 @@ class PrefetchMode:
             else None
         )
         #: HTTP-level: the loop's requests are prefetched, not a per-item function.
-        self.http = target.fetch is None
+        self.http = target.http
         self.fetch_async: bool | None = None  # known once the per-item function is patched
         if self.http:  # from its second run, a loop needs nothing declared but itself
             self.items = Items(f"{target.name} http", target.items or Learned(), state_dir)

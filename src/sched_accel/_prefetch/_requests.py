@@ -25,7 +25,7 @@ from ._shape import item_path
 if TYPE_CHECKING:
     from ._clients import Client, Request
 
-__all__ = ["Ahead", "Hole", "Pattern", "Replay", "Sent", "Taught", "fields", "learn"]
+__all__ = ["Ahead", "Hole", "Pattern", "Replay", "Sent", "Taught", "Url", "fields", "learn"]
 
 #: A value shorter than this is only found as a whole path segment or query value, never
 #: inside one ("1" is in "v1"; "BTC" is in "BTC-USD").
@@ -144,30 +144,48 @@ class Pattern:
 _BARE = "\0"
 
 
-def learn(url: str, item: Any) -> Pattern | None:
-    """The pattern of ``url`` for ``item``, or None when no value of the item is in it."""
-    found = fields(item)
+class Url:
+    """A URL taken apart once (the loop's request), to be held against many items."""
+
+    __slots__ = ("base", "query", "segments")
+
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.base = f"{parts.scheme}://{parts.netloc}"
+        #: Each path segment, raw and as its value.
+        self.segments = [(raw, urllib.parse.unquote(raw)) for raw in parts.path.split("/")]
+        #: Each query pair: key, raw value and its value (None for a bare key).
+        self.query: list[tuple[str, str, str | None]] = []
+        for pair in parts.query.split("&") if parts.query else ():
+            key, sep, raw = pair.partition("=")
+            self.query.append((key, raw, urllib.parse.unquote_plus(raw) if sep else None))
+
+
+def learn(url: str | Url, item: Any, found: list[tuple[str, str]] | None = None) -> Pattern | None:
+    """The pattern of ``url`` for ``item`` (whose ``fields`` may be given), or None when no
+    value of the item is in it."""
+    if found is None:
+        found = fields(item)
     if not found:
         return None
-    parts = urllib.parse.urlsplit(url)
+    parts = url if isinstance(url, Url) else Url(url)
     holes = 0
     segments: list[str | Hole] = []
-    for raw in parts.path.split("/"):
-        hole = _hole(urllib.parse.unquote(raw), found) if raw else None
+    for raw, text in parts.segments:
+        hole = _hole(text, found) if raw else None
         holes += hole is not None
         segments.append(hole or raw)
     query: list[tuple[str, str | Hole]] = []
-    for pair in parts.query.split("&") if parts.query else ():
-        key, sep, raw = pair.partition("=")
-        if not sep:
+    for key, raw, value in parts.query:
+        if value is None:
             query.append((key, _BARE))  # a bare key, kept as it was
             continue
-        hole = _hole(urllib.parse.unquote_plus(raw), found) if raw else None
+        hole = _hole(value, found) if raw else None
         holes += hole is not None
         query.append((key, hole or raw))
     if not holes:
         return None
-    return Pattern(f"{parts.scheme}://{parts.netloc}", tuple(segments), tuple(query))
+    return Pattern(parts.base, tuple(segments), tuple(query))
 
 
 class Replay:
@@ -217,9 +235,17 @@ class Sent:
 
 
 class Ahead:
-    __slots__ = ("index", "item", "sent")
+    __slots__ = ("_fields", "index", "item", "sent")
 
     def __init__(self, index: int, item: Any) -> None:
         self.index = index
         self.item = item
         self.sent: list[Sent] = []
+        self._fields: list[tuple[str, str]] | None = None
+
+    @property
+    def fields(self) -> list[tuple[str, str]]:
+        """The item's ``fields``, found once however many requests are held against it."""
+        if self._fields is None:
+            self._fields = fields(self.item)
+        return self._fields
