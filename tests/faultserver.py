@@ -54,6 +54,8 @@ class FaultServer:
         hang: float = 3.0,
     ) -> None:
         self.latency = latency
+        #: Latency of one key's answers, where it differs from ``latency``.
+        self.latencies: dict[str, float] = {}
         self.per_second = per_second
         self.burst = burst
         self.retry_after = retry_after
@@ -73,6 +75,9 @@ class FaultServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without TCP_NODELAY the body waits for
+            # the client's delayed ACK (about 40 ms a request on loopback).
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -166,8 +171,9 @@ class FaultServer:
                 handler.connection.close()
                 handler.close_connection = True
                 return
-            if self.latency:
-                time.sleep(self.latency)
+            latency = self.latencies.get(key, self.latency)
+            if latency:
+                time.sleep(latency)
             if fault in ("503", "500"):
                 self._send(handler, int(fault), {"error": "unavailable"})
             elif fault == "truncated":

@@ -178,3 +178,66 @@ def test_reset_forgets_the_process_state(replace_app: App, monkeypatch: pytest.M
     assert not _activation._state.breakers
     assert not _log._router.stdlib
     assert not _patching.is_ours(jobs.update)
+
+
+LIBRARY_FETCH = """
+    import httpx
+
+    CLIENT = httpx.Client()
+
+    def prices(base, tokens):
+        return [CLIENT.get(f"{base}/item/{token}").json()["value"] for token in tokens]
+"""
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["undeclared", "pure"])
+def test_a_library_method_as_fetch_prefetches_the_loops_requests(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], pure: bool
+) -> None:
+    """fetch = "httpx:Client.get" is never patched (pure = true or not): one warning, then HTTP-level prefetch."""
+    import httpx
+
+    from .faultserver import FaultServer, value_of
+
+    app.write("library_fetch.py", LIBRARY_FETCH)
+    app.config(
+        '[[targets]]\nloop = "library_fetch:prices"\nfetch = "httpx:Client.get"\nitems = "tokens"\nconcurrency = 4\n'
+        + ("pure = true\n" if pure else "")
+    )
+    original = vars(httpx.Client)["get"]
+    library_fetch = importlib.import_module("library_fetch")
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    assert sched_accel.install() is True
+    assert vars(httpx.Client)["get"] is original
+    events = [line for line in capture_events if "fetch_is_library" in line or "fetch_not_pure" in line]
+    assert len(events) == 1 and events[0].startswith("sched_accel.fetch_is_library")
+    assert "httpx:Client.get is defined in httpx" in events[0] and 'fetch = "http"' in events[0]
+    tokens = [f"t{i}" for i in range(8)]
+    try:
+        with FaultServer(latency=0.01) as server:
+            assert library_fetch.prices(server.url, tokens) == [value_of(t) for t in tokens]
+    finally:
+        library_fetch.CLIENT.close()
+    [run] = [line for line in capture_events if line.startswith("sched_accel.run ")]
+    assert "prefetch=http" in run
+
+
+def test_a_library_method_as_fetch_in_replace_mode_is_not_patched(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """In replace mode a library method as fetch is an error logged once; the loop is still patched, the method is not."""
+    import httpx
+
+    app.write("jobs.py", JOBS)
+    app.write("client.py", CLIENT)
+    app.write("accel.py", ACCEL)
+    app.config(CONFIG.replace('"client:fetch"', '"httpx:Client.get"'))
+    original = vars(httpx.Client)["get"]
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    jobs = importlib.import_module("jobs")
+    assert sched_accel.install() is True
+    assert vars(httpx.Client)["get"] is original
+    assert sched_accel.patched_targets() == ["jobs:update"]
+    errors = [line for line in capture_events if "fetch_is_library" in line]
+    assert len(errors) == 1 and "per-item calls are not counted" in errors[0]
+    assert jobs.update([1, 2]) == [2, 4]

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -90,10 +91,21 @@ def test_no_command_prints_help_and_fails(app: App) -> None:
 
 # -- check -----------------------------------------------------------------------------------
 def table(stdout: str) -> dict[str, list[str]]:
-    """The rows of check's table, by target name."""
-    rows = [re.split(r"\s{2,}", line.strip()) for line in stdout.splitlines()]
-    header = next(i for i, row in enumerate(rows) if row[0] == "TARGET")
-    return {row[0]: row for row in rows[header:]}
+    """The rows of check's table, by target name (the table ends at the first blank line)."""
+    lines = stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("TARGET "))
+    end = next((i for i in range(header, len(lines)) if not lines[i].strip()), len(lines))
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[header:end]]
+    return {row[0]: row for row in rows}
+
+
+_PART = re.compile(r"^  (\S+)\s+(loop|replacement|fetch|items)\s+(.+?)\s{2,}(ok|note|problem)\s{2,}(.+)$")
+
+
+def parts(stdout: str) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """check's lines under the table: (target, part) -> (as declared, status, detail)."""
+    found = [_PART.match(line) for line in stdout.splitlines()]
+    return {(m[1], m[2]): (m[3], m[4], m[5]) for m in found if m}
 
 
 def test_check_lists_every_target_and_succeeds(project: App) -> None:
@@ -123,6 +135,199 @@ def test_check_reports_a_switched_off_target(project: App) -> None:
     row = table(out.stdout)["legacy:update"]
     assert row[:3] == ["legacy:update", "yes", "no"]
     assert "switched off" in row[-1]
+
+
+def test_check_shows_each_part_resolved_on_its_own(project: App) -> None:
+    """Under the table, one line per part of each target: what it says, ok, and what it resolved to."""
+    out = cli(project, "check")
+    assert out.returncode == 0, out.stderr
+    assert parts(out.stdout) == {
+        ("legacy:update", "loop"): ("legacy:update", "ok", "function, sync"),
+        ("legacy:update", "replacement"): ("accel:update", "ok", "function, sync"),
+        ("jobs/tracker.py:main", "loop"): ("jobs/tracker.py:main", "ok", "defined in the script (resolved when it runs)"),
+        ("jobs/tracker.py:main", "replacement"): ("tracker_accel:main", "ok", "function, sync"),
+    }
+
+
+PRICES = """
+    import httpx
+
+    CLIENT = httpx.Client()
+
+
+    def get_price(token):
+        return CLIENT.get(f"http://prices.invalid/{token}").json()
+
+
+    def report_price(token):
+        price = get_price(token)
+        print(token, price)
+        return price
+
+
+    def update_prices(tokens):
+        return [get_price(t) for t in tokens]
+
+
+    def report_prices(tokens):
+        return [report_price(t) for t in tokens]
+
+
+    def download(tokens):
+        return [CLIENT.get(f"http://prices.invalid/{t}") for t in tokens]
+"""
+PREFETCH = """
+    [[targets]]
+    loop = "prices:update_prices"
+    fetch = "prices:get_price"
+    items = "tokens"
+
+    [[targets]]
+    loop = "prices:report_prices"
+    fetch = "prices:report_price"
+    items = "tokens"
+
+    [[targets]]
+    loop = "prices:download"
+    items = 0
+"""
+
+
+@pytest.fixture
+def prefetching(app: App) -> App:
+    """An app with prefetch targets: a pure per-item function, one that prints, HTTP level."""
+    app.write("prices.py", PRICES)
+    app.config(PREFETCH)
+    return app
+
+
+def test_check_shows_the_purity_verdict_of_a_function_level_fetch(prefetching: App) -> None:
+    """A fetch that only reads is run ahead; one that prints is not (a note, not a problem); HTTP level says so."""
+    out = cli(prefetching, "check")
+    assert out.returncode == 0, out.stdout + out.stderr
+    found = parts(out.stdout)
+    assert found["prices:update_prices", "fetch"] == (
+        "prices:get_price", "ok", "function level (function, sync), pure as far as its code shows"
+    )
+    declared, status, detail = found["prices:report_prices", "fetch"]
+    assert (declared, status) == ("prices:report_price", "note")
+    assert re.fullmatch(
+        r"calls print\(\) \(line \d+\): not run ahead; HTTP-level prefetch instead; set pure = true if it only reads", detail
+    )
+    assert found["prices:update_prices", "items"] == ("argument 'tokens'", "ok", "the loop's parameter 'tokens'")
+    assert found["prices:download", "fetch"] == ("(none)", "ok", "HTTP level: the loop's GET and HEAD requests are sent ahead")
+    assert found["prices:download", "items"] == ("argument 0", "ok", "the loop's parameter 'tokens'")
+    assert all(row[1] == "yes" for name, row in table(out.stdout).items() if name != "TARGET")
+
+    config = prefetching.root / "sched_accel.toml"
+    config.write_text(config.read_text().replace('fetch = "prices:report_price"', 'fetch = "prices:report_price"\npure = true'))
+    pure = parts(cli(prefetching, "check").stdout)["prices:report_prices", "fetch"]
+    assert pure == ("prices:report_price", "ok", "function level (function, sync), pure = true (declared)")
+
+
+@pytest.mark.parametrize(
+    ("replace", "suggestion"),
+    [
+        (('"prices:get_price"', '"prices:get_prise"'), "prices has no attribute 'get_prise' (did you mean 'get_price'?)"),
+        (('"prices:get_price"', '"price:get_price"'), "No module named 'price' (did you mean 'prices'?)"),
+    ],
+    ids=["name", "module"],
+)
+def test_check_suggests_the_close_name_of_a_typo(prefetching: App, replace: tuple[str, str], suggestion: str) -> None:
+    """A misspelt fetch (its name or its module) is a problem, and the names close to it are suggested."""
+    config = prefetching.root / "sched_accel.toml"
+    config.write_text(config.read_text().replace(*replace))
+    out = cli(prefetching, "check")
+    assert out.returncode == 1
+    declared, status, detail = parts(out.stdout)["prices:update_prices", "fetch"]
+    assert (declared, status) == (replace[1].strip('"'), "problem")
+    assert suggestion in detail
+    assert table(out.stdout)["prices:update_prices"][1] == "no"
+    assert parts(out.stdout)["prices:update_prices", "loop"][1] == "ok"  # each part on its own
+
+
+ITEMS = """
+    [[targets]]
+    loop = "prices:update_prices"
+    items = "learned"
+
+    [[targets]]
+    loop = "prices:report_prices"
+    items = "prices:TOKENS"
+
+    [[targets]]
+    loop = "prices:download"
+    items = "returned-by:prices:active"
+
+    [[targets]]
+    loop = "prices:refresh"
+    items = 1
+
+    [[targets]]
+    loop = "prices:Book.reprice"
+    items = "token"
+"""
+
+
+def test_check_finds_the_items_of_every_form(prefetching: App) -> None:
+    """Each items form is resolved: learned, a module object, a call's return value, a parameter by position or name."""
+    prefetching.write(
+        "prices.py",
+        textwrap.dedent(PRICES)
+        + "\nTOKENS = ['a', 'b']\n\n\ndef active():\n    return TOKENS\n\n\ndef refresh(tokens):\n    return tokens\n"
+        + "\n\nclass Book:\n    def reprice(self, tokens):\n        return tokens\n",
+    )
+    prefetching.config(ITEMS)
+    out = cli(prefetching, "check")
+    assert out.returncode == 1
+    found = {target: found[1:] for (target, part), found in parts(out.stdout).items() if part == "items"}
+    assert found == {
+        "prices:update_prices": ("ok", "the requests of the loop's previous run"),
+        "prices:report_prices": ("ok", "a list of 2, read when the loop starts"),
+        "prices:download": ("ok", "function, sync: what it returns inside the loop"),
+        "prices:refresh": ("problem", "the loop takes only 1 argument(s): tokens"),
+        "prices:Book.reprice": ("problem", "the loop has no parameter of that name; it has tokens"),
+    }
+    assert table(out.stdout)["prices:refresh"][-1] == "problem: items (see below)"
+    assert "2 problem(s) found" in out.stderr
+
+
+def test_check_in_replace_mode_shows_the_counted_fetch_and_the_items(project: App) -> None:
+    """A replace-mode fetch is counted (a library's own refused); a script loop's items are checked when it runs."""
+    project.write("client.py", "def fetch(token):\n    return token\n")
+    config = project.root / "sched_accel.toml"
+    text = config.read_text().replace('concurrency = 4', 'concurrency = 4\nfetch = "client:fetch"\nitems = "tokens"')
+    config.write_text(text.replace('replacement = "tracker_accel:main"', 'replacement = "tracker_accel:main"\nitems = 0'))
+    out = cli(project, "check")
+    assert out.returncode == 0, out.stdout + out.stderr
+    found = parts(out.stdout)
+    assert found["legacy:update", "fetch"] == ("client:fetch", "ok", "function, sync: its calls are counted")
+    assert found["legacy:update", "items"] == ("argument 'tokens'", "ok", "the loop's parameter 'tokens'")
+    assert found["jobs/tracker.py:main", "items"] == (
+        "argument 0", "note", "not checked here: a script's loop is seen when it runs"
+    )
+    config.write_text(config.read_text().replace('"client:fetch"', '"requests:get"').replace('"legacy:update"', '"legacy:updat"'))
+    out = cli(project, "check")
+    assert out.returncode == 1
+    found = parts(out.stdout)
+    _, status, detail = found["legacy:updat", "fetch"]
+    assert status == "problem" and detail.endswith("so it is never run ahead per item; remove `fetch`")
+    assert found["legacy:updat", "items"][1:] == ("note", "not checked: the loop does not resolve")
+    assert table(out.stdout)["legacy:updat"][-1] == "problem: loop, fetch (see below)"
+
+
+def test_check_rejects_a_library_method_as_fetch(prefetching: App) -> None:
+    """fetch = "httpx:Client.get" can never be run ahead per item: a problem, with the form to use instead."""
+    config = prefetching.root / "sched_accel.toml"
+    config.write_text(config.read_text().replace('"prices:get_price"', '"httpx:Client.get"'))
+    out = cli(prefetching, "check")
+    assert out.returncode == 1
+    assert table(out.stdout)["prices:update_prices"][:3] == ["prices:update_prices", "no", "no"]
+    declared, status, detail = parts(out.stdout)["prices:update_prices", "fetch"]
+    assert (declared, status) == ("httpx:Client.get", "problem")
+    assert detail.startswith("is defined in httpx (httpx._client), an HTTP client library")
+    assert detail.endswith('remove `fetch` (or say fetch = "http"): HTTP-level prefetch sends the loop\'s GET requests ahead')
+    assert "1 problem(s) found" in out.stderr
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from types import ModuleType
 import pytest
 
 from sched_accel import TargetError, TargetSpec
+from sched_accel._targets import close_modules, close_names, did_you_mean
 
 from .conftest import App
 
@@ -253,13 +254,55 @@ def test_non_callables_are_refused(jobs: ModuleType, qualname: str, what: str) -
 
 
 def test_missing_module_attribute(jobs: ModuleType) -> None:
-    """A name the module lacks is reported with the module, the name and what to do."""
+    """A name the module lacks is reported with the module, the name, the close names and what to do."""
     with pytest.raises(TargetError) as info:
         TargetSpec.parse("jobs:updat").resolve(jobs)
     assert str(info.value) == (
-        "jobs:updat: jobs has no attribute 'updat'; check the spelling, "
+        "jobs:updat: jobs has no attribute 'updat' (did you mean 'update'?); check the spelling, "
         "or run `sched-accel check` to list what resolves"
     )
+
+
+def test_missing_attribute_with_nothing_close(jobs: ModuleType) -> None:
+    """Without a close name, the message suggests nothing."""
+    with pytest.raises(TargetError) as info:
+        TargetSpec.parse("jobs:zzz").resolve(jobs)
+    assert str(info.value).startswith("jobs:zzz: jobs has no attribute 'zzz'; check the spelling")
+
+
+def test_missing_class_attribute_suggests_inherited_names(jobs: ModuleType) -> None:
+    """The names of a class are searched through its bases: Nightly.rnu suggests the inherited run."""
+    with pytest.raises(TargetError, match=r"Nightly has no attribute 'rnu' \(did you mean 'run'\?\)"):
+        TargetSpec.parse("jobs:Nightly.rnu").resolve(jobs)
+
+
+def test_close_names_public_first_then_private(jobs: ModuleType) -> None:
+    """Public names are suggested first, private ones only when no public name is close (or the typo is private)."""
+    assert close_names("updte", jobs) == ["update"]
+    assert close_names("decorate", jobs) == ["_decorate"]
+    assert close_names("_updat", jobs) == ["update"]
+    assert close_names("update_asyn", jobs) == ["update_async"]  # only the nearly-as-close: not update too
+    assert close_names("nothing_like_it", jobs) == []
+    assert close_names("__init_subclas", jobs.Job) == []  # object's own names are never suggested
+
+
+def test_close_modules_are_siblings(app: App) -> None:
+    """A misspelt module is matched among the modules of its package (or the top-level ones)."""
+    app.write("shop/__init__.py", "")
+    app.write("shop/orders.py", "")
+    app.write("shop/invoices.py", "")
+    assert close_modules("shop.order") == ["shop.orders"]
+    assert close_modules("shopp") == ["shop"]
+    assert close_modules("nopackage.orders") == []
+
+
+@pytest.mark.parametrize(
+    ("names", "text"),
+    [([], ""), (["a"], " (did you mean 'a'?)"), (["a", "b", "c"], " (did you mean 'a', 'b' or 'c'?)")],
+)
+def test_did_you_mean(names: list[str], text: str) -> None:
+    """The suggestion reads as a sentence, or is nothing."""
+    assert did_you_mean(names) == text
 
 
 def test_missing_class_attribute(jobs: ModuleType) -> None:

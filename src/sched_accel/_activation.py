@@ -28,6 +28,7 @@ from ._prefetch import (
     SleepSkipper,
     SourceCapture,
     closing,
+    library_method,
     writes,
 )
 from ._replace import ReplaceMode
@@ -218,18 +219,8 @@ def _patch_fetch(target: Target, mode: PrefetchMode | ReplaceMode, loop_module: 
     def wrap(module: ModuleType) -> None:
         try:
             resolved = spec.resolve(module)
-            if isinstance(mode, PrefetchMode) and not target.pure:
-                reason = writes(resolved.function)
-                if reason is not None:
-                    _log.event(
-                        "WARNING",
-                        "fetch_not_pure",
-                        f"{spec.text} {reason}, so it is not run ahead of the loop: the loop's GET requests are "
-                        "prefetched instead, and its own code runs as before; if it only reads, set pure = true",
-                        target=target.name,
-                    )
-                    mode.use_http()
-                    return
+            if _not_run_ahead(target, mode, resolved.function):
+                return
             # One interceptor per per-item function, serving every target that declares it.
             counter = existing(resolved.owner, resolved.attribute)
             if not isinstance(counter, FetchInterceptor):
@@ -248,6 +239,39 @@ def _patch_fetch(target: Target, mode: PrefetchMode | ReplaceMode, loop_module: 
             _log.internal_error(f"patching the per-item call of {target.name}", exc)
 
     _when_loaded(target, spec.module, loop_module, wrap)
+
+
+def _not_run_ahead(target: Target, mode: PrefetchMode | ReplaceMode, function: Callable[..., object]) -> bool:
+    """Whether the per-item function is left alone: an HTTP library's own (never patched), or
+    one that writes (prefetch mode). A prefetch target then prefetches the loop's requests."""
+    spec = target.fetch
+    assert spec is not None
+    library = library_method(function)
+    if not isinstance(mode, PrefetchMode):
+        if library is not None:
+            message = f"{spec.text} {library}; it is not patched, so per-item calls are not counted: remove `fetch`"
+            _log.event("ERROR", "fetch_is_library", message, target=target.name)
+        return library is not None
+    if library is not None:
+        _log.event(
+            "WARNING",
+            "fetch_is_library",
+            f"{spec.text} {library}: the loop's GET requests are prefetched instead; "
+            'remove `fetch` (or say fetch = "http") to declare that',
+            target=target.name,
+        )
+    elif target.pure or (reason := writes(function)) is None:
+        return False
+    else:
+        _log.event(
+            "WARNING",
+            "fetch_not_pure",
+            f"{spec.text} {reason}, so it is not run ahead of the loop: the loop's GET requests are "
+            "prefetched instead, and its own code runs as before; if it only reads, set pure = true",
+            target=target.name,
+        )
+    mode.use_http()
+    return True
 
 
 def _patch_returned_by(

@@ -2,13 +2,18 @@
 
 A spec names a module (or a script file run as ``__main__``) and a qualname inside it.
 Resolving walks the qualname through classes, looking the last name up in the ``__dict__``
-that defines it, so that classmethods and staticmethods are seen for what they are.
+that defines it, so that classmethods and staticmethods are seen for what they are. A name
+that is not there is reported with the close names that are (:func:`close_names`).
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import inspect
 import os
+import pkgutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -18,7 +23,7 @@ import _sched_accel_boot as boot
 
 from ._exceptions import TargetError
 
-__all__ = ["ArgumentLocator", "Resolved", "TargetSpec"]
+__all__ = ["ArgumentLocator", "Resolved", "TargetSpec", "close_modules", "close_names", "did_you_mean"]
 
 Kind = Literal["function", "method", "classmethod", "staticmethod"]
 
@@ -78,8 +83,8 @@ class TargetSpec:
             if raw is _MISSING:
                 where = ".".join(parts[:depth]) or module.__name__
                 raise TargetError(
-                    f"{self.text}: {where!s} has no attribute {name!r}; check the spelling, "
-                    f"or run `sched-accel check` to list what resolves"
+                    f"{self.text}: {where!s} has no attribute {name!r}{did_you_mean(close_names(name, parent))}; "
+                    "check the spelling, or run `sched-accel check` to list what resolves"
                 )
             if depth < len(parts) - 1:
                 parent = raw
@@ -89,6 +94,50 @@ class TargetSpec:
 
 
 _MISSING: Any = object()
+
+
+def close_names(name: str, owner: object) -> list[str]:
+    """The attributes of ``owner`` (a module, a class and its bases) spelled like ``name``,
+    best first: its public names, or its private ones when no public name is close."""
+    try:
+        if inspect.isclass(owner):
+            names = {n for k in inspect.getmro(owner) if k is not object for n in vars(k)}
+        else:
+            names = set(vars(owner)) if hasattr(owner, "__dict__") else set(dir(owner))
+    except Exception:  # noqa: BLE001 - an object that cannot list its names: no guess
+        return []
+    public = sorted(n for n in names if not n.startswith("_"))
+    private = sorted(names.difference(public))
+    first, then = (private, public) if name.startswith("_") else (public, private)
+    return _closest(name, first) or _closest(name, then)
+
+
+def close_modules(name: str) -> list[str]:
+    """Modules next to ``name`` (``pkg.jobz`` -> ``pkg.jobs``) spelled like it, best first;
+    nothing when its package itself cannot be imported."""
+    package, _, leaf = name.rpartition(".")
+    try:
+        path = importlib.import_module(package).__path__ if package else sys.path
+    except Exception:  # noqa: BLE001 - no such package, a plain module, or its code failed: no guess
+        return []
+    siblings = sorted({m.name for m in pkgutil.iter_modules(path)} | (set() if package else set(sys.builtin_module_names)))
+    return [f"{package}.{m}" if package else m for m in _closest(leaf, siblings)]
+
+
+def _closest(word: str, candidates: list[str]) -> list[str]:
+    """Up to three of ``candidates`` spelled like ``word``: the closest, and those nearly as close."""
+    matches = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
+    scores = [difflib.SequenceMatcher(None, word, match).ratio() for match in matches]
+    return [match for match, score in zip(matches, scores, strict=True) if score >= scores[0] - 0.1]
+
+
+def did_you_mean(names: list[str]) -> str:
+    """`` (did you mean 'a', 'b' or 'c'?)``, or nothing when there is no close name."""
+    if not names:
+        return ""
+    quoted = [repr(n) for n in names]
+    listed = f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+    return f" (did you mean {listed}?)"
 
 
 @dataclass(frozen=True, slots=True)

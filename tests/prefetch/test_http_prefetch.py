@@ -334,3 +334,40 @@ def test_a_client_per_request_is_never_used_after_it_is_closed(
     percall = importlib.import_module("percall")
     tokens = [f"pc{i}" for i in range(12)]
     compare(server, monkeypatch, capture_events, lambda: percall.poll(server.url, tokens))
+
+
+def test_requests_answered_faster_than_fanning_out_step_aside(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path
+) -> None:
+    """An upstream answering at once: after the probe, the loop sends its requests itself
+    (one line says so, at INFO); results, rows and requests exactly as sequential."""
+    from sched_accel._prefetch import _probe
+
+    monkeypatch.setattr(_probe, "PROBE_SECONDS", 0.05)  # a new connection's first answer, on a busy machine
+    app.write("job.py", HTTPX_JOB)
+    app.config('[[targets]]\nloop = "job:refresh"\nitems = "tokens"\nconcurrency = 6\n')
+    job = importlib.import_module("job")
+    tokens = [f"t{i}" for i in range(30)]
+    first, second = tmp_path / "before.db", tmp_path / "after.db"
+    paths = iter([first, second])
+    with FaultServer(latency=0) as quick:
+        _, _, fields = compare(quick, monkeypatch, capture_events, lambda: job.refresh(tokens, quick.url, next(paths)))
+    assert rows(first) == rows(second)
+    assert fields["stepped_aside"] == "yes"
+    assert int(fields["prefetched"]) <= 1 and int(fields["prefetched"]) + int(fields["missed"]) == 30
+    [why] = [line for line in capture_events if "not_accelerated" in line]
+    assert "stepped aside" in why
+
+
+def test_slow_requests_fan_out_after_the_probe(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path
+) -> None:
+    """A probe that takes longer than its time fans out: no step-aside, no line."""
+    app.write("job.py", HTTPX_JOB)
+    app.config('[[targets]]\nloop = "job:refresh"\nitems = "tokens"\nconcurrency = 6\n')
+    job = importlib.import_module("job")
+    install(monkeypatch, capture_events)
+    job.refresh([f"t{i}" for i in range(12)], server.url, tmp_path / "rows.db")
+    fields = run_line(capture_events)
+    assert "stepped_aside" not in fields and fields["prefetched"] == "11"
+    assert not any("not_accelerated" in line for line in capture_events)

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+import sched_accel
+
+from sched_accel._prefetch._probe import StepAside
 from sched_accel._prefetch._requests import Ahead
-from sched_accel._prefetch._why import why_not
+from sched_accel._prefetch._run import PrefetchRun
+from sched_accel._prefetch._why import why_not, why_not_calls, would_match
+
+from ..conftest import App
 
 
 def run(**changes: Any) -> Any:
     base = {"hits": 0, "misses": 3, "other": 0, "differs": None, "replay": False, "learned": [], "pulled": 3,
-            "first_miss": SimpleNamespace(method="GET", url="http://h/a"), "ahead": [Ahead(0, "tok")]}
+            "first_miss": SimpleNamespace(method="GET", url="http://h/a"), "ahead": [Ahead(0, "tok")],
+            "step": StepAside()}
     return SimpleNamespace(**(base | changes))
 
 
@@ -27,3 +37,70 @@ def test_each_reason() -> None:
     assert "GET http://h/a" in line and "'tok'" in line and "items = 'tokens'" in line
     assert "never the ones" in (why_not(run(learned=[SimpleNamespace(retired=True)]), "'tokens'") or "")
     assert why_not(run(learned=[SimpleNamespace(retired=False)]), "'tokens'") is None
+
+
+def aside() -> StepAside:
+    step = StepAside()
+    step.probed(True)
+    for _ in range(8):
+        step.timed(0.0)  # the direct calls were quick too: aside for good
+    return step
+
+
+def test_a_run_that_stepped_aside_says_so_even_with_the_probe_served() -> None:
+    assert "stepped aside" in (why_not(run(hits=1, step=aside()), "'tokens'") or "")
+    step = StepAside()
+    step.stop()  # a failure of ours: said by its own line, not as a step-aside
+    assert why_not(run(hits=1, step=step), "'tokens'") is None
+
+
+def calls(**changes: Any) -> Any:
+    base = {"hits": 0, "misses": 3, "direct": 0, "mismatched": 0, "shape": None, "recorder": None,
+            "first_call": (("BTC",), {}), "first_item": {"symbol": "BTC", "id": 7}, "builder_error": None,
+            "step": StepAside()}
+    return SimpleNamespace(**(base | changes))
+
+
+def test_each_reason_of_a_function_level_run() -> None:
+    assert why_not_calls(calls(hits=2), "'coins'") is None
+    assert "stepped aside" in (why_not_calls(calls(hits=1, step=aside()), "'coins'") or "")
+    assert "recorded yet" in (why_not_calls(calls(recorder=object(), first_item=PrefetchRun.NO_ITEM), "'learned'") or "")
+    assert why_not_calls(calls(first_call=None), "'coins'") is None  # nothing tried: no items at all
+    line = why_not_calls(calls(), "'coins'") or ""
+    assert "first call: ('BTC')" in line and "'symbol': 'BTC'" in line
+    assert "args = ['item.symbol'] would match" in line
+    line = why_not_calls(calls(first_item={"name": "bitcoin"}), "'coins'") or ""
+    assert "check items = 'coins', or declare args" in line
+    line = why_not_calls(calls(builder_error="KeyError: 'sym'"), "'coins'") or ""
+    assert "args paths failed" in line and "KeyError" in line
+    assert "changed the arguments of 2" in (why_not_calls(calls(shape=object(), mismatched=2), "'coins'") or "")
+    assert "never the ones" in (why_not_calls(calls(shape=object()), "'coins'") or "")
+
+
+def test_would_match_finds_each_argument_among_the_fields() -> None:
+    assert would_match({"symbol": "BTC", "meta": {"id": 7}}, ("BTC", 7)) == ["item.symbol", "item.meta.id"]
+    assert would_match("BTC", ("BTC",)) == ["item"]
+    assert would_match({"symbol": "BTC"}, ("ETH",)) is None
+    assert would_match({"symbol": "BTC"}, ()) is None
+
+
+MATCH = """
+    def price(symbol):
+        return len(symbol)
+
+    def loop(coins):
+        return [price(coin["symbol"]) for coin in coins]
+"""
+
+
+def test_a_function_level_run_with_no_matching_item_says_which_args_would_match(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    app.write("coins.py", MATCH)
+    app.config('[[targets]]\nloop = "coins:loop"\nfetch = "coins:price"\nitems = "coins"\n')
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    assert sched_accel.install() is True
+    coins = importlib.import_module("coins")
+    assert coins.loop([{"symbol": "BTC"}, {"symbol": "ETH2"}, {"symbol": "X"}]) == [3, 4, 1]
+    [line] = [line for line in capture_events if "not_accelerated" in line]
+    assert "first call: ('BTC')" in line and "args = ['item.symbol'] would match" in line

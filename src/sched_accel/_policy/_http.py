@@ -13,10 +13,11 @@ endpoints), so the limits of a host apply per request, where it is sent:
 
 The wrappers act only inside an attempt of a per-item call (``_policy.ATTEMPT``), or for
 the loop's own requests while an HTTP-level prefetch run is current (:data:`LOOP`, which
-gets them); every other request of the app, in any thread, goes through untouched. Inside
-an attempt, a request first takes its host's turn (concurrency, rate, pause), is sent with
-its timeout capped to the target's ``timeout``, and its answer teaches the host's limiter
-(AIMD, Retry-After) and circuit.
+gets them from each of these layers, urllib's included, and may answer them with answers
+sent ahead); every other request of the app, in any thread, goes through untouched.
+Inside an attempt, a request first takes its host's turn (concurrency, rate, pause), is
+sent with its timeout capped to the target's ``timeout``, and its answer teaches the
+host's limiter (AIMD, Retry-After) and circuit.
 """
 
 from __future__ import annotations

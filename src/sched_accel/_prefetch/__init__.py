@@ -8,11 +8,13 @@ The data path of one run, one module each:
 - ``_run``: one run's predictions, in order, matched to the loop's real calls;
 - ``_interceptors``: the wrappers that serve those calls (and capture items, skip sleeps);
 - ``_requests``: where an item's values are in a request's URL (HTTP-level prefetch);
-- ``_clients``: each HTTP library's requests and answers, as HTTP-level prefetch needs them;
+- ``_adapter``: what an HTTP library's adapter is (``Client``), and the request it describes;
+- ``_clients``: each HTTP library's requests and answers, as HTTP-level prefetch needs them
+  (``_urllib_client``: urllib's);
 - ``_closing``: clients the app closes while requests sent ahead still use them;
 - ``_http_run``: one run's requests sent ahead, matched exactly to the loop's own;
 - ``_why``: the one line a run that did not accelerate says;
-- ``_purity``: whether a per-item function writes (then it is not run ahead);
+- ``_purity``: whether a per-item function writes, or is an HTTP library's own (then it is not run ahead);
 - ``_mode``: the wrapper on the loop: a run from its start to its report.
 """
 
@@ -21,7 +23,20 @@ from __future__ import annotations
 from ._closing import CLOSING, closing
 from ._interceptors import FetchInterceptor, Owner, SleepSkipper, SourceCapture
 from ._mode import REPROBE_EVERY, PrefetchMode
-from ._purity import writes
+from ._purity import library_method, writes
 from ._run import CURRENT, PrefetchRun
 
-__all__ = ["CLOSING", "CURRENT", "closing", "REPROBE_EVERY", "FetchInterceptor", "Owner", "PrefetchMode", "PrefetchRun", "SleepSkipper", "SourceCapture", "writes"]
+__all__ = [
+    "CLOSING",
+    "CURRENT",
+    "REPROBE_EVERY",
+    "FetchInterceptor",
+    "Owner",
+    "PrefetchMode",
+    "PrefetchRun",
+    "SleepSkipper",
+    "SourceCapture",
+    "closing",
+    "library_method",
+    "writes",
+]

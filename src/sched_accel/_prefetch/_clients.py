@@ -5,7 +5,7 @@ The layers are the ones ``_policy._http`` wraps: httpx's transports (the request
 built: cookies, auth and the client's headers in it; the client's own redirects, hooks and
 cookie handling then run on the served response in the loop's thread), requests'
 ``HTTPAdapter.send`` (the same, for a ``PreparedRequest``) and aiohttp's
-``ClientSession._request``. urllib's requests are never sent early.
+``ClientSession._request``; urllib's ``AbstractHTTPHandler.do_open`` is in ``_urllib_client``.
 
 A request is sent early only when its method is allowed (GET and HEAD), it has no body
 and the loop does not stream it (requests' ``stream=True``). Its identity is the method,
@@ -16,111 +16,31 @@ argument, and the session) except the per-request tracing headers in :data:`VOLA
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .._engine import Cancelled
 from .._policy import aiohttp_url
+from ._adapter import VOLATILE, Answer, Client, Request
+from ._adapter import comparable_headers as _headers
 from ._closing import sending, sent
+from ._urllib_client import Urllib
 
-__all__ = ["CLIENTS", "RETRIED", "VOLATILE", "Answer", "Client", "Refused", "Request", "fetcher"]
+__all__ = ["CLIENTS", "RETRIED", "VOLATILE", "Answer", "Client", "Refused", "Request", "direct_fetcher", "fetcher"]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
 
-#: Headers that differ on every request without changing its answer (tracing, request ids):
-#: not compared. Every other header must be equal for a prefetched answer to be served.
-VOLATILE = frozenset(
-    {
-        "traceparent",
-        "tracestate",
-        "baggage",
-        "sentry-trace",
-        "x-request-id",
-        "x-correlation-id",
-        "request-id",
-        "x-amzn-trace-id",
-        "x-b3-traceid",
-        "x-b3-spanid",
-        "x-b3-parentspanid",
-        "x-b3-sampled",
-        "x-datadog-trace-id",
-        "x-datadog-parent-id",
-    }
-)
-
-
-def _headers(items: Any) -> tuple[tuple[str, str], ...]:
-    """Headers as a comparable value: lower-cased names, sorted, tracing headers left out."""
-    pairs = []
-    for name, value in items:
-        name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        value = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-        lower = name.lower()
-        if lower not in VOLATILE:
-            pairs.append((lower, value))
-    return tuple(sorted(pairs))
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One request as the loop makes it (or as we would send it): its identity, and the
-    arguments of the wrapped call that sends it."""
-
-    method: str
-    url: str
-    extra: tuple[Any, ...]
-    args: Args
-    kwargs: Kwargs
-
-    def differs(self, other: Request) -> str:
-        """What differs between two requests with the same method and URL, for the log."""
-        mine, theirs = dict(_pairs(self.extra)), dict(_pairs(other.extra))
-        names = sorted({k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)})
-        return ", ".join(names[:5]) or "the request's other arguments"
-
-
-def _pairs(extra: tuple[Any, ...]) -> list[tuple[str, Any]]:
-    return [p for p in extra if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)]
-
-
-class Answer:
-    """What classify() reads from a refused answer: ``status_code`` and ``headers``."""
-
-    __slots__ = ("headers", "status_code")
-
-    def __init__(self, status_code: int, headers: Any) -> None:
-        self.status_code = status_code
-        self.headers = headers
-
-
-class Client:
-    """One library's layer. Subclasses fill in each step."""
-
-    library = ""
-    is_async = False
-
-    def describe(self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str]) -> Request | None:
-        """The request of this call, or None when it is never sent early."""
-        raise NotImplementedError
-
-    def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
-        """The same request for ``url`` (the same headers, cookies and options)."""
-        raise NotImplementedError
-
-    def keep(self, response: Any) -> Any:
-        """Read a sent request's answer in full (in a worker), releasing its connection."""
-        raise NotImplementedError
-
-    def status(self, kept: Any) -> Answer:
-        raise NotImplementedError
-
-    def serve(self, kept: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        """The kept answer as the response the library gives the loop for its own call."""
-        raise NotImplementedError
-
 
 # -- httpx ------------------------------------------------------------------------------------
+def _has_body(raw: list[tuple[bytes, bytes]]) -> bool:
+    """Whether httpx's raw headers announce a body (a length other than 0, or chunks)."""
+    for name, value in raw:
+        lower = name.lower()
+        if lower == b"transfer-encoding" or (lower == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
 class _Httpx(Client):
     library = "httpx"
 
@@ -128,10 +48,10 @@ class _Httpx(Client):
         request = args[0] if args else kwargs.get("request")
         if request is None or request.method not in methods:
             return None
-        headers = request.headers
-        if headers.get("transfer-encoding") or headers.get("content-length", "0") != "0":
+        raw = request.headers.raw  # (name, value) bytes as sent: no decoding, no case folding
+        if _has_body(raw):
             return None  # a body: never sent early
-        return Request(request.method, str(request.url), _headers(headers.multi_items()), (request,), {})
+        return Request(request.method, str(request.url), _headers(raw), (request,), {})
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
         import httpx
@@ -279,7 +199,7 @@ class _Quiet:
 
 
 #: Every library whose requests may be sent early, by the name ``_policy._http`` gives it.
-CLIENTS: dict[str, Client] = {c.library: c for c in (_Httpx(), _HttpxAsync(), _Requests(), _Aiohttp())}
+CLIENTS: dict[str, Client] = {c.library: c for c in (_Httpx(), _HttpxAsync(), _Requests(), Urllib(), _Aiohttp())}
 
 #: The statuses after which a request sent early is tried again, as a per-item call would be.
 RETRIED = frozenset({429, 502, 503, 504})
@@ -332,3 +252,34 @@ def fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., Any]:
         return kept, time.monotonic()
 
     return fetch
+
+
+def direct_fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., Any]:
+    """The function the policy runs for a GET or HEAD the loop sends itself: its response
+    as the library returns it, untouched; only an answer the policy retries (429, 502-504)
+    is read and kept, so that the loop gets the last one if the policy gives up."""
+    if client.is_async:
+
+        async def afetch(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+            response = await send(client.library, wrapped, instance, args, kwargs)
+            if _status_code(response) in RETRIED:
+                kept = await client.keep(response)
+                raise Refused(kept, client.status(kept))
+            return response
+
+        return afetch
+
+    def fetch(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        response = send(client.library, wrapped, instance, args, kwargs)
+        if _status_code(response) in RETRIED:
+            kept = client.keep(response)
+            raise Refused(kept, client.status(kept))
+        return response
+
+    return fetch
+
+
+def _status_code(response: Any) -> Any:
+    """A live response's status: ``status_code`` (httpx, requests) or ``status`` (aiohttp, urllib)."""
+    code = getattr(response, "status_code", None)
+    return getattr(response, "status", None) if code is None else code

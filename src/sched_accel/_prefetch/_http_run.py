@@ -1,7 +1,7 @@
 """HTTP-level prefetch: the loop's idempotent requests are sent ahead of it, and nothing else.
 
 While a patched loop runs, an :class:`HttpRun` sees each request the loop makes through
-httpx, requests or aiohttp (``_policy.LOOP``), in the loop's own thread or task:
+httpx, requests, urllib or aiohttp (``_policy.LOOP``), in the loop's own thread or task:
 
 - a request already sent ahead for this exact request (method, URL, every header but
   tracing ones) is answered with that answer, as a fresh response of the library;
@@ -30,9 +30,10 @@ from .._log import internal_error
 from .._policy import Policy, send
 from .._report import RunReport
 from .._state import Recorder
-from ._clients import CLIENTS, Client, Refused, Request, fetcher
+from ._clients import CLIENTS, Client, Refused, Request, direct_fetcher, fetcher
 from ._closing import closed
-from ._requests import Ahead, Pattern, Replay, Sent, Taught, Url, learn
+from ._probe import StepAside, waited
+from ._requests import Ahead, Pattern, Replay, Sent, Taught, Url, Window, learn
 
 __all__ = ["MAX_PATTERNS", "RETIRE_AFTER", "HttpRun"]
 
@@ -66,17 +67,16 @@ class HttpRun:
         replay: bool = False,
         owner: object = None,
         recorder: Recorder | None = None,
+        probe: bool = True,
     ) -> None:
         self.report = report
         self.name = report.target.name
         self.owner = owner
         self.policy = policy
         self.timeout = policy.wait_timeout
-        self.skip_sleeps = report.target.skip_sleeps
-        self.skipped_sleeps = 0
-        self.source = source
+        self.skip_sleeps, self.skipped_sleeps = report.target.skip_sleeps, 0
         self.submit = submit
-        self.window = window
+        self.window, self.items = window, Window(source, window)
         self.concurrency = concurrency
         self.is_async = is_async
         self.methods = methods
@@ -84,22 +84,30 @@ class HttpRun:
         self.replay = replay
         self.recorder = recorder
         self.learned: list[Taught] = []
-        self.ahead: deque[Ahead] = deque()
+        self.ahead = self.items.entries  # the items read ahead, with what was sent for each
         self.pending: dict[tuple[str, str], deque[Sent]] = {}
-        self.pulled = 0
         self.active = source is not None
         self.hits = self.misses = self.wasted = self.mismatched = self.stale = self.other = 0
         self.first_miss: Request | None = None
         self.differs: str | None = None
-        self._fetchers: dict[str, Callable[..., Any]] = {}
+        self.step = StepAside(probe)
+        self._fetchers: dict[tuple[str, bool], Callable[..., Any]] = {}
         #: The client whose request serve() just passed on as a GET or HEAD (sent within the
         #: policy), ``_AS_MADE`` for one never sent early, None after a failure of ours.
         self._direct: Any = _AS_MADE
 
     # -- SourceCapture's side (items returned by a call inside the loop) ---------------------
+    @property
+    def source(self) -> Iterator[Any] | None:
+        return self.items.source
+
+    @property
+    def pulled(self) -> int:  # items read from the source so far
+        return self.items.pulled
+
     def set_source(self, source: Iterator[Any]) -> None:
-        if self.source is None and not self.learned:
-            self.source = source
+        if self.items.source is None and not self.learned:
+            self.items.source = source
             self.active = True
 
     # -- the loop's requests (``_policy.LOOP``) ------------------------------------------------
@@ -113,8 +121,8 @@ class HttpRun:
                 self._direct = None
                 self._stop(exc)
         if client is None or self._direct is None:
-            self.other += client is None  # urllib: never sent early
-            return wrapped(*args, **kwargs)  # urllib, or one of ours failed: as the loop made it
+            self.other += client is None  # a library we cannot answer for: never sent early
+            return wrapped(*args, **kwargs)  # as the loop made it (or one of ours failed)
         if client.is_async:
             return self._answer_async(client, sent, wrapped, instance, args, kwargs)
         if sent is None:
@@ -123,6 +131,8 @@ class HttpRun:
             outcome: Any = ThreadWorkers.wait(sent.slot, self.timeout)
         except (Refused, Cancelled) as exc:
             outcome = exc
+        if self.step.probing is None:  # the first request sent ahead to be asked for: the probe
+            self._probed(sent, outcome)
         kept = self._usable(outcome)
         if kept is _NOT_FOUND:
             return self._send_direct(client, wrapped, instance, args, kwargs)
@@ -134,11 +144,15 @@ class HttpRun:
         if self._direct is not client or closed(instance):
             return wrapped(*args, **kwargs)  # never sent early (a POST, a body), or a closed client: as made
         self._direct = None  # set again by the next serve(): only for its own request
+        timing = self.step.timing  # stepped aside, not yet for good: how long do they wait?
+        started, cpu = (time.perf_counter(), time.thread_time()) if timing else (0.0, 0.0)
         try:
-            outcome: Any = self.policy.call(self._fetcher(client), (wrapped, instance, args, kwargs), {})
-        except Refused as refused:
-            outcome = refused
-        return client.serve(self._usable(outcome), instance, args, kwargs)
+            return self.policy.call(self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {})
+        except Refused as refused:  # retried until the policy gave up: the last answer stands
+            return client.serve(refused.kept, instance, args, kwargs)
+        finally:
+            if timing:
+                self._timed(waited(started, cpu))
 
     def _usable(self, outcome: Any) -> Any:
         """The kept answer of a slot's outcome, or ``_NOT_FOUND``: the loop sends it itself."""
@@ -160,17 +174,37 @@ class HttpRun:
                 outcome: Any = await AsyncWorkers.wait(sent.slot, self.timeout)
             except (Refused, Cancelled) as exc:
                 outcome = exc
+            if self.step.probing is None:
+                self._probed(sent, outcome)
             kept = self._usable(outcome)
             if kept is not _NOT_FOUND:
                 return client.serve(kept, instance, args, kwargs)
         if self._direct is not client or closed(instance):
             return await wrapped(*args, **kwargs)  # never sent early, or a closed client: exactly as made
         self._direct = None
+        timing = self.step.timing
+        started, cpu = (time.perf_counter(), time.thread_time()) if timing else (0.0, 0.0)
         try:
-            outcome = await self.policy.acall(self._fetcher(client), (wrapped, instance, args, kwargs), {})
+            return await self.policy.acall(self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {})
         except Refused as refused:
-            outcome = refused
-        return client.serve(self._usable(outcome), instance, args, kwargs)
+            return client.serve(refused.kept, instance, args, kwargs)
+        finally:
+            if timing:
+                self._timed(waited(started, cpu))
+
+    # -- stepping aside (``_probe``) ------------------------------------------------------------
+    def _probed(self, sent: Sent, outcome: Any) -> None:
+        """The first request sent ahead was answered within the probe's time, from when it
+        was sent (the loop's own request ran beside it), or not: step aside (the loop sends
+        its requests itself) or fan out (fill the window)."""
+        quick = isinstance(outcome, tuple) and outcome[1] - sent.at < self.step.seconds
+        if self.step.probed(quick):
+            self._fill()
+
+    def _timed(self, seconds: float) -> None:
+        """A request the loop sent itself while stepped aside waited ``seconds``."""
+        if self.step.timing and self.step.timed(seconds) is True:
+            self._fill()  # they wait long: prefetch after all
 
     def serve(self, client: Client, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Sent | None:
         """The request sent ahead that answers this one, or None: the loop sends it itself."""
@@ -200,31 +234,20 @@ class HttpRun:
             self._advance(sent.index)
             sent.learned.hits += 1
             self.hits += 1
-            self._fill()
+            if self.step.probing is not None:  # the probe's answer decides whether to fill
+                self._fill()
             return sent
         if queue is not None and not queue:
             del self.pending[key]
         self.misses += 1
         if self.first_miss is None:
             self.first_miss = request
-        if self.active:
+        if self.active and (self.step.timing or not self.step.aside):  # aside for good: nothing to learn
             self._learn(client, wrapped, instance, request)
             self._fill()
         return None
 
     # -- learning where the items are -----------------------------------------------------------
-    def _read_ahead(self) -> None:
-        if self.source is None:
-            return
-        first = self.ahead[0].index if self.ahead else self.pulled
-        while len(self.ahead) < self.window + 1 and self.pulled < first + self.window + 1:
-            item = next(self.source, _NOT_FOUND)
-            if item is _NOT_FOUND:
-                self.source = None
-                return
-            self.ahead.append(Ahead(self.pulled, item))
-            self.pulled += 1
-
     def _pattern(self, request: Request, url: Url | None, entry: Ahead) -> Pattern | Replay | None:
         if url is None:  # replay: the item is a request of the last run
             item = entry.item
@@ -235,7 +258,7 @@ class HttpRun:
 
     def _learn(self, client: Client, wrapped: Any, instance: Any, request: Request) -> None:
         """A request the loop made itself: find its item ahead, and learn (or refresh) its pattern."""
-        self._read_ahead()
+        self.items.read()
         url = None if self.replay else Url(request.url)  # taken apart once, for every item ahead
         for entry in self.ahead:
             pattern = self._pattern(request, url, entry)
@@ -258,24 +281,23 @@ class HttpRun:
 
     def _advance(self, index: int) -> None:
         """The loop is at item ``index``: what was sent for the items before it is not needed."""
-        while self.ahead and self.ahead[0].index < index:
-            for sent in self.ahead.popleft().sent:
-                if sent.live:
-                    sent.live = False
-                    self._discard(sent.slot)
+        for sent in self.items.passed(index):
+            self._discard(sent.slot)
 
     def _fill(self) -> None:
-        if not self.learned or not self.active:
+        if not self.learned or not self.active or self.step.aside:
             return
-        self._read_ahead()
+        self.items.read()
         if not self.ahead:
             return
         first = self.ahead[0].index
         for known in self.learned:
             if known.retired:
                 continue
-            # Until one is served, as many as the workers run at once, less the loop's own.
+            # Until one is served, as many as the workers run at once, less the loop's own;
+            # before the probe decided, one (the probe).
             limit = self.window if known.hits else max(1, self.concurrency - 1)
+            limit = 1 if self.step.probing is None else limit
             start = max(known.upto + 1 - first, 0)
             stop = min(limit + 1, len(self.ahead))
             for entry in itertools.islice(self.ahead, start, stop):
@@ -296,10 +318,11 @@ class HttpRun:
         entry.sent.append(sent)
         self.submit(slot)
 
-    def _fetcher(self, client: Client) -> Callable[..., Any]:
-        fetch = self._fetchers.get(client.library)
+    def _fetcher(self, client: Client, *, direct: bool = False) -> Callable[..., Any]:
+        fetch = self._fetchers.get((client.library, direct))
         if fetch is None:
-            fetch = self._fetchers[client.library] = fetcher(client, send)
+            make = direct_fetcher if direct else fetcher
+            fetch = self._fetchers[(client.library, direct)] = make(client, send)
         return fetch
 
     # -- the end ----------------------------------------------------------------------------------
@@ -309,16 +332,13 @@ class HttpRun:
 
     def _stop(self, exc: Exception) -> None:
         self.active = False
+        self.step.stop()
         internal_error(f"prefetching the requests of {self.name}", exc)
 
     def close(self) -> None:
         """The loop ended: what it never asked for is cancelled (or counted as wasted)."""
-        for entry in self.ahead:
-            for sent in entry.sent:
-                if sent.live:
-                    sent.live = False
-                    self._discard(sent.slot)
-        self.ahead.clear()
+        for sent in self.items.clear():
+            self._discard(sent.slot)
         self.pending.clear()
         self.active = False
 

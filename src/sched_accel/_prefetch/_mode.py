@@ -32,6 +32,7 @@ from .._settings import Learned, Target
 from .._state import Recorder
 from .._targets import Resolved
 from ._http_run import HttpRun
+from ._probe import StepAside
 from ._run import CURRENT, PrefetchRun
 from ._shape import item_path
 from ._sources import Items
@@ -122,8 +123,17 @@ class PrefetchMode:
     ) -> PrefetchRun | HttpRun:
         if source is None and not self.items.captured:
             self._no_items()
+        # A run whose probe found slow calls tells the next runs of this process to fan out at
+        # once (the probe costs a few ms); every REPROBE_EVERY-th run probes again.
+        probe = self._runs_since_slow_probe is None or self._runs_since_slow_probe >= REPROBE_EVERY
+        if probe:
+            self._runs_since_slow_probe = None
+        else:
+            assert self._runs_since_slow_probe is not None
+            self._runs_since_slow_probe += 1
+        target = self.target
+        recorder = Recorder() if self.items.learned is not None else None
         if self.http:
-            target = self.target
             return HttpRun(
                 RunReport(target),
                 source,
@@ -136,28 +146,20 @@ class PrefetchMode:
                 max_age=target.max_age,
                 replay=self.items.learned is not None,
                 owner=self,
-                recorder=Recorder() if self.items.learned is not None else None,
+                recorder=recorder,
+                probe=probe,
             )
-        # A run whose probe found slow calls tells the next runs of this process to fan out at
-        # once (the probe costs a few ms); every REPROBE_EVERY-th run probes again.
-        probe = self._runs_since_slow_probe is None or self._runs_since_slow_probe >= REPROBE_EVERY
-        run = PrefetchRun(
-            RunReport(self.target),
+        return PrefetchRun(
+            RunReport(target),
             source,
             submit,
-            window=self.target.window_size,
+            window=target.window_size,
             builder=self.builder,
             owner=self,
             policy=policy,
-            recorder=Recorder() if self.items.learned is not None else None,
+            recorder=recorder,
             probe=probe,
         )
-        if probe:
-            self._runs_since_slow_probe = None
-        else:
-            assert self._runs_since_slow_probe is not None
-            self._runs_since_slow_probe += 1
-        return run
 
     # -- the loop, with a sync per-item function: worker threads ---------------------------------
     @contextmanager
@@ -245,24 +247,28 @@ class PrefetchMode:
         with self._threaded(wrapped, args, kwargs) as (args, kwargs):
             return await wrapped(*args, **kwargs)
 
-    def _report(self, run: PrefetchRun | HttpRun, outcome: str) -> None:
-        if isinstance(run, HttpRun):
-            self._report_http(run, outcome)
-            return
-        step = run.step
+    def _stepped(self, step: StepAside, more: dict[str, Any]) -> None:
+        """The probe's verdict, for this process's next runs and for the run line."""
         if step.said_slow:
             self._runs_since_slow_probe = 0
-        more: dict[str, Any] = {"prefetched": run.hits, "missed": run.misses, "wasted": run.wasted}
-        if run.mismatched:
-            more["mismatched"] = run.mismatched
-        if run.policy is not None:
-            more.update(run.policy.stats.snapshot())
         if step.aside:
             more["stepped_aside"] = "yes"
         elif step.resumed:
             more["stepped_aside"] = "resumed"
         if step.skipped:
             more["probe"] = "skipped"  # an earlier run of this process found the calls slow
+
+    def _report(self, run: PrefetchRun | HttpRun, outcome: str) -> None:
+        if isinstance(run, HttpRun):
+            more, items = run.counts(), run.hits + run.misses
+        else:
+            more = {"prefetched": run.hits, "missed": run.misses, "wasted": run.wasted}
+            if run.mismatched:
+                more["mismatched"] = run.mismatched
+            items = run.hits + run.misses + run.direct
+        if run.policy is not None:
+            more.update(run.policy.stats.snapshot())
+        self._stepped(run.step, more)
         if run.skipped_sleeps:
             more["skipped_sleeps"] = run.skipped_sleeps
         learned, recorder = self.items.learned, run.recorder
@@ -270,23 +276,8 @@ class PrefetchMode:
             more["learned"] = len(recorder.calls)
             if outcome == "ok":  # a run cut short would teach the next one too little
                 learned.save(recorder.calls)
-        run.report.finish(
-            outcome, items=run.hits + run.misses + run.direct, more=more, state_dir=self.state_dir, hosts=self.hosts
-        )
-
-
-    def _report_http(self, run: HttpRun, outcome: str) -> None:
-        more = run.counts()
-        more.update(run.policy.stats.snapshot())
-        if run.skipped_sleeps:
-            more["skipped_sleeps"] = run.skipped_sleeps
-        learned, recorder = self.items.learned, run.recorder
-        if learned is not None and recorder is not None:
-            more["learned"] = len(recorder.calls)
-            if outcome == "ok":
-                learned.save(recorder.calls)
         say_why(run, self.target.items.text if self.target.items is not None else repr("learned"))
-        run.report.finish(outcome, items=run.hits + run.misses, more=more, state_dir=self.state_dir, hosts=self.hosts)
+        run.report.finish(outcome, items=items, more=more, state_dir=self.state_dir, hosts=self.hosts)
 
 
 def _not_started(slot: Slot[Any]) -> Slot[Any]:

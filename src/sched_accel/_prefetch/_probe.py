@@ -30,7 +30,7 @@ class StepAside:
     """One run's probe and its verdict. ``probing`` is None until the first predicted call
     was submitted, True while it is the probe being waited for, then False (decided)."""
 
-    __slots__ = ("_sum", "_timed", "aside", "probing", "resumed", "said_slow", "seconds", "skipped", "timing")
+    __slots__ = ("_sum", "_timed", "aside", "failed", "probing", "resumed", "said_slow", "seconds", "skipped", "timing")
 
     def __init__(self, probe: bool = True) -> None:
         self.probing: bool | None = None if probe else False
@@ -39,11 +39,17 @@ class StepAside:
         #: 0 or less: never step aside (the benchmarks measure the engine so).
         self.seconds = PROBE_SECONDS
         self.aside = False
+        self.failed = False  # stopped by a failure of ours, not by the probe
         self.resumed = False
         #: Whether the direct calls made now are timed (stepped aside, not yet decided).
         self.timing = False
         self._timed = 0
         self._sum = 0.0
+
+    @property
+    def stepped_aside(self) -> bool:
+        """Whether the probe made the run step aside for good (not a failure of ours)."""
+        return self.aside and not self.timing and not self.failed
 
     def probed(self, quick: bool) -> bool:
         """The probe was (``quick``) or was not done within ``seconds``; True if the run
@@ -58,7 +64,7 @@ class StepAside:
     def stop(self) -> None:
         """Call directly for the rest of the run, without timing the calls (a failure of ours)."""
         self.probing = False
-        self.aside = True
+        self.aside = self.failed = True
         self.timing = False
 
     def timed(self, seconds: float) -> bool | None:

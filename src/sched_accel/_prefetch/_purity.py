@@ -16,6 +16,11 @@ or depends on what the loop changes:
 
 Anything it cannot read (no source: a C function, a lambda in a REPL) is not called pure.
 A user who knows better says ``pure = true``.
+
+:func:`library_method` is the other reason, which ``pure = true`` does not change: a
+function of an HTTP client library (``httpx:Client.get``) is never run ahead per item,
+since its instance is the client and its argument the URL; HTTP-level prefetch sends the
+loop's GET requests ahead instead.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["writes"]
+__all__ = ["CLIENT_LIBRARIES", "library_method", "writes"]
 
 _PRINTS = frozenset({"print", "pprint"})
 _LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "log", "fatal"})
@@ -47,6 +52,8 @@ _WRITE_METHODS = frozenset(
     }
 )
 _MUTABLE = (list, dict, set, bytearray)
+#: Top-level packages of the HTTP clients whose own functions are never a per-item ``fetch``.
+CLIENT_LIBRARIES = frozenset({"aiohttp", "http", "httpcore", "httpx", "requests", "urllib", "urllib3"})
 _DEPTH = 2
 
 
@@ -54,6 +61,19 @@ def writes(function: Callable[..., Any]) -> str | None:
     """Why ``function`` is not safe to run ahead (``"prints (line 12)"``), or None if it
     only reads, as far as its code shows."""
     return _inspect(inspect.unwrap(function), _DEPTH, set())
+
+
+def library_method(function: Callable[..., Any]) -> str | None:
+    """Why ``function`` can never be run ahead per item (``"is defined in httpx, an HTTP
+    client library"``) when an HTTP client library defines it, or None."""
+    module = getattr(inspect.unwrap(function), "__module__", None)
+    library = module.partition(".")[0] if isinstance(module, str) else ""
+    if library not in CLIENT_LIBRARIES:
+        return None
+    return (
+        f"is defined in {library} ({module}), an HTTP client library: its instance is the client and its "
+        "argument the URL, so it is never run ahead per item"
+    )
 
 
 def _inspect(function: Any, depth: int, seen: set[int]) -> str | None:

@@ -14,7 +14,10 @@ is exactly the one sent (``_http_run``).
 
 from __future__ import annotations
 
+import time
+
 import urllib.parse
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +28,9 @@ from ._shape import item_path
 if TYPE_CHECKING:
     from ._clients import Client, Request
 
-__all__ = ["Ahead", "Hole", "Pattern", "Replay", "Sent", "Taught", "Url", "fields", "learn"]
+__all__ = ["Ahead", "Hole", "Pattern", "Replay", "Sent", "Taught", "Url", "Window", "fields", "learn"]
+
+_END: Any = object()
 
 #: A value shorter than this is only found as a whole path segment or query value, never
 #: inside one ("1" is in "v1"; "BTC" is in "BTC-USD").
@@ -224,9 +229,10 @@ class Taught:
 
 
 class Sent:
-    __slots__ = ("index", "learned", "live", "request", "slot")
+    __slots__ = ("at", "index", "learned", "live", "request", "slot")
 
     def __init__(self, index: int, slot: Slot[Any], learned: Taught, request: Request) -> None:
+        self.at = time.monotonic()  # when it was sent ahead (the probe's clock)
         self.index = index
         self.slot = slot
         self.learned = learned
@@ -249,3 +255,45 @@ class Ahead:
         if self._fields is None:
             self._fields = fields(self.item)
         return self._fields
+
+
+class Window:
+    """The items read ahead of the loop, ``size`` + 1 at most (the loop's own, and ``size``
+    after it), each with the requests sent ahead for it."""
+
+    __slots__ = ("entries", "pulled", "size", "source")
+
+    def __init__(self, source: Iterator[Any] | None, size: int) -> None:
+        self.source = source
+        self.size = size
+        self.entries: deque[Ahead] = deque()
+        self.pulled = 0
+
+    def read(self) -> None:
+        """Read items until the window is full (or the source ends)."""
+        if self.source is None:
+            return
+        entries = self.entries
+        first = entries[0].index if entries else self.pulled
+        while len(entries) < self.size + 1 and self.pulled < first + self.size + 1:
+            item = next(self.source, _END)
+            if item is _END:
+                self.source = None
+                return
+            entries.append(Ahead(self.pulled, item))
+            self.pulled += 1
+
+    def passed(self, index: int) -> Iterator[Sent]:
+        """The loop is at item ``index``: the live requests sent for the items before it,
+        which are dropped (the caller cancels them)."""
+        entries = self.entries
+        while entries and entries[0].index < index:
+            for sent in entries.popleft().sent:
+                if sent.live:
+                    sent.live = False
+                    yield sent
+
+    def clear(self) -> Iterator[Sent]:
+        """Every live request still held (the loop ended), all dropped."""
+        yield from self.passed(self.pulled + 1)
+        self.entries.clear()

@@ -50,6 +50,9 @@ class PrefetchRun:
     in the loop's own thread or task, so it needs no lock.
     """
 
+    #: ``first_item`` before any item was read.
+    NO_ITEM: Any = _NOT_FOUND
+
     def __init__(
         self,
         report: RunReport,
@@ -86,6 +89,11 @@ class PrefetchRun:
         self.step = StepAside(probe)
         self.attempts = 0
         self.hits = self.misses = self.wasted = self.direct = self.mismatched = 0
+        #: For the line saying why a run did not accelerate: the first call no item matched,
+        #: the first item then, and the first failure of the ``args`` paths on an item.
+        self.first_call: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self.first_item: Any = _NOT_FOUND
+        self.builder_error: str | None = None
 
     # -- the source ---------------------------------------------------------------------
     def set_source(self, source: Iterator[Any]) -> None:
@@ -210,6 +218,9 @@ class PrefetchRun:
                 for _ in range(index):
                     self.lookahead.popleft()
                 return True
+        if self.first_call is None:
+            self.first_call = (args, kwargs)
+            self.first_item = self.lookahead[0] if self.lookahead else _NOT_FOUND
         if self.attempts >= INFER_ATTEMPTS:
             self.active = False
         return False
@@ -220,7 +231,9 @@ class PrefetchRun:
         if self.builder is not None:
             try:
                 built = self.builder(item)
-            except Exception:
+            except Exception as exc:
+                if self.builder_error is None:
+                    self.builder_error = f"{type(exc).__name__}: {exc}"[:120]
                 return None
             if len(built) == len(args) and all(same(a, b) for a, b in zip(built, args, strict=True)):
                 return CallShape(call, instance, (), kwargs, builder=self.builder)
