@@ -371,3 +371,44 @@ def test_slow_requests_fan_out_after_the_probe(
     fields = run_line(capture_events)
     assert "stepped_aside" not in fields and fields["prefetched"] == "11"
     assert not any("not_accelerated" in line for line in capture_events)
+
+
+MIXED_JOB = """
+    import asyncio
+
+    import httpx
+    import requests
+
+    async def one(base, token):
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"{base}/item/{token}")).json()["value"]
+
+    def sync_loop(base, tokens):
+        # a sync loop that runs an async client per item (asyncio.run in the body)
+        return [asyncio.run(one(base, token)) for token in tokens]
+
+    async def async_loop(base, tokens):
+        # an async loop that makes a blocking requests call per item
+        return [requests.get(f"{base}/item/{token}").json()["value"] for token in tokens]
+"""
+
+
+@pytest.mark.parametrize("loop", ["sync_loop", "async_loop"])
+def test_a_client_of_the_other_kind_runs_as_made(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str
+) -> None:
+    """An async client inside a sync loop, or a sync client inside an async loop: never
+    sent early (the run's workers are of the other kind); each request exactly as made."""
+    import asyncio
+
+    app.write("mixed.py", MIXED_JOB)
+    app.config(f'[[targets]]\nloop = "mixed:{loop}"\nitems = "tokens"\nconcurrency = 4\n')
+    mixed = importlib.import_module("mixed")
+    tokens = [f"m{i}" for i in range(6)]
+
+    def call() -> Any:
+        result = getattr(mixed, loop)(server.url, tokens)
+        return asyncio.run(result) if loop == "async_loop" else result
+
+    _, _, fields = compare(server, monkeypatch, capture_events, call)
+    assert (fields["prefetched"], fields["other"]) == ("0", "6")

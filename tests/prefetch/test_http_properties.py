@@ -161,7 +161,8 @@ def check(case: Case, harness: Harness, sequential: Outcome, accelerated: Outcom
     unasked = Counter(k for i, k in enumerate(case.keys) if i in case.skip or i >= end)
     assert not extra - unasked, (extra, unasked)
     fields = harness.run_line()
-    assert int(fields["wasted"]) == sum(extra.values())
+    # a request sent ahead for nothing is wasted; one cancelled before it left may not arrive
+    assert sum(extra.values()) <= int(fields["wasted"])
     assert int(fields["prefetched"]) + int(fields["missed"]) == int(fields["items"])
     assert fields["outcome"] == ("ok" if sequential.error is None else "raised")
 

@@ -8,7 +8,7 @@ The adapters themselves are in ``_clients`` (httpx, requests, aiohttp) and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["VOLATILE", "Answer", "Args", "Client", "Kwargs", "Request", "comparable_headers"]
@@ -50,16 +50,29 @@ def comparable_headers(items: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
-@dataclass(frozen=True, slots=True)
 class Request:
     """One request as the loop makes it (or as we would send it): its identity, and the
-    arguments of the wrapped call that sends it."""
+    arguments of the wrapped call that sends it. ``extra`` may be given as a function that
+    makes it: most of the loop's requests are never compared, so it is made when first read."""
 
-    method: str
-    url: str
-    extra: tuple[Any, ...]
-    args: Args
-    kwargs: Kwargs
+    __slots__ = ("_extra", "args", "kwargs", "method", "url")
+
+    def __init__(
+        self, method: str, url: str, extra: tuple[Any, ...] | Callable[[], tuple[Any, ...]], args: Args, kwargs: Kwargs
+    ) -> None:
+        self.method = method
+        self.url = url
+        self._extra = extra
+        self.args = args
+        self.kwargs = kwargs
+
+    @property
+    def extra(self) -> tuple[Any, ...]:
+        """Everything but the method and URL that identifies the request (headers, options)."""
+        extra = self._extra
+        if callable(extra):
+            extra = self._extra = extra()
+        return extra
 
     def differs(self, other: Request) -> str:
         """What differs between two requests with the same method and URL, for the log."""

@@ -51,7 +51,7 @@ class _Httpx(Client):
         raw = request.headers.raw  # (name, value) bytes as sent: no decoding, no case folding
         if _has_body(raw):
             return None  # a body: never sent early
-        return Request(request.method, str(request.url), _headers(raw), (request,), {})
+        return Request(request.method, str(request.url), lambda: _headers(raw), (request,), {})
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
         import httpx
@@ -105,7 +105,8 @@ class _Requests(Client):
         stream = args[1] if len(args) > 1 else kwargs.get("stream", False)
         if prepared is None or prepared.method not in methods or prepared.body is not None or stream:
             return None
-        return Request(prepared.method, prepared.url, _headers(prepared.headers.items()), args, kwargs)
+        headers = prepared.headers
+        return Request(prepared.method, prepared.url, lambda: _headers(headers.items()), args, kwargs)
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
         original = request.args[0] if request.args else request.kwargs["request"]

@@ -15,6 +15,8 @@ With ``items = "learned"`` the items are the previous run's requests, replayed i
 each only to a host the loop itself called in this run. A prefetched answer older than
 ``max_age`` seconds is not served; one sent for the same URL but with other headers is
 not served either (counted as ``mismatched``, the first difference said once per run).
+The first request sent ahead is the probe (``_probe``): answered within a few ms, the run
+steps aside, and the loop sends its requests itself, within the policy.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .._state import Recorder
 from ._clients import CLIENTS, Client, Refused, Request, direct_fetcher, fetcher
 from ._closing import closed
 from ._probe import StepAside, waited
-from ._requests import Ahead, Pattern, Replay, Sent, Taught, Url, Window, learn
+from ._requests import Ahead, Sent, Taught, Window
 
 __all__ = ["MAX_PATTERNS", "RETIRE_AFTER", "HttpRun"]
 
@@ -91,6 +93,10 @@ class HttpRun:
         self.first_miss: Request | None = None
         self.differs: str | None = None
         self.step = StepAside(probe)
+        #: The request the loop just made itself, with an item found for it: were the item a
+        #: repeat of one after it, the prediction for that one is this request (never sent).
+        self._made: tuple[str, str] | None = None
+        self._probe: Sent | None = None  # the first request sent ahead, until decided
         self._fetchers: dict[tuple[str, bool], Callable[..., Any]] = {}
         #: The client whose request serve() just passed on as a GET or HEAD (sent within the
         #: policy), ``_AS_MADE`` for one never sent early, None after a failure of ours.
@@ -113,26 +119,29 @@ class HttpRun:
     # -- the loop's requests (``_policy.LOOP``) ------------------------------------------------
     def request(self, library: str, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         client = CLIENTS.get(library)
+        if client is None or client.is_async != self.is_async:
+            # A library we cannot answer for, or a client of the other kind than the run's
+            # workers (asyncio.run in a sync loop, a blocking call in an async one): as made.
+            self.other += 1
+            return wrapped(*args, **kwargs)
         sent: Sent | None = None
-        if client is not None and client.is_async == self.is_async:
-            try:
-                sent = self.serve(client, wrapped, instance, args, kwargs)
-            except Exception as exc:  # ours: stop predicting, the request runs as the loop made it
-                self._direct = None
-                self._stop(exc)
-        if client is None or self._direct is None:
-            self.other += client is None  # a library we cannot answer for: never sent early
-            return wrapped(*args, **kwargs)  # as the loop made it (or one of ours failed)
+        try:
+            sent = self.serve(client, wrapped, instance, args, kwargs)
+        except Exception as exc:  # ours: stop predicting, the request runs as the loop made it
+            self._direct = None
+            self._stop(exc)
+        if self._direct is None:
+            return wrapped(*args, **kwargs)  # one of ours failed: as the loop made it
         if client.is_async:
             return self._answer_async(client, sent, wrapped, instance, args, kwargs)
+        if self._probe is not None:  # just sent: wait for it a little, before the loop's own
+            self._probed(ThreadWorkers.done_within(self._probe.slot, self.step.seconds))
         if sent is None:
             return self._send_direct(client, wrapped, instance, args, kwargs)
         try:
             outcome: Any = ThreadWorkers.wait(sent.slot, self.timeout)
         except (Refused, Cancelled) as exc:
             outcome = exc
-        if self.step.probing is None:  # the first request sent ahead to be asked for: the probe
-            self._probed(sent, outcome)
         kept = self._usable(outcome)
         if kept is _NOT_FOUND:
             return self._send_direct(client, wrapped, instance, args, kwargs)
@@ -169,13 +178,13 @@ class HttpRun:
     async def _answer_async(
         self, client: Client, sent: Sent | None, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
     ) -> Any:
+        if self._probe is not None:
+            self._probed(await AsyncWorkers.done_within(self._probe.slot, self.step.seconds))
         if sent is not None:
             try:
                 outcome: Any = await AsyncWorkers.wait(sent.slot, self.timeout)
             except (Refused, Cancelled) as exc:
                 outcome = exc
-            if self.step.probing is None:
-                self._probed(sent, outcome)
             kept = self._usable(outcome)
             if kept is not _NOT_FOUND:
                 return client.serve(kept, instance, args, kwargs)
@@ -193,11 +202,10 @@ class HttpRun:
                 self._timed(waited(started, cpu))
 
     # -- stepping aside (``_probe``) ------------------------------------------------------------
-    def _probed(self, sent: Sent, outcome: Any) -> None:
-        """The first request sent ahead was answered within the probe's time, from when it
-        was sent (the loop's own request ran beside it), or not: step aside (the loop sends
-        its requests itself) or fan out (fill the window)."""
-        quick = isinstance(outcome, tuple) and outcome[1] - sent.at < self.step.seconds
+    def _probed(self, quick: bool) -> None:
+        """The first request sent ahead (just now) was or was not answered within the probe's
+        time: step aside (the loop sends its own) or fan out, before the loop's own is sent."""
+        self._probe = None
         if self.step.probed(quick):
             self._fill()
 
@@ -234,7 +242,7 @@ class HttpRun:
             self._advance(sent.index)
             sent.learned.hits += 1
             self.hits += 1
-            if self.step.probing is not None:  # the probe's answer decides whether to fill
+            if self.step.probing is False:  # until the probe decided, nothing more is sent
                 self._fill()
             return sent
         if queue is not None and not queue:
@@ -248,25 +256,15 @@ class HttpRun:
         return None
 
     # -- learning where the items are -----------------------------------------------------------
-    def _pattern(self, request: Request, url: Url | None, entry: Ahead) -> Pattern | Replay | None:
-        if url is None:  # replay: the item is a request of the last run
-            item = entry.item
-            if isinstance(item, list | tuple) and len(item) == 2 and tuple(item) == (request.method, request.url):
-                return Replay(request.method, request.url)
-            return None
-        return learn(url, entry.item, entry.fields)
-
     def _learn(self, client: Client, wrapped: Any, instance: Any, request: Request) -> None:
         """A request the loop made itself: find its item ahead, and learn (or refresh) its pattern."""
         self.items.read()
-        url = None if self.replay else Url(request.url)  # taken apart once, for every item ahead
-        for entry in self.ahead:
-            pattern = self._pattern(request, url, entry)
-            if pattern is not None:
-                break
-        else:
+        found = self.items.find(request.method, request.url, replay=self.replay)
+        if found is None:
             return  # it carries no item: it runs directly, and teaches nothing
+        entry, pattern = found
         self._advance(entry.index)
+        self._made = (request.method, request.url)
         for known in self.learned:
             if known.pattern.shape == pattern.shape and known.base.method == request.method:
                 known.misses += 1
@@ -297,7 +295,7 @@ class HttpRun:
             # Until one is served, as many as the workers run at once, less the loop's own;
             # before the probe decided, one (the probe).
             limit = self.window if known.hits else max(1, self.concurrency - 1)
-            limit = 1 if self.step.probing is None else limit
+            limit = limit if self.step.probing is False else 1  # one (the probe) until it decided
             start = max(known.upto + 1 - first, 0)
             stop = min(limit + 1, len(self.ahead))
             for entry in itertools.islice(self.ahead, start, stop):
@@ -309,20 +307,23 @@ class HttpRun:
         if url is None or closed(known.instance):
             return
         request = known.client.rebuild(known.base, known.instance, url)
-        if request is None:
+        if request is None or self._made == (request.method, request.url):
+            self._made = None  # a repeated item: the loop's own request was the one it needs
             return
         fetch = self._fetcher(known.client)
         slot: Slot[Any] = Slot(fetch, (known.wrapped, known.instance, request.args, request.kwargs), {}, entry.index)
         sent = Sent(entry.index, slot, known, request)
         self.pending.setdefault((request.method, request.url), deque()).append(sent)
         entry.sent.append(sent)
+        if self.step.probing is None and self._probe is None:
+            self._probe = sent
+            self.step.probing = True
         self.submit(slot)
 
     def _fetcher(self, client: Client, *, direct: bool = False) -> Callable[..., Any]:
         fetch = self._fetchers.get((client.library, direct))
         if fetch is None:
-            make = direct_fetcher if direct else fetcher
-            fetch = self._fetchers[(client.library, direct)] = make(client, send)
+            fetch = self._fetchers[(client.library, direct)] = (direct_fetcher if direct else fetcher)(client, send)
         return fetch
 
     # -- the end ----------------------------------------------------------------------------------

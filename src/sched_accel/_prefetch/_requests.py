@@ -14,8 +14,6 @@ is exactly the one sent (``_http_run``).
 
 from __future__ import annotations
 
-import time
-
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -229,10 +227,9 @@ class Taught:
 
 
 class Sent:
-    __slots__ = ("at", "index", "learned", "live", "request", "slot")
+    __slots__ = ("index", "learned", "live", "request", "slot")
 
     def __init__(self, index: int, slot: Slot[Any], learned: Taught, request: Request) -> None:
-        self.at = time.monotonic()  # when it was sent ahead (the probe's clock)
         self.index = index
         self.slot = slot
         self.learned = learned
@@ -282,6 +279,22 @@ class Window:
                 return
             entries.append(Ahead(self.pulled, item))
             self.pulled += 1
+
+    def find(self, method: str, url: str, *, replay: bool) -> tuple[Ahead, Pattern | Replay] | None:
+        """The first item ahead whose values are in this request (``replay``: that is this
+        request of the last run), and the request's pattern."""
+        if replay:  # the items are requests of the last run
+            for entry in self.entries:
+                item = entry.item
+                if isinstance(item, list | tuple) and len(item) == 2 and tuple(item) == (method, url):
+                    return entry, Replay(method, url)
+            return None
+        parts = Url(url)  # taken apart once, for every item ahead
+        for entry in self.entries:
+            pattern = learn(parts, entry.item, entry.fields)
+            if pattern is not None:
+                return entry, pattern
+        return None
 
     def passed(self, index: int) -> Iterator[Sent]:
         """The loop is at item ``index``: the live requests sent for the items before it,
