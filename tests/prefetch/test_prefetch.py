@@ -471,6 +471,7 @@ def test_cheap_calls_step_aside(app: App, monkeypatch: pytest.MonkeyPatch, captu
     assert step.CALLS == list(range(50))  # the loop's own order: all direct after the probe
     fields = run_line(capture_events)
     assert (fields["stepped_aside"], fields["prefetched"], fields["ok"]) == ("yes", "1", "50")
+    assert fields["missed"] == "49"  # the direct calls: prefetched + missed = items
 
 
 def test_a_fast_first_call_does_not_keep_slow_calls_sequential(

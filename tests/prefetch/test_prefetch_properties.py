@@ -312,6 +312,7 @@ def check(case: Case, harness: Harness, sequential: Outcome, accelerated: Outcom
     assert not extra - unasked, (extra, unasked)
     fields = harness.run_line()
     assert int(fields["wasted"]) == sum(extra.values())
+    assert int(fields["prefetched"]) + int(fields["missed"]) == int(fields["items"])  # the counts add up
     assert fields["outcome"] == ("ok" if sequential.error is None else "raised")
 
 

@@ -11,7 +11,7 @@ import pytest
 import sched_accel
 
 from sched_accel._prefetch._probe import StepAside
-from sched_accel._prefetch._requests import Ahead
+from sched_accel._prefetch._ahead import Ahead
 from sched_accel._prefetch._run import PrefetchRun
 from sched_accel._prefetch._why import why_not, why_not_calls, would_match
 

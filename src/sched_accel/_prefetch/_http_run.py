@@ -32,10 +32,10 @@ from .._log import internal_error
 from .._policy import Policy, send
 from .._report import RunReport
 from .._state import Recorder
+from ._ahead import Ahead, Made, Sent, Taught, Window
 from ._clients import CLIENTS, Client, Refused, Request, direct_fetcher, fetcher
 from ._closing import closed
 from ._probe import StepAside, waited
-from ._requests import Ahead, Sent, Taught, Window
 
 __all__ = ["MAX_PATTERNS", "RETIRE_AFTER", "HttpRun"]
 
@@ -93,9 +93,9 @@ class HttpRun:
         self.first_miss: Request | None = None
         self.differs: str | None = None
         self.step = StepAside(probe)
-        #: The request the loop just made itself, with an item found for it: were the item a
-        #: repeat of one after it, the prediction for that one is this request (never sent).
-        self._made: tuple[str, str] | None = None
+        #: The requests the loop made itself: a prediction equal to one is never sent (an item
+        #: taken for an earlier one, or a repeat: the loop has that answer, or asks again).
+        self._made = Made(4 * window + 64)
         self._probe: Sent | None = None  # the first request sent ahead, until decided
         self._fetchers: dict[tuple[str, bool], Callable[..., Any]] = {}
         #: The client whose request serve() just passed on as a GET or HEAD (sent within the
@@ -250,6 +250,7 @@ class HttpRun:
         self.misses += 1
         if self.first_miss is None:
             self.first_miss = request
+        self._made.add(key)
         if self.active and (self.step.timing or not self.step.aside):  # aside for good: nothing to learn
             self._learn(client, wrapped, instance, request)
             self._fill()
@@ -264,7 +265,6 @@ class HttpRun:
             return  # it carries no item: it runs directly, and teaches nothing
         entry, pattern = found
         self._advance(entry.index)
-        self._made = (request.method, request.url)
         for known in self.learned:
             if known.pattern.shape == pattern.shape and known.base.method == request.method:
                 known.misses += 1
@@ -279,7 +279,7 @@ class HttpRun:
 
     def _advance(self, index: int) -> None:
         """The loop is at item ``index``: what was sent for the items before it is not needed."""
-        for sent in self.items.passed(index):
+        for sent in self.items.passed(index, self.learned):
             self._discard(sent.slot)
 
     def _fill(self) -> None:
@@ -296,6 +296,7 @@ class HttpRun:
             # before the probe decided, one (the probe).
             limit = self.window if known.hits else max(1, self.concurrency - 1)
             limit = limit if self.step.probing is False else 1  # one (the probe) until it decided
+            known.count(self.ahead)
             start = max(known.upto + 1 - first, 0)
             stop = min(limit + 1, len(self.ahead))
             for entry in itertools.islice(self.ahead, start, stop):
@@ -303,12 +304,11 @@ class HttpRun:
                 self._predict(known, entry)
 
     def _predict(self, known: Taught, entry: Ahead) -> None:
-        url = known.pattern.url_for(entry.item)
+        url = known.url(entry)  # None: no URL for it, or another item in the window has it too
         if url is None or closed(known.instance):
             return
         request = known.client.rebuild(known.base, known.instance, url)
-        if request is None or self._made == (request.method, request.url):
-            self._made = None  # a repeated item: the loop's own request was the one it needs
+        if request is None or self._made.take((request.method, request.url)):
             return
         fetch = self._fetcher(known.client)
         slot: Slot[Any] = Slot(fetch, (known.wrapped, known.instance, request.args, request.kwargs), {}, entry.index)

@@ -262,7 +262,8 @@ class PrefetchMode:
         if isinstance(run, HttpRun):
             more, items = run.counts(), run.hits + run.misses
         else:
-            more = {"prefetched": run.hits, "missed": run.misses, "wasted": run.wasted}
+            # A call made directly while stepped aside is a miss too: prefetched + missed = items.
+            more = {"prefetched": run.hits, "missed": run.misses + run.direct, "wasted": run.wasted}
             if run.mismatched:
                 more["mismatched"] = run.mismatched
             items = run.hits + run.misses + run.direct

@@ -15,20 +15,14 @@ is exactly the one sent (``_http_run``).
 from __future__ import annotations
 
 import urllib.parse
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._engine import Slot
 from ._shape import item_path
 
-if TYPE_CHECKING:
-    from ._clients import Client, Request
+__all__ = ["Hole", "Pattern", "Replay", "Url", "fields", "learn"]
 
-__all__ = ["Ahead", "Hole", "Pattern", "Replay", "Sent", "Taught", "Url", "Window", "fields", "learn"]
-
-_END: Any = object()
 
 #: A value shorter than this is only found as a whole path segment or query value, never
 #: inside one ("1" is in "v1"; "BTC" is in "BTC-USD").
@@ -209,104 +203,3 @@ class Replay:
 
 
 # -- what a run keeps of them ------------------------------------------------------------------
-class Taught:
-    """A pattern of the loop's requests, and the request it was learned from (or last seen
-    as): the one copied, with another URL, for each item."""
-
-    __slots__ = ("base", "client", "hits", "instance", "misses", "pattern", "retired", "upto", "wrapped")
-
-    def __init__(self, pattern: Pattern | Replay, client: Client, wrapped: Any, instance: Any, base: Request, index: int) -> None:
-        self.pattern = pattern
-        self.client = client
-        self.wrapped = wrapped
-        self.instance = instance
-        self.base = base
-        self.upto = index  # the last item predicted (or fetched by the loop itself)
-        self.hits = self.misses = 0
-        self.retired = False
-
-
-class Sent:
-    __slots__ = ("index", "learned", "live", "request", "slot")
-
-    def __init__(self, index: int, slot: Slot[Any], learned: Taught, request: Request) -> None:
-        self.index = index
-        self.slot = slot
-        self.learned = learned
-        self.request = request
-        self.live = True
-
-
-class Ahead:
-    __slots__ = ("_fields", "index", "item", "sent")
-
-    def __init__(self, index: int, item: Any) -> None:
-        self.index = index
-        self.item = item
-        self.sent: list[Sent] = []
-        self._fields: list[tuple[str, str]] | None = None
-
-    @property
-    def fields(self) -> list[tuple[str, str]]:
-        """The item's ``fields``, found once however many requests are held against it."""
-        if self._fields is None:
-            self._fields = fields(self.item)
-        return self._fields
-
-
-class Window:
-    """The items read ahead of the loop, ``size`` + 1 at most (the loop's own, and ``size``
-    after it), each with the requests sent ahead for it."""
-
-    __slots__ = ("entries", "pulled", "size", "source")
-
-    def __init__(self, source: Iterator[Any] | None, size: int) -> None:
-        self.source = source
-        self.size = size
-        self.entries: deque[Ahead] = deque()
-        self.pulled = 0
-
-    def read(self) -> None:
-        """Read items until the window is full (or the source ends)."""
-        if self.source is None:
-            return
-        entries = self.entries
-        first = entries[0].index if entries else self.pulled
-        while len(entries) < self.size + 1 and self.pulled < first + self.size + 1:
-            item = next(self.source, _END)
-            if item is _END:
-                self.source = None
-                return
-            entries.append(Ahead(self.pulled, item))
-            self.pulled += 1
-
-    def find(self, method: str, url: str, *, replay: bool) -> tuple[Ahead, Pattern | Replay] | None:
-        """The first item ahead whose values are in this request (``replay``: that is this
-        request of the last run), and the request's pattern."""
-        if replay:  # the items are requests of the last run
-            for entry in self.entries:
-                item = entry.item
-                if isinstance(item, list | tuple) and len(item) == 2 and tuple(item) == (method, url):
-                    return entry, Replay(method, url)
-            return None
-        parts = Url(url)  # taken apart once, for every item ahead
-        for entry in self.entries:
-            pattern = learn(parts, entry.item, entry.fields)
-            if pattern is not None:
-                return entry, pattern
-        return None
-
-    def passed(self, index: int) -> Iterator[Sent]:
-        """The loop is at item ``index``: the live requests sent for the items before it,
-        which are dropped (the caller cancels them)."""
-        entries = self.entries
-        while entries and entries[0].index < index:
-            for sent in entries.popleft().sent:
-                if sent.live:
-                    sent.live = False
-                    yield sent
-
-    def clear(self) -> Iterator[Sent]:
-        """Every live request still held (the loop ended), all dropped."""
-        yield from self.passed(self.pulled + 1)
-        self.entries.clear()
