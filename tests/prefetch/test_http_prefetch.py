@@ -62,6 +62,22 @@ def rows(path: Path) -> list[tuple[Any, ...]]:
         return db.execute("SELECT * FROM prices ORDER BY id").fetchall()
 
 
+def compare_rows(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture: list[str], tmp_path: Path, name: str, source: str,
+    tokens: list[str],
+) -> tuple[Run, Run, dict[str, str]]:
+    """Module ``name`` (``source``, whose ``refresh(tokens, base, path)`` is a loop writing rows
+    to sqlite) unpatched then patched, as :func:`compare`, and the rows it wrote the same too."""
+    app.write(f"{name}.py", source)
+    app.config(f'[[targets]]\nloop = "{name}:refresh"\nitems = "tokens"\nconcurrency = 6\n')
+    module: Any = importlib.import_module(name)
+    first, second = tmp_path / "before.db", tmp_path / "after.db"
+    paths = iter([first, second])
+    outcome = compare(server, monkeypatch, capture, lambda: module.refresh(tokens, server.url, next(paths)))
+    assert rows(first) == rows(second)  # same ids, same order
+    return outcome
+
+
 HTTPX_JOB = """
     import sqlite3
     import httpx
@@ -91,14 +107,8 @@ HTTPX_JOB = """
 def test_httpx_loop_with_writes_and_prints_in_the_per_item_function(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path
 ) -> None:
-    app.write("job.py", HTTPX_JOB)
-    app.config('[[targets]]\nloop = "job:refresh"\nitems = "tokens"\nconcurrency = 6\n')
-    job = importlib.import_module("job")
     tokens = [f"t{i}" for i in range(30)]
-    first, second = tmp_path / "before.db", tmp_path / "after.db"
-    paths = iter([first, second])
-    before, after, fields = compare(server, monkeypatch, capture_events, lambda: job.refresh(tokens, server.url, next(paths)))
-    assert rows(first) == rows(second)  # same ids, same order
+    _, _, fields = compare_rows(app, server, monkeypatch, capture_events, tmp_path, "job", HTTPX_JOB, tokens)
     assert fields["prefetch"] == "http"
     assert int(fields["prefetched"]) == 29 and fields["missed"] == "1"
     assert int(fields["prefetched"]) + int(fields["missed"]) == int(fields["items"])
@@ -344,15 +354,9 @@ def test_requests_answered_faster_than_fanning_out_step_aside(
     from sched_accel._prefetch import _probe
 
     monkeypatch.setattr(_probe, "PROBE_SECONDS", 0.05)  # a new connection's first answer, on a busy machine
-    app.write("job.py", HTTPX_JOB)
-    app.config('[[targets]]\nloop = "job:refresh"\nitems = "tokens"\nconcurrency = 6\n')
-    job = importlib.import_module("job")
     tokens = [f"t{i}" for i in range(30)]
-    first, second = tmp_path / "before.db", tmp_path / "after.db"
-    paths = iter([first, second])
     with FaultServer(latency=0) as quick:
-        _, _, fields = compare(quick, monkeypatch, capture_events, lambda: job.refresh(tokens, quick.url, next(paths)))
-    assert rows(first) == rows(second)
+        _, _, fields = compare_rows(app, quick, monkeypatch, capture_events, tmp_path, "job", HTTPX_JOB, tokens)
     assert fields["stepped_aside"] == "yes"
     assert int(fields["prefetched"]) <= 1 and int(fields["prefetched"]) + int(fields["missed"]) == 30
     [why] = [line for line in capture_events if "not_accelerated" in line]

@@ -19,7 +19,7 @@ from sched_accel._prefetch._urllib_client import Kept
 
 from ..conftest import App
 from ..faultserver import FaultServer, answer
-from .test_http_prefetch import Run, compare, rows
+from .test_http_prefetch import Run, compare, compare_rows
 from .test_prefetch_shapes import install, run_line
 
 
@@ -61,14 +61,8 @@ def test_urlopen_loop_with_writes_and_prints(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path
 ) -> None:
     """The same lines, rows and total as the sequential run; each GET once; the later items served."""
-    app.write("ujob.py", URLLIB_JOB)
-    app.config('[[targets]]\nloop = "ujob:refresh"\nitems = "tokens"\nconcurrency = 6\n')
-    ujob = importlib.import_module("ujob")
     tokens = [f"u{i}" for i in range(30)]
-    first, second = tmp_path / "before.db", tmp_path / "after.db"
-    paths = iter([first, second])
-    _, after, fields = compare(server, monkeypatch, capture_events, lambda: ujob.refresh(tokens, server.url, next(paths)))
-    assert rows(first) == rows(second)
+    _, after, fields = compare_rows(app, server, monkeypatch, capture_events, tmp_path, "ujob", URLLIB_JOB, tokens)
     assert set(after.gets.values()) == {1} and len(after.gets) == len(tokens)
     assert fields["prefetch"] == "http"
     assert int(fields["prefetched"]) > 0
