@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test coverage bench typecheck clean venv
+.PHONY: demo test coverage bench typecheck clean venv stress fuzz
 
 # Branch coverage below this fails `make test` (measured with subprocesses; README, "Development").
 COVERAGE_FLOOR ?= 90
@@ -48,6 +48,18 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/prefetch.py all
 	$(BIN)/python benchmarks/ratelimit.py
+
+# The property tests of the central promise with 20 times the examples while every core is kept
+# busy: under load, each per-item call and each GET must still be made exactly once.
+stress: $(STAMP)
+	SCHED_ACCEL_EXAMPLES=$${SCHED_ACCEL_EXAMPLES:-1000} $(BIN)/python tools/burn.py -- $(BIN)/python -m pytest \
+		-p no:cacheprovider -q tests/prefetch/test_prefetch_properties.py tests/prefetch/test_http_properties.py
+
+# The config fuzz test with 20,000 configs in-process and 200 through the real start-up hook
+# (`make test` runs 400 and 12).
+fuzz: $(STAMP)
+	SCHED_ACCEL_FUZZ=$${SCHED_ACCEL_FUZZ:-20000} SCHED_ACCEL_FUZZ_HOOK=$${SCHED_ACCEL_FUZZ_HOOK:-200} \
+		$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_fuzz.py
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy

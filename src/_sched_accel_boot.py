@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at run time
 FLAG = "ENABLE_SCHEDULER_OPTIMIZATION"
 CONFIG_ENV = "SCHED_ACCEL_CONFIG"
 PROBE_ENV = "SCHED_ACCEL_PROBE"
+MAX_CONFIG_BYTES = 1024 * 1024  # a config is a few dozen lines: the loader refuses a larger file
 TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 FALSE_VALUES = frozenset({"", "0", "false", "no", "off"})
 
@@ -62,7 +63,7 @@ def find_config(cwd: str | None = None) -> str | None:
     pyproject = os.path.join(cwd, "pyproject.toml")
     try:
         with open(pyproject, encoding="utf-8") as file:
-            if "tool.sched_accel" in file.read():
+            if "tool.sched_accel" in file.read(MAX_CONFIG_BYTES + 1):
                 return pyproject
     except (OSError, ValueError):
         pass
@@ -329,11 +330,11 @@ def _start() -> None:
         # child process, a tool run in another folder): stay silent and cheap.
         # `sched-accel doctor` and `sched-accel check` say where the config is looked for.
         return
-    try:
-        with open(path, encoding="utf-8") as file:
-            text: str | None = file.read()
+    try:  # only a regular file ("" fails): opening a FIFO would block
+        with open(path if os.path.isfile(path) else "", encoding="utf-8") as file:
+            text: str | None = file.read(MAX_CONFIG_BYTES + 1)
     except (OSError, ValueError):
-        text = None  # the full loader reports it
+        text = None  # the full loader says why (and refuses a file too large)
     loops = prescan(text) if text else []
     places = {split_target(spec)[0] for spec in loops}
     modules = {where for where in places if not is_path(where)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -241,3 +242,93 @@ def test_a_library_method_as_fetch_in_replace_mode_is_not_patched(
     errors = [line for line in capture_events if "fetch_is_library" in line]
     assert len(errors) == 1 and "per-item calls are not counted" in errors[0]
     assert jobs.update([1, 2]) == [2, 4]
+
+
+# -- install() never raises --------------------------------------------------------------------
+HOSTILE = {
+    "tool-int": ("sched_accel.toml", b"tool = 1\n", "unknown key tool;"),
+    "tool-str": ("pyproject.toml", b'tool = "x"\n', "tool = 'x' is not allowed: a table"),
+    "tool-int-pyproject": ("pyproject.toml", b"tool = 1\n", "tool = 1 is not allowed: a table"),
+    "our-table-int": ("sched_accel.toml", b"[tool]\nsched_accel = 3\n", "tool.sched_accel = 3 is not allowed: a table"),
+    "deep-inline-tables": ("sched_accel.toml", b"x = " + b"{a = " * 100 + b"1" + b"}" * 100 + b"\n", "32 levels deep (line 1)"),
+    "deep-arrays": ("sched_accel.toml", b"x = " + b"[" * 100 + b"1" + b"]" * 100 + b"\n", "32 levels deep (line 1)"),
+    "deep-dotted-keys": ("sched_accel.toml", b"x" + b".a" * 100 + b" = 1\n", "32 levels deep (under 'x.a.a"),
+    "two-mib": ("sched_accel.toml", b"#" * (2 * 1024 * 1024), "is larger than 1 MiB"),
+    "binary": ("sched_accel.toml", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16, "not UTF-8 text (invalid start byte at byte 0)"),
+    "invalid-utf8": ("sched_accel.toml", b'[[targets]]\nloop = "jobs:\xc3\x28"\n', "not UTF-8 text (invalid continuation byte"),
+    "nul": ("sched_accel.toml", b'log = "a\x00b"\n', "not valid TOML: Illegal character"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_install_never_raises_on_any_config_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], case: str
+) -> None:
+    """Whatever the file holds, install(path) returns False with one config_invalid line saying what to fix."""
+    name, data, detail = HOSTILE[case]
+    path = tmp_path / name
+    path.write_bytes(data)
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    assert sched_accel.install(path) is False
+    assert not sched_accel.is_active()
+    [line] = capture_events
+    assert line.startswith(f"sched_accel.config_invalid - {path}: ") and line.endswith("; the app runs unpatched")
+    assert detail in line and "\n" not in line and len(line) < 1000
+
+
+def test_a_failure_of_ours_while_installing_is_logged_and_undone(
+    replace_app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """A bug of ours half-way through install(): one internal_error line, False, and nothing left patched."""
+    from sched_accel import _activation
+
+    (replace_app.root / "other.py").write_text("def update(tokens):\n    return tokens\n")
+    config = replace_app.root / "sched_accel.toml"
+    config.write_text(config.read_text() + '\n[[targets]]\nloop = "other:update"\nreplacement = "accel:update"\n')
+    jobs = importlib.import_module("jobs")
+    original, arm = jobs.update, _activation._arm
+
+    def arm_then_fail(target: sched_accel.Target, generation: int) -> None:
+        arm(target, generation)
+        if target.name == "other:update":
+            raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(_activation, "_arm", arm_then_fail)
+    assert sched_accel.install() is False
+    assert not sched_accel.is_active() and sched_accel.patched_targets() == []
+    assert jobs.update is original
+    [line] = [line for line in capture_events if "internal_error" in line]
+    assert line.startswith('sched_accel.internal_error where=install error="RuntimeError: a bug of ours"')
+    monkeypatch.setattr(_activation, "_arm", arm)
+    assert sched_accel.install() is True  # nothing half-done stands in the way of the next try
+
+
+def test_a_failure_of_ours_while_reading_the_config_is_logged(
+    replace_app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """An unexpected exception from the config loader is an internal_error line and False, never raised."""
+    from sched_accel import _activation
+
+    def broken(path: object = None) -> object:
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setattr(_activation, "load_config", broken)
+    assert sched_accel.install() is False
+    assert [line.split(" - ")[0] for line in capture_events] == [
+        "sched_accel.internal_error where=\"reading the config\" error=\"KeyError: 'a bug of ours'\""
+    ]
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_an_interrupt_during_install_still_propagates(
+    replace_app: App, monkeypatch: pytest.MonkeyPatch, interrupt: type[BaseException]
+) -> None:
+    """Ctrl-C or sys.exit() while installing is not swallowed."""
+    from sched_accel import _activation
+
+    def interrupted(path: object = None) -> object:
+        raise interrupt
+
+    monkeypatch.setattr(_activation, "load_config", interrupted)
+    with pytest.raises(interrupt):
+        sched_accel.install()

@@ -268,6 +268,19 @@ BROKEN = {
         "target_unresolved",
         "has no attribute 'updat'",
     ),
+    "deep-toml": ("x = " + "[" * 100 + "]" * 100 + "\n", {}, "config_invalid", "more than 32 levels deep"),
+    "stdlib-replacement": (
+        '[[targets]]\nloop = "jobs:update"\nreplacement = "json:dumps"\n',
+        {},
+        "config_invalid",
+        "json is part of the standard library that sched_accel itself runs on",
+    ),
+    "c-function-loop": (
+        '[[targets]]\nloop = "jobs:update.__call__"\nreplacement = "accel:update"\n',
+        {},
+        "target_unresolved",
+        "is a built-in or C function (method-wrapper)",
+    ),
     "internal-error": (  # wrapt itself blows up inside our post-import hook
         CONFIG,
         {"wrapt.py": "raise RuntimeError('this wrapt is broken')\n"},

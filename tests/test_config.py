@@ -188,7 +188,7 @@ def test_pyproject_errors_name_the_full_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = str(info.value)
-    assert "tool.sched_accel.concurrency = 0 is not allowed: an integer >= 1" in message
+    assert "tool.sched_accel.concurrency = 0 is not allowed: a whole number from 1 to 10,000" in message
     assert "unknown key tool.sched_accel.speed" in message
     assert "target 1 (jobs:update): tool.sched_accel.targets.concurrency = 0 is not allowed" in message
     assert "target 1 (jobs:update): unknown key tool.sched_accel.targets.speed" in message
@@ -229,7 +229,7 @@ def test_invalid_concurrency_environment_override(tmp_path: Path, monkeypatch: p
     """An unusable $SCHED_ACCEL_CONCURRENCY is refused, naming the variable, its value and what is allowed."""
     monkeypatch.setenv("SCHED_ACCEL_CONCURRENCY", value)
     message = config_error(tmp_path, ONE_TARGET)
-    assert f"$SCHED_ACCEL_CONCURRENCY = {value!r} is not allowed: an integer >= 1" in message
+    assert f"$SCHED_ACCEL_CONCURRENCY = {value!r} is not allowed: a whole number from 1 to 10,000" in message
 
 
 # -- validation -------------------------------------------------------------------------
@@ -252,22 +252,22 @@ def test_unknown_target_key(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("raw", "shown"), [("0", "0"), ('"8"', "'8'"), ("true", "True"), ("-1", "-1"), ("2.0", "2.0")])
 def test_bad_top_level_concurrency(tmp_path: Path, raw: str, shown: str) -> None:
-    """concurrency must be an integer >= 1: the error quotes the value and says so."""
+    """concurrency must be a whole number from 1 to 10,000: the error quotes the value and says so."""
     message = config_error(tmp_path, f"concurrency = {raw}\n")
-    assert f"concurrency = {shown} is not allowed: an integer >= 1" in message
+    assert f"concurrency = {shown} is not allowed: a whole number from 1 to 10,000" in message
 
 
 @pytest.mark.parametrize(("raw", "shown"), [("0", "0"), ('"8"', "'8'"), ("true", "True")])
 def test_bad_target_concurrency(tmp_path: Path, raw: str, shown: str) -> None:
     """A target's concurrency is checked the same way, and the error names the target."""
     message = config_error(tmp_path, textwrap.dedent(ONE_TARGET) + f"concurrency = {raw}\n")
-    assert f"target 1 (jobs:update): targets.concurrency = {shown} is not allowed: an integer >= 1" in message
+    assert f"target 1 (jobs:update): targets.concurrency = {shown} is not allowed: a whole number from 1 to 10,000" in message
 
 
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("breaker_threshold = 0", "breaker_threshold = 0 is not allowed: an integer >= 1"),
+        ("breaker_threshold = 0", "breaker_threshold = 0 is not allowed: a whole number from 1 to 10,000"),
         ("breaker_cooldown = 0", "breaker_cooldown = 0 is not allowed: seconds a tripped target stays off"),
         ("breaker_cooldown = true", "breaker_cooldown = True is not allowed"),
         ('log = "syslog"', "log = 'syslog' is not allowed: \"loguru\" (default) or \"stdlib\""),
@@ -541,7 +541,7 @@ def test_hosts_tables(tmp_path: Path) -> None:
     ("source", "expected"),
     [
         ("[retry]\ndeadline = 0\n", "retry.deadline = 0 is not allowed"),
-        ("[retry]\nattempts = 1.5\n", "retry.attempts = 1.5 is not allowed: an integer >= 1"),
+        ("[retry]\nattempts = 1.5\n", "retry.attempts = 1.5 is not allowed: a whole number from 1 to 1,000"),
         ('[retry]\non = ["JSONDecodeError"]\n', 'more exception types to retry, as "module:QualName"'),
         ('[retry]\npatterns = ["(unclosed"]\n', "regular expressions"),
         ("[retry]\nretries = 3\n", "unknown key retry.retries; the keys here are attempts, deadline, enabled"),

@@ -59,7 +59,7 @@ def test_the_default_window_is_sixteen_times_the_concurrency_at_least_128() -> N
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: Target(loop=loop(), mode="prefetch", concurrency=0), "targets.concurrency must be a whole number >= 1"),
+        (lambda: Target(loop=loop(), mode="prefetch", concurrency=0), "targets.concurrency must be a whole number from 1 to 10,000"),
         (lambda: Target(loop=loop(), mode="other", concurrency=1), "targets.mode"),  # type: ignore[arg-type]
         (lambda: Target(loop=loop(), mode="prefetch", concurrency=1, timeout=-1), "targets.timeout"),
         (lambda: Target(loop=loop(), mode="prefetch", concurrency=1, items="a b"), "targets.items"),  # type: ignore[arg-type]

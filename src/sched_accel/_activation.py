@@ -10,27 +10,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
 import _sched_accel_boot as boot
 
 from . import _log, _mainscript
+from ._companions import patch_closing, patch_fetch, patch_returned_by, patch_sleeps
 from ._config import load_config
 from ._exceptions import SchedAccelError
-from ._patching import Patch, aliases, apply, existing
+from ._patching import Patch, apply
 from ._policy import CircuitBreaker, Hosts, patch_http
-from ._prefetch import (
-    CLOSING,
-    FetchInterceptor,
-    PrefetchMode,
-    SleepSkipper,
-    SourceCapture,
-    closing,
-    library_method,
-    writes,
-)
+from ._prefetch import PrefetchMode
 from ._replace import ReplaceMode
 from ._settings import ReturnedBy, Settings, Target
 from ._state import ControlFile
@@ -70,8 +62,10 @@ def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
     """Patch every declared loop, now or when its module is imported.
 
     Honours ``ENABLE_SCHEDULER_OPTIMIZATION``: with the flag off this does nothing, logs
-    nothing and returns False. A config that cannot be used is logged in one line (what, where, how to
-    fix) and nothing is patched: False again. Calling it twice is harmless.
+    nothing and returns False. A config that cannot be used is logged in one line (what,
+    where, how to fix) and nothing is patched: False again. It never raises: a failure of
+    our own is logged as ``internal_error``, and nothing stays patched. Calling it twice is
+    harmless.
     """
     if not boot.flag_value(os.environ.get(boot.FLAG)):
         return False  # silently: with the flag off, nothing of ours may be observable
@@ -83,29 +77,36 @@ def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
         except SchedAccelError as exc:
             _log.event("ERROR", "config_invalid", f"{exc}; the app runs unpatched")
             return False
-        if settings.log == "stdlib":
-            _log.log_to_stdlib()
-        if not settings.targets:
-            _log.event(
-                "WARNING",
-                "no_targets",
-                "the config declares no [[targets]], so nothing is patched",
-                config=settings.path,
-            )
-        _state.settings = settings
-        _state.control = ControlFile(settings.control_file)
-        _state.active = True
-        _state.generation += 1
-        generation = _state.generation
-        prefetching = [t for t in settings.targets if t.mode == "prefetch"]
-        # One state per upstream host for the whole process: every target shares its limits.
-        _state.hosts = Hosts(settings.hosts, sum(t.concurrency for t in prefetching) or None)
-        if prefetching:
-            patch_http(_state.http, boot.watcher.watch)
-            _patch_closing(_state.http)
-        for target in settings.targets:
-            _arm(target, generation)
+        except Exception as exc:  # a bug of ours, whatever the config says
+            _log.internal_error("reading the config", exc)
+            return False
+        try:
+            _install(settings)
+        except Exception as exc:  # a bug of ours: undo what was done, the app runs unpatched
+            _log.internal_error("install", exc)
+            uninstall()
+            return False
     return True
+
+
+def _install(settings: Settings) -> None:
+    if settings.log == "stdlib":
+        _log.log_to_stdlib()
+    if not settings.targets:
+        _log.event("WARNING", "no_targets", "the config declares no [[targets]], so nothing is patched", config=settings.path)
+    _state.settings = settings
+    _state.control = ControlFile(settings.control_file)
+    _state.active = True
+    _state.generation += 1
+    generation = _state.generation
+    prefetching = [t for t in settings.targets if t.mode == "prefetch"]
+    # One state per upstream host for the whole process: every target shares its limits.
+    _state.hosts = Hosts(settings.hosts, sum(t.concurrency for t in prefetching) or None)
+    if prefetching:
+        patch_http(_state.http, boot.watcher.watch)
+        patch_closing(_state.http)
+    for target in settings.targets:
+        _arm(target, generation)
 
 
 def uninstall() -> None:
@@ -201,143 +202,12 @@ def _patch(target: Target, module: ModuleType) -> None:
             asynchronous=resolved.is_async,
         )
         if target.fetch is not None:
-            _patch_fetch(target, mode, module, patch)
+            patch_fetch(target, mode, module, patch)
         if isinstance(target.items, ReturnedBy):
-            _patch_returned_by(target, target.items, mode, module, patch)
+            patch_returned_by(target, target.items, mode, module, patch)
         if target.skip_sleeps:
-            _patch_sleeps(module, patch)
+            patch_sleeps(module, patch)
     except SchedAccelError as exc:
         _log.event("ERROR", "target_unresolved", f"{exc}; this loop runs unpatched", target=target.name)
     except Exception as exc:
         _log.internal_error(f"patching {target.name}", exc)
-
-
-def _patch_fetch(target: Target, mode: PrefetchMode | ReplaceMode, loop_module: ModuleType, patch: Patch) -> None:
-    spec = target.fetch
-    assert spec is not None and spec.module is not None
-
-    def wrap(module: ModuleType) -> None:
-        try:
-            resolved = spec.resolve(module)
-            if _not_run_ahead(target, mode, resolved.function):
-                return
-            # One interceptor per per-item function, serving every target that declares it.
-            counter = existing(resolved.owner, resolved.attribute)
-            if not isinstance(counter, FetchInterceptor):
-                counter = FetchInterceptor(resolved.is_async)
-                apply(patch, resolved.owner, resolved.attribute, counter, counter.enabled)
-            counter.add(mode)
-            if resolved.kind == "function":
-                for alias in aliases(loop_module, resolved.function, skip=resolved.attribute if module is loop_module else None):
-                    apply(patch, loop_module, alias, counter, counter.enabled)
-            if isinstance(mode, PrefetchMode):
-                mode.fetch_async = resolved.is_async
-        except SchedAccelError as exc:
-            consequence = "the loop runs unaccelerated" if isinstance(mode, PrefetchMode) else "per-item calls are not counted"
-            _log.event("ERROR", "fetch_unresolved", f"{exc}; {consequence}", target=target.name)
-        except Exception as exc:  # pragma: no cover - defensive
-            _log.internal_error(f"patching the per-item call of {target.name}", exc)
-
-    _when_loaded(target, spec.module, loop_module, wrap)
-
-
-def _not_run_ahead(target: Target, mode: PrefetchMode | ReplaceMode, function: Callable[..., object]) -> bool:
-    """Whether the per-item function is left alone: an HTTP library's own (never patched), or
-    one that writes (prefetch mode). A prefetch target then prefetches the loop's requests."""
-    spec = target.fetch
-    assert spec is not None
-    library = library_method(function)
-    if not isinstance(mode, PrefetchMode):
-        if library is not None:
-            message = f"{spec.text} {library}; it is not patched, so per-item calls are not counted: remove `fetch`"
-            _log.event("ERROR", "fetch_is_library", message, target=target.name)
-        return library is not None
-    if library is not None:
-        _log.event(
-            "WARNING",
-            "fetch_is_library",
-            f"{spec.text} {library}: the loop's GET requests are prefetched instead; "
-            'remove `fetch` (or say fetch = "http") to declare that',
-            target=target.name,
-        )
-    elif target.pure or (reason := writes(function)) is None:
-        return False
-    else:
-        _log.event(
-            "WARNING",
-            "fetch_not_pure",
-            f"{spec.text} {reason}, so it is not run ahead of the loop: the loop's GET requests are "
-            "prefetched instead, and its own code runs as before; if it only reads, set pure = true",
-            target=target.name,
-        )
-    mode.use_http()
-    return True
-
-
-def _patch_returned_by(
-    target: Target, items: ReturnedBy, mode: PrefetchMode | ReplaceMode, loop_module: ModuleType, patch: Patch
-) -> None:
-    """Wrap the call whose return value holds the items (``items = "returned-by:..."``)."""
-    spec = items.spec
-    assert spec.module is not None
-
-    def wrap(module: ModuleType) -> None:
-        try:
-            resolved = spec.resolve(module)
-            capture = SourceCapture(mode, target.name, resolved.is_async)
-            apply(patch, resolved.owner, resolved.attribute, capture, capture.enabled)
-        except SchedAccelError as exc:
-            _log.event("ERROR", "items_unresolved", f"{exc}; the loop runs without prefetching", target=target.name)
-        except Exception as exc:  # pragma: no cover - defensive
-            _log.internal_error(f"patching the item source of {target.name}", exc)
-
-    _when_loaded(target, spec.module, loop_module, wrap)
-
-
-_SLEEPS = (("time", "sleep", False), ("asyncio", "sleep", True), ("anyio", "sleep", True), ("trio", "sleep", True))
-
-
-def _patch_sleeps(loop_module: ModuleType, patch: Patch) -> None:
-    """Wrap time.sleep and the async sleeps (and their aliases in the loop's module) with the
-    skipper, which acts only inside a run of a target that has ``skip_sleeps = true``."""
-    for module_name, name, is_async in _SLEEPS:
-
-        def wrap(module: ModuleType, name: str = name, is_async: bool = is_async) -> None:
-            original = getattr(module, name, None)
-            if original is None:
-                return
-            skipper = existing(module, name)
-            if not isinstance(skipper, SleepSkipper):
-                skipper = SleepSkipper(is_async)
-                apply(patch, module, name, skipper, skipper.enabled)
-            for alias in aliases(loop_module, original):
-                apply(patch, loop_module, alias, skipper, skipper.enabled)
-
-        boot.watcher.watch(module_name, wrap)
-
-
-def _patch_closing(patch: Patch) -> None:
-    """Know when a client is closed, so nothing more is sent ahead through it."""
-    for module_name, owner_name, attribute in CLOSING:
-
-        def wrap(module: ModuleType, owner_name: str = owner_name, attribute: str = attribute) -> None:
-            owner = getattr(module, owner_name, None)
-            if owner is not None and callable(getattr(owner, attribute, None)):
-                apply(patch, owner, attribute, closing, _always)
-
-        boot.watcher.watch(module_name, wrap)
-
-
-def _always() -> bool:
-    return True
-
-
-def _when_loaded(target: Target, name: str, loop_module: ModuleType, callback: Callable[[ModuleType], None]) -> None:
-    """``callback(module)`` once ``name`` is loaded. A loop run as ``__main__`` (``python -m
-    job`` or ``python job.py``) may name its own module ``job``: that is ``__main__`` here."""
-    spec = target.loop
-    own = spec.module if spec.module is not None else os.path.splitext(os.path.basename(spec.path or ""))[0]
-    if loop_module.__name__ == "__main__" and name == own:
-        callback(loop_module)
-    else:
-        boot.watcher.watch(name, callback)

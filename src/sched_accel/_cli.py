@@ -201,7 +201,10 @@ def _status(args: argparse.Namespace) -> int:
     _say(f"control file: {control.path}")
     if state.problem:
         _say(f"  refused: {state.problem} (everything runs unaccelerated)")
-    runs = load_runs(os.path.dirname(control.path))
+    refused: list[str] = []
+    runs = load_runs(os.path.dirname(control.path), refused)
+    for line in refused:
+        _say(f"  skipped: {_shown(line)}")
     if settings is not None:
         for target in settings.targets:
             _say(f"  {target.name}: {'off' if state.is_off(target.name) else 'on'} ({target.mode}, concurrency {target.concurrency})")
@@ -211,23 +214,49 @@ def _status(args: argparse.Namespace) -> int:
                       if value is not None]
             _say(f"  host {name}: {', '.join(limits + [f'burst {conf.burst}'])}" + ("" if conf.adaptive else ", not adaptive"))
     for name, record in sorted(runs.items()):  # runs of targets no longer in the config
-        _say(f"  {name} (not in the config): {_last_run(record)}")
+        _say(f"  {_shown(name)} (not in the config): {_last_run(record)}")
     return 0 if problem is None and state.problem is None else 1
 
 
 _RUN_FIELDS = ("ok", "failed", "retried", "gave_up", "lost", "http_429", "peak_requests", "limit_wait")
+#: Not control characters, yet they reorder or break what a terminal shows: escaped too.
+_INVISIBLE = frozenset("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _shown(value: object) -> str:
+    """``value`` as text a terminal shows as is: C0 and C1 control characters, DEL and ESC
+    among them, become ``\\xNN``, bidi overrides and line separators ``\\uNNNN``; other text is
+    unchanged (a runs file is data, never terminal control)."""
+    text = str(value)
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(
+        f"\\x{ord(ch):02x}" if ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F else f"\\u{ord(ch):04x}" if ch in _INVISIBLE else ch
+        for ch in text
+    )
+
+
+def _when(finished: Any) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(finished)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "unknown time"
 
 
 def _last_run(record: dict[str, Any] | None) -> str:
-    """A target's last recorded run, in one line, then its hosts as that process saw them."""
+    """A target's last recorded run, in one line, then its hosts as that process saw them;
+    everything from the file escaped."""
     if record is None:
         return "last run: none recorded yet"
     run = record["run"]
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record.get("finished", 0))))
     counts = " ".join(f"{key}={run[key]}" for key in _RUN_FIELDS if key in run)
-    text = f"last run: {when} (pid {record.get('pid')}), outcome={run.get('outcome')} {run.get('seconds')} s, items={run.get('items')} {counts}"
-    for line in record.get("hosts") or []:
-        text += f"\n      host {line}"
+    text = _shown(
+        f"last run: {_when(record.get('finished', 0))} (pid {record.get('pid')}), outcome={run.get('outcome')} "
+        f"{run.get('seconds')} s, items={run.get('items')} {counts}"
+    )
+    hosts = record.get("hosts")
+    for line in hosts if isinstance(hosts, list) else []:
+        text += f"\n      host {_shown(line)}"
     return text
 
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import _sched_accel_boot as boot
 
+from ._configfile import read_table, shown, shown_key, shown_text
 from ._exceptions import ConfigError
+from ._bounds import describe, within
 from ._settings import (
     HOST_KEYS as _HOST_KEYS,
 )
@@ -25,6 +27,7 @@ from ._settings import (
     HostSettings,
     ItemSource,
     RetrySettings,
+    ReturnedBy,
     Settings,
     Target,
     is_item_path,
@@ -41,6 +44,7 @@ from ._settings import (
 )
 from ._state import CONTROL_ENV, default_control_file
 from ._targets import TargetSpec
+from ._unpatchable import Role, refused_module
 
 __all__ = ["find_config", "load_config"]
 
@@ -51,6 +55,7 @@ _SETTINGS = Settings(path=None, control_file="")
 _HOST = HostSettings()
 _RETRY = RetrySettings()
 _TARGET: dict[str, Any] = {f.name: f.default for f in fields(Target)}
+_LISTED = 6  # the problems a message names; the rest are counted
 
 def find_config(cwd: str | None = None) -> str | None:
     """The config file that would be used from ``cwd``; None when there is none."""
@@ -59,32 +64,17 @@ def find_config(cwd: str | None = None) -> str | None:
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read, parse and validate a config; raise :class:`ConfigError` saying what to fix."""
-    import tomllib
-
-    found = os.fspath(path) if path is not None else find_config()
+    try:
+        found = os.fspath(path) if path is not None else find_config()
+    except TypeError:
+        raise ConfigError(f"{shown(path)} is not a config: name a TOML file by its path (a str or a Path)") from None
     if found is None:
         raise ConfigError(
             "no config found: set SCHED_ACCEL_CONFIG to your TOML file, or put sched_accel.toml "
             "(or a [tool.sched_accel] table in pyproject.toml) in the working directory"
         )
     found = os.path.abspath(found)
-    try:
-        with open(found, "rb") as file:
-            raw = file.read()
-    except OSError as exc:
-        raise ConfigError(f"{found}: cannot read the config: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-        data = tomllib.loads(text)
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{found}: not valid TOML: {exc}; fix the syntax") from None
-    if os.path.basename(found) == "pyproject.toml" or "tool" in data and "sched_accel" in data.get("tool", {}):
-        table = data.get("tool", {}).get("sched_accel")
-        if not isinstance(table, dict):
-            raise ConfigError(f"{found}: has no [tool.sched_accel] table; add one with [[tool.sched_accel.targets]]")
-        prefix = "tool.sched_accel."
-    else:
-        table, prefix = data, ""
+    table, prefix, text = read_table(found)
     return _Validator(found, prefix, text).settings(table)
 
 
@@ -98,7 +88,7 @@ class _Validator:
         self.errors: list[str] = []
 
     def fail(self, where: str, key: str, value: object, allowed: str) -> None:
-        self.errors.append(f"{where}{self.prefix}{key} = {value!r} is not allowed: {allowed}")
+        self.errors.append(f"{where}{self.prefix}{key} = {shown(value)} is not allowed: {allowed}")
 
     def settings(self, table: dict[str, Any]) -> Settings:
         self._unknown("", table, _TOP_KEYS)
@@ -111,7 +101,7 @@ class _Validator:
             self.fail("", "log", log, _TOP_KEYS["log"])
             log = _SETTINGS.log
         control = table.get("control_file")
-        if control is not None and not (isinstance(control, str) and control):
+        if control is not None and not (isinstance(control, str) and control and "\0" not in control):
             self.fail("", "control_file", control, "a non-empty path")
             control = None
         if control is not None and not os.environ.get(CONTROL_ENV):
@@ -124,7 +114,8 @@ class _Validator:
         if concurrency_override is not None:
             targets = [replace(t, concurrency=concurrency_override) for t in targets]
         if self.errors:
-            more = f" (and {len(self.errors) - 1} more: {'; '.join(self.errors[1:])})" if len(self.errors) > 1 else ""
+            listed = "; ".join(self.errors[1:_LISTED]) + ("; ..." if len(self.errors) > _LISTED else "")
+            more = f" (and {len(self.errors) - 1} more: {listed})" if len(self.errors) > 1 else ""
             raise ConfigError(f"{self.path}: {self.errors[0]}{more}")
         return Settings(
             path=self.path,
@@ -142,16 +133,16 @@ class _Validator:
         """``$SCHED_ACCEL_CONCURRENCY``, which overrides every target's concurrency."""
         raw = os.environ.get(CONCURRENCY_ENV, "").strip()
         if raw:
-            if raw.isdigit() and int(raw) >= 1:
+            if raw.isdigit() and within("concurrency", int(raw)):
                 return int(raw)
-            self.errors.append(f"${CONCURRENCY_ENV} = {raw!r} is not allowed: an integer >= 1 (1 = sequential)")
+            self.errors.append(f"${CONCURRENCY_ENV} = {shown(raw)} is not allowed: {describe('concurrency')} (1 = sequential)")
         return None
 
     def _number(self, where: str, table: dict[str, Any], key: str, default: float | None, allowed: str, section: str) -> float | None:
         value = table.get(key, default)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        if not within(key, value):  # a number in the key's range (``_bounds``)
             self.fail(where, section + key, value, allowed)
             return default
         return float(value)
@@ -223,15 +214,15 @@ class _Validator:
         for key in table:
             if key not in known:
                 self.errors.append(
-                    f"{where}unknown key {self.prefix}{section}{key!s}; the keys here are {', '.join(sorted(known))}"
+                    f"{where}unknown key {self.prefix}{section}{shown_key(key)}; the keys here are {', '.join(sorted(known))}"
                 )
 
     def _positive_int(self, where: str, table: dict[str, Any], key: str, default: int, section: str = "") -> int:
         value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.fail(where, section + key, value, "an integer >= 1")
+        if not within(key, value):
+            self.fail(where, section + key, value, describe(key))
             return default
-        return value
+        return int(value)
 
     def _targets(self, raw: object, default_concurrency: int, retry: RetrySettings) -> list[Target]:
         if not isinstance(raw, list):
@@ -244,7 +235,7 @@ class _Validator:
                 self.fail("", "targets", entry, "each target is a table under [[" + self.prefix + "targets]]")
                 continue
             loop_text = entry.get("loop")
-            label = f"target {index} ({loop_text}): " if isinstance(loop_text, str) else f"target {index}: "
+            label = f"target {index} ({shown_text(loop_text)}): " if isinstance(loop_text, str) else f"target {index}: "
             target = self._target(label, entry, default_concurrency, retry)
             if target is None:
                 continue
@@ -255,12 +246,12 @@ class _Validator:
             targets.append(target)
         return targets
 
-    def _spec(self, where: str, entry: dict[str, Any], key: str, *, allow_path: bool) -> TargetSpec | None:
+    def _spec(self, where: str, entry: dict[str, Any], key: Role, *, allow_path: bool) -> TargetSpec | None:
         value = entry.get(key)
         if value is None:
             return None
         try:
-            return TargetSpec.parse(value, base=os.path.dirname(self.path), allow_path=allow_path)
+            return TargetSpec.parse(value, base=os.path.dirname(self.path), allow_path=allow_path, role=key)
         except ValueError as exc:
             self.fail(where, f"targets.{key}", value, str(exc))
             return None
@@ -288,6 +279,10 @@ class _Validator:
                 items = parse_items(entry["items"])
             except ValueError:
                 self.fail(where, "targets.items", entry["items"], _TARGET_KEYS["items"])
+            if isinstance(items, ReturnedBy) and items.spec.module is not None:
+                if (refused := refused_module(items.spec.module, "items")) is not None:
+                    self.fail(where, "targets.items", entry["items"], refused)
+                items = ReturnedBy(replace(items.spec, role="items"))
         if mode == "prefetch" and fetch is not None and items is None and "items" not in entry:
             more = f"{_TARGET_KEYS['items']}; or leave fetch out to prefetch the loop's HTTP requests"
             self.errors.append(f"{where}a per-item function (fetch = {fetch.text!r}) needs {self.prefix}targets.items: {more}")
@@ -303,8 +298,9 @@ class _Validator:
             args = []
         window = self._positive_int(where, entry, "window", 1, "targets.") if "window" in entry else None
         timeout = entry.get("timeout")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0):
+        if timeout is not None and not within("timeout", timeout):
             self.fail(where, "targets.timeout", timeout, _TARGET_KEYS["timeout"])
+            timeout = None
         skip_sleeps = self._bool(where, entry, "skip_sleeps", False, "targets.")
         on_error = entry.get("on_error", _TARGET["on_error"])
         if on_error not in ("fallback", "propagate"):
@@ -320,22 +316,26 @@ class _Validator:
             retry = self._retry(where, entry["retry"], retry, "targets.retry.")
         if len(self.errors) > before or loop is None:
             return None
-        return Target(
-            loop=loop,
-            mode=mode,
-            concurrency=concurrency,
-            fetch=fetch,
-            items=items,
-            replacement=replacement,
-            on_error=on_error,
-            args=tuple(args),
-            window=window,
-            timeout=float(timeout) if timeout is not None else None,
-            skip_sleeps=skip_sleeps,
-            per_second=per_second,
-            burst=burst,
-            retry=retry,
-            pure=pure,
-            methods=frozenset(m.upper() for m in methods),
-            max_age=float(max_age) if max_age is not None else _TARGET["max_age"],
-        )
+        try:
+            return Target(
+                loop=loop,
+                mode=mode,
+                concurrency=concurrency,
+                fetch=fetch,
+                items=items,
+                replacement=replacement,
+                on_error=on_error,
+                args=tuple(args),
+                window=window,
+                timeout=float(timeout) if timeout is not None else None,
+                skip_sleeps=skip_sleeps,
+                per_second=per_second,
+                burst=burst,
+                retry=retry,
+                pure=pure,
+                methods=frozenset(m.upper() for m in methods),
+                max_age=float(max_age) if max_age is not None else _TARGET["max_age"],
+            )
+        except ValueError as exc:  # a check only the settings make: the same one line
+            self.errors.append(f"{where}{exc}")
+            return None

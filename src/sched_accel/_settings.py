@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ._bounds import bounded, describe
 from ._state import default_control_file
 from ._targets import TargetSpec
 
@@ -45,21 +46,12 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 OnError = Literal["fallback", "propagate"]
 
 
-def _positive(owner: str, name: str, value: object, *, whole: bool = False, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    kind = int if whole else int | float
-    if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value < float("inf"):
-        allowed = "a whole number >= 1" if whole else "a finite number > 0"
-        raise ValueError(f"{owner}.{name} must be {allowed}{' or None' if optional else ''}, got {value!r}")
-
-
 # -- what each key of the config may say (for errors, and for the README's table) -----------
 TOP_KEYS = {
-    "concurrency": "default bound for every target, an integer >= 1",
+    "concurrency": "default bound for every target, " + describe("concurrency"),
     "control_file": "path of the control file written by `sched-accel on|off`",
-    "breaker_threshold": "fallbacks in a row that switch a target off, an integer >= 1",
-    "breaker_cooldown": "seconds a tripped target stays off, a number > 0",
+    "breaker_threshold": "fallbacks in a row that switch a target off, " + describe("breaker_threshold"),
+    "breaker_cooldown": "seconds a tripped target stays off, " + describe("breaker_cooldown"),
     "log": '"loguru" (default) or "stdlib"',
     "retry": "the table [retry]: how rate-limited and transient failures of per-item calls are retried",
     "hosts": 'tables [hosts."api.example.com"]: the limits of one upstream host, shared by every target',
@@ -67,20 +59,20 @@ TOP_KEYS = {
 }
 RETRY_KEYS = {
     "enabled": "true (default) or false: retry rate-limited and transient failures of per-item calls",
-    "deadline": "seconds from an item's first attempt after which its last exception is raised in the loop, a number > 0",
-    "attempts": "most attempts of an item whose failures are transient (not rate-limited), an integer >= 1 (default 4)",
-    "initial": "the first backoff's widest wait in seconds (full jitter), a number > 0",
-    "maximum": "the widest backoff wait in seconds (a Retry-After may ask for longer), a number > 0",
+    "deadline": "seconds from an item's first attempt after which its last exception is raised in the loop, " + describe("deadline"),
+    "attempts": "most attempts of an item whose failures are transient (not rate-limited), " + describe("attempts") + " (default 4)",
+    "initial": "the first backoff's widest wait in seconds (full jitter), " + describe("initial"),
+    "maximum": "the widest backoff wait in seconds (a Retry-After may ask for longer), " + describe("maximum"),
     "on": 'more exception types to retry, as "module:QualName", e.g. ["json:JSONDecodeError"]',
     "patterns": 'regular expressions: an exception whose message matches one is retried, e.g. ["temporarily unavailable"]',
 }
 HOST_KEYS = {
-    "concurrency": "most requests in flight to this host at once, an integer >= 1",
-    "per_second": "most requests started per second (token bucket), a number > 0",
-    "burst": "requests let through at once when the bucket is full, an integer >= 1 (default 1)",
+    "concurrency": "most requests in flight to this host at once, " + describe("concurrency"),
+    "per_second": "most requests started per second (token bucket), " + describe("per_second"),
+    "burst": "requests let through at once when the bucket is full, " + describe("burst") + " (default 1)",
     "adaptive": "true (default): halve the concurrency on 429, 503 and timeouts, add 1 back per window of successes",
-    "breaker_failures": "failed requests in a row that open this host's circuit, an integer >= 1 (default 5)",
-    "breaker_cooldown": "seconds the circuit stays open before one trial request, a number > 0 (default 30)",
+    "breaker_failures": "failed requests in a row that open this host's circuit, " + describe("breaker_failures") + " (default 5)",
+    "breaker_cooldown": "seconds the circuit stays open before one trial request, " + describe("breaker_cooldown") + " (default 30)",
 }
 TARGET_KEYS = {
     "loop": '"module:qualname" (or "path/to/script.py:qualname") of the function whose body is the loop',
@@ -93,25 +85,26 @@ TARGET_KEYS = {
         "no assignments outside itself), when sched_accel cannot tell from its code"
     ),
     "methods": 'HTTP-level prefetch: the request methods that may be sent ahead, a subset of ["GET", "HEAD"] (default both)',
-    "max_age": "HTTP-level prefetch: seconds a prefetched answer may wait for the loop before it is not served, a number > 0 (default 60)",
+    "max_age": "HTTP-level prefetch: seconds a prefetched answer may wait for the loop before it is not served, " + describe("max_age") + " (default 60)",
     "items": (
         'where the items come from: a parameter name or position of the loop, "module:NAME" (a module-level '
         'object), "returned-by:module:qualname" (a call made inside the loop), or "learned" (the per-item '
         "calls of the loop's previous run)"
     ),
     "args": 'prefetch mode: the per-item call\'s arguments made from each item, e.g. ["item.chain", "item.address"]',
-    "window": "prefetch mode: how many calls may run ahead of the loop, an integer >= 1 (default 16 x concurrency, at least 128)",
+    "window": "prefetch mode: how many calls may run ahead of the loop, " + describe("window") + " (default 16 x concurrency, at least 128)",
     "timeout": (
         "prefetch mode: seconds one attempt of a per-item call may take (its HTTP requests are capped to it); a "
-        "timed-out attempt is retried, and TimeoutError reaches the loop once [retry] deadline passes; a number > 0"
+        "timed-out attempt is retried, and TimeoutError reaches the loop once [retry] deadline passes; "
+        + describe("timeout")
     ),
     "skip_sleeps": "prefetch mode: true to skip the loop's own pacing sleeps (time.sleep) while it is accelerated",
     "replacement": '"module:qualname" of a user-written parallel version (replace mode)',
     "mode": '"replace" or "prefetch"; by default replace when `replacement` is set',
     "on_error": '"fallback" (run the original) or "propagate" (raise), for replace mode',
-    "concurrency": "this target's bound, an integer >= 1",
-    "per_second": "prefetch mode: most per-item calls started per second for this target, a number > 0",
-    "burst": "prefetch mode: per-item calls let through at once under per_second, an integer >= 1 (default 1)",
+    "concurrency": "this target's bound, " + describe("concurrency"),
+    "per_second": "prefetch mode: most per-item calls started per second for this target, " + describe("per_second"),
+    "burst": "prefetch mode: per-item calls let through at once under per_second, " + describe("burst") + " (default 1)",
     "retry": "prefetch mode: a table overriding keys of the top-level [retry] for this target",
 }
 
@@ -234,8 +227,8 @@ class RetrySettings:
 
     def __post_init__(self) -> None:
         for name in ("deadline", "initial", "maximum"):
-            _positive("retry", name, getattr(self, name))
-        _positive("retry", "attempts", self.attempts, whole=True)
+            bounded("retry", name, getattr(self, name))
+        bounded("retry", "attempts", self.attempts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,11 +243,11 @@ class HostSettings:
     breaker_cooldown: float = 30.0
 
     def __post_init__(self) -> None:
-        _positive("hosts", "concurrency", self.concurrency, whole=True, optional=True)
-        _positive("hosts", "per_second", self.per_second, optional=True)
-        _positive("hosts", "burst", self.burst, whole=True)
-        _positive("hosts", "breaker_failures", self.breaker_failures, whole=True)
-        _positive("hosts", "breaker_cooldown", self.breaker_cooldown)
+        bounded("hosts", "concurrency", self.concurrency, optional=True)
+        bounded("hosts", "per_second", self.per_second, optional=True)
+        bounded("hosts", "burst", self.burst)
+        bounded("hosts", "breaker_failures", self.breaker_failures)
+        bounded("hosts", "breaker_cooldown", self.breaker_cooldown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,12 +278,12 @@ class Target:
             raise ValueError(f"targets.mode must be 'replace' or 'prefetch', got {self.mode!r}")
         if self.on_error not in ("fallback", "propagate"):
             raise ValueError(f"targets.on_error must be 'fallback' or 'propagate', got {self.on_error!r}")
-        _positive("targets", "concurrency", self.concurrency, whole=True)
-        _positive("targets", "window", self.window, whole=True, optional=True)
-        _positive("targets", "timeout", self.timeout, optional=True)
-        _positive("targets", "per_second", self.per_second, optional=True)
-        _positive("targets", "burst", self.burst, whole=True)
-        _positive("targets", "max_age", self.max_age)
+        bounded("targets", "concurrency", self.concurrency)
+        bounded("targets", "window", self.window, optional=True)
+        bounded("targets", "timeout", self.timeout, optional=True)
+        bounded("targets", "per_second", self.per_second, optional=True)
+        bounded("targets", "burst", self.burst)
+        bounded("targets", "max_age", self.max_age)
         methods = frozenset(self.methods)
         if not methods or not methods <= SAFE_METHODS:
             raise ValueError(f"targets.methods must be a non-empty subset of {sorted(SAFE_METHODS)}, got {sorted(methods)!r}")
@@ -334,9 +327,9 @@ class Settings:
     hosts: dict[str, HostSettings] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _positive("settings", "concurrency", self.concurrency, whole=True)
-        _positive("settings", "breaker_threshold", self.breaker_threshold, whole=True)
-        _positive("settings", "breaker_cooldown", self.breaker_cooldown)
+        bounded("settings", "concurrency", self.concurrency)
+        bounded("settings", "breaker_threshold", self.breaker_threshold)
+        bounded("settings", "breaker_cooldown", self.breaker_cooldown)
         if self.log not in ("loguru", "stdlib"):
             raise ValueError(f"settings.log must be 'loguru' or 'stdlib', got {self.log!r}")
 

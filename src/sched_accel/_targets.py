@@ -15,13 +15,14 @@ import os
 import pkgutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal
 
 import _sched_accel_boot as boot
 
 from ._exceptions import TargetError
+from ._unpatchable import Role, refused_module, refused_object
 
 __all__ = ["ArgumentLocator", "Resolved", "TargetSpec", "close_modules", "close_names", "did_you_mean"]
 
@@ -34,16 +35,22 @@ def _is_dotted(name: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class TargetSpec:
-    """A parsed ``where:qualname``; ``path`` is set (absolute) for a script target."""
+    """A parsed ``where:qualname``; ``path`` is set (absolute) for a script target.
+
+    ``role`` is the key it was declared under (``loop``, ``fetch``...), which decides what it
+    may not name (see ``_unpatchable``); without one, the rules of a loop apply.
+    """
 
     text: str
     qualname: str
     module: str | None = None
     path: str | None = None
+    role: Role | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def parse(cls, value: object, *, base: str = ".", allow_path: bool = True) -> TargetSpec:
-        """Parse a spec, raising ValueError with what is allowed."""
+    def parse(cls, value: object, *, base: str = ".", allow_path: bool = True, role: Role | None = None) -> TargetSpec:
+        """Parse a spec, raising ValueError with what is allowed; with a ``role``, also when
+        its module is one that the role may never name (a module sched_accel runs on)."""
         if not isinstance(value, str):
             raise ValueError('a string "module:qualname"')
         where, qualname = boot.split_target(value.strip())
@@ -60,10 +67,12 @@ class TargetSpec:
             if not allow_path:
                 raise ValueError('a module path "package.module:qualname"; a script path is allowed only for `loop`')
             path = os.path.realpath(os.path.join(base, os.path.expanduser(where)))
-            return cls(text=value.strip(), qualname=qualname, path=path)
+            return cls(text=value.strip(), qualname=qualname, path=path, role=role)
         if not _is_dotted(where):
             raise ValueError('"package.module:qualname" with a dotted module name before the colon')
-        return cls(text=value.strip(), qualname=qualname, module=where)
+        if role is not None and (reason := refused_module(where, role)) is not None:
+            raise ValueError(reason)
+        return cls(text=value.strip(), qualname=qualname, module=where, role=role)
 
     @property
     def is_script(self) -> bool:
@@ -166,6 +175,12 @@ class Resolved:
             kind, function = "function", raw
         if not callable(function) or inspect.isclass(function):
             raise TargetError(f"{spec.text}: is a {type(raw).__name__}, not a function; name the function to patch")
+        role = spec.role or "loop"
+        refused = refused_object(function, owner, role)
+        if refused is None and spec.module is not None:
+            refused = refused_module(spec.module, role)
+        if refused is not None:
+            raise TargetError(f"{spec.text}: {refused}")
         plain = inspect.unwrap(function)
         if inspect.isgeneratorfunction(plain) or inspect.isasyncgenfunction(plain):
             raise TargetError(

@@ -22,3 +22,45 @@ async def test_async_workers_retry_without_holding_a_worker() -> None:
         workers.close()
     order = [item for item, _ in flaky.started]
     assert order[:4] == [0, 1, 2, 3] and order[4:] == [0, 0]
+
+
+@pytest.mark.anyio
+async def test_no_more_tasks_than_slots_in_flight() -> None:
+    """A huge concurrency starts a task per slot waiting, not per unit of concurrency, and
+    an idle task takes the next slot instead of a new one being started."""
+
+    async def echo(x: int) -> int:
+        await anyio.sleep(0)
+        return x
+
+    async with anyio.create_task_group() as group:
+        workers = AsyncWorkers(group, 10_000)
+        workers.start()
+        slots = [workers.submit(Slot(echo, (i,), {})) for i in range(12)]
+        assert [await AsyncWorkers.wait(slot) for slot in slots] == list(range(12))
+        assert workers._started == 12
+        for i in range(5):  # one at a time: the idle workers take them
+            assert await AsyncWorkers.wait(workers.submit(Slot(echo, (i,), {}))) == i
+        assert workers._started == 12
+        workers.close()
+
+
+@pytest.mark.anyio
+async def test_workers_started_late_run_in_the_context_of_start() -> None:
+    """The loop's context variables, set after start(), are not seen by a worker started later."""
+    import contextvars
+
+    seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
+
+    async def read() -> str:
+        return seen.get()
+
+    async with anyio.create_task_group() as group:
+        workers = AsyncWorkers(group, 4)
+        workers.start()
+        token = seen.set("the loop's")
+        try:
+            assert await AsyncWorkers.wait(workers.submit(Slot(read, (), {}))) == "unset"
+        finally:
+            seen.reset(token)
+        workers.close()

@@ -50,3 +50,19 @@ def test_a_cancelled_slot_is_not_retried() -> None:
     finally:
         workers.close()
     assert len(flaky.started) <= 2
+
+
+def test_no_more_threads_than_slots_in_flight() -> None:
+    """A huge concurrency starts a thread per slot in flight; an idle thread takes the next."""
+    import threading
+
+    gate = threading.Event()
+    workers = ThreadWorkers(10_000, name="bounded")
+    slots = [workers.submit(Slot(lambda i: gate.wait(5) and i, (i,), {})) for i in range(12)]
+    gate.set()
+    assert [ThreadWorkers.wait(slot, 5) for slot in slots] == list(range(12))
+    assert len(workers._threads) == 12
+    for i in range(20):  # one at a time: an idle thread takes each
+        assert ThreadWorkers.wait(workers.submit(Slot(lambda x: x, (i,), {})), 5) == i
+    assert len(workers._threads) == 12
+    workers.close()

@@ -9,6 +9,7 @@ effects in order, the exception (type, message, where), and the per-item calls m
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import threading
 from collections import Counter
@@ -316,8 +317,9 @@ def check(case: Case, harness: Harness, sequential: Outcome, accelerated: Outcom
     assert fields["outcome"] == ("ok" if sequential.error is None else "raised")
 
 
+#: ``make stress`` runs many more (``SCHED_ACCEL_EXAMPLES``), with the CPU kept busy.
 SETTINGS = settings(
-    max_examples=50,
+    max_examples=int(os.environ.get("SCHED_ACCEL_EXAMPLES", "50")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -142,7 +142,7 @@ def test_a_directory_is_refused(control: ControlFile, capture_events: list[str])
     os.makedirs(control.path)
     state = control.state()
     assert state.is_off("jobs:update")
-    assert state.problem == "is not a regular file"
+    assert state.problem == "is not a regular file; delete it"
     assert len(refused(capture_events)) == 1
 
 
@@ -207,4 +207,93 @@ def test_unsafe_refuses_a_file_owned_by_someone_else() -> None:
 
 def test_unsafe_refuses_special_files() -> None:
     """A FIFO is not a regular file."""
-    assert unsafe(fake_stat(stat.S_IFIFO | 0o600, os.getuid())) == "is not a regular file"
+    assert unsafe(fake_stat(stat.S_IFIFO | 0o600, os.getuid())) == "is not a regular file; delete it"
+    assert unsafe(fake_stat(stat.S_IFLNK | 0o777, os.getuid())) == (
+        "is a symbolic link, which is never followed; replace it with the file itself, or delete it"
+    )
+
+
+# -- the trust rule, applied to the control file ---------------------------------------------
+def test_a_symlinked_control_file_is_refused_and_switches_everything_off(
+    control: ControlFile, tmp_path: Path, capture_events: list[str]
+) -> None:
+    """A control file that is a symlink (even to a valid file of ours) is never followed: every target is off."""
+    real = ControlFile(str(tmp_path / "real" / "control.json"))
+    real.write(frozenset())
+    os.makedirs(os.path.dirname(control.path), mode=0o700)
+    os.symlink(real.path, control.path)
+    state = control.state()
+    assert state.is_off("jobs:update")
+    assert state.problem is not None and "symbolic link" in state.problem
+    [line] = refused(capture_events)
+    assert "every target runs unaccelerated" in line and control.path in line
+
+
+def test_a_dangling_symlink_is_refused_never_on(control: ControlFile, tmp_path: Path, capture_events: list[str]) -> None:
+    """A symlink to nothing is not "no control file": it is refused, every target is off."""
+    os.makedirs(os.path.dirname(control.path), mode=0o700)
+    os.symlink(str(tmp_path / "nowhere.json"), control.path)
+    state = control.state()
+    assert state.is_off("jobs:update")
+    assert state.problem is not None and "symbolic link" in state.problem
+    assert len(refused(capture_events)) == 1
+
+
+def test_write_does_not_follow_or_replace_a_symlink(control: ControlFile, tmp_path: Path) -> None:
+    """`sched-accel off` over a symlink refuses, and the file it points at is untouched."""
+    target = tmp_path / "elsewhere.json"
+    target.write_text("keep")
+    os.makedirs(os.path.dirname(control.path), mode=0o700)
+    os.symlink(str(target), control.path)
+    with pytest.raises(ControlFileError, match="symbolic link.*delete it and try again"):
+        control.write(frozenset({ALL}))
+    assert target.read_text() == "keep"
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o777], ids=["group", "other", "everyone"])
+def test_a_folder_others_can_write_is_refused(control: ControlFile, capture_events: list[str], mode: int) -> None:
+    """The file is fine but its folder is writable by others (who could delete `off`): every target is off."""
+    control.write(frozenset())
+    folder = os.path.dirname(control.path)
+    os.chmod(folder, mode)
+    state = control.state()
+    assert state.is_off("jobs:update")
+    [line] = refused(capture_events)
+    assert f"{folder}, a folder writable by other users (mode {mode:o})" in line
+    assert f"chmod go-w {folder}" in line
+
+
+def test_a_deleted_off_in_a_folder_others_can_write_stays_off(control: ControlFile) -> None:
+    """Were the folder writable by others, deleting `off` would undo it: so a missing file there is refused too."""
+    control.write(frozenset({ALL}))
+    os.chmod(os.path.dirname(control.path), 0o777)
+    os.unlink(control.path)
+    assert control.state().is_off("jobs:update")
+    os.chmod(os.path.dirname(control.path), 0o700)
+    assert not control.state().is_off("jobs:update")  # deleted by its owner: back on
+
+
+def test_write_refuses_a_folder_others_can_write(control: ControlFile) -> None:
+    """The control file is not written into a folder others could change; the error says what to do."""
+    os.makedirs(os.path.dirname(control.path), mode=0o700)
+    os.chmod(os.path.dirname(control.path), 0o777)
+    with pytest.raises(ControlFileError, match="writable by other users.*chmod go-w"):
+        control.write(frozenset({ALL}))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+def test_a_control_file_of_another_user_is_refused(control: ControlFile, capture_events: list[str]) -> None:
+    """A control file owned by someone else (uid 65534) is refused, every target off."""
+    control.write(frozenset())
+    os.chown(control.path, 65534, 65534)
+    state = control.state()
+    assert state.is_off("jobs:update")
+    [line] = refused(capture_events)
+    assert "owned by uid 65534" in line
+
+
+def test_a_path_with_a_nul_is_refused_not_raised(capture_events: list[str]) -> None:
+    """A control_file path no system call accepts switches everything off instead of raising."""
+    state = ControlFile("/tmp/a\x00b/control.json").state()
+    assert state.is_off("jobs:update") and state.problem is not None and "cannot be checked" in state.problem
+    assert len(refused(capture_events)) == 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,7 +78,10 @@ def test_second_process_prefetches_what_the_first_one_learned(app: App) -> None:
     saved = app.root / "state" / "learned" / "job_job.json"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert stat.S_IMODE(saved.parent.stat().st_mode) == 0o700
-    assert json.loads(saved.read_text())["calls"] == [["eth", "a"], ["eth", "b"], ["eth", "c"], ["eth", "d"]]
+    body = json.loads(saved.read_text())
+    assert body["version"] == 2 and body["target"] == "job:job"
+    assert [entry["args"] for entry in body["calls"]] == [["eth", "a"], ["eth", "b"], ["eth", "c"], ["eth", "d"]]
+    assert stat.S_IMODE((saved.parent / "secret").stat().st_mode) == 0o600
 
 
 def test_a_changed_item_set_counts_misses_and_waste(app: App) -> None:
@@ -84,17 +89,31 @@ def test_a_changed_item_set_counts_misses_and_waste(app: App) -> None:
     app.write("job.py", JOB)
     config = app.config(CONFIG)
     env = {"ENABLE_SCHEDULER_OPTIMIZATION": "1", "SCHED_ACCEL_CONFIG": str(config)}
-    folder = app.root / "state" / "learned"
-    folder.mkdir(parents=True, mode=0o700)
-    calls = [["eth", "a"], ["eth", "zzz"], ["eth", "b"], ["eth", "c"]]
-    (folder / "job_job.json").write_text(json.dumps({"version": 1, "calls": calls}))
-    (folder / "job_job.json").chmod(0o600)
+    calls: list[list[Any]] = [["eth", "a"], ["eth", "zzz"], ["eth", "b"], ["eth", "c"]]
+    LearnedCalls(str(app.root / "state" / "learned"), "job:job").save(calls)  # as a run of ours would
     done = app.run("-m", "job", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"] == ["eth/a", "eth/b", "eth/c", "eth/d"]
     [line] = run_lines(done.stderr)
     assert "prefetched=3 missed=1" in line
     assert "wasted=1" in line  # eth/zzz was fetched, the loop never asked for it
+
+
+def test_a_learned_call_unlike_this_runs_calls_is_never_sent(app: App) -> None:
+    """Learned calls whose argument types differ from the run's first call (another version of
+    the app saved them, or an edited file) are not sent ahead: the loop makes its own calls."""
+    app.write("job.py", JOB)
+    config = app.config(CONFIG)
+    env = {"ENABLE_SCHEDULER_OPTIMIZATION": "1", "SCHED_ACCEL_CONFIG": str(config)}
+    calls: list[list[Any]] = [["eth", "a"], ["eth", 10**30], [1, "../../admin?delete=1"], ["eth", "b"]]
+    LearnedCalls(str(app.root / "state" / "learned"), "job:job").save(calls)
+    done = app.run("-m", "job", env=env)
+    assert done.returncode == 0, done.stderr
+    output = json.loads(done.stdout)
+    assert output["result"] == ["eth/a", "eth/b", "eth/c", "eth/d"]
+    assert sorted(map(tuple, output["calls"])) == [("eth", a) for a in "abcd"]  # nothing else was fetched
+    [line] = run_lines(done.stderr)
+    assert "wasted=0" in line
 
 
 def test_a_file_others_can_write_is_refused(app: App) -> None:
@@ -108,26 +127,116 @@ def test_a_file_others_can_write_is_refused(app: App) -> None:
     target.chmod(0o666)
     done = app.run("-m", "job", env={"ENABLE_SCHEDULER_OPTIMIZATION": "1", "SCHED_ACCEL_CONFIG": str(config)})
     assert done.returncode == 0, done.stderr
-    assert "sched_accel.learned_refused" in done.stderr and "writable by other users" in done.stderr
+    assert "sched_accel.state_refused" in done.stderr and "writable by other users" in done.stderr
     [line] = run_lines(done.stderr)
     assert "prefetched=0" in line
 
 
+def refusals(lines: list[str]) -> list[str]:
+    """The state_refused lines among the captured ones."""
+    return [line for line in lines if line.startswith("sched_accel.state_refused")]
+
+
+@pytest.fixture
+def learned(tmp_path: Path) -> LearnedCalls:
+    """A target's learned calls, saved once (signed, as by a run of ours)."""
+    calls = LearnedCalls(str(tmp_path / "learned"), "m:job")
+    calls.save([["a", 1], [1, {"a": 1}], ["c", None]])
+    return calls
+
+
+def rewrite(learned: LearnedCalls, change: Callable[[dict[str, Any]], object]) -> None:
+    """Edit the saved file as its owner would (the mode stays 0600)."""
+    body = json.loads(Path(learned.path).read_text())
+    change(body)
+    Path(learned.path).write_text(json.dumps(body))
+
+
+def test_a_tampered_entry_is_dropped_and_counted(learned: LearnedCalls, capture_events: list[str]) -> None:
+    """An entry edited after it was signed (``../../admin?delete=1``) fails its digest: dropped, said in one line."""
+    rewrite(learned, lambda body: body["calls"][1].update(args=["../../admin?delete=1"]))
+    assert learned.load() == [["a", 1], ["c", None]]
+    [line] = [line for line in capture_events if "learned_dropped" in line]
+    assert "1 of 3 learned calls failed their digest" in line and learned.path in line
+
+
+def test_an_added_entry_without_its_digest_is_dropped(learned: LearnedCalls) -> None:
+    """An entry added by hand, or with a made-up digest, is never replayed."""
+    rewrite(learned, lambda body: body["calls"].extend([{"args": [10**30]}, {"args": [1], "digest": "0" * 64}]))
+    assert learned.load() == [["a", 1], [1, {"a": 1}], ["c", None]]
+
+
+def test_entries_of_another_target_do_not_count(learned: LearnedCalls, capture_events: list[str]) -> None:
+    """The digest binds the target: entries copied into another target's file all fail, and it is not used."""
+    other = LearnedCalls(os.path.dirname(learned.path), "m:other")
+    body = json.loads(Path(learned.path).read_text())
+    body["target"] = "m:other"
+    Path(other.path).write_text(json.dumps(body))
+    os.chmod(other.path, 0o600)
+    assert other.load() == []
+    [line] = refusals(capture_events)
+    assert "has no entry with a valid digest" in line and "is not used" in line
+
+
+def test_a_file_without_a_secret_is_not_used(learned: LearnedCalls, capture_events: list[str]) -> None:
+    """Without the secret nothing can be checked: the file is ignored, and the next save starts afresh."""
+    os.unlink(learned.secret)
+    assert learned.load() == []
+    assert "no entry with a valid digest" in refusals(capture_events)[0]
+    learned.save([["new"]])
+    assert learned.load() == [["new"]]
+
+
 @pytest.mark.parametrize(
     "body",
-    ['{"version": 2, "calls": []}', "not json", '{"version": 1, "calls": [{"__import__": "os"}]}', '{"version": 1, "calls": [[1, {"a": 1}]], "x": 1}'],
+    [
+        '{"version": 1, "calls": [[1, {"a": 1}]]}',
+        '{"version": 2, "target": "m:job", "calls": [[1]]}',
+        '{"version": 2, "target": "m:job", "calls": [{"args": {"__import__": "os"}, "digest": "0"}]}',
+        '{"version": 2, "target": "m:elsewhere", "calls": []}',
+        "not json",
+        "[" * 100_000,
+    ],
+    ids=["format-1", "bare-lists", "args-not-a-list", "other-target", "not-json", "deep"],
 )
-def test_load_accepts_only_lists_of_json_values(tmp_path: Path, body: str, capture_events: list[str]) -> None:
-    """Only {"version": 1, "calls": [[json values]]} is read; anything else is refused, never run."""
-    learned = LearnedCalls(str(tmp_path), "m:job")
+def test_a_file_not_of_ours_is_not_used(learned: LearnedCalls, body: str, capture_events: list[str]) -> None:
+    """Only {"version": 2, "target": this one, "calls": [{"args", "digest"}]} is read; anything else is refused."""
     Path(learned.path).write_text(body)
-    os.chmod(learned.path, 0o600)
-    calls = learned.load()
-    if body.startswith('{"version": 1, "calls": [[1'):
-        assert calls == [[1, {"a": 1}]]
-    else:
-        assert calls == []
-        assert any("learned_refused" in line for line in capture_events)
+    assert learned.load() == []
+    [line] = refusals(capture_events)
+    assert "is not a learned-calls file of ours" in line
+
+
+def test_a_learned_file_through_a_symlink_is_refused(learned: LearnedCalls, tmp_path: Path, capture_events: list[str]) -> None:
+    """A learned file that is a symlink (here to a validly signed file) is not followed: no prefetch from it."""
+    moved = tmp_path / "moved.json"
+    os.replace(learned.path, moved)
+    os.symlink(moved, learned.path)
+    assert learned.load() == []
+    [line] = refusals(capture_events)
+    assert "symbolic link" in line and learned.path in line
+
+
+def test_a_secret_that_fails_the_trust_rule_is_refused(learned: LearnedCalls, capture_events: list[str]) -> None:
+    """A secret others could read or write signs nothing: it is refused like any state file."""
+    os.chmod(learned.secret, 0o666)
+    assert learned.load() == []
+    assert "secret: is writable by other users" in refusals(capture_events)[0]
+    os.chmod(learned.secret, 0o600)
+    Path(learned.secret).write_bytes(b"short")
+    assert learned.load() == []
+    assert "holds 5 bytes, not 32" in refusals(capture_events)[1]
+
+
+def test_saving_into_a_folder_others_can_write_is_refused(tmp_path: Path, capture_events: list[str]) -> None:
+    """No secret and no calls are written where others could swap them; one state_refused line."""
+    folder = tmp_path / "learned"
+    folder.mkdir()
+    folder.chmod(0o777)
+    LearnedCalls(str(folder), "m:job").save([["a"]])
+    assert os.listdir(folder) == []
+    assert "writable by other users" in refusals(capture_events)[0]
+    folder.chmod(0o700)
 
 
 def test_recorder_keeps_json_values_only_and_is_bounded() -> None:
@@ -137,6 +246,10 @@ def test_recorder_keeps_json_values_only_and_is_bounded() -> None:
     recorder.record((object(),))
     assert recorder.calls == [["a", 1, ["t", None]]]
     assert recorder.skipped == 1
+    deep: list[Any] = []
+    deep.append(deep)  # a list holding itself is no JSON value
+    recorder.record((deep,))
+    assert recorder.skipped == 2
     recorder.calls.extend([["x"]] * (MAX_RECORDED - 1))
     recorder.record(("late",))
     assert len(recorder.calls) == MAX_RECORDED
@@ -148,4 +261,6 @@ def test_save_then_load_round_trips(tmp_path: Path) -> None:
     learned.save([["a", 1], ["b", 2]])
     assert Path(learned.path).name == "pkg.mod_Class.run.json"
     assert stat.S_IMODE(os.stat(learned.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(learned.secret).st_mode) == 0o600
+    assert len(Path(learned.secret).read_bytes()) == 32
     assert learned.load() == [["a", 1], ["b", 2]]

@@ -44,3 +44,30 @@ def test_files_that_are_not_runs_are_skipped(tmp_path: Path) -> None:
     (folder / "other.json").write_text(json.dumps({"target": 1}))
     (folder / "notes.txt").write_text("hello")
     assert list(load_runs(str(tmp_path))) == ["jobs:update"]
+
+
+def test_refused_runs_files_are_listed_or_logged(tmp_path: Path, capture_events: list[str]) -> None:
+    """A runs file others can write is skipped: listed for status when asked, else one state_refused line."""
+    save_run(str(tmp_path), "jobs:update", {"outcome": "ok"})
+    save_run(str(tmp_path), "jobs:other", {"outcome": "ok"})
+    other = Path(runs_folder(str(tmp_path))) / "jobs_other.json"
+    other.chmod(0o666)
+    refused: list[str] = []
+    assert list(load_runs(str(tmp_path), refused)) == ["jobs:update"]
+    assert refused == [f"{other}: is writable by other users (mode 666); chmod 600 it"]
+    assert not capture_events
+    assert list(load_runs(str(tmp_path))) == ["jobs:update"]
+    assert [line for line in capture_events if line.startswith("sched_accel.state_refused")] == [
+        f"sched_accel.state_refused - {refused[0]}"
+    ]
+
+
+def test_a_run_is_not_saved_where_others_could_change_it(tmp_path: Path, capture_events: list[str]) -> None:
+    """save_run into a runs folder others can write writes nothing and says so in one line, never raising."""
+    folder = Path(runs_folder(str(tmp_path)))
+    folder.mkdir(mode=0o700)
+    folder.chmod(0o777)
+    save_run(str(tmp_path), "jobs:update", {"outcome": "ok"})
+    folder.chmod(0o700)
+    assert list(folder.iterdir()) == []
+    assert any(line.startswith("sched_accel.state_refused") and "chmod go-w" in line for line in capture_events)

@@ -1,8 +1,10 @@
-"""Worker tasks: ``concurrency`` tasks in an anyio task group (asyncio or trio), awaiting
-submitted slots in order, on the caller's own event loop."""
+"""Worker tasks: up to ``concurrency`` tasks in an anyio task group (asyncio or trio),
+awaiting submitted slots in order, on the caller's own event loop. A task is started only
+when a slot finds no idle one: never more tasks than slots in flight."""
 
 from __future__ import annotations
 
+import contextvars
 from collections import deque
 from typing import Any, TypeVar
 
@@ -33,12 +35,12 @@ class AsyncWorkers:
         self._waiting = 0
         self._started = 0
         self._closed = False
+        self._context: contextvars.Context | None = None
 
     def start(self) -> None:
-        """Start every worker now (in the caller's current context), not at first submit."""
-        while self._started < self.concurrency:
-            self._started += 1
-            self._group.start_soon(self._work)
+        """Take the caller's current context for the workers, however late each is started
+        (the loop's own context variables, set after this, are not theirs)."""
+        self._context = contextvars.copy_context()
 
     def submit(self, slot: Slot[Any]) -> Slot[Any]:
         """Queue a slot whose ``fn`` returns an awaitable; a worker task awaits it."""
@@ -54,7 +56,10 @@ class AsyncWorkers:
             self._wakeup = anyio.Event()
         elif self._started < self.concurrency:
             self._started += 1
-            self._group.start_soon(self._work)
+            if self._context is None:
+                self._group.start_soon(self._work)
+            else:  # a task copies the context it is created in
+                self._context.run(self._group.start_soon, self._work)
 
     async def _work(self) -> None:
         queue_ = self._queue

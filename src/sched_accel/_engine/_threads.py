@@ -26,7 +26,8 @@ _WAKE: Any = object()  # queued when a retried slot is due, so that an idle work
 
 
 class ThreadWorkers:
-    """``concurrency`` daemon threads running submitted slots in order; started lazily.
+    """Up to ``concurrency`` daemon threads running submitted slots in order; a thread is
+    started only when a slot finds none idle (never more threads than slots in flight).
 
     With an ``attempt`` function, a slot it asks to retry is handed to one timer thread
     and, when due, served before any fresh slot: the loop is usually waiting for it.
@@ -38,6 +39,8 @@ class ThreadWorkers:
         self.name = name
         self._queue: queue.SimpleQueue[Slot[Any] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._idle = 0  # threads waiting for a slot (under _lock)
+        self._lock = threading.Lock()
         self._closed = False
         self._attempt = attempt
         self._due: deque[Slot[Any]] = deque()  # retried slots whose wait is over
@@ -48,9 +51,14 @@ class ThreadWorkers:
         done = threading.Lock()
         done.acquire()
         slot.done = done
-        if len(self._threads) < self.concurrency:
-            thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
-            self._threads.append(thread)
+        with self._lock:
+            start = self._idle == 0 and len(self._threads) < self.concurrency
+            if start:
+                thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+            else:
+                self._idle -= 1  # this slot is that idle thread's
+        if start:
             thread.start()
         self._queue.put(slot)
         return slot
@@ -59,8 +67,17 @@ class ThreadWorkers:
         get = self._queue.get
         due = self._due
         attempt = self._attempt
+        lock = self._lock
+        waited = False  # a new thread's first slot is the one it was started for
         while True:
+            if waited:
+                with lock:
+                    self._idle += 1
+            waited = True
             slot = get()
+            if slot is None or slot is _WAKE:
+                with lock:  # not a slot that counted on this thread: it is not idle now
+                    self._idle -= 1
             if slot is None:
                 return
             while due:

@@ -31,6 +31,8 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
+from .._unpatchable import HTTP_LIBRARIES
+
 __all__ = ["CLIENT_LIBRARIES", "library_method", "writes"]
 
 _PRINTS = frozenset({"print", "pprint"})
@@ -53,7 +55,7 @@ _WRITE_METHODS = frozenset(
 )
 _MUTABLE = (list, dict, set, bytearray)
 #: Top-level packages of the HTTP clients whose own functions are never a per-item ``fetch``.
-CLIENT_LIBRARIES = frozenset({"aiohttp", "http", "httpcore", "httpx", "requests", "urllib", "urllib3"})
+CLIENT_LIBRARIES = HTTP_LIBRARIES
 _DEPTH = 2
 
 

@@ -94,6 +94,9 @@ class PrefetchRun:
         self.first_call: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self.first_item: Any = _NOT_FOUND
         self.builder_error: str | None = None
+        #: With learned calls, the argument types of this run's first call: a learned call of
+        #: other types (an edited file, another version of the app) is never sent ahead.
+        self.kinds: tuple[type, ...] | None = None
 
     # -- the source ---------------------------------------------------------------------
     def set_source(self, source: Iterator[Any]) -> None:
@@ -119,6 +122,8 @@ class PrefetchRun:
                 self.active = bool(self.pending)
                 return
             args, kwargs = shape.arguments(item)
+            if self.kinds is not None and tuple(map(type, args)) != self.kinds:
+                continue  # a learned call unlike this run's calls: never sent (the loop makes its own)
             # The arguments as sent: the loop's own call is served only if they still hold that.
             slot: Slot[Any] = Slot(shape.call, args, kwargs, fingerprint(args, kwargs))
             if self.missed and self._made_directly(shape, slot):
@@ -236,6 +241,8 @@ class PrefetchRun:
                     self.builder_error = f"{type(exc).__name__}: {exc}"[:120]
                 return None
             if len(built) == len(args) and all(same(a, b) for a, b in zip(built, args, strict=True)):
+                if self.recorder is not None:  # learned calls: only those shaped like this run's are sent
+                    self.kinds = tuple(map(type, args))
                 return CallShape(call, instance, (), kwargs, builder=self.builder)
             return None
         for position, value in enumerate(args):

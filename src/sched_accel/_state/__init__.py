@@ -1,8 +1,11 @@
 """State on disk: what running processes read (the control file, learned calls) and what
-they leave for ``sched-accel status`` (the last runs), all written by one owner-only writer.
+they leave for ``sched-accel status`` (the last runs), all under one trust rule.
 
-- ``_files``: the writer (atomic, 0600 in a 0700 folder) and the trust check for reading;
+- ``_trust``: the rule for reading (no symlinks, regular files of this user that only it
+  can write, in folders only it can change) and :class:`Refused`, what fails it;
+- ``_files``: the writer (atomic, 0600, folders created 0700 whatever the umask);
 - ``_control``: the control file that ``sched-accel on|off`` writes;
+- ``_secret``: the per-user secret that signs learned calls;
 - ``_learned``: the per-item calls of a loop's last run (``items = "learned"``);
 - ``_runs``: each target's last run, for ``sched-accel status``.
 """
@@ -10,9 +13,10 @@ they leave for ``sched-accel status`` (the last runs), all written by one owner-
 from __future__ import annotations
 
 from ._control import ALL, CONTROL_ENV, ControlFile, ControlState, default_control_file
-from ._files import unsafe, write_private
+from ._files import write_private
 from ._learned import MAX_RECORDED, LearnedCalls, Recorder
 from ._runs import load_runs, runs_folder, save_run
+from ._trust import Refused, read_trusted, unsafe
 
 __all__ = [
     "ALL",
@@ -22,8 +26,10 @@ __all__ = [
     "ControlState",
     "LearnedCalls",
     "Recorder",
+    "Refused",
     "default_control_file",
     "load_runs",
+    "read_trusted",
     "runs_folder",
     "save_run",
     "unsafe",

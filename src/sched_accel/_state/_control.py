@@ -2,11 +2,14 @@
 
 It is JSON: ``{"version": 1, "off": ["*"]}`` turns every target off, ``"off": [NAME, ...]``
 turns those off. A running process looks at it on every call of a patched loop (one
-``stat``; it is re-read only when it changed), so switching takes effect without restart.
+``lstat``; it is re-read, and its folders re-checked, only when that changed), so switching
+takes effect without restart.
 
-It changes what a running app does, so it must be owned by the user running the app and
-writable by nobody else: otherwise it is refused, loudly, and every target is treated as
-off (running unaccelerated is always safe).
+It changes what a running app does, so it is read under the trust rule (:mod:`._trust`):
+a symlink (dangling or not), a file of another user or one others can write, or a file in
+a folder others could change is refused, loudly, and every target is treated as off
+(running unaccelerated is always safe). A missing file in such a folder is refused too:
+nobody but its owner can delete ``sched-accel off``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from dataclasses import dataclass
 
 from .._exceptions import ControlFileError
 from .._log import event
-from ._files import unsafe, write_private
+from ._files import write_private
+from ._trust import Refused, file_problem, read_trusted
 
 __all__ = ["ALL", "CONTROL_ENV", "ControlFile", "ControlState", "default_control_file"]
 
 ALL = "*"
 CONTROL_ENV = "SCHED_ACCEL_CONTROL"
+_MAX_BYTES = 1024 * 1024
 
 
 def default_control_file() -> str:
@@ -52,60 +57,70 @@ _EMPTY = ControlState()
 
 
 class ControlFile:
-    """Reads (cached by stat) and writes one control file."""
+    """Reads (cached by lstat) and writes one control file."""
+
+    #: Not looked at yet (a missing file's stamp is ``()``).
+    _UNSEEN: tuple[int, ...] = (-1,)
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._stamp: tuple[int, ...] | None = None
+        self._stamp: tuple[int, ...] | None = self._UNSEEN
         self._state = _EMPTY
+        self._said: tuple[tuple[int, ...] | None, str] | None = None  # the refusal last logged
 
     def state(self) -> ControlState:
         """The current state; never raises."""
         try:
-            st = os.stat(self.path)
+            st = os.lstat(self.path)
+            stamp: tuple[int, ...] = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode, st.st_uid)
         except FileNotFoundError:
-            self._stamp, self._state = None, _EMPTY
-            return _EMPTY
-        except OSError as exc:
-            return self._refuse(None, f"cannot be checked ({exc.strerror or exc})")
-        stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
-        if stamp == self._stamp:
+            stamp = ()
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            return self._refuse(None, f"cannot be checked ({getattr(exc, 'strerror', None) or exc})", "fix its path")
+        if stamp == self._stamp and self._state.problem is None:
             return self._state
-        with self._lock:
-            if stamp == self._stamp:
+        with self._lock:  # a refusal is looked at again on every call, till it is fixed
+            if stamp == self._stamp and self._state.problem is None:
                 return self._state
-            problem = unsafe(st)
-            if problem is not None:
-                return self._refuse(stamp, problem)
             try:
-                with open(self.path, encoding="utf-8") as file:
-                    state = parse(file.read())
-            except (OSError, ValueError) as exc:
-                return self._refuse(stamp, f"cannot be read: {exc}")
+                raw = read_trusted(self.path, limit=_MAX_BYTES)
+            except Refused as exc:
+                return self._refuse(stamp, exc.why, exc.todo)
+            try:
+                state = _EMPTY if raw is None else parse(raw.decode("utf-8"))
+            except (ValueError, RecursionError) as exc:
+                return self._refuse(stamp, f"cannot be read: {exc}", "fix or delete it")
             self._stamp, self._state = stamp, state
             return state
 
-    def _refuse(self, stamp: tuple[int, ...] | None, problem: str) -> ControlState:
+    def _refuse(self, stamp: tuple[int, ...] | None, why: str, todo: str) -> ControlState:
+        problem = f"{why}; {todo}"
         state = ControlState(problem=problem)
-        if stamp != self._stamp or problem != self._state.problem:
+        if self._said != (stamp, problem):
+            self._said = (stamp, problem)
             event(
                 "ERROR",
                 "control_file_refused",
-                f"the control file {problem}, so every target runs unaccelerated; "
-                "fix or delete it, then `sched-accel on`",
+                f"the control file {why}, so every target runs unaccelerated; {todo}, then `sched-accel on`",
                 path=self.path,
             )
         self._stamp, self._state = stamp, state
         return state
 
     def write(self, off: frozenset[str]) -> None:
-        """Atomically replace the file (owner-only), creating its folder owner-only."""
-        if os.path.exists(self.path):
-            problem = unsafe(os.stat(self.path))
-            if problem is not None:
-                raise ControlFileError(f"{self.path}: {problem}; delete it and try again")
-        write_private(self.path, json.dumps({"version": 1, "off": sorted(off)}, indent=2) + "\n")
+        """Atomically replace the file (owner-only), creating its folder owner-only; a file or
+        folder that fails the trust rule is not written over (:class:`ControlFileError`)."""
+        try:
+            problem = file_problem(os.lstat(self.path))
+        except FileNotFoundError:
+            problem = None
+        if problem is not None:
+            raise ControlFileError(f"{self.path}: {problem[0]}; delete it and try again")
+        try:
+            write_private(self.path, json.dumps({"version": 1, "off": sorted(off)}, indent=2) + "\n")
+        except Refused as exc:
+            raise ControlFileError(f"{self.path}: {exc.problem}") from None
 
 
 def parse(text: str) -> ControlState:

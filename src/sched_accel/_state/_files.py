@@ -1,40 +1,86 @@
-"""Files of ours that change what a running app does (the control file, learned calls).
+"""The one writer of our state: atomic, owner-only, into folders that pass the trust rule.
 
-They are written atomically, owner-only in an owner-only folder, and refused when another
-user could have written them: a tampered file must never steer the app.
+Folders we create are 0700 whatever the umask: each is made with ``os.mkdir(0o700)`` and
+then ``fchmod``-ed to 0700 (the umask is process-wide and other threads run, so it is never
+changed). A file is written to an ``O_EXCL`` temporary file (mode 0600) beside it, then
+moved into place with ``os.replace``, so a reader sees the old content or the new, whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import stat
 import tempfile
 
-__all__ = ["unsafe", "write_private"]
+from ._trust import check_folders
+
+__all__ = ["create_private", "make_folders", "write_private"]
+
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def unsafe(st: os.stat_result) -> str | None:
-    """Why a file with this stat may not be trusted, or None."""
-    if not stat.S_ISREG(st.st_mode):
-        return "is not a regular file"
-    if st.st_uid != os.getuid():
-        return f"is owned by uid {st.st_uid}, not by this process's user (uid {os.getuid()})"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it"
-    return None
+def make_folders(folder: str) -> None:
+    """Create ``folder`` and its missing parents, each mode 0700 whatever the umask."""
+    missing: list[str] = []
+    current = os.path.abspath(folder)
+    while not os.path.lexists(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for one in reversed(missing):
+        try:
+            os.mkdir(one, 0o700)
+        except FileExistsError:
+            continue  # made meanwhile (by another of our processes?): the trust rule judges it
+        fd = os.open(one, _FOLDER_FLAGS)
+        try:
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
 
 
-def write_private(path: str, text: str) -> None:
-    """Replace ``path`` atomically with ``text``, mode 0600, creating its folder 0700."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+def _temp_beside(path: str, data: bytes) -> str:
+    """A new 0600 file holding ``data`` in ``path``'s folder (created, then checked)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    make_folders(folder)
+    check_folders(path)
     fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}-", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(temp, 0o600)
-        os.replace(temp, path)
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), 0o600)
+            file.write(data)
     except BaseException:
-        if os.path.exists(temp):
+        with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+    return temp
+
+
+def write_private(path: str, text: str | bytes) -> None:
+    """Replace ``path`` atomically with ``text``, mode 0600; its folders are created 0700 and
+    must pass the trust rule (:class:`~._trust.Refused` otherwise, an ``OSError``)."""
+    temp = _temp_beside(path, text.encode("utf-8") if isinstance(text, str) else text)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def create_private(path: str, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` (0600) unless it exists; True when this call made it.
+
+    The file appears whole (a temp file hard-linked into place), so two processes creating it
+    at once agree on one content."""
+    temp = _temp_beside(path, data)
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    return True

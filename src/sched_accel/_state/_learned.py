@@ -7,7 +7,11 @@ predicted runs directly, as always; predictions the loop does not ask for are wa
 
 The file only ever holds JSON argument values (strings, numbers, booleans, null, lists,
 objects) for the declared per-item function: never a function, a module or code. It is
-created owner-only and refused, loudly, when another user could have written it.
+JSON, ``{"version": 2, "target": NAME, "calls": [{"args": [...], "digest": HEX}, ...]}``,
+each entry signed for its target with the user's secret (:mod:`._secret`), so it replays
+only what one of our runs of that loop recorded: an entry whose digest fails is dropped
+(one ``learned_dropped`` line), a file with no valid entry, of another format or target, or
+failing the trust rule (:mod:`._trust`) is not used (one ``state_refused`` line).
 """
 
 from __future__ import annotations
@@ -18,14 +22,19 @@ import re
 from typing import Any
 
 from .._log import event
-from ._files import unsafe, write_private
+from ._files import write_private
+from ._secret import digest, ensure_secret, load_secret, secret_path, valid
+from ._trust import Refused, log_refused, read_trusted
 
-__all__ = ["LearnedCalls", "MAX_RECORDED"]
+__all__ = ["FORMAT", "MAX_RECORDED", "LearnedCalls", "Recorder"]
 
 #: At most this many calls are remembered per target (memory and file size stay bounded).
 MAX_RECORDED = 100_000
+#: The version of the file's format (1 had no digests: such a file is not used).
+FORMAT = 2
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+_UNUSED = "it is not used; this run's calls replace it"
 
 
 def _plain(value: Any) -> bool:
@@ -48,45 +57,73 @@ def _normal(value: Any) -> Any:
 
 
 class LearnedCalls:
-    """The recorded per-item call arguments of one target, on disk."""
+    """The recorded per-item call arguments of one target, on disk, signed."""
 
     def __init__(self, folder: str, target: str) -> None:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", target)
         self.path = os.path.join(folder, f"{safe}.json")
+        self.secret = secret_path(folder)
         self.target = target
 
     def load(self) -> list[list[Any]]:
-        """The argument lists recorded last time; [] when none or refused."""
+        """The argument lists recorded last time for this target, each with a valid digest, in
+        the order the loop made them: a function-level call's positional arguments, an
+        HTTP-level request's ``[method, url]``. Plain JSON values only; their shapes are the
+        caller's to check. [] when none, refused, or not ours; never raises."""
         try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
+            raw = read_trusted(self.path)
+            if raw is None:
+                return []
+            secret = load_secret(self.secret)
+            entries = self._entries(raw)
+        except Refused as exc:
+            log_refused(exc)
             return []
-        except OSError as exc:
-            self._refused(f"cannot be checked ({exc.strerror or exc})")
+        if not entries:
             return []
-        problem = unsafe(st)
-        if problem is not None:
-            self._refused(problem)
-            return []
+        calls = [args for args, claimed in entries if secret is not None and valid(secret, self.target, args, claimed)]
+        if not calls:
+            why = "has no entry with a valid digest" + ("" if secret is not None else f" (there is no {self.secret})")
+            log_refused(Refused(self.path, why, _UNUSED))
+        elif len(calls) < len(entries):
+            event(
+                "WARNING",
+                "learned_dropped",
+                f"{self.path}: {len(entries) - len(calls)} of {len(entries)} learned calls failed their digest "
+                "and were dropped; the others are prefetched",
+                target=self.target,
+            )
+        return calls
+
+    def _entries(self, raw: bytes) -> list[tuple[list[Any], str]]:
+        """(arguments, claimed digest) of each well-formed entry; Refused for a file not ours."""
         try:
-            with open(self.path, encoding="utf-8") as file:
-                data = json.load(file)
-            if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("calls"), list):
-                raise ValueError('expected {"version": 1, "calls": [[arg, ...], ...]}')
-            calls = data["calls"]
-            if not all(isinstance(call, list) and _plain(call) for call in calls):
-                raise ValueError("calls must be lists of JSON values")
-        except (OSError, ValueError) as exc:
-            self._refused(f"cannot be read: {exc}")
-            return []
-        recorded: list[list[Any]] = calls[:MAX_RECORDED]
-        return recorded
+            data = json.loads(raw.decode("utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("calls"), list):
+                raise ValueError(f'expected {{"version": {FORMAT}, "target": ..., "calls": [...]}}')
+            if data.get("version") != FORMAT:
+                raise ValueError(f"format {data.get('version')!r}, not {FORMAT} (entries with digests)")
+            if data.get("target") != self.target:
+                raise ValueError(f"recorded for target {data.get('target')!r}, not {self.target!r}")
+            entries: list[tuple[list[Any], str]] = []
+            for entry in data["calls"][:MAX_RECORDED]:
+                if not isinstance(entry, dict) or not isinstance(entry.get("args"), list) or not _plain(entry["args"]):
+                    raise ValueError("each call must be {\"args\": [JSON values], \"digest\": ...}")
+                claimed = entry.get("digest")
+                entries.append((entry["args"], claimed if isinstance(claimed, str) else ""))
+        except (ValueError, RecursionError) as exc:
+            raise Refused(self.path, f"is not a learned-calls file of ours ({exc})", _UNUSED) from None
+        return entries
 
     def save(self, calls: list[list[Any]]) -> None:
-        """Replace the file atomically (owner-only); never raises."""
+        """Replace the file atomically (owner-only), each call signed; never raises."""
         try:
-            write_private(self.path, json.dumps({"version": 1, "target": self.target, "calls": calls}))
-        except OSError as exc:
+            secret = ensure_secret(self.secret)
+            signed = [{"args": args, "digest": digest(secret, self.target, args)} for args in calls[:MAX_RECORDED]]
+            write_private(self.path, json.dumps({"version": FORMAT, "target": self.target, "calls": signed}))
+        except Refused as exc:
+            log_refused(exc)
+        except (OSError, ValueError, TypeError, RecursionError) as exc:
             event(
                 "WARNING",
                 "learned_not_saved",
@@ -94,15 +131,6 @@ class LearnedCalls:
                 target=self.target,
                 path=self.path,
             )
-
-    def _refused(self, problem: str) -> None:
-        event(
-            "ERROR",
-            "learned_refused",
-            f"the learned-calls file {problem}, so this run does not prefetch; delete it to start afresh",
-            target=self.target,
-            path=self.path,
-        )
 
 
 class Recorder:
@@ -115,7 +143,10 @@ class Recorder:
         self.skipped = 0
 
     def record(self, args: tuple[Any, ...]) -> None:
-        if len(self.calls) < MAX_RECORDED and _plain(args):
-            self.calls.append(_normal(args))
-        else:
-            self.skipped += 1
+        try:
+            if len(self.calls) < MAX_RECORDED and _plain(args):
+                self.calls.append(_normal(args))
+                return
+        except RecursionError:  # nested too deep (or a list holding itself): not a JSON value
+            pass
+        self.skipped += 1

@@ -1,0 +1,165 @@
+"""The calls patched beside a target's loop: its per-item call (``fetch``), the call that
+returns its items (``items = "returned-by:..."``), the sleeps it skips, and the HTTP
+clients' ``close``.
+
+Each is patched once its module is imported (now, if it already is), on the target's
+:class:`Patch`, so that uninstalling the target removes them too. A problem with one is
+logged in one line and leaves the loop running as it would without it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from types import ModuleType
+
+import _sched_accel_boot as boot
+
+from . import _log
+from ._exceptions import SchedAccelError
+from ._patching import Patch, aliases, apply, existing
+from ._prefetch import (
+    CLOSING,
+    FetchInterceptor,
+    PrefetchMode,
+    SleepSkipper,
+    SourceCapture,
+    closing,
+    library_method,
+    writes,
+)
+from ._replace import ReplaceMode
+from ._settings import ReturnedBy, Target
+
+__all__ = ["patch_closing", "patch_fetch", "patch_returned_by", "patch_sleeps"]
+
+
+def patch_fetch(target: Target, mode: PrefetchMode | ReplaceMode, loop_module: ModuleType, patch: Patch) -> None:
+    spec = target.fetch
+    assert spec is not None and spec.module is not None
+
+    def wrap(module: ModuleType) -> None:
+        try:
+            resolved = spec.resolve(module)
+            if _not_run_ahead(target, mode, resolved.function):
+                return
+            # One interceptor per per-item function, serving every target that declares it.
+            counter = existing(resolved.owner, resolved.attribute)
+            if not isinstance(counter, FetchInterceptor):
+                counter = FetchInterceptor(resolved.is_async)
+                apply(patch, resolved.owner, resolved.attribute, counter, counter.enabled)
+            counter.add(mode)
+            if resolved.kind == "function":
+                for alias in aliases(loop_module, resolved.function, skip=resolved.attribute if module is loop_module else None):
+                    apply(patch, loop_module, alias, counter, counter.enabled)
+            if isinstance(mode, PrefetchMode):
+                mode.fetch_async = resolved.is_async
+        except SchedAccelError as exc:
+            consequence = "the loop runs unaccelerated" if isinstance(mode, PrefetchMode) else "per-item calls are not counted"
+            _log.event("ERROR", "fetch_unresolved", f"{exc}; {consequence}", target=target.name)
+        except Exception as exc:  # pragma: no cover - defensive
+            _log.internal_error(f"patching the per-item call of {target.name}", exc)
+
+    _when_loaded(target, spec.module, loop_module, wrap)
+
+
+def _not_run_ahead(target: Target, mode: PrefetchMode | ReplaceMode, function: Callable[..., object]) -> bool:
+    """Whether the per-item function is left alone: an HTTP library's own (never patched), or
+    one that writes (prefetch mode). A prefetch target then prefetches the loop's requests."""
+    spec = target.fetch
+    assert spec is not None
+    library = library_method(function)
+    if not isinstance(mode, PrefetchMode):
+        if library is not None:
+            message = f"{spec.text} {library}; it is not patched, so per-item calls are not counted: remove `fetch`"
+            _log.event("ERROR", "fetch_is_library", message, target=target.name)
+        return library is not None
+    if library is not None:
+        _log.event(
+            "WARNING",
+            "fetch_is_library",
+            f"{spec.text} {library}: the loop's GET requests are prefetched instead; "
+            'remove `fetch` (or say fetch = "http") to declare that',
+            target=target.name,
+        )
+    elif target.pure or (reason := writes(function)) is None:
+        return False
+    else:
+        _log.event(
+            "WARNING",
+            "fetch_not_pure",
+            f"{spec.text} {reason}, so it is not run ahead of the loop: the loop's GET requests are "
+            "prefetched instead, and its own code runs as before; if it only reads, set pure = true",
+            target=target.name,
+        )
+    mode.use_http()
+    return True
+
+
+def patch_returned_by(
+    target: Target, items: ReturnedBy, mode: PrefetchMode | ReplaceMode, loop_module: ModuleType, patch: Patch
+) -> None:
+    """Wrap the call whose return value holds the items (``items = "returned-by:..."``)."""
+    spec = items.spec
+    assert spec.module is not None
+
+    def wrap(module: ModuleType) -> None:
+        try:
+            resolved = spec.resolve(module)
+            capture = SourceCapture(mode, target.name, resolved.is_async)
+            apply(patch, resolved.owner, resolved.attribute, capture, capture.enabled)
+        except SchedAccelError as exc:
+            _log.event("ERROR", "items_unresolved", f"{exc}; the loop runs without prefetching", target=target.name)
+        except Exception as exc:  # pragma: no cover - defensive
+            _log.internal_error(f"patching the item source of {target.name}", exc)
+
+    _when_loaded(target, spec.module, loop_module, wrap)
+
+
+_SLEEPS = (("time", "sleep", False), ("asyncio", "sleep", True), ("anyio", "sleep", True), ("trio", "sleep", True))
+
+
+def patch_sleeps(loop_module: ModuleType, patch: Patch) -> None:
+    """Wrap time.sleep and the async sleeps (and their aliases in the loop's module) with the
+    skipper, which acts only inside a run of a target that has ``skip_sleeps = true``."""
+    for module_name, name, is_async in _SLEEPS:
+
+        def wrap(module: ModuleType, name: str = name, is_async: bool = is_async) -> None:
+            original = getattr(module, name, None)
+            if original is None:
+                return
+            skipper = existing(module, name)
+            if not isinstance(skipper, SleepSkipper):
+                skipper = SleepSkipper(is_async)
+                apply(patch, module, name, skipper, skipper.enabled)
+            for alias in aliases(loop_module, original):
+                apply(patch, loop_module, alias, skipper, skipper.enabled)
+
+        boot.watcher.watch(module_name, wrap)
+
+
+def patch_closing(patch: Patch) -> None:
+    """Know when a client is closed, so nothing more is sent ahead through it."""
+    for module_name, owner_name, attribute in CLOSING:
+
+        def wrap(module: ModuleType, owner_name: str = owner_name, attribute: str = attribute) -> None:
+            owner = getattr(module, owner_name, None)
+            if owner is not None and callable(getattr(owner, attribute, None)):
+                apply(patch, owner, attribute, closing, _always)
+
+        boot.watcher.watch(module_name, wrap)
+
+
+def _always() -> bool:
+    return True
+
+
+def _when_loaded(target: Target, name: str, loop_module: ModuleType, callback: Callable[[ModuleType], None]) -> None:
+    """``callback(module)`` once ``name`` is loaded. A loop run as ``__main__`` (``python -m
+    job`` or ``python job.py``) may name its own module ``job``: that is ``__main__`` here."""
+    spec = target.loop
+    own = spec.module if spec.module is not None else os.path.splitext(os.path.basename(spec.path or ""))[0]
+    if loop_module.__name__ == "__main__" and name == own:
+        callback(loop_module)
+    else:
+        boot.watcher.watch(name, callback)
