@@ -46,7 +46,8 @@ def latencies(*, fixed: float | None = None, lognormal: tuple[float, float] | No
 class RateLimit:
     """The upstream's own limiter: a token bucket answering 429 with a Retry-After."""
 
-    def __init__(self, per_second: float, burst: int, retry_after: str) -> None:
+    def __init__(self, per_second: float, burst: int, retry_after: str, headers: str = "none") -> None:
+        self.headers = headers
         self.per_second = per_second
         self.burst = burst
         self.retry_after = retry_after
@@ -54,6 +55,20 @@ class RateLimit:
         self.tokens = float(burst)
         self.refilled = time.monotonic()
         self.ok = self.refused = 0
+
+    def told(self) -> dict[str, str]:
+        """The rate-limit fields every answer carries (``--headers``): the IETF draft's
+        ``RateLimit-Policy``/``RateLimit`` (quota per second, remaining, whole seconds to
+        a full bucket), or ``X-RateLimit-Limit/Remaining/Reset`` (the same, without a window)."""
+        if self.headers == "none":
+            return {}
+        with self.lock:
+            now = time.monotonic()
+            tokens = min(float(self.burst), self.tokens + (now - self.refilled) * self.per_second)
+        remaining, reset = int(tokens), math.ceil((self.burst - tokens) / self.per_second)
+        if self.headers == "ratelimit":
+            return {"RateLimit-Policy": f'"default";q={self.per_second:g};w=1', "RateLimit": f'"default";r={remaining};t={reset}'}
+        return {"X-RateLimit-Limit": f"{self.per_second:g}", "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": str(reset)}
 
     def admit(self) -> str | None:
         """None: admitted (a token taken); else the Retry-After value to answer 429 with."""
@@ -88,7 +103,7 @@ def serve(table: Sequence[float], limit: RateLimit | None = None) -> None:
             if limit is not None:
                 refused = limit.admit()
                 if refused is not None:
-                    self._send(429, b'{"error": "rate limited"}', {"Retry-After": refused})
+                    self._send(429, b'{"error": "rate limited"}', {"Retry-After": refused, **limit.told()})
                     return
             _, _, tail = self.path.partition("/item/")
             if not tail.isdigit():
@@ -98,7 +113,7 @@ def serve(table: Sequence[float], limit: RateLimit | None = None) -> None:
             delay = table[index % len(table)]
             if delay > 0:
                 time.sleep(delay)
-            self._send(200, b'{"item": %d}' % index)
+            self._send(200, b'{"item": %d}' % index, limit.told() if limit is not None else None)
 
         def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
@@ -152,9 +167,11 @@ def main() -> None:
     parser.add_argument("--per-second", type=float, help="rate limit: answer 429 above this many requests per second")
     parser.add_argument("--burst", type=int, default=1, help="rate limit: requests let through at once")
     parser.add_argument("--retry-after", choices=("int", "fraction"), default="fraction", help="the 429's Retry-After")
+    parser.add_argument("--headers", choices=("none", "ratelimit", "x-ratelimit"), default="none",
+                        help="rate-limit fields on every answer: the IETF draft's, or X-RateLimit-*")
     args = parser.parse_args()
     lognormal = None if args.lognormal is None else (args.lognormal[0], args.lognormal[1])
-    limit = None if args.per_second is None else RateLimit(args.per_second, args.burst, args.retry_after)
+    limit = None if args.per_second is None else RateLimit(args.per_second, args.burst, args.retry_after, args.headers)
     serve(latencies(fixed=args.fixed, lognormal=lognormal, items=args.items, seed=args.seed), limit)
 
 

@@ -14,8 +14,9 @@ Ideal = (N - burst) / rate + latency: the burst goes at once, the rest at the ra
 last answer takes one latency. Goal for sched_accel: wall / ideal <= 1.05, at most 5 answers
 of 429 in total, no item lost.
 
-    python benchmarks/ratelimit.py            # both Retry-After forms
+    python benchmarks/ratelimit.py            # both Retry-After forms, and the answers' own fields
     python benchmarks/ratelimit.py int --repeat 3
+    python benchmarks/ratelimit.py told       # no limit declared; the answers carry RateLimit fields
 """
 
 from __future__ import annotations
@@ -173,9 +174,10 @@ CONTENDERS: dict[str, Callable[[str], list[Any]]] = {
 OURS = ("sched_accel, sync loop, host limit declared", "sched_accel, async loop, host limit declared")
 
 
-def measure(name: str, retry_after: str) -> Result:
+def measure(name: str, retry_after: str, headers: str = "none") -> Result:
     """One run of a contender against a fresh upstream (a full bucket, counters at 0)."""
-    args = ("--fixed", f"{LATENCY}", "--per-second", f"{RATE:g}", "--burst", str(BURST), "--retry-after", retry_after)
+    args = ("--fixed", f"{LATENCY}", "--per-second", f"{RATE:g}", "--burst", str(BURST), "--retry-after", retry_after,
+            "--headers", headers)
     with _upstream.running(*args) as url:
         time.sleep(0.3)  # the bucket is full, as for a job that starts after a quiet spell
         EVENTS.runs.clear()
@@ -212,6 +214,32 @@ def scenario(retry_after: str, repeat: int, names: Sequence[str]) -> list[bool]:
     return verdicts
 
 
+TOLD = ("sched_accel, sync loop, no host limit", "sched_accel, async loop, no host limit")
+CONTENDERS[TOLD[1]] = sched_accel_async("")
+
+
+def told(form: str, repeat: int) -> list[bool]:
+    """No limit declared; the upstream's answers carry its rate-limit fields (issue 12):
+    goal <= 1.05 of ideal and at most 1 answer of 429."""
+    what = {"ratelimit": 'the IETF draft\'s RateLimit-Policy: "default";q=20;w=1 and RateLimit: r, t',
+            "x-ratelimit": "X-RateLimit-Limit/Remaining/Reset (no window)"}[form]
+    print(f"\n## No limit declared; every answer carries {what}")
+    print(f"{ITEMS} items, concurrency {CONCURRENCY}, upstream limit {RATE:g}/s burst {BURST}, {LATENCY * 1000:g} ms; "
+          f"ideal = {ideal():.2f} s; median of {repeat}")
+    rows, verdicts = [], []
+    for name in TOLD:
+        contender = "sched_accel, sync loop, no host limit (AIMD + pause only)" if "sync" in name else name
+        runs = sorted((measure(contender, "fraction", form) for _ in range(repeat)), key=lambda r: r.wall)
+        median = runs[len(runs) // 2]
+        rows.append([name, f"{median.wall:.2f}", f"{median.wall / ideal():.3f}", str(median.refused), str(median.lost),
+                     median.note])
+        verdicts.append(all(r.wall / ideal() <= 1.05 and r.refused <= 1 and r.lost == 0 for r in runs))
+    print(table(["contender", "wall s", "/ ideal", "429s", "lost", "sched_accel's run line"], rows))
+    for name, ok in zip(TOLD, verdicts):
+        print(f"goal: {name}, {form}: wall/ideal <= 1.05, <= 1 answer of 429, 0 lost, in every run: {'PASS' if ok else 'FAIL'}")
+    return verdicts
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("forms", nargs="*", metavar="FORM",
@@ -219,11 +247,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per contender; the median is shown (default 3)")
     parser.add_argument("--ours-only", action="store_true", help="only sched_accel's rows")
     args = parser.parse_args(argv)
-    if not set(args.forms) <= {"fraction", "int"}:
-        parser.error(f"FORM is fraction or int, not {' '.join(args.forms)}")
+    if not set(args.forms) <= {"fraction", "int", "told"}:
+        parser.error(f"FORM is fraction, int or told (the answers carry rate-limit fields), not {' '.join(args.forms)}")
     print(machine())
-    names = [n for n in CONTENDERS if not args.ours_only or n.startswith("sched_accel")]
-    verdicts = [ok for form in args.forms or ["fraction", "int"] for ok in scenario(form, args.repeat, names)]
+    names = [n for n in CONTENDERS if (not args.ours_only or n.startswith("sched_accel")) and n != TOLD[1]]
+    verdicts = []
+    for form in args.forms or ["fraction", "int", "told"]:
+        if form == "told":
+            verdicts += told("ratelimit", args.repeat) + told("x-ratelimit", args.repeat)
+        else:
+            verdicts += scenario(form, args.repeat, names)
     print(f"\ngoals: {sum(verdicts)} of {len(verdicts)} pass")
     return 0
 

@@ -4,7 +4,8 @@
 after ``latency`` seconds, unless a fault applies:
 
 - a rate limit (token bucket ``per_second``/``burst``) answered with 429 and a Retry-After
-  in whole seconds (``"int"``), fractional seconds (``"fraction"``) or an HTTP-date;
+  in whole seconds (``"int"``), fractional seconds (``"fraction"``) or an HTTP-date, or with
+  no Retry-After but the spent quota's reset (``"x-ratelimit"``, ``"ratelimit"``);
 - ``faults[key]``: the faults of that key's first attempts, in order: ``"503"`` (no
   Retry-After), ``"hang"`` (no answer for ``hang`` seconds), ``"reset"`` (the connection is
   reset), ``"truncated"`` (a body shorter than its Content-Length), ``"garbage"`` (200 with a
@@ -52,7 +53,10 @@ class FaultServer:
         retry_after: str = "fraction",
         faults: dict[str, list[str]] | None = None,
         hang: float = 3.0,
+        advertise: bool = False,
     ) -> None:
+        #: Every answer carries the IETF draft's RateLimit-Policy (per_second a second) and RateLimit.
+        self.advertise = advertise and per_second is not None
         self.latency = latency
         #: Latency of one key's answers, where it differs from ``latency``.
         self.latencies: dict[str, float] = {}
@@ -131,6 +135,18 @@ class FaultServer:
             return None
         return (1 - self.tokens) / self.per_second
 
+    def _refusal_headers(self, wait: float) -> dict[str, str]:
+        """A 429's headers: a Retry-After, or (``"x-ratelimit"``, ``"ratelimit"``) only the
+        spent quota and its reset, as GitHub (a Unix time) and the IETF draft (seconds) say it."""
+        if self.retry_after == "x-ratelimit":
+            return {"X-RateLimit-Limit": str(self.burst), "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(math.ceil(time.time() + wait))}
+        if self.retry_after == "ratelimit":
+            window = max(1, math.ceil(self.burst / (self.per_second or 1)))
+            return {"RateLimit-Policy": f'"default";q={self.burst};w={window}',
+                    "RateLimit": f'"default";r=0;t={max(1, math.ceil(wait))}'}
+        return {"Retry-After": self._retry_after_header(wait)}
+
     def _retry_after_header(self, wait: float) -> str:
         if self.retry_after == "int":
             return str(max(1, math.ceil(wait)))
@@ -162,7 +178,7 @@ class FaultServer:
                 wait = self._rate_limited()
         try:
             if wait is not None:
-                self._send(handler, 429, {"error": "rate limited"}, {"Retry-After": self._retry_after_header(wait)})
+                self._send(handler, 429, {"error": "rate limited"}, self._refusal_headers(wait))
                 return
             if fault == "hang":
                 time.sleep(self.hang)
@@ -209,6 +225,11 @@ class FaultServer:
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))
+        if self.advertise and not (headers and "RateLimit" in headers):
+            with self.lock:
+                remaining = int(self.tokens)
+            headers = {**(headers or {}), "RateLimit-Policy": f'"default";q={self.per_second:g};w=1',
+                       "RateLimit": f'"default";r={remaining};t=1'}
         for name, value in (headers or {}).items():
             handler.send_header(name, value)
         handler.end_headers()

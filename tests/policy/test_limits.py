@@ -468,3 +468,36 @@ def test_fixed_concurrency_is_not_adapted() -> None:
     limiter = HostLimiter("h", HostLimit(concurrency=8, per_second=None, adaptive=False))
     limiter.on_overload(429)
     assert limiter.current_limit == 8 and limiter.statistics().rate_limited == 1
+
+
+def test_a_rate_the_host_says_paces_its_requests_unless_one_is_declared() -> None:
+    """learn_rate: one request at a time at the told rate (a hair inside); a declared rate wins."""
+    clock = [0.0]
+    told = HostLimiter("h", HostLimit(None, None), clock=lambda: clock[0])
+    assert told.try_acquire() == 0.0 and told.try_acquire() == 0.0  # nothing known: no pacing
+    told.learn_rate(10.0)
+    assert told.try_acquire() == 0.0
+    assert told.try_acquire() == pytest.approx(1 / 9.8)  # the next one a rate interval later
+    declared = HostLimiter("d", HostLimit(None, 5.0, burst=1), clock=lambda: clock[0])
+    declared.learn_rate(1000.0)
+    assert declared.try_acquire() == 0.0 and declared.try_acquire() == pytest.approx(0.2)
+
+
+def test_a_host_is_read_for_rate_fields_until_it_shows_it_sends_none() -> None:
+    """HostState reads the first answers' rate-limit fields; a host that never sends them is
+    not read again (a healthy answer costs nothing) until it refuses a request."""
+    from sched_accel._policy._hosts import LISTEN, Hosts
+    from sched_accel._policy._stats import RunStats
+
+    class Answer:
+        def __init__(self, status: int, headers: dict[str, str]) -> None:
+            self.status_code, self.headers = status, headers
+
+    state = Hosts().get("quiet.example")
+    for _ in range(LISTEN):
+        state.answered(Answer(200, {}), False, 1, RunStats())
+    assert state.listen == 0
+    state.answered(Answer(200, {"RateLimit-Policy": '"d";q=50;w=1'}), False, 1, RunStats())
+    assert state.limiter._rate is None  # not read: the host was taken to send none
+    state.answered(Answer(429, {"RateLimit-Policy": '"d";q=50;w=1', "Retry-After": "0"}), False, 2, RunStats())
+    assert state.limiter._rate == pytest.approx(49.0) and state.listen > LISTEN  # read again, and from now on

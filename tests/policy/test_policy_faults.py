@@ -194,13 +194,14 @@ def sequential_truth() -> Iterator[Callable[[], None]]:
 # -- 429 storms -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("retry_after", ["fraction", "int", "date"])
+@pytest.mark.parametrize("retry_after", ["fraction", "int", "date", "x-ratelimit", "ratelimit"])
 @pytest.mark.parametrize("sync_api", SYNC_APIS)
 def test_429_storm_loses_nothing(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], sync_api: str, retry_after: str
 ) -> None:
     """A server allowing 40 requests/s (burst 4) to a loop at concurrency 8, no host limit configured:
-    every 429 is retried after its Retry-After (fractional, whole seconds, HTTP-date), nothing is lost."""
+    every 429 is retried after its Retry-After (fractional, whole seconds, HTTP-date), or without one
+    after the reset its rate-limit fields give (X-RateLimit-Reset, RateLimit), nothing is lost."""
     jobs, clients = install(app, monkeypatch, sync_api=sync_api)
     with FaultServer(per_second=40, burst=4, retry_after=retry_after) as server:
         assert run_sync(jobs, clients, sync_api, server.url) == EXPECTED
@@ -208,6 +209,24 @@ def test_429_storm_loses_nothing(
     nothing_lost(server, fields)
     assert server.status[429] >= 1 and int(fields["http_429"]) == server.status[429]
     assert int(fields["retried"]) >= 1
+
+
+def test_a_host_that_says_its_rate_is_paced_to_it(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+    """No limit declared, but every answer carries RateLimit-Policy (40 a second): once the
+    first answers are in, requests are paced to that rate, and the storm of 429s a host
+    that says nothing gets (the test above) does not happen."""
+    jobs, clients = install(app, monkeypatch, sync_api="HttpxApi")
+    with FaultServer(per_second=40, burst=4) as silent:  # first: the process has learned nothing yet
+        assert run_sync(jobs, clients, "HttpxApi", silent.url) == EXPECTED
+    capture_events.clear()
+    with FaultServer(per_second=40, burst=4, advertise=True) as server:
+        assert run_sync(jobs, clients, "HttpxApi", server.url) == EXPECTED
+    nothing_lost(server, run_line(capture_events))
+    assert server.status[429] <= 8 < silent.status[429]  # only those sent before an answer told the rate
+    capture_events.clear()
+    with FaultServer(per_second=40, burst=4) as again:  # the same host: its rate is kept in the process
+        assert run_sync(jobs, clients, "HttpxApi", again.url) == EXPECTED
+    assert again.status[429] <= 1
 
 
 @pytest.mark.anyio

@@ -544,3 +544,28 @@ def test_backoff_is_frozen_and_keyword_only() -> None:
         Backoff().initial = 1.0  # type: ignore[misc]
     with pytest.raises(TypeError):
         Backoff(0.1)  # type: ignore[call-arg]
+
+
+def test_a_refusal_without_retry_after_waits_for_the_spent_quotas_reset() -> None:
+    """A 429 that says only when its quota resets (X-RateLimit-Reset as a Unix time, or the
+    IETF RateLimit fields) is retried after that reset, not after a blind backoff."""
+    from sched_accel._policy._retry import refusal_wait
+
+    now = 1_700_000_000.0
+    github = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(now) + 12)}
+    assert refusal_wait(github, now=now) == pytest.approx(12)
+    ietf = {"RateLimit-Policy": '"default";q=100;w=60', "RateLimit": '"default";r=0;t=7'}
+    assert refusal_wait(ietf, now=now) == 7
+    assert refusal_wait({"Retry-After": "3", **ietf}, now=now) == 3  # Retry-After first
+    assert refusal_wait({**github, "X-RateLimit-Remaining": "5"}, now=now) is None  # budget left: not the quota
+    assert refusal_wait({"X-RateLimit-Reset": str(int(now) + 10**6)}, now=now) is None  # too far: not believed
+    assert refusal_wait({"RateLimit": '"d";r=0;t=600'}, now=now, maximum=300) == 300
+    assert refusal_wait({}, now=now) is None and refusal_wait(None) is None
+
+
+def test_classify_reads_the_quota_reset_of_a_429() -> None:
+    import httpx
+
+    response = httpx.Response(429, headers={"RateLimit": '"default";r=0;t=4'}, request=httpx.Request("GET", "http://h/"))
+    failure = classify(httpx.HTTPStatusError("429", request=response.request, response=response))
+    assert failure is not None and failure.kind == "rate_limited" and failure.retry_after == 4

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from .._log import event
 from .._settings import HostSettings
 from ._breaker import CircuitBreaker
+from ._headers import budget
 from ._limit import HostLimit, paced
 from ._limits import HostLimiter
-from ._retry import classify, is_timeout, retry_after
+from ._retry import classify, is_timeout, refusal_wait
 from ._stats import HostLimiterStatistics, RunStats
 
 __all__ = ["HostState", "Hosts", "paced", "statistics_lines"]
@@ -46,6 +47,11 @@ class _CircuitEvents:
 CIRCUIT_EVENTS = _CircuitEvents()
 
 
+#: Answers of a host read for rate-limit fields before it is taken to send none.
+LISTEN = 4
+SPEAKS = 1 << 62  # a host that sends them: every answer is read
+
+
 @dataclass(slots=True)
 class HostState:
     """An upstream host's limiter and circuit."""
@@ -53,18 +59,22 @@ class HostState:
     name: str
     limiter: HostLimiter
     circuit: CircuitBreaker
+    #: Answers still read for rate-limit fields before concluding that the host sends none
+    #: (a refusal reads them again); a host that sends them has every answer read.
+    listen: int = LISTEN
 
     def answered(self, response: object, trial: bool, number: int, stats: RunStats) -> None:
         """What an answer to a request admitted as ``number`` (or as the trial) teaches the host."""
         status = getattr(response, "status_code", None) or getattr(response, "status", None)
         if not isinstance(status, int):
             return
+        if self.listen > 0 or status in (429, 503):
+            self._told(getattr(response, "headers", None))
         if status in (429, 503):
             stats.add("http_429" if status == 429 else "http_503")
             self.limiter.on_overload(status)
             headers = getattr(response, "headers", None)
-            header = headers.get("Retry-After") if headers is not None else None
-            wait = retry_after(header) if isinstance(header, str) else None
+            wait = refusal_wait(headers) if callable(getattr(headers, "get", None)) else None
             if wait:
                 # The whole host backs off together, until a later request is answered.
                 self.limiter.pause_for(wait, refused=number)
@@ -77,6 +87,22 @@ class HostState:
         else:
             self.limiter.on_success(number)
             self.circuit.record(True, trial)
+
+    def _told(self, headers: object) -> None:
+        """What the answer's rate-limit fields say: the host's rate (``limit`` per ``window``)
+        paces its requests when none is declared. (A spent quota's reset is waited for only
+        by a refused request, ``refusal_wait``: resets come in whole seconds, and holding the
+        host a whole second each time its bucket is empty made a 20/s job 4 times slower.)"""
+        try:
+            told = budget(headers) if callable(getattr(headers, "get", None)) else None  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - headers of an unknown kind say nothing
+            told = None
+        if told is None or told.source == "retry-after":
+            self.listen -= 1
+            return
+        self.listen = SPEAKS
+        if told.limit is not None and told.window:
+            self.limiter.learn_rate(told.limit / told.window)
 
     def raised(self, exc: BaseException, trial: bool, stats: RunStats) -> None:
         """What a request that raised teaches the host (a cancelled one: nothing)."""

@@ -62,6 +62,7 @@ class HostLimiter:
         self._lock = threading.Lock()
         self._line: deque[Ticket] = deque()
         self._in_flight = 0
+        self._rate, self._burst = limit.per_second, limit.burst  # declared, or learned (learn_rate)
         self._tokens = float(limit.burst)
         self._refilled_at = clock()
         self._paused_until = -math.inf
@@ -115,10 +116,10 @@ class HostLimiter:
             limit = self._limit
             if limit is not None and self._in_flight >= limit:
                 return 0
-            if self.limit.per_second is not None or self._paused_until > -math.inf:
+            if self._rate is not None or self._paused_until > -math.inf:
                 if self._delay(self.clock(), None) > 0:
                     return 0
-                if self.limit.per_second is not None:
+                if self._rate is not None:
                     self._tokens -= 1
             self._in_flight += 1
             self._requests += 1
@@ -128,7 +129,7 @@ class HostLimiter:
 
     def _take(self) -> None:
         """Admit one request (under the lock): a token, a place, its number."""
-        if self.limit.per_second is not None:
+        if self._rate is not None:
             self._tokens -= 1
         self._in_flight += 1
         self._requests += 1
@@ -140,9 +141,9 @@ class HostLimiter:
         if self._limit is not None and self._in_flight >= self._limit:
             return math.inf
         delay = self._paused_until - now
-        rate = self.limit.per_second
+        rate = self._rate
         if rate is not None:
-            self._tokens = min(float(self.limit.burst), self._tokens + max(0.0, now - self._refilled_at) * rate)
+            self._tokens = min(float(self._burst), self._tokens + max(0.0, now - self._refilled_at) * rate)
             self._refilled_at = max(self._refilled_at, now)
             if self._tokens < 1 - _EPSILON:
                 delay = max(delay, (1 - self._tokens) / rate)
@@ -210,6 +211,15 @@ class HostLimiter:
         if not 0 <= seconds < math.inf:
             raise ValueError(f"seconds must be a finite number >= 0; got {seconds!r}")
         self.pause_until(self.clock() + seconds, refused)
+
+    def learn_rate(self, per_second: float) -> None:
+        """The host said its rate (its answers' RateLimit fields): pace to it, a hair inside,
+        one at a time, unless a rate is declared (a declared limit always wins)."""
+        with self._lock:
+            if self.limit.per_second is None and 0 < per_second < math.inf:
+                if self._rate is None:
+                    self._tokens, self._refilled_at = 1.0, self.clock()
+                self._rate, self._burst = per_second * 0.98, 1
 
     # -- AIMD -----------------------------------------------------------------------------
 

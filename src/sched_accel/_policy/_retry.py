@@ -35,8 +35,9 @@ from random import Random
 from typing import Any, Literal
 
 from .._engine import check_positive
+from ._headers import budget
 
-__all__ = ["Backoff", "Failure", "classify", "is_timeout", "retry_after"]
+__all__ = ["Backoff", "Failure", "classify", "is_timeout", "refusal_wait", "retry_after"]
 
 Kind = Literal["rate_limited", "transient"]
 
@@ -68,6 +69,26 @@ def retry_after(value: str | None, *, now: datetime | float | None = None, maxim
             return None
         seconds = _timestamp(when) - (time.time() if now is None else _timestamp(now))
     return min(max(seconds, 0.0), maximum)
+
+
+def refusal_wait(headers: Any, *, now: datetime | float | None = None, maximum: float = 300.0) -> float | None:
+    """Seconds a refused request should wait, by what its answer says: its ``Retry-After``,
+    else the reset of a quota it says is spent (the ``RateLimit`` fields, ``RateLimit-Reset``
+    or ``X-RateLimit-Reset``: ``_headers``), capped to ``maximum``; None when it says neither.
+    Read only for a refusal (429, 503): a healthy answer costs nothing here."""
+    if headers is None:
+        return None
+    header = headers.get("Retry-After")
+    wait = retry_after(header, now=now, maximum=maximum) if isinstance(header, str) else None
+    if wait is not None:
+        return wait
+    try:
+        told = budget(headers, now=None if now is None else _timestamp(now))
+    except Exception:  # noqa: BLE001 - headers of an unknown kind: as if they said nothing
+        return None
+    if told is None or told.reset is None or told.remaining not in (None, 0):
+        return None  # nothing said, or budget left: the refusal is not the quota's
+    return min(told.reset, maximum)
 
 
 def _timestamp(moment: datetime | float) -> float:
@@ -180,8 +201,7 @@ def _http_status(exc: BaseException) -> tuple[int | None, Any]:
 def _from_status(status: int, headers: Any, now: datetime | float | None, max_retry_after: float) -> Failure | None:
     if status not in (429, 502, 503, 504):
         return None
-    header = headers.get("Retry-After") if headers is not None else None
-    wait = retry_after(header, now=now, maximum=max_retry_after) if isinstance(header, str) else None
+    wait = refusal_wait(headers, now=now, maximum=max_retry_after)
     if status == 429 or (status == 503 and wait is not None):
         return Failure("rate_limited", status, wait, f"HTTP {status}" + (f", Retry-After {wait:g} s" if wait is not None else ""))
     return Failure("transient", status, None, f"HTTP {status}")
