@@ -86,12 +86,21 @@ atexit.register(shutil.rmtree, _STATE, ignore_errors=True)
 
 @contextmanager
 def patched(
-    concurrency: int, variant: str = "default", window: int | None = None, top: str = "", *, http: bool = False
+    concurrency: int,
+    variant: str = "default",
+    window: int | None = None,
+    top: str = "",
+    *,
+    http: bool = False,
+    keep_learned: bool = False,
 ) -> Iterator[None]:
     """sched_accel installed, the way the start-up hook does it, for the block (``window``:
     the read-ahead window of the HTTP targets, default sched_accel's own; ``top``: more
     top-level config, such as a ``[hosts."..."]`` table; ``http``: HTTP-level prefetch of
-    the loops' requests instead of running their per-item method ahead)."""
+    the loops' requests instead of running their per-item method ahead; ``keep_learned``: the
+    rates hosts told the last run are kept, as for the next run of a cron job)."""
+    if not keep_learned:  # each run starts as a first run, unless it is the second of a cron job
+        Path(_STATE, "hosts.json").unlink(missing_ok=True)
     config = Path(_STATE, f"sched_accel-{concurrency}-{window}-{http}.toml")
     config.write_text(CONFIG.format(
         concurrency=concurrency,

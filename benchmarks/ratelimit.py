@@ -141,21 +141,23 @@ def aiometer_run(max_per_second: float | None) -> Callable[[str], list[Any]]:
 
 
 # -- sched_accel: the legacy loop, unchanged, patched ----------------------------------------------
-def sched_accel_sync(top: str) -> Callable[[str], list[Any]]:
+def sched_accel_sync(top: str, *, keep_learned: bool = False) -> Callable[[str], list[Any]]:
     def run(url: str) -> list[Any]:
-        with patched(CONCURRENCY, top=top), httpx.Client(base_url=url, timeout=120, limits=_limits()) as http:
+        with patched(CONCURRENCY, top=top, keep_learned=keep_learned), httpx.Client(
+            base_url=url, timeout=120, limits=_limits()
+        ) as http:
             return legacy_jobs.fetch_all(range(ITEMS), legacy_jobs.Api(http))
 
     return run
 
 
-def sched_accel_async(top: str) -> Callable[[str], list[Any]]:
+def sched_accel_async(top: str, *, keep_learned: bool = False) -> Callable[[str], list[Any]]:
     def run(url: str) -> list[Any]:
         async def main() -> list[Any]:
             async with httpx.AsyncClient(base_url=url, timeout=120, limits=_limits()) as http:
                 return await legacy_jobs.afetch_all(range(ITEMS), legacy_jobs.AsyncApi(http))
 
-        with patched(CONCURRENCY, top=top):
+        with patched(CONCURRENCY, top=top, keep_learned=keep_learned):
             return asyncio.run(main())
 
     return run
@@ -215,7 +217,9 @@ def scenario(retry_after: str, repeat: int, names: Sequence[str]) -> list[bool]:
 
 
 TOLD = ("sched_accel, sync loop, no host limit", "sched_accel, async loop, no host limit")
+NEXT = "sched_accel, sync loop, no host limit, the next run (the rate kept from the last)"
 CONTENDERS[TOLD[1]] = sched_accel_async("")
+CONTENDERS[NEXT] = sched_accel_sync("", keep_learned=True)
 
 
 def told(form: str, repeat: int) -> list[bool]:
@@ -227,17 +231,27 @@ def told(form: str, repeat: int) -> list[bool]:
     print(f"{ITEMS} items, concurrency {CONCURRENCY}, upstream limit {RATE:g}/s burst {BURST}, {LATENCY * 1000:g} ms; "
           f"ideal = {ideal():.2f} s; median of {repeat}")
     rows, verdicts = [], []
-    for name in TOLD:
-        contender = "sched_accel, sync loop, no host limit (AIMD + pause only)" if "sync" in name else name
-        runs = sorted((measure(contender, "fraction", form) for _ in range(repeat)), key=lambda r: r.wall)
+    for name in (*TOLD, NEXT) if form == "ratelimit" else TOLD:
+        contender = "sched_accel, sync loop, no host limit (AIMD + pause only)" if name == TOLD[0] else name
+        if name == NEXT:  # a first run teaches the rate; each measured run is the one after it
+            runs = sorted((_second(form) for _ in range(repeat)), key=lambda r: r.wall)
+        else:
+            runs = sorted((measure(contender, "fraction", form) for _ in range(repeat)), key=lambda r: r.wall)
         median = runs[len(runs) // 2]
         rows.append([name, f"{median.wall:.2f}", f"{median.wall / ideal():.3f}", str(median.refused), str(median.lost),
                      median.note])
-        verdicts.append(all(r.wall / ideal() <= 1.05 and r.refused <= 1 and r.lost == 0 for r in runs))
+        verdicts.append(all(r.wall / ideal() <= 1.05 and r.refused <= (2 if name == NEXT else 1) and r.lost == 0 for r in runs))
     print(table(["contender", "wall s", "/ ideal", "429s", "lost", "sched_accel's run line"], rows))
-    for name, ok in zip(TOLD, verdicts):
-        print(f"goal: {name}, {form}: wall/ideal <= 1.05, <= 1 answer of 429, 0 lost, in every run: {'PASS' if ok else 'FAIL'}")
+    for name, ok in zip((*TOLD, NEXT), verdicts):
+        most = 2 if name == NEXT else 1
+        print(f"goal: {name}, {form}: wall/ideal <= 1.05, <= {most} answer(s) of 429, 0 lost, in every run: {'PASS' if ok else 'FAIL'}")
     return verdicts
+
+
+def _second(form: str) -> Result:
+    """The run after one that learned the host's rate from its answers (a cron job's next)."""
+    measure("sched_accel, sync loop, no host limit (AIMD + pause only)", "fraction", form)
+    return measure(NEXT, "fraction", form)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -250,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not set(args.forms) <= {"fraction", "int", "told"}:
         parser.error(f"FORM is fraction, int or told (the answers carry rate-limit fields), not {' '.join(args.forms)}")
     print(machine())
-    names = [n for n in CONTENDERS if (not args.ours_only or n.startswith("sched_accel")) and n != TOLD[1]]
+    names = [n for n in CONTENDERS if (not args.ours_only or n.startswith("sched_accel")) and n not in (TOLD[1], NEXT)]
     verdicts = []
     for form in args.forms or ["fraction", "int", "told"]:
         if form == "told":

@@ -25,7 +25,7 @@ from ._policy import CircuitBreaker, Hosts, patch_http
 from ._prefetch import PrefetchMode
 from ._replace import ReplaceMode
 from ._settings import ReturnedBy, Settings, Target
-from ._state import ControlFile
+from ._state import ControlFile, LearnedRates
 from ._switch import Switch, target_breaker
 
 __all__ = ["activate_from_boot", "install", "installed", "is_active", "patched_targets", "reset", "uninstall"]
@@ -101,7 +101,8 @@ def _install(settings: Settings) -> None:
     generation = _state.generation
     prefetching = [t for t in settings.targets if t.mode == "prefetch"]
     # One state per upstream host for the whole process: every target shares its limits.
-    _state.hosts = Hosts(settings.hosts, sum(t.concurrency for t in prefetching) or None)
+    learned = LearnedRates(settings.state_dir).load() if prefetching and settings.state_dir else None
+    _state.hosts = Hosts(settings.hosts, sum(t.concurrency for t in prefetching) or None, learned)
     if prefetching:
         patch_http(_state.http, boot.watcher.watch)
         patch_closing(_state.http)

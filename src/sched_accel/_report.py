@@ -19,7 +19,7 @@ from typing import Any
 from ._log import event, internal_error
 from ._policy import Hosts, statistics_lines
 from ._settings import Target
-from ._state import save_run
+from ._state import LearnedRates, save_run
 
 __all__ = ["RunReport"]
 
@@ -79,6 +79,8 @@ class RunReport:
             if state_dir is not None:
                 lines = statistics_lines(hosts.statistics()) if hosts is not None else []
                 save_run(state_dir, self.target.name, fields, lines)
+                if hosts is not None:
+                    LearnedRates(state_dir).save(hosts.told_rates())  # the next run starts at them
         except Exception as exc:  # pragma: no cover - defensive
             internal_error(f"recording the run of {self.target.name}", exc)
         return fields

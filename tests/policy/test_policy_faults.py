@@ -229,6 +229,29 @@ def test_a_host_that_says_its_rate_is_paced_to_it(app: App, monkeypatch: pytest.
     assert again.status[429] <= 1
 
 
+def test_the_next_run_starts_at_the_rate_the_host_told_the_last(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """A cron job is a new process each time: the rate its host's answers gave the last run is
+    kept owner-only (``<state>/hosts.json``), and the next process starts at it: its first
+    requests are not refused, though this time the host says nothing."""
+    import os
+    import stat
+
+    jobs, clients = install(app, monkeypatch, sync_api="HttpxApi")
+    with FaultServer(per_second=40, burst=4, advertise=True) as server:
+        assert run_sync(jobs, clients, "HttpxApi", server.url) == EXPECTED
+    saved = app.root.parent / "state" / "hosts.json"  # beside the control file (conftest)
+    assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
+    sched_accel.uninstall()  # the process ends; the next one installs anew
+    assert sched_accel.install() is True
+    capture_events.clear()
+    with FaultServer(per_second=40, burst=4) as silent:
+        assert run_sync(jobs, clients, "HttpxApi", silent.url) == EXPECTED
+    nothing_lost(silent, run_line(capture_events))
+    assert silent.status[429] <= 1
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("retry_after", ["fraction", "int"])
 async def test_async_429_storm_loses_nothing(

@@ -131,8 +131,15 @@ class Hosts:
     """Every upstream host's state, for the whole process (shared by all targets); by
     default no host bound is tighter than ``default_concurrency``."""
 
-    def __init__(self, settings: dict[str, HostSettings] | None = None, default_concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: dict[str, HostSettings] | None = None,
+        default_concurrency: int | None = None,
+        learned: dict[str, float] | None = None,
+    ) -> None:
         self.settings = dict(settings or {})
+        #: The rates hosts told the last run (``_state.LearnedRates``): an undeclared host starts at its own.
+        self.learned = dict(learned or {})
         self.default_concurrency = default_concurrency
         self._lock = threading.Lock()
         self._states: dict[tuple[str, int | None], HostState] = {}
@@ -156,6 +163,8 @@ class Hosts:
                 else:
                     limit = paced(conf.concurrency, conf.per_second, conf.burst, conf.adaptive)
                 state = self._by_name[name] = HostState(name, HostLimiter(name, limit), host_circuit(name, conf))
+                if name in self.learned:
+                    state.limiter.learn_rate(self.learned[name])
             self._states[key] = state
             return state
 
@@ -176,6 +185,12 @@ class Hosts:
                     host=state.name,
                     http_429=refused,
                 )
+
+    def told_rates(self) -> dict[str, float]:
+        """The rates undeclared hosts told us (their answers' fields), by host, to keep."""
+        with self._lock:
+            states = list(self._by_name.values())
+        return {s.name: s.limiter.told for s in states if s.limiter.told is not None}
 
     def statistics(self) -> dict[str, tuple[HostLimiterStatistics, str]]:
         """Every host seen so far: its limiter's counters and its circuit's state."""

@@ -3,13 +3,12 @@
 A :class:`HostLimiter` is asked before each HTTP request to one host. It admits a request
 when all of these allow it: no host-wide pause (a ``Retry-After`` seen by anyone), a free
 in-flight place under the adaptive (AIMD) concurrency limit, and a token from the bucket
-(``per_second``, capacity ``burst``). Waiters are served first come, first served.
+(``per_second`` declared or told by the host, capacity ``burst``). First come, first served.
 
 The decisions are pure and never block: :meth:`HostLimiter.try_acquire` says "go" (0.0) or
-how long to wait. Threads and anyio tasks on asyncio or trio drive the same plan,
-:meth:`HostLimiter.admission`; what differs between them is only how a waiter sleeps and
-is woken, in ``_drive``. Which limiter a request asks is decided in ``_hosts`` (one per
-host, shared by every target of the process).
+how long to wait. Threads and anyio tasks drive the same plan, :meth:`HostLimiter.admission`;
+only how a waiter sleeps and is woken differs, in ``_drive``. Which limiter a request asks
+is decided in ``_hosts`` (one per host, shared by every target of the process).
 """
 
 from __future__ import annotations
@@ -63,6 +62,7 @@ class HostLimiter:
         self._line: deque[Ticket] = deque()
         self._in_flight = 0
         self._rate, self._burst = limit.per_second, limit.burst  # declared, or learned (learn_rate)
+        self.told: float | None = None
         self._tokens = float(limit.burst)
         self._refilled_at = clock()
         self._paused_until = -math.inf
@@ -213,13 +213,13 @@ class HostLimiter:
         self.pause_until(self.clock() + seconds, refused)
 
     def learn_rate(self, per_second: float) -> None:
-        """The host said its rate (its answers' RateLimit fields): pace to it, a hair inside,
-        one at a time, unless a rate is declared (a declared limit always wins)."""
+        """The host said its rate (its answers' RateLimit fields, or the last run's): pace to
+        it, a hair inside, one at a time; a declared rate always wins. ``told`` keeps it."""
         with self._lock:
             if self.limit.per_second is None and 0 < per_second < math.inf:
                 if self._rate is None:
                     self._tokens, self._refilled_at = 1.0, self.clock()
-                self._rate, self._burst = per_second * 0.98, 1
+                self._rate, self._burst, self.told = per_second * 0.98, 1, per_second
 
     # -- AIMD -----------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ they leave for ``sched-accel status`` (the last runs), all under one trust rule.
 - ``_control``: the control file that ``sched-accel on|off`` writes;
 - ``_secret``: the per-user secret that signs learned calls;
 - ``_learned``: the per-item calls of a loop's last run (``items = "learned"``);
-- ``_runs``: each target's last run, for ``sched-accel status``.
+- ``_runs``: each target's last run, for ``sched-accel status``;
+- ``_rates``: the rates hosts told us, for the next run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from ._control import ALL, CONTROL_ENV, ControlFile, ControlState, default_control_file
 from ._files import write_private
 from ._learned import MAX_RECORDED, LearnedCalls, Recorder
+from ._rates import LearnedRates
 from ._runs import load_runs, runs_folder, save_run
 from ._trust import Refused, read_trusted, unsafe
 
@@ -25,6 +27,7 @@ __all__ = [
     "ControlFile",
     "ControlState",
     "LearnedCalls",
+    "LearnedRates",
     "Recorder",
     "Refused",
     "default_control_file",

@@ -1,0 +1,75 @@
+"""The rates hosts told us, kept for the next run (issue 12): a cron job started anew each
+time starts at the rate its host's answers gave the last run, instead of being refused
+until the first answer tells it again.
+
+One owner-only file, ``<state>/hosts.json``: ``{"version": 1, "hosts": {"api.example.com":
+{"per_second": 20.0, "at": <Unix time>}}}``, read under the trust rule (``_trust``). A rate
+older than :data:`MAX_AGE` is not used; a declared limit always wins (the caller's rule).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+from ._files import write_private
+from ._trust import Refused, log_refused, read_trusted
+
+__all__ = ["MAX_AGE", "LearnedRates"]
+
+#: A rate learned longer ago than this (seconds) is not used: the host may have changed it.
+MAX_AGE = 86_400.0
+_MAX_BYTES = 256 * 1024
+_MAX_HOSTS = 1000
+
+
+class LearnedRates:
+    """The rates of the hosts in one state folder. Never raises: a refused or broken file
+    is as none (said once, for a refusal)."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.path = os.path.join(state_dir, "hosts.json")
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            raw = read_trusted(self.path, limit=_MAX_BYTES)
+            body = json.loads(raw.decode("utf-8")) if raw is not None else {}
+        except Refused as exc:
+            log_refused(exc)
+            return {}
+        except (OSError, ValueError, RecursionError):
+            return {}
+        hosts = body.get("hosts") if isinstance(body, dict) and body.get("version") == 1 else None
+        return hosts if isinstance(hosts, dict) else {}
+
+    def load(self, now: float | None = None) -> dict[str, float]:
+        """Each host's rate (requests a second) learned within :data:`MAX_AGE`."""
+        now = time.time() if now is None else now
+        rates: dict[str, float] = {}
+        for host, entry in list(self._read().items())[:_MAX_HOSTS]:
+            if not isinstance(host, str) or not isinstance(entry, dict):
+                continue
+            rate, at = entry.get("per_second"), entry.get("at")
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (rate, at)):
+                continue
+            assert isinstance(rate, int | float) and isinstance(at, int | float)
+            if 0 < rate <= 1e6 and 0 <= now - at <= MAX_AGE:
+                rates[host] = float(rate)
+        return rates
+
+    def save(self, rates: dict[str, float], now: float | None = None) -> None:
+        """Keep these hosts' rates (the others' as they were)."""
+        if not rates:
+            return
+        now = time.time() if now is None else now
+        hosts = self._read()
+        hosts.update({host: {"per_second": rate, "at": now} for host, rate in rates.items()})
+        try:
+            write_private(self.path, json.dumps({"version": 1, "hosts": dict(list(hosts.items())[-_MAX_HOSTS:])}))
+        except Refused as exc:
+            log_refused(exc)
+        except OSError:
+            pass  # a read-only state folder must not break the app
