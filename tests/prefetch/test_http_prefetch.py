@@ -193,22 +193,30 @@ VOLATILE_JOB = """
 """
 
 
+def never_served(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture: list[str], name: str, source: str
+) -> None:
+    """Module ``name`` (``source``), whose ``poll(base, tokens)`` sends a header that changes
+    on every request: the same result, nothing served, one line naming the header, and what
+    was sent ahead bounded (the first ``concurrency`` items per pattern, then it is dropped)."""
+    app.write(f"{name}.py", source)
+    app.config(f'[[targets]]\nloop = "{name}:poll"\nitems = "tokens"\nconcurrency = 4\n')
+    module: Any = importlib.import_module(name)
+    tokens = [f"{name}{i}" for i in range(10)]
+    before = Run(server, lambda: module.poll(server.url, tokens))
+    install(monkeypatch, capture)
+    after = Run(server, lambda: module.poll(server.url, tokens))
+    assert after.value == before.value
+    fields = run_line(capture)
+    assert fields["prefetched"] == "0" and int(fields["mismatched"]) >= 1
+    assert any("not_accelerated" in line and "x-sequence" in line for line in capture)
+    assert sum(after.gets.values()) <= len(tokens) + 4 * 3
+
+
 def test_a_request_that_differs_from_the_one_sent_ahead_is_not_served(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
-    app.write("volatile.py", VOLATILE_JOB)
-    app.config('[[targets]]\nloop = "volatile:poll"\nitems = "tokens"\nconcurrency = 4\n')
-    volatile = importlib.import_module("volatile")
-    tokens = [f"v{i}" for i in range(10)]
-    before = Run(server, lambda: volatile.poll(server.url, tokens))
-    install(monkeypatch, capture_events)
-    after = Run(server, lambda: volatile.poll(server.url, tokens))
-    assert after.value == before.value
-    fields = run_line(capture_events)
-    assert fields["prefetched"] == "0" and int(fields["mismatched"]) >= 1
-    assert any("not_accelerated" in line and "x-sequence" in line for line in capture_events)
-    # what was sent ahead is bounded: the first `concurrency` items per pattern, then it is dropped
-    assert sum(after.gets.values()) <= len(tokens) + 4 * 3
+    never_served(app, server, monkeypatch, capture_events, "volatile", VOLATILE_JOB)
 
 
 def test_items_learned_from_the_last_run_need_only_the_loop(

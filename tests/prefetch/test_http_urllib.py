@@ -19,8 +19,7 @@ from sched_accel._prefetch._urllib_client import Kept
 
 from ..conftest import App
 from ..faultserver import FaultServer, answer
-from .test_http_prefetch import Run, compare, compare_rows
-from .test_prefetch_shapes import install, run_line
+from .test_http_prefetch import compare, compare_rows, never_served
 
 
 @pytest.fixture
@@ -143,18 +142,7 @@ def test_a_request_with_a_header_per_item_is_not_served(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
     """A request whose header differs from the one sent ahead is sent by the loop itself."""
-    app.write("uvolatile.py", VOLATILE_JOB)
-    app.config('[[targets]]\nloop = "uvolatile:poll"\nitems = "tokens"\nconcurrency = 4\n')
-    uvolatile = importlib.import_module("uvolatile")
-    tokens = [f"uv{i}" for i in range(10)]
-    before = Run(server, lambda: uvolatile.poll(server.url, tokens))
-    install(monkeypatch, capture_events)
-    after = Run(server, lambda: uvolatile.poll(server.url, tokens))
-    assert after.value == before.value
-    fields = run_line(capture_events)
-    assert fields["prefetched"] == "0" and int(fields["mismatched"]) >= 1
-    assert any("not_accelerated" in line and "x-sequence" in line for line in capture_events)
-    assert sum(after.gets.values()) <= len(tokens) + 4 * 3  # what was sent ahead is bounded
+    never_served(app, server, monkeypatch, capture_events, "uvolatile", VOLATILE_JOB)
 
 
 # -- the served response itself -------------------------------------------------------------------

@@ -52,12 +52,12 @@ class ThreadWorkers:
         done.acquire()
         slot.done = done
         with self._lock:
-            start = self._idle == 0 and len(self._threads) < self.concurrency
+            start = self._idle <= 0 and len(self._threads) < self.concurrency
             if start:
                 thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
                 self._threads.append(thread)
             else:
-                self._idle -= 1  # this slot is that idle thread's
+                self._idle -= 1  # an idle thread takes it (below 0: slots queued for busy threads)
         if start:
             thread.start()
         self._queue.put(slot)
