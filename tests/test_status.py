@@ -101,3 +101,14 @@ def test_status_skips_a_runs_folder_others_can_write(state: Path, capsys: pytest
     assert code == 0
     assert out.count("skipped:") == 1 and "chmod go-w" in out
     assert "items=7" not in out
+
+
+def test_status_shows_the_rates_hosts_told(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The rates kept for the next run are shown, one line per host, escaped."""
+    from sched_accel._state import LearnedRates
+
+    LearnedRates(str(state)).save({"api.example.com": 20.0, f"odd{RED}": 2.5})
+    code, out = status(capsys)
+    assert code == 0
+    assert "host api.example.com: told 20 requests/s in its answers (the next run starts at it)" in out
+    assert "host odd\\x1b[31m: told 2.5 requests/s" in out

@@ -18,7 +18,7 @@ from ._checks import check
 from ._config import load_config
 from ._exceptions import SchedAccelError
 from ._settings import Settings
-from ._state import ALL, ControlFile, default_control_file, load_runs
+from ._state import ALL, ControlFile, LearnedRates, default_control_file, load_runs
 
 __all__ = ["main"]
 
@@ -215,6 +215,8 @@ def _status(args: argparse.Namespace) -> int:
             _say(f"  host {name}: {', '.join(limits + [f'burst {conf.burst}'])}" + ("" if conf.adaptive else ", not adaptive"))
     for name, record in sorted(runs.items()):  # runs of targets no longer in the config
         _say(f"  {_shown(name)} (not in the config): {_last_run(record)}")
+    for host, rate in sorted(LearnedRates(os.path.dirname(control.path)).load().items()):
+        _say(f"  host {_shown(host)}: told {rate:g} requests/s in its answers (the next run starts at it)")
     return 0 if problem is None and state.problem is None else 1
 
 
