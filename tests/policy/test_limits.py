@@ -501,3 +501,6 @@ def test_a_host_is_read_for_rate_fields_until_it_shows_it_sends_none() -> None:
     assert state.limiter._rate is None  # not read: the host was taken to send none
     state.answered(Answer(429, {"RateLimit-Policy": '"d";q=50;w=1', "Retry-After": "0"}), False, 2, RunStats())
     assert state.limiter._rate == pytest.approx(49.0) and state.listen > LISTEN  # read again, and from now on
+    slow = Hosts().get("slow.example")
+    slow.answered(Answer(200, {"RateLimit-Policy": '"d";q=1;w=86400'}), False, 1, RunStats())
+    assert slow.limiter._rate is None  # one a day: a broken field, not a pace to keep

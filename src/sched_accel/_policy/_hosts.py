@@ -50,6 +50,9 @@ CIRCUIT_EVENTS = _CircuitEvents()
 #: Answers of a host read for rate-limit fields before it is taken to send none.
 LISTEN = 4
 SPEAKS = 1 << 62  # a host that sends them: every answer is read
+#: A told rate slower than one request per 5 minutes (the longest Retry-After followed) is
+#: not paced to: a misread or broken field must not stretch a job to days.
+SLOWEST_TOLD = 1 / 300
 
 
 @dataclass(slots=True)
@@ -101,7 +104,7 @@ class HostState:
             self.listen -= 1
             return
         self.listen = SPEAKS
-        if told.limit is not None and told.window:
+        if told.limit is not None and told.window and told.limit / told.window >= SLOWEST_TOLD:
             self.limiter.learn_rate(told.limit / told.window)
 
     def raised(self, exc: BaseException, trial: bool, stats: RunStats) -> None:
