@@ -20,7 +20,7 @@ from ._http import LIBRARIES, LOOP, LoopRequests, aiohttp_url, patch_http, send
 from ._limit import HostLimit, paced
 from ._limits import HostLimiter
 from ._policy import ATTEMPT, Policy, Tries
-from ._retry import Backoff, Failure, classify, retry_after
+from ._retry import Backoff, Failure, classify, retry_after, status_of
 from ._stats import HostLimiterStatistics, RunStats
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "paced",
     "patch_http",
     "retry_after",
+    "status_of",
     "run_async",
     "run_sync",
     "send",

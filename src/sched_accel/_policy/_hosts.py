@@ -17,7 +17,7 @@ from ._breaker import CircuitBreaker
 from ._headers import budget
 from ._limit import HostLimit, paced
 from ._limits import HostLimiter
-from ._retry import classify, is_timeout, refusal_wait
+from ._retry import classify, is_timeout, refusal_wait, status_of
 from ._stats import HostLimiterStatistics, RunStats
 
 __all__ = ["HostState", "Hosts", "paced", "statistics_lines"]
@@ -68,7 +68,7 @@ class HostState:
 
     def answered(self, response: object, trial: bool, number: int, stats: RunStats) -> None:
         """What an answer to a request admitted as ``number`` (or as the trial) teaches the host."""
-        status = getattr(response, "status_code", None) or getattr(response, "status", None)
+        status = status_of(response)
         if not isinstance(status, int):
             return
         if self.listen > 0 or status in (429, 503):

@@ -37,7 +37,7 @@ from typing import Any, Literal
 from .._engine import check_positive
 from ._headers import budget
 
-__all__ = ["Backoff", "Failure", "classify", "is_timeout", "refusal_wait", "retry_after"]
+__all__ = ["Backoff", "Failure", "classify", "is_timeout", "refusal_wait", "retry_after", "status_of"]
 
 Kind = Literal["rate_limited", "transient"]
 
@@ -69,6 +69,13 @@ def retry_after(value: str | None, *, now: datetime | float | None = None, maxim
             return None
         seconds = _timestamp(when) - (time.time() if now is None else _timestamp(now))
     return min(max(seconds, 0.0), maximum)
+
+
+def status_of(response: object) -> Any:
+    """A response's status as its library names it: ``status_code`` (httpx, requests) or
+    ``status`` (aiohttp, urllib); None for an object with neither."""
+    code = getattr(response, "status_code", None)
+    return getattr(response, "status", None) if code is None else code
 
 
 def refusal_wait(headers: Any, *, now: datetime | float | None = None, maximum: float = 300.0) -> float | None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._engine import Cancelled
-from .._policy import aiohttp_url
+from .._policy import aiohttp_url, status_of
 from ._adapter import VOLATILE, Answer, Client, Request
 from ._adapter import comparable_headers as _headers
 from ._closing import sending, sent
@@ -263,7 +263,7 @@ def direct_fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., An
 
         async def afetch(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
             response = await send(client.library, wrapped, instance, args, kwargs)
-            if _status_code(response) in RETRIED:
+            if status_of(response) in RETRIED:
                 kept = await client.keep(response)
                 raise Refused(kept, client.status(kept))
             return response
@@ -272,15 +272,9 @@ def direct_fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., An
 
     def fetch(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         response = send(client.library, wrapped, instance, args, kwargs)
-        if _status_code(response) in RETRIED:
+        if status_of(response) in RETRIED:
             kept = client.keep(response)
             raise Refused(kept, client.status(kept))
         return response
 
     return fetch
-
-
-def _status_code(response: Any) -> Any:
-    """A live response's status: ``status_code`` (httpx, requests) or ``status`` (aiohttp, urllib)."""
-    code = getattr(response, "status_code", None)
-    return getattr(response, "status", None) if code is None else code
