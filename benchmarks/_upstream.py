@@ -21,6 +21,7 @@ never outlives the benchmark that started it).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -55,6 +56,8 @@ class RateLimit:
         self.tokens = float(burst)
         self.refilled = time.monotonic()
         self.ok = self.refused = 0
+        self.started = time.monotonic()
+        self.times: list[tuple[float, int]] = []  # (seconds since start, status): GET /times
 
     def told(self) -> dict[str, str]:
         """The rate-limit fields every answer carries (``--headers``): the IETF draft's
@@ -79,8 +82,10 @@ class RateLimit:
             if self.tokens >= 1:
                 self.tokens -= 1
                 self.ok += 1
+                self.times.append((now - self.started, 200))
                 return None
             self.refused += 1
+            self.times.append((now - self.started, 429))
             wait = (1 - self.tokens) / self.per_second
         return str(max(1, math.ceil(wait))) if self.retry_after == "int" else f"{wait:.3f}"
 
@@ -99,6 +104,10 @@ def serve(table: Sequence[float], limit: RateLimit | None = None) -> None:
             if self.path == "/stats":
                 counts = (0, 0) if limit is None else (limit.ok, limit.refused)
                 self._send(200, b'{"ok": %d, "429": %d}' % counts)
+                return
+            if self.path == "/times":  # when each request arrived, and its status
+                times = [] if limit is None else [[round(t, 4), s] for t, s in limit.times]
+                self._send(200, json.dumps(times).encode())
                 return
             if limit is not None:
                 refused = limit.admit()

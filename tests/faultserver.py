@@ -5,14 +5,27 @@ after ``latency`` seconds, unless a fault applies:
 
 - a rate limit (token bucket ``per_second``/``burst``) answered with 429 and a Retry-After
   in whole seconds (``"int"``), fractional seconds (``"fraction"``) or an HTTP-date, or with
-  no Retry-After but the spent quota's reset (``"x-ratelimit"``, ``"ratelimit"``);
+  no Retry-After but the spent quota's reset (``"x-ratelimit"``, ``"ratelimit"``), or with
+  nothing but the advertised fields (``"none"``);
 - ``faults[key]``: the faults of that key's first attempts, in order: ``"503"`` (no
   Retry-After), ``"hang"`` (no answer for ``hang`` seconds), ``"reset"`` (the connection is
   reset), ``"truncated"`` (a body shorter than its Content-Length), ``"garbage"`` (200 with a
   body that is not JSON), ``"500"``;
 - ``down``: every request answered 500 while it is set.
 
-It counts requests, 429s, 503s and successful answers per key, and the peak in flight.
+With ``advertise``, every answer carries the rate in the fields of one ``form``: the IETF
+draft's ``"ratelimit"`` (08+: ``RateLimit-Policy: "default";q=40;w=1``, ``RateLimit:
+"default";r=3;t=1``), ``"ratelimit-07"`` (``RateLimit-Policy: 40;w=1``, ``RateLimit:
+limit=40, remaining=3, reset=1``), ``"ratelimit-06"`` (``RateLimit-Limit``, ``-Remaining``,
+``-Reset`` and ``RateLimit-Policy: 40;w=1``), ``"x-ratelimit"`` (GitHub's ``X-RateLimit-Limit``,
+``-Remaining``, ``-Reset``: no window) or ``"x-ratelimit-envoy"`` (``X-RateLimit-Limit: 40,
+40;w=1``). The quota is ``per_second * window``; the reset is whole seconds (``reset=
+"seconds"``) or a Unix time (``"epoch"``). ``date_offset`` sets the server's clock ahead (or
+behind) the real one: its ``Date``, HTTP-dates and Unix times are on it. ``set_rate()`` changes
+the limit mid-run, and ``rate_changes[key]`` does so when that key is first requested.
+
+It counts requests, 429s, 503s and successful answers per key, and the peak in flight;
+``arrived`` holds each GET's arrival (``time.monotonic()``).
 ``POST /item/<key>`` answers ``{"posted": key, "body": ...}`` at once and is counted in
 ``posts``, in arrival order in ``log`` (with the GETs: ``("GET", key)``), so a test can
 tell when each request arrived. ``HEAD`` answers the GET's headers.
@@ -54,9 +67,26 @@ class FaultServer:
         faults: dict[str, list[str]] | None = None,
         hang: float = 3.0,
         advertise: bool = False,
+        form: str = "ratelimit",
+        window: float = 1.0,
+        reset: str = "seconds",
+        date_offset: float = 0.0,
+        rate_changes: dict[str, float] | None = None,
     ) -> None:
+        if form not in FORMS:
+            raise ValueError(f"form={form!r}: expected one of {', '.join(FORMS)}")
+        if reset not in ("seconds", "epoch"):
+            raise ValueError(f"reset={reset!r}: expected 'seconds' or 'epoch'")
         #: Every answer carries the IETF draft's RateLimit-Policy (per_second a second) and RateLimit.
         self.advertise = advertise and per_second is not None
+        self.form = form
+        self.window = window
+        self.reset = reset
+        #: The server's clock minus the real one, in seconds (its Date, HTTP-dates, Unix times).
+        self.date_offset = date_offset
+        #: ``per_second`` becomes ``rate_changes[key]`` when ``key`` is first requested.
+        self.rate_changes = dict(rate_changes or {})
+        self.arrived: list[float] = []
         self.latency = latency
         #: Latency of one key's answers, where it differs from ``latency``.
         self.latencies: dict[str, float] = {}
@@ -86,6 +116,9 @@ class FaultServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                return email.utils.formatdate(server.clock() if timestamp is None else timestamp, usegmt=True)
+
             def do_GET(self) -> None:
                 server._handle(self)
 
@@ -113,6 +146,20 @@ class FaultServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def clock(self) -> float:
+        """The server's Unix time: the real one plus ``date_offset``."""
+        return time.time() + self.date_offset
+
+    def set_rate(self, per_second: float) -> None:
+        """From now on the server allows ``per_second`` (the tokens earned so far are kept),
+        and its advertised fields say so."""
+        with self.lock:
+            self._set_rate(per_second)
+
+    def _set_rate(self, per_second: float) -> None:
+        self._rate_limited_refill()
+        self.per_second = per_second
+
     def reset_counts(self) -> None:
         with self.lock:
             self.requests.clear()
@@ -120,6 +167,7 @@ class FaultServer:
             self.log.clear()
             self.ok.clear()
             self.status.clear()
+            self.arrived.clear()
             self.peak = 0
 
     # -- deciding ------------------------------------------------------------------------------
@@ -127,31 +175,37 @@ class FaultServer:
         """Seconds until a token is there, or None: admitted (a token taken)."""
         if self.per_second is None:
             return None
-        now = time.monotonic()
-        self.tokens = min(float(self.burst), self.tokens + (now - self.refilled) * self.per_second)
-        self.refilled = now
+        self._rate_limited_refill()
         if self.tokens >= 1:
             self.tokens -= 1
             return None
         return (1 - self.tokens) / self.per_second
+
+    def _rate_limited_refill(self) -> None:
+        now = time.monotonic()
+        if self.per_second is not None:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.refilled) * self.per_second)
+        self.refilled = now
 
     def _refusal_headers(self, wait: float) -> dict[str, str]:
         """A 429's headers: a Retry-After, or (``"x-ratelimit"``, ``"ratelimit"``) only the
         spent quota and its reset, as GitHub (a Unix time) and the IETF draft (seconds) say it."""
         if self.retry_after == "x-ratelimit":
             return {"X-RateLimit-Limit": str(self.burst), "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": str(math.ceil(time.time() + wait))}
+                    "X-RateLimit-Reset": str(math.ceil(self.clock() + wait))}
         if self.retry_after == "ratelimit":
             window = max(1, math.ceil(self.burst / (self.per_second or 1)))
             return {"RateLimit-Policy": f'"default";q={self.burst};w={window}',
                     "RateLimit": f'"default";r=0;t={max(1, math.ceil(wait))}'}
+        if self.retry_after == "none":
+            return {}
         return {"Retry-After": self._retry_after_header(wait)}
 
     def _retry_after_header(self, wait: float) -> str:
         if self.retry_after == "int":
             return str(max(1, math.ceil(wait)))
         if self.retry_after == "date":
-            return email.utils.formatdate(time.time() + max(1.0, wait), usegmt=True)
+            return email.utils.formatdate(self.clock() + max(1.0, wait), usegmt=True)
         return f"{wait:.3f}"
 
     def _post(self, handler: BaseHTTPRequestHandler) -> None:
@@ -167,6 +221,9 @@ class FaultServer:
         with self.lock:
             self.requests[key] += 1
             self.log.append((handler.command, key))
+            self.arrived.append(time.monotonic())
+            if key in self.rate_changes and self.requests[key] == 1:
+                self._set_rate(self.rate_changes[key])
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             fault = "500" if self.down else None
@@ -226,12 +283,33 @@ class FaultServer:
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))
         if self.advertise and not (headers and "RateLimit" in headers):
-            with self.lock:
-                remaining = int(self.tokens)
-            headers = {**(headers or {}), "RateLimit-Policy": f'"default";q={self.per_second:g};w=1',
-                       "RateLimit": f'"default";r={remaining};t=1'}
+            headers = {**self._advertised(status == 429), **(headers or {})}
         for name, value in (headers or {}).items():
             handler.send_header(name, value)
         handler.end_headers()
         if handler.command != "HEAD":
             handler.wfile.write(data)
+
+    def _advertised(self, refused: bool) -> dict[str, str]:
+        """The rate, remaining quota and reset, in the fields of ``form``."""
+        with self.lock:
+            rate = self.per_second or 0.0
+            remaining = max(0, int(self.tokens))
+            wait = (1 - self.tokens) / rate if refused and rate else 0.0
+        quota, window = f"{rate * self.window:g}", f"{self.window:g}"
+        seconds = max(1, math.ceil(wait)) if refused else max(1, math.ceil(self.window))
+        reset = str(math.ceil(self.clock() + seconds) if self.reset == "epoch" else seconds)
+        if self.form == "ratelimit":
+            return {"RateLimit-Policy": f'"default";q={quota};w={window}', "RateLimit": f'"default";r={remaining};t={reset}'}
+        if self.form == "ratelimit-07":
+            return {"RateLimit-Policy": f"{quota};w={window}",
+                    "RateLimit": f"limit={quota}, remaining={remaining}, reset={reset}"}
+        if self.form == "ratelimit-06":
+            return {"RateLimit-Limit": quota, "RateLimit-Remaining": str(remaining), "RateLimit-Reset": reset,
+                    "RateLimit-Policy": f"{quota};w={window}"}
+        limit = quota if self.form == "x-ratelimit" else f"{quota}, {quota};w={window}"
+        return {"X-RateLimit-Limit": limit, "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": reset}
+
+
+#: The forms in which an advertising server says its rate (see the module docstring).
+FORMS = ("ratelimit", "ratelimit-07", "ratelimit-06", "x-ratelimit", "x-ratelimit-envoy")

@@ -101,7 +101,7 @@ def _install(settings: Settings) -> None:
     generation = _state.generation
     prefetching = [t for t in settings.targets if t.mode == "prefetch"]
     # One state per upstream host for the whole process: every target shares its limits.
-    learned = LearnedRates(settings.state_dir).load() if prefetching and settings.state_dir else None
+    learned = LearnedRates(settings.state_dir).kept() if prefetching and settings.state_dir else None
     _state.hosts = Hosts(settings.hosts, sum(t.concurrency for t in prefetching) or None, learned)
     if prefetching:
         patch_http(_state.http, boot.watcher.watch)

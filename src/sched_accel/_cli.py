@@ -215,8 +215,10 @@ def _status(args: argparse.Namespace) -> int:
             _say(f"  host {name}: {', '.join(limits + [f'burst {conf.burst}'])}" + ("" if conf.adaptive else ", not adaptive"))
     for name, record in sorted(runs.items()):  # runs of targets no longer in the config
         _say(f"  {_shown(name)} (not in the config): {_last_run(record)}")
-    for host, rate in sorted(LearnedRates(os.path.dirname(control.path)).load().items()):
-        _say(f"  host {_shown(host)}: told {rate:g} requests/s in its answers (the next run starts at it)")
+    for host, (rate, how) in sorted(LearnedRates(os.path.dirname(control.path)).kept().items()):
+        said = "told" if how == "told" else "learned"
+        where = "in its answers" if how == "told" else "from its refusals"
+        _say(f"  host {_shown(host)}: {said} {rate:.3g} requests/s {where} (the next run starts at it)")
     return 0 if problem is None and state.problem is None else 1
 
 

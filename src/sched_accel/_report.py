@@ -80,7 +80,7 @@ class RunReport:
                 lines = statistics_lines(hosts.statistics()) if hosts is not None else []
                 save_run(state_dir, self.target.name, fields, lines)
                 if hosts is not None:
-                    LearnedRates(state_dir).save(hosts.told_rates())  # the next run starts at them
+                    LearnedRates(state_dir).save(hosts.kept_rates())  # the next run starts at them
         except Exception as exc:  # pragma: no cover - defensive
             internal_error(f"recording the run of {self.target.name}", exc)
         return fields

@@ -213,8 +213,8 @@ def test_429_storm_loses_nothing(
 
 def test_a_host_that_says_its_rate_is_paced_to_it(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
     """No limit declared, but every answer carries RateLimit-Policy (40 a second): once the
-    first answers are in, requests are paced to that rate, and the storm of 429s a host
-    that says nothing gets (the test above) does not happen."""
+    first answers are in, requests are paced to that rate. A host that says nothing is
+    paced too, at the rate learned from its refusals (``_learn``), after a few more 429s."""
     jobs, clients = install(app, monkeypatch, sync_api="HttpxApi")
     with FaultServer(per_second=40, burst=4) as silent:  # first: the process has learned nothing yet
         assert run_sync(jobs, clients, "HttpxApi", silent.url) == EXPECTED
@@ -222,7 +222,8 @@ def test_a_host_that_says_its_rate_is_paced_to_it(app: App, monkeypatch: pytest.
     with FaultServer(per_second=40, burst=4, advertise=True) as server:
         assert run_sync(jobs, clients, "HttpxApi", server.url) == EXPECTED
     nothing_lost(server, run_line(capture_events))
-    assert server.status[429] <= 8 < silent.status[429]  # only those sent before an answer told the rate
+    assert silent.status[429] <= 16  # the first wave, and the learner's few probes
+    assert server.status[429] <= 8  # only those sent before an answer told the rate
     capture_events.clear()
     with FaultServer(per_second=40, burst=4) as again:  # the same host: its rate is kept in the process
         assert run_sync(jobs, clients, "HttpxApi", again.url) == EXPECTED

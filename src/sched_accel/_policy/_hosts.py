@@ -75,9 +75,11 @@ class HostState:
             self._told(getattr(response, "headers", None))
         if status in (429, 503):
             stats.add("http_429" if status == 429 else "http_503")
-            self.limiter.on_overload(status)
+            self.limiter.on_overload(status, number)
             headers = getattr(response, "headers", None)
             wait = refusal_wait(headers) if callable(getattr(headers, "get", None)) else None
+            if wait and self.limiter.learning:
+                wait = rounded_down(wait)
             if wait:
                 # The whole host backs off together, until a later request is answered.
                 self.limiter.pause_for(wait, refused=number)
@@ -123,6 +125,14 @@ class HostState:
             self.circuit.record(True, trial)  # answered, the error is ours or the app's
 
 
+def rounded_down(wait: float) -> float:
+    """A whole-second Retry-After from a host whose rate is being learned is taken as the
+    rounded hint it is: the refused request's token comes some time within its last second
+    (a 20/s host says "1" when it means 0.05), and the learned rate paces the waiters one
+    by one from there. Fractional waits are taken as said."""
+    return wait - 1 if wait >= 1 and wait == int(wait) else wait
+
+
 def host_circuit(name: str, settings: HostSettings) -> CircuitBreaker:
     """The circuit of one host, as its settings say."""
     return CircuitBreaker(
@@ -138,7 +148,7 @@ class Hosts:
         self,
         settings: dict[str, HostSettings] | None = None,
         default_concurrency: int | None = None,
-        learned: dict[str, float] | None = None,
+        learned: dict[str, tuple[float, str]] | None = None,
     ) -> None:
         self.settings = dict(settings or {})
         #: The rates hosts told the last run (``_state.LearnedRates``): an undeclared host starts at its own.
@@ -167,7 +177,11 @@ class Hosts:
                     limit = paced(conf.concurrency, conf.per_second, conf.burst, conf.adaptive)
                 state = self._by_name[name] = HostState(name, HostLimiter(name, limit), host_circuit(name, conf))
                 if name in self.learned:
-                    state.limiter.learn_rate(self.learned[name])
+                    rate, how = self.learned[name]
+                    if how == "learned":
+                        state.limiter.start_learned(rate)
+                    else:
+                        state.limiter.learn_rate(rate)
             self._states[key] = state
             return state
 
@@ -190,10 +204,17 @@ class Hosts:
                 )
 
     def told_rates(self) -> dict[str, float]:
-        """The rates undeclared hosts told us (their answers' fields), by host, to keep."""
+        """The rates undeclared hosts told us (their answers' fields), by host."""
         with self._lock:
             states = list(self._by_name.values())
         return {s.name: s.limiter.told for s in states if s.limiter.told is not None}
+
+    def kept_rates(self) -> dict[str, float | tuple[float, str]]:
+        """The rates undeclared hosts told us or we learned from their refusals, by host, with
+        how: to keep for the next run."""
+        with self._lock:
+            states = list(self._by_name.values())
+        return {s.name: kept for s in states if (kept := s.limiter.kept) is not None}
 
     def statistics(self) -> dict[str, tuple[HostLimiterStatistics, str]]:
         """Every host seen so far: its limiter's counters and its circuit's state."""

@@ -22,7 +22,7 @@ import time
 import urllib.error
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from random import Random
 from typing import Any, TypeVar
 
@@ -32,7 +32,7 @@ from .._engine import Slot
 from .._log import event
 from .._settings import RetrySettings, Target
 from ._drive import GO, Plan, run_async, run_sync
-from ._hosts import Hosts
+from ._hosts import Hosts, rounded_down
 from ._limits import HostLimiter
 from ._retry import Backoff, Failure, classify
 from ._stats import RunStats
@@ -50,6 +50,7 @@ class Tries:
     attempts: int = 0
     host: str | None = None  # the upstream host of its last HTTP request, if any
     bypassed: bool = False  # that host's circuit was open: no retry
+    learning: bool = False  # that host's rate was being learned from its refusals
 
 
 #: The attempt running in this thread or task: its run's policy, and the slot's tries.
@@ -177,6 +178,8 @@ class Policy:
             self.stats.add("gave_up")
             self._final(slot, failure, f"{tries.attempts} attempts failed (retry attempts = {self.retry.attempts})")
             return None
+        if tries.learning and failure.retry_after:  # the learned rate paces it: a rounded hint
+            failure = replace(failure, retry_after=rounded_down(failure.retry_after))
         delay = self.backoff.delay(tries.attempts, failure, self.rng)
         if self.backoff.gives_up(self.clock() - tries.first_started, delay):
             self.stats.add("gave_up")
@@ -303,6 +306,7 @@ class Policy:
             finally:
                 self.stats.answered()
             state.answered(response, trial, number, self.stats)
+            tries.learning = state.limiter.learning
         finally:
             state.limiter.release()
         return response

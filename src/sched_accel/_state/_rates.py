@@ -3,7 +3,9 @@ time starts at the rate its host's answers gave the last run, instead of being r
 until the first answer tells it again.
 
 One owner-only file, ``<state>/hosts.json``: ``{"version": 1, "hosts": {"api.example.com":
-{"per_second": 20.0, "at": <Unix time>}}}``, read under the trust rule (``_trust``). A rate
+{"per_second": 20.0, "at": <Unix time>, "how": "told"}}}``, read under the trust rule
+(``_trust``). ``how`` is ``told`` (the answers' rate-limit fields said it) or ``learned``
+(measured from its refusals, ``_policy._learn``); an entry without it was told. A rate
 older than :data:`MAX_AGE` is not used; a declared limit always wins (the caller's rule).
 """
 
@@ -47,8 +49,12 @@ class LearnedRates:
 
     def load(self, now: float | None = None) -> dict[str, float]:
         """Each host's rate (requests a second) learned within :data:`MAX_AGE`."""
+        return {host: rate for host, (rate, _) in self.kept(now).items()}
+
+    def kept(self, now: float | None = None) -> dict[str, tuple[float, str]]:
+        """Each host's rate learned within :data:`MAX_AGE`, and how (``told`` or ``learned``)."""
         now = time.time() if now is None else now
-        rates: dict[str, float] = {}
+        rates: dict[str, tuple[float, str]] = {}
         for host, entry in list(self._read().items())[:_MAX_HOSTS]:
             if not isinstance(host, str) or not isinstance(entry, dict):
                 continue
@@ -56,17 +62,20 @@ class LearnedRates:
             if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (rate, at)):
                 continue
             assert isinstance(rate, int | float) and isinstance(at, int | float)
+            how = "learned" if entry.get("how") == "learned" else "told"
             if 0 < rate <= 1e6 and 0 <= now - at <= MAX_AGE:
-                rates[host] = float(rate)
+                rates[host] = (float(rate), how)
         return rates
 
-    def save(self, rates: dict[str, float], now: float | None = None) -> None:
-        """Keep these hosts' rates (the others' as they were)."""
+    def save(self, rates: dict[str, float | tuple[float, str]], now: float | None = None) -> None:
+        """Keep these hosts' rates, each a rate (told) or (rate, how); the others' as they were."""
         if not rates:
             return
         now = time.time() if now is None else now
         hosts = self._read()
-        hosts.update({host: {"per_second": rate, "at": now} for host, rate in rates.items()})
+        for host, kept in rates.items():
+            rate, how = kept if isinstance(kept, tuple) else (kept, "told")
+            hosts[host] = {"per_second": rate, "at": now, "how": how}
         try:
             write_private(self.path, json.dumps({"version": 1, "hosts": dict(list(hosts.items())[-_MAX_HOSTS:])}))
         except Refused as exc:

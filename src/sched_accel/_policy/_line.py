@@ -1,0 +1,216 @@
+"""A host's line: who may send the next request to it, and when (the mechanics of ``_limits``).
+
+A request is admitted when all of these allow it: no host-wide pause, a free in-flight
+place under the current concurrency limit, and a token from the bucket (its rate and
+capacity). First come, first served. The decisions are pure and never block:
+:meth:`Line.try_acquire` says "go" (0.0) or how long to wait. Threads and anyio tasks drive
+the same plan, :meth:`Line.admission`; only how a waiter sleeps and is woken differs, in
+``_drive``. What sets the pause, the limit and the rate (the host's answers) is
+:class:`~._limits.HostLimiter`, built on this.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import anyio.lowlevel
+
+from ._drive import Plan, run_async, run_sync
+from ._learn import RateLearner
+from ._limit import HostLimit
+
+__all__ = ["Line", "Ticket"]
+
+_EPSILON = 1e-9  # float slack when a token is "just" refilled
+
+
+class Ticket:
+    """A place in a host's line; ``wake`` is called (from any thread) when it may try again."""
+
+    __slots__ = ("admitted", "number", "refused", "since", "wake")
+
+    def __init__(self, wake: Callable[[], None], since: float) -> None:
+        self.wake = wake
+        self.since = since
+        self.refused = False
+        self.admitted = False
+        self.number = 0  # once admitted: the how-manieth request to the host it is
+
+
+class Line:
+    """The line, the places in flight, the token bucket and the pause of one host; thread-safe."""
+
+    def __init__(self, host: str, limit: HostLimit, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.host = host
+        self.limit = limit
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._line: deque[Ticket] = deque()
+        self._in_flight = 0
+        self._rate, self._burst = limit.per_second, limit.burst  # declared, told or learned
+        #: Paces a host that refuses without telling its rate (``_learn``).
+        self.learner = RateLearner()
+        self._tokens = float(limit.burst)
+        self._refilled_at = clock()
+        self._paused_until = -math.inf
+        self._limit = limit.concurrency  # the current concurrency limit (AIMD's), within [1, concurrency]
+        self._stale = 0  # releases still due from requests sent before AIMD's last decrease
+        self._requests = self._waits = self._peak = 0
+        self._wait_seconds = 0.0
+
+    # -- the core: pure decisions under the lock, never blocking -------------------------
+
+    def try_acquire(self, now: float | None = None, ticket: Ticket | None = None) -> float:
+        """0.0 if the request may go now (a token taken, a place held), else seconds to wait.
+
+        ``math.inf`` means "until woken": no place is free, or others are ahead in line.
+        Without a ``ticket`` the caller does not queue, and gets in only if nobody waits.
+        """
+        wake: Callable[[], None] | None = None
+        with self._lock:
+            now = self.clock() if now is None else now
+            delay = self._delay(now, ticket)
+            if delay > 0:
+                if ticket is not None:
+                    ticket.refused = True
+                return delay
+            self._take()
+            if ticket is not None:
+                ticket.number = self._requests
+                ticket.admitted = True
+                self._line.popleft()
+                if ticket.refused:
+                    self._waits += 1
+                    self._wait_seconds += max(0.0, now - ticket.since)
+                wake = self._head_wake()
+        if wake is not None:
+            wake()
+        return 0.0
+
+    def admit_now(self) -> int:
+        """The fast path: admit at once if nobody waits and nothing holds us; the request's
+        number, or 0 (then take a place in line)."""
+        with self._lock:
+            if self._line:
+                return 0
+            limit = self._limit
+            if limit is not None and self._in_flight >= limit:
+                return 0
+            if self._rate is not None or self._paused_until > -math.inf:
+                if self._delay(self.clock(), None) > 0:
+                    return 0
+                if self._rate is not None:
+                    self._tokens -= 1
+            self._in_flight += 1
+            self._requests += 1
+            if self._in_flight > self._peak:
+                self._peak = self._in_flight
+            return self._requests
+
+    def _take(self) -> None:
+        """Admit one request (under the lock): a token, a place, its number."""
+        if self._rate is not None:
+            self._tokens -= 1
+        self._in_flight += 1
+        self._requests += 1
+        self._peak = max(self._peak, self._in_flight)
+
+    def _delay(self, now: float, ticket: Ticket | None) -> float:
+        if self._line and self._line[0] is not ticket:
+            return math.inf
+        if self._limit is not None and self._in_flight >= self._limit:
+            return math.inf
+        delay = self._paused_until - now
+        if self.learner.learning:
+            self._rate = self.learner.rate(now)
+        rate = self._rate
+        if rate is not None:
+            self._tokens = min(float(self._burst), self._tokens + max(0.0, now - self._refilled_at) * rate)
+            self._refilled_at = max(self._refilled_at, now)
+            if self._tokens < 1 - _EPSILON:
+                delay = max(delay, (1 - self._tokens) / rate)
+        return max(0.0, delay)
+
+    def _head_wake(self) -> Callable[[], None] | None:
+        return self._line[0].wake if self._line else None
+
+    def join(self, wake: Callable[[], None] = lambda: None, now: float | None = None) -> Ticket:
+        """Take a place at the end of the line."""
+        with self._lock:
+            ticket = Ticket(wake, self.clock() if now is None else now)
+            self._line.append(ticket)
+            return ticket
+
+    def leave(self, ticket: Ticket) -> None:
+        """Give up a place in line without being admitted (the waiter was cancelled)."""
+        with self._lock:
+            if ticket.admitted or ticket not in self._line:
+                return
+            was_head = self._line[0] is ticket
+            self._line.remove(ticket)
+            wake = self._head_wake() if was_head else None
+        if wake is not None:
+            wake()
+
+    def release(self) -> None:
+        """The request admitted earlier is done: free its place, wake the first in line."""
+        with self._lock:
+            if self._in_flight == 0:
+                raise RuntimeError(f"release() for {self.host} without a matching acquire")
+            self._in_flight -= 1
+            if self._stale:
+                self._stale -= 1
+            if not self._line:
+                return
+            wake = self._line[0].wake
+        wake()
+
+    # -- waiting: one plan, driven by a thread or a task (``_drive``) -------------------
+
+    def admission(self) -> Plan[int]:
+        """The plan of one request's admission; its value is the request's number.
+
+        Admitted at once when nobody waits and nothing holds the host (no line joined);
+        else it joins the line and waits its turn. Closed early (the waiter was cancelled),
+        it gives up its place. The caller calls :meth:`release` once the request is done.
+        """
+        number = self.admit_now()
+        if number:
+            return number
+        ticket = self.join()
+        try:
+            yield ticket
+            while (delay := self.try_acquire(ticket=ticket)) > 0:
+                yield delay
+        finally:
+            if not ticket.admitted:
+                self.leave(ticket)
+        return ticket.number
+
+    @contextmanager
+    def acquire_sync(self) -> Iterator[int]:
+        """``with limiter.acquire_sync() as number:`` around one request, from a thread."""
+        number = run_sync(self.admission())
+        try:
+            yield number
+        finally:
+            self.release()
+
+    @asynccontextmanager
+    async def acquire_async(self) -> AsyncIterator[int]:
+        """``async with limiter.acquire_async() as number:`` around one request, from an anyio task."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        number = await run_async(self.admission(), _never)
+        try:
+            yield number
+        finally:
+            self.release()
+
+
+async def _never() -> None:  # pragma: no cover - an admission plan never asks to act
+    raise AssertionError("an admission has no action")
