@@ -179,12 +179,6 @@ def test_a_unix_time_reset_is_measured_against_the_answers_date(
     assert upstream.status[429] <= CONCURRENCY
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="refusal_wait() reads Retry-After with _retry.retry_after(), which measures an HTTP-date "
-    "against the local clock and ignores the answer's Date; budget() corrects it, but is consulted only "
-    "when Retry-After is absent (server 1 h ahead: 300 s capped, 1 h behind: 0 s)",
-)
 @pytest.mark.parametrize("offset", [HOUR, -HOUR], ids=["ahead", "behind"])
 def test_a_retry_after_date_is_measured_against_the_answers_date(offset: float) -> None:
     """A 429's Retry-After as an HTTP-date, from a server an hour off: the wait is what the server
@@ -330,11 +324,6 @@ def test_an_untrusted_file_is_refused_in_one_line_and_not_used(
     assert told() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LearnedRates.save() re-reads the refused hosts.json to merge (its _read logs state_refused "
-    "again) at the end of every run whose host told a rate: a second line for the same file in one process",
-)
 def test_an_untrusted_file_is_said_once_and_replaced_by_an_owner_only_one(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:

@@ -86,7 +86,9 @@ def refusal_wait(headers: Any, *, now: datetime | float | None = None, maximum: 
     if headers is None:
         return None
     header = headers.get("Retry-After")
-    wait = retry_after(header, now=now, maximum=maximum) if isinstance(header, str) else None
+    wait = retry_after(header, now=_answered_at(headers) if now is None else now, maximum=maximum) if isinstance(
+        header, str
+    ) else None
     if wait is not None:
         return wait
     try:
@@ -96,6 +98,18 @@ def refusal_wait(headers: Any, *, now: datetime | float | None = None, maximum: 
     if told is None or told.reset is None or told.remaining not in (None, 0):
         return None  # nothing said, or budget left: the refusal is not the quota's
     return min(told.reset, maximum)
+
+
+def _answered_at(headers: Any) -> datetime | None:
+    """The answer's own ``Date``, so that a Retry-After date is measured on the server's clock
+    (a server an hour ahead must not park every item for the cap); None without a valid one."""
+    date = headers.get("Date")
+    if not isinstance(date, str) or _SECONDS.fullmatch(date.strip()):
+        return None
+    try:
+        return parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def _timestamp(moment: datetime | float) -> float:

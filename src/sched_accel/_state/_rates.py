@@ -35,12 +35,13 @@ class LearnedRates:
     def __init__(self, state_dir: str) -> None:
         self.path = os.path.join(state_dir, "hosts.json")
 
-    def _read(self) -> dict[str, Any]:
+    def _read(self, say: bool = True) -> dict[str, Any]:
         try:
             raw = read_trusted(self.path, limit=_MAX_BYTES)
             body = json.loads(raw.decode("utf-8")) if raw is not None else {}
         except Refused as exc:
-            log_refused(exc)
+            if say:
+                log_refused(exc)
             return {}
         except (OSError, ValueError, RecursionError):
             return {}
@@ -72,7 +73,7 @@ class LearnedRates:
         if not rates:
             return
         now = time.time() if now is None else now
-        hosts = self._read()
+        hosts = self._read(say=False)  # refused: said when loaded; replaced by an owner-only file
         for host, kept in rates.items():
             rate, how = kept if isinstance(kept, tuple) else (kept, "told")
             hosts[host] = {"per_second": rate, "at": now, "how": how}
