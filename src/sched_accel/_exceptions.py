@@ -5,15 +5,17 @@
     SchedAccelError
     ├── ConfigError        the config file cannot be read, parsed or validated
     ├── TargetError        a declared target does not resolve, or cannot be patched
-    └── ControlFileError   the control file is unsafe or unreadable
+    ├── ControlFileError   the control file is unsafe or unreadable
+    └── CoordinationUnavailable  the coordination backend (Redis, the machine's store) cannot answer
 
 The host app never sees these from the start-up hook: there they are logged in one line
 and the app runs unpatched. ``sched-accel check`` and the programmatic API raise them.
+:class:`CoordinationUnavailable` is for the limiter: it falls back to its local share.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ControlFileError", "SchedAccelError", "TargetError"]
+__all__ = ["ConfigError", "ControlFileError", "CoordinationUnavailable", "SchedAccelError", "TargetError"]
 
 
 class SchedAccelError(Exception):
@@ -30,3 +32,13 @@ class TargetError(SchedAccelError):
 
 class ControlFileError(SchedAccelError):
     """The control file is unsafe (writable by others) or unreadable."""
+
+
+class CoordinationUnavailable(SchedAccelError):
+    """The coordination backend cannot answer (server down or slow, store refused or locked).
+
+    The only error a backend raises for its store, whatever failed below it (a redis-py or an
+    ``OSError``, kept as ``__cause__``), so the caller has one thing to catch before falling
+    back to its local limiter. Whether the call took anything is unknown (a timeout may come
+    after the server did it): what a backend takes expires, so the caller need not undo it.
+    """

@@ -1,0 +1,22 @@
+"""Coordination backends: the facts about an upstream host and a schedule that must hold
+across processes (issue 13), behind one interface.
+
+- ``_base``: :class:`Backend`, the interface, and the arithmetic every backend shares
+  (GCRA, the claim rule, argument checks);
+- ``_process``: :class:`ProcessBackend`, in this process's memory (today's behaviour);
+- ``_store``: the owner-only, ``flock``-ed record files of ``_machine``;
+- ``_machine``: :class:`MachineBackend`, every process of this user on this machine;
+- ``_scripts`` and ``_redis``: :class:`RedisBackend`, processes on any machine, through
+  Redis (the ``redis`` extra; redis-py is imported only when one is made).
+
+Every failure of a backend's store is :class:`~sched_accel._exceptions.CoordinationUnavailable`.
+"""
+
+from __future__ import annotations
+
+from ._base import Backend
+from ._machine import MachineBackend
+from ._process import ProcessBackend
+from ._redis import RedisBackend
+
+__all__ = ["Backend", "MachineBackend", "ProcessBackend", "RedisBackend"]

@@ -1,0 +1,178 @@
+"""What every coordination backend offers, and the arithmetic they share.
+
+The facts a limiter needs across processes (a host's rate, its in-flight requests, its
+pause, the rate it told us, who is alive, who runs this tick) are one small sync interface,
+:class:`Backend`. It is sync because the limiter's decisions are made in threads and in
+anyio tasks on asyncio *and* trio. A task asks the process and machine backends directly
+(a few µs, the machine's lock wait bounded), and Redis through a worker thread
+(``anyio.to_thread.run_sync``), which keeps its event loop free while the server is slow or
+down. redis-py's asyncio client would serve asyncio only, with a pool per event loop, to
+save the thread hop: about 60-200 µs a call (``benchmarks/coord_admit.py``), against the
+milliseconds of the HTTP request it admits.
+
+Every call either answers or raises :class:`~sched_accel._exceptions.CoordinationUnavailable`;
+what a backend holds (a rate slot, a lease, a pause, a claim, a heartbeat) expires by itself,
+so a crashed process, or a caller that gave up on a timeout, leaves nothing stuck.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Protocol
+
+from .._state._rates import MAX_AGE
+
+__all__ = [
+    "MAX_AGE",
+    "MAX_TICK",
+    "Backend",
+    "check_host",
+    "check_limit",
+    "check_rate",
+    "check_seconds",
+    "check_tick",
+    "claim_wins",
+    "gcra",
+    "new_lease_id",
+    "usable_rate",
+]
+
+#: Float slack when a slot is "just" due (as the in-process limiter's).
+EPSILON = 1e-9
+#: Ticks are integers a double holds exactly (Redis's Lua numbers are doubles).
+MAX_TICK = 2**53
+
+
+class Backend(Protocol):
+    """The coordination backend: one per process, shared by every limiter and thread in it.
+
+    Times are seconds on the backend's clock (the server's for Redis, the machine's monotonic
+    clock for the machine backend), so processes with skewed clocks agree. Limits are
+    keyword-only numbers, checked up front (``ValueError`` naming the argument).
+    """
+
+    #: ``"process"``, ``"machine"`` or ``"redis"``: for log lines.
+    kind: str
+
+    def admit(self, host: str, *, per_second: float, burst: int) -> float:
+        """GCRA admission of one request to ``host``: 0.0 when admitted (its slot is taken),
+        else the seconds to wait before asking again (nothing taken). A pause of the host
+        (:meth:`pause`) holds admission too: the wait is then at least what is left of it."""
+        ...
+
+    def lease(self, host: str, *, limit: int, ttl: float) -> str | None:
+        """One of ``limit`` in-flight places for ``host``, held until :meth:`release` or for
+        ``ttl`` seconds (a crashed holder's place comes back then); None when all are held."""
+        ...
+
+    def release(self, host: str, lease_id: str) -> None:
+        """Give back a lease (one already expired, or unknown, is ignored)."""
+        ...
+
+    def pause(self, host: str, seconds: float) -> None:
+        """Hold every process's requests to ``host`` for ``seconds`` (a ``Retry-After`` seen
+        by one); a longer pause already in force is kept, never shortened."""
+        ...
+
+    def paused_for(self, host: str) -> float:
+        """Seconds left of ``host``'s pause; 0.0 when it is not paused."""
+        ...
+
+    def learn_rate(self, host: str, per_second: float) -> None:
+        """The rate ``host`` told (requests a second), for every process (kept :data:`MAX_AGE`)."""
+        ...
+
+    def learned_rate(self, host: str) -> float | None:
+        """The rate ``host`` told within :data:`MAX_AGE`, or None."""
+        ...
+
+    def heartbeat(self, process_id: str, *, ttl: float) -> None:
+        """``process_id`` is alive for ``ttl`` more seconds (call it again before then)."""
+        ...
+
+    def live_processes(self) -> int:
+        """How many processes have a heartbeat in force (the fallback divides the rate by it)."""
+        ...
+
+    def claim(self, key: str, tick: int, *, ttl: float) -> int | None:
+        """Run ``key``'s schedule tick ``tick`` here? A fencing token (increasing per key, 1
+        first) to the one winner; None to the others. The claim holds for ``ttl`` seconds:
+        meanwhile the same tick, or an earlier one, is refused to everyone (a late process
+        never runs a tick already superseded). Choose ``ttl`` at least the tick's interval."""
+        ...
+
+    def close(self) -> None:
+        """Let go of connections and files; later calls raise ``CoordinationUnavailable``."""
+        ...
+
+
+def gcra(tat: float, now: float, per_second: float, burst: int) -> tuple[float, float]:
+    """One GCRA decision: ``(wait, new tat)``.
+
+    ``tat`` is the theoretical arrival time of the next request: each admitted request moves
+    it one emission interval (``1 / per_second``) on, and a request may go once ``now`` is
+    within ``burst - 1`` intervals of it. So ``burst`` requests go at once, then one per
+    interval. Admitted: ``(0.0, moved tat)``; refused: ``(seconds to wait, tat)`` unchanged.
+    """
+    interval = 1.0 / per_second
+    tat = max(tat, now)
+    wait = tat - interval * (burst - 1) - now
+    if wait > EPSILON:
+        return wait, tat
+    return 0.0, tat + interval
+
+
+def claim_wins(held_tick: int | None, held_until: float, tick: int, now: float) -> bool:
+    """The claim rule: no claim in force, or a later tick than the one held."""
+    return held_tick is None or now >= held_until or tick > held_tick
+
+
+def new_lease_id() -> str:
+    """A lease's id: 128 random bits, hex (unguessable, so no one frees another's place)."""
+    return secrets.token_hex(16)
+
+
+def usable_rate(value: object) -> float | None:
+    """A stored rate as a float when it is one we would pace to, else None."""
+    if isinstance(value, bytes | str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1e6:
+        return float(value)
+    return None
+
+
+def check_host(host: str) -> None:
+    """A host is a non-empty string (any: the stores hash or quote it)."""
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"host must be a non-empty string; got {host!r}")
+
+
+def check_rate(per_second: float, burst: int) -> None:
+    """``per_second`` a finite number > 0 (at most 1e6), ``burst`` an int >= 1."""
+    if isinstance(per_second, bool) or not isinstance(per_second, int | float) or not 0 < per_second <= 1e6:
+        raise ValueError(f"per_second must be a number > 0 and <= 1e6; got {per_second!r}")
+    check_limit(burst, "burst")
+
+
+def check_limit(value: int, name: str = "limit") -> None:
+    """An int >= 1 (a count of slots or places)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+
+
+def check_seconds(value: float, name: str, *, zero: bool = False) -> None:
+    """A finite number of seconds, > 0 (>= 0 with ``zero``)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not zero):
+        allowed = ">= 0" if zero else "> 0"
+        raise ValueError(f"{name} must be a finite number of seconds {allowed}; got {value!r}")
+
+
+def check_tick(tick: int) -> None:
+    """A tick is an int within +-2**53 (the schedule's tick number, e.g. ``int(time // interval)``)."""
+    if isinstance(tick, bool) or not isinstance(tick, int) or not -MAX_TICK < tick < MAX_TICK:
+        raise ValueError(f"tick must be an int within +-2**53; got {tick!r}")

@@ -1,0 +1,135 @@
+"""The process backend: every fact in this process's memory, behind one lock.
+
+Today's behaviour (nothing shared with other processes), with the interface of the shared
+backends, so the limiter is written once against :class:`~._base.Backend`. It is also the
+reference the shared backends are tested against: the same suite runs on all three.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from .._exceptions import CoordinationUnavailable
+from ._base import (
+    MAX_AGE,
+    check_host,
+    check_limit,
+    check_rate,
+    check_seconds,
+    check_tick,
+    claim_wins,
+    gcra,
+    new_lease_id,
+)
+
+__all__ = ["ProcessBackend"]
+
+
+class ProcessBackend:
+    """In memory, thread-safe; ``clock`` is injectable for tests (monotonic seconds)."""
+
+    kind = "process"
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._closed = False
+        self._tat: dict[str, float] = {}
+        self._paused: dict[str, float] = {}
+        self._leases: dict[str, dict[str, float]] = {}
+        self._rates: dict[str, tuple[float, float]] = {}  # host -> (per_second, learned at)
+        self._beats: dict[str, float] = {}
+        self._claims: dict[str, tuple[int, float]] = {}  # key -> (tick, held until)
+        self._fences: dict[str, int] = {}
+
+    def _now(self) -> float:
+        """The clock, under the lock, once the backend is known to be open."""
+        if self._closed:
+            raise CoordinationUnavailable("the process backend is closed")
+        return self._clock()
+
+    def admit(self, host: str, *, per_second: float, burst: int) -> float:
+        check_host(host)
+        check_rate(per_second, burst)
+        with self._lock:
+            now = self._now()
+            wait, tat = gcra(self._tat.get(host, now), now, per_second, burst)
+            paused = self._paused.get(host, now) - now
+            if paused > 0 or wait > 0:
+                return max(paused, wait)
+            self._tat[host] = tat
+            return 0.0
+
+    def lease(self, host: str, *, limit: int, ttl: float) -> str | None:
+        check_host(host)
+        check_limit(limit)
+        check_seconds(ttl, "ttl")
+        with self._lock:
+            now = self._now()
+            held = {k: until for k, until in self._leases.get(host, {}).items() if until > now}
+            self._leases[host] = held
+            if len(held) >= limit:
+                return None
+            lease_id = new_lease_id()
+            held[lease_id] = now + ttl
+            return lease_id
+
+    def release(self, host: str, lease_id: str) -> None:
+        with self._lock:
+            self._now()
+            self._leases.get(host, {}).pop(lease_id, None)
+
+    def pause(self, host: str, seconds: float) -> None:
+        check_host(host)
+        check_seconds(seconds, "seconds", zero=True)
+        with self._lock:
+            until = self._now() + seconds
+            if until > self._paused.get(host, until - 1):
+                self._paused[host] = until
+
+    def paused_for(self, host: str) -> float:
+        with self._lock:
+            now = self._now()
+            return max(0.0, self._paused.get(host, now) - now)
+
+    def learn_rate(self, host: str, per_second: float) -> None:
+        check_host(host)
+        check_rate(per_second, 1)
+        with self._lock:
+            self._rates[host] = (float(per_second), self._now())
+
+    def learned_rate(self, host: str) -> float | None:
+        with self._lock:
+            now = self._now()
+            rate, at = self._rates.get(host, (0.0, -MAX_AGE))
+            return rate if rate > 0 and now - at <= MAX_AGE else None
+
+    def heartbeat(self, process_id: str, *, ttl: float) -> None:
+        check_seconds(ttl, "ttl")
+        with self._lock:
+            self._beats[process_id] = self._now() + ttl
+
+    def live_processes(self) -> int:
+        with self._lock:
+            now = self._now()
+            self._beats = {p: until for p, until in self._beats.items() if until > now}
+            return len(self._beats)
+
+    def claim(self, key: str, tick: int, *, ttl: float) -> int | None:
+        check_tick(tick)
+        check_seconds(ttl, "ttl")
+        with self._lock:
+            now = self._now()
+            held_tick, held_until = self._claims.get(key, (None, now))
+            if not claim_wins(held_tick, held_until, tick, now):
+                return None
+            token = self._fences.get(key, 0) + 1
+            self._fences[key] = token
+            self._claims[key] = (tick, now + ttl)
+            return token
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True

@@ -1,0 +1,163 @@
+"""The Redis backend: processes on any number of machines, through Redis (or a server that
+speaks its protocol and runs Lua: Valkey, KeyDB), with redis-py (``sched-accel[redis]``).
+
+Each decision that reads the clock is one Lua script (``_scripts``): one round trip, on the
+server's clock. redis-py is imported when a backend is made, never at sched_accel's import,
+so the extra stays optional. The client fails fast: connect and read time out after
+``timeout`` (0.5 s), and redis-py's own retries are off (its default retries three times
+with backoff), since the caller has a fallback and a request must not wait seconds for a
+server that is gone. Every error of redis-py or the socket becomes
+:class:`~sched_accel._exceptions.CoordinationUnavailable`.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.parse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._exceptions import CoordinationUnavailable
+from . import _scripts
+from ._base import (
+    MAX_AGE,
+    check_host,
+    check_limit,
+    check_rate,
+    check_seconds,
+    check_tick,
+    new_lease_id,
+    usable_rate,
+)
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = ["INSTALL", "RedisBackend", "where"]
+
+T = TypeVar("T")
+#: What to run when redis-py is missing.
+INSTALL = "pip install 'sched-accel[redis]'"
+_SCHEMES = ("redis", "rediss", "unix")
+
+
+def where(url: str) -> str:
+    """The server a URL names, without its credentials (for messages and log lines)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or parts.path or "?"
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def _ms(seconds: float) -> int:
+    """Seconds as whole milliseconds, rounded up (an expiry never comes early), at least 1."""
+    return max(1, math.ceil(seconds * 1000))
+
+
+class RedisBackend:
+    """Shared by every process that uses the same Redis (and ``prefix``); thread-safe and
+    fork-safe (redis-py's pool makes new connections in a forked child)."""
+
+    kind = "redis"
+
+    def __init__(self, url: str, *, prefix: str = "sched_accel:", timeout: float = 0.5) -> None:
+        if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in _SCHEMES:
+            raise ValueError("url must be a redis://, rediss:// or unix:// URL")  # it may hold a password
+        check_seconds(timeout, "timeout")
+        self.prefix = prefix
+        try:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+        except ImportError as exc:
+            raise CoordinationUnavailable(f"the redis backend needs redis-py, which is not installed: {INSTALL}") from exc
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        try:
+            self.where = where(url)
+            self._client: redis.Redis = redis.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+                health_check_interval=0,
+            )
+        except ValueError as exc:
+            raise ValueError(f"url cannot be used: {exc}") from None
+        register = self._client.register_script
+        self._admit, self._lease, self._pause = (register(s) for s in (_scripts.ADMIT, _scripts.LEASE, _scripts.PAUSE))
+        self._beat, self._live, self._claim = (register(s) for s in (_scripts.HEARTBEAT, _scripts.LIVE, _scripts.CLAIM))
+        self._closed = False
+
+    def _key(self, tag: str, what: str) -> str:
+        return f"{self.prefix}{{{tag}}}:{what}"
+
+    def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One command or script; any failure below us as CoordinationUnavailable."""
+        if self._closed:
+            raise CoordinationUnavailable("the redis backend is closed")
+        try:
+            return function(*args, **kwargs)
+        except self._errors as exc:
+            raise CoordinationUnavailable(f"redis at {self.where}: {type(exc).__name__}: {exc}") from exc
+
+    def admit(self, host: str, *, per_second: float, burst: int) -> float:
+        check_host(host)
+        check_rate(per_second, burst)
+        keys = [self._key(host, "tat"), self._key(host, "pause")]
+        waited = self._call(self._admit, keys=keys, args=[repr(1e6 / per_second), burst])
+        return int(waited) / 1000
+
+    def lease(self, host: str, *, limit: int, ttl: float) -> str | None:
+        check_host(host)
+        check_limit(limit)
+        check_seconds(ttl, "ttl")
+        lease_id = new_lease_id()
+        taken = self._call(self._lease, keys=[self._key(host, "leases")], args=[limit, _ms(ttl), lease_id])
+        return lease_id if int(taken) else None
+
+    def release(self, host: str, lease_id: str) -> None:
+        self._call(self._client.zrem, self._key(host, "leases"), lease_id)
+
+    def pause(self, host: str, seconds: float) -> None:
+        check_host(host)
+        check_seconds(seconds, "seconds", zero=True)
+        if seconds > 0:
+            self._call(self._pause, keys=[self._key(host, "pause")], args=[_ms(seconds)])
+
+    def paused_for(self, host: str) -> float:
+        left = int(self._call(self._client.pttl, self._key(host, "pause")))
+        return max(0, left) / 1000
+
+    def learn_rate(self, host: str, per_second: float) -> None:
+        check_host(host)
+        check_rate(per_second, 1)
+        self._call(self._client.set, self._key(host, "rate"), repr(float(per_second)), ex=int(MAX_AGE))
+
+    def learned_rate(self, host: str) -> float | None:
+        return usable_rate(self._call(self._client.get, self._key(host, "rate")))
+
+    def heartbeat(self, process_id: str, *, ttl: float) -> None:
+        check_seconds(ttl, "ttl")
+        self._call(self._beat, keys=[self._key("processes", "beats")], args=[process_id, _ms(ttl)])
+
+    def live_processes(self) -> int:
+        return int(self._call(self._live, keys=[self._key("processes", "beats")]))
+
+    def claim(self, key: str, tick: int, *, ttl: float) -> int | None:
+        check_tick(tick)
+        check_seconds(ttl, "ttl")
+        keys = [self._key(f"claim:{key}", "tick"), self._key(f"claim:{key}", "fence")]
+        token = int(self._call(self._claim, keys=keys, args=[tick, _ms(ttl)]))
+        return token or None
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client (tests and benchmarks; the backend's methods are the interface)."""
+        return self._client
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self._client.close()
+        except self._errors:  # pragma: no cover - closing sockets of a pool
+            pass
