@@ -141,21 +141,21 @@ def aiometer_run(max_per_second: float | None) -> Callable[[str], list[Any]]:
 
 
 # -- sched_accel: the legacy loop, unchanged, patched ----------------------------------------------
-def sched_accel_sync(top: str, *, keep_learned: bool = False) -> Callable[[str], list[Any]]:
+def sched_accel_sync(top: str, *, keep_learned: bool = False, fresh: bool = False) -> Callable[[str], list[Any]]:
     def run(url: str) -> list[Any]:
         with patched(CONCURRENCY, top=top, keep_learned=keep_learned), httpx.Client(
             base_url=url, timeout=120, limits=_limits()
         ) as http:
-            return legacy_jobs.fetch_all(range(ITEMS), legacy_jobs.Api(http))
+            return legacy_jobs.fetch_all(range(ITEMS), legacy_jobs.Api(http, fresh=fresh))
 
     return run
 
 
-def sched_accel_async(top: str, *, keep_learned: bool = False) -> Callable[[str], list[Any]]:
+def sched_accel_async(top: str, *, keep_learned: bool = False, fresh: bool = False) -> Callable[[str], list[Any]]:
     def run(url: str) -> list[Any]:
         async def main() -> list[Any]:
             async with httpx.AsyncClient(base_url=url, timeout=120, limits=_limits()) as http:
-                return await legacy_jobs.afetch_all(range(ITEMS), legacy_jobs.AsyncApi(http))
+                return await legacy_jobs.afetch_all(range(ITEMS), legacy_jobs.AsyncApi(http, fresh=fresh))
 
         with patched(CONCURRENCY, top=top, keep_learned=keep_learned):
             return asyncio.run(main())
@@ -166,6 +166,8 @@ def sched_accel_async(top: str, *, keep_learned: bool = False) -> Callable[[str]
 CONTENDERS: dict[str, Callable[[str], list[Any]]] = {
     "sched_accel, sync loop, host limit declared": sched_accel_sync(HOST_LIMIT),
     "sched_accel, async loop, host limit declared": sched_accel_async(HOST_LIMIT),
+    "sched_accel, sync loop, host limit declared, a new client per item": sched_accel_sync(HOST_LIMIT, fresh=True),
+    "sched_accel, async loop, host limit declared, a new client per item": sched_accel_async(HOST_LIMIT, fresh=True),
     "sched_accel, sync loop, no host limit (AIMD + pause only)": sched_accel_sync(""),
     "ThreadPoolExecutor.map + retry": thread_pool,
     "asyncio.gather + Semaphore + retry": gather_semaphore,

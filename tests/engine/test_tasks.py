@@ -29,20 +29,43 @@ async def test_no_more_tasks_than_slots_in_flight() -> None:
     """A huge concurrency starts a task per slot waiting, not per unit of concurrency, and
     an idle task takes the next slot instead of a new one being started."""
 
-    async def echo(x: int) -> int:
-        await anyio.sleep(0)
+    async def echo(x: int, wait: float = 0.0) -> int:
+        await anyio.sleep(wait)
         return x
 
     async with anyio.create_task_group() as group:
         workers = AsyncWorkers(group, 10_000)
         workers.start()
-        slots = [workers.submit(Slot(echo, (i,), {})) for i in range(12)]
+        slots = [workers.submit(Slot(echo, (i, 0.05), {})) for i in range(12)]
         assert [await AsyncWorkers.wait(slot) for slot in slots] == list(range(12))
         assert workers._started == 12
         for i in range(5):  # one at a time: the idle workers take them
             assert await AsyncWorkers.wait(workers.submit(Slot(echo, (i,), {}))) == i
         assert workers._started == 12
         workers.close()
+
+
+@pytest.mark.anyio
+async def test_tasks_start_one_after_the_other() -> None:
+    """The next task starts once the last has begun its slot: a call that spends its start on
+    the CPU does not hold back the one before it (its first await resumes before the rest)."""
+    order: list[str] = []
+
+    async def heavy(x: int) -> int:
+        order.append(f"start {x}")
+        await anyio.sleep(0)
+        order.append(f"sent {x}")
+        await anyio.sleep(0.01)
+        return x
+
+    async with anyio.create_task_group() as group:
+        workers = AsyncWorkers(group, 8)
+        workers.start()
+        slots = [workers.submit(Slot(heavy, (i,), {})) for i in range(8)]
+        assert [await AsyncWorkers.wait(slot) for slot in slots] == list(range(8))
+        workers.close()
+    assert order.index("sent 0") < order.index("start 2")  # not after all 8 started
+    assert workers._started == 8
 
 
 @pytest.mark.anyio

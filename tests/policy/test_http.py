@@ -6,18 +6,20 @@ server on 127.0.0.1, through install(), are in test_policy_faults.py.
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 import requests
 
 from sched_accel._patching import Patch, is_ours
 from sched_accel._policy import ATTEMPT, Hosts, Policy, Tries, patch_http
-from sched_accel._policy import _http
+from sched_accel._policy import _http, _policy
 from sched_accel._settings import HostSettings, Target
 from sched_accel._targets import TargetSpec
 
@@ -203,3 +205,72 @@ def test_patch_http_wraps_each_library_and_comes_off() -> None:
         patch.remove()
     assert not is_ours(httpx.HTTPTransport.__dict__["handle_request"])
     assert not is_ours(urllib.request.AbstractHTTPHandler.__dict__["do_open"])
+
+
+def paced_policy(per_second: float = 5.0) -> Policy:
+    """A run's policy for a host at ``per_second`` with a burst of 1."""
+    return make_policy(hosts=Hosts({"127.0.0.1": HostSettings(per_second=per_second, burst=1)}))
+
+
+def test_a_pooled_transport_takes_the_token_as_the_request_is_written() -> None:
+    """httpx's own transport: the admission holds a place, httpcore's connection takes the rate's
+    token once connected (``DUE``), so time spent connecting is not spent holding a token."""
+    from tests.faultserver import FaultServer
+
+    patch = Patch("<http>")
+    patch_http(patch, lambda name, callback: callback(__import__(name, fromlist=["_"])))
+    try:
+        assert is_ours(httpcore.HTTP11Connection.__dict__["handle_request"])
+        policy = paced_policy()
+        limiter = policy.hosts.get("127.0.0.1", None).limiter
+        taken: list[float] = []
+        real = limiter.take_token
+
+        def take_token() -> float:
+            taken.append(real())
+            return taken[-1]
+
+        limiter.take_token = take_token  # type: ignore[method-assign]
+        with FaultServer(latency=0.0) as server, httpx.Client(base_url=server.url) as client, attempt(policy):
+            started = time.monotonic()
+            assert [client.get(f"/item/{i}").status_code for i in range(3)] == [200, 200, 200]
+            elapsed = time.monotonic() - started
+        assert taken.count(0.0) == 3 and _policy.DUE.get() is None
+        assert elapsed >= 2 / 5 * 0.9  # still paced: 3 requests at 5/s, a burst of 1
+    finally:
+        patch.remove()
+    assert not is_ours(httpcore.HTTP11Connection.__dict__["handle_request"])
+
+
+def test_a_transport_that_skips_httpcore_is_charged_after_sending() -> None:
+    """A transport that looks pooled but never reaches an httpcore connection: its token is
+    taken once the answer is in, so the rate still counts every request."""
+
+    class Pooled(httpx.MockTransport):
+        _pool = object()
+
+    policy = paced_policy(per_second=1.0)
+    limiter = policy.hosts.get("127.0.0.1", None).limiter
+    transport = Pooled(Seen())
+    with attempt(policy):
+        _http._httpx_sync(transport.handle_request, transport, (request("http://127.0.0.1/x"),), {})
+    assert _policy.DUE.get() is None
+    assert limiter.try_acquire() > 0.5  # the one token was charged: the next waits ~1 s
+
+
+@pytest.mark.anyio
+async def test_the_async_connection_takes_the_token_too() -> None:
+    from tests.faultserver import FaultServer
+
+    patch = Patch("<http>")
+    patch_http(patch, lambda name, callback: callback(__import__(name, fromlist=["_"])))
+    try:
+        policy = paced_policy(per_second=20.0)
+        with FaultServer(latency=0.0) as server:
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                with attempt(policy):
+                    answers = [(await client.get(f"/item/{i}")).status_code for i in range(4)]
+        assert answers == [200] * 4 and server.status[429] == 0
+        assert policy.hosts.get("127.0.0.1", None).limiter.statistics().requests == 4
+    finally:
+        patch.remove()

@@ -22,6 +22,7 @@ host's limiter (AIMD, Retry-After) and circuit.
 
 from __future__ import annotations
 
+import sys
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 from .._patching import Patch, apply
 from ._drive import run_async, run_sync
-from ._policy import ATTEMPT
+from ._policy import ATTEMPT, DUE
 
 __all__ = ["LIBRARIES", "LOOP", "LoopRequests", "patch_http", "send"]
 
@@ -91,7 +92,7 @@ def _httpx_sync(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: 
     if policy.timeout is not None:
         _cap_httpx(request, policy.timeout)
     url = request.url
-    return run_sync(policy.request(tries, url.host, url.port), lambda: wrapped(*args, **kwargs))
+    return run_sync(policy.request(tries, url.host, url.port, _pooled(instance)), lambda: wrapped(*args, **kwargs))
 
 
 async def _httpx_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Args, kwargs: Kwargs) -> Any:
@@ -103,7 +104,36 @@ async def _httpx_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, ar
     if policy.timeout is not None:
         _cap_httpx(request, policy.timeout)
     url = request.url
-    return await run_async(policy.request(tries, url.host, url.port), lambda: wrapped(*args, **kwargs))
+    return await run_async(
+        policy.request(tries, url.host, url.port, _pooled(instance)), lambda: wrapped(*args, **kwargs)
+    )
+
+
+def _pooled(transport: Any) -> bool:
+    """Whether the transport sends through httpcore's connections (httpx's own, and those
+    built on it), whose ``handle_request`` takes the request's token as it goes out."""
+    return getattr(transport, "_pool", None) is not None and "httpcore" in sys.modules
+
+
+def _wire_sync(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    """httpcore's connection, about to write a request: the token it owes, first (``DUE``)."""
+    limiter = DUE.get()
+    if limiter is not None:
+        DUE.set(None)
+        run_sync(limiter.token())
+    return wrapped(*args, **kwargs)
+
+
+async def _wire_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    limiter = DUE.get()
+    if limiter is not None:
+        DUE.set(None)
+        await run_async(limiter.token(), _nothing)
+    return await wrapped(*args, **kwargs)
+
+
+async def _nothing() -> None:  # pragma: no cover - a token plan never asks to act
+    raise AssertionError("a token plan has no action")
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -197,6 +227,11 @@ async def _aiohttp_request(wrapped: Callable[..., Awaitable[Any]], instance: Any
 _LAYERS: tuple[tuple[str, str, str, Callable[..., Any]], ...] = (
     ("httpx", "HTTPTransport", "handle_request", _httpx_sync),
     ("httpx", "AsyncHTTPTransport", "handle_async_request", _httpx_async),
+    # Once connected, as each request is written (see ``Policy.request(wire=True)``).
+    ("httpcore", "HTTP11Connection", "handle_request", _wire_sync),
+    ("httpcore", "AsyncHTTP11Connection", "handle_async_request", _wire_async),
+    ("httpcore", "HTTP2Connection", "handle_request", _wire_sync),
+    ("httpcore", "AsyncHTTP2Connection", "handle_async_request", _wire_async),
     ("requests.adapters", "HTTPAdapter", "send", _requests_send),
     ("urllib.request", "AbstractHTTPHandler", "do_open", _urllib_open),
     ("aiohttp", "ClientSession", "_request", _aiohttp_request),

@@ -65,21 +65,22 @@ class Line:
 
     # -- the core: pure decisions under the lock, never blocking -------------------------
 
-    def try_acquire(self, now: float | None = None, ticket: Ticket | None = None) -> float:
+    def try_acquire(self, now: float | None = None, ticket: Ticket | None = None, token: bool = True) -> float:
         """0.0 if the request may go now (a token taken, a place held), else seconds to wait.
 
         ``math.inf`` means "until woken": no place is free, or others are ahead in line.
         Without a ``ticket`` the caller does not queue, and gets in only if nobody waits.
+        ``token=False``: the rate's token is taken later, nearer the wire (:meth:`take_token`).
         """
         wake: Callable[[], None] | None = None
         with self._lock:
             now = self.clock() if now is None else now
-            delay = self._delay(now, ticket)
+            delay = self._delay(now, ticket, token)
             if delay > 0:
                 if ticket is not None:
                     ticket.refused = True
                 return delay
-            self._take()
+            self._take(token)
             if ticket is not None:
                 ticket.number = self._requests
                 ticket.admitted = True
@@ -92,7 +93,7 @@ class Line:
             wake()
         return 0.0
 
-    def admit_now(self) -> int:
+    def admit_now(self, token: bool = True) -> int:
         """The fast path: admit at once if nobody waits and nothing holds us; the request's
         number, or 0 (then take a place in line)."""
         with self._lock:
@@ -102,9 +103,9 @@ class Line:
             if limit is not None and self._in_flight >= limit:
                 return 0
             if self._rate is not None or self._paused_until > -math.inf:
-                if self._delay(self.clock(), None) > 0:
+                if self._delay(self.clock(), None, token) > 0:
                     return 0
-                if self._rate is not None:
+                if self._rate is not None and token:
                     self._tokens -= 1
             self._in_flight += 1
             self._requests += 1
@@ -112,20 +113,25 @@ class Line:
                 self._peak = self._in_flight
             return self._requests
 
-    def _take(self) -> None:
+    def _take(self, token: bool = True) -> None:
         """Admit one request (under the lock): a token, a place, its number."""
-        if self._rate is not None:
+        if self._rate is not None and token:
             self._tokens -= 1
         self._in_flight += 1
         self._requests += 1
         self._peak = max(self._peak, self._in_flight)
 
-    def _delay(self, now: float, ticket: Ticket | None) -> float:
+    def _delay(self, now: float, ticket: Ticket | None, token: bool = True) -> float:
         if self._line and self._line[0] is not ticket:
             return math.inf
         if self._limit is not None and self._in_flight >= self._limit:
             return math.inf
         delay = self._paused_until - now
+        return max(0.0, delay, self._token_delay(now) if token else 0.0)
+
+    def _token_delay(self, now: float) -> float:
+        """Seconds until the bucket has a token (under the lock), refilled to ``now``."""
+        delay = 0.0
         if self.learner.learning:
             self._rate = self.learner.rate(now)
         rate = self._rate
@@ -133,8 +139,29 @@ class Line:
             self._tokens = min(float(self._burst), self._tokens + max(0.0, now - self._refilled_at) * rate)
             self._refilled_at = max(self._refilled_at, now)
             if self._tokens < 1 - _EPSILON:
-                delay = max(delay, (1 - self._tokens) / rate)
-        return max(0.0, delay)
+                delay = (1 - self._tokens) / rate
+        return delay
+
+    def take_token(self) -> float:
+        """For a request admitted with ``token=False``, as it goes on the wire: 0.0 when its
+        token is taken, else seconds until one is due."""
+        with self._lock:
+            delay = self._token_delay(self.clock())
+            if delay <= 0 and self._rate is not None:
+                self._tokens -= 1
+            return delay
+
+    def charge(self) -> None:
+        """Take the token of a request already sent (it may leave the bucket below zero)."""
+        with self._lock:
+            self._token_delay(self.clock())
+            if self._rate is not None:
+                self._tokens -= 1
+
+    def token(self) -> Plan[None]:
+        """The plan of :meth:`take_token`: wait for a token, then take it."""
+        while (delay := self.take_token()) > 0:
+            yield delay
 
     def _head_wake(self) -> Callable[[], None] | None:
         return self._line[0].wake if self._line else None
@@ -172,20 +199,21 @@ class Line:
 
     # -- waiting: one plan, driven by a thread or a task (``_drive``) -------------------
 
-    def admission(self) -> Plan[int]:
+    def admission(self, token: bool = True) -> Plan[int]:
         """The plan of one request's admission; its value is the request's number.
 
         Admitted at once when nobody waits and nothing holds the host (no line joined);
         else it joins the line and waits its turn. Closed early (the waiter was cancelled),
         it gives up its place. The caller calls :meth:`release` once the request is done.
+        ``token=False``: the place only; the rate's token is taken later (:meth:`token`).
         """
-        number = self.admit_now()
+        number = self.admit_now(token)
         if number:
             return number
         ticket = self.join()
         try:
             yield ticket
-            while (delay := self.try_acquire(ticket=ticket)) > 0:
+            while (delay := self.try_acquire(ticket=ticket, token=token)) > 0:
                 yield delay
         finally:
             if not ticket.admitted:

@@ -56,6 +56,12 @@ class Tries:
 #: The attempt running in this thread or task: its run's policy, and the slot's tries.
 ATTEMPT: ContextVar[tuple[Policy, Tries] | None] = ContextVar("sched_accel_attempt", default=None)
 
+#: The host whose rate token the request being sent still owes (``Policy.request(wire=True)``):
+#: taken by the HTTP library's connection as it writes the request (``_http``), so that the
+#: time a request waits for its connection (and for an event loop kept busy by the app's other
+#: tasks) is not spent holding a token the host's own bucket never sees used.
+DUE: ContextVar[HostLimiter | None] = ContextVar("sched_accel_token_due", default=None)
+
 #: Give-ups logged one by one per run; the rest are only counted in the run's line.
 _GIVE_UP_LINES = 5
 
@@ -280,9 +286,10 @@ class Policy:
         return slot.outcome()
 
     # -- each HTTP request of an attempt (driven by ``_http``) --------------------------------
-    def request(self, tries: Tries, host: str, port: int | None) -> Plan[Any]:
+    def request(self, tries: Tries, host: str, port: int | None, wire: bool = False) -> Plan[Any]:
         """The plan of one request of an attempt to ``host``: its turn within the host's
-        limits, then GO (send it), then what its answer teaches the host."""
+        limits, then GO (send it), then what its answer teaches the host. ``wire``: the
+        library's connection takes the rate's token as it writes the request (:data:`DUE`)."""
         state = self.hosts.get(host, port)
         tries.host = state.name
         admitted = state.circuit.admit()
@@ -290,21 +297,27 @@ class Policy:
             tries.bypassed = True
             return (yield GO)
         trial = admitted == "trial"
-        number = state.limiter.admit_now()  # admitted at once: no clock, no line
+        limiter = state.limiter
+        number = limiter.admit_now(not wire)  # admitted at once: no clock, no line
         if number:
             self.stats.sent()
         else:
             started = time.perf_counter()
-            number = yield from state.limiter.admission()
+            number = yield from limiter.admission(not wire)
             self.stats.sent(time.perf_counter() - started)
         try:
             try:
+                if wire:
+                    DUE.set(limiter)
                 response = yield GO
             except BaseException as exc:
                 state.raised(exc, trial, self.stats)
                 raise
             finally:
                 self.stats.answered()
+                if wire and DUE.get() is limiter:
+                    DUE.set(None)
+                    limiter.charge()  # no connection of the library's took it: taken now
             state.answered(response, trial, number, self.stats)
             tries.learning = state.limiter.learning
         finally:
