@@ -8,15 +8,15 @@ table, and writes a timeline of every request of both runs (``timeline.html``, a
 self-contained SVG page). Exit status 1 when a deterministic job's outputs differ.
 
 ``items = "learned"`` jobs are run accelerated twice: the first run learns the calls (as a
-cron job's first run would), the second is measured. ``DEMO_TIME_SCALE`` (default 1)
-multiplies every latency and pause, for the tests.
+cron job's first run would), the second is measured. The first is not measured, so it is
+made against a twin of the upstream, the same in every respect but ten times faster (its
+limits ten times higher). ``DEMO_TIME_SCALE`` (default 1) multiplies every latency and
+pause, for the tests. The 'ideal' column is :mod:`demo_ideal`'s.
 """
 
 from __future__ import annotations
 
-import html
 import json
-import math
 import os
 import re
 import sqlite3
@@ -32,12 +32,19 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from demo_ideal import Bound, Limits, Seen, bounds, limits, lowest, run_fields, seen_in_status  # noqa: E402
+from demo_timeline import write_timeline  # noqa: E402
 from legacy_app.upstream import Upstream  # noqa: E402
 
 #: Tokens the upstream answers 500 for: the job logs and skips them, in both runs.
 FAILING_TOKENS = frozenset({"HOT013", "TOKEN042"})
-WALLETS = [f"0x{i * 7919:040x}" for i in range(80)]
+#: The wallet queue: long enough that its throughput is the steady state's, not the last
+#: refused wallets' wait (seed 003's queue ran for minutes).
+WALLETS = [f"0x{i * 7919:040x}" for i in range(120)]
 COLLECT_PAUSE = 0.5
+#: How much faster the twin upstream answers a learned job's first, unmeasured, run.
+LEARN_SPEEDUP = 10
+CONFIG = HERE / "legacy_app" / "sched_accel.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +52,24 @@ class Job:
     name: str
     command: tuple[str, ...]
     items: int
-    concurrency: int
+    target: str  # its loop, as the accel config names the target (its concurrency and rates are there)
     learned: bool = False
     drops_429: bool = False  # the legacy job drops items answered 429; accelerated, they are retried
 
 
 JOBS = (
-    Job("score_hot", ("-m", "legacy_app.service", "--once", "score_hot"), 35, 8),
-    Job("score_cold", ("-m", "legacy_app.service", "--once", "score_cold"), 70, 8),
-    Job("predictions", ("-m", "legacy_app.predictions"), 20, 3, learned=True),
-    Job("collect", ("-m", "legacy_app.service", "--once", "collect"), 11, 5),
-    Job("wallets", ("-m", "legacy_app.service", "--once", "wallets"), len(WALLETS), 20, learned=True, drops_429=True),
+    Job("score_hot", ("-m", "legacy_app.service", "--once", "score_hot"), 35, "legacy_app.jobs:update_scores"),
+    Job("score_cold", ("-m", "legacy_app.service", "--once", "score_cold"), 70, "legacy_app.jobs:update_scores"),
+    Job("predictions", ("-m", "legacy_app.predictions"), 20, "legacy_app.predictions:generate_predictions", learned=True),
+    Job("collect", ("-m", "legacy_app.service", "--once", "collect"), 11, "legacy_app.collection:collect_prices"),
+    Job(
+        "wallets",
+        ("-m", "legacy_app.service", "--once", "wallets"),
+        len(WALLETS),
+        "legacy_app.wallets:refresh_wallets",
+        learned=True,
+        drops_429=True,
+    ),
 )
 
 
@@ -71,6 +85,7 @@ class Run:
     output: Any
     stats: dict[str, Any]
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    status: str = ""  # ``sched-accel status`` right after an accelerated run
 
 
 def _get(url: str) -> Any:
@@ -109,34 +124,40 @@ def read_output(job: Job, data: Path) -> Any:
 
 
 def scaled_config(work: Path, scale: float) -> Path:
-    """The app's config; at another scale than 1, a copy whose host rates are scaled like the upstream's."""
-    config = HERE / "legacy_app" / "sched_accel.toml"
+    """The app's config; at another scale than 1, a copy whose rates are scaled like the upstream's."""
     if scale == 1:
-        return config
+        return CONFIG
     text = re.sub(
-        r"^per_second = ([0-9.]+)$", lambda m: f"per_second = {float(m.group(1)) / scale:g}", config.read_text(), flags=re.M
+        r"^per_second = ([0-9.]+)$", lambda m: f"per_second = {float(m.group(1)) / scale:g}", CONFIG.read_text(), flags=re.M
     )
     scaled = work / f"sched_accel-x{scale:g}.toml"
     scaled.write_text(text)
     return scaled
 
 
-def run_job(job: Job, upstream: Upstream, flag: bool, work: Path, scale: float) -> Run:
-    """Run ``job`` in its own interpreter with a fresh data folder."""
-    data = work / f"{job.name}-{'on' if flag else 'off'}"
+def job_env(job: Job, upstream: Upstream, flag: bool, work: Path, scale: float) -> dict[str, str]:
+    """The job's environment: the app's settings, sched_accel's config and state, the flag."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHED_ACCEL_", "ENABLE_SCHEDULER"))}
     env.update(
         PYTHONPATH=str(HERE),
         UPSTREAM_URL=upstream.url,
-        LEGACY_APP_DATA=str(data),
+        LEGACY_APP_DATA=str(work / f"{job.name}-{'on' if flag else 'off'}"),
         COLLECT_PAUSE_SECONDS=str(COLLECT_PAUSE * scale),
         SCHED_ACCEL_CONFIG=str(scaled_config(work, scale)),
         SCHED_ACCEL_CONTROL=str(work / "state" / "control.json"),
     )
     if flag:
         env["ENABLE_SCHEDULER_OPTIMIZATION"] = "1"
-    passes = 2 if flag and job.learned else 1  # a learned job's first accelerated run learns
-    for _ in range(passes):
+    return env
+
+
+def run_job(job: Job, upstream: Upstream, flag: bool, work: Path, scale: float, twin: Upstream | None = None) -> Run:
+    """Run ``job`` in its own interpreter with a fresh data folder; a learned job's accelerated
+    run is preceded by a first run that learns its calls (against ``twin``, faster, if given)."""
+    env = job_env(job, upstream, flag, work, scale)
+    data = Path(env["LEGACY_APP_DATA"])
+    learning = [] if not (flag and job.learned) else [env if twin is None else job_env(job, twin, flag, work, twin.scale)]
+    for pass_env in [*learning, env]:
         if data.exists():
             for child in data.iterdir():
                 child.unlink()
@@ -144,9 +165,14 @@ def run_job(job: Job, upstream: Upstream, flag: bool, work: Path, scale: float) 
         _get(upstream.url + "/stats/reset")
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, *job.command], env=env, capture_output=True, text=True, timeout=300, cwd=work
+            [sys.executable, *job.command], env=pass_env, capture_output=True, text=True, timeout=300, cwd=work
         )
         seconds = time.perf_counter() - started
+    status = ""
+    if flag:
+        status = subprocess.run(
+            [sys.executable, "-m", "sched_accel", "status"], env=env, capture_output=True, text=True, timeout=60, cwd=work
+        ).stdout
     stats = _get(upstream.url + "/stats")
     timeline = _get(upstream.url + "/timeline")["requests"]
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
@@ -157,27 +183,68 @@ def run_job(job: Job, upstream: Upstream, flag: bool, work: Path, scale: float) 
         fields = dict(part.split("=", 1) for part in last.split() if "=" in part)
         result, seconds = fields.get("written"), float(fields.get("seconds", seconds))
     output = read_output(job, data) if done.returncode == 0 else None
-    return Run(done.returncode, done.stdout, done.stderr, float(seconds), result, output, stats, timeline)
+    return Run(done.returncode, done.stdout, done.stderr, float(seconds), result, output, stats, timeline, status)
 
 
 @dataclass
 class Compared:
     job: Job
+    limits: Limits  # what the accel config declares for the job's target
     off: Run
     on: Run
     same: bool
     lost: int  # items the sequential run completed and the accelerated one did not
     note: str = ""
 
+    def done(self, run: Run) -> int:
+        """Items the run completed: every item, but for the wallet queue the wallets written
+        (the legacy job drops those answered 429; they come back with the next push)."""
+        if self.job.drops_429:
+            return run.result.get("refreshed", 0) if isinstance(run.result, dict) else 0
+        return self.job.items
 
-def compare(job: Job, off: Run, on: Run) -> Compared:
+    def throughput(self, run: Run) -> float:
+        """Items completed per second of the job's own run."""
+        return self.done(run) / run.seconds if run.seconds else 0.0
+
+    @property
+    def speedup(self) -> float:
+        off = self.throughput(self.off)
+        return self.throughput(self.on) / off if off else 0.0
+
+    @property
+    def ideal(self) -> Bound:
+        """The lower of the concurrency bound and the rate bounds (:mod:`demo_ideal`)."""
+        return lowest(self.bounds)
+
+    @property
+    def bounds(self) -> list[Bound]:
+        """The concurrency bound, then each rate's the accelerated run was held to."""
+        fields = run_fields(self.on.stderr)
+        attempts = _int(fields.get("items")) + _int(fields.get("retries"))
+        return bounds(
+            items=self.job.items,
+            concurrency=self.limits.concurrency,
+            sequential_rate=self.throughput(self.off),
+            accelerated_done=self.done(self.on),
+            attempts=attempts,
+            declared=self.limits,
+            seen=seen_in_status(self.on.status, self.job.target) if self.on.status else Seen(),
+        )
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value is not None and value.isdigit() else 0
+
+
+def compare(job: Job, declared: Limits, off: Run, on: Run) -> Compared:
     """Identical outputs; for the wallet queue, every legacy row written identically, plus the
     wallets the legacy job dropped on a 429 (retried by sched_accel instead)."""
     if off.returncode or on.returncode:
-        return Compared(job, off, on, False, 0, "a run failed")
+        return Compared(job, declared, off, on, False, 0, "a run failed")
     if not job.drops_429:
         lost = _count(off.output) - _count(on.output)
-        return Compared(job, off, on, off.output == on.output and off.result == on.result, max(lost, 0))
+        return Compared(job, declared, off, on, off.output == on.output and off.result == on.result, max(lost, 0))
     legacy = dict((row[0], row) for row in off.output["rows"])
     mine = dict((row[0], row) for row in on.output["rows"])
     agree = all(mine.get(address) == row for address, row in legacy.items())
@@ -189,7 +256,7 @@ def compare(job: Job, off: Run, on: Run) -> Compared:
         f"sched_accel retries them after their Retry-After: {len(mine) - len(legacy)} more wallets written, "
         f"{still} dropped, every legacy row identical"
     )
-    return Compared(job, off, on, same, len(set(legacy) - set(mine)), note)
+    return Compared(job, declared, off, on, same, len(set(legacy) - set(mine)), note)
 
 
 def _count(output: Any) -> int:
@@ -199,33 +266,37 @@ def _count(output: Any) -> int:
 
 
 def run_all(scale: float = 1.0, work: Path | None = None, jobs: tuple[Job, ...] = JOBS) -> list[Compared]:
-    """Every job, sequential then accelerated, against one upstream."""
+    """Every job, sequential then accelerated, against one upstream (and its faster twin for
+    the learning runs)."""
     with tempfile.TemporaryDirectory(prefix="sched-accel-demo-") as tmp:
         where = Path(work or tmp)
-        with Upstream(latency=0.2, fail=FAILING_TOKENS, scale=scale) as upstream:
+        twin = Upstream(latency=0.2, fail=FAILING_TOKENS, scale=scale / LEARN_SPEEDUP)
+        with Upstream(latency=0.2, fail=FAILING_TOKENS, scale=scale) as upstream, twin:
             results = []
             for job in jobs:
                 off = run_job(job, upstream, False, where, scale)
-                on = run_job(job, upstream, True, where, scale)
-                results.append(compare(job, off, on))
+                on = run_job(job, upstream, True, where, scale, twin)
+                results.append(compare(job, limits(scaled_config(where, scale), job.target), off, on))
     return results
 
 
-def ideal_speedup(items: int, concurrency: int) -> float:
-    return items / math.ceil(items / concurrency)
-
-
 def table(results: list[Compared]) -> str:
-    header = ("job", "items", "sequential s", "accelerated s", "speedup", "ideal speedup", "peak in flight", "429s", "items lost")
+    header = (
+        "job", "items", "seconds", "items/s", "ideal items/s", "speedup", "ideal", "bound", "peak in flight", "429s",
+        "items lost",
+    )
     rows = [header]
     for c in results:
+        bound, before = c.ideal, c.throughput(c.off)
         rows.append((
             c.job.name,
             str(c.job.items),
-            f"{c.off.seconds:.2f}",
-            f"{c.on.seconds:.2f}",
-            f"{c.off.seconds / c.on.seconds:.1f}x" if c.on.seconds else "-",
-            f"{ideal_speedup(c.job.items, c.job.concurrency):.1f}x",
+            f"{c.off.seconds:.2f} -> {c.on.seconds:.2f}",
+            f"{before:.1f} -> {c.throughput(c.on):.1f}",
+            f"{before * bound.speedup:.1f}",
+            f"{c.speedup:.1f}x",
+            f"{bound.speedup:.1f}x",
+            bound.why,
             f"{c.off.stats['peak_in_flight']} -> {c.on.stats['peak_in_flight']}",
             f"{c.off.stats['status_429']} -> {c.on.stats['status_429']}",
             str(c.lost),
@@ -234,74 +305,33 @@ def table(results: list[Compared]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-# -- the picture ------------------------------------------------------------------------------
-COLORS = {200: "#3b7dd8", 429: "#e8871e", 503: "#c0392b", 500: "#7f1d1d", 404: "#888"}
+FOOTNOTE = """
+seconds: the job's own run, as the app reports it, sequential -> accelerated; items/s: items completed per second
+(wallets: wallets written; the legacy job drops those answered 429); speedup: the ratio of the two.
+ideal: the lower of two bounds, named in 'bound' (ideal items/s: the sequential items/s times it).
+  concurrency: items / ceil(items / concurrency), concurrency slots each as fast as the sequential loop;
+  rate: the accelerated run's requests (refused ones too: they spend the upstream's tokens) start no faster than
+  the upstream's rate, declared in the config (the target's per_second, over its attempts; [hosts] per_second)
+  or else told or learned by sched_accel (sched-accel status), so the run takes at least (requests - burst) / rate.
+peak in flight and 429s: counted at the upstream, sequential -> accelerated;
+items lost: items the sequential run completed and the accelerated run did not."""
 
 
-def _panel(run: Run, label: str, order: dict[str, int], span: float, width: int, row_h: float, top: int) -> list[str]:
-    parts = [f'<text x="4" y="{top - 4}" font-size="12">{html.escape(label)}</text>']
-    if not run.timeline:
-        return parts
-    t0 = min(r["start"] for r in run.timeline)
-    scale_x = (width - 10) / span
-    for r in run.timeline:
-        key = f"{r['endpoint']}/{r['key']}"
-        y = top + order.setdefault(key, len(order)) * row_h
-        x = 5 + (r["start"] - t0) * scale_x
-        w = max((r["end"] - r["start"]) * scale_x, 1.0)
-        color = COLORS.get(r["status"], "#555")
-        title = f"{key} {r['status']} {r['start'] - t0:.3f}-{r['end'] - t0:.3f}s"
-        parts.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{max(row_h - 0.5, 0.8):.1f}" fill="{color}">'
-            f"<title>{html.escape(title)}</title></rect>"
+def notes(c: Compared) -> list[str]:
+    """What the table does not say about a job: how its outputs compare, and what bounds it."""
+    said = [c.note] if c.note else []
+    if c.job.name == "collect":
+        said.append(
+            "the loop's pacing sleeps are skipped; 3 coins go at once (source A's limit) and source B's requests"
+            " are paced to its declared 2 requests/s ([hosts.\"localhost\"] in the config): source B answered 429"
+            f" {c.on.stats['status_429']} times accelerated, {c.off.stats['status_429']} times sequential"
         )
-    return parts
-
-
-def write_timeline(results: list[Compared], path: Path) -> Path:
-    """One SVG per job: every request of the sequential run above, of the accelerated run below,
-    on the same time axis (one row per request key, in the order the sequential run made them)."""
-    width = 960
-    sections = []
-    for c in results:
-        runs = [r for r in (c.off, c.on) if r.timeline]
-        if not runs:
-            continue
-        span = max(max(x["end"] for x in r.timeline) - min(x["start"] for x in r.timeline) for r in runs) or 1.0
-        order: dict[str, int] = {}
-        for r in sorted(c.off.timeline, key=lambda r: r["start"]):
-            order.setdefault(f"{r['endpoint']}/{r['key']}", len(order))
-        keys = len({f"{r['endpoint']}/{r['key']}" for run in runs for r in run.timeline} | set(order))
-        row_h = max(min(240 / max(keys, 1), 6.0), 1.5)
-        panel_h = int(keys * row_h) + 24
-        body = _panel(c.off, f"sequential: {c.off.seconds:.2f} s", order, span, width, row_h, 20)
-        body += _panel(c.on, f"accelerated: {c.on.seconds:.2f} s", order, span, width, row_h, 20 + panel_h)
-        ticks = max(span / 10, 0.01)
-        tick = 10 ** math.floor(math.log10(ticks))
-        tick = next(t * tick for t in (1, 2, 5, 10) if t * tick >= ticks)
-        axis_y = 20 + 2 * panel_h
-        for i in range(int(span / tick) + 1):
-            x = 5 + i * tick * (width - 10) / span
-            body.append(f'<line x1="{x:.1f}" y1="10" x2="{x:.1f}" y2="{axis_y}" stroke="#ddd" stroke-width="0.5"/>')
-            body.append(f'<text x="{x:.1f}" y="{axis_y + 12}" font-size="10" text-anchor="middle">{i * tick:g}s</text>')
-        svg = (
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{axis_y + 20}" font-family="sans-serif">'
-            + "".join(body) + "</svg>"
+    if (bound := c.ideal).rate_bound:
+        said.append(
+            f"rate-bound ({bound.why}): {bound.detail}, so at most {c.throughput(c.off) * bound.speedup:.1f}"
+            f" items/s; accelerated, {c.throughput(c.on):.1f}"
         )
-        sections.append(
-            f"<h2>{html.escape(c.job.name)}: {c.job.items} items, concurrency {c.job.concurrency}</h2>\n{svg}"
-        )
-    legend = " ".join(
-        f'<span style="background:{color};color:white;padding:1px 6px">{status}</span>' for status, color in COLORS.items()
-    )
-    path.write_text(
-        "<!doctype html><meta charset='utf-8'><title>sched_accel demo: request timeline</title>"
-        "<body style='font-family:sans-serif'><h1>Every upstream request, sequential and accelerated</h1>"
-        f"<p>One row per request (endpoint/key), one bar from its start to its end at the upstream. {legend}</p>"
-        + "\n".join(sections) + "</body>",
-        encoding="utf-8",
-    )
-    return path
+    return said
 
 
 def main() -> int:
@@ -316,22 +346,10 @@ def main() -> int:
             if run.returncode:
                 print(f"{c.job.name}: the {name} run failed (exit {run.returncode}):\n{run.stderr[-3000:]}")
     print(table(results))
-    print(
-        "\nseconds: the job's own run, as the app reports it; ideal speedup: items / ceil(items / concurrency);"
-        "\npeak in flight and 429s: counted at the upstream, sequential -> accelerated;"
-        "\nitems lost: items the sequential run completed and the accelerated run did not."
-    )
+    print(FOOTNOTE)
     for c in results:
-        if c.note:
-            print(f"\n{c.job.name}: {c.note}")
-    collect = next((c for c in results if c.job.name == "collect"), None)
-    if collect is not None:
-        print(
-            f"\ncollect: the loop's pacing sleeps are skipped; 3 coins go at once (source A's limit) and"
-            f" source B's requests are paced to its declared 2 requests/s ([hosts.\"localhost\"] in the config):"
-            f" source B answered 429 {collect.on.stats['status_429']} times accelerated,"
-            f" {collect.off.stats['status_429']} times sequential."
-        )
+        for note in notes(c):
+            print(f"\n{c.job.name}: {note}")
     picture = write_timeline(results, out_dir / "timeline.html")
     print(f"\ntimeline of every request, both runs: {picture}")
     print("\nthe accelerated runs' summary lines:")

@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
 import demo  # noqa: E402
+from demo_ideal import Limits, Seen, bounds, lowest, seen_in_status  # noqa: E402
+from demo_timeline import write_timeline  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -57,7 +59,7 @@ def test_wallet_queue_loses_nothing_to_429s(results: dict[str, demo.Compared]) -
     assert compared.same and compared.lost == 0
     assert compared.off.result["dropped"] > 0  # the legacy job's own losses, the reason for the policy
     assert compared.on.result["dropped"] == 0
-    assert len(compared.on.output["rows"]) == demo.JOBS[-1].items
+    assert len(compared.on.output["rows"]) == len(demo.WALLETS)
 
 
 @pytest.mark.parametrize("name", [job.name for job in demo.JOBS])
@@ -65,12 +67,74 @@ def test_concurrency_seen_at_the_upstream(results: dict[str, demo.Compared], nam
     """Sequential: one request at a time; accelerated: more than one, never more than the bound."""
     compared = results[name]
     assert compared.off.stats["peak_in_flight"] == 1
-    assert 1 < compared.on.stats["peak_in_flight"] <= compared.job.concurrency
+    assert 1 < compared.on.stats["peak_in_flight"] <= compared.limits.concurrency
+
+
+@pytest.mark.parametrize(("name", "rate"), [("collect", "localhost 8/s declared"), ("wallets", "target 160/s declared")])
+def test_rate_bound_jobs_are_compared_with_what_the_rate_allows(
+    results: dict[str, demo.Compared], name: str, rate: str
+) -> None:
+    """Collect (source B's [hosts] rate) and wallets (the target's per_second, both at the tests'
+    scale): the ideal counts the declared rate; the wallet queue's allows less than its concurrency."""
+    compared = results[name]
+    found = {bound.why: bound for bound in compared.bounds}
+    assert rate in found and found[rate].rate_bound, found
+    assert compared.ideal.speedup <= found[rate].speedup
+    if name == "wallets":
+        assert compared.ideal.why == rate
+
+
+@pytest.mark.parametrize("name", [job.name for job in demo.JOBS])
+def test_no_run_beats_its_ideal(results: dict[str, demo.Compared], name: str) -> None:
+    """The ideal is an upper bound: no accelerated run's throughput exceeds it (15% for timing noise)."""
+    compared = results[name]
+    assert 0 < compared.speedup <= compared.ideal.speedup * 1.15
+
+
+STATUS = """\
+ENABLE_SCHEDULER_OPTIMIZATION='1': on
+control file: /tmp/state/control.json
+  legacy_app.collection:collect_prices: on (prefetch, concurrency 3)
+    last run: 2026-12-02 15:51:05 (pid 1), outcome=ok 5.484 s, items=11 ok=11 failed=0 http_429=0
+      host 127.0.0.1: requests=11 http_429=0 overloads=0 peak_concurrency=3 limit_now=34 waited=0.000s circuit=closed
+      host api.example.com: requests=42 http_429=0 overloads=0 peak_concurrency=1 limit_now=unbounded waited=9.1s circuit=closed
+  legacy_app.wallets:refresh_wallets: on (prefetch, concurrency 20)
+    last run: 2026-12-02 15:51:58 (pid 2), outcome=ok 10.549 s, items=120 ok=120 failed=0
+      host 127.0.0.1: requests=166 http_429=46 overloads=46 peak_concurrency=17 limit_now=9 waited=111.786s circuit=closed
+  host localhost: per_second 2, burst 2
+  host api.example.com: told 4 requests/s in its answers (the next run starts at it)
+  host 127.0.0.1: learned 12.5 requests/s from its refusals (the next run starts at it)
+"""
+
+
+def test_status_gives_the_hosts_of_the_targets_last_run_and_the_kept_rates() -> None:
+    """The requests each host got are the target's own; the kept rates, told or learned, are every host's."""
+    seen = seen_in_status(STATUS, "legacy_app.collection:collect_prices")
+    assert seen.requests == (("127.0.0.1", 11), ("api.example.com", 42))
+    assert seen.kept == (("api.example.com", 4.0, "told"), ("127.0.0.1", 12.5, "learned"))
+    assert seen_in_status(STATUS, "legacy_app.wallets:refresh_wallets").requests == (("127.0.0.1", 166),)
+
+
+def test_ideal_is_the_lower_of_the_concurrency_and_the_rate_bound() -> None:
+    """A rate declared for the host wins over a kept one; a told rate counts where none is declared;
+    with no rate, the concurrency bound holds."""
+    seen = Seen(requests=(("api.example.com", 42),), kept=(("api.example.com", 4.0, "told"),))
+
+    def ideal(declared: Limits, seen: Seen) -> tuple[str, float]:
+        bound = lowest(
+            bounds(items=40, concurrency=8, sequential_rate=1.0, accelerated_done=40, attempts=40, declared=declared, seen=seen)
+        )
+        return bound.why, round(bound.speedup, 6)
+
+    assert ideal(Limits(8), Seen()) == ("concurrency 8", 8.0)
+    assert ideal(Limits(8), seen) == ("api.example.com 4/s told", round(40 / (41 / 4), 6))  # 42 requests, burst 1
+    assert ideal(Limits(8, hosts=(("api.example.com", 2.0, 2),)), seen) == ("api.example.com 2/s declared", 2.0)
+    assert ideal(Limits(8, per_second=5.0, burst=10), Seen()) == ("target 5/s declared", round(40 / 6, 6))
 
 
 def test_timeline_picture(results: dict[str, demo.Compared], tmp_path: Path) -> None:
     """The timeline page holds one SVG per job with a bar per request of both runs."""
-    page = demo.write_timeline(list(results.values()), tmp_path / "timeline.html").read_text()
+    page = write_timeline(list(results.values()), tmp_path / "timeline.html").read_text()
     assert page.count("<svg") == len(demo.JOBS)
     requests = sum(len(c.off.timeline) + len(c.on.timeline) for c in results.values())
     assert page.count("<rect") == requests

@@ -11,9 +11,10 @@ Endpoints (the first path segment names the endpoint; each has its own :class:`P
 
 A profile sets the latency (fixed or lognormal, seeded), a rate limit (requests per second
 with a burst) and a concurrency limit answered with 429 and ``Retry-After``, a share of
-requests answered 429 whatever the load (deterministic per key and attempt), and bursts of
-503. ``scale`` multiplies every time (latencies, Retry-After) and divides every rate, so
-tests run the same scenario faster. Start it in-process (``with Upstream() as up: up.url``)
+requests answered 429 whatever the load (deterministic per key and attempt, with a
+``Retry-After`` drawn in the profile's range, fractional seconds), and bursts of 503.
+``scale`` multiplies every time (latencies, Retry-After) and divides every rate, so tests
+run the same scenario faster. Start it in-process (``with Upstream() as up: up.url``)
 or as a command (``python -m legacy_app.upstream``, which prints its URL).
 """
 
@@ -43,7 +44,8 @@ class Profile:
     per_second: float | None = None  # above this rate (token bucket) answer 429
     burst: int = 1
     max_concurrent: int | None = None  # above this many in flight answer 429
-    reject_share: float = 0.0  # this share of requests answered 429 whatever the load
+    reject_share: float = 0.0  # this share of requests answered 429 whatever the load ...
+    retry_after: tuple[float, float] = (1.0, 1.0)  # ... each with a Retry-After in this range
     burst_503_every: int = 0  # every Nth request starts a burst of 503s ...
     burst_503_length: int = 0  # ... this long
 
@@ -53,7 +55,10 @@ DEMO_PROFILES: dict[str, Profile] = {
     "markets": Profile(latency=0.08, sigma=0.5),
     "a": Profile(latency=0.1, max_concurrent=3),
     "b": Profile(latency=0.1, per_second=2.0, burst=2, burst_503_every=17, burst_503_length=2),
-    "wallets": Profile(latency=0.05, per_second=40.0, burst=10, reject_share=0.25),
+    # Seed 003's balance API at a tenth of its times: about 3 s of work per wallet there, 0.3 s
+    # here; a quarter of requests refused whatever the load, each asking for 2-4 s there (0.2-0.4 s
+    # here), so a refused wallet waits about as long as a wallet's work; 40 requests/s allowed.
+    "wallets": Profile(latency=0.3, per_second=40.0, burst=10, reject_share=0.25, retry_after=(0.2, 0.4)),
 }
 
 
@@ -253,20 +258,23 @@ class Upstream:
 
     # -- one request ----------------------------------------------------------------------
     def _admit(self, endpoint: _Endpoint, key: str) -> tuple[int, float]:
-        """(status, retry_after seconds): 0 when admitted, else 429 or 503 (under the lock)."""
+        """(status, Retry-After seconds, scaled): 0 when admitted, else 429 or 503 (under the
+        lock). A bucket or concurrency limit asks for whole seconds (at least 1), as most APIs
+        do; a load-independent refusal for its profile's range, to the hundredth."""
         profile = endpoint.profile
         endpoint.requests += 1
         endpoint.in_flight += 1
         endpoint.peak_in_flight = max(endpoint.peak_in_flight, endpoint.in_flight)
         attempt = endpoint.attempts[key] = endpoint.attempts.get(key, 0) + 1
         if profile.max_concurrent is not None and endpoint.in_flight > profile.max_concurrent:
-            return 429, 1.0
+            return 429, self.scale
         if endpoint.bucket is not None:
             wait = endpoint.bucket.take()
             if wait > 0:
-                return 429, wait
+                return 429, max(1, math.ceil(wait / self.scale)) * self.scale
         if profile.reject_share and _unit(key, attempt, "reject-share") < profile.reject_share:
-            return 429, 1.0
+            low, high = profile.retry_after
+            return 429, round(low + (high - low) * _unit(key, attempt, "retry-after"), 2) * self.scale
         if profile.burst_503_every:
             if endpoint.burst_left > 0:
                 endpoint.burst_left -= 1
@@ -303,8 +311,7 @@ class Upstream:
                     with self.stats.lock:
                         endpoint.status_429 += 1
                     time.sleep(0.002)
-                    seconds = max(1, math.ceil(wait / self.scale)) * self.scale
-                    handler._send(429, {"error": "rate limited"}, {"Retry-After": f"{seconds:g}"})
+                    handler._send(429, {"error": "rate limited"}, {"Retry-After": f"{wait:g}"})
                     return
                 if verdict == 503:
                     status = 503
