@@ -25,6 +25,7 @@ from ._policy import CircuitBreaker, Hosts, patch_http
 from ._prefetch import PrefetchMode
 from ._replace import ReplaceMode
 from ._settings import ReturnedBy, Settings, Target
+from ._single import Claims, Present, SingleRun, claim_key
 from ._state import ControlFile, LearnedRates
 from ._switch import Switch, target_breaker
 
@@ -41,6 +42,7 @@ class _State:
         self.breakers: dict[str, CircuitBreaker] = {}
         self.hosts: Hosts | None = None
         self.http = Patch("<http>")
+        self.claims: Claims | None = None  # single_run's, made when a target has it
         self.generation = 0
 
 
@@ -106,6 +108,8 @@ def _install(settings: Settings) -> None:
     if prefetching:
         patch_http(_state.http, boot.watcher.watch)
         patch_closing(_state.http)
+    if any(settings.runs_once(t) for t in settings.targets):
+        _state.claims = Claims(settings.coordination, settings.state_dir)  # its backends made at the first claim
     for target in settings.targets:
         _arm(target, generation)
 
@@ -128,6 +132,9 @@ def uninstall() -> None:
             _log.internal_error("removing the HTTP patches", exc)
         _state.breakers.clear()
         _state.hosts = None
+        if _state.claims is not None:
+            _state.claims.close()
+            _state.claims = None
         _state.settings = None
         _state.control = None
 
@@ -190,8 +197,15 @@ def _patch(target: Target, module: ModuleType) -> None:
             mode = ReplaceMode(target, resolved, breaker, state_dir=settings.state_dir)
             mode.prepare()
         switch = Switch(target.name, control, breaker, is_active)
+        wrapper: PrefetchMode | ReplaceMode | SingleRun = mode
+        enabled: Switch | Present = switch
+        if settings.runs_once(target) and _state.claims is not None:
+            # Claims first; the mode's wrapper runs inside it while the switch says yes.
+            key = claim_key(settings, target)
+            wrapper = SingleRun(target, mode, switch, _state.claims, key=key, is_async=resolved.is_async)
+            enabled = Present(target.name, control, is_active)
         patch = _state.patches.setdefault(target.name, Patch(target.name))
-        if apply(patch, resolved.owner, resolved.attribute, mode, switch) is None:
+        if apply(patch, resolved.owner, resolved.attribute, wrapper, enabled) is None:
             return  # already ours: the start-up hook ran twice, or install() did
         _log.event(
             "INFO",
@@ -201,6 +215,7 @@ def _patch(target: Target, module: ModuleType) -> None:
             concurrency=target.concurrency,
             kind=resolved.kind,
             asynchronous=resolved.is_async,
+            **({"single_run": settings.coordination.where} if wrapper is not mode else {}),
         )
         if target.fetch is not None:
             patch_fetch(target, mode, module, patch)

@@ -28,6 +28,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "maximum": (0, DAY, False),
     "breaker_cooldown": (0, DAY, False),
     "max_age": (0, DAY, False),
+    "tick": (0.01, 7 * DAY, False),  # single_run's schedule tick: a hundredth of a second to a week
 }
 
 
@@ -43,6 +44,8 @@ def describe(name: str) -> str:
     if name == "per_second":
         return f"a number from {low:.3g} (one a day) to {_number(high)}"
     days = f" ({_number(high / DAY)} day{'s' if high > DAY else ''})" if high >= DAY else ""
+    if low > 0:
+        return f"a number from {low:g} to {_number(high)}{days}"
     return f"a number above 0, at most {_number(high)}{days}"
 
 

@@ -27,9 +27,10 @@ from typing import Literal
 import _sched_accel_boot as boot
 
 from ._config import find_config, load_config
+from ._coordination import CoordinationSettings
 from ._exceptions import SchedAccelError
 from ._prefetch import library_method, writes
-from ._settings import Argument, Learned, ModuleObject, ReturnedBy, Target
+from ._settings import Argument, Learned, ModuleObject, ReturnedBy, Settings, Target
 from ._state import ControlFile
 from ._targets import Resolved, TargetSpec, close_modules, did_you_mean
 
@@ -58,16 +59,18 @@ def check(say: Callable[[str], None], err: Callable[[str], None], flag_line: str
     except SchedAccelError as exc:
         err(str(exc))
         return 2
+    status, line = coordination_line(settings.coordination, settings.state_dir)
+    say(line)
     control = ControlFile(settings.control_file).state()
     flag_on = bool(boot.flag_value(os.environ.get(boot.FLAG)))
     rows = [("TARGET", "RESOLVED", "WOULD PATCH", "MODE", "CONCURRENCY", "NOTE")]
     lines: list[tuple[str, str, str, str, str]] = []
-    failures = 0
+    failures = int(status == "problem")
     sys.path.insert(0, os.path.dirname(settings.path or "") or os.getcwd())
     for target in settings.targets:
         if target.loop.path is not None:  # `python script.py` puts the script's folder first
             sys.path.insert(0, os.path.dirname(target.loop.path))
-        parts = _parts(target)
+        parts = _parts(target, settings)
         lines += [(target.name, p.name, p.declared, p.status, p.detail) for p in parts]
         problems = [p.name for p in parts if p.status == "problem"]
         note = f"problem: {', '.join(problems)} (see below)" if problems else None
@@ -101,8 +104,8 @@ def _columns(say: Callable[[str], None], rows: Sequence[tuple[str, ...]], indent
         say(indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _parts(target: Target) -> list[Part]:
-    """The target's loop, replacement, fetch and items, each resolved on its own."""
+def _parts(target: Target, settings: Settings) -> list[Part]:
+    """The target's loop, replacement, fetch, items and single_run, each resolved on its own."""
     loop, problem = _resolve(target.loop)
     parts = [_part("loop", target.loop, loop, problem)]
     if target.replacement is not None:
@@ -111,7 +114,51 @@ def _parts(target: Target) -> list[Part]:
         parts.append(_fetch(target))
     if target.items is not None or target.mode == "prefetch":
         parts.append(_items(target, loop))
+    if settings.runs_once(target):
+        parts.append(_single_run(target, settings.coordination))
     return parts
+
+
+def coordination_line(settings: CoordinationSettings, state_dir: str) -> tuple[Status, str]:
+    """``coordination: <backend> (what it shares)`` and its status. Nothing is made or written:
+    a Redis server is asked one read; the machine backend's store is named, not created."""
+    if settings.kind == "process":
+        return "ok", "coordination: process (nothing shared: each process keeps its own limits and runs every tick)"
+    if settings.kind == "machine":
+        from ._coord._machine import store_folder
+
+        where = store_folder(state_dir)
+        return "ok", f"coordination: machine (every process of this user on this machine, no server; store {where})"
+    from ._coord import RedisBackend
+    from ._exceptions import CoordinationUnavailable
+
+    try:
+        assert settings.url is not None
+        backend = RedisBackend(settings.url)
+    except (CoordinationUnavailable, ValueError) as exc:  # redis-py missing: the command to run is in it
+        return "problem", f"coordination: {settings.where}: problem: {exc}"
+    try:
+        backend.held("sched-accel-check")
+        return "ok", f"coordination: {settings.where} (processes on any machine): ok, it answers"
+    except CoordinationUnavailable as exc:
+        more = "until it answers, single_run claims go to the machine backend"
+        return "note", f"coordination: {settings.where}: note: it does not answer ({exc}); {more}"
+    finally:
+        backend.close()
+
+
+def _single_run(target: Target, coordination: CoordinationSettings) -> Part:
+    declared = "true" if target.single_run else "true ([coordination] single_run)"
+    if target.tick is not None:
+        declared += f", tick = {target.tick:g}"
+        tick = f"ticks of {target.tick:g} s of the scheduled run time (APScheduler 3.x, schedule) or of the clock"
+    else:
+        tick = (
+            "ticks of APScheduler 3.x's or schedule's scheduled run time (an interval job's interval, else each second); "
+            "called from elsewhere, it runs in every process (declare tick)"
+        )
+    detail = f"one run per tick across the processes sharing the {coordination.where} backend; {tick}; a skipped call returns None"
+    return Part("single_run", declared, "ok", detail)
 
 
 def _resolve(spec: TargetSpec) -> tuple[Resolved | None, str | None]:

@@ -206,8 +206,11 @@ def _status(args: argparse.Namespace) -> int:
     for line in refused:
         _say(f"  skipped: {_shown(line)}")
     if settings is not None:
+        _say(f"coordination: {settings.coordination.where}")
         for target in settings.targets:
-            _say(f"  {target.name}: {'off' if state.is_off(target.name) else 'on'} ({target.mode}, concurrency {target.concurrency})")
+            once = ", single_run" if settings.runs_once(target) else ""
+            switched = "off" if state.is_off(target.name) else "on"
+            _say(f"  {target.name}: {switched} ({target.mode}, concurrency {target.concurrency}{once})")
             _say(f"    {_last_run(runs.pop(target.name, None))}")
         for name, conf in sorted(settings.hosts.items()):
             limits = [f"{key} {value:g}" for key, value in (("concurrency", conf.concurrency), ("per_second", conf.per_second))

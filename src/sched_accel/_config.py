@@ -14,6 +14,7 @@ from typing import Any
 import _sched_accel_boot as boot
 
 from ._configfile import read_table, shown, shown_key, shown_text
+from ._coordination import CoordinationSettings, coordination_table, target_schedule
 from ._exceptions import ConfigError
 from ._bounds import describe, within
 from ._settings import (
@@ -86,6 +87,7 @@ class _Validator:
         self.prefix = prefix
         self.prescanned = set(boot.prescan(text))
         self.errors: list[str] = []
+        self.coordination = CoordinationSettings()
 
     def fail(self, where: str, key: str, value: object, allowed: str) -> None:
         self.errors.append(f"{where}{self.prefix}{key} = {shown(value)} is not allowed: {allowed}")
@@ -110,6 +112,7 @@ class _Validator:
             control = default_control_file()
         retry = self._retry("", table.get("retry", {}), _RETRY, "retry.")
         hosts = self._hosts(table.get("hosts", {}))
+        self.coordination = coordination_table(self, table.get("coordination", {}))
         targets = self._targets(table.get("targets", []), concurrency_override or concurrency, retry)
         if concurrency_override is not None:
             targets = [replace(t, concurrency=concurrency_override) for t in targets]
@@ -127,6 +130,7 @@ class _Validator:
             log=log,
             retry=retry,
             hosts=hosts,
+            coordination=self.coordination,
         )
 
     def _override(self) -> int | None:
@@ -314,6 +318,7 @@ class _Validator:
         burst = self._positive_int(where, entry, "burst", _TARGET["burst"], "targets.")
         if "retry" in entry:
             retry = self._retry(where, entry["retry"], retry, "targets.retry.")
+        single_run, tick = target_schedule(self, where, entry, self.coordination)
         if len(self.errors) > before or loop is None:
             return None
         try:
@@ -335,6 +340,8 @@ class _Validator:
                 pure=pure,
                 methods=frozenset(m.upper() for m in methods),
                 max_age=float(max_age) if max_age is not None else _TARGET["max_age"],
+                single_run=single_run,
+                tick=tick,
             )
         except ValueError as exc:  # a check only the settings make: the same one line
             self.errors.append(f"{where}{exc}")

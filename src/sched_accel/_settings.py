@@ -13,17 +13,21 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._bounds import bounded, describe
+from ._bounds import bounded
+from ._coordination import CoordinationSettings
+from ._keys import COORDINATION_KEYS, HOST_KEYS, RETRY_KEYS, TARGET_KEYS, TOP_KEYS
 from ._state import default_control_file
 from ._targets import TargetSpec
 
 __all__ = [
+    "COORDINATION_KEYS",
     "HOST_KEYS",
     "RETRY_KEYS",
     "SAFE_METHODS",
     "TARGET_KEYS",
     "TOP_KEYS",
     "Argument",
+    "CoordinationSettings",
     "HostSettings",
     "ItemSource",
     "Learned",
@@ -44,69 +48,6 @@ Mode = Literal["replace", "prefetch"]
 #: The only request methods ever sent ahead of the loop: idempotent, and without a body.
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 OnError = Literal["fallback", "propagate"]
-
-
-# -- what each key of the config may say (for errors, and for the README's table) -----------
-TOP_KEYS = {
-    "concurrency": "default bound for every target, " + describe("concurrency"),
-    "control_file": "path of the control file written by `sched-accel on|off`",
-    "breaker_threshold": "fallbacks in a row that switch a target off, " + describe("breaker_threshold"),
-    "breaker_cooldown": "seconds a tripped target stays off, " + describe("breaker_cooldown"),
-    "log": '"loguru" (default) or "stdlib"',
-    "retry": "the table [retry]: how rate-limited and transient failures of per-item calls are retried",
-    "hosts": 'tables [hosts."api.example.com"]: the limits of one upstream host, shared by every target',
-    "targets": "the array of tables [[targets]], one per loop",
-}
-RETRY_KEYS = {
-    "enabled": "true (default) or false: retry rate-limited and transient failures of per-item calls",
-    "deadline": "seconds from an item's first attempt after which its last exception is raised in the loop, " + describe("deadline"),
-    "attempts": "most attempts of an item whose failures are transient (not rate-limited), " + describe("attempts") + " (default 4)",
-    "initial": "the first backoff's widest wait in seconds (full jitter), " + describe("initial"),
-    "maximum": "the widest backoff wait in seconds (a Retry-After may ask for longer), " + describe("maximum"),
-    "on": 'more exception types to retry, as "module:QualName", e.g. ["json:JSONDecodeError"]',
-    "patterns": 'regular expressions: an exception whose message matches one is retried, e.g. ["temporarily unavailable"]',
-}
-HOST_KEYS = {
-    "concurrency": "most requests in flight to this host at once, " + describe("concurrency"),
-    "per_second": "most requests started per second (token bucket), " + describe("per_second"),
-    "burst": "requests let through at once when the bucket is full, " + describe("burst") + " (default 1)",
-    "adaptive": "true (default): halve the concurrency on 429, 503 and timeouts, add 1 back per window of successes",
-    "breaker_failures": "failed requests in a row that open this host's circuit, " + describe("breaker_failures") + " (default 5)",
-    "breaker_cooldown": "seconds the circuit stays open before one trial request, " + describe("breaker_cooldown") + " (default 30)",
-}
-TARGET_KEYS = {
-    "loop": '"module:qualname" (or "path/to/script.py:qualname") of the function whose body is the loop',
-    "fetch": (
-        'prefetch mode: "http" (the default: the loop\'s GET and HEAD requests are sent ahead, nothing else) or '
-        '"module:qualname" of a per-item function to run ahead (only when it writes nothing: see `pure`)'
-    ),
-    "pure": (
-        "prefetch mode: true to confirm that the `fetch` function only reads (no prints, logs, DB or file writes, "
-        "no assignments outside itself), when sched_accel cannot tell from its code"
-    ),
-    "methods": 'HTTP-level prefetch: the request methods that may be sent ahead, a subset of ["GET", "HEAD"] (default both)',
-    "max_age": "HTTP-level prefetch: seconds a prefetched answer may wait for the loop before it is not served, " + describe("max_age") + " (default 60)",
-    "items": (
-        'where the items come from: a parameter name or position of the loop, "module:NAME" (a module-level '
-        'object), "returned-by:module:qualname" (a call made inside the loop), or "learned" (the per-item '
-        "calls of the loop's previous run)"
-    ),
-    "args": 'prefetch mode: the per-item call\'s arguments made from each item, e.g. ["item.chain", "item.address"]',
-    "window": "prefetch mode: how many calls may run ahead of the loop, " + describe("window") + " (default 16 x concurrency, at least 128)",
-    "timeout": (
-        "prefetch mode: seconds one attempt of a per-item call may take (its HTTP requests are capped to it); a "
-        "timed-out attempt is retried, and TimeoutError reaches the loop once [retry] deadline passes; "
-        + describe("timeout")
-    ),
-    "skip_sleeps": "prefetch mode: true to skip the loop's own pacing sleeps (time.sleep) while it is accelerated",
-    "replacement": '"module:qualname" of a user-written parallel version (replace mode)',
-    "mode": '"replace" or "prefetch"; by default replace when `replacement` is set',
-    "on_error": '"fallback" (run the original) or "propagate" (raise), for replace mode',
-    "concurrency": "this target's bound, " + describe("concurrency"),
-    "per_second": "prefetch mode: most per-item calls started per second for this target, " + describe("per_second"),
-    "burst": "prefetch mode: per-item calls let through at once under per_second, " + describe("burst") + " (default 1)",
-    "retry": "prefetch mode: a table overriding keys of the top-level [retry] for this target",
-}
 
 
 # -- where the items come from -----------------------------------------------------------------
@@ -272,6 +213,8 @@ class Target:
     pure: bool = False
     methods: frozenset[str] = frozenset({"GET", "HEAD"})
     max_age: float = 60.0
+    single_run: bool | None = None  # None: [coordination] single_run (Settings.runs_once)
+    tick: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("replace", "prefetch"):
@@ -284,6 +227,7 @@ class Target:
         bounded("targets", "per_second", self.per_second, optional=True)
         bounded("targets", "burst", self.burst)
         bounded("targets", "max_age", self.max_age)
+        bounded("targets", "tick", self.tick, optional=True)
         methods = frozenset(self.methods)
         if not methods or not methods <= SAFE_METHODS:
             raise ValueError(f"targets.methods must be a non-empty subset of {sorted(SAFE_METHODS)}, got {sorted(methods)!r}")
@@ -325,6 +269,7 @@ class Settings:
     log: Literal["loguru", "stdlib"] = "loguru"
     retry: RetrySettings = RetrySettings()
     hosts: dict[str, HostSettings] = field(default_factory=dict)
+    coordination: CoordinationSettings = CoordinationSettings()
 
     def __post_init__(self) -> None:
         bounded("settings", "concurrency", self.concurrency)
@@ -332,11 +277,17 @@ class Settings:
         bounded("settings", "breaker_cooldown", self.breaker_cooldown)
         if self.log not in ("loguru", "stdlib"):
             raise ValueError(f"settings.log must be 'loguru' or 'stdlib', got {self.log!r}")
+        if self.coordination.kind == "process" and any(self.runs_once(t) for t in self.targets):
+            raise ValueError('settings: single_run needs a backend the processes share, not coordination.backend = "process"')
 
     @property
     def state_dir(self) -> str:
         """The owner-only folder of our state: the control file's."""
         return os.path.dirname(self.control_file)
+
+    def runs_once(self, target: Target) -> bool:
+        """Whether ``target`` is single_run: its own say, else ``[coordination] single_run``."""
+        return self.coordination.single_run if target.single_run is None else target.single_run
 
     def target(self, name: str) -> Target | None:
         """The target whose loop is ``name``, if declared."""

@@ -171,15 +171,27 @@ def test_a_lone_429_among_successes_is_not_an_overload() -> None:
     """One 429 among successes (a per-key limit, a share refused at random) neither halves the
     limit nor pauses the host; refusals dominating the recent answers do both."""
     limiter, clock = make(concurrency=8)
-    for _ in range(5):
-        limiter.on_success()
-    limiter.on_overload(status=429)
-    limiter.pause_for(1.0, refused=3)
+    for number in range(1, 6):
+        limiter.on_success(number)
+    limiter.on_overload(status=429, number=6)
+    limiter.pause_for(1.0, refused=6)
     assert limiter.current_limit == 8 and limiter.try_acquire() == 0.0
-    for _ in range(8):
-        limiter.on_overload(status=429)
-    limiter.pause_for(1.0, refused=4)
+    for number in range(7, 15):
+        limiter.on_overload(status=429, number=number)
+    limiter.pause_for(1.0, refused=14)
     assert limiter.current_limit == 4 and limiter.try_acquire() == pytest.approx(1.0)
+
+
+def test_refusals_are_judged_in_the_order_requests_were_sent() -> None:
+    """Refusals answered at once overtake the successes sent before them (still in flight):
+    counted by request number, those count as not refused, so a wave whose first answers are
+    a quarter's refusals is no overload."""
+    limiter, _ = make(concurrency=8)
+    for number in (2, 5):  # of requests 1-8, two refused, answered before the six successes
+        limiter.on_overload(status=429, number=number)
+    assert limiter.current_limit == 8
+    limiter.pause_for(1.0, refused=5)
+    assert limiter.try_acquire() == 0.0
 
 
 def test_aimd_decreases_once_per_window_of_requests_in_flight() -> None:
@@ -444,23 +456,23 @@ async def test_a_task_is_woken_by_a_release_from_another_thread() -> None:
 
 
 def test_a_later_request_answered_lifts_the_pause() -> None:
-    """Request 2 was refused with a Retry-After: the host pauses. Request 1's answer (sent before)
-    does not lift it; request 3's (sent after, not refused) does: the host was not refusing everyone."""
+    """Request 9 was refused with a Retry-After: the host pauses. Request 3's answer (sent before)
+    does not lift it; request 10's (sent after, not refused) does: the host was not refusing everyone."""
     clock = FakeClock()
     limiter = HostLimiter("h", HostLimit(concurrency=None, per_second=None), clock=clock)
     numbers = []
-    for _ in range(3):
+    for _ in range(10):
         ticket = limiter.join()
         assert limiter.try_acquire(ticket=ticket) == 0.0
         numbers.append(ticket.number)
-    assert numbers == [1, 2, 3]
-    limiter.on_overload(429)
-    limiter.on_overload(429)  # refusals dominate the recent answers: a host-wide pause
-    limiter.pause_for(5.0, refused=2)
-    limiter.on_success(1)
-    assert limiter.try_acquire() == pytest.approx(5.0)
+    assert numbers == list(range(1, 11))
+    for number in range(4, 10):  # 6 of the 8 sent up to 9 refused: refusals dominate, a host-wide pause
+        limiter.on_overload(429, number)
+    limiter.pause_for(5.0, refused=9)
     limiter.on_success(3)
-    assert limiter.try_acquire() == 0.0
+    assert limiter.try_acquire() == pytest.approx(5.0)
+    limiter.on_success(10)
+    assert limiter.try_acquire() < 1.0  # the pause is lifted (the rate learned from the refusals remains)
     assert limiter.statistics().pauses_lifted == 1
 
 

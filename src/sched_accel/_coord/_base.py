@@ -102,6 +102,11 @@ class Backend(Protocol):
         never runs a tick already superseded). Choose ``ttl`` at least the tick's interval."""
         ...
 
+    def held(self, key: str) -> tuple[int, int] | None:
+        """The claim of ``key`` in force: ``(tick, fencing token)`` of its latest winner, or
+        None when none holds (for a line saying who runs a skipped tick; read-only)."""
+        ...
+
     def close(self) -> None:
         """Let go of connections and files; later calls raise ``CoordinationUnavailable``."""
         ...

@@ -175,5 +175,13 @@ class MachineBackend:
             record.write(_CLAIM.pack(fence + 1, tick, now + ttl))
             return int(fence + 1)
 
+    def held(self, key: str) -> tuple[int, int] | None:
+        with self._store.record("claim", key) as record:
+            data = record.read(_CLAIM.size)
+            if len(data) < _CLAIM.size:
+                return None
+            fence, tick, until = _CLAIM.unpack(data[: _CLAIM.size])
+            return (int(tick), int(fence)) if until > self._clock() else None
+
     def close(self) -> None:
         self._store.close()

@@ -130,6 +130,12 @@ class ProcessBackend:
             self._claims[key] = (tick, now + ttl)
             return token
 
+    def held(self, key: str) -> tuple[int, int] | None:
+        with self._lock:
+            now = self._now()
+            tick, until = self._claims.get(key, (0, now))
+            return (tick, self._fences[key]) if until > now else None
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -150,6 +150,11 @@ class RedisBackend:
         token = int(self._call(self._claim, keys=keys, args=[tick, _ms(ttl)]))
         return token or None
 
+    def held(self, key: str) -> tuple[int, int] | None:
+        keys = [self._key(f"claim:{key}", "tick"), self._key(f"claim:{key}", "fence")]
+        tick, fence = self._call(self._client.mget, keys)  # one slot (one hash tag): one round trip
+        return (int(tick), int(fence)) if tick is not None and fence is not None else None
+
     @property
     def client(self) -> redis.Redis:
         """The redis-py client (tests and benchmarks; the backend's methods are the interface)."""

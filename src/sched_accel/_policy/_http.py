@@ -23,6 +23,7 @@ host's limiter (AIMD, Retry-After) and circuit.
 from __future__ import annotations
 
 import sys
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -120,15 +121,26 @@ def _wire_sync(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: K
     limiter = DUE.get()
     if limiter is not None:
         DUE.set(None)
+        started = time.perf_counter()
         run_sync(limiter.token())
+        _waited(time.perf_counter() - started)
     return wrapped(*args, **kwargs)
+
+
+def _waited(seconds: float) -> None:
+    """A token's wait counts in the run's ``limit_wait``, as the admission's does."""
+    current = ATTEMPT.get()
+    if current is not None and seconds > 0:
+        current[0].stats.waited(seconds)
 
 
 async def _wire_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Args, kwargs: Kwargs) -> Any:
     limiter = DUE.get()
     if limiter is not None:
         DUE.set(None)
+        started = time.perf_counter()
         await run_async(limiter.token(), _nothing)
+        _waited(time.perf_counter() - started)
     return await wrapped(*args, **kwargs)
 
 

@@ -1,0 +1,281 @@
+"""_single.py: a single_run loop runs once per tick across real processes (the machine backend,
+a real redis-server); the others skip it and return None; when coordination is impossible the
+call runs, with one line saying so."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apscheduler.executors.base import run_coroutine_job, run_job
+from apscheduler.schedulers.background import BackgroundScheduler
+
+import sched_accel
+from sched_accel._cli import main
+from sched_accel._coordination import CoordinationSettings
+from sched_accel._single import Claims
+
+from .conftest import ENV_KEYS, App, FakeClock
+from .coord.redis_server import HOW_TO_GET, RedisServer, _free_port, find_redis_server
+
+UTC = dt.timezone.utc
+AT = dt.datetime(2026, 3, 1, 12, 0, 7, tzinfo=UTC)
+JOBS = """
+    import os
+
+    def refresh():
+        with open("runs.txt", "a") as file:
+            file.write(f"{os.getpid()}\\n")
+        return "ran"
+
+    async def refresh_async():
+        return refresh()
+"""
+CONFIG = """
+    [coordination]
+    {coordination}
+
+    [[targets]]
+    loop = "jobs:refresh"
+    single_run = true
+
+    [[targets]]
+    loop = "jobs:refresh_async"
+    single_run = true
+"""
+# A child process: APScheduler's own run_job calls the (patched) loop for `count` ticks, all
+# children starting at the same instant; what each call returned is printed.
+RACE = """
+    import datetime as dt, json, sys, time
+    from apscheduler.executors.base import run_job
+    from apscheduler.schedulers.background import BackgroundScheduler
+    import jobs
+
+    start_at, first, count = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+    job = BackgroundScheduler(timezone=dt.timezone.utc).add_job(jobs.refresh, "interval", seconds=1, misfire_grace_time=None)
+    times = [dt.datetime.fromtimestamp(first + i, dt.timezone.utc) for i in range(count)]
+    while time.time() < start_at:
+        time.sleep(0.002)
+    print(json.dumps([event.retval for at in times for event in run_job(job, "default", [at], "race")]))
+"""
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on 127.0.0.1 for this module (each test has its own config path,
+    so its own namespace)."""
+    binary = find_redis_server()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail(HOW_TO_GET)
+        pytest.skip(HOW_TO_GET)
+    server = RedisServer(binary, str(tmp_path_factory.mktemp("redis")))
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def single_app(app: App, monkeypatch: pytest.MonkeyPatch, coordination: str = "") -> App:
+    """The jobs module and a config making both its loops single_run; flag on."""
+    app.write("jobs.py", JOBS)
+    app.config(CONFIG.format(coordination=coordination))
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "true")
+    monkeypatch.chdir(app.root)
+    return app
+
+
+def scheduled(function: Any, *times: dt.datetime) -> list[Any]:
+    """What APScheduler's run_job gets from ``function`` run for each of ``times``."""
+    job = BackgroundScheduler(timezone=UTC).add_job(function, "interval", seconds=1, misfire_grace_time=None)
+    return [event.retval for at in times for event in run_job(job, "default", [at], "test")]
+
+
+def events(lines: list[str], name: str) -> list[str]:
+    return [line for line in lines if line.startswith(f"sched_accel.{name} ")]
+
+
+def runs(app: App) -> list[str]:
+    path = app.root / "runs.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_one_call_per_tick_runs_and_the_others_return_none(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+    """The same tick twice: the first call runs, the second is skipped (None, one line); the
+    next tick runs again."""
+    single_app(app, monkeypatch)
+    assert sched_accel.install() is True
+    import jobs
+
+    later = AT + dt.timedelta(seconds=1)
+    assert scheduled(jobs.refresh, AT, AT, later) == ["ran", None, "ran"]
+    assert len(runs(app)) == 2
+    [skipped] = events(capture_events, "single_run_skipped")
+    tick = int(AT.timestamp())
+    assert f"target=jobs:refresh tick={tick} source=apscheduler backend=machine holder_token=1" in skipped
+    assert "returns None" in skipped
+
+
+@pytest.mark.parametrize("backend", ["machine", "redis"])
+def test_an_async_loop_is_skipped_with_none_too(app: App, monkeypatch: pytest.MonkeyPatch, backend: str, request: pytest.FixtureRequest) -> None:
+    """An async loop's skipped call is a coroutine returning None (the executor awaits it);
+    Redis is asked from a worker thread, the event loop never held."""
+    import asyncio
+
+    single_app(app, monkeypatch, f'url = "{request.getfixturevalue("redis_url")}"' if backend == "redis" else "")
+    assert sched_accel.install() is True
+    import jobs
+
+    job = BackgroundScheduler(timezone=UTC).add_job(jobs.refresh_async, "interval", seconds=1, misfire_grace_time=None)
+    got = [asyncio.run(run_coroutine_job(job, "default", [AT], "test"))[0].retval for _ in range(2)]
+    assert got == ["ran", None]
+
+
+def test_switched_off_or_flag_off_every_call_runs(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sched-accel off` turns single_run off too (the legacy app's behaviour); with the flag
+    off nothing is patched at all."""
+    single_app(app, monkeypatch)
+    assert sched_accel.install() is True
+    import jobs
+
+    control = app.root.parent / "state" / "control.json"
+    assert main(["off", "jobs:refresh"]) == 0 and control.exists()
+    assert scheduled(jobs.refresh, AT, AT) == ["ran", "ran"]
+    assert main(["on"]) == 0
+    assert scheduled(jobs.refresh, AT, AT) == ["ran", None]  # on again: claimed (nothing was, while off)
+    sched_accel.uninstall()
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "false")
+    assert sched_accel.install() is False
+    assert scheduled(jobs.refresh, AT, AT) == ["ran", "ran"]
+
+
+def test_a_call_without_a_tick_runs_and_says_so_once(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+    """Called from no scheduler and no tick declared: it runs, every time, with one line."""
+    single_app(app, monkeypatch)
+    assert sched_accel.install() is True
+    import jobs
+
+    assert [jobs.refresh(), jobs.refresh()] == ["ran", "ran"]
+    [line] = events(capture_events, "single_run_no_tick")
+    assert "declare tick" in line
+
+
+def test_a_declared_tick_claims_by_the_clock(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tick = 3600 and a direct call: the hour's first call runs, the next in that hour is skipped."""
+    app.write("jobs.py", JOBS)
+    app.config('[[targets]]\nloop = "jobs:refresh"\nsingle_run = true\ntick = 3600\n')
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "true")
+    monkeypatch.chdir(app.root)
+    assert sched_accel.install() is True
+    import jobs
+
+    assert [jobs.refresh(), jobs.refresh()] in (["ran", None], ["ran", "ran"])  # "ran" twice: the hour turned
+
+
+def test_a_bug_of_ours_lets_the_call_run(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+    """Whatever fails in claiming, the loop runs (at least once beats never), one line said."""
+    single_app(app, monkeypatch)
+
+    def broken(self: Claims, key: str, tick: int, *, ttl: float) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Claims, "claim", broken)
+    assert sched_accel.install() is True
+    import jobs
+
+    assert scheduled(jobs.refresh, AT, AT) == ["ran", "ran"]
+    [line] = events(capture_events, "internal_error")
+    assert "claiming a tick of jobs:refresh" in line and "RuntimeError: boom" in line
+
+
+def test_redis_down_falls_back_to_the_machine_backend(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+    """Nothing listens at the URL: claims go to the machine backend (still one run per tick on
+    this machine), said in one line."""
+    single_app(app, monkeypatch, f'url = "redis://:hunter2@127.0.0.1:{_free_port()}/0"')
+    assert sched_accel.install() is True
+    import jobs
+
+    assert scheduled(jobs.refresh, AT, AT) == ["ran", None]
+    [line] = events(capture_events, "single_run_fallback")
+    assert "redis at redis://***@127.0.0.1" in line and "hunter2" not in "".join(capture_events)
+    assert "backend=machine" in events(capture_events, "single_run_skipped")[0]
+
+
+def test_claims_go_back_to_the_backend_once_it_answers(tmp_path: Path, redis_url: str, capture_events: list[str]) -> None:
+    """A server that stops: its claims go to the machine backend, it is asked again only after
+    retry_after; started again: one line, and its claims again."""
+    binary = find_redis_server()
+    assert binary is not None  # redis_url had one
+    server = RedisServer(binary, str(tmp_path / "redis"))
+    os.makedirs(server.folder)
+    server.start()
+    server.stop()  # its port is known, and nothing listens there now
+    clock = FakeClock()
+    claims = Claims(CoordinationSettings(url=server.url), str(tmp_path / "state"), clock=clock, retry_after=5)
+    try:
+        first = claims.claim("k", 1, ttl=60)
+        assert first.backend is not None and first.backend.kind == "machine" and first.token == 1
+        assert claims.claim("k", 1, ttl=60).token is None  # the machine backend's claim holds
+        server.start()
+        assert claims.claim("k", 2, ttl=60).backend.kind == "machine"  # type: ignore[union-attr]  # not asked yet
+        clock.advance(5)
+        back = claims.claim("k", 3, ttl=60)
+        assert back.backend is not None and back.backend.kind == "redis" and back.token == 1
+        assert len(events(capture_events, "single_run_fallback")) == 1
+        assert len(events(capture_events, "single_run_recovered")) == 1
+    finally:
+        claims.close()
+        server.stop()
+
+
+def test_no_backend_at_all_runs_every_call(tmp_path: Path, capture_events: list[str]) -> None:
+    """The machine backend refused too (a group-writable state folder): uncoordinated, the call
+    runs, one line."""
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o770)
+    claims = Claims(CoordinationSettings(), str(state))
+    assert [claims.claim("k", 1, ttl=60).runs for _ in range(2)] == [True, True]
+    assert len(events(capture_events, "single_run_uncoordinated")) == 1
+
+
+def race(app: App, children: int, ticks: int, env: dict[str, str]) -> list[list[Any]]:
+    """``children`` real processes, started with the real start-up hook, call the loop for the
+    same ``ticks`` scheduled times at the same instant; what each call returned, per child."""
+    import time
+
+    app.write("race.py", RACE)
+    full = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    full.update(SCHED_ACCEL_CONTROL=str(app.root / "state" / "control.json"), ENABLE_SCHEDULER_OPTIMIZATION="true", **env)
+    start_at = str(time.time() + 2.0)
+    started = [
+        subprocess.Popen([sys.executable, "race.py", start_at, str(AT.timestamp()), str(ticks)], cwd=app.root, env=full,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(children)
+    ]
+    seen = []
+    for child in started:
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+        assert "sched_accel.patched target=jobs:refresh" in err
+        seen.append(json.loads(out.strip().splitlines()[-1]))
+    return seen
+
+
+@pytest.mark.parametrize("backend", ["machine", "redis"])
+def test_exactly_one_run_per_tick_across_real_processes(app: App, backend: str, request: pytest.FixtureRequest) -> None:
+    """Four processes call the loop for the same five ticks: each tick runs exactly once, in one
+    of them; every other call returned None."""
+    coordination = f'url = "{request.getfixturevalue("redis_url")}"' if backend == "redis" else 'backend = "machine"'
+    config = app.write("sched_accel.toml", CONFIG.format(coordination=coordination))
+    app.write("jobs.py", JOBS)
+    seen = race(app, children=4, ticks=5, env={"SCHED_ACCEL_CONFIG": str(config)})
+    per_tick = [[got[tick] for got in seen] for tick in range(5)]
+    assert all(calls.count("ran") == 1 and calls.count(None) == 3 for calls in per_tick), per_tick
+    assert len(runs(app)) == 5
