@@ -226,8 +226,8 @@ def test_a_pooled_transport_takes_the_token_as_the_request_is_written() -> None:
         taken: list[float] = []
         real = limiter.take_token
 
-        def take_token() -> float:
-            taken.append(real())
+        def take_token(number: int = 0) -> float:
+            taken.append(real(number))
             return taken[-1]
 
         limiter.take_token = take_token  # type: ignore[method-assign]

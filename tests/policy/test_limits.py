@@ -516,3 +516,44 @@ def test_a_host_is_read_for_rate_fields_until_it_shows_it_sends_none() -> None:
     slow = Hosts().get("slow.example")
     slow.answered(Answer(200, {"RateLimit-Policy": '"d";q=1;w=86400'}), False, 1, RunStats())
     assert slow.limiter._rate is None  # one a day: a broken field, not a pace to keep
+
+
+def test_a_told_remaining_budget_is_spent_at_once_up_to_a_second_of_it() -> None:
+    """Told 20/s and 'remaining 4' after request 1: three more go at once (one kept in hand),
+    then one at a time; a host told 2/s with 100 left gets at most 2 at once."""
+    clock = FakeClock()
+    limiter = HostLimiter("h", HostLimit(concurrency=None, per_second=None), clock=clock)
+    limiter.learn_rate(20.0)
+    assert limiter.admit_now() == 1
+    limiter.spend(4, 1)
+    assert [bool(limiter.admit_now()) for _ in range(4)] == [True, True, True, False]
+    slow = HostLimiter("s", HostLimit(concurrency=None, per_second=None), clock=clock)
+    slow.learn_rate(2.0)
+    assert slow.admit_now() == 1
+    slow.spend(100, 1)
+    assert [bool(slow.admit_now()) for _ in range(3)] == [True, True, False]
+
+
+def test_a_declared_rate_is_not_spent_from_what_the_host_says() -> None:
+    limiter = HostLimiter("h", HostLimit(concurrency=None, per_second=1.0, burst=1), clock=FakeClock())
+    assert limiter.admit_now() == 1
+    limiter.spend(50, 1)
+    assert limiter.admit_now() == 0
+
+
+def test_tokens_at_the_wire_go_in_the_order_requests_were_admitted() -> None:
+    """Request 3 waiting for its token is not overtaken by 4 and 5, and one cancelled while
+    waiting leaves the line."""
+    clock = FakeClock()
+    limiter = HostLimiter("h", HostLimit(concurrency=None, per_second=10.0, burst=1), clock=clock)
+    assert limiter.take_token(2) == 0.0  # the burst
+    assert limiter.take_token(3) == pytest.approx(0.1)
+    assert limiter.take_token(5) == pytest.approx(0.2)  # 3 is ahead
+    clock.advance(0.1)
+    assert limiter.take_token(4) > 0  # 3 is still ahead, though a token is there
+    assert limiter.take_token(3) == 0.0
+    plan = limiter.token(4)
+    assert next(plan) == pytest.approx(0.1)  # 5 is behind it, not ahead
+    plan.close()  # cancelled: out of the line
+    clock.advance(0.1)
+    assert limiter.take_token(5) == 0.0

@@ -72,7 +72,7 @@ class HostState:
         if not isinstance(status, int):
             return
         if self.listen > 0 or status in (429, 503):
-            self._told(getattr(response, "headers", None))
+            self._told(getattr(response, "headers", None), number)
         if status in (429, 503):
             stats.add("http_429" if status == 429 else "http_503")
             self.limiter.on_overload(status, number)
@@ -93,7 +93,7 @@ class HostState:
             self.limiter.on_success(number)
             self.circuit.record(True, trial)
 
-    def _told(self, headers: object) -> None:
+    def _told(self, headers: object, number: int = 0) -> None:
         """What the answer's rate-limit fields say: the host's rate (``limit`` per ``window``)
         paces its requests when none is declared. (A spent quota's reset is waited for only
         by a refused request, ``refusal_wait``: resets come in whole seconds, and holding the
@@ -108,6 +108,8 @@ class HostState:
         self.listen = SPEAKS
         if told.limit is not None and told.window and told.limit / told.window >= SLOWEST_TOLD:
             self.limiter.learn_rate(told.limit / told.window)
+            if told.remaining and number:
+                self.limiter.spend(told.remaining, number)
 
     def raised(self, exc: BaseException, trial: bool, stats: RunStats) -> None:
         """What a request that raised teaches the host (a cancelled one: nothing)."""

@@ -118,11 +118,11 @@ def _pooled(transport: Any) -> bool:
 
 def _wire_sync(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
     """httpcore's connection, about to write a request: the token it owes, first (``DUE``)."""
-    limiter = DUE.get()
-    if limiter is not None:
+    due = DUE.get()
+    if due is not None:
         DUE.set(None)
         started = time.perf_counter()
-        run_sync(limiter.token())
+        run_sync(due[0].token(due[1]))
         _waited(time.perf_counter() - started)
     return wrapped(*args, **kwargs)
 
@@ -135,11 +135,11 @@ def _waited(seconds: float) -> None:
 
 
 async def _wire_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Args, kwargs: Kwargs) -> Any:
-    limiter = DUE.get()
-    if limiter is not None:
+    due = DUE.get()
+    if due is not None:
         DUE.set(None)
         started = time.perf_counter()
-        await run_async(limiter.token(), _nothing)
+        await run_async(due[0].token(due[1]), _nothing)
         _waited(time.perf_counter() - started)
     return await wrapped(*args, **kwargs)
 

@@ -13,13 +13,15 @@ does, ``botocore/retries/adaptive.py``), with three differences measured to matt
 - **A start in doubling steps.** When the learner switches on nothing has been measured
   (the refusals of a first wave come back before its successes); it starts at what the
   host accepted in the last second, and doubles every :data:`DOUBLING` seconds until the
-  next refusal, instead of waiting for a cubic curve to climb from a guess.
+  next refusal, instead of waiting for a cubic curve to climb from a guess; that refusal
+  halves it (as TCP's slow start does: the rate one doubling ago was within the limit).
 - **Refusals that do not follow the rate switch it off.** A host at its limit stops
   refusing once paced below what it was measured to let through; a host that refuses a
   share of requests whatever the load (a per-key limit, a flaky quota) goes on refusing.
-  Still refusing :data:`FUTILE` of its answers over the last :data:`SETTLE` seconds,
-  that long after the first cut, with the rate cut to half what a cut ever set, the learner stands down for that host (a
-  host at its limit, or one that halved it, refuses only the rare probe once settled).
+  Still refusing :data:`FUTILE` of its answers over the last :data:`SETTLE` seconds, that
+  long after the first cut, with the rate cut to 60% of the highest a cut ever set, the
+  learner stands down for that host (a host at its limit, or one that halved it, refuses
+  only the rare probe once settled).
 
 Between cuts the rate grows back as ``W(t) = W_max * (1 + SCALE * (t - K)**3)``: quickly
 far below the last limit, flat around it, then probing above it. A refusal of a request
@@ -115,11 +117,14 @@ class RateLearner:
         measured = self.delivered(now)
         if self._settled is None:
             self._settled = now  # the first cut: the doubling start is over
-        elif now - self._settled >= SETTLE and current <= self._peak / 2 and self._share(now) >= FUTILE:
+        elif now - self._settled >= SETTLE and current <= self._peak * 0.6 and self._share(now) >= FUTILE:
             self.off, self._start = True, None  # refused whatever the rate: not the host's limit
             return True
-        new = current * 0.7 if measured is None else measured * _KEEP
-        new = min(max(new, current * 0.5), current * 0.9)
+        if self._cut_at == -math.inf:  # the doubling start ends: one doubling ago was within it
+            new = max(current / 2, min(current * 0.9, (measured or 0.0) * _KEEP))
+        else:
+            new = current * 0.7 if measured is None else measured * _KEEP
+            new = min(max(new, current * 0.5), current * 0.9)
         self._peak = max(self._peak, new)
         self._w_max = self.top = new / _KEEP
         self._k = math.cbrt((1 - _KEEP) / SCALE)

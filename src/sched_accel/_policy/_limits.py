@@ -97,6 +97,17 @@ class HostLimiter(Line):
                 self._rate, self._burst, self.told = per_second * 0.98, 1, per_second
                 self.learner.stop()
 
+    def spend(self, remaining: int, number: int) -> None:
+        """The host said ``remaining`` requests are left after request ``number`` (its told
+        rate's burst): those admitted since count against them, one is kept in hand, and the
+        rest, at most a second's worth at the told rate, may go at once instead of one at a
+        time (never more: a quota of 5,000 an hour is not spent in a burst and then waited for)."""
+        with self._lock:
+            if self.told is not None and self.limit.per_second is None:
+                spare = min(remaining - (self._requests - number) - 1, int(self.told))
+                if spare > self._tokens:
+                    self._tokens = float(spare)
+
     def start_learned(self, per_second: float) -> None:
         """Pace an undeclared host at the rate an earlier run learned from its refusals."""
         with self._lock:

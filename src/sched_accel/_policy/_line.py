@@ -58,6 +58,7 @@ class Line:
         self._tokens = float(limit.burst)
         self._refilled_at = clock()
         self._paused_until = -math.inf
+        self._wire: set[int] = set()  # the requests waiting at the wire for their token, by number
         self._limit = limit.concurrency  # the current concurrency limit (AIMD's), within [1, concurrency]
         self._stale = 0  # releases still due from requests sent before AIMD's last decrease
         self._requests = self._waits = self._peak = 0
@@ -136,20 +137,29 @@ class Line:
             self._rate = self.learner.rate(now)
         rate = self._rate
         if rate is not None:
-            self._tokens = min(float(self._burst), self._tokens + max(0.0, now - self._refilled_at) * rate)
+            if self._tokens < self._burst:  # (more than a burst: what the host said is left, ``spend``)
+                self._tokens = min(float(self._burst), self._tokens + max(0.0, now - self._refilled_at) * rate)
             self._refilled_at = max(self._refilled_at, now)
             if self._tokens < 1 - _EPSILON:
                 delay = (1 - self._tokens) / rate
         return delay
 
-    def take_token(self) -> float:
-        """For a request admitted with ``token=False``, as it goes on the wire: 0.0 when its
-        token is taken, else seconds until one is due."""
+    def take_token(self, number: int = 0) -> float:
+        """For request ``number``, admitted with ``token=False``, as it goes on the wire: 0.0
+        when its token is taken, else about how long until its turn. Tokens go in the order
+        requests were admitted (the loop waits for its items in order)."""
         with self._lock:
             delay = self._token_delay(self.clock())
-            if delay <= 0 and self._rate is not None:
+            if self._rate is None:
+                self._wire.discard(number)
+                return 0.0
+            ahead = sum(1 for waiting in self._wire if waiting < number)
+            if delay <= 0 and not ahead:
                 self._tokens -= 1
-            return delay
+                self._wire.discard(number)
+                return 0.0
+            self._wire.add(number)
+            return delay + ahead / self._rate
 
     def charge(self) -> None:
         """Take the token of a request already sent (it may leave the bucket below zero)."""
@@ -158,10 +168,14 @@ class Line:
             if self._rate is not None:
                 self._tokens -= 1
 
-    def token(self) -> Plan[None]:
-        """The plan of :meth:`take_token`: wait for a token, then take it."""
-        while (delay := self.take_token()) > 0:
-            yield delay
+    def token(self, number: int = 0) -> Plan[None]:
+        """The plan of :meth:`take_token`: wait for the token's turn, then take it."""
+        try:
+            while (delay := self.take_token(number)) > 0:
+                yield delay
+        finally:
+            with self._lock:
+                self._wire.discard(number)  # cancelled while waiting: out of the token line
 
     def _head_wake(self) -> Callable[[], None] | None:
         return self._line[0].wake if self._line else None

@@ -60,7 +60,7 @@ ATTEMPT: ContextVar[tuple[Policy, Tries] | None] = ContextVar("sched_accel_attem
 #: taken by the HTTP library's connection as it writes the request (``_http``), so that the
 #: time a request waits for its connection (and for an event loop kept busy by the app's other
 #: tasks) is not spent holding a token the host's own bucket never sees used.
-DUE: ContextVar[HostLimiter | None] = ContextVar("sched_accel_token_due", default=None)
+DUE: ContextVar[tuple[HostLimiter, int] | None] = ContextVar("sched_accel_token_due", default=None)
 
 #: Give-ups logged one by one per run; the rest are only counted in the run's line.
 _GIVE_UP_LINES = 5
@@ -308,14 +308,14 @@ class Policy:
         try:
             try:
                 if wire:
-                    DUE.set(limiter)
+                    DUE.set(due := (limiter, number))
                 response = yield GO
             except BaseException as exc:
                 state.raised(exc, trial, self.stats)
                 raise
             finally:
                 self.stats.answered()
-                if wire and DUE.get() is limiter:
+                if wire and DUE.get() is due:
                     DUE.set(None)
                     limiter.charge()  # no connection of the library's took it: taken now
             state.answered(response, trial, number, self.stats)
