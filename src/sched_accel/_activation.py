@@ -25,7 +25,7 @@ from ._policy import CircuitBreaker, Hosts, patch_http
 from ._prefetch import PrefetchMode
 from ._replace import ReplaceMode
 from ._settings import ReturnedBy, Settings, Target
-from ._single import Claims, Present, SingleRun, claim_key
+from ._single import Claims, Present, SingleRun, claim_key, shared_rates
 from ._state import ControlFile, LearnedRates
 from ._switch import Switch, target_breaker
 
@@ -104,7 +104,8 @@ def _install(settings: Settings) -> None:
     prefetching = [t for t in settings.targets if t.mode == "prefetch"]
     # One state per upstream host for the whole process: every target shares its limits.
     learned = LearnedRates(settings.state_dir).kept() if prefetching and settings.state_dir else None
-    _state.hosts = Hosts(settings.hosts, sum(t.concurrency for t in prefetching) or None, learned)
+    shared = shared_rates(settings) if prefetching else None
+    _state.hosts = Hosts(settings.hosts, sum(t.concurrency for t in prefetching) or None, learned, shared)
     if prefetching:
         patch_http(_state.http, boot.watcher.watch)
         patch_closing(_state.http)

@@ -28,6 +28,7 @@ from ._coord import Backend, MachineBackend, ProcessBackend, RedisBackend
 from ._coordination import CoordinationSettings
 from ._exceptions import CoordinationUnavailable
 from ._log import event, internal_error
+from ._policy._shared import SharedRates
 from ._settings import Settings, Target
 from ._state import ControlFile
 from ._ticks import Tick, caller, tick_of
@@ -60,10 +61,25 @@ def make_backend(settings: CoordinationSettings, state_dir: str | None, kind: st
 def claim_key(settings: Settings, target: Target) -> str:
     """The key a target's ticks are claimed under: its name, in the namespace (by default the
     config file's path: processes started from the same config coordinate)."""
+    namespace = namespace_of(settings)
+    return f"single_run:{target.name}@{namespace}" if namespace else f"single_run:{target.name}"
+
+
+def namespace_of(settings: Settings) -> str:
+    """The app's namespace on the backend, hashed ('' without one): what its processes share."""
     namespace = settings.coordination.namespace or settings.path or ""
-    if not namespace:
-        return f"single_run:{target.name}"
-    return f"single_run:{target.name}@{hashlib.blake2b(namespace.encode(), digest_size=8).hexdigest()}"
+    return hashlib.blake2b(namespace.encode(), digest_size=8).hexdigest() if namespace else ""
+
+
+def shared_rates(settings: Settings) -> SharedRates | None:
+    """The host rates shared by the app's processes, unless they are the process's own
+    (``backend = "process"``, or the machine backend without a state folder)."""
+    coordination = settings.coordination
+    if coordination.kind == "process" or (coordination.kind == "machine" and not settings.state_dir):
+        return None
+    return SharedRates(
+        lambda: make_backend(coordination, settings.state_dir), coordination.where, namespace_of(settings) or "app"
+    )
 
 
 def claim_ttl(tick: Tick) -> float:

@@ -18,6 +18,7 @@ from ._headers import budget
 from ._limit import HostLimit, paced
 from ._limits import HostLimiter
 from ._retry import classify, is_timeout, refusal_wait, status_of
+from ._shared import SharedRates
 from ._stats import HostLimiterStatistics, RunStats
 
 __all__ = ["HostState", "Hosts", "paced", "statistics_lines"]
@@ -151,11 +152,14 @@ class Hosts:
         settings: dict[str, HostSettings] | None = None,
         default_concurrency: int | None = None,
         learned: dict[str, tuple[float, str]] | None = None,
+        shared: SharedRates | None = None,
     ) -> None:
         self.settings = dict(settings or {})
         #: The rates hosts told the last run (``_state.LearnedRates``): an undeclared host starts at its own.
         self.learned = dict(learned or {})
         self.default_concurrency = default_concurrency
+        #: The host rates shared with the app's other processes (``_shared``), or None.
+        self.shared = shared
         self._lock = threading.Lock()
         self._states: dict[tuple[str, int | None], HostState] = {}
         self._by_name: dict[str, HostState] = {}
@@ -178,6 +182,7 @@ class Hosts:
                 else:
                     limit = paced(conf.concurrency, conf.per_second, conf.burst, conf.adaptive)
                 state = self._by_name[name] = HostState(name, HostLimiter(name, limit), host_circuit(name, conf))
+                state.limiter.shared = self.shared
                 if name in self.learned:
                     rate, how = self.learned[name]
                     if how == "learned":

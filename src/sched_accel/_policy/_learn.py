@@ -50,7 +50,8 @@ class RateLearner:
     """One host's learned rate; ``rate(now)`` is None while it is not learning."""
 
     __slots__ = (
-        "_accepted", "_base", "_cut_at", "_cut_number", "_k", "_peak", "_refused", "_settled", "_start", "_w_max", "off",
+        "_accepted", "_base", "_cut_at", "_cut_number", "_k", "_mark", "_peak", "_refused", "_settled", "_start", "_w_max",
+        "off",
         "top",
     )
 
@@ -60,6 +61,7 @@ class RateLearner:
         self._base = 0.0  # the rate at ``_start``, or at the last cut
         self._cut_at = -math.inf
         self._cut_number = 0  # requests admitted up to the last cut: their refusals echo it
+        self._mark = -math.inf  # when the last cut was: refusals of requests sent before echo it
         self._w_max = 0.0  # the limit measured at the last cut
         self._k = 0.0
         self._refused: deque[float] = deque(maxlen=256)  # answer times of refused requests
@@ -100,18 +102,21 @@ class RateLearner:
         accepted = sum(1 for t in self._accepted if t > now - SETTLE)
         return refused / max(1, refused + accepted)
 
-    def refused(self, number: int, now: float, *, dominant: bool, admitted: int, in_flight: int) -> bool:
+    def refused(
+        self, number: int, now: float, *, dominant: bool, admitted: int, in_flight: int, sent: float | None = None
+    ) -> bool:
         """A refusal of request ``number``; True if the rate changed. ``dominant``: refusals
-        dominate the host's recent answers; ``admitted``: requests admitted so far."""
+        dominate the host's recent answers; ``admitted``: requests admitted so far; ``sent``:
+        when the request went out, if known (a request admitted early may be sent late)."""
         self._refused.append(now)
-        if self.off or number <= self._cut_number:
+        if self.off or (number <= self._cut_number if sent is None else sent <= self._mark):
             return False
         if self._start is None:
             if not dominant:
                 return False  # a refusal among successes: not the host's rate
             got_through = sum(1 for t in self._accepted if t > now - 1.0) + in_flight
             self._start, self._base = now, max(1.0, float(got_through))
-            self._cut_number = admitted
+            self._cut_number, self._mark = admitted, now
             return True
         current = self.rate(now) or self._base
         measured = self.delivered(now)
@@ -128,7 +133,7 @@ class RateLearner:
         self._peak = max(self._peak, new)
         self._w_max = self.top = new / _KEEP
         self._k = math.cbrt((1 - _KEEP) / SCALE)
-        self._cut_at, self._cut_number = now, admitted
+        self._cut_at, self._cut_number, self._mark = now, admitted, now
         return True
 
     def start_at(self, per_second: float, now: float) -> None:

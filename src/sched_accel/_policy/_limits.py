@@ -52,7 +52,7 @@ class HostLimiter(Line):
         self._refused: deque[int] = deque(maxlen=4 * RECENT)  # the numbers of the last refused requests
         self._overloads = self._rate_limited = 0
 
-    def pause_until(self, deadline: float, refused: int | None = None) -> None:
+    def pause_until(self, deadline: float, refused: int | None = None) -> bool:
         """Hold all dispatch to the host until ``deadline`` (on :attr:`clock`).
 
         ``refused`` is the number of the request whose answer asked for the pause (its ticket's
@@ -65,11 +65,12 @@ class HostLimiter(Line):
             raise ValueError(f"deadline must be a finite time on the limiter's clock; got {deadline!r}")
         with self._lock:
             if refused is not None and not self._refusing(int(refused)):
-                return
+                return False
             now = self.clock()
             self._refusals = [r for r in self._refusals if r[1] > now]
             self._refusals.append((math.inf if refused is None else refused, deadline))
             self._paused_until = max(self._paused_until, deadline)
+            return True
 
     def _refusing(self, number: int | None = None) -> bool:
         """Whether refusals dominate the requests sent up to ``number`` (see ``RECENT``);
@@ -81,11 +82,15 @@ class HostLimiter(Line):
             size = min(RECENT, number)
         return refusals >= 2 and 4 * refusals >= 3 * size
 
-    def pause_for(self, seconds: float, refused: int | None = None) -> None:
-        """``pause_until(clock() + seconds)``, for a ``Retry-After`` of ``seconds``."""
+    def pause_for(self, seconds: float, refused: int | None = None) -> bool:
+        """``pause_until(clock() + seconds)``, for a ``Retry-After`` of ``seconds``; whether
+        the pause was taken (and, with a shared backend, given to every process)."""
         if not 0 <= seconds < math.inf:
             raise ValueError(f"seconds must be a finite number >= 0; got {seconds!r}")
-        self.pause_until(self.clock() + seconds, refused)
+        taken = self.pause_until(self.clock() + seconds, refused)
+        if taken and self.shared is not None:
+            self.shared.pause(self.host, seconds)
+        return taken
 
     def learn_rate(self, per_second: float) -> None:
         """The host said its rate (its answers' RateLimit fields, or the last run's): pace to
@@ -99,12 +104,13 @@ class HostLimiter(Line):
 
     def spend(self, remaining: int, number: int) -> None:
         """The host said ``remaining`` requests are left after request ``number`` (its told
-        rate's burst): those admitted since count against them, one is kept in hand, and the
+        rate's burst): those sent since and not answered count against them, one is kept in hand, and the
         rest, at most a second's worth at the told rate, may go at once instead of one at a
         time (never more: a quota of 5,000 an hour is not spent in a burst and then waited for)."""
         with self._lock:
             if self.told is not None and self.limit.per_second is None:
-                spare = min(remaining - (self._requests - number) - 1, int(self.told))
+                others = len(self._sent) - (number in self._sent)
+                spare = min(remaining - others - 1, int(self.told))
                 if spare > self._tokens:
                     self._tokens = float(spare)
 
@@ -133,7 +139,8 @@ class HostLimiter(Line):
         now = self.clock()
         was = self.learner.learning
         if not self.learner.refused(
-            number, now, dominant=self._refusing(number), admitted=self._requests, in_flight=self._in_flight
+            number, now, dominant=self._refusing(number), admitted=self._requests, in_flight=self._in_flight,
+            sent=self.sent(number),
         ):
             return
         if not self.learner.learning:
@@ -175,6 +182,8 @@ class HostLimiter(Line):
                 wake = None
         with self._lock:
             self._recent.append(False)
+            if number is not None and self._sent:
+                self._sent.pop(number, None)
             self.learner.accepted(self.clock())
             ceiling = self.limit.concurrency
             if self._limit is None or ceiling is None or self._limit >= ceiling:

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING
 
 import anyio.lowlevel
 
@@ -24,9 +25,13 @@ from ._drive import Plan, run_async, run_sync
 from ._learn import RateLearner
 from ._limit import HostLimit
 
+if TYPE_CHECKING:
+    from ._shared import SharedRates
+
 __all__ = ["Line", "Ticket"]
 
 _EPSILON = 1e-9  # float slack when a token is "just" refilled
+RECHECK = 0.05  #: seconds at most between a waiting request's looks at its turn for a token
 
 
 class Ticket:
@@ -59,6 +64,10 @@ class Line:
         self._refilled_at = clock()
         self._paused_until = -math.inf
         self._wire: set[int] = set()  # the requests waiting at the wire for their token, by number
+        self._sent: dict[int, float] = {}  # when each paced request in flight went out, by number
+        #: The rate shared with the app's other processes (``_shared``), or None: this process's own.
+        self.shared: SharedRates | None = None
+        self._divide = 1  # the shared backend down: the rate is split with the processes last seen
         self._limit = limit.concurrency  # the current concurrency limit (AIMD's), within [1, concurrency]
         self._stale = 0  # releases still due from requests sent before AIMD's last decrease
         self._requests = self._waits = self._peak = 0
@@ -112,6 +121,8 @@ class Line:
             self._requests += 1
             if self._in_flight > self._peak:
                 self._peak = self._in_flight
+            if token and self._rate is not None:
+                self._went(self._requests, self.clock())
             return self._requests
 
     def _take(self, token: bool = True) -> None:
@@ -120,6 +131,8 @@ class Line:
             self._tokens -= 1
         self._in_flight += 1
         self._requests += 1
+        if token and self._rate is not None:
+            self._went(self._requests, self.clock())
         self._peak = max(self._peak, self._in_flight)
 
     def _delay(self, now: float, ticket: Ticket | None, token: bool = True) -> float:
@@ -137,8 +150,14 @@ class Line:
             self._rate = self.learner.rate(now)
         rate = self._rate
         if rate is not None:
+            rate /= self._divide
             if self._tokens < self._burst:  # (more than a burst: what the host said is left, ``spend``)
-                self._tokens = min(float(self._burst), self._tokens + max(0.0, now - self._refilled_at) * rate)
+                # A told or learned rate (a quota per window, not a spacing the host declared)
+                # keeps half a token of slack: a waiter woken a little late does not lose that
+                # time (1-2 ms a request made 19.6/s into 19.2/s), and two requests still never
+                # go at once. A declared burst is taken as exact.
+                cap = self._burst + (0.5 if self.limit.per_second is None else 0.0)
+                self._tokens = min(cap, self._tokens + max(0.0, now - self._refilled_at) * rate)
             self._refilled_at = max(self._refilled_at, now)
             if self._tokens < 1 - _EPSILON:
                 delay = (1 - self._tokens) / rate
@@ -157,9 +176,14 @@ class Line:
             if delay <= 0 and not ahead:
                 self._tokens -= 1
                 self._wire.discard(number)
+                self._went(number, self.clock())
                 return 0.0
             self._wire.add(number)
-            return delay + ahead / self._rate
+            wait = delay + ahead / self._rate
+            # Asked again at least every RECHECK s when others are ahead or the rate is being
+            # learned: a waiter asleep on a slower rate (or a wait computed with many ahead,
+            # whom a cancel removed) would hold the whole line behind it.
+            return min(wait, RECHECK) if ahead or self.learner.learning else wait
 
     def charge(self) -> None:
         """Take the token of a request already sent (it may leave the bucket below zero)."""
@@ -168,8 +192,35 @@ class Line:
             if self._rate is not None:
                 self._tokens -= 1
 
+    def _went(self, number: int, now: float) -> None:
+        """Request ``number`` goes out now, paced (under the lock); kept until answered."""
+        sent = self._sent
+        sent[number] = now
+        if len(sent) > 4096:  # requests that raised are never answered: the oldest go
+            del sent[next(iter(sent))]
+
+    def sent(self, number: int) -> float | None:
+        """When paced request ``number`` went out (forgotten once asked: its answer is in);
+        None when it was not paced (nothing waited for: admission is when it went)."""
+        return self._sent.pop(number, None)
+
+    @property
+    def shares(self) -> bool:
+        """Whether its rate is admitted by the app's shared backend: a declared one. (A told
+        rate is not: each process's answers say what the host has left for all of them.)"""
+        return self.shared is not None and self.limit.per_second is not None
+
     def token(self, number: int = 0) -> Plan[None]:
-        """The plan of :meth:`take_token`: wait for the token's turn, then take it."""
+        """The plan of :meth:`take_token`: wait for the token's turn, then take it (from the
+        shared backend when :attr:`shares`; locally while it cannot answer)."""
+        shared, rate = self.shared, self._rate
+        if shared is not None and rate is not None and self.limit.per_second is not None:
+            while (wait := shared.admit(self.host, rate, self._burst)) is not None:
+                self._divide = 1
+                if wait <= 0:
+                    return
+                yield wait
+            self._divide = shared.live
         try:
             while (delay := self.take_token(number)) > 0:
                 yield delay

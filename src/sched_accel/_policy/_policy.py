@@ -298,12 +298,16 @@ class Policy:
             return (yield GO)
         trial = admitted == "trial"
         limiter = state.limiter
-        number = limiter.admit_now(not wire)  # admitted at once: no clock, no line
-        if number:
+        shares = limiter.shared is not None and limiter.shares
+        number = limiter.admit_now(not (wire or shares))  # admitted at once: no clock, no line
+        if number and not (shares and not wire):
             self.stats.sent()
         else:
             started = time.perf_counter()
-            number = yield from limiter.admission(not wire)
+            if not number:
+                number = yield from limiter.admission(not (wire or shares))
+            if shares and not wire:  # the shared rate's slot, taken here: this library has no wire hook
+                yield from limiter.token(number)
             self.stats.sent(time.perf_counter() - started)
         try:
             try:
@@ -317,7 +321,8 @@ class Policy:
                 self.stats.answered()
                 if wire and DUE.get() is due:
                     DUE.set(None)
-                    limiter.charge()  # no connection of the library's took it: taken now
+                    if not shares:
+                        limiter.charge()  # no connection of the library's took it: taken now
             state.answered(response, trial, number, self.stats)
             tries.learning = state.limiter.learning
         finally:
