@@ -253,6 +253,27 @@ def test_the_next_run_starts_at_the_rate_the_host_told_the_last(
     assert silent.status[429] <= 1
 
 
+def test_a_rate_learned_from_refusals_is_kept_for_the_next_run(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """A host that says nothing: the rate learned from its 429s is kept (``how: learned``), and
+    the next process starts a little under it, held there: (almost) no refusal, nothing lost."""
+    import json
+
+    jobs, clients = install(app, monkeypatch, sync_api="HttpxApi")
+    with FaultServer(per_second=40, burst=4) as server:
+        assert run_sync(jobs, clients, "HttpxApi", server.url) == EXPECTED
+    kept = json.loads((app.root.parent / "state" / "hosts.json").read_text())["hosts"]["127.0.0.1"]
+    assert kept["how"] == "learned" and 20 <= kept["per_second"] <= 60
+    sched_accel.uninstall()
+    assert sched_accel.install() is True
+    capture_events.clear()
+    with FaultServer(per_second=40, burst=4) as again:
+        assert run_sync(jobs, clients, "HttpxApi", again.url) == EXPECTED
+    nothing_lost(again, run_line(capture_events))
+    assert again.status[429] <= 2
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("retry_after", ["fraction", "int"])
 async def test_async_429_storm_loses_nothing(

@@ -43,3 +43,18 @@ def test_a_rates_file_through_a_symlink_or_writable_by_others_is_refused(tmp_pat
     os.chmod(real.path, 0o666)
     assert real.load(now=2.0) == {}
     assert sum("state_refused" in line for line in capture_events) == 2
+
+
+def test_how_a_rate_was_had_is_kept(tmp_path: Path) -> None:
+    """A rate learned from refusals is kept as such; an entry without ``how`` (or a strange
+    one) was told, the only kind an older version wrote."""
+    rates = LearnedRates(str(tmp_path))
+    rates.save({"told.example": 20.0, "learned.example": (19.5, "learned")}, now=100.0)
+    assert rates.kept(now=101.0) == {"told.example": (20.0, "told"), "learned.example": (19.5, "learned")}
+    body = json.loads(Path(rates.path).read_text())
+    body["hosts"]["old.example"] = {"per_second": 3.0, "at": 100.0}
+    body["hosts"]["odd.example"] = {"per_second": 4.0, "at": 100.0, "how": ["learned"]}
+    Path(rates.path).write_text(json.dumps(body))
+    kept = rates.kept(now=101.0)
+    assert kept["old.example"] == (3.0, "told") and kept["odd.example"] == (4.0, "told")
+    assert rates.load(now=101.0)["learned.example"] == 19.5
