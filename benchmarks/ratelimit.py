@@ -11,8 +11,11 @@ sched_accel runs the unchanged legacy loop with the host's limit declared in its
     burst = 5
 
 Ideal = (N - burst) / rate + latency: the burst goes at once, the rest at the rate, and the
-last answer takes one latency. Goal for sched_accel: wall / ideal <= 1.05, at most 5 answers
-of 429 in total, no item lost.
+last answer takes one latency. Goals for sched_accel (issue 12; ``goal()``): with the limit
+declared (one client, or a new one per item), wall / ideal <= 1.05 and at most 5 answers of
+429; with none declared, the rate learned from the 429s, <= 1.10 (<= 1.15 with whole-second
+Retry-After) and at most 20; that job's next run, and the next run of a job whose host tells
+its rate, <= 1.05 and at most 2; a host that tells its rate, <= 1.05 and at most 1. No item lost.
 
     python benchmarks/ratelimit.py            # both Retry-After forms, and the answers' own fields
     python benchmarks/ratelimit.py int --repeat 3
