@@ -222,7 +222,7 @@ def test_a_host_that_says_its_rate_is_paced_to_it(app: App, monkeypatch: pytest.
     with FaultServer(per_second=40, burst=4, advertise=True) as server:
         assert run_sync(jobs, clients, "HttpxApi", server.url) == EXPECTED
     nothing_lost(server, run_line(capture_events))
-    assert silent.status[429] <= 16  # the first wave, and the learner's few probes
+    assert silent.status[429] <= 24  # the first wave, and the learner's cuts and probes (measured 7-18)
     assert server.status[429] <= 8  # only those sent before an answer told the rate
     capture_events.clear()
     with FaultServer(per_second=40, burst=4) as again:  # the same host: its rate is kept in the process
