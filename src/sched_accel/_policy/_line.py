@@ -214,7 +214,7 @@ class Line:
         """The plan of :meth:`take_token`: wait for the token's turn, then take it (from the
         shared backend when :attr:`shares`; locally while it cannot answer)."""
         shared, rate = self.shared, self._rate
-        if shared is not None and rate is not None and self.limit.per_second is not None:
+        if shared is not None and rate is not None and self.shares:
             while (wait := shared.admit(self.host, rate, self._burst)) is not None:
                 self._divide = 1
                 if wait <= 0:

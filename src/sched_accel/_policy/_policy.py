@@ -298,7 +298,7 @@ class Policy:
             return (yield GO)
         trial = admitted == "trial"
         limiter = state.limiter
-        shares = limiter.shared is not None and limiter.shares
+        shares = limiter.shares
         number = limiter.admit_now(not (wire or shares))  # admitted at once: no clock, no line
         if number and not (shares and not wire):
             self.stats.sent()
