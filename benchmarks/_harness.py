@@ -238,3 +238,21 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def goal(text: str, ok: bool) -> str:
     """One goal line, PASS or FAIL."""
     return f"goal: {text}: {'PASS' if ok else 'FAIL'}"
+
+
+def write_config(
+    path: str | os.PathLike[str], concurrency: int, *, state: str | os.PathLike[str], top: str = "", http: bool = False
+) -> Path:
+    """The benchmark loops' config (as :func:`patched` writes it) at ``path``, with its state
+    (the control file, learned rates, the machine backend's records) in ``state``: processes
+    given the same ``state`` share it, as an app's workers do (``scaleout.py``)."""
+    config = Path(path)
+    config.write_text(CONFIG.format(
+        concurrency=concurrency,
+        fetch_sync="http" if http else "legacy_jobs:Api.get_item",
+        fetch_async="http" if http else "legacy_jobs:AsyncApi.get_item",
+        control=Path(state, "control.json"),
+        window="",
+        top=top,
+    ))
+    return config
