@@ -98,3 +98,31 @@ def test_check_and_status_of_the_process_backend(jobs: App) -> None:
     out = cli(jobs, "status")
     assert "coordination: machine" in out.stdout
     assert "  jobs:refresh: on (prefetch, concurrency 8, single_run)" in out.stdout
+
+
+def test_the_redis_password_comes_from_the_environment_and_is_never_shown(jobs: App, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A server with requirepass: the URL holds no password, ``password_env`` names the variable
+    that does (or $SCHED_ACCEL_REDIS_PASSWORD): ok; unset: a problem saying what to export."""
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("no redis-server here")
+    server = RedisServer(binary, str(tmp_path_factory.mktemp("redis")), "--requirepass", "s3cret-pw")
+    server.start()
+    try:
+        url = f"redis://127.0.0.1:{server.port}/0"
+        jobs.config(f'[coordination]\nurl = "{url}"\npassword_env = "APP_REDIS_PASSWORD"\n\n[[targets]]\nloop = "jobs:refresh"\n')
+        out = cli(jobs, "check", APP_REDIS_PASSWORD="s3cret-pw")
+        assert coordination(out.stdout) == f"coordination: redis at {url} (processes on any machine): ok, it answers"
+        out = cli(jobs, "check")
+        line = coordination(out.stdout)
+        assert "problem: coordination.password_env = 'APP_REDIS_PASSWORD', and $APP_REDIS_PASSWORD is not set" in line
+        assert out.returncode == 1
+        jobs.config(f'[coordination]\nurl = "{url}"\n\n[[targets]]\nloop = "jobs:refresh"\n')
+        out = cli(jobs, "check", SCHED_ACCEL_REDIS_PASSWORD="s3cret-pw")
+        assert coordination(out.stdout).endswith("ok, it answers")
+        out = cli(jobs, "check", SCHED_ACCEL_REDIS_PASSWORD="wrong")
+        assert ": note: it does not answer (" in coordination(out.stdout)
+        for shown in (out.stdout, out.stderr):
+            assert "s3cret-pw" not in shown and "wrong" not in shown.replace("wrongpass", "")
+    finally:
+        server.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sched_accel import ConfigError, Settings, load_config
-from sched_accel._coordination import CoordinationSettings, redacted, url_problem
+from sched_accel._coordination import PASSWORD_ENV, CoordinationSettings, redacted, redis_password, url_problem
 from sched_accel._settings import Target
 from sched_accel._targets import TargetSpec
 
@@ -106,7 +106,10 @@ def test_the_pyproject_form(tmp_path: Path) -> None:
         ("[coordination]\nurl = 6379\n", "coordination.url = 6379 is not allowed: a string"),
         ('[coordination]\nsingle_run = "yes"\n', "coordination.single_run = 'yes' is not allowed: true or false"),
         ('[coordination]\nnamespace = ""\n', "coordination.namespace = '' is not allowed: a non-empty string"),
-        ("[coordination]\nsingle_runs = true\n", "unknown key coordination.single_runs; the keys here are backend, namespace, single_run, url"),
+        ("[coordination]\nsingle_runs = true\n", "unknown key coordination.single_runs; the keys here are backend, namespace, password_env, single_run, url"),
+        ('[coordination]\npassword_env = "1X"\nurl = "redis://h/0"\n', "coordination.password_env = '1X' is not allowed: the name of an environment variable"),
+        ('[coordination]\npassword_env = "REDIS_PASSWORD"\n', "coordination.password_env is the redis backend's password: set coordination.url too"),
+        ('[coordination]\npassword_env = "P"\nurl = "redis://:x@h/0"\n', "coordination.url holds a password and coordination.password_env names another"),
         ('coordination = "machine"\n', "coordination = 'machine' is not allowed: a table [coordination] of backend"),
         (TARGET + 'single_run = "once"\n', "targets.single_run = 'once' is not allowed: true or false"),
         (TARGET + "single_run = true\ntick = 0\n", "targets.tick = 0 is not allowed: single_run: the schedule's tick in seconds, a number from 0.01 to 604,800"),
@@ -183,3 +186,16 @@ def test_url_problem_accepts_what_redis_py_connects_to() -> None:
     for url in ("redis://localhost", "redis://:pw@10.0.0.5:6380/15", "rediss://cache/0", "unix:///tmp/redis.sock?db=2"):
         assert url_problem(url) is None, url
     assert url_problem(None) is not None and url_problem("") is not None
+
+
+def test_the_redis_password_is_read_from_the_environment() -> None:
+    """password_env names the variable; else $SCHED_ACCEL_REDIS_PASSWORD, unless the URL has one."""
+    named = CoordinationSettings(url="redis://cache:6379/0", password_env="APP_REDIS_PW")
+    assert redis_password(named, {"APP_REDIS_PW": SECRET, PASSWORD_ENV: "other"}) == SECRET
+    with pytest.raises(ValueError, match=r"\$APP_REDIS_PW is not set in this process's environment: export it"):
+        redis_password(named, {})
+    default = CoordinationSettings(url="redis://cache:6379/0")
+    assert redis_password(default, {PASSWORD_ENV: SECRET}) == SECRET
+    assert redis_password(default, {}) is None
+    assert redis_password(CoordinationSettings(url=f"redis://:{SECRET}@cache/0"), {PASSWORD_ENV: "other"}) is None
+    assert SECRET not in repr(named)

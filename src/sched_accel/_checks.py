@@ -130,11 +130,12 @@ def coordination_line(settings: CoordinationSettings, state_dir: str) -> tuple[S
         where = store_folder(state_dir)
         return "ok", f"coordination: machine (every process of this user on this machine, no server; store {where})"
     from ._coord import RedisBackend
+    from ._coordination import redis_password
     from ._exceptions import CoordinationUnavailable
 
     try:
         assert settings.url is not None
-        backend = RedisBackend(settings.url)
+        backend = RedisBackend(settings.url, password=redis_password(settings))
     except (CoordinationUnavailable, ValueError) as exc:  # redis-py missing: the command to run is in it
         return "problem", f"coordination: {settings.where}: problem: {exc}"
     try:

@@ -4,16 +4,21 @@
 
     [coordination]
     backend = "machine"            # the default; or "process", or url = "redis://..."
+    password_env = "REDIS_PASSWORD"  # with url: the variable holding Redis's password
     single_run = false             # the default for every target (a target's own single_run wins)
 
 :class:`CoordinationSettings` is frozen and checks itself, as the other settings do; the
 functions below validate the TOML into it for :mod:`._config`, naming the key in each error.
 A Redis URL may hold a password: it is never shown, in an error, a log line or a ``repr``
-(:func:`redacted`).
+(:func:`redacted`). Or it comes from the environment, out of the config file: from the
+variable ``password_env`` names, else from ``$SCHED_ACCEL_REDIS_PASSWORD`` when that is set
+(:func:`redis_password`).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -22,12 +27,24 @@ from ._bounds import within
 from ._configfile import shown_key
 from ._keys import COORDINATION_KEYS, TARGET_KEYS
 
-__all__ = ["BACKENDS", "CoordinationSettings", "coordination_table", "redacted", "target_schedule", "url_problem"]
+__all__ = [
+    "BACKENDS",
+    "PASSWORD_ENV",
+    "CoordinationSettings",
+    "coordination_table",
+    "redacted",
+    "redis_password",
+    "target_schedule",
+    "url_problem",
+]
 
 BackendKind = Literal["process", "machine", "redis"]
 BACKENDS: tuple[BackendKind, ...] = ("process", "machine", "redis")
 _SCHEMES = ("redis", "rediss", "unix")
 _MAX_NAMESPACE = 200
+#: Where Redis's password is read from when ``password_env`` names no other variable.
+PASSWORD_ENV = "SCHED_ACCEL_REDIS_PASSWORD"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 def redacted(url: str) -> str:
@@ -80,6 +97,7 @@ class CoordinationSettings:
     url: str | None = field(default=None, repr=False)
     single_run: bool = False
     namespace: str | None = None
+    password_env: str | None = None
 
     def __post_init__(self) -> None:
         if self.backend is not None and self.backend not in BACKENDS:
@@ -94,6 +112,15 @@ class CoordinationSettings:
                 )
         elif self.backend == "redis":
             raise ValueError('coordination.backend = "redis" needs coordination.url = "redis://host:6379/0"')
+        if self.password_env is not None:
+            if not _valid_env_name(self.password_env):
+                raise ValueError(f"coordination.password_env must be {_ENV_NAME_TEXT}, got {self.password_env!r}")
+            if self.url is None:
+                raise ValueError("coordination.password_env is the redis backend's password: set coordination.url too")
+            if urllib.parse.urlsplit(self.url).password is not None:
+                raise ValueError(
+                    "coordination.url holds a password and coordination.password_env names another: remove one of them"
+                )
         if not isinstance(self.single_run, bool):
             raise ValueError(f"coordination.single_run must be true or false, got {self.single_run!r}")
         if self.namespace is not None and not _valid_namespace(self.namespace):
@@ -108,6 +135,29 @@ class CoordinationSettings:
     def where(self) -> str:
         """How messages name the backend: ``machine``, ``redis at redis://***@host:6379/0``."""
         return f"redis at {redacted(self.url)}" if self.url is not None else self.kind
+
+
+def redis_password(settings: CoordinationSettings, environ: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
+    """Redis's password from the environment (None: the URL's own, or none). ``password_env``
+    named and not set is a ``ValueError`` (which says what to set, never a value)."""
+    if settings.password_env is not None:
+        password = environ.get(settings.password_env)
+        if password is None:
+            raise ValueError(
+                f"coordination.password_env = {settings.password_env!r}, and ${settings.password_env} is not set "
+                "in this process's environment: export it, or remove password_env"
+            )
+        return password
+    if settings.url is None or urllib.parse.urlsplit(settings.url).password is not None:
+        return None
+    return environ.get(PASSWORD_ENV) or None
+
+
+_ENV_NAME_TEXT = "the name of an environment variable (letters, digits and _, not starting with a digit)"
+
+
+def _valid_env_name(value: object) -> bool:
+    return isinstance(value, str) and _ENV_NAME.fullmatch(value) is not None
 
 
 _NAMESPACE = f"a non-empty string of at most {_MAX_NAMESPACE} printable characters"
@@ -149,10 +199,15 @@ def coordination_table(v: Validating, raw: object) -> CoordinationSettings:
     namespace = raw.get("namespace")
     if namespace is not None and not _valid_namespace(namespace):
         v.fail("", "coordination.namespace", namespace, _NAMESPACE)
+    password_env = raw.get("password_env")
+    if password_env is not None and not _valid_env_name(password_env):
+        v.fail("", "coordination.password_env", password_env, _ENV_NAME_TEXT)
     if len(v.errors) > before:
         return CoordinationSettings()
     try:
-        return CoordinationSettings(backend=backend, url=url, single_run=single_run, namespace=namespace)
+        return CoordinationSettings(
+            backend=backend, url=url, single_run=single_run, namespace=namespace, password_env=password_env
+        )
     except ValueError as exc:  # the checks only the settings make (backend and url together)
         v.errors.append(f"{v.prefix}{exc}" if v.prefix else str(exc))
         return CoordinationSettings()

@@ -86,6 +86,8 @@ COORDINATION_KEYS = {
     ),
     "url": 'a Redis server shared by processes on any machine: "redis://[:password@]host[:port][/db]", "rediss://..." '
     '(TLS) or "unix:///path/to/redis.sock" (needs pip install \'sched-accel[redis]\')',
+    "password_env": "with url: the name of the environment variable holding Redis's password, kept out of the "
+    "config file (default: $SCHED_ACCEL_REDIS_PASSWORD, when it is set and the URL holds none)",
     "single_run": "true: every target is single_run unless it says single_run = false (default false)",
     "namespace": (
         "the name under which processes coordinate: those with the same namespace on the same backend share "

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._coord import Backend, MachineBackend, ProcessBackend, RedisBackend
-from ._coordination import CoordinationSettings
+from ._coordination import CoordinationSettings, redis_password
 from ._exceptions import CoordinationUnavailable
 from ._log import event, internal_error
 from ._policy._shared import SharedRates
@@ -53,7 +53,7 @@ def make_backend(settings: CoordinationSettings, state_dir: str | None, kind: st
         return MachineBackend(state_dir)
     assert settings.url is not None
     try:
-        return RedisBackend(settings.url)
+        return RedisBackend(settings.url, password=redis_password(settings))
     except ValueError as exc:  # checked when the config was read; redis-py may still refuse it
         raise CoordinationUnavailable(f"{settings.where}: {exc}") from None
 

@@ -53,7 +53,7 @@ def _pong(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
             conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
+            return conn.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # NOAUTH: it answers, with requirepass
     except OSError:
         return False
 
@@ -61,8 +61,9 @@ def _pong(port: int) -> bool:
 class RedisServer:
     """One redis-server process; ``url`` names it. Start again on the same port after a stop."""
 
-    def __init__(self, binary: str, folder: str | None = None) -> None:
+    def __init__(self, binary: str, folder: str | None = None, *extra: str) -> None:
         self.binary = binary
+        self.extra = extra  # more of redis-server's options, e.g. ("--requirepass", "...")
         self.folder = folder or tempfile.mkdtemp(prefix="sched-accel-redis-")
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -76,7 +77,7 @@ class RedisServer:
         for _ in range(3):  # a free port can be taken between the probe and the bind
             port = self.port or _free_port()
             args = [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                    "--dir", self.folder, "--logfile", os.path.join(self.folder, "redis.log")]
+                    "--dir", self.folder, "--logfile", os.path.join(self.folder, "redis.log"), *self.extra]
             self.process = subprocess.Popen(args, cwd=self.folder, stdin=subprocess.DEVNULL,
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + timeout

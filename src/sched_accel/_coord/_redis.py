@@ -59,7 +59,9 @@ class RedisBackend:
 
     kind = "redis"
 
-    def __init__(self, url: str, *, prefix: str = "sched_accel:", timeout: float = 0.5) -> None:
+    def __init__(
+        self, url: str, *, prefix: str = "sched_accel:", timeout: float = 0.5, password: str | None = None
+    ) -> None:
         if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in _SCHEMES:
             raise ValueError("url must be a redis://, rediss:// or unix:// URL")  # it may hold a password
         check_seconds(timeout, "timeout")
@@ -75,6 +77,7 @@ class RedisBackend:
             self.where = where(url)
             self._client: redis.Redis = redis.Redis.from_url(
                 url,
+                password=password,  # a password in the URL wins (redis-py's rule): the config refuses both
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry=Retry(NoBackoff(), 0),
