@@ -118,14 +118,6 @@ def test_status_shows_a_rate_learned_from_refusals(state: Path, capsys: pytest.C
     from sched_accel._state import LearnedRates
 
     LearnedRates(str(state)).save({"quiet.example": (19.76, "learned")})
-    assert main(["status", "--config", str(state / "cfg.toml")]) in (0, 1)
-    assert "host quiet.example: learned 19.8 requests/s from its refusals (the next run starts at it)" in capsys.readouterr().out
-
-
-def test_status_shows_a_rate_learned_from_refusals(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from sched_accel._state import LearnedRates
-
-    LearnedRates(str(state)).save({"quiet.example": (19.76, "learned")})
     code, out = status(capsys)
     assert code == 0
     assert "host quiet.example: learned 19.8 requests/s from its refusals (the next run starts at it)" in out

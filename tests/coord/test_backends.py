@@ -93,6 +93,35 @@ def test_leases_bound_the_places_and_expire(backend: Backend) -> None:
     assert backend.lease("api", limit=2, ttl=5) is None
 
 
+def test_renewed_leases_outlive_their_first_ttl(backend: Backend) -> None:
+    """A renewed lease holds its place past its first ttl; an expired one is not brought back,
+    nor an unknown id made a place."""
+    kept = backend.lease("api", limit=2, ttl=0.3)
+    dropped = backend.lease("api", limit=2, ttl=0.05)
+    assert kept and dropped
+    time.sleep(0.1)
+    backend.renew("api", [kept, dropped, "f" * 32, "not-a-lease"], ttl=0.6)
+    time.sleep(0.3)  # kept's first ttl is over
+    assert backend.lease("api", limit=2, ttl=5) is not None  # dropped's place, and only that one
+    assert backend.lease("api", limit=2, ttl=5) is None
+    backend.renew("api", [], ttl=1)
+    backend.renew("idle", [kept], ttl=1)
+    time.sleep(0.35)
+    assert backend.lease("api", limit=2, ttl=5) is not None  # kept ran out in the end
+
+
+def test_a_pause_is_lifted_only_when_no_longer_one_was_asked(backend: Backend) -> None:
+    """lift ends a pause with at most ``at_most`` left; a longer one (asked since) holds."""
+    backend.pause("api", 0.5)
+    backend.lift("api", at_most=0.2)
+    assert backend.paused_for("api") > 0.3
+    backend.lift("api", at_most=0.6)
+    assert backend.paused_for("api") == 0.0
+    assert backend.admit("api", per_second=5, burst=1) == 0.0
+    backend.lift("never-paused", at_most=1)
+    assert backend.paused_for("never-paused") == 0.0
+
+
 def test_a_learned_rate_is_kept(backend: Backend) -> None:
     """The rate a host told is read back; an unknown host has none."""
     assert backend.learned_rate("api") is None

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from sched_accel._coord import MachineBackend, ProcessBackend
 from sched_accel._exceptions import CoordinationUnavailable
 from sched_accel._policy import HostLimit, HostLimiter, run_sync
+from sched_accel._policy import _shared
 from sched_accel._policy._shared import SharedRates
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,3 +119,145 @@ def test_which_settings_share(tmp_path: Path, kind: str) -> None:
     settings = Settings(path=None, control_file=str(tmp_path / "control.json"),
                         coordination=CoordinationSettings(backend=kind))  # type: ignore[arg-type]
     assert (shared_rates(settings) is None) == (kind == "process")
+
+
+def places(shared: SharedRates, concurrency: int = 2) -> HostLimiter:
+    """A host with a declared concurrency shared with the app's other processes."""
+    found = HostLimiter("api.test", HostLimit(concurrency=concurrency, per_second=None))
+    found.shared, found.places_shared = shared, True
+    return found
+
+
+def take(found: HostLimiter) -> int:
+    """One request's local place and its shared one; its number."""
+    number = run_sync(found.admission())
+    run_sync(found.place(number))
+    return number
+
+
+def test_a_host_s_places_are_shared_and_a_freed_one_is_taken_at_once() -> None:
+    """Two processes' limiters (two in one, on one backend) share a host's 2 places: the
+    third request waits for one, and goes within a few ms once it is given back."""
+    backend = ProcessBackend()
+    one, two = (places(SharedRates(lambda: backend, "process", "app")) for _ in range(2))
+    first, _ = take(one), take(one)
+    waiter = threading.Thread(target=take, args=(two,))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # two's own places are free; the host's are not
+    freed = time.monotonic()
+    one.release(first)
+    waiter.join(2)
+    assert not waiter.is_alive() and time.monotonic() - freed < 0.1
+    assert two.statistics().in_flight == 1 and one.statistics().in_flight == 1
+
+
+def test_a_place_held_longer_than_its_ttl_is_renewed_and_a_crashed_one_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request slower than the lease's ttl keeps its place (the renewer thread); a process
+    that stops renewing (it crashed) gives it back within the ttl."""
+    monkeypatch.setattr(_shared, "LEASE_TTL", 0.3)
+    monkeypatch.setattr(_shared, "RENEW", 0.05)
+    backend = ProcessBackend()
+    one, two = (places(SharedRates(lambda: backend, "process", "app"), concurrency=1) for _ in range(2))
+    held = take(one)
+    time.sleep(0.6)  # twice the ttl
+    assert backend.lease("app:api.test", limit=1, ttl=1) is None  # still held
+    one.release(held)
+    assert take(two)
+    renewer = two.shared._renewer if two.shared is not None else None
+    assert renewer is not None and renewer.daemon
+    two.shared._held.clear()  # the process "crashed": nobody renews its place
+    time.sleep(0.4)
+    assert backend.lease("app:api.test", limit=1, ttl=1) is not None
+    renewer.join(1)
+    assert not renewer.is_alive()  # nothing held: the renewer is gone
+
+
+def test_the_backend_down_splits_the_places_with_the_processes_last_seen() -> None:
+    """Declared 4 places, 2 processes last seen, the backend down: 2 here, never unlimited."""
+    def down() -> ProcessBackend:
+        raise CoordinationUnavailable("redis at redis://127.0.0.1:1/0: connection refused")
+
+    shared = SharedRates(down, "redis at redis://127.0.0.1:1/0", "app")
+    shared.live = 2
+    found = places(shared, concurrency=4)
+    take(found), take(found)
+    assert found.admit_now() == 0
+
+
+def test_a_pause_lifted_by_the_process_that_asked_for_it_is_lifted_for_all() -> None:
+    """One process's refused requests pause the host for everyone; a request it sent after
+    them answered, the pause ends everywhere within a slice, not at its Retry-After."""
+    backend = ProcessBackend()
+    one, two = (places(SharedRates(lambda: backend, "process", "app"), concurrency=8) for _ in range(2))
+    one.places_shared = two.places_shared = False  # only the pause is shared here
+    numbers = [one.admit_now() for _ in range(3)]
+    one.on_overload(429, numbers[0])
+    one.on_overload(429, numbers[1])
+    assert one.pause_for(5.0, refused=numbers[1])  # refusals dominate: the host is paused
+    two.look_shared()
+    assert two.admit_now() == 0  # held by one's pause
+    started = time.monotonic()
+    one.on_success(numbers[2])  # sent after the refused ones, answered
+    number = run_sync(two.admission())
+    assert number and time.monotonic() - started < 0.4  # a slice and a look, not 5 s
+    assert backend.paused_for("app:api.test") == 0.0
+
+
+def test_a_pause_not_lifted_holds_the_other_process_to_its_end() -> None:
+    backend = ProcessBackend()
+    one, two = (places(SharedRates(lambda: backend, "process", "app"), concurrency=8) for _ in range(2))
+    one.places_shared = two.places_shared = False
+    assert one.pause_for(0.7)
+    started = time.monotonic()
+    two.look_shared()
+    run_sync(two.admission())
+    assert time.monotonic() - started >= 0.6
+
+
+PLACES_CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    from sched_accel._coord import MachineBackend
+    from sched_accel._policy import HostLimit, HostLimiter, run_sync
+    from sched_accel._policy._shared import SharedRates
+
+    state, start = sys.argv[1], float(sys.argv[2])
+    limiter = HostLimiter("api.test", HostLimit(concurrency=3, per_second=None))
+    limiter.shared = SharedRates(lambda: MachineBackend(state), "machine", "app")
+    limiter.places_shared = True
+    while time.time() < start:
+        time.sleep(0.005)
+    spans = []
+    for _ in range(6):
+        number = run_sync(limiter.admission())
+        run_sync(limiter.place(number))
+        began = time.time()
+        time.sleep(0.05)
+        spans.append((began, time.time()))
+        limiter.release(number)
+    print(json.dumps(spans))
+    """
+)
+
+
+def test_processes_on_the_machine_backend_share_a_host_s_places(tmp_path: Path) -> None:
+    """Three real processes, each allowed the host's 3 places: never more than 3 requests in
+    flight together (9 unshared)."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    MachineBackend(str(state)).close()
+    start = time.time() + 1.0
+    children = [
+        subprocess.Popen([sys.executable, "-c", PLACES_CHILD, str(state), str(start)], stdout=subprocess.PIPE,
+                         text=True, cwd=ROOT)
+        for _ in range(3)
+    ]
+    spans = [span for child in children for span in json.loads(child.communicate(timeout=30)[0])]
+    assert all(child.returncode == 0 for child in children) and len(spans) == 18
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda e: (e[0], e[1]))
+    now = most = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    assert most == 3

@@ -70,9 +70,20 @@ class Backend(Protocol):
         """Give back a lease (one already expired, or unknown, is ignored)."""
         ...
 
+    def renew(self, host: str, lease_ids: list[str], *, ttl: float) -> None:
+        """Hold these leases ``ttl`` more seconds from now (those already expired stay gone):
+        a request slower than the ttl keeps its place while its process lives."""
+        ...
+
     def pause(self, host: str, seconds: float) -> None:
         """Hold every process's requests to ``host`` for ``seconds`` (a ``Retry-After`` seen
         by one); a longer pause already in force is kept, never shortened."""
+        ...
+
+    def lift(self, host: str, *, at_most: float) -> None:
+        """End ``host``'s pause if at most ``at_most`` seconds are left of it: the pause its
+        caller asked for proved needless (a later request answered), and nobody asked a
+        longer one since."""
         ...
 
     def paused_for(self, host: str) -> float:

@@ -58,6 +58,14 @@ def _slots(data: bytes, now: float) -> list[tuple[float, bytes]]:
     return [(until, ident) for until, ident in _SLOT.iter_unpack(data[:whole]) if until > now]
 
 
+def _ident(lease_id: str) -> bytes | None:
+    """A lease id as its record holds it; None for what is not one of ours."""
+    try:
+        return bytes.fromhex(lease_id)
+    except (ValueError, TypeError):
+        return None
+
+
 def _pack_slots(slots: list[tuple[float, bytes]]) -> bytes:
     return b"".join(_SLOT.pack(until, ident) for until, ident in slots)
 
@@ -123,6 +131,21 @@ class MachineBackend:
         with self._store.record("lease", host) as record:
             held = _slots(record.read(), self._clock())
             record.write(_pack_slots([slot for slot in held if slot[1] != ident]))
+
+    def renew(self, host: str, lease_ids: list[str], *, ttl: float) -> None:
+        check_seconds(ttl, "ttl")
+        idents = {ident for lease_id in lease_ids if (ident := _ident(lease_id)) is not None}
+        with self._store.record("lease", host) as record:
+            now = self._clock()
+            held = _slots(record.read(), now)
+            record.write(_pack_slots([(now + ttl if ident in idents else until, ident) for until, ident in held]))
+
+    def lift(self, host: str, *, at_most: float) -> None:
+        check_seconds(at_most, "at_most", zero=True)
+        with self._store.record("host", host) as record:
+            tat, paused, rate, told_at = _unpack(_HOST, record.read(_HOST.size), _NO_HOST)
+            if 0.0 < paused - self._clock() <= at_most:
+                record.write(_HOST.pack(tat, 0.0, rate, told_at))
 
     def pause(self, host: str, seconds: float) -> None:
         check_host(host)

@@ -81,6 +81,22 @@ class ProcessBackend:
             self._now()
             self._leases.get(host, {}).pop(lease_id, None)
 
+    def renew(self, host: str, lease_ids: list[str], *, ttl: float) -> None:
+        check_seconds(ttl, "ttl")
+        with self._lock:
+            now = self._now()
+            held = self._leases.get(host, {})
+            for lease_id in lease_ids:
+                if held.get(lease_id, now) > now:
+                    held[lease_id] = now + ttl
+
+    def lift(self, host: str, *, at_most: float) -> None:
+        check_seconds(at_most, "at_most", zero=True)
+        with self._lock:
+            now = self._now()
+            if self._paused.get(host, now) - now <= at_most:
+                self._paused.pop(host, None)
+
     def pause(self, host: str, seconds: float) -> None:
         check_host(host)
         check_seconds(seconds, "seconds", zero=True)

@@ -89,6 +89,7 @@ class RedisBackend:
         register = self._client.register_script
         self._admit, self._lease, self._pause = (register(s) for s in (_scripts.ADMIT, _scripts.LEASE, _scripts.PAUSE))
         self._beat, self._live, self._claim = (register(s) for s in (_scripts.HEARTBEAT, _scripts.LIVE, _scripts.CLAIM))
+        self._renew, self._lift = register(_scripts.RENEW), register(_scripts.LIFT)
         self._closed = False
 
     def _key(self, tag: str, what: str) -> str:
@@ -120,6 +121,15 @@ class RedisBackend:
 
     def release(self, host: str, lease_id: str) -> None:
         self._call(self._client.zrem, self._key(host, "leases"), lease_id)
+
+    def renew(self, host: str, lease_ids: list[str], *, ttl: float) -> None:
+        check_seconds(ttl, "ttl")
+        if lease_ids:
+            self._call(self._renew, keys=[self._key(host, "leases")], args=[_ms(ttl), *lease_ids])
+
+    def lift(self, host: str, *, at_most: float) -> None:
+        check_seconds(at_most, "at_most", zero=True)
+        self._call(self._lift, keys=[self._key(host, "pause")], args=[_ms(at_most)])
 
     def pause(self, host: str, seconds: float) -> None:
         check_host(host)

@@ -9,7 +9,7 @@ number into an integer reply, cutting any fraction, so fractions are rounded up 
 
 from __future__ import annotations
 
-__all__ = ["ADMIT", "CLAIM", "HEARTBEAT", "LEASE", "LIVE", "PAUSE"]
+__all__ = ["ADMIT", "CLAIM", "HEARTBEAT", "LEASE", "LIFT", "LIVE", "PAUSE", "RENEW"]
 
 _NOW_US = """
 if redis.replicate_commands then redis.replicate_commands() end
@@ -44,6 +44,26 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(last[2])))
 return 1
+"""
+
+#: KEYS: the host's leases. ARGV: ttl (ms), then the ids to hold that much longer (those
+#: still held). The set's own expiry follows its last lease.
+RENEW = _NOW_US + """
+now = math.floor(now / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
+end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(last[2]))) end
+return 0
+"""
+
+#: KEYS: the host's pause. ARGV: at most this much of it left (ms): then it ends now.
+LIFT = """
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 and left <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 #: KEYS: the host's pause. ARGV: its length (ms, >= 1). Never shortens a longer pause.

@@ -183,6 +183,7 @@ class Hosts:
                     limit = paced(conf.concurrency, conf.per_second, conf.burst, conf.adaptive)
                 state = self._by_name[name] = HostState(name, HostLimiter(name, limit), host_circuit(name, conf))
                 state.limiter.shared = self.shared
+                state.limiter.places_shared = self.shared is not None and conf.concurrency is not None
                 if name in self.learned:
                     rate, how = self.learned[name]
                     if how == "learned":

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ._limit import HostLimit
-from ._line import Line, Ticket
+from ._line import PAUSE_SLICE, Line, Ticket
 from ._stats import HostLimiterStatistics
 
 __all__ = ["HostLimit", "HostLimiter", "Ticket"]
@@ -34,6 +34,9 @@ __all__ = ["HostLimit", "HostLimiter", "Ticket"]
 #: in, a refusal (answered in 2 ms) overtakes the successes sent before it (300 ms): the
 #: first answers of each wave were all refusals, and that host ran at half its rate.
 RECENT = 8
+#: Seconds of a shared pause beyond what is left of ours that a lift may still end (the
+#: backend's clock and the round trip to it are a little off ours).
+LIFT_SLACK = 0.05
 
 
 class HostLimiter(Line):
@@ -91,6 +94,21 @@ class HostLimiter(Line):
         if taken and self.shared is not None:
             self.shared.pause(self.host, seconds)
         return taken
+
+    def look_shared(self) -> None:
+        """Take a pause another process gave the backend (``_shared``) as if ours, in slices
+        of at most :data:`~._line.PAUSE_SLICE` s: looked at again as each ends, so a pause lifted by the
+        process that asked for it is lifted here too. (A host whose rate is shared: its
+        admission on the backend holds the pause already.)"""
+        shared = self.shared
+        if shared is None or self.shares or (left := shared.paused(self.host)) <= 0:
+            return
+        with self._lock:
+            deadline = self.clock() + min(left, PAUSE_SLICE)
+            if deadline > self._paused_until + 0.01:
+                # Numbered after every request sent so far: one sent later, answered, lifts it.
+                self._refusals.append((self._requests + 0.5, deadline))
+                self._paused_until = deadline
 
     def learn_rate(self, per_second: float) -> None:
         """The host said its rate (its answers' RateLimit fields, or the last run's): pace to
@@ -168,6 +186,7 @@ class HostLimiter(Line):
         """
         wake: Callable[[], None] | None = None
         if number is not None and self._refusals:
+            lifted = 0.0  # how much of the pause was left, when none is kept
             with self._lock:
                 now = self.clock()
                 kept = [r for r in self._refusals if r[0] > number and r[1] > now]
@@ -176,7 +195,11 @@ class HostLimiter(Line):
                     if until < self._paused_until and self._paused_until > now:
                         self._lifted += 1
                         wake = self._head_wake()
+                        if not kept:
+                            lifted = self._paused_until - now
                     self._refusals, self._paused_until = kept, until
+            if lifted and self.shared is not None:  # for every process, unless a longer one was asked since
+                self.shared.lift(self.host, lifted + LIFT_SLACK)
             if wake is not None:
                 wake()
                 wake = None

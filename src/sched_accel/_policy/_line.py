@@ -32,6 +32,11 @@ __all__ = ["Line", "Ticket"]
 
 _EPSILON = 1e-9  # float slack when a token is "just" refilled
 RECHECK = 0.05  #: seconds at most between a waiting request's looks at its turn for a token
+#: Seconds between a request's asks for one of the host's shared places, first and at most
+#: (doubling): the backend cannot wake a waiter, so a place freed elsewhere is polled for.
+PLACE_POLL = (0.002, 0.025)
+#: Seconds at most a shared admission's wait is slept before asking again.
+PAUSE_SLICE = 0.25
 
 
 class Ticket:
@@ -67,7 +72,11 @@ class Line:
         self._sent: dict[int, float] = {}  # when each paced request in flight went out, by number
         #: The rate shared with the app's other processes (``_shared``), or None: this process's own.
         self.shared: SharedRates | None = None
-        self._divide = 1  # the shared backend down: the rate is split with the processes last seen
+        self._divide = 1  # the shared backend down: the rate (and shared places) split with the processes last seen
+        #: Whether the host's declared concurrency is shared with the app's other processes
+        #: (leases on :attr:`shared`; set by ``_hosts``); the leases held, by request number.
+        self.places_shared = False
+        self._leases: dict[int, str] = {}
         self._limit = limit.concurrency  # the current concurrency limit (AIMD's), within [1, concurrency]
         self._stale = 0  # releases still due from requests sent before AIMD's last decrease
         self._requests = self._waits = self._peak = 0
@@ -109,7 +118,7 @@ class Line:
         with self._lock:
             if self._line:
                 return 0
-            limit = self._limit
+            limit = self._places()
             if limit is not None and self._in_flight >= limit:
                 return 0
             if self._rate is not None or self._paused_until > -math.inf:
@@ -138,10 +147,19 @@ class Line:
     def _delay(self, now: float, ticket: Ticket | None, token: bool = True) -> float:
         if self._line and self._line[0] is not ticket:
             return math.inf
-        if self._limit is not None and self._in_flight >= self._limit:
+        limit = self._places()
+        if limit is not None and self._in_flight >= limit:
             return math.inf
         delay = self._paused_until - now
         return max(0.0, delay, self._token_delay(now) if token else 0.0)
+
+    def _places(self) -> int | None:
+        """The concurrency limit here: AIMD's, split with the processes last seen while the
+        backend sharing the host's places is down."""
+        limit = self._limit
+        if limit is not None and self._divide > 1 and self.places_shared:
+            return max(1, limit // self._divide)
+        return limit
 
     def _token_delay(self, now: float) -> float:
         """Seconds until the bucket has a token (under the lock), refilled to ``now``."""
@@ -219,7 +237,7 @@ class Line:
                 self._divide = 1
                 if wait <= 0:
                     return
-                yield wait
+                yield min(wait, PAUSE_SLICE)  # a pause may be lifted early: asked again within a slice
             self._divide = shared.live
         try:
             while (delay := self.take_token(number)) > 0:
@@ -227,6 +245,27 @@ class Line:
         finally:
             with self._lock:
                 self._wire.discard(number)  # cancelled while waiting: out of the token line
+
+    def look_shared(self) -> None:
+        """Hold the pauses the app's other processes gave the backend (``_limits``)."""
+
+    def place(self, number: int) -> Plan[None]:
+        """For request ``number``, holding its place here: one of the host's places shared by
+        every process (:attr:`places_shared`), polled for while all are held; while the
+        backend cannot answer, the local limit is split instead (:meth:`_places`)."""
+        shared = self.shared
+        if shared is None or not self.places_shared:
+            return
+        poll, most = PLACE_POLL
+        while (lease := shared.lease(self.host, self._limit or 1)) is not None:
+            self._divide = 1
+            if lease:
+                with self._lock:
+                    self._leases[number] = lease
+                return
+            yield poll
+            poll = min(most, poll * 2)
+        self._divide = shared.live
 
     def _head_wake(self) -> Callable[[], None] | None:
         return self._line[0].wake if self._line else None
@@ -249,8 +288,11 @@ class Line:
         if wake is not None:
             wake()
 
-    def release(self) -> None:
-        """The request admitted earlier is done: free its place, wake the first in line."""
+    def release(self, number: int = 0) -> None:
+        """The request admitted earlier (number ``number``) is done: free its place (and its
+        shared one), wake the first in line."""
+        if self._leases and (lease := self._leases.pop(number, None)) is not None and self.shared is not None:
+            self.shared.release(self.host, lease)
         with self._lock:
             if self._in_flight == 0:
                 raise RuntimeError(f"release() for {self.host} without a matching acquire")
@@ -280,6 +322,8 @@ class Line:
             yield ticket
             while (delay := self.try_acquire(ticket=ticket, token=token)) > 0:
                 yield delay
+                if self.shared is not None:
+                    self.look_shared()
         finally:
             if not ticket.admitted:
                 self.leave(ticket)

@@ -299,17 +299,22 @@ class Policy:
         trial = admitted == "trial"
         limiter = state.limiter
         shares = limiter.shares
+        if limiter.shared is not None:
+            limiter.look_shared()  # another process's pause
         number = limiter.admit_now(not (wire or shares))  # admitted at once: no clock, no line
-        if number and not (shares and not wire):
+        if number and not (shares and not wire) and not limiter.places_shared:
             self.stats.sent()
+            started = None
         else:
             started = time.perf_counter()
             if not number:
                 number = yield from limiter.admission(not (wire or shares))
-            if shares and not wire:  # the shared rate's slot, taken here: this library has no wire hook
-                yield from limiter.token(number)
-            self.stats.sent(time.perf_counter() - started)
         try:
+            if started is not None:
+                yield from limiter.place(number)  # one of the host's places shared by every process
+                if shares and not wire:  # the shared rate's slot, taken here: this library has no wire hook
+                    yield from limiter.token(number)
+                self.stats.sent(time.perf_counter() - started)
             try:
                 if wire:
                     DUE.set(due := (limiter, number))
@@ -326,7 +331,7 @@ class Policy:
             state.answered(response, trial, number, self.stats)
             tries.learning = state.limiter.learning
         finally:
-            state.limiter.release()
+            limiter.release(number)
         return response
 
 #: Never set: ``.wait(seconds)`` sleeps between a direct call's attempts without ``time.sleep``

@@ -12,12 +12,22 @@ saw alive (each says it is, every :data:`BEAT` seconds, through the backend), an
 backend again after :data:`RETRY_AFTER` seconds. One ``coordination_down`` line when that
 starts, one ``coordination_back`` when the backend answers again.
 
+A host's **declared concurrency** is shared the same way, as expiring leases: each request
+holds one of the host's places on the backend while it runs (:meth:`SharedRates.lease`),
+renewed every :data:`RENEW` s by a thread of ours while any is held, so a crashed worker's
+places come back within :data:`LEASE_TTL` s. A **pause** (a ``Retry-After`` while refusals
+dominate) is given to the backend and seen by every process's next request to the host,
+whatever its limits (:meth:`SharedRates.paused`, looked up at most every :data:`LOOK` s per
+host); lifted early by the process that asked for it (a request sent after the refused one
+was answered), it is lifted for all, unless someone asked a longer one since.
+
 Keys carry the app's namespace (by default the config file's path), so two apps of one user
 calling the same API with different keys do not share its limit.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -31,10 +41,15 @@ from .._log import event
 if TYPE_CHECKING:
     from .._coord import Backend
 
-__all__ = ["BEAT", "RETRY_AFTER", "SharedRates"]
+__all__ = ["BEAT", "FULL", "LEASE_TTL", "LOOK", "RENEW", "RETRY_AFTER", "SharedRates"]
 
 BEAT = 2.0  #: seconds between a process's heartbeats (each lives 3 of them)
 RETRY_AFTER = 5.0  #: seconds the backend is not asked again after it failed
+LEASE_TTL = 10.0  #: seconds a place held on the backend lasts unless renewed
+RENEW = 3.0  #: seconds between renewals of the places this process holds
+LOOK = 0.05  #: seconds at most between two looks at a host's shared pause, per process
+#: What :meth:`SharedRates.lease` returns when every place is held (wait, and ask again).
+FULL = ""
 
 
 class SharedRates:
@@ -61,11 +76,15 @@ class SharedRates:
         self.down = False
         #: Processes seen alive at the last heartbeat (the local rate's divisor when down).
         self.live = 1
+        self._held: dict[str, set[str]] = {}  # the places this process holds, by host key
+        self._renewer: threading.Thread | None = None
+        self._looked: dict[str, tuple[float, float]] = {}  # host -> (looked at, paused until), on our clock
 
     def _get(self) -> Backend:
         with self._lock:
             if self._backend is None or self._pid != os.getpid():  # made, or forked since
                 self._pid, self._id = os.getpid(), f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                self._held, self._renewer, self._looked = {}, None, {}  # the parent's, not ours
                 self._backend = self._make()
             return self._backend
 
@@ -96,6 +115,83 @@ class SharedRates:
             return
         try:
             self._get().pause(f"{self.namespace}:{host}", seconds)
+        except CoordinationUnavailable as exc:
+            self._failed(exc, host)
+
+    def lease(self, host: str, limit: int) -> str | None:
+        """One of the ``limit`` places of ``host`` shared by every process: its id when taken,
+        :data:`FULL` when all are held (ask again soon), None when the backend cannot answer
+        (bound the host locally at ``limit / live``). Give it back with :meth:`release`."""
+        if self._clock() < self._down_until:
+            return None
+        key = f"{self.namespace}:{host}"
+        try:
+            lease_id = self._get().lease(key, limit=limit, ttl=LEASE_TTL)
+        except CoordinationUnavailable as exc:
+            self._failed(exc, host)
+            return None
+        if lease_id is None:
+            return FULL
+        with self._lock:
+            self._held.setdefault(key, set()).add(lease_id)
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew, name="sched-accel-leases", daemon=True)
+                self._renewer.start()
+        return lease_id
+
+    def release(self, host: str, lease_id: str) -> None:
+        """Give back a place taken by :meth:`lease` (the backend down: it expires by itself)."""
+        key = f"{self.namespace}:{host}"
+        with self._lock:
+            held = self._held.get(key)
+            if held is None or lease_id not in held:
+                return
+            held.discard(lease_id)
+            if not held:
+                del self._held[key]
+        try:
+            self._get().release(key, lease_id)
+        except CoordinationUnavailable:
+            pass  # it expires within LEASE_TTL
+
+    def _renew(self) -> None:
+        """The renewer thread: every RENEW s, hold this process's places LEASE_TTL s more;
+        gone once none is held (the next lease starts another)."""
+        while True:
+            time.sleep(RENEW)
+            with self._lock:
+                held = {key: sorted(ids) for key, ids in self._held.items()}
+                if not held:
+                    self._renewer = None
+                    return
+            for key, ids in held.items():
+                try:
+                    self._get().renew(key, ids, ttl=LEASE_TTL)
+                except Exception:  # noqa: BLE001 - the backend down (the places expire), or a bug: the thread lives on
+                    pass
+
+    def paused(self, host: str) -> float:
+        """Seconds left of ``host``'s pause, asked by any process (0.0: none, or the backend
+        cannot say); looked up on the backend at most every :data:`LOOK` s."""
+        now = self._clock()
+        looked, until = self._looked.get(host, (-math.inf, 0.0))
+        if now - looked < LOOK or now < self._down_until:
+            return max(0.0, until - now)
+        try:
+            left = self._get().paused_for(f"{self.namespace}:{host}")
+        except CoordinationUnavailable as exc:
+            self._failed(exc, host)
+            return 0.0
+        self._looked[host] = (now, now + left)
+        return left
+
+    def lift(self, host: str, at_most: float) -> None:
+        """End ``host``'s pause for every process, unless a longer one was asked since."""
+        self._looked.pop(host, None)
+        if self._clock() < self._down_until:
+            return
+        try:
+            self._get().lift(f"{self.namespace}:{host}", at_most=max(0.0, at_most))
         except CoordinationUnavailable as exc:
             self._failed(exc, host)
 
