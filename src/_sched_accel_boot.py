@@ -1,18 +1,15 @@
 """sched_accel's start-up hook: the only code of ours that runs in every interpreter.
 
-It is run by ``sched_accel.pth`` (an import line, which first checks that the flag is
-set at all) and by ``sched_accel.start`` (PEP 829, Python 3.15 and later). It imports
-nothing beyond ``os`` and ``sys`` (already loaded at start-up) and the builtin ``_thread``
-(for the watcher's lock, as wrapt's importer has one):
+Run by ``sched_accel.pth`` (an import line, which first checks that the flag is set at
+all) and by ``sched_accel.start`` (PEP 829, Python 3.15+), it imports nothing beyond ``os``
+and ``sys`` (loaded at start-up) and the builtin ``_thread`` (the watcher's lock):
 
 - flag unset or off: return at once;
-- flag on: find the config and pre-scan its text for the modules that hold the declared
-  loops, then watch for their import. The real TOML parse, wrapt and loguru are loaded
-  only when one of those modules is imported (or when the process's ``__main__`` is a
-  target), so a process that never runs a target pays almost nothing.
+- flag on: find the config, pre-scan its text for the modules that hold the declared loops,
+  and watch for their import. The real TOML parse, wrapt and loguru are loaded only when one
+  of them is imported (or ``__main__`` is a target): a process that runs none pays ~nothing.
 
-Everything here is also the single source of truth that the package itself uses for the
-flag's values and for where the config is found.
+The package itself takes the flag's values and where the config is found from here.
 """
 
 from __future__ import annotations
@@ -43,18 +40,13 @@ def flag_value(value: str | None) -> bool | None:
     if value is None:
         return False
     value = value.strip().lower()
-    if value in TRUE_VALUES:
-        return True
-    if value in FALSE_VALUES:
-        return False
-    return None
+    return True if value in TRUE_VALUES else False if value in FALSE_VALUES else None
 
 
 def find_config(cwd: str | None = None) -> str | None:
     """The config file to use: $SCHED_ACCEL_CONFIG, else ./sched_accel.toml, else a
     ./pyproject.toml that has a [tool.sched_accel] table. None when there is none."""
-    named = os.environ.get(CONFIG_ENV)
-    if named:
+    if named := os.environ.get(CONFIG_ENV):
         return os.path.abspath(named)
     cwd = cwd if cwd is not None else os.getcwd()
     standalone = os.path.join(cwd, "sched_accel.toml")
@@ -73,9 +65,8 @@ def find_config(cwd: str | None = None) -> str | None:
 def prescan(text: str) -> list[str]:
     """Every one-line string value of a ``loop`` key in a TOML text, without parsing it.
 
-    It may find more than the real parse (a commented-out line), never fewer for a
-    value written as a plain one-line string; the config loader checks that every loop
-    is written so.
+    It may find more than the real parse (a commented-out line), never fewer for a value
+    written as a plain one-line string; the config loader checks that every loop is so.
     """
     found: list[str] = []
     start = 0
@@ -109,9 +100,7 @@ def prescan(text: str) -> list[str]:
 def split_target(spec: str) -> tuple[str, str]:
     """``"pkg.mod:Class.func"`` -> ``("pkg.mod", "Class.func")``; also for ``path.py:func``."""
     where, sep, qualname = spec.rpartition(":")
-    if not sep:
-        return spec, ""
-    return where, qualname
+    return (where, qualname) if sep else (spec, "")
 
 
 def is_path(where: str) -> bool:
@@ -134,10 +123,8 @@ def main_module_name() -> str | None:
 
 def main_script_path() -> str | None:
     """The real path of the script run as ``__main__`` (``python job.py``), if any."""
-    if main_module_name() is not None:
-        return None
     argv0 = sys.argv[0] if sys.argv else ""
-    if not argv0 or argv0 in ("-c", "-m", "-"):
+    if main_module_name() is not None or not argv0 or argv0 in ("-c", "-m", "-"):
         return None
     return os.path.realpath(argv0)
 
@@ -157,9 +144,8 @@ class _Loader:
         return create(spec) if create is not None else None
 
     def exec_module(self, module: ModuleType) -> None:
-        # Put the real loader back first, so the module never sees us; as wrapt's importer
-        # does, only where the import system put us (or nothing), and only where the module
-        # lets us.
+        # Put the real loader back first, so the module never sees us; as wrapt's importer does,
+        # only where the import system put us (or nothing), and only where the module lets us.
         if getattr(module, "__loader__", None) in (None, self):
             try:
                 module.__loader__ = self._loader
@@ -175,38 +161,36 @@ class _Loader:
 class ImportWatcher:
     """A meta path finder that calls back once a watched module has been executed.
 
-    Like wrapt's post-import hooks, without importing wrapt: it costs one dict look-up per
-    import. Its state is guarded by one lock (imports and ``watch`` may come from several
-    threads at once); callbacks run outside it, so that one that imports, or starts a thread
-    that watches, cannot deadlock. A callback that raises is reported, never propagated
-    into the import.
+    Like wrapt's post-import hooks, without wrapt: one dict look-up per import. A module is in
+    ``sys.modules`` while its body runs (``__spec__._initializing``): watched then, it is called
+    back after, by our loader or else by :meth:`settle`. One lock guards the state (imports and
+    ``watch`` may come from several threads); callbacks run outside it, so that one that imports,
+    or starts a thread that watches, cannot deadlock. One that raises is reported, never raised.
     """
 
     def __init__(self) -> None:
         self._lock = _thread.RLock()
         self._callbacks: dict[str, list[Callable[[ModuleType], object]]] = {}
         self._searching: set[str] = set()
+        self._half: dict[str, ModuleType] = {}  # watched while half-loaded
+        self._ran: dict[str, ModuleType] = {}  # whose body has run through our loader
 
     def watch(self, name: str, callback: Callable[[ModuleType], object]) -> None:
         """Call ``callback(module)`` once ``name`` is imported, or now if it already is."""
         with self._lock:
             module = sys.modules.get(name)
-            if module is None:
+            if module is None or self._loading(name, module):
                 self._callbacks.setdefault(name, []).append(callback)
                 if self not in sys.meta_path:
                     sys.meta_path.insert(0, self)
-                # An import already past this finder (started in another thread before
-                # anything was watched) puts the module in sys.modules before running it:
-                # look once more, and call back now rather than never.
-                module = sys.modules.get(name)
-                if module is not None:
-                    waiting = self._callbacks.get(name, [])
-                    if callback in waiting:
-                        waiting.remove(callback)
-                    if not waiting:
-                        self._callbacks.pop(name, None)
+                # An import past this finder (started before anything was watched, here or in
+                # another thread) is in sys.modules before it runs: settle() calls back later.
+                if (module := sys.modules.get(name)) is not None:
+                    self._half[name] = module
+                module = None
         if module is not None:
             _guarded(callback, module)
+        self.settle()
 
     def watching(self) -> list[str]:
         """The names still awaited."""
@@ -217,32 +201,50 @@ class ImportWatcher:
         """Forget every pending callback and leave ``sys.meta_path``."""
         with self._lock:
             self._callbacks.clear()
+            self._half.clear()
             if self in sys.meta_path:
                 sys.meta_path.remove(self)
 
     def fire(self, name: str, module: ModuleType) -> None:
+        """Call back for ``name``, whose body has just run, then :meth:`settle`."""
         with self._lock:
+            self._ran[name] = module  # settle() forgets it as half-loaded
             callbacks = self._callbacks.pop(name, ())
         for callback in callbacks:
             _guarded(callback, module)
+        self.settle()
+
+    def settle(self) -> None:
+        """Call back for the modules watched half-loaded that have run since (not a failed one)."""
+        if not self._half:
+            return
+        due: list[tuple[Callable[[ModuleType], object], ModuleType]] = []
+        with self._lock:
+            for name in [n for n, m in self._half.items() if not self._loading(n, m)]:
+                del self._half[name]
+                if (current := sys.modules.get(name)) is not None:
+                    due += [(callback, current) for callback in self._callbacks.pop(name, [])]
+        for callback, current in due:
+            _guarded(callback, current)
+
+    def _loading(self, name: str, module: ModuleType) -> bool:
+        """Whether ``module``, or what ``sys.modules`` holds as ``name`` now, is still running."""
+        running = [m for m in (module, sys.modules.get(name)) if self._ran.get(name) is not m]
+        return any(getattr(getattr(m, "__spec__", None), "_initializing", False) for m in running)
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
         with self._lock:
-            if fullname not in self._callbacks or fullname in self._searching:
+            # Ours if watched, or if a module watched half-loaded has run since: settle then.
+            idle = not self._half or all(self._loading(n, m) for n, m in self._half.items())
+            if (fullname not in self._callbacks and idle) or fullname in self._searching:
                 return None
             self._searching.add(fullname)
-        try:
-            for finder in list(sys.meta_path):
-                find = getattr(finder, "find_spec", None)
-                if finder is self or find is None:
-                    continue
-                spec: ModuleSpec | None = find(fullname, path, target)
-                if spec is not None:
-                    break
-            else:
-                return None
+        try:  # the first spec another finder gives
+            finders = [f for f in sys.meta_path if f is not self and getattr(f, "find_spec", None)]
+            found = (finder.find_spec(fullname, path, target) for finder in finders)
+            spec: ModuleSpec | None = next((s for s in found if s is not None), None)
         finally:
             with self._lock:
                 self._searching.discard(fullname)
@@ -251,8 +253,7 @@ class ImportWatcher:
             return None
         if isinstance(loader, _Loader):
             return spec  # already ours
-        # The import system only needs exec_module (duck typing); typeshed names the ABC,
-        # which this module must not import at start-up.
+        # Duck typing: the import system needs only exec_module; typeshed names the ABC.
         spec.loader = _Loader(loader, self)  # type: ignore[assignment]
         return spec
 
@@ -289,9 +290,8 @@ def _on_target_imported(module: ModuleType) -> None:
 def _is_cli() -> bool:
     """Whether this process is the ``sched-accel`` command, which reports on the hook and
     must not patch (or log from) itself."""
-    if main_module_name() == "sched_accel":
-        return True
-    return bool(sys.argv) and os.path.basename(sys.argv[0]) == "sched-accel"
+    cli = main_module_name() == "sched_accel"
+    return cli or (bool(sys.argv) and os.path.basename(sys.argv[0]) == "sched-accel")
 
 
 def boot() -> None:
@@ -326,9 +326,8 @@ def boot() -> None:
 def _start() -> None:
     path = find_config()
     if path is None:
-        # The flag is set for this process, but no config names anything to patch here (a
-        # child process, a tool run in another folder): stay silent and cheap.
-        # `sched-accel doctor` and `sched-accel check` say where the config is looked for.
+        # The flag is set, but no config names anything to patch here (a child process, a tool
+        # run elsewhere): stay silent. `sched-accel doctor` and `check` say where one is looked for.
         return
     try:  # only a regular file ("" fails): opening a FIFO would block
         with open(path if os.path.isfile(path) else "", encoding="utf-8") as file:

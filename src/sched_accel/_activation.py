@@ -88,6 +88,9 @@ def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
             _log.internal_error("install", exc)
             uninstall()
             return False
+    # A target module found half-loaded (its body still running in another thread) was
+    # left to the watcher: call back now for any that has finished meanwhile.
+    boot.watcher.settle()
     return True
 
 
