@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from ._drive import Plan
 from ._limit import HostLimit
 from ._line import PAUSE_SLICE, Line, Ticket
 from ._stats import HostLimiterStatistics
@@ -34,6 +35,9 @@ __all__ = ["HostLimit", "HostLimiter", "Ticket"]
 #: in, a refusal (answered in 2 ms) overtakes the successes sent before it (300 ms): the
 #: first answers of each wave were all refusals, and that host ran at half its rate.
 RECENT = 8
+#: Seconds between a request's asks for one of the host's shared places, first and at most
+#: (doubling): the backend cannot wake a waiter, so a place freed elsewhere is polled for.
+PLACE_POLL = (0.002, 0.025)
 #: Seconds of a shared pause beyond what is left of ours that a lift may still end (the
 #: backend's clock and the round trip to it are a little off ours).
 LIFT_SLACK = 0.05
@@ -109,6 +113,24 @@ class HostLimiter(Line):
                 # Numbered after every request sent so far: one sent later, answered, lifts it.
                 self._refusals.append((self._requests + 0.5, deadline))
                 self._paused_until = deadline
+
+    def place(self, number: int) -> Plan[None]:
+        """For request ``number``, holding its place here: one of the host's places shared by
+        every process (:attr:`places_shared`), polled for while all are held; while the
+        backend cannot answer, the local limit is split instead (:meth:`_places`)."""
+        shared = self.shared
+        if shared is None or not self.places_shared:
+            return
+        poll, most = PLACE_POLL
+        while (lease := shared.lease(self.host, self._limit or 1)) is not None:
+            self._divide = 1
+            if lease:
+                with self._lock:
+                    self._leases[number] = lease
+                return
+            yield poll
+            poll = min(most, poll * 2)
+        self._divide = shared.live
 
     def learn_rate(self, per_second: float) -> None:
         """The host said its rate (its answers' RateLimit fields, or the last run's): pace to

@@ -32,9 +32,6 @@ __all__ = ["Line", "Ticket"]
 
 _EPSILON = 1e-9  # float slack when a token is "just" refilled
 RECHECK = 0.05  #: seconds at most between a waiting request's looks at its turn for a token
-#: Seconds between a request's asks for one of the host's shared places, first and at most
-#: (doubling): the backend cannot wake a waiter, so a place freed elsewhere is polled for.
-PLACE_POLL = (0.002, 0.025)
 #: Seconds at most a shared admission's wait is slept before asking again.
 PAUSE_SLICE = 0.25
 
@@ -248,24 +245,6 @@ class Line:
 
     def look_shared(self) -> None:
         """Hold the pauses the app's other processes gave the backend (``_limits``)."""
-
-    def place(self, number: int) -> Plan[None]:
-        """For request ``number``, holding its place here: one of the host's places shared by
-        every process (:attr:`places_shared`), polled for while all are held; while the
-        backend cannot answer, the local limit is split instead (:meth:`_places`)."""
-        shared = self.shared
-        if shared is None or not self.places_shared:
-            return
-        poll, most = PLACE_POLL
-        while (lease := shared.lease(self.host, self._limit or 1)) is not None:
-            self._divide = 1
-            if lease:
-                with self._lock:
-                    self._leases[number] = lease
-                return
-            yield poll
-            poll = min(most, poll * 2)
-        self._divide = shared.live
 
     def _head_wake(self) -> Callable[[], None] | None:
         return self._line[0].wake if self._line else None
