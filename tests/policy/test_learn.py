@@ -99,6 +99,22 @@ def test_a_host_refusing_a_share_whatever_the_load_makes_the_learner_stand_down(
         assert learner.off and learner.rate(12.0) is None, seed
 
 
+def test_in_a_crowd_of_processes_it_stands_down_only_once_its_rate_fell_as_many_times_further() -> None:
+    """With 4 processes alive, refusals its own rate did not cause (the others') are no sign
+    that refusals ignore the rate: it stands down at 0.6 / 4 of its peak, not at 0.6. The
+    random refuser that makes a lone learner stand down in 8 s keeps a crowded one cutting
+    for 20 s; a token bucket host is learned alike."""
+    alone, crowded = RateLearner(), RateLearner()
+    crowded.crowd = 4
+    for learner in (alone, crowded):
+        drive(learner, Bucket(1e6, 10**6, refuse=0.25, seed=1), seconds=20)
+    assert alone.off and not crowded.off and crowded.learning
+    crowded = RateLearner()
+    crowded.crowd = 4
+    refused, rates = drive(crowded, Bucket(20, 5), seconds=10)
+    assert not crowded.off and refused <= 20 and 18 <= mean_rate(rates, 2.0) <= 22
+
+
 def test_a_halved_limit_is_followed_down() -> None:
     learner = RateLearner()
     refused, rates = drive(learner, Bucket(40, 5), seconds=12, change=(4.0, 20.0))

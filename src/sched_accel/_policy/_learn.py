@@ -51,6 +51,7 @@ class RateLearner:
 
     __slots__ = (
         "_accepted", "_base", "_cut_at", "_cut_number", "_k", "_mark", "_peak", "_refused", "_settled", "_start", "_w_max",
+        "crowd",
         "off",
         "top",
     )
@@ -69,6 +70,10 @@ class RateLearner:
         self._settled: float | None = None  # when the first cut was
         self.off = False  #: stood down: refusals here do not follow the rate
         self.top = 0.0  #: the limit measured last (kept for the next run)
+        #: The app's processes alive (``_shared``'s heartbeats): each one's requests are
+        #: refused for all of them, so a learner's own rate explains only its share of the
+        #: refusals. It stands down only once its rate fell n times as far (see ``refused``).
+        self.crowd = 1
 
     @property
     def learning(self) -> bool:
@@ -122,7 +127,7 @@ class RateLearner:
         measured = self.delivered(now)
         if self._settled is None:
             self._settled = now  # the first cut: the doubling start is over
-        elif now - self._settled >= SETTLE and current <= self._peak * 0.6 and self._share(now) >= FUTILE:
+        elif now - self._settled >= SETTLE and current <= self._peak * 0.6 / self.crowd and self._share(now) >= FUTILE:
             self.off, self._start = True, None  # refused whatever the rate: not the host's limit
             return True
         if self._cut_at == -math.inf:  # the doubling start ends: one doubling ago was within it

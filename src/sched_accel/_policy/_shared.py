@@ -95,12 +95,9 @@ class SharedRates:
         if now < self._down_until:
             return None
         try:
-            backend = self._get()
-            if now - self._beat_at >= BEAT:
-                backend.heartbeat(self._id, ttl=3 * BEAT)
-                self.live = max(1, backend.live_processes())
-                self._beat_at = now
-            wait = backend.admit(f"{self.namespace}:{host}", per_second=per_second, burst=burst)
+            backend = self._beat(now)
+            # (a learned rate doubling before its first cut may pass the backends' bound)
+            wait = backend.admit(f"{self.namespace}:{host}", per_second=min(per_second, 1e6), burst=burst)
         except CoordinationUnavailable as exc:
             self._failed(exc, host)
             return None
@@ -108,6 +105,16 @@ class SharedRates:
             self.down = False
             event("INFO", "coordination_back", "host rates are shared again", backend=self.where, host=host)
         return wait
+
+    def _beat(self, now: float) -> Backend:
+        """The backend, having said that this process is alive every :data:`BEAT` s (and
+        counted the processes that are)."""
+        backend = self._get()
+        if now - self._beat_at >= BEAT:
+            backend.heartbeat(self._id, ttl=3 * BEAT)
+            self.live = max(1, backend.live_processes())
+            self._beat_at = now
+        return backend
 
     def pause(self, host: str, seconds: float) -> None:
         """Hold every process's requests to ``host`` for ``seconds`` (the local pause holds anyway)."""
@@ -178,7 +185,7 @@ class SharedRates:
         if now - looked < LOOK or now < self._down_until:
             return max(0.0, until - now)
         try:
-            left = self._get().paused_for(f"{self.namespace}:{host}")
+            left = self._beat(now).paused_for(f"{self.namespace}:{host}")
         except CoordinationUnavailable as exc:
             self._failed(exc, host)
             return 0.0
