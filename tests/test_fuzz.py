@@ -2,11 +2,14 @@
 
 Hypothesis writes configs from a grammar of what the keys may hold and what they must not
 (numbers at and past every bound, NaN and infinities, wrong types, deep tables, unknown
-keys, targets naming interpreter internals, our own modules or nothing at all) and some
-that are not TOML at all. Each one is installed in-process, then the app's loops (sync and
-async, function level and HTTP level) run: ``install()`` returns a bool and never raises,
-and each loop returns what it returns with the flag off. A sample goes through the real
-start-up hook in subprocesses: each exits 0 with the flag-off output.
+keys, targets naming interpreter internals, our own modules or nothing at all, a
+``[coordination]`` table and single_run targets) and some that are not TOML at all. Each one
+is loaded (``load_config`` returns settings or raises a one-line ConfigError) and installed
+in-process, then the app's loops (sync and async, function level and HTTP level) run:
+``install()`` returns a bool and never raises, and each loop returns what it returns with the
+flag off (or None, when it said ``single_run_skipped``: another claim held its tick). A Redis
+password, in a URL or in the environment, appears in no error, log line or ``repr``. A sample
+goes through the real start-up hook in subprocesses: each exits 0 with the flag-off output.
 
 ``make fuzz`` runs many more examples (``SCHED_ACCEL_FUZZ``).
 """
@@ -14,11 +17,14 @@ start-up hook in subprocesses: each exits 0 with the flag-off output.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
+import logging
 import math
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +103,83 @@ VALUES = st.one_of(
     st.integers(20, 120).map(nested),
 )
 TARGET_KEYS = ["loop", "fetch", "items", "args", "concurrency", "window", "timeout", "mode", "replacement",
-               "on_error", "per_second", "burst", "pure", "methods", "max_age", "skip_sleeps", "retry", "bogus"]
+               "on_error", "per_second", "burst", "pure", "methods", "max_age", "skip_sleeps", "retry", "single_run",
+               "tick", "bogus"]
 TOP_KEYS = ["concurrency", "breaker_threshold", "breaker_cooldown", "log", "control_file", "retry", "hosts",
-            "tool", "targets", "unknown"]
+            "coordination", "tool", "targets", "unknown"]
+
+# -- [coordination] and single_run -----------------------------------------------------------------
+#: Redis's password, in URLs and in the environment: never in an error, a log line or a repr.
+SECRET = "Fuzz-Pa55w0rd-in-url"
+ENV_SECRET = "Fuzz-Pa55w0rd-in-env"
+PASSWORD_ENV = {"FUZZ_REDIS_PASSWORD": ENV_SECRET, "SCHED_ACCEL_REDIS_PASSWORD": ENV_SECRET}
+#: Valid URLs of servers that are not there: nothing listens on 127.0.0.1:1 or at the socket, so
+#: a backend made from one is refused at once (no DNS, no wait) and its claims fall back.
+VALID_URLS = [
+    f"redis://:{SECRET}@127.0.0.1:1/0",
+    f"redis://fuzz:{SECRET}@127.0.0.1:1",
+    f"rediss://:{SECRET}@127.0.0.1:1/3",
+    f"redis://127.0.0.1:1/0?password={SECRET}",
+    "redis://127.0.0.1:1/0",  # its password from the environment
+    "unix:///nonexistent/sched-accel-fuzz.sock",
+]
+BAD_URLS = [
+    f"http://:{SECRET}@127.0.0.1:1/",  # not a Redis scheme
+    f"https://fuzz:{SECRET}@cache.internal/0",
+    f"redis://:{SECRET}@127.0.0.1:99999/0",  # port out of range
+    f"redis://:{SECRET}@127.0.0.1:port/0",
+    f"redis://:{SECRET}@/0",  # no host
+    f"redis://:{SECRET}@127.0.0.1:1/db",  # the database is not a number
+    f"redis://:{SECRET}@127.0.0.1:1/0#fragment",
+    f"redis://:{SECRET} @127.0.0.1:1/0",  # a space, a control character
+    f"redis://:{SECRET}\x07@127.0.0.1:1/0",
+    f"{SECRET}@127.0.0.1:1",  # no scheme
+    f"unix://:{SECRET}@relative.sock",
+    "",
+    "redis://",
+]
+URLS = st.one_of(st.sampled_from(VALID_URLS + BAD_URLS), SCALARS)
+COORDINATION_VALUES = {
+    "backend": st.one_of(st.sampled_from(["machine", "process", "redis", "Machine", "sqlite", "", "redis://x"]), SCALARS),
+    "url": URLS,
+    "password_env": st.one_of(
+        st.sampled_from(["FUZZ_REDIS_PASSWORD", "FUZZ_UNSET_PASSWORD", "1NOT_A_NAME", "WITH-DASH", "", "X" * 129]), SCALARS
+    ),
+    "single_run": st.one_of(st.booleans(), VALUES),
+    "namespace": st.one_of(st.sampled_from(["fuzz", "", "x" * 201, "tab\there", "\x00", "ünï codé"]), VALUES),
+    "bogus": VALUES,
+}
+TICKS = st.one_of(st.sampled_from([0.01, 0.02, 0.0099, 0, -1, 604_800, 604_801, math.nan, math.inf, True, "60"]), VALUES)
+
+
+@st.composite
+def coordination_tables(draw: st.DrawFn) -> Any:
+    """A ``[coordination]`` table from the wide grammar, or a value of the wrong type."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(VALUES)
+    keys = draw(st.lists(st.sampled_from(sorted(COORDINATION_VALUES)), max_size=4, unique=True))
+    table = {key: draw(COORDINATION_VALUES[key]) for key in keys}
+    if "url" not in table and draw(st.booleans()):  # most tables name a server: the password's paths
+        table["url"] = draw(st.sampled_from(VALID_URLS + BAD_URLS))
+    return table
+
+
+@st.composite
+def valid_coordination(draw: st.DrawFn) -> dict[str, Any]:
+    """A ``[coordination]`` table a user may well write: installed, single_run or not."""
+    table: dict[str, Any] = {}
+    backend = draw(st.sampled_from(["machine", "process", "redis"]))
+    if backend == "redis":
+        table["url"] = draw(st.sampled_from(VALID_URLS))
+        if SECRET not in table["url"] and draw(st.booleans()):
+            table["password_env"] = draw(st.sampled_from(["FUZZ_REDIS_PASSWORD", "FUZZ_UNSET_PASSWORD"]))
+    if draw(st.booleans()):
+        table["backend"] = backend  # else the default: machine, or redis with a url
+    if backend != "process" and draw(st.booleans()):  # single_run needs a backend the processes share
+        table["single_run"] = draw(st.booleans())
+    if draw(st.booleans()):
+        table["namespace"] = draw(st.sampled_from(["fuzz", "fuzz/staging", "ünï codé"]))
+    return table
 
 
 @st.composite
@@ -112,6 +192,10 @@ def targets(draw: st.DrawFn) -> dict[str, Any]:
             target[key] = draw(st.sampled_from(["tokens", 0, 5, "learned", "fuzzjob:TOKENS", "returned-by:x:y", "", -1]))
         elif key == "methods":
             target[key] = draw(st.lists(st.sampled_from(["GET", "HEAD", "POST", "get", 1]), max_size=3))
+        elif key == "single_run":
+            target[key] = draw(st.one_of(st.booleans(), VALUES))
+        elif key == "tick":
+            target[key] = draw(TICKS)
         else:
             target[key] = draw(VALUES)
     return target
@@ -134,7 +218,7 @@ FETCH = {"fuzzjob:loop": "fuzzjob:price", "fuzzjob:aloop": "fuzzjob:aprice", "fu
 
 
 @st.composite
-def valid_targets(draw: st.DrawFn) -> dict[str, Any]:
+def valid_targets(draw: st.DrawFn, coordination: dict[str, Any] | None = None) -> dict[str, Any]:
     loop = draw(st.sampled_from(sorted(FETCH)))
     target: dict[str, Any] = {"loop": loop}
     if draw(st.booleans()):
@@ -142,6 +226,15 @@ def valid_targets(draw: st.DrawFn) -> dict[str, Any]:
         target["items"] = "tokens"  # a per-item function needs its items declared
     for key in draw(st.lists(st.sampled_from(sorted(VALID)), max_size=5, unique=True)):
         target[key] = draw(VALID[key])
+    coordination = coordination or {}
+    shared = coordination.get("backend") != "process"
+    single_run = draw(st.sampled_from([None, True, False] if shared else [None, False]))
+    if single_run is not None:
+        target["single_run"] = single_run
+    if (coordination.get("single_run", False) if single_run is None else single_run) and draw(st.booleans()):
+        # Without a tick each call runs (no scheduler here); with one, a call claims its tick,
+        # short enough that the next example's call is in a later one.
+        target["tick"] = draw(st.sampled_from([0.01, 0.02]))
     return target
 
 
@@ -151,8 +244,12 @@ def configs(draw: st.DrawFn) -> str:
     grammar, some not TOML at all, some a pyproject.toml's ``[tool]`` gone wrong."""
     kind = draw(st.integers(0, 9))
     if kind < 5:
-        top = {"concurrency": draw(VALID["concurrency"])} if draw(st.booleans()) else {}
-        return toml(top | {"targets": draw(st.lists(valid_targets(), min_size=1, max_size=3, unique_by=lambda t: t["loop"]))})
+        top: dict[str, Any] = {"concurrency": draw(VALID["concurrency"])} if draw(st.booleans()) else {}
+        coordination = draw(st.none() | valid_coordination())
+        if coordination is not None:
+            top["coordination"] = coordination
+        targets_ = st.lists(valid_targets(coordination), min_size=1, max_size=3, unique_by=lambda t: t["loop"])
+        return toml(top | {"targets": draw(targets_)})
     if kind == 5:
         return draw(st.sampled_from(["tool = 1\n", 'tool = "x"\n', "[tool]\nsched_accel = 3\n", "[tool.sched_accel]\ntargets = 1\n"]))
     if kind == 6:
@@ -166,8 +263,12 @@ def configs(draw: st.DrawFn) -> str:
                 draw(st.sampled_from(["per_second", "burst", "concurrency", "breaker_cooldown", "nope"])): draw(VALUES)}}
         elif key == "retry":
             doc[key] = {draw(st.sampled_from(["deadline", "attempts", "initial", "maximum", "on", "patterns"])): draw(VALUES)}
+        elif key == "coordination":
+            doc[key] = draw(coordination_tables())
         else:
             doc[key] = draw(VALUES)
+    if "coordination" not in doc and draw(st.integers(0, 2)) == 0:
+        doc["coordination"] = draw(coordination_tables())
     doc["targets"] = draw(st.lists(targets(), min_size=1, max_size=3))
     return toml(doc)
 
@@ -195,6 +296,61 @@ def toml(doc: dict[str, Any]) -> str:
 
 
 # -- the host app --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def logged() -> Iterator[list[str]]:
+    """The lines sched_accel logs meanwhile, through loguru or (``log = "stdlib"``) logging."""
+    from loguru import logger
+
+    lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler, stdlib = Lines(logging.DEBUG), logging.getLogger("sched_accel")
+    level = stdlib.level
+    stdlib.addHandler(handler)
+    stdlib.setLevel(logging.DEBUG)
+    sink = logger.add(lambda message: lines.append(message.record["message"]), level="DEBUG")
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)
+        stdlib.removeHandler(handler)
+        stdlib.setLevel(level)
+
+
+def assert_no_password(text: str, context: str) -> None:
+    for secret in (SECRET, ENV_SECRET):
+        assert secret not in text, (context, text)
+
+
+def skipped(lines: list[str] | str) -> set[str]:
+    """The targets that said ``single_run_skipped`` (their call returned None, by design)."""
+    lines = lines.splitlines() if isinstance(lines, str) else lines
+    marker = "sched_accel.single_run_skipped target="
+    return {line.partition(marker)[2].split(" ", 1)[0] for line in lines if marker in line}
+
+
+#: Each loop's own name, and the target of its per-item call (a target too, in the wide grammar).
+CALLS = {"loop": "fuzzjob:price", "aloop": "fuzzjob:aprice", "fetched": None}
+
+
+def own_result(name: str, result: Any, skips: set[str]) -> bool:
+    """The loop's flag-off result; or None, when the loop said its tick was another's; or that
+    result with None for each call of a single_run per-item function that was skipped."""
+    if result == EXPECTED[name]:
+        return True
+    if result is None:
+        return f"fuzzjob:{name}" in skips
+    return (
+        CALLS[name] in skips
+        and isinstance(result, list)
+        and len(result) == len(EXPECTED[name])
+        and all(got in (want, None) for got, want in zip(result, EXPECTED[name], strict=True))
+    )
+
+
 class Host:
     def __init__(self, app: App, base: str) -> None:
         app.write("fuzzjob.py", JOB)
@@ -206,16 +362,36 @@ class Host:
         name = "pyproject.toml" if text.startswith(("tool", "[tool")) else "fuzz.toml"
         path = self.app.root / name
         path.write_text(text, encoding="utf-8", errors="surrogateescape")
-        sched_accel.uninstall()
-        installed = sched_accel.install(str(path))
-        assert installed in (True, False)
-        INSTALLED[installed] += 1
-        try:
-            assert self.job.loop(TOKENS) == EXPECTED["loop"]
-            assert asyncio.run(self.job.aloop(TOKENS)) == EXPECTED["aloop"]
-            assert self.job.fetched(TOKENS) == EXPECTED["fetched"]
-        finally:
+        with logged() as lines:
+            self.load(path)
             sched_accel.uninstall()
+            installed = sched_accel.install(str(path))
+            assert installed in (True, False)
+            INSTALLED[installed] += 1
+            try:
+                results = {
+                    "loop": self.job.loop(TOKENS),
+                    "aloop": asyncio.run(self.job.aloop(TOKENS)),
+                    "fetched": self.job.fetched(TOKENS),
+                }
+            finally:
+                sched_accel.uninstall()
+        for line in lines:
+            assert_no_password(line, "a log line")
+        skips = skipped(lines)
+        for loop, result in results.items():
+            assert own_result(loop, result, skips), (loop, result, skips)
+
+    def load(self, path: Path) -> None:
+        """Settings (their repr without a password), or a ConfigError of one line without one."""
+        try:
+            settings = sched_accel.load_config(str(path))
+        except sched_accel.ConfigError as exc:
+            message = str(exc)
+            assert message and "\n" not in message, message
+            assert_no_password(message, "the config error")
+        else:
+            assert_no_password(repr(settings), "the settings' repr")
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +405,10 @@ def server() -> Any:
 def test_any_config_leaves_the_host_running_with_its_own_results(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, text: str
 ) -> None:
+    """Whatever the config says, the loops return their own results and no password is shown."""
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    for variable, value in PASSWORD_ENV.items():
+        monkeypatch.setenv(variable, value)
     Host(app, server.url).check(text)
 
 
@@ -241,11 +420,12 @@ def test_the_grammar_reaches_installed_and_refused_configs() -> None:
 
 
 MAIN = """
-    import asyncio, sys
+    import asyncio, json, logging, sys
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)  # log = "stdlib" records too
     import fuzzjob
     fuzzjob.BASE.append(sys.argv[1])
     tokens = [f"t{i}" for i in range(12)]
-    print(fuzzjob.loop(tokens), asyncio.run(fuzzjob.aloop(tokens)), fuzzjob.fetched(tokens))
+    print(json.dumps({"loop": fuzzjob.loop(tokens), "aloop": asyncio.run(fuzzjob.aloop(tokens)), "fetched": fuzzjob.fetched(tokens)}))
 """
 
 
@@ -257,11 +437,25 @@ MAIN = """
 @given(text=configs())
 def test_a_sample_through_the_real_hook(app: App, server: FaultServer, text: str) -> None:
     """Configs from the same grammar, each in a fresh interpreter started with the flag on:
-    it exits 0 and prints what it prints with the flag off."""
+    it exits 0 and prints what it prints with the flag off; its output holds no password."""
     app.write("fuzzjob.py", JOB)
     app.write("main.py", MAIN)
     path = Path(app.root, "fuzz.toml")
     path.write_text(text, encoding="utf-8", errors="surrogateescape")
-    done = app.run("main.py", server.url, env={"ENABLE_SCHEDULER_OPTIMIZATION": "1", "SCHED_ACCEL_CONFIG": str(path)})
+    env = {"ENABLE_SCHEDULER_OPTIMIZATION": "1", "SCHED_ACCEL_CONFIG": str(path), **PASSWORD_ENV}
+    done = app.run("main.py", server.url, env=env)
     assert done.returncode == 0, (text, done.stderr[-3000:])
-    assert done.stdout.strip() == f"{EXPECTED['loop']} {EXPECTED['aloop']} {EXPECTED['fetched']}", (text, done.stderr[-3000:])
+    assert_no_password(done.stdout + done.stderr, "the output")
+    results = json.loads(done.stdout)
+    for loop, result in results.items():
+        assert own_result(loop, result, skipped(done.stderr)), (text, loop, result, done.stderr[-3000:])
+
+
+@pytest.mark.parametrize("value", [f'["redis://:{SECRET}@127.0.0.1:1/0"]', f'{{ at = "redis://:{SECRET}@127.0.0.1:1/0" }}'])
+def test_a_password_in_a_url_of_the_wrong_type_is_not_shown(app: App, value: str) -> None:
+    """url = a list or a table holding a URL: the error names the type, never the password."""
+    path = app.write("fuzz.toml", f"[coordination]\nurl = {value}\n")
+    with pytest.raises(sched_accel.ConfigError) as raised:
+        sched_accel.load_config(str(path))
+    assert_no_password(str(raised.value), "the config error")
+    assert "coordination.url = <" in str(raised.value)

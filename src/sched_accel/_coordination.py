@@ -60,6 +60,23 @@ def redacted(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
+class _TypeName:
+    """Shown as ``<list>``: a value of the wrong type may still hold a URL and its password."""
+
+    def __init__(self, value: object) -> None:
+        self._name = type(value).__name__
+
+    def __repr__(self) -> str:
+        return f"<{self._name}>"
+
+
+def _hidden(url: object) -> object:
+    """How a ``url`` that is refused may be shown: redacted, or a number as it is, else by its type."""
+    if isinstance(url, str):
+        return redacted(url)
+    return url if isinstance(url, int | float | bool) else _TypeName(url)
+
+
 def url_problem(url: object) -> str | None:
     """Why ``url`` is not a Redis URL we can connect to, in words that never quote it; None if it is."""
     if not isinstance(url, str) or not url:
@@ -192,7 +209,7 @@ def coordination_table(v: Validating, raw: object) -> CoordinationSettings:
         v.fail("", "coordination.backend", backend, COORDINATION_KEYS["backend"])
     url = raw.get("url")
     if url is not None and (problem := url_problem(url)) is not None:
-        v.fail("", "coordination.url", redacted(url) if isinstance(url, str) else url, problem)
+        v.fail("", "coordination.url", _hidden(url), problem)
     single_run = raw.get("single_run", False)
     if not isinstance(single_run, bool):
         v.fail("", "coordination.single_run", single_run, "true or false")

@@ -6,8 +6,9 @@ The line: target, mode, outcome (``ok``; ``fallback`` or ``failed`` in replace m
 ``raised`` when the loop raised in prefetch mode; ``interrupted`` by cancellation or another
 BaseException), items, ok, failed, seconds, concurrency, then what the mode adds
 (prefetched, missed, wasted, the policy's counters). ``ok``/``failed`` count the declared
-per-item calls made while the run was in progress. A run with ``lost`` above 0, or not
-``ok``, is logged at WARNING.
+per-item calls made while the run was in progress; at HTTP level, the items' GETs and HEADs
+by their answers (``_prefetch._tally``). A run with ``lost`` above 0, or not ``ok``, is
+logged at WARNING.
 """
 
 from __future__ import annotations

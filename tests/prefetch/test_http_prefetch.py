@@ -112,6 +112,7 @@ def test_httpx_loop_with_writes_and_prints_in_the_per_item_function(
     assert fields["prefetch"] == "http"
     assert int(fields["prefetched"]) == 29 and fields["missed"] == "1"
     assert int(fields["prefetched"]) + int(fields["missed"]) == int(fields["items"])
+    assert (fields["ok"], fields["failed"]) == ("30", "0")  # every GET answered 200
     assert int(fields["peak_requests"]) > 1
 
 
@@ -424,3 +425,96 @@ def test_a_client_of_the_other_kind_runs_as_made(
 
     _, _, fields = compare(server, monkeypatch, capture_events, call)
     assert (fields["prefetched"], fields["other"]) == ("0", "6")
+
+
+COUNTED_JOB = """
+    import asyncio
+    import urllib.error
+    import urllib.request
+
+    import httpx
+
+    def statuses(base, tokens):
+        # every answer kept, none raised; a POST per item beside its GET
+        out = []
+        with httpx.Client() as client:
+            for token in tokens:
+                try:
+                    out.append(client.get(f"{base}/item/{token}").status_code)
+                except httpx.HTTPError:
+                    out.append("error")
+                client.post(f"{base}/item/{token}", json={})
+        return out
+
+    async def astatuses(base, tokens):
+        async with httpx.AsyncClient() as client:
+            return [(await client.get(f"{base}/item/{token}")).status_code for token in tokens]
+
+    def opened(base, tokens):
+        out = []
+        for token in tokens:
+            try:
+                with urllib.request.urlopen(f"{base}/item/{token}", timeout=10) as answer:
+                    out.append(answer.status)
+            except urllib.error.HTTPError as error:
+                out.append(error.code)
+        return out
+"""
+
+
+def counted(app: App, capture: list[str], monkeypatch: pytest.MonkeyPatch, call: Callable[[Any], Any]) -> tuple[Any, dict[str, str]]:
+    """``call(module)`` once patched (``counted:<loop>`` is the target, no ``fetch``: HTTP level);
+    its value and its run line's fields."""
+    app.write("counted.py", COUNTED_JOB)
+    module: Any = importlib.import_module("counted")
+    install(monkeypatch, capture)
+    return call(module), run_line(capture)
+
+
+@pytest.mark.parametrize("loop", ["statuses", "opened"])
+def test_the_run_line_counts_an_http_level_runs_items_ok(
+    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str
+) -> None:
+    """Every GET answered 200 (httpx, urllib): ok = items, failed=0; the POSTs are not items."""
+    app.config(f'[[targets]]\nloop = "counted:{loop}"\nitems = "tokens"\nconcurrency = 6\n')
+    tokens = [f"c{i}" for i in range(16)]
+    value, fields = counted(app, capture_events, monkeypatch, lambda module: getattr(module, loop)(server.url, tokens))
+    assert value == [200] * 16
+    assert fields["prefetch"] == "http" and int(fields["prefetched"]) >= 1
+    assert (fields["items"], fields["ok"], fields["failed"]) == ("16", "16", "0")
+
+
+def test_the_run_line_counts_failed_answers_and_errors_of_an_http_level_run(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """A 500 (the first, missed item's and a prefetched one's) and a request that raised after
+    its retries are failed; the others ok: ok + failed = items."""
+    app.config(
+        '[retry]\nattempts = 2\ninitial = 0.01\n\n'
+        '[[targets]]\nloop = "counted:statuses"\nitems = "tokens"\nconcurrency = 4\n'
+    )
+    tokens = [f"f{i}" for i in range(12)]
+    faults = {"f0": ["500"], "f5": ["500"], "f8": ["reset", "reset", "reset"]}
+    with FaultServer(latency=0.02, faults=faults) as failing:
+        value, fields = counted(app, capture_events, monkeypatch, lambda module: module.statuses(failing.url, tokens))
+    assert value == [500, 200, 200, 200, 200, 500, 200, 200, "error", 200, 200, 200]
+    assert (fields["items"], fields["ok"], fields["failed"]) == ("12", "9", "3")
+    assert fields["other"] == "12" and int(fields["prefetched"]) >= 1  # the POSTs: not items
+
+
+@pytest.mark.anyio
+async def test_the_run_line_counts_an_async_http_level_run(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """An async loop's requests are counted when the loop awaits them: a 500 failed, the rest ok."""
+    app.config('[[targets]]\nloop = "counted:astatuses"\nitems = "tokens"\nconcurrency = 4\n')
+    tokens = [f"a{i}" for i in range(10)]
+    with FaultServer(latency=0.02, faults={"a4": ["500"]}) as failing:
+        app.write("counted.py", COUNTED_JOB)
+        module: Any = importlib.import_module("counted")
+        install(monkeypatch, capture_events)
+        value = await module.astatuses(failing.url, tokens)
+    fields = run_line(capture_events)
+    assert value == [200] * 4 + [500] + [200] * 5
+    assert int(fields["prefetched"]) >= 1
+    assert (fields["items"], fields["ok"], fields["failed"]) == ("10", "9", "1")

@@ -13,6 +13,7 @@ The data path of one run, one module each:
   (``_urllib_client``: urllib's);
 - ``_closing``: clients the app closes while requests sent ahead still use them;
 - ``_http_run``: one run's requests sent ahead, matched exactly to the loop's own;
+- ``_tally``: the run line's ok and failed at HTTP level, each item's request by its answer;
 - ``_why``: the one line a run that did not accelerate says;
 - ``_purity``: whether a per-item function writes, or is an HTTP library's own (then it is not run ahead);
 - ``_mode``: the wrapper on the loop: a run from its start to its report.

@@ -32,10 +32,12 @@ from .._log import internal_error
 from .._policy import Policy, send
 from .._report import RunReport
 from .._state import Recorder
+from ._adapter import Args, Kwargs
 from ._ahead import Ahead, Made, Sent, Taught, Window
 from ._clients import CLIENTS, Client, Refused, Request, direct_fetcher, fetcher
 from ._closing import closed
 from ._probe import StepAside, waited
+from ._tally import tally
 
 __all__ = ["MAX_PATTERNS", "RETIRE_AFTER", "HttpRun"]
 
@@ -46,8 +48,6 @@ RETIRE_AFTER = 3
 
 _NOT_FOUND: Any = object()
 _AS_MADE: Any = object()
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 
 
 class HttpRun:
@@ -125,15 +125,20 @@ class HttpRun:
             self.other += 1
             return wrapped(*args, **kwargs)
         sent: Sent | None = None
+        items = self.hits + self.misses
         try:
             sent = self.serve(client, wrapped, instance, args, kwargs)
         except Exception as exc:  # ours: stop predicting, the request runs as the loop made it
             self._direct = None
             self._stop(exc)
-        if self._direct is None:
-            return wrapped(*args, **kwargs)  # one of ours failed: as the loop made it
-        if client.is_async:
-            return self._answer_async(client, sent, wrapped, instance, args, kwargs)
+        answer: Callable[..., Any] = self._answer_async if client.is_async else self._answer
+        if self._direct is None:  # one of ours failed: as the loop made it
+            answer = lambda *_: wrapped(*args, **kwargs)
+        if self.hits + self.misses == items:  # no item's GET or HEAD (a POST, a body): not counted
+            return answer(client, sent, wrapped, instance, args, kwargs)
+        return tally(self.report, answer, client, sent, wrapped, instance, args, kwargs, is_async=client.is_async)  # ok or failed
+
+    def _answer(self, client: Client, sent: Sent | None, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         if self._probe is not None:  # just sent: wait for it a little, before the loop's own
             self._probed(ThreadWorkers.done_within(self._probe.slot, self.step.seconds))
         if sent is None:
@@ -175,9 +180,7 @@ class HttpRun:
             return _NOT_FOUND
         return kept
 
-    async def _answer_async(
-        self, client: Client, sent: Sent | None, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
-    ) -> Any:
+    async def _answer_async(self, client: Client, sent: Sent | None, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         if self._probe is not None:
             self._probed(await AsyncWorkers.done_within(self._probe.slot, self.step.seconds))
         if sent is not None:
@@ -292,8 +295,7 @@ class HttpRun:
         for known in self.learned:
             if known.retired:
                 continue
-            # Until one is served, as many as the workers run at once, less the loop's own;
-            # before the probe decided, one (the probe).
+            # Until one is served, as many as the workers run at once, less the loop's own.
             limit = self.window if known.hits else max(1, self.concurrency - 1)
             limit = limit if self.step.probing is False else 1  # one (the probe) until it decided
             known.count(self.ahead)
@@ -321,10 +323,8 @@ class HttpRun:
         self.submit(slot)
 
     def _fetcher(self, client: Client, *, direct: bool = False) -> Callable[..., Any]:
-        fetch = self._fetchers.get((client.library, direct))
-        if fetch is None:
-            fetch = self._fetchers[(client.library, direct)] = (direct_fetcher if direct else fetcher)(client, send)
-        return fetch
+        key = (client.library, direct)
+        return self._fetchers.get(key) or self._fetchers.setdefault(key, (direct_fetcher if direct else fetcher)(client, send))
 
     # -- the end ----------------------------------------------------------------------------------
     def _discard(self, slot: Slot[Any]) -> None:
