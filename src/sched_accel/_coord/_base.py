@@ -3,12 +3,13 @@
 The facts a limiter needs across processes (a host's rate, its in-flight requests, its
 pause, the rate it told us, who is alive, who runs this tick) are one small sync interface,
 :class:`Backend`. It is sync because the limiter's decisions are made in threads and in
-anyio tasks on asyncio *and* trio. A task asks the process and machine backends directly
-(a few µs, the machine's lock wait bounded), and Redis through a worker thread
-(``anyio.to_thread.run_sync``), which keeps its event loop free while the server is slow or
-down. redis-py's asyncio client would serve asyncio only, with a pool per event loop, to
-save the thread hop: about 60-200 µs a call (``benchmarks/coord_admit.py``), against the
-milliseconds of the HTTP request it admits.
+anyio tasks on asyncio *and* trio. A single_run claim from a task goes through a worker
+thread (``anyio.to_thread.run_sync``). A host's admission from a task asks the backend
+inline, in its plan: a few µs on the machine backend (its lock wait bounded), one round trip
+on Redis (about 130 µs on loopback, ``benchmarks/coord_admit.py``), during which that event
+loop waits; Redis down, at most its 0.5 s timeout once every 5 s (``_policy._shared``), as
+the process then paces alone. redis-py's asyncio client would serve asyncio only, with a
+pool per event loop.
 
 Every call either answers or raises :class:`~sched_accel._exceptions.CoordinationUnavailable`;
 what a backend holds (a rate slot, a lease, a pause, a claim, a heartbeat) expires by itself,
