@@ -69,14 +69,9 @@ sys.path.insert(0, str(HERE.parent / "examples"))
 import _upstream  # noqa: E402
 from _harness import ROOT, machine, table, write_config  # noqa: E402
 from demo_workers import free_port, gunicorn_options  # noqa: E402 - the demo's gunicorn runner
+from ratelimit import BURST, CONCURRENCY, HOST_LIMIT, ITEMS, LATENCY, RATE  # noqa: E402 - its scenario, in 4 processes
 
 PROCESSES = 4
-ITEMS = 100
-CONCURRENCY = 16
-RATE = 20.0
-BURST = 5
-LATENCY = 0.05
-HOST_LIMIT = f'[hosts."127.0.0.1"]\nper_second = {RATE:g}\nburst = {BURST}\n'
 BACKENDS = {
     "process": '[coordination]\nbackend = "process"\n',
     "machine": '[coordination]\nbackend = "machine"\n',
