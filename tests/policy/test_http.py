@@ -220,7 +220,7 @@ def test_a_pooled_transport_takes_the_token_as_the_request_is_written() -> None:
     patch = Patch("<http>")
     patch_http(patch, lambda name, callback: callback(__import__(name, fromlist=["_"])))
     try:
-        assert is_ours(httpcore.HTTP11Connection.__dict__["handle_request"])
+        assert is_ours(httpcore.HTTP11Connection.__dict__["_send_request_headers"])
         policy = paced_policy()
         limiter = policy.hosts.get("127.0.0.1", None).limiter
         taken: list[float] = []
@@ -239,7 +239,7 @@ def test_a_pooled_transport_takes_the_token_as_the_request_is_written() -> None:
         assert elapsed >= 2 / 5 * 0.9  # still paced: 3 requests at 5/s, a burst of 1
     finally:
         patch.remove()
-    assert not is_ours(httpcore.HTTP11Connection.__dict__["handle_request"])
+    assert not is_ours(httpcore.HTTP11Connection.__dict__["_send_request_headers"])
 
 
 def test_a_transport_that_skips_httpcore_is_charged_after_sending() -> None:
@@ -272,5 +272,44 @@ async def test_the_async_connection_takes_the_token_too() -> None:
                     answers = [(await client.get(f"/item/{i}")).status_code for i in range(4)]
         assert answers == [200] * 4 and server.status[429] == 0
         assert policy.hosts.get("127.0.0.1", None).limiter.statistics().requests == 4
+    finally:
+        patch.remove()
+
+
+@pytest.mark.parametrize("keepalive", [5.0, 0.05], ids=["handed-on", "expired"])
+def test_a_connection_waiting_for_its_token_is_not_idle_in_the_pool(keepalive: float) -> None:
+    """While a request waits on its connection for the host's token, httpcore's pool must see
+    that connection in use: neither handed to another request nor closed as idle or expired by
+    another thread's pass (it would be closed under the request once it is sent: EBADF)."""
+    import threading
+
+    from tests.faultserver import FaultServer
+
+    patch = Patch("<http>")
+    patch_http(patch, lambda name, callback: callback(__import__(name, fromlist=["_"])))
+    policy = paced_policy(per_second=2.0)  # a burst of 1: the second request waits ~0.5 s
+    limits = httpx.Limits(keepalive_expiry=keepalive)
+    first_done = threading.Event()
+    addresses: list[Any] = []
+
+    def sent(response: httpx.Response) -> Any:
+        return response.extensions["network_stream"].get_extra_info("client_addr")
+
+    def paced(client: httpx.Client) -> None:
+        with attempt(policy):
+            addresses.append(sent(client.get("/item/a")))
+            first_done.set()
+            addresses.append(sent(client.get("/item/b")))  # handed the idle connection, then waits
+
+    try:
+        with FaultServer(latency=0.0) as server, httpx.Client(base_url=server.url, limits=limits) as client:
+            worker = threading.Thread(target=paced, args=(client,))
+            worker.start()
+            assert first_done.wait(5)
+            time.sleep(0.2)  # the second request is waiting for its token, on its connection
+            other = sent(client.get("/item/other"))  # another thread's pass of the pool
+            worker.join(5)
+        assert len(addresses) == 2
+        assert addresses[1] == addresses[0] != other  # sent on the connection it was handed, alone
     finally:
         patch.remove()

@@ -43,9 +43,11 @@ class Status(Exception):
         self.response = types.SimpleNamespace(status_code=status, headers={"Retry-After": retry_after} if retry_after else {})
 
 
-def failed(error: BaseException, attempts: int = 1, started: float = 100.0) -> Slot[None]:
+def failed(error: BaseException, attempts: int = 1, started: float = 100.0, refused: int = 0) -> Slot[None]:
+    """A slot whose ``attempts``-th attempt failed with ``error``; ``refused`` of the earlier ones
+    were answered 429, the others failed transiently."""
     slot: Slot[None] = Slot(lambda: None, (), {})
-    slot.error, slot.note = error, Tries(started, attempts)
+    slot.error, slot.note = error, Tries(started, attempts, attempts - 1 - refused)
     return slot
 
 
@@ -111,6 +113,14 @@ def test_transient_failures_stop_after_the_attempts(clock: FakeClock, events: li
     assert p.retry_delay(failed(ConnectionResetError(), attempts=3)) is None
     assert (p.stats.gave_up, p.stats.lost) == (1, 0)  # transient: given up, not "lost" to a rate limit
     assert any("3 attempts failed" in line for line in events)
+
+
+def test_refusals_do_not_count_against_the_transient_attempts(clock: FakeClock) -> None:
+    """An item refused 8 times whose 9th attempt hits a reset is retried: the 3 attempts are for
+    transient failures (it gave up at once, and the loop raised httpx.ReadError)."""
+    p = policy(clock, attempts=3)
+    assert p.retry_delay(failed(ConnectionResetError(), attempts=9, refused=8)) is not None
+    assert p.retry_delay(failed(ConnectionResetError(), attempts=11, refused=8)) is None
 
 
 def test_rate_limited_items_are_retried_until_the_deadline_then_lost(clock: FakeClock) -> None:

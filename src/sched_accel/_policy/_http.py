@@ -112,12 +112,18 @@ async def _httpx_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, ar
 
 def _pooled(transport: Any) -> bool:
     """Whether the transport sends through httpcore's connections (httpx's own, and those
-    built on it), whose ``handle_request`` takes the request's token as it goes out."""
+    built on it), whose connections take the request's token as it goes out (``_wire_sync``)."""
     return getattr(transport, "_pool", None) is not None and "httpcore" in sys.modules
 
 
 def _wire_sync(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
-    """httpcore's connection, about to write a request: the token it owes, first (``DUE``)."""
+    """httpcore's connection, about to write a request's headers: the token it owes, first
+    (``DUE``). Taken there, once the connection has marked itself ACTIVE, not on entering its
+    ``handle_request``: until then the pool sees a connection it has handed to a request as
+    IDLE, so for the whole wait another thread's pass would hand it to other requests, or close
+    it as expired (its keep-alive clock runs until ACTIVE) and, as the request goes out
+    meanwhile, close its socket under the response being read (``ReadError: [Errno 9] Bad file
+    descriptor``)."""
     due = DUE.get()
     if due is not None:
         DUE.set(None)
@@ -239,11 +245,12 @@ async def _aiohttp_request(wrapped: Callable[..., Awaitable[Any]], instance: Any
 _LAYERS: tuple[tuple[str, str, str, Callable[..., Any]], ...] = (
     ("httpx", "HTTPTransport", "handle_request", _httpx_sync),
     ("httpx", "AsyncHTTPTransport", "handle_async_request", _httpx_async),
-    # Once connected, as each request is written (see ``Policy.request(wire=True)``).
-    ("httpcore", "HTTP11Connection", "handle_request", _wire_sync),
-    ("httpcore", "AsyncHTTP11Connection", "handle_async_request", _wire_async),
-    ("httpcore", "HTTP2Connection", "handle_request", _wire_sync),
-    ("httpcore", "AsyncHTTP2Connection", "handle_async_request", _wire_async),
+    # Once connected and the connection taken (ACTIVE), as each request's headers are written
+    # (see ``Policy.request(wire=True)``, and ``_wire_sync`` for why not earlier).
+    ("httpcore", "HTTP11Connection", "_send_request_headers", _wire_sync),
+    ("httpcore", "AsyncHTTP11Connection", "_send_request_headers", _wire_async),
+    ("httpcore", "HTTP2Connection", "_send_request_headers", _wire_sync),
+    ("httpcore", "AsyncHTTP2Connection", "_send_request_headers", _wire_async),
     ("requests.adapters", "HTTPAdapter", "send", _requests_send),
     ("urllib.request", "AbstractHTTPHandler", "do_open", _urllib_open),
     ("aiohttp", "ClientSession", "_request", _aiohttp_request),

@@ -48,6 +48,7 @@ class Tries:
 
     first_started: float
     attempts: int = 0
+    transient: int = 0  # of them, those that failed transiently (a 429 is not: it is retried until the deadline)
     host: str | None = None  # the upstream host of its last HTTP request, if any
     bypassed: bool = False  # that host's circuit was open: no retry
     learning: bool = False  # that host's rate was being learned from its refusals
@@ -180,10 +181,15 @@ class Policy:
         if tries.bypassed:
             self._final(slot, failure, "its host's circuit is open")
             return None
-        if failure.kind == "transient" and tries.attempts >= self.retry.attempts:
-            self.stats.add("gave_up")
-            self._final(slot, failure, f"{tries.attempts} attempts failed (retry attempts = {self.retry.attempts})")
-            return None
+        if failure.kind == "transient":
+            # Counted apart from the refusals: an item refused 8 times gave up on its first reset.
+            tries.transient += 1
+            if tries.transient >= self.retry.attempts:
+                self.stats.add("gave_up")
+                self._final(
+                    slot, failure, f"{tries.transient} attempts failed transiently (retry attempts = {self.retry.attempts})"
+                )
+                return None
         if tries.learning and failure.retry_after:  # the learned rate paces it: a rounded hint
             failure = replace(failure, retry_after=rounded_down(failure.retry_after))
         delay = self.backoff.delay(tries.attempts, failure, self.rng)
