@@ -57,14 +57,12 @@ class Tries:
 #: The attempt running in this thread or task: its run's policy, and the slot's tries.
 ATTEMPT: ContextVar[tuple[Policy, Tries] | None] = ContextVar("sched_accel_attempt", default=None)
 
-#: The host whose rate token the request being sent still owes (``Policy.request(wire=True)``):
-#: taken by the HTTP library's connection as it writes the request (``_http``), so that the
-#: time a request waits for its connection (and for an event loop kept busy by the app's other
-#: tasks) is not spent holding a token the host's own bucket never sees used.
+#: The host whose rate token the request being sent still owes (``Policy.request(wire=True)``),
+#: taken by the library's connection as it writes it (``_http``): the wait for a connection (or
+#: a busy event loop) is not spent holding a token the host's bucket never sees used.
 DUE: ContextVar[tuple[HostLimiter, int] | None] = ContextVar("sched_accel_token_due", default=None)
 
-#: Give-ups logged one by one per run; the rest are only counted in the run's line.
-_GIVE_UP_LINES = 5
+_GIVE_UP_LINES = 5  #: give-ups logged one by one per run; the rest are only counted in the run's line
 
 
 class Policy:
@@ -181,15 +179,11 @@ class Policy:
         if tries.bypassed:
             self._final(slot, failure, "its host's circuit is open")
             return None
-        if failure.kind == "transient":
-            # Counted apart from the refusals: an item refused 8 times gave up on its first reset.
-            tries.transient += 1
-            if tries.transient >= self.retry.attempts:
-                self.stats.add("gave_up")
-                self._final(
-                    slot, failure, f"{tries.transient} attempts failed transiently (retry attempts = {self.retry.attempts})"
-                )
-                return None
+        tries.transient += failure.kind == "transient"  # apart from refusals: 8 of them made a reset final
+        if failure.kind == "transient" and tries.transient >= (most := self.retry.attempts):
+            self.stats.add("gave_up")
+            self._final(slot, failure, f"{tries.transient} attempts failed transiently (retry attempts = {most})")
+            return None
         if tries.learning and failure.retry_after:  # the learned rate paces it: a rounded hint
             failure = replace(failure, retry_after=rounded_down(failure.retry_after))
         delay = self.backoff.delay(tries.attempts, failure, self.rng)
