@@ -19,6 +19,8 @@ from sched_accel._policy import HostLimit, HostLimiter, run_sync
 from sched_accel._policy import _shared
 from sched_accel._policy._shared import SharedRates
 
+from ..conftest import FakeClock
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -261,3 +263,27 @@ def test_processes_on_the_machine_backend_share_a_host_s_places(tmp_path: Path) 
         now += step
         most = max(most, now)
     assert most == 3
+
+
+@pytest.mark.parametrize("ask", ["paused", "lease"])
+def test_the_backend_back_is_said_by_whatever_asks_it_first(capture_events: list[str], ask: str) -> None:
+    """A host with no shared rate asks the backend only for its pause or its places: those
+    say ``coordination_back`` too (once), and ``coordination_down`` again when it fails again."""
+    clock = FakeClock()
+    answers = iter([False, True, False])
+
+    def make() -> ProcessBackend:
+        if not next(answers):
+            raise CoordinationUnavailable("redis at redis://127.0.0.1:1/0: connection refused")
+        return ProcessBackend()
+
+    shared = SharedRates(make, "redis at redis://127.0.0.1:1/0", "app", clock=clock)
+    call = (lambda: shared.paused("api.test")) if ask == "paused" else (lambda: shared.lease("api.test", 2))
+    assert not call()  # down: 0.0 left, or no place
+    clock.advance(_shared.RETRY_AFTER)
+    call()
+    shared._backend = None  # the next ask makes it anew, and that fails
+    clock.advance(_shared.RETRY_AFTER)
+    call()
+    said = [line.split()[0] for line in capture_events if line.startswith("sched_accel.coordination_")]
+    assert said == ["sched_accel.coordination_down", "sched_accel.coordination_back", "sched_accel.coordination_down"]

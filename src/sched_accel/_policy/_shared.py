@@ -97,14 +97,22 @@ class SharedRates:
         try:
             backend = self._beat(now)
             # (a learned rate doubling before its first cut may pass the backends' bound)
-            wait = backend.admit(f"{self.namespace}:{host}", per_second=min(per_second, 1e6), burst=burst)
+            wait = backend.admit(self._key(host), per_second=min(per_second, 1e6), burst=burst)
         except CoordinationUnavailable as exc:
             self._failed(exc, host)
             return None
+        self._answered(host)
+        return wait
+
+    def _key(self, host: str) -> str:
+        """``host``'s key on the backend: in the app's namespace."""
+        return f"{self.namespace}:{host}"
+
+    def _answered(self, host: str) -> None:
+        """The backend answered: the one ``coordination_back`` line, if it had been down."""
         if self.down:
             self.down = False
             event("INFO", "coordination_back", "host rates are shared again", backend=self.where, host=host)
-        return wait
 
     def _beat(self, now: float) -> Backend:
         """The backend, having said that this process is alive every :data:`BEAT` s (and
@@ -121,7 +129,7 @@ class SharedRates:
         if self._clock() < self._down_until or seconds <= 0:
             return
         try:
-            self._get().pause(f"{self.namespace}:{host}", seconds)
+            self._get().pause(self._key(host), seconds)
         except CoordinationUnavailable as exc:
             self._failed(exc, host)
 
@@ -131,12 +139,13 @@ class SharedRates:
         (bound the host locally at ``limit / live``). Give it back with :meth:`release`."""
         if self._clock() < self._down_until:
             return None
-        key = f"{self.namespace}:{host}"
+        key = self._key(host)
         try:
             lease_id = self._get().lease(key, limit=limit, ttl=LEASE_TTL)
         except CoordinationUnavailable as exc:
             self._failed(exc, host)
             return None
+        self._answered(host)
         if lease_id is None:
             return FULL
         with self._lock:
@@ -148,7 +157,7 @@ class SharedRates:
 
     def release(self, host: str, lease_id: str) -> None:
         """Give back a place taken by :meth:`lease` (the backend down: it expires by itself)."""
-        key = f"{self.namespace}:{host}"
+        key = self._key(host)
         with self._lock:
             held = self._held.get(key)
             if held is None or lease_id not in held:
@@ -185,10 +194,11 @@ class SharedRates:
         if now - looked < LOOK or now < self._down_until:
             return max(0.0, until - now)
         try:
-            left = self._beat(now).paused_for(f"{self.namespace}:{host}")
+            left = self._beat(now).paused_for(self._key(host))
         except CoordinationUnavailable as exc:
             self._failed(exc, host)
             return 0.0
+        self._answered(host)
         self._looked[host] = (now, now + left)
         return left
 
@@ -198,7 +208,7 @@ class SharedRates:
         if self._clock() < self._down_until:
             return
         try:
-            self._get().lift(f"{self.namespace}:{host}", at_most=max(0.0, at_most))
+            self._get().lift(self._key(host), at_most=max(0.0, at_most))
         except CoordinationUnavailable as exc:
             self._failed(exc, host)
 
