@@ -37,29 +37,41 @@ _booted = False
 
 def flag_value(value: str | None) -> bool | None:
     """True or False for a recognised flag value (any case), None for anything else."""
-    if value is None:
-        return False
-    value = value.strip().lower()
+    value = (value or "").strip().lower()  # unset: off
     return True if value in TRUE_VALUES else False if value in FALSE_VALUES else None
 
 
 def find_config(cwd: str | None = None) -> str | None:
-    """The config file to use: $SCHED_ACCEL_CONFIG, else ./sched_accel.toml, else a
-    ./pyproject.toml that has a [tool.sched_accel] table. None when there is none."""
+    """$SCHED_ACCEL_CONFIG, else ./sched_accel.toml, else a ./pyproject.toml with a [tool.sched_accel]
+    table, else None. Not trusted yet: the loader refuses it in one line (a symlink, a FIFO...)."""
     if named := os.environ.get(CONFIG_ENV):
         return os.path.abspath(named)
     cwd = cwd if cwd is not None else os.getcwd()
     standalone = os.path.join(cwd, "sched_accel.toml")
-    if os.path.isfile(standalone):
+    if os.path.lexists(standalone):
         return standalone
     pyproject = os.path.join(cwd, "pyproject.toml")
+    text = read_text(pyproject, follow=os.path.islink(pyproject))  # a symlink: only to see if it is ours
+    if text is not None:
+        return pyproject if "tool.sched_accel" in text else None
+    special = os.path.exists(pyproject) and not os.path.isfile(pyproject) and not os.path.isdir(pyproject)
+    return pyproject if special else None  # a FIFO or a device, never read: for the loader to refuse
+
+
+def read_text(path: str, *, follow: bool = False) -> str | None:
+    """The text of the regular file ``path`` (at most one byte past the largest config), or None: not a
+    regular file (opened non-blocking: never waited on), a symlink unless ``follow``, unreadable, not UTF-8."""
     try:
-        with open(pyproject, encoding="utf-8") as file:
-            if "tool.sched_accel" in file.read(MAX_CONFIG_BYTES + 1):
-                return pyproject
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW))
     except (OSError, ValueError):
-        pass
-    return None
+        return None
+    try:
+        with open(fd, encoding="utf-8", closefd=False) as file:  # S_ISREG, without importing stat:
+            return file.read(MAX_CONFIG_BYTES + 1) if os.fstat(fd).st_mode & 0o170000 == 0o100000 else None
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def prescan(text: str) -> list[str]:
@@ -275,10 +287,8 @@ def internal_error(where: str, exc: BaseException) -> None:
 
         report(where, exc)
     except Exception:  # our logging itself is broken: fall back to one plain line
-        sys.stderr.write(
-            f"sched_accel.internal_error where={where!r} error={exc!r}: "
-            "sched_accel stays out of the way; please report this\n"
-        )
+        sys.stderr.write(f"sched_accel.internal_error where={where!r} error={exc!r}: "
+                         "sched_accel stays out of the way; please report this\n")
 
 
 def _on_target_imported(module: ModuleType) -> None:
@@ -308,13 +318,8 @@ def boot() -> None:
         if state is None:
             from sched_accel._log import event
 
-            event(
-                "WARNING",
-                "flag_invalid",
-                f"{FLAG}={raw!r} is not a recognised value, so sched_accel stays off; "
-                f"use one of {', '.join(sorted(TRUE_VALUES))} to turn it on",
-                value=raw,
-            )
+            event("WARNING", "flag_invalid", f"{FLAG}={raw!r} is not a recognised value, so sched_accel stays off; "
+                  f"use one of {', '.join(sorted(TRUE_VALUES))} to turn it on", value=raw)
             return
         if not state or os.environ.get(PROBE_ENV):
             return
@@ -329,11 +334,7 @@ def _start() -> None:
         # The flag is set, but no config names anything to patch here (a child process, a tool
         # run elsewhere): stay silent. `sched-accel doctor` and `check` say where one is looked for.
         return
-    try:  # only a regular file ("" fails): opening a FIFO would block
-        with open(path if os.path.isfile(path) else "", encoding="utf-8") as file:
-            text: str | None = file.read(MAX_CONFIG_BYTES + 1)
-    except (OSError, ValueError):
-        text = None  # the full loader says why (and refuses a file too large)
+    text = read_text(path)  # None: the full loader says why (and refuses a file too large)
     loops = prescan(text) if text else []
     places = {split_target(spec)[0] for spec in loops}
     modules = {where for where in places if not is_path(where)}

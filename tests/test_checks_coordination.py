@@ -70,12 +70,16 @@ def test_check_asks_a_redis_server_and_never_shows_its_password(jobs: App, redis
     jobs.config(f'[coordination]\nurl = "{redis_url}"\n\n[[targets]]\nloop = "jobs:refresh"\nsingle_run = true\n')
     out = cli(jobs, "check")
     assert out.returncode == 0, out.stderr
-    assert coordination(out.stdout) == f"coordination: redis at {redis_url} (processes on any machine): ok, it answers"
-    jobs.config(f'[coordination]\nurl = "redis://:hunter2@127.0.0.1:{_free_port()}/0"\n\n[[targets]]\nloop = "jobs:refresh"\n')
+    server = redis_url.removeprefix("redis://").removesuffix("/0")
+    expected = f"coordination: redis at {redis_url} (server {server}, no password; processes on any machine): ok, it answers"
+    assert coordination(out.stdout) == expected
+    port = _free_port()
+    jobs.config(f'[coordination]\nurl = "redis://:hunter2@127.0.0.1:{port}/0"\n\n[[targets]]\nloop = "jobs:refresh"\n')
     out = cli(jobs, "check")
     assert out.returncode == 0, out.stderr
     line = coordination(out.stdout)
-    assert line.startswith("coordination: redis at redis://***@127.0.0.1:") and ": note: it does not answer (" in line
+    assert line.startswith(f"coordination: redis at redis://***@127.0.0.1:{port}/0 (server 127.0.0.1:{port}, password from the URL)")
+    assert ": note: it does not answer (" in line
     assert "single_run claims go to the machine backend" in line and "hunter2" not in out.stdout + out.stderr
 
 
@@ -101,8 +105,7 @@ def test_check_and_status_of_the_process_backend(jobs: App) -> None:
 
 
 def test_the_redis_password_comes_from_the_environment_and_is_never_shown(jobs: App, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """A server with requirepass: the URL holds no password, ``password_env`` names the variable
-    that does (or $SCHED_ACCEL_REDIS_PASSWORD): ok; unset: a problem saying what to export."""
+    """requirepass: password_env (listed by the owner) or $SCHED_ACCEL_REDIS_PASSWORD: ok; unset: what to export."""
     binary = find_redis_server()
     if binary is None:
         pytest.skip("no redis-server here")
@@ -111,12 +114,18 @@ def test_the_redis_password_comes_from_the_environment_and_is_never_shown(jobs: 
     try:
         url = f"redis://127.0.0.1:{server.port}/0"
         jobs.config(f'[coordination]\nurl = "{url}"\npassword_env = "APP_REDIS_PASSWORD"\n\n[[targets]]\nloop = "jobs:refresh"\n')
-        out = cli(jobs, "check", APP_REDIS_PASSWORD="s3cret-pw")
-        assert coordination(out.stdout) == f"coordination: redis at {url} (processes on any machine): ok, it answers"
-        out = cli(jobs, "check")
+        listed = {"SCHED_ACCEL_PASSWORD_ENVS": "OTHER, APP_REDIS_PASSWORD"}
+        out = cli(jobs, "check", APP_REDIS_PASSWORD="s3cret-pw", **listed)
+        assert coordination(out.stdout) == (
+            f"coordination: redis at {url} (server 127.0.0.1:{server.port}, password from $APP_REDIS_PASSWORD; "
+            "processes on any machine): ok, it answers"
+        )
+        out = cli(jobs, "check", **listed)
         line = coordination(out.stdout)
         assert "problem: coordination.password_env = 'APP_REDIS_PASSWORD', and $APP_REDIS_PASSWORD is not set" in line
         assert out.returncode == 1
+        out = cli(jobs, "check", APP_REDIS_PASSWORD="s3cret-pw")
+        assert out.returncode == 2 and "export SCHED_ACCEL_PASSWORD_ENVS=APP_REDIS_PASSWORD" in out.stderr
         jobs.config(f'[coordination]\nurl = "{url}"\n\n[[targets]]\nloop = "jobs:refresh"\n')
         out = cli(jobs, "check", SCHED_ACCEL_REDIS_PASSWORD="s3cret-pw")
         assert coordination(out.stdout).endswith("ok, it answers")

@@ -108,8 +108,12 @@ def test_the_pyproject_form(tmp_path: Path) -> None:
         ('[coordination]\nnamespace = ""\n', "coordination.namespace = '' is not allowed: a non-empty string"),
         ("[coordination]\nsingle_runs = true\n", "unknown key coordination.single_runs; the keys here are backend, namespace, password_env, single_run, url"),
         ('[coordination]\npassword_env = "1X"\nurl = "redis://h/0"\n', "coordination.password_env = '1X' is not allowed: the name of an environment variable"),
-        ('[coordination]\npassword_env = "REDIS_PASSWORD"\n', "coordination.password_env is the redis backend's password: set coordination.url too"),
-        ('[coordination]\npassword_env = "P"\nurl = "redis://:x@h/0"\n', "coordination.url holds a password and coordination.password_env names another"),
+        ('[coordination]\npassword_env = "SCHED_ACCEL_REDIS_PASSWORD"\n', "coordination.password_env is the redis backend's password: set coordination.url too"),
+        ('[coordination]\npassword_env = "SCHED_ACCEL_P"\nurl = "redis://:x@h/0"\n', "coordination.url holds a password and coordination.password_env names another"),
+        ('[coordination]\npassword_env = "AWS_SECRET_ACCESS_KEY"\nurl = "redis://h/0"\n', "coordination.password_env = 'AWS_SECRET_ACCESS_KEY' is refused: a config may name only variables starting with SCHED_ACCEL_"),
+        ('[coordination]\nurl = "rediss://h/0?ssl_cert_reqs=none"\n', "a URL that keeps TLS certificates verified"),
+        ('[coordination]\nurl = "rediss://h/0?ssl_check_hostname=false"\n', "export SCHED_ACCEL_REDIS_TLS_INSECURE=1 for a test server"),
+        ('[coordination]\nurl = "redis://h/0?port=6380"\n', "the server in the URL itself, not in its query"),
         ('coordination = "machine"\n', "coordination = 'machine' is not allowed: a table [coordination] of backend"),
         (TARGET + 'single_run = "once"\n', "targets.single_run = 'once' is not allowed: true or false"),
         (TARGET + "single_run = true\ntick = 0\n", "targets.tick = 0 is not allowed: single_run: the schedule's tick in seconds, a number from 0.01 to 604,800"),
@@ -183,16 +187,17 @@ def test_redacted_hides_everything_before_the_last_at_and_the_query(url: str, sh
 
 def test_url_problem_accepts_what_redis_py_connects_to() -> None:
     """The forms redis-py's from_url takes; the problems are sentences that never quote the URL."""
-    for url in ("redis://localhost", "redis://:pw@10.0.0.5:6380/15", "rediss://cache/0", "unix:///tmp/redis.sock?db=2"):
+    for url in ("redis://localhost", "redis://:pw@10.0.0.5:6380/15", "rediss://cache/0", "unix:///tmp/redis.sock?db=2",
+                "rediss://cache/0?ssl_cert_reqs=required&ssl_check_hostname=true&ssl_ca_certs=/etc/ca.pem"):
         assert url_problem(url) is None, url
     assert url_problem(None) is not None and url_problem("") is not None
 
 
 def test_the_redis_password_is_read_from_the_environment() -> None:
     """password_env names the variable; else $SCHED_ACCEL_REDIS_PASSWORD, unless the URL has one."""
-    named = CoordinationSettings(url="redis://cache:6379/0", password_env="APP_REDIS_PW")
-    assert redis_password(named, {"APP_REDIS_PW": SECRET, PASSWORD_ENV: "other"}) == SECRET
-    with pytest.raises(ValueError, match=r"\$APP_REDIS_PW is not set in this process's environment: export it"):
+    named = CoordinationSettings(url="redis://cache:6379/0", password_env="SCHED_ACCEL_APP_PW")
+    assert redis_password(named, {"SCHED_ACCEL_APP_PW": SECRET, PASSWORD_ENV: "other"}) == SECRET
+    with pytest.raises(ValueError, match=r"\$SCHED_ACCEL_APP_PW is not set in this process's environment: export it"):
         redis_password(named, {})
     default = CoordinationSettings(url="redis://cache:6379/0")
     assert redis_password(default, {PASSWORD_ENV: SECRET}) == SECRET

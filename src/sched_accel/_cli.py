@@ -17,6 +17,7 @@ import _sched_accel_boot as boot
 from ._checks import check
 from ._config import load_config
 from ._exceptions import SchedAccelError
+from ._redact import redact_text
 from ._settings import Settings
 from ._state import ALL, ControlFile, LearnedRates, default_control_file, load_runs
 
@@ -27,6 +28,7 @@ BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap
 _EPILOG = f"""\
 examples:
   sched-accel check                        validate the config and resolve every target
+  sched-accel check --trust-folder         ... importing even modules others could have written
   sched-accel doctor                       is the start-up hook installed and active here?
   {boot.FLAG}=true sched-accel run -- python job.py
                                            run a command with the hook, where .pth files are not read
@@ -51,7 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="run a command with the start-up hook active in its Python processes")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
-    commands.add_parser("check", help="load the config, import the targets, print what would be patched")
+    check_command = commands.add_parser("check", help="load the config, import the targets, print what would be patched")
+    check_command.add_argument(
+        "--trust-folder",
+        action="store_true",
+        help="import the targets even from files or folders that fail the trust rule (others could have written "
+        "them); without it their names are read from their source, never run",
+    )
     commands.add_parser("doctor", help="check that the start-up hook is installed and active in this environment")
     commands.add_parser(
         "status",
@@ -72,15 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _say(text: str = "") -> None:
-    print(text, flush=True)
+    print(redact_text(text), flush=True)  # check's and status's lines, with no secret in them
 
 
 def _err(text: str) -> None:
-    print(f"sched-accel: {text}", file=sys.stderr, flush=True)
+    print(f"sched-accel: {redact_text(text)}", file=sys.stderr, flush=True)
 
 
 def _check(args: argparse.Namespace) -> int:
-    return check(_say, _err, _flag_line())
+    return check(_say, _err, _flag_line(), trust_folder=args.trust_folder)
 
 
 def _flag_line() -> str:

@@ -3,8 +3,11 @@
 Whatever the file holds, the outcome is a table or a :class:`ConfigError` saying what to
 fix, never another exception:
 
-- the file must be a regular file of at most :data:`MAX_BYTES` (a config is a few dozen
-  lines; a FIFO or a device would block or never end);
+- the file must pass the config's trust rule (``_state._trust``: a regular file, not a
+  symbolic link, owned by the user or root and writable by nobody else, in folders that
+  only they can change), refused in one line naming the file, its owner and mode and what
+  to do; and it must be at most :data:`MAX_BYTES` (a config is a few dozen lines; a FIFO or
+  a device would block or never end, and is opened without waiting);
 - it must be UTF-8 TOML; tomllib recurses once per level of nested arrays and inline
   tables, so a text nested deeper than :data:`MAX_DEPTH` is refused before it is parsed
   (a cheap scan of its brackets outside strings and comments), a RecursionError from the
@@ -16,6 +19,7 @@ Values quoted in messages go through :func:`shown`, so that a message stays one 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import reprlib
@@ -25,6 +29,7 @@ from typing import Any
 import _sched_accel_boot as boot
 
 from ._exceptions import ConfigError
+from ._state._trust import CONFIG, Refused, open_trusted
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "read_table", "shown", "shown_key", "shown_text"]
 
@@ -90,18 +95,16 @@ def read_table(path: str) -> tuple[dict[str, Any], str, str]:
 
 
 def _read_text(path: str) -> str:
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    """The config's text, read under the config's trust rule (``_state._trust.CONFIG``)."""
     try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config: {exc.strerror or exc}") from None
+        fd = open_trusted(path, CONFIG)
+    except Refused as exc:
+        raise ConfigError(_refused(path, exc)) from None
     except ValueError as exc:  # a NUL in the path
         raise ConfigError(f"{path!r}: cannot read the config: {exc}") from None
+    if fd is None:
+        raise ConfigError(f"{path}: cannot read the config: {os.strerror(errno.ENOENT)}")
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "folder" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else "device or socket"
-            raise ConfigError(f"{path}: is a {kind}, not a regular file; point ${boot.CONFIG_ENV} at the TOML file itself")
         with os.fdopen(fd, "rb", closefd=False) as file:
             raw = file.read(MAX_BYTES + 1)
     except OSError as exc:
@@ -120,6 +123,30 @@ def _read_text(path: str) -> str:
         raise ConfigError(
             f"{path}: not valid TOML: it is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
         ) from None
+
+
+def _refused(path: str, exc: Refused) -> str:
+    """The one line a config that fails the trust rule gets: the file, its owner and mode,
+    why and what to do (a FIFO, a folder or a device: which, and to name the file itself)."""
+    try:
+        st = os.lstat(path)
+        owner = f"owner {_user(st.st_uid)}, mode {stat.S_IMODE(st.st_mode):o}"
+    except OSError:
+        st, owner = None, "owner and mode unknown"
+    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+        kind = "folder" if stat.S_ISDIR(st.st_mode) else "FIFO" if stat.S_ISFIFO(st.st_mode) else "device or socket"
+        return f"{path} ({owner}) is a {kind}, not a regular file; point ${boot.CONFIG_ENV} at the TOML file itself"
+    return f"{path} ({owner}) is not trusted as a config: it {exc.why}; {exc.todo}"
+
+
+def _user(uid: int) -> str:
+    """``uid 1001 (alice)``, or ``uid 1001`` when it has no name here."""
+    import pwd
+
+    try:
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except (KeyError, OverflowError):
+        return f"uid {uid}"
 
 
 def _parse(path: str, text: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 
     [coordination]
     backend = "machine"            # the default; or "process", or url = "redis://..."
-    password_env = "REDIS_PASSWORD"  # with url: the variable holding Redis's password
+    password_env = "SCHED_ACCEL_REDIS_PASSWORD"  # with url: the variable holding Redis's password
     single_run = false             # the default for every target (a target's own single_run wins)
 
 :class:`CoordinationSettings` is frozen and checks itself, as the other settings do; the
@@ -12,26 +12,35 @@ functions below validate the TOML into it for :mod:`._config`, naming the key in
 A Redis URL may hold a password: it is never shown, in an error, a log line or a ``repr``
 (:func:`redacted`). Or it comes from the environment, out of the config file: from the
 variable ``password_env`` names, else from ``$SCHED_ACCEL_REDIS_PASSWORD`` when that is set
-(:func:`redis_password`).
+(:func:`redis_password`), and goes only where the owner's rule lets it (:mod:`._credentials`:
+``password_env`` names only ``SCHED_ACCEL_...`` variables, and the password goes to the server
+``$SCHED_ACCEL_REDIS_URL`` names, or, without it, from a config that passes :func:`config_trusted`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from ._bounds import within
 from ._configfile import shown_key
+from ._credentials import PASSWORD_ENV, RedisPassword, password_env_problem, password_for
 from ._keys import COORDINATION_KEYS, TARGET_KEYS
+from ._log import event
+from ._state._trust import Refused, check_folders, file_problem
 
 __all__ = [
     "BACKENDS",
     "PASSWORD_ENV",
     "CoordinationSettings",
+    "config_trusted",
     "coordination_table",
+    "password_of",
     "redacted",
     "redis_password",
     "target_schedule",
@@ -42,22 +51,21 @@ BackendKind = Literal["process", "machine", "redis"]
 BACKENDS: tuple[BackendKind, ...] = ("process", "machine", "redis")
 _SCHEMES = ("redis", "rediss", "unix")
 _MAX_NAMESPACE = 200
-#: Where Redis's password is read from when ``password_env`` names no other variable.
-PASSWORD_ENV = "SCHED_ACCEL_REDIS_PASSWORD"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+#: Query keys redis-py would take as the server, away from the host and port the URL shows
+#: (the backend drops them, and those loosening TLS: ``_coord._redis``).
+_SERVER_KEYS = ("host", "port", "path")
 
 
 def redacted(url: str) -> str:
-    """``url`` as it may be shown: whatever stands before its last ``@`` (user and password),
-    and its query (redis-py reads a ``password`` there too), replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "***" if "@" in url or "?" in url else url
-    if "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    if "?" in rest:
-        rest = rest.partition("?")[0] + "?***"
-    return f"{scheme}{sep}{rest}"
+    """``url`` as it may be shown: its user and password (:func:`._redact.redact_url`), and
+    its whole query (redis-py reads a ``password`` and other options there), replaced by ``***``."""
+    from ._redact import MASK, redact_url
+
+    if "://" not in url:
+        return MASK if "@" in url or "?" in url else url
+    shown = redact_url(url)
+    return f"{shown.partition('?')[0]}?{MASK}" if "?" in shown else shown
 
 
 class _TypeName:
@@ -92,6 +100,14 @@ def url_problem(url: object) -> str | None:
         return "its port must be a number from 0 to 65535"
     if parts.fragment:
         return "a URL without a #fragment"
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    if _loosens_tls(query):
+        return (
+            "a URL that keeps TLS certificates verified (no ssl_cert_reqs, ssl_check_hostname or ssl_exclude_verify_flags "
+            "loosening it); only the environment may: export SCHED_ACCEL_REDIS_TLS_INSECURE=1 for a test server"
+        )
+    if any(key in query for key in _SERVER_KEYS):
+        return 'the server in the URL itself, not in its query (host, port, path): "redis://host:6379/0"'
     if parts.scheme.lower() == "unix":
         return None if parts.path.startswith("/") else 'the socket\'s absolute path: "unix:///run/redis/redis.sock"'
     if not parts.hostname:
@@ -102,12 +118,23 @@ def url_problem(url: object) -> str | None:
     return None
 
 
+def _loosens_tls(query: dict[str, str]) -> bool:
+    """Whether a URL's query would have redis-py skip a check of the server's certificate."""
+    return (
+        query.get("ssl_cert_reqs", "required").lower() != "required"
+        or query.get("ssl_check_hostname", "").upper() in ("0", "F", "FALSE", "N", "NO")  # redis-py's to_bool
+        or "ssl_exclude_verify_flags" in query
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CoordinationSettings:
     """What the processes of an app share (``[coordination]``).
 
     ``backend`` None means the default: ``"redis"`` when ``url`` is set, else ``"machine"``.
     ``url`` is left out of the ``repr`` (it may hold a password); :attr:`where` shows it redacted.
+    ``source`` is the config file they were read from (None: made by the app's own code), whose
+    trust decides whether a password of the environment may go to ``url``.
     """
 
     backend: BackendKind | None = None
@@ -115,6 +142,7 @@ class CoordinationSettings:
     single_run: bool = False
     namespace: str | None = None
     password_env: str | None = None
+    source: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.backend is not None and self.backend not in BACKENDS:
@@ -132,6 +160,8 @@ class CoordinationSettings:
         if self.password_env is not None:
             if not _valid_env_name(self.password_env):
                 raise ValueError(f"coordination.password_env must be {_ENV_NAME_TEXT}, got {self.password_env!r}")
+            if (refused := password_env_problem(self.password_env)) is not None:
+                raise ValueError(refused)
             if self.url is None:
                 raise ValueError("coordination.password_env is the redis backend's password: set coordination.url too")
             if urllib.parse.urlsplit(self.url).password is not None:
@@ -142,6 +172,8 @@ class CoordinationSettings:
             raise ValueError(f"coordination.single_run must be true or false, got {self.single_run!r}")
         if self.namespace is not None and not _valid_namespace(self.namespace):
             raise ValueError(f"coordination.namespace must be {_NAMESPACE}, got {self.namespace!r}")
+        if self.source is not None and not isinstance(self.source, str):
+            raise ValueError(f"coordination.source must be a config file's path, got {self.source!r}")
 
     @property
     def kind(self) -> BackendKind:
@@ -154,20 +186,47 @@ class CoordinationSettings:
         return f"redis at {redacted(self.url)}" if self.url is not None else self.kind
 
 
-def redis_password(settings: CoordinationSettings, environ: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
-    """Redis's password from the environment (None: the URL's own, or none). ``password_env``
-    named and not set is a ``ValueError`` (which says what to set, never a value)."""
-    if settings.password_env is not None:
-        password = environ.get(settings.password_env)
-        if password is None:
-            raise ValueError(
-                f"coordination.password_env = {settings.password_env!r}, and ${settings.password_env} is not set "
-                "in this process's environment: export it, or remove password_env"
-            )
-        return password
-    if settings.url is None or urllib.parse.urlsplit(settings.url).password is not None:
-        return None
-    return environ.get(PASSWORD_ENV) or None
+def config_trusted(path: str) -> str | None:
+    """None when the config file at ``path`` may be trusted with a password of the environment,
+    else why not and what to do (one sentence naming the file).
+
+    The seam for the one trust rule of every file we read (issue 24, item 1): until the config's
+    own rule is in ``_state._trust``, the file's ``lstat`` (a regular file, not a symbolic link,
+    owned by this user or root, not writable by group or others) and the folders above it
+    (``check_folders``: owned by this user, or root and sticky when others may write)."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"the config {path} cannot be checked ({exc.strerror or exc})"
+    by_root = st.st_uid == 0 and stat.S_ISREG(st.st_mode) and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    problem = None if by_root else file_problem(st)
+    if problem is not None:
+        return f"the config {path} {problem[0]}; make it a file of your own that only you can write (chmod 600)"
+    try:
+        check_folders(path)
+    except Refused as refused:
+        return f"the config {path} {refused.problem}"
+    return None
+
+
+def password_of(settings: CoordinationSettings, environ: Mapping[str, str] = os.environ) -> RedisPassword:
+    """Redis's password for ``settings`` (:func:`._credentials.password_for`): withheld from a
+    config that fails :func:`config_trusted`, unless ``$SCHED_ACCEL_REDIS_URL`` names its server."""
+    if settings.url is None:
+        return RedisPassword()
+    source = settings.source
+    return password_for(
+        settings.url, settings.password_env, lambda: None if source is None else config_trusted(source), environ
+    )
+
+
+def redis_password(settings: CoordinationSettings, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The password to send with ``settings.url`` (None: the URL's own, or none): :func:`password_of`'s,
+    with one ``sched_accel.redis_password_withheld`` line when it is withheld."""
+    found = password_of(settings, environ)
+    if found.withheld is not None:
+        event("WARNING", "redis_password_withheld", f"{found.withheld}; Redis is asked without it", backend=settings.where)
+    return found.value
 
 
 _ENV_NAME_TEXT = "the name of an environment variable (letters, digits and _, not starting with a digit)"
@@ -187,6 +246,7 @@ def _valid_namespace(value: object) -> bool:
 class Validating(Protocol):
     """What of the config's validator these functions use (``_config._Validator``)."""
 
+    path: str  # the config file's
     prefix: str
     errors: list[str]
 
@@ -219,11 +279,13 @@ def coordination_table(v: Validating, raw: object) -> CoordinationSettings:
     password_env = raw.get("password_env")
     if password_env is not None and not _valid_env_name(password_env):
         v.fail("", "coordination.password_env", password_env, _ENV_NAME_TEXT)
+    elif password_env is not None and (refused := password_env_problem(password_env)) is not None:
+        v.errors.append(f"{v.prefix}{refused}")
     if len(v.errors) > before:
         return CoordinationSettings()
     try:
         return CoordinationSettings(
-            backend=backend, url=url, single_run=single_run, namespace=namespace, password_env=password_env
+            backend=backend, url=url, single_run=single_run, namespace=namespace, password_env=password_env, source=v.path
         )
     except ValueError as exc:  # the checks only the settings make (backend and url together)
         v.errors.append(f"{v.prefix}{exc}" if v.prefix else str(exc))

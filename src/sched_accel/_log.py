@@ -4,6 +4,10 @@ Records go through loguru (the module name ``sched_accel``, the event and its fi
 ``extra``), or, once routed with :func:`log_to_stdlib` or ``SCHED_ACCEL_LOG=stdlib``, to
 the stdlib logger ``sched_accel`` that legacy apps already configure. loguru itself is
 imported at the first record, never at start-up.
+
+Every record is redacted first (:mod:`._redact`): its message and each field value, as
+the line shows them and as ``extra`` holds them, have URLs' passwords, secret-looking
+query values and credentials replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import os
 import sys
 import threading
 from typing import Any
+
+from ._redact import redact_text
 
 __all__ = ["event", "internal_error", "log_to_loguru", "log_to_stdlib", "reset"]
 
@@ -68,8 +74,22 @@ def render(name: str, message: str, fields: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _redacted(value: object) -> object:
+    """``value`` as a record holds it: a number (or None) as it is; anything else as its text,
+    redacted (the text once made, so an object cannot show a secret after the check)."""
+    if value is None or isinstance(value, int | float):
+        return value
+    try:
+        text = str(value)
+    except Exception:  # noqa: BLE001 - its str() raised: the record says so, and goes on
+        return f"<{type(value).__name__}: its text could not be made>"
+    return redact_text(text)
+
+
 def event(level: str, name: str, message: str = "", **fields: Any) -> None:
-    """Log one event. Never raises: logging must not be what breaks the host app."""
+    """Log one event, redacted. Never raises: logging must not be what breaks the host app."""
+    message = redact_text(message)
+    fields = {key: _redacted(value) for key, value in fields.items()}
     line = render(name, message, fields)
     try:
         if _router.stdlib:

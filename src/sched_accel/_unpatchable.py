@@ -46,7 +46,7 @@ STDLIB = frozenset(
         "datetime", "heapq", "bisect", "random", "math",
         # operating system, files, processes
         "os", "posix", "posixpath", "ntpath", "genericpath", "nt", "pathlib", "tempfile", "shutil",
-        "fnmatch", "glob", "subprocess", "argparse", "platform", "locale", "fcntl",
+        "fnmatch", "glob", "subprocess", "argparse", "platform", "locale", "fcntl", "pwd",
         # text and data
         "json", "tomllib", "re", "sre_compile", "sre_parse", "sre_constants", "string",
         "textwrap", "difflib", "struct", "binascii", "base64", "zlib", "unicodedata", "logging",

@@ -8,11 +8,17 @@ so the extra stays optional. The client fails fast: connect and read time out af
 with backoff), since the caller has a fallback and a request must not wait seconds for a
 server that is gone. Every error of redis-py or the socket becomes
 :class:`~sched_accel._exceptions.CoordinationUnavailable`.
+
+``rediss://`` verifies the server's certificate and host name, unless the owner's environment
+says otherwise (``SCHED_ACCEL_REDIS_TLS_INSECURE=1``); never the URL: redis-py takes any
+query key of a URL as an option of its connections, over ours, so the keys that loosen TLS
+or move the server off the URL's host and port are dropped from it first (:func:`own_url`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,12 +39,16 @@ from ._base import (
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["INSTALL", "RedisBackend", "where"]
+__all__ = ["INSTALL", "TLS_INSECURE_ENV", "RedisBackend", "own_url", "tls_insecure", "where"]
 
 T = TypeVar("T")
 #: What to run when redis-py is missing.
 INSTALL = "pip install 'sched-accel[redis]'"
 _SCHEMES = ("redis", "rediss", "unix")
+#: Set to 1 by the owner to connect to a ``rediss://`` server without verifying its certificate.
+TLS_INSECURE_ENV = "SCHED_ACCEL_REDIS_TLS_INSECURE"
+#: Query keys that are ours to set: how TLS is verified, and where the server is.
+_OURS = frozenset({"ssl_cert_reqs", "ssl_check_hostname", "ssl_exclude_verify_flags", "host", "port", "path"})
 
 
 def where(url: str) -> str:
@@ -46,6 +56,19 @@ def where(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or parts.path or "?"
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def tls_insecure() -> bool:
+    """Whether the owner's environment turns off the check of a ``rediss://`` server's certificate."""
+    return os.environ.get(TLS_INSECURE_ENV, "").strip() == "1"
+
+
+def own_url(url: str) -> str:
+    """``url`` without the query keys that are ours to set (:data:`_OURS`), otherwise as it is."""
+    parts = urllib.parse.urlsplit(url)
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(key, value) for key, value in pairs if key not in _OURS]
+    return url if len(kept) == len(pairs) else urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept)))
 
 
 def _ms(seconds: float) -> int:
@@ -73,16 +96,21 @@ class RedisBackend:
         except ImportError as exc:
             raise CoordinationUnavailable(f"the redis backend needs redis-py, which is not installed: {INSTALL}") from exc
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        tls: dict[str, Any] = {}
+        if urllib.parse.urlsplit(url).scheme == "rediss":  # plain connections take no ssl_* option
+            insecure = tls_insecure()
+            tls = {"ssl_cert_reqs": "none" if insecure else "required", "ssl_check_hostname": not insecure}
         try:
             self.where = where(url)
             self._client: redis.Redis = redis.Redis.from_url(
-                url,
+                own_url(url),
                 password=password,  # a password in the URL wins (redis-py's rule): the config refuses both
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry=Retry(NoBackoff(), 0),
                 retry_on_timeout=False,
                 health_check_interval=0,
+                **tls,
             )
         except ValueError as exc:
             raise ValueError(f"url cannot be used: {exc}") from None
