@@ -61,9 +61,10 @@ class Job:
     """What the loop does per item: its client, its sync and async loop and per-item call.
     ``memory``: the client's transport answers from memory (``url`` is only its name)."""
 
-    def __init__(self, url: str | None, *, memory: bool = False) -> None:
+    def __init__(self, url: str | None, *, memory: bool = False, cpu: float = 0.0) -> None:
         self.url = url
         self.memory = memory
+        self.cpu = cpu  # seconds of CPU each sync per-item call spends on its answer
 
     def _transport(self, kind: Any) -> Any:
         if not self.memory:
@@ -78,7 +79,7 @@ class Job:
             yield None
             return
         with httpx.Client(base_url=self.url, timeout=120, transport=self._transport(httpx.HTTPTransport)) as http:
-            yield legacy_jobs.Api(http)
+            yield legacy_jobs.Api(http, cpu=self.cpu)
 
     @asynccontextmanager
     async def aclient(self) -> AsyncIterator[Any]:
@@ -127,12 +128,12 @@ def sequential_async(job: Job, items: Sequence[int], c: int) -> Measure:
     return asyncio.run(main())
 
 
-def sched_accel_sync(variant: str = "default", window: int | None = None, *, http: bool = False) -> Contender:
+def sched_accel_sync(variant: str = "default", window: int | None = None, *, http: bool = False, shadow: bool = False) -> Contender:
     """The legacy sync loop, patched by ``sched_accel.install()`` (prefetch mode; ``http``:
     its requests prefetched instead of its per-item method)."""
 
     def run(job: Job, items: Sequence[int], c: int) -> Measure:
-        with patched(c, variant, window, http=http):
+        with patched(c, variant, window, http=http, shadow=shadow):
             measure = sequential(job, items, c)
         measure.note = last_run_note()
         return measure
@@ -140,12 +141,12 @@ def sched_accel_sync(variant: str = "default", window: int | None = None, *, htt
     return run
 
 
-def sched_accel_async(variant: str = "default", window: int | None = None, *, http: bool = False) -> Contender:
+def sched_accel_async(variant: str = "default", window: int | None = None, *, http: bool = False, shadow: bool = False) -> Contender:
     """The legacy async loop, patched by ``sched_accel.install()`` (prefetch mode; ``http``:
     its requests prefetched instead of its per-item method)."""
 
     def run(job: Job, items: Sequence[int], c: int) -> Measure:
-        with patched(c, variant, window, http=http):
+        with patched(c, variant, window, http=http, shadow=shadow):
             measure = sequential_async(job, items, c)
         measure.note = last_run_note()
         return measure

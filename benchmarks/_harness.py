@@ -34,12 +34,12 @@ control_file = "{control}"
 loop = "legacy_jobs:fetch_all"
 fetch = "{fetch_sync}"
 items = "items"
-{window}
+{window}{shadow}
 [[targets]]
 loop = "legacy_jobs:afetch_all"
 fetch = "{fetch_async}"
 items = "items"
-{window}
+{window}{shadow}
 
 [[targets]]
 loop = "legacy_jobs:trivial_loop"
@@ -92,22 +92,27 @@ def patched(
     top: str = "",
     *,
     http: bool = False,
+    shadow: bool = False,
     keep_learned: bool = False,
 ) -> Iterator[None]:
     """sched_accel installed, the way the start-up hook does it, for the block (``window``:
     the read-ahead window of the HTTP targets, default sched_accel's own; ``top``: more
     top-level config, such as a ``[hosts."..."]`` table; ``http``: HTTP-level prefetch of
-    the loops' requests instead of running their per-item method ahead; ``keep_learned``: the
+    the loops' requests instead of running their per-item method ahead; ``shadow``: the
+    per-item method run ahead as a shadow (``shadow = true``; else ``pure = true``: its return
+    value served, as function level always did); ``keep_learned``: the
     rates hosts told the last run are kept, as for the next run of a cron job)."""
     if not keep_learned:  # each run starts as a first run, unless it is the second of a cron job
         Path(_STATE, "hosts.json").unlink(missing_ok=True)
-    config = Path(_STATE, f"sched_accel-{concurrency}-{window}-{http}.toml")
+    config = Path(_STATE, f"sched_accel-{concurrency}-{window}-{http}-{shadow}.toml")
     config.write_text(CONFIG.format(
         concurrency=concurrency,
         fetch_sync="http" if http else "legacy_jobs:Api.get_item",
         fetch_async="http" if http else "legacy_jobs:AsyncApi.get_item",
         control=Path(_STATE, "control.json"),
         window="" if window is None else f"window = {window}\n",
+        # A per-item method is shadowed by default; the rows named "function level" serve its return value.
+        shadow="" if http else "shadow = true\n" if shadow else "pure = true\n",
         top=top,
     ))
     saved = {name: getattr(_probe, name) for name in VARIANTS[variant]}

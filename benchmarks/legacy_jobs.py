@@ -7,6 +7,7 @@ prefetch run); the plain rows call the very same functions with nothing installe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,9 +18,10 @@ class Api:
     """A blocking API client, one GET per item (``fresh``: on a new client each time, as
     legacy code often does: each costs an SSL context and a connection)."""
 
-    def __init__(self, http: httpx.Client, *, fresh: bool = False) -> None:
+    def __init__(self, http: httpx.Client, *, fresh: bool = False, cpu: float = 0.0) -> None:
         self.http = http
         self.fresh = fresh
+        self.cpu = cpu  # seconds of CPU each call spends on its answer (scoring it, say)
 
     def get_item(self, item: int) -> Any:
         if self.fresh:
@@ -28,7 +30,16 @@ class Api:
         else:
             response = self.http.get(f"/item/{item}")
         response.raise_for_status()
+        if self.cpu:
+            burn(self.cpu)
         return response.json()
+
+
+def burn(seconds: float) -> None:
+    """Spend ``seconds`` of this thread's CPU."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
 
 
 class AsyncApi:

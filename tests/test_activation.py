@@ -210,7 +210,7 @@ def test_a_library_method_as_fetch_prefetches_the_loops_requests(
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
     assert sched_accel.install() is True
     assert vars(httpx.Client)["get"] is original
-    events = [line for line in capture_events if "fetch_is_library" in line or "fetch_not_pure" in line]
+    events = [line for line in capture_events if "fetch_is_library" in line or "fetch_not_shadowed" in line]
     assert len(events) == 1 and events[0].startswith("sched_accel.fetch_is_library")
     assert "httpx:Client.get is defined in httpx" in events[0] and 'fetch = "http"' in events[0]
     tokens = [f"t{i}" for i in range(8)]

@@ -537,6 +537,30 @@ def test_hosts_tables(tmp_path: Path) -> None:
     assert (settings.targets[0].per_second, settings.targets[0].burst) == (5.0, 2)
 
 
+def test_a_hosts_reads(tmp_path: Path) -> None:
+    """``reads`` declares a host's requests that only read: parsed once, reachable per host."""
+    source = """
+        [hosts."rpc.example.com"]
+        reads = ["POST /graphql", "post /search/*", "jsonrpc:getThing*"]
+    """
+    settings = load_config(write(tmp_path / "sched_accel.toml", source + textwrap.dedent(PREFETCH_TARGET)))
+    reads = settings.hosts["rpc.example.com"].reads
+    assert reads.requests == (("POST", "/graphql", False), ("POST", "/search/", True))
+    assert reads.rpc("getThingById") and not reads.rpc("setThing") and reads.request("POST", "/search/users")
+    assert settings.hosts["rpc.example.com"].per_second is None  # the limits keep their defaults
+
+
+def test_host_settings_built_in_code_parse_their_reads() -> None:
+    """HostSettings(reads=[...]) made by a program holds the parsed reads, like one from TOML;
+    an entry that is neither form is a ValueError naming the field."""
+    from sched_accel._settings import HostSettings
+
+    assert HostSettings(reads=["jsonrpc:ping"]).reads.jsonrpc == ("ping",)  # type: ignore[arg-type]
+    assert HostSettings().reads.requests == () and HostSettings().reads.jsonrpc == ()
+    with pytest.raises(ValueError, match=r"hosts.reads = \['GET'\] is not allowed"):
+        HostSettings(reads=["GET"])  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
@@ -548,6 +572,12 @@ def test_hosts_tables(tmp_path: Path) -> None:
         ('[hosts."api.example.com"]\nper_second = -1\n', 'hosts."api.example.com".per_second = -1 is not allowed'),
         ('[hosts."api.example.com"]\nrate = 1\n', 'unknown key hosts."api.example.com".rate'),
         ('[hosts."https://api.example.com/"]\nburst = 1\n', "a host name, optionally with its port"),
+        (
+            '[hosts."api.example.com"]\nreads = ["POST graphql"]\n',
+            "hosts.\"api.example.com\".reads = ['POST graphql'] is not allowed: requests of this host that only read",
+        ),
+        ('[hosts."api.example.com"]\nreads = "POST /graphql"\n', '"METHOD /path" (a path ending in * is a prefix)'),
+        ('[hosts."api.example.com"]\nreads = ["jsonrpc:"]\n', '"jsonrpc:method" (* matches any characters)'),
         ("hosts = 3\n", 'tables [hosts."api.example.com"]'),
     ],
 )

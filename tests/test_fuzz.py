@@ -103,8 +103,14 @@ VALUES = st.one_of(
     st.integers(20, 120).map(nested),
 )
 TARGET_KEYS = ["loop", "fetch", "items", "args", "concurrency", "window", "timeout", "mode", "replacement",
-               "on_error", "per_second", "burst", "pure", "methods", "max_age", "skip_sleeps", "retry", "single_run",
+               "on_error", "per_second", "burst", "pure", "shadow", "methods", "max_age", "skip_sleeps", "retry", "single_run",
                "tick", "bogus"]
+#: ``[hosts."..."] reads``: entries of both forms, and what they must not be.
+READS = st.lists(
+    st.sampled_from(["POST /graphql", "post /v1/*", "jsonrpc:getBalance", "jsonrpc:get*", "POST graphql", "/x", "jsonrpc:",
+                     "POST /a b", "GET /?q", ""]),
+    max_size=3,
+)
 TOP_KEYS = ["concurrency", "breaker_threshold", "breaker_cooldown", "log", "control_file", "retry", "hosts",
             "coordination", "tool", "targets", "unknown"]
 
@@ -112,7 +118,7 @@ TOP_KEYS = ["concurrency", "breaker_threshold", "breaker_cooldown", "log", "cont
 #: Redis's password, in URLs and in the environment: never in an error, a log line or a repr.
 SECRET = "Fuzz-Pa55w0rd-in-url"
 ENV_SECRET = "Fuzz-Pa55w0rd-in-env"
-PASSWORD_ENV = {"FUZZ_REDIS_PASSWORD": ENV_SECRET, "SCHED_ACCEL_REDIS_PASSWORD": ENV_SECRET}
+PASSWORD_ENV = {"SCHED_ACCEL_FUZZ_PASSWORD": ENV_SECRET, "SCHED_ACCEL_REDIS_PASSWORD": ENV_SECRET, "AWS_SECRET_ACCESS_KEY": ENV_SECRET}
 #: Valid URLs of servers that are not there: nothing listens on 127.0.0.1:1 or at the socket, so
 #: a backend made from one is refused at once (no DNS, no wait) and its claims fall back.
 VALID_URLS = [
@@ -143,7 +149,9 @@ COORDINATION_VALUES = {
     "backend": st.one_of(st.sampled_from(["machine", "process", "redis", "Machine", "sqlite", "", "redis://x"]), SCALARS),
     "url": URLS,
     "password_env": st.one_of(
-        st.sampled_from(["FUZZ_REDIS_PASSWORD", "FUZZ_UNSET_PASSWORD", "1NOT_A_NAME", "WITH-DASH", "", "X" * 129]), SCALARS
+        st.sampled_from(["SCHED_ACCEL_FUZZ_PASSWORD", "SCHED_ACCEL_FUZZ_UNSET", "AWS_SECRET_ACCESS_KEY", "1NOT_A_NAME",
+                         "WITH-DASH", "", "X" * 129]),
+        SCALARS,
     ),
     "single_run": st.one_of(st.booleans(), VALUES),
     "namespace": st.one_of(st.sampled_from(["fuzz", "", "x" * 201, "tab\there", "\x00", "ünï codé"]), VALUES),
@@ -172,7 +180,7 @@ def valid_coordination(draw: st.DrawFn) -> dict[str, Any]:
     if backend == "redis":
         table["url"] = draw(st.sampled_from(VALID_URLS))
         if SECRET not in table["url"] and draw(st.booleans()):
-            table["password_env"] = draw(st.sampled_from(["FUZZ_REDIS_PASSWORD", "FUZZ_UNSET_PASSWORD"]))
+            table["password_env"] = draw(st.sampled_from(["SCHED_ACCEL_FUZZ_PASSWORD", "SCHED_ACCEL_FUZZ_UNSET"]))
     if draw(st.booleans()):
         table["backend"] = backend  # else the default: machine, or redis with a url
     if backend != "process" and draw(st.booleans()):  # single_run needs a backend the processes share
@@ -210,6 +218,7 @@ VALID = {
     "burst": st.sampled_from([1, 100_000]),
     "items": st.sampled_from(["tokens", 0, "learned"]),
     "pure": st.booleans(),
+    "shadow": st.booleans(),
     "methods": st.sampled_from([["GET"], ["HEAD"], ["GET", "HEAD"]]),
     "max_age": st.sampled_from([1e-6, 60, 86_400]),
     "skip_sleeps": st.booleans(),
@@ -259,8 +268,9 @@ def configs(draw: st.DrawFn) -> str:
         if key == "targets":
             continue
         if key == "hosts":
+            host_key = draw(st.sampled_from(["per_second", "burst", "concurrency", "breaker_cooldown", "reads", "nope"]))
             doc[key] = {draw(st.sampled_from(["127.0.0.1", "api.example.com", "x/y", ""])): {
-                draw(st.sampled_from(["per_second", "burst", "concurrency", "breaker_cooldown", "nope"])): draw(VALUES)}}
+                host_key: draw(st.one_of(READS, VALUES) if host_key == "reads" else VALUES)}}
         elif key == "retry":
             doc[key] = {draw(st.sampled_from(["deadline", "attempts", "initial", "maximum", "on", "patterns"])): draw(VALUES)}
         elif key == "coordination":

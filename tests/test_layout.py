@@ -1,4 +1,7 @@
-"""The layout itself: modules stay small, and they import each other without a circle.
+"""The layout itself: modules import each other without a circle, and the engine stands alone.
+
+A module's size follows its concept: there is no line budget (a class cut across two files to
+stay under a number is worse than a long file; ``../shared/STYLE.md``, 2).
 
 The one circle allowed is the documented one: the start-up hook (``_sched_accel_boot``,
 which imports only ``os`` and ``sys`` at start-up) calls ``sched_accel._activation`` once a
@@ -12,7 +15,6 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "sched_accel"
-MAX_LINES = 350
 #: importer -> imported: the one edge of a circle that is allowed.
 DOCUMENTED = {("_sched_accel_boot", "sched_accel._activation")}
 
@@ -60,12 +62,6 @@ def graph() -> dict[str, set[str]]:
     """Who imports whom, among our modules."""
     known = modules()
     return {name: imports(name, path, set(known)) for name, path in known.items()}
-
-
-def test_no_module_is_over_the_size_limit() -> None:
-    """Every module stays under ~350 lines: one concept each."""
-    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
-    assert long == {}
 
 
 def test_no_import_circle_but_the_documented_one() -> None:

@@ -23,7 +23,7 @@ from sched_accel._coordination import CoordinationSettings
 from sched_accel._single import Claims
 
 from .conftest import ENV_KEYS, App, FakeClock
-from .coord.redis_server import HOW_TO_GET, RedisServer, _free_port, find_redis_server
+from .coord.redis_server import RedisServer, _free_port, find_redis_server, serving
 
 UTC = dt.timezone.utc
 AT = dt.datetime(2026, 3, 1, 12, 0, 7, tzinfo=UTC)
@@ -71,15 +71,7 @@ RACE = """
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on 127.0.0.1 for this module (each test has its own config path,
     so its own namespace)."""
-    binary = find_redis_server()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail(HOW_TO_GET)
-        pytest.skip(HOW_TO_GET)
-    server = RedisServer(binary, str(tmp_path_factory.mktemp("redis")))
-    server.start()
-    yield server.url
-    server.stop()
+    yield from serving(str(tmp_path_factory.mktemp("redis")))
 
 
 def single_app(app: App, monkeypatch: pytest.MonkeyPatch, coordination: str = "") -> App:

@@ -162,9 +162,11 @@ def installed(config: str | os.PathLike[str] | Settings | None = None) -> Iterat
 
 
 def activate_from_boot() -> None:
-    """Called by the start-up hook once a target module is imported. Never raises."""
+    """Called by the start-up hook once a target module is imported. Never raises. A config
+    refused (said in one line) is not read again at the next target module's import."""
     try:
-        install()
+        if not install():
+            boot.watcher.clear()
     except Exception as exc:
         _log.internal_error("install", exc)
 
@@ -217,7 +219,7 @@ def _patch(target: Target, module: ModuleType) -> None:
             target=target.name,
             mode=target.mode,
             concurrency=target.concurrency,
-            kind=resolved.kind,
+            kind=resolved.described,
             asynchronous=resolved.is_async,
             **({"single_run": settings.coordination.where} if wrapper is not mode else {}),
         )

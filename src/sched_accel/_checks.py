@@ -11,6 +11,10 @@ status, detail), so that ``grep TARGET`` or ``grep ' problem '`` finds what matt
 
 The status is ``ok``, ``note`` (it works, not as declared: a ``fetch`` that writes is not
 run ahead) or ``problem`` (the target's row says RESOLVED no, and the command exits 1).
+
+A module is imported only when every file the import runs, and the folders it is taken from,
+pass the config's trust rule; else its names are read from its source, never run
+(:mod:`._unimported`), and the part says so: ``--trust-folder`` imports it anyway.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import ast
 import importlib
 import inspect
 import os
-import sys
 from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Literal
@@ -29,10 +32,11 @@ import _sched_accel_boot as boot
 from ._config import find_config, load_config
 from ._coordination import CoordinationSettings
 from ._exceptions import SchedAccelError
-from ._prefetch import library_method, writes
+from ._prefetch import library_method, mutations
 from ._settings import Argument, Learned, ModuleObject, ReturnedBy, Settings, Target
 from ._state import ControlFile
 from ._targets import Resolved, TargetSpec, close_modules, did_you_mean
+from ._unimported import TRUST_HINT, Defined, ImportGate, read_source
 
 __all__ = ["check"]
 
@@ -49,8 +53,9 @@ class Part:
     detail: str
 
 
-def check(say: Callable[[str], None], err: Callable[[str], None], flag_line: str) -> int:
-    """``sched-accel check``: 0 when every target resolves, else 1 (2: the config is unusable)."""
+def check(say: Callable[[str], None], err: Callable[[str], None], flag_line: str, *, trust_folder: bool = False) -> int:
+    """``sched-accel check``: 0 when every target resolves, else 1 (2: the config is unusable,
+    or refused: nothing is imported then). ``trust_folder``: import even what fails the rule."""
     path = find_config()
     say(f"config: {path or 'none found'}")
     say(flag_line)
@@ -66,11 +71,12 @@ def check(say: Callable[[str], None], err: Callable[[str], None], flag_line: str
     rows = [("TARGET", "RESOLVED", "WOULD PATCH", "MODE", "CONCURRENCY", "NOTE")]
     lines: list[tuple[str, str, str, str, str]] = []
     failures = int(status == "problem")
-    sys.path.insert(0, os.path.dirname(settings.path or "") or os.getcwd())
+    gate = ImportGate(trust=trust_folder)
+    gate.add(os.path.dirname(settings.path or "") or os.getcwd())
     for target in settings.targets:
         if target.loop.path is not None:  # `python script.py` puts the script's folder first
-            sys.path.insert(0, os.path.dirname(target.loop.path))
-        parts = _parts(target, settings)
+            gate.add(os.path.dirname(target.loop.path))
+        parts = _parts(target, settings, gate)
         lines += [(target.name, p.name, p.declared, p.status, p.detail) for p in parts]
         problems = [p.name for p in parts if p.status == "problem"]
         note = f"problem: {', '.join(problems)} (see below)" if problems else None
@@ -104,16 +110,16 @@ def _columns(say: Callable[[str], None], rows: Sequence[tuple[str, ...]], indent
         say(indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _parts(target: Target, settings: Settings) -> list[Part]:
+def _parts(target: Target, settings: Settings, gate: ImportGate) -> list[Part]:
     """The target's loop, replacement, fetch, items and single_run, each resolved on its own."""
-    loop, problem = _resolve(target.loop)
+    loop, problem = _resolve(target.loop, gate)
     parts = [_part("loop", target.loop, loop, problem)]
     if target.replacement is not None:
-        parts.append(_part("replacement", target.replacement, *_resolve(target.replacement)))
+        parts.append(_part("replacement", target.replacement, *_resolve(target.replacement, gate)))
     if target.fetch is not None or target.mode == "prefetch":
-        parts.append(_fetch(target))
+        parts.append(_fetch(target, gate))
     if target.items is not None or target.mode == "prefetch":
-        parts.append(_items(target, loop))
+        parts.append(_items(target, loop, gate))
     if settings.runs_once(target):
         parts.append(_single_run(target, settings.coordination))
     return parts
@@ -130,22 +136,42 @@ def coordination_line(settings: CoordinationSettings, state_dir: str) -> tuple[S
         where = store_folder(state_dir)
         return "ok", f"coordination: machine (every process of this user on this machine, no server; store {where})"
     from ._coord import RedisBackend
-    from ._coordination import redis_password
+    from ._coordination import password_of
     from ._exceptions import CoordinationUnavailable
 
+    assert settings.url is not None
     try:
-        assert settings.url is not None
-        backend = RedisBackend(settings.url, password=redis_password(settings))
-    except (CoordinationUnavailable, ValueError) as exc:  # redis-py missing: the command to run is in it
+        password = password_of(settings)
+    except ValueError as exc:  # password_env names a variable that is not set
         return "problem", f"coordination: {settings.where}: problem: {exc}"
+    about = f"coordination: {settings.where} ({_redis_server(settings.url, password.source)}"
+    if password.withheld is not None:  # not sent by check either, and the server is not asked
+        return "problem", f"{about}): problem: {password.withheld}"
+    try:
+        backend = RedisBackend(settings.url, password=password.value)
+    except (CoordinationUnavailable, ValueError) as exc:  # redis-py missing: the command to run is in it
+        return "problem", f"{about}): problem: {exc}"
     try:
         backend.held("sched-accel-check")
-        return "ok", f"coordination: {settings.where} (processes on any machine): ok, it answers"
+        return "ok", f"{about}; processes on any machine): ok, it answers"
     except CoordinationUnavailable as exc:
         more = "until it answers, single_run claims go to the machine backend"
-        return "note", f"coordination: {settings.where}: note: it does not answer ({exc}); {more}"
+        return "note", f"{about}): note: it does not answer ({exc}); {more}"
     finally:
         backend.close()
+
+
+def _redis_server(url: str, password: str | None) -> str:
+    """``server host:port``, how TLS checks it, and where its password comes from (never the password)."""
+    from ._coord._redis import TLS_INSECURE_ENV, tls_insecure
+    from ._credentials import server_of
+
+    said = [f"server {server_of(url)}"]
+    if url.lower().startswith("rediss:"):
+        insecure = tls_insecure()
+        said.append(f"TLS, its certificate NOT checked (${TLS_INSECURE_ENV}=1)" if insecure else "TLS, its certificate checked")
+    said.append(f"password from {password}" if password else "no password")
+    return ", ".join(said)
 
 
 def _single_run(target: Target, coordination: CoordinationSettings) -> Part:
@@ -162,16 +188,22 @@ def _single_run(target: Target, coordination: CoordinationSettings) -> Part:
     return Part("single_run", declared, "ok", detail)
 
 
-def _resolve(spec: TargetSpec) -> tuple[Resolved | None, str | None]:
-    """What ``spec`` names and why it does not resolve (a script's target: only the why)."""
+def _resolve(spec: TargetSpec, gate: ImportGate) -> tuple[Resolved | Defined | None, str | None]:
+    """What ``spec`` names and why it does not resolve (a script's target: only the why); read
+    from its source (a :class:`Defined`) when importing it would run an untrusted file."""
     if spec.path is not None:
         return None, _script_defines(spec.path, spec.qualname.split(".")[0])
     assert spec.module is not None
+    if (why := gate.refusal(spec.module)) is not None:
+        found = gate.from_source(spec.module, spec.qualname, why)
+        return (found, None) if isinstance(found, Defined) else (None, found)
     try:
         module = importlib.import_module(spec.module)
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         ours = missing == spec.module or spec.module.startswith(f"{missing}.")  # not one it imports
+        if not ours and (why := gate.refusal(missing)) is not None:  # left out of sys.path, not missing
+            return None, f"importing {spec.module} failed: it imports {missing}, not imported: {why}; {TRUST_HINT}"
         close = did_you_mean(close_modules(missing)) if ours else ""
         return None, f"importing {spec.module} failed: {exc}{close}"
     except Exception as exc:  # noqa: BLE001 - the app's own import-time error, reported
@@ -185,25 +217,29 @@ def _resolve(spec: TargetSpec) -> tuple[Resolved | None, str | None]:
 
 
 def _kind(resolved: Resolved) -> str:
-    return f"{resolved.kind}, {'async' if resolved.is_async else 'sync'}"
+    """``function, sync``; a framework's object says where it is patched (``celery task (run), sync``)."""
+    return f"{resolved.described}, {'async' if resolved.is_async else 'sync'}"
 
 
-def _part(name: str, spec: TargetSpec, resolved: Resolved | None, problem: str | None) -> Part:
+def _part(name: str, spec: TargetSpec, resolved: Resolved | Defined | None, problem: str | None) -> Part:
     if problem is not None:
         return Part(name, spec.text, "problem", problem)
+    if isinstance(resolved, Defined):
+        return Part(name, spec.text, "note", resolved.detail)
     if resolved is None:
         return Part(name, spec.text, "ok", "defined in the script (resolved when it runs)")
     return Part(name, spec.text, "ok", _kind(resolved))
 
 
-def _fetch(target: Target) -> Part:
-    """The per-item call: HTTP level, or a function that is run ahead only if it only reads."""
+def _fetch(target: Target, gate: ImportGate) -> Part:
+    """The per-item call: HTTP level, a shadowed function (unless its shadow could change state
+    the real run reads), or one whose return value is served (``pure = true``)."""
     spec = target.fetch
     if spec is None:
         methods = " and ".join(sorted(target.methods))
         return Part("fetch", "(none)", "ok", f"HTTP level: the loop's {methods} requests are sent ahead")
-    resolved, problem = _resolve(spec)
-    if problem is not None or resolved is None:
+    resolved, problem = _resolve(spec, gate)
+    if problem is not None or not isinstance(resolved, Resolved):
         return _part("fetch", spec, resolved, problem)
     library = library_method(resolved.function)
     if library is not None:
@@ -215,18 +251,22 @@ def _fetch(target: Target) -> Part:
         return Part("fetch", spec.text, "problem", f"{library}; {instead}")
     if target.mode != "prefetch":
         return Part("fetch", spec.text, "ok", f"{_kind(resolved)}: its calls are counted")
-    level = f"function level ({_kind(resolved)})"
     if target.pure:
-        return Part("fetch", spec.text, "ok", f"{level}, pure = true (declared)")
-    reason = writes(resolved.function)
-    if reason is None:
-        return Part("fetch", spec.text, "ok", f"{level}, pure as far as its code shows")
+        return Part("fetch", spec.text, "ok", f"function level ({_kind(resolved)}), pure = true (declared): its return value is served")
+    shadowed = f"shadowed ({_kind(resolved)}): run ahead for its reads, its effects stopped; the real call runs in place"
+    if target.shadow:
+        return Part("fetch", spec.text, "ok", f"{shadowed} (shadow = true, declared)")
+    verdict = mutations(resolved.function)
+    if verdict.ok:
+        return Part("fetch", spec.text, "ok", f"{shadowed}; it changes no state outside itself as far as its code shows")
     return Part(
-        "fetch", spec.text, "note", f"{reason}: not run ahead; HTTP-level prefetch instead; set pure = true if it only reads"
+        "fetch", spec.text, "note",
+        f"{verdict.why}: a shadow could change what the real run reads, so HTTP-level prefetch instead; "
+        "set shadow = true if the real run does not read that state",
     )
 
 
-def _items(target: Target, loop: Resolved | None) -> Part:
+def _items(target: Target, loop: Resolved | Defined | None, gate: ImportGate) -> Part:
     """Where the items come from, found as the mode would find them."""
     items = target.items
     calls = "requests" if target.http else "per-item calls"
@@ -235,11 +275,16 @@ def _items(target: Target, loop: Resolved | None) -> Part:
     if isinstance(items, Learned):
         return Part("items", "learned", "ok", f"the {calls} of the loop's previous run")
     if isinstance(items, ReturnedBy):
-        resolved, problem = _resolve(items.spec)
+        resolved, problem = _resolve(items.spec, gate)
         part = _part("items", items.spec, resolved, problem)
-        detail = part.detail if problem is not None else f"{part.detail}: what it returns inside the loop"
+        detail = f"{part.detail}: what it returns inside the loop" if isinstance(resolved, Resolved) else part.detail
         return Part("items", f"returned-by:{items.spec.text}", part.status, detail)
     if isinstance(items, ModuleObject):
+        if (why := gate.refusal(items.spec.module or "")) is not None:
+            found = gate.from_source(items.spec.module or "", items.spec.qualname, why)
+            if isinstance(found, Defined):
+                return Part("items", items.spec.text, "note", f"read when the loop starts: {found.detail}")
+            return Part("items", items.spec.text, "problem", found)
         try:
             value: object = importlib.import_module(items.spec.module or "")
             for part_name in items.spec.qualname.split("."):
@@ -254,12 +299,17 @@ def _items(target: Target, loop: Resolved | None) -> Part:
         return Part("items", declared, "note", "not checked here: a script's loop is seen when it runs")
     if loop is None:
         return Part("items", declared, "note", "not checked: the loop does not resolve")
-    try:
-        parameters = list(inspect.signature(loop.function).parameters)
-    except (TypeError, ValueError) as exc:  # no signature to read (a builtin)
-        return Part("items", declared, "note", f"not checked: {exc}")
-    if loop.kind in ("method", "classmethod"):
-        parameters = parameters[1:]  # self or cls: bound, never an argument of the call
+    if isinstance(loop, Defined):  # from its source: self or cls already left out
+        if loop.parameters is None:
+            return Part("items", declared, "note", f"not checked: in its source the loop is no function ({loop.what})")
+        parameters = list(loop.parameters)
+    else:
+        try:
+            parameters = list(inspect.signature(loop.function).parameters)
+        except (TypeError, ValueError) as exc:  # no signature to read (a builtin)
+            return Part("items", declared, "note", f"not checked: {exc}")
+        if loop.kind in ("method", "classmethod"):
+            parameters = parameters[1:]  # self or cls: bound, never an argument of the call
     where = items.where
     if isinstance(where, int):
         if where >= len(parameters):
@@ -271,9 +321,8 @@ def _items(target: Target, loop: Resolved | None) -> Part:
 
 
 def _script_defines(path: str, name: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as file:
-            tree = ast.parse(file.read(), path)
+    try:  # read, never run (and never waited on: a FIFO)
+        tree = ast.parse(read_source(path), path)
     except (OSError, SyntaxError, ValueError) as exc:
         return f"cannot read the script: {exc}"
     for node in tree.body:

@@ -26,7 +26,7 @@ from ._prefetch import (
     SourceCapture,
     closing,
     library_method,
-    writes,
+    mutations,
 )
 from ._replace import ReplaceMode
 from ._settings import ReturnedBy, Target
@@ -64,8 +64,10 @@ def patch_fetch(target: Target, mode: PrefetchMode | ReplaceMode, loop_module: M
 
 
 def _not_run_ahead(target: Target, mode: PrefetchMode | ReplaceMode, function: Callable[..., object]) -> bool:
-    """Whether the per-item function is left alone: an HTTP library's own (never patched), or
-    one that writes (prefetch mode). A prefetch target then prefetches the loop's requests."""
+    """Whether the per-item function is left alone: an HTTP library's own (never patched), or,
+    in prefetch mode, one whose shadow could change Python state the real run reads (stores
+    outside itself, ``_mutations``). A prefetch target then prefetches the loop's requests.
+    Otherwise it is shadowed (``shadow = true`` skips the check), or served (``pure = true``)."""
     spec = target.fetch
     assert spec is not None
     library = library_method(function)
@@ -82,18 +84,38 @@ def _not_run_ahead(target: Target, mode: PrefetchMode | ReplaceMode, function: C
             'remove `fetch` (or say fetch = "http") to declare that',
             target=target.name,
         )
-    elif target.pure or (reason := writes(function)) is None:
+    elif target.pure:  # the user says it only reads: its return value is served
+        return False
+    elif target.shadow or (verdict := mutations(function)).ok:
+        mode.use_shadow()  # its effects are stopped as they happen; the real call runs in place
+        why = "shadow = true" if target.shadow else "it changes no state outside itself as far as its code shows"
+        _log.event(
+            "INFO",
+            "fetch_shadowed",
+            f"{spec.text} ({_where(function)}) runs ahead of the loop as a shadow for its reads ({why}); "
+            "the real call runs in place",
+            target=target.name,
+        )
         return False
     else:
         _log.event(
             "WARNING",
-            "fetch_not_pure",
-            f"{spec.text} {reason}, so it is not run ahead of the loop: the loop's GET requests are "
-            "prefetched instead, and its own code runs as before; if it only reads, set pure = true",
+            "fetch_not_shadowed",
+            f"{spec.text} {verdict.why}: a shadow run ahead of the loop could change what the real run reads, "
+            "so it is not run ahead: the loop's GET requests are prefetched instead, and its own code runs as before; "
+            "set shadow = true if the real run does not read that state (or pure = true if the function only reads)",
             target=target.name,
         )
     mode.use_http()
     return True
+
+
+def _where(function: Callable[..., object]) -> str:
+    """``file:line`` of a function's definition, for the line saying how it is run."""
+    code = getattr(getattr(function, "__func__", function), "__code__", None)
+    if code is None:
+        return "defined in C"
+    return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
 
 
 def patch_returned_by(
@@ -106,8 +128,12 @@ def patch_returned_by(
     def wrap(module: ModuleType) -> None:
         try:
             resolved = spec.resolve(module)
-            capture = SourceCapture(mode, target.name, resolved.is_async)
-            apply(patch, resolved.owner, resolved.attribute, capture, capture.enabled)
+            # One capture per call, giving each target that declares it its own run's items.
+            capture = existing(resolved.owner, resolved.attribute)
+            if not isinstance(capture, SourceCapture):
+                capture = SourceCapture(resolved.is_async)
+                apply(patch, resolved.owner, resolved.attribute, capture, capture.enabled)
+            capture.add(mode, target.name)
         except SchedAccelError as exc:
             _log.event("ERROR", "items_unresolved", f"{exc}; the loop runs without prefetching", target=target.name)
         except Exception as exc:  # pragma: no cover - defensive

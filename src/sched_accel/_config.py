@@ -33,6 +33,7 @@ from ._settings import (
     Target,
     is_item_path,
     parse_items,
+    parse_reads,
     valid_host,
     valid_pattern,
     valid_type_name,
@@ -201,6 +202,11 @@ class _Validator:
                 continue
             self._unknown("", entry, _HOST_KEYS, section)
             concurrency = self._positive_int("", entry, "concurrency", 1, section) if "concurrency" in entry else None
+            try:
+                reads = parse_reads(entry.get("reads", []))
+            except ValueError:
+                self.fail("", section + "reads", entry["reads"], _HOST_KEYS["reads"])
+                reads = _HOST.reads
             hosts[name.strip().lower()] = HostSettings(
                 concurrency=concurrency,
                 per_second=self._number("", entry, "per_second", None, _HOST_KEYS["per_second"], section),
@@ -211,6 +217,7 @@ class _Validator:
                     "", entry, "breaker_cooldown", _HOST.breaker_cooldown, _HOST_KEYS["breaker_cooldown"], section
                 )
                 or _HOST.breaker_cooldown,
+                reads=reads,
             )
         return hosts
 
@@ -291,6 +298,9 @@ class _Validator:
             more = f"{_TARGET_KEYS['items']}; or leave fetch out to prefetch the loop's HTTP requests"
             self.errors.append(f"{where}a per-item function (fetch = {fetch.text!r}) needs {self.prefix}targets.items: {more}")
         pure = self._bool(where, entry, "pure", False, "targets.")
+        shadow = self._bool(where, entry, "shadow", False, "targets.")
+        if shadow and fetch is None:
+            self.errors.append(f"{where}{self.prefix}targets.shadow = true needs a per-item function: set fetch = \"module:qualname\"")
         methods = entry.get("methods", sorted(_TARGET["methods"]))
         if not isinstance(methods, list) or not methods or not all(isinstance(m, str) and m.upper() in SAFE_METHODS for m in methods):
             self.fail(where, "targets.methods", methods, _TARGET_KEYS["methods"])
@@ -338,6 +348,7 @@ class _Validator:
                 burst=burst,
                 retry=retry,
                 pure=pure,
+                shadow=shadow,
                 methods=frozenset(m.upper() for m in methods),
                 max_age=float(max_age) if max_age is not None else _TARGET["max_age"],
                 single_run=single_run,

@@ -8,14 +8,21 @@
     ├── ControlFileError   the control file is unsafe or unreadable
     └── CoordinationUnavailable  the coordination backend (Redis, the machine's store) cannot answer
 
+    Stopped (a BaseException)  a shadow call tried an effect: it stops where it stands
+
 The host app never sees these from the start-up hook: there they are logged in one line
 and the app runs unpatched. ``sched-accel check`` and the programmatic API raise them.
 :class:`CoordinationUnavailable` is for the limiter: it falls back to its local share.
+
+:class:`Stopped` is no error and has its own root: like ``KeyboardInterrupt`` or trio's
+``Cancelled`` it derives from ``BaseException``, so that the app's ``except Exception``
+cannot swallow it. It is raised only inside a shadow call (``_shadow``) and caught by the
+shadow runner: neither the app's real run nor a user ever sees it.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ControlFileError", "CoordinationUnavailable", "SchedAccelError", "TargetError"]
+__all__ = ["ConfigError", "ControlFileError", "CoordinationUnavailable", "SchedAccelError", "Stopped", "TargetError"]
 
 
 class SchedAccelError(Exception):
@@ -42,3 +49,15 @@ class CoordinationUnavailable(SchedAccelError):
     back to its local limiter. Whether the call took anything is unknown (a timeout may come
     after the server did it): what a backend takes expires, so the caller need not undo it.
     """
+
+
+class Stopped(BaseException):
+    """A shadow call tried an effect (a write, a subprocess, a commit): it stops where it stands.
+
+    ``why`` says what and where, e.g. ``"opened 'out.csv' for writing (jobs.py:12)"``. Not an
+    :class:`Exception`, so that an ``except Exception`` in the app's code lets it through.
+    """
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why

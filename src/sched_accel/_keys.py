@@ -36,6 +36,11 @@ HOST_KEYS = {
     "adaptive": "true (default): halve the concurrency on 429, 503 and timeouts, add 1 back per window of successes",
     "breaker_failures": "failed requests in a row that open this host's circuit, " + describe("breaker_failures") + " (default 5)",
     "breaker_cooldown": "seconds the circuit stays open before one trial request, " + describe("breaker_cooldown") + " (default 30)",
+    "reads": (
+        "requests of this host that only read, beyond GET, HEAD, OPTIONS, GraphQL queries and the known JSON-RPC "
+        'reads: a list of "METHOD /path" (a path ending in * is a prefix) and "jsonrpc:method" (* matches any '
+        'characters), e.g. ["POST /graphql", "jsonrpc:getBalance", "POST /search/*"]'
+    ),
 }
 TARGET_KEYS = {
     "loop": '"module:qualname" (or "path/to/script.py:qualname") of the function whose body is the loop',
@@ -46,6 +51,11 @@ TARGET_KEYS = {
     "pure": (
         "prefetch mode: true to confirm that the `fetch` function only reads (no prints, logs, DB or file writes, "
         "no assignments outside itself), when sched_accel cannot tell from its code"
+    ),
+    "shadow": (
+        "prefetch mode: true to run the `fetch` function ahead of the loop as a shadow: its GET and HEAD requests "
+        "are sent ahead and kept, its prints and logs dropped, any other effect stops it; the loop's own call then "
+        "runs in place, answered only with the exact requests it makes (not with `pure`)"
     ),
     "methods": 'HTTP-level prefetch: the request methods that may be sent ahead, a subset of ["GET", "HEAD"] (default both)',
     "max_age": "HTTP-level prefetch: seconds a prefetched answer may wait for the loop before it is not served, " + describe("max_age") + " (default 60)",

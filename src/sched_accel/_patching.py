@@ -4,17 +4,27 @@ The loop gets a ``FunctionWrapper`` whose ``enabled`` callable is the target's s
 turning off reaches every alias at once. The per-item call is wrapped where it is defined
 and, when the loop's module bound it with ``from x import f``, under that name too.
 wrapt itself is imported here, that is only once a target module has been imported.
+
+Besides a module, class or instance, the owner of what is wrapped may be:
+
+- a :class:`Guarded` class attribute, wrapped for some of the class's instances only (a
+  Django model's manager: its class is shared by every model's manager). Every guard on one
+  attribute shares one wrapper of ours, which hands each call to the wrapper of the guard
+  that applies, or lets it through;
+- a :class:`Later` attribute, whose owner does not exist yet (a Celery task whose app has
+  not made it): wrapped when it does, unless the patch was removed first.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-__all__ = ["Patch", "aliases", "apply", "existing", "is_ours"]
+__all__ = ["Guarded", "Later", "Patch", "aliases", "apply", "existing", "is_ours"]
 
 
 @dataclass(slots=True)
@@ -30,7 +40,80 @@ class Patch:
 
         while self.installed:
             owner, attribute, handle = self.installed.pop()
-            wrapt.unwrap_object(owner, attribute, handle, missing_ok=True)
+            if isinstance(handle, _Waiting):
+                handle.cancel()
+            elif isinstance(owner, Guarded):
+                assert isinstance(handle, _Router)
+                handle.leave(owner, attribute)
+            else:
+                wrapt.unwrap_object(owner, attribute, handle, missing_ok=True)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Guarded:
+    """``owner.attribute`` for the calls whose instance ``applies`` only; ``key`` names the
+    guard: one wrapper per key and attribute."""
+
+    owner: type
+    key: Hashable
+    applies: Callable[[object], bool]
+
+
+class Later:
+    """An owner that does not exist yet: ``subscribe(callback)`` calls ``callback(owner)``
+    once it does (once per owner made, when several are: each is wrapped). Whoever resolves
+    the same thing twice must get the same ``Later``, so that a second wrapper for an
+    attribute finds the first (:func:`existing`)."""
+
+    def __init__(self, subscribe: Callable[[Callable[[object], None]], None]) -> None:
+        self._subscribe = subscribe
+        self.wrappers: dict[str, Callable[..., Any]] = {}  # attribute -> the wrapper waiting for it
+
+
+class _Waiting:
+    """A wrapper waiting for its :class:`Later` owner; cancelled when its patch is removed."""
+
+    def __init__(self, later: Later, attribute: str) -> None:
+        self.later, self.attribute = later, attribute
+        self.cancelled = False
+        self.lock = threading.Lock()
+
+    def cancel(self) -> None:
+        with self.lock:
+            self.cancelled = True
+            self.later.wrappers.pop(self.attribute, None)
+
+
+class _Route:
+    __slots__ = ("applies", "enabled", "wrapper")
+
+    def __init__(self, applies: Callable[[object], bool], wrapper: Callable[..., Any], enabled: Callable[[], bool]) -> None:
+        self.applies, self.wrapper, self.enabled = applies, wrapper, enabled
+
+
+class _Router:
+    """The one wrapper of ours on a class attribute that :class:`Guarded` owners share."""
+
+    def __init__(self) -> None:
+        self.routes: dict[Hashable, _Route] = {}
+        self.handle: object = None
+
+    def enabled(self) -> bool:
+        return any(route.enabled() for route in list(self.routes.values()))
+
+    def __call__(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        for route in list(self.routes.values()):
+            if route.enabled() and route.applies(instance):
+                return route.wrapper(wrapped, instance, args, kwargs)
+        return wrapped(*args, **kwargs)
+
+    def leave(self, guarded: Guarded, attribute: str) -> None:
+        """Take the guard's route out; the last one out takes the router off the class."""
+        import wrapt
+
+        self.routes.pop(guarded.key, None)
+        if not self.routes:
+            wrapt.unwrap_object(guarded.owner, attribute, self.handle, missing_ok=True)
 
 
 @functools.cache
@@ -62,7 +145,11 @@ def apply(
     """Wrap ``owner.attribute`` unless one of our wrappers is already there; return the handle."""
     import wrapt
 
-    current = owner.__dict__.get(attribute) if hasattr(owner, "__dict__") else getattr(owner, attribute, None)
+    if isinstance(owner, Guarded):
+        return _apply_guarded(patch, owner, attribute, wrapper, enabled)
+    if isinstance(owner, Later):
+        return _apply_later(patch, owner, attribute, wrapper, enabled)
+    current = _current(owner, attribute)
     if current is not None and is_ours(current):
         return None
     handle = wrapt.wrap_object(owner, attribute, _wrapper_type(), (wrapper, enabled))
@@ -70,11 +157,60 @@ def apply(
     return handle
 
 
+def _apply_guarded(patch: Patch, owner: Guarded, attribute: str, wrapper: Callable[..., Any], enabled: Callable[[], bool]) -> Any:
+    import wrapt
+
+    router = existing(owner.owner, attribute)
+    if not isinstance(router, _Router):
+        current = _current(owner.owner, attribute)
+        if current is not None and is_ours(current):
+            return None  # an unguarded wrapper of ours is there: it sees these calls already
+        router = _Router()
+        router.handle = wrapt.wrap_object(owner.owner, attribute, _wrapper_type(), (router, router.enabled))
+    if owner.key in router.routes:
+        return None
+    router.routes[owner.key] = _Route(owner.applies, wrapper, enabled)
+    patch.installed.append((owner, attribute, router))
+    return router
+
+
+def _apply_later(patch: Patch, owner: Later, attribute: str, wrapper: Callable[..., Any], enabled: Callable[[], bool]) -> Any:
+    if attribute in owner.wrappers:
+        return None
+    waiting = _Waiting(owner, attribute)
+    owner.wrappers[attribute] = wrapper
+
+    def arrived(real: object) -> None:
+        # Called from the app's own code (a Celery app finalizing): nothing of ours may raise there.
+        try:
+            with waiting.lock:
+                if not waiting.cancelled:
+                    apply(patch, real, attribute, wrapper, enabled)
+        except Exception as exc:
+            from ._log import internal_error
+
+            internal_error(f"patching {patch.name} once its owner was made", exc)
+
+    patch.installed.append((owner, attribute, waiting))
+    owner._subscribe(arrived)
+    return waiting
+
+
+def _current(owner: object, attribute: str) -> Any:
+    return owner.__dict__.get(attribute) if hasattr(owner, "__dict__") else getattr(owner, attribute, None)
+
+
 def existing(owner: object, attribute: str) -> Any:
     """The wrapper function of our wrapper at ``owner.attribute``, if one is there."""
     import wrapt
 
-    current = owner.__dict__.get(attribute) if hasattr(owner, "__dict__") else getattr(owner, attribute, None)
+    if isinstance(owner, Later):
+        return owner.wrappers.get(attribute)
+    if isinstance(owner, Guarded):
+        router = existing(owner.owner, attribute)
+        route = router.routes.get(owner.key) if isinstance(router, _Router) else None
+        return None if route is None else route.wrapper
+    current = _current(owner, attribute)
     if current is None:
         return None
     kind = _wrapper_type()

@@ -8,6 +8,7 @@ one of the :data:`ItemSource` forms.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from dataclasses import dataclass, field
@@ -32,12 +33,14 @@ __all__ = [
     "ItemSource",
     "Learned",
     "ModuleObject",
+    "Reads",
     "RetrySettings",
     "ReturnedBy",
     "Settings",
     "Target",
     "is_item_path",
     "parse_items",
+    "parse_reads",
     "valid_host",
     "valid_pattern",
     "valid_type_name",
@@ -153,6 +156,50 @@ def is_item_path(path: str) -> bool:
     return parts[0] == "item" and all(parts[1:])
 
 
+# -- what a host declares that only reads ------------------------------------------------------
+#: ``"POST /graphql"``, ``"POST /v1/search/*"``: a method, one space, a path (``*`` last: a prefix).
+_READ_REQUEST = re.compile(r"([A-Za-z]+) (/[A-Za-z0-9\-._~%!$&'()+,;=:@/]*)(\*?)")
+#: ``"jsonrpc:getBalance"``, ``"jsonrpc:get*"``: a JSON-RPC method (``*``: any characters).
+_READ_RPC = re.compile(r"jsonrpc:([A-Za-z0-9_.:/$*-]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """The requests one host's ``reads`` declares that only read, beyond those
+    ``_prefetch._reads`` knows (GET, HEAD, OPTIONS, GraphQL queries, JSON-RPC reads):
+    ``requests`` as (method, path, whether the path is a prefix), ``jsonrpc`` the methods."""
+
+    requests: tuple[tuple[str, str, bool], ...] = ()
+    jsonrpc: tuple[str, ...] = ()
+
+    def request(self, method: str, path: str) -> bool:
+        """Whether ``method`` on ``path`` (the URL's path, as sent) is declared a read."""
+        return any(m == method and (path.startswith(p) if prefix else path == p) for m, p, prefix in self.requests)
+
+    def rpc(self, name: str) -> bool:
+        """Whether the JSON-RPC method ``name`` is declared a read (case counts)."""
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.jsonrpc)
+
+
+def parse_reads(value: object) -> Reads:
+    """The reads a ``reads`` list declares; ValueError saying what is allowed."""
+    if isinstance(value, Reads):
+        return value
+    if not isinstance(value, list | tuple):
+        raise ValueError(HOST_KEYS["reads"])
+    requests: list[tuple[str, str, bool]] = []
+    jsonrpc: list[str] = []
+    for entry in value:
+        text = entry.strip() if isinstance(entry, str) else ""
+        if (rpc := _READ_RPC.fullmatch(text)) is not None:
+            jsonrpc.append(rpc.group(1))
+        elif (request := _READ_REQUEST.fullmatch(text)) is not None:
+            requests.append((request.group(1).upper(), request.group(2), bool(request.group(3))))
+        else:
+            raise ValueError(HOST_KEYS["reads"])
+    return Reads(tuple(requests), tuple(jsonrpc))
+
+
 # -- the settings ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
@@ -174,7 +221,8 @@ class RetrySettings:
 
 @dataclass(frozen=True, slots=True)
 class HostSettings:
-    """The limits of one upstream host (``[hosts."api.example.com"]``)."""
+    """The limits of one upstream host (``[hosts."api.example.com"]``), and what else it answers
+    that only reads (``reads``)."""
 
     concurrency: int | None = None
     per_second: float | None = None
@@ -182,6 +230,7 @@ class HostSettings:
     adaptive: bool = True
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
+    reads: Reads = Reads()  # given as a list of entries, it is parsed
 
     def __post_init__(self) -> None:
         bounded("hosts", "concurrency", self.concurrency, optional=True)
@@ -189,6 +238,10 @@ class HostSettings:
         bounded("hosts", "burst", self.burst)
         bounded("hosts", "breaker_failures", self.breaker_failures)
         bounded("hosts", "breaker_cooldown", self.breaker_cooldown)
+        try:
+            object.__setattr__(self, "reads", parse_reads(self.reads))
+        except ValueError as exc:
+            raise ValueError(f"hosts.reads = {self.reads!r} is not allowed: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +264,7 @@ class Target:
     burst: int = 1
     retry: RetrySettings = RetrySettings()
     pure: bool = False
+    shadow: bool = False
     methods: frozenset[str] = frozenset({"GET", "HEAD"})
     max_age: float = 60.0
     single_run: bool | None = None  # None: [coordination] single_run (Settings.runs_once)
@@ -228,6 +282,8 @@ class Target:
         bounded("targets", "burst", self.burst)
         bounded("targets", "max_age", self.max_age)
         bounded("targets", "tick", self.tick, optional=True)
+        if self.shadow and self.pure:
+            raise ValueError("targets.shadow and targets.pure are two ways to run `fetch` ahead: set one of them")
         methods = frozenset(self.methods)
         if not methods or not methods <= SAFE_METHODS:
             raise ValueError(f"targets.methods must be a non-empty subset of {sorted(SAFE_METHODS)}, got {sorted(methods)!r}")

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["HOW_TO_GET", "RedisServer", "find_redis_server"]
@@ -111,3 +112,21 @@ class RedisServer:
     def thaw(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
+
+
+def serving(folder: str) -> Iterator[str]:
+    """A real redis-server in ``folder`` for a fixture to yield its URL, stopped after; the
+    test is skipped without one (failed under CI, which must have one)."""
+    import pytest
+
+    binary = find_redis_server()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail(HOW_TO_GET)
+        pytest.skip(HOW_TO_GET)
+    server = RedisServer(binary, folder)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

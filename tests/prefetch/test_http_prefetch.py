@@ -110,7 +110,8 @@ def test_httpx_loop_with_writes_and_prints_in_the_per_item_function(
     tokens = [f"t{i}" for i in range(30)]
     _, _, fields = compare_rows(app, server, monkeypatch, capture_events, tmp_path, "job", HTTPX_JOB, tokens)
     assert fields["prefetch"] == "http"
-    assert int(fields["prefetched"]) == 29 and fields["missed"] == "1"
+    # the first item teaches the pattern, the second's request confirms it: the rest are served
+    assert int(fields["prefetched"]) == 28 and fields["missed"] == "2"
     assert int(fields["prefetched"]) + int(fields["missed"]) == int(fields["items"])
     assert (fields["ok"], fields["failed"]) == ("30", "0")  # every GET answered 200
     assert int(fields["peak_requests"]) > 1
@@ -146,9 +147,10 @@ def test_requests_session_several_calls_per_item(
     finally:
         reports.SESSION.close()
     assert after.printed.count("\n") == 12
-    # the first item's six requests teach six patterns; every later request is served
-    assert fields["missed"] == "6"
-    assert int(fields["prefetched"]) == 66
+    # the first item's six requests teach six patterns, the second's confirm them; every later
+    # request is served
+    assert fields["missed"] == "12"
+    assert int(fields["prefetched"]) == 60
 
 
 POSTING_JOB = """
@@ -198,8 +200,9 @@ def never_served(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture: list[str], name: str, source: str
 ) -> None:
     """Module ``name`` (``source``), whose ``poll(base, tokens)`` sends a header that changes
-    on every request: the same result, nothing served, one line naming the header, and what
-    was sent ahead bounded (the first ``concurrency`` items per pattern, then it is dropped)."""
+    on every request: the same result, nothing served, one line naming the header, and
+    nothing sent ahead at all (the pattern's prediction for the second item had the first
+    one's header: it retired before sending anything)."""
     app.write(f"{name}.py", source)
     app.config(f'[[targets]]\nloop = "{name}:poll"\nitems = "tokens"\nconcurrency = 4\n')
     module: Any = importlib.import_module(name)
@@ -211,7 +214,7 @@ def never_served(
     fields = run_line(capture)
     assert fields["prefetched"] == "0" and int(fields["mismatched"]) >= 1
     assert any("not_accelerated" in line and "x-sequence" in line for line in capture)
-    assert sum(after.gets.values()) <= len(tokens) + 4 * 3
+    assert after.gets == before.gets
 
 
 def test_a_request_that_differs_from_the_one_sent_ahead_is_not_served(
@@ -237,7 +240,7 @@ def test_items_learned_from_the_last_run_need_only_the_loop(
     second = Run(server, lambda: job.refresh(tokens, server.url, db))
     fields = run_line(capture_events)
     assert second.printed == first.printed and second.gets == first.gets
-    assert fields["prefetched"] == "19" and fields["missed"] == "1"
+    assert fields["prefetched"] == "18" and fields["missed"] == "2"  # replayed once the second was as recorded
 
 
 AIOHTTP_JOB = """
@@ -291,7 +294,7 @@ async def test_aiohttp_loop_with_sqlite_writes(
     assert after == before
     assert rows(tmp_path / "before.db") == rows(tmp_path / "after.db")
     fields = run_line(capture_events)
-    assert int(fields["prefetched"]) == 23
+    assert int(fields["prefetched"]) == 22
     assert int(fields["requests"]) == 24 and int(fields["peak_requests"]) > 1  # aiohttp is seen
 
 
@@ -325,7 +328,7 @@ async def test_httpx_async_loop(
     after = await aprices.gather_prices(server.url, tokens)
     assert after == before
     assert Counter(k for m, k in server.log if m == "GET") == gets_before
-    assert run_line(capture_events)["prefetched"] == "19"
+    assert run_line(capture_events)["prefetched"] == "18"
 
 
 def test_uninstalled_http_layers_are_untouched(server: FaultServer) -> None:
@@ -382,7 +385,7 @@ def test_slow_requests_fan_out_after_the_probe(
     install(monkeypatch, capture_events)
     job.refresh([f"t{i}" for i in range(12)], server.url, tmp_path / "rows.db")
     fields = run_line(capture_events)
-    assert "stepped_aside" not in fields and fields["prefetched"] == "11"
+    assert "stepped_aside" not in fields and fields["prefetched"] == "10"
     assert not any("not_accelerated" in line for line in capture_events)
 
 

@@ -91,7 +91,7 @@ STATEFUL = """
 """
 
 
-def test_a_call_that_reads_what_the_body_changes_is_not_run_ahead(
+def test_a_call_that_reads_what_the_body_changes_runs_in_place_after_its_shadow(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
     app.write("stateful.py", STATEFUL)
@@ -100,13 +100,13 @@ def test_a_call_that_reads_what_the_body_changes_is_not_run_ahead(
     tokens = [f"s{i}" for i in range(16)]
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "true")
     assert sched_accel.install() is True
-    assert any("fetch_not_pure" in line and "OFFSET" in line and "pure = true" in line for line in capture_events)
     try:
         accelerated = Run(server, lambda: stateful.loop(server.url, tokens))
     finally:
         stateful.CLIENT.close()
     fields = run_line(capture_events)
-    assert fields["prefetch"] == "http" and fields["prefetched"] == "15"
+    # Its shadow only sends its GET ahead; the real call runs in place and reads OFFSET then.
+    assert fields["prefetch"] == "shadow" and int(fields["reads_served"]) >= 12
     assert accelerated.value == [
         FaultServerValue(t) + i for i, t in enumerate(tokens)
     ]
@@ -125,7 +125,7 @@ PRINTING = """
 
     def report(base, token):
         parts = [SESSION.get(f"{base}/item/{token}-{p}").json()["value"] for p in "abc"]
-        print(token, parts)  # the per-item function prints: it is not run ahead
+        print(token, parts)  # the per-item function prints: only the real call's print is seen
         return sum(parts)
 
     def job(base, tokens):
@@ -145,7 +145,8 @@ def test_a_per_item_function_that_prints_keeps_its_order(
     finally:
         printing.SESSION.close()
     assert after.printed.splitlines()[0].startswith("rep0 ")
-    assert fields["prefetch"] == "http" and fields["prefetched"] == "27"
+    # Shadowed: its prints are dropped, its GETs sent ahead and served to the real calls.
+    assert fields["prefetch"] == "shadow" and int(fields["reads_served"]) >= 20
 
 
 STOPPING = """

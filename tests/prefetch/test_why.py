@@ -19,19 +19,24 @@ from ..conftest import App
 
 
 def run(**changes: Any) -> Any:
-    base = {"hits": 0, "misses": 3, "other": 0, "differs": None, "replay": False, "learned": [], "pulled": 3,
+    base = {"hits": 0, "misses": 3, "other": 0, "differs": None, "replay": False, "learned": [], "pulled": 3, "recorder": None,
             "first_miss": SimpleNamespace(method="GET", url="http://h/a"), "ahead": [Ahead(0, "tok")],
             "step": StepAside()}
     return SimpleNamespace(**(base | changes))
 
 
 def test_each_reason() -> None:
+    """Each reason an HTTP-level run did not accelerate, and None when it did."""
     assert why_not(run(hits=1), "'tokens'") is None
     assert why_not(run(misses=0, pulled=0), "'tokens'") is None
     assert why_not(run(misses=0, replay=True), "'learned'") is None
     assert "no request through httpx" in (why_not(run(misses=0), "'tokens'") or "")
     assert "x-sequence" in (why_not(run(differs="x-sequence"), "'tokens'") or "")
-    assert "recorded yet" in (why_not(run(replay=True, pulled=0), "'learned'") or "")
+    recorded = SimpleNamespace(calls=[["GET", "http://h/a"]], skipped=0)
+    assert "this run recorded 1, the next one prefetches" in (why_not(run(replay=True, pulled=0, recorder=recorded), "'learned'") or "")
+    nothing = why_not(run(replay=True, pulled=0, recorder=SimpleNamespace(calls=[], skipped=0)), "'learned'") or ""
+    assert "nothing was recorded" in nothing and "next one prefetches" not in nothing
+    assert "not GET or HEAD" in (why_not(run(misses=0, other=4), "'tokens'") or "")
     assert "last run" in (why_not(run(replay=True), "'learned'") or "")
     line = why_not(run(), "'tokens'") or ""
     assert "GET http://h/a" in line and "'tok'" in line and "items = 'tokens'" in line
@@ -62,9 +67,14 @@ def calls(**changes: Any) -> Any:
 
 
 def test_each_reason_of_a_function_level_run() -> None:
+    """Each reason a function-level run did not accelerate; never "the next one prefetches" for nothing recorded."""
     assert why_not_calls(calls(hits=2), "'coins'") is None
     assert "stepped aside" in (why_not_calls(calls(hits=1, step=aside()), "'coins'") or "")
-    assert "recorded yet" in (why_not_calls(calls(recorder=object(), first_item=PrefetchRun.NO_ITEM), "'learned'") or "")
+    recorded = SimpleNamespace(calls=[["BTC"]], skipped=0)
+    assert "recorded yet" in (why_not_calls(calls(recorder=recorded, first_item=PrefetchRun.NO_ITEM), "'learned'") or "")
+    models = SimpleNamespace(calls=[], skipped=12)  # arguments that cannot be kept (model instances)
+    line = why_not_calls(calls(recorder=models, first_item=PrefetchRun.NO_ITEM), "'learned'") or ""
+    assert "12 made, none of them kept" in line and "next one prefetches" not in line
     assert why_not_calls(calls(first_call=None), "'coins'") is None  # nothing tried: no items at all
     line = why_not_calls(calls(), "'coins'") or ""
     assert "first call: ('BTC')" in line and "'symbol': 'BTC'" in line

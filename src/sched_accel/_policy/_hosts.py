@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from .._log import event
-from .._settings import HostSettings
+from .._settings import HostSettings, Reads
 from ._breaker import CircuitBreaker
 from ._headers import budget
 from ._limit import HostLimit, paced
@@ -58,7 +58,7 @@ SLOWEST_TOLD = 1 / 300
 
 @dataclass(slots=True)
 class HostState:
-    """An upstream host's limiter and circuit."""
+    """An upstream host's limiter and circuit, and the requests it declares reads."""
 
     name: str
     limiter: HostLimiter
@@ -66,6 +66,8 @@ class HostState:
     #: Answers still read for rate-limit fields before concluding that the host sends none
     #: (a refusal reads them again); a host that sends them has every answer read.
     listen: int = LISTEN
+    #: Its ``reads`` (``[hosts."..."] reads``), for ``_prefetch._reads.is_read``.
+    reads: Reads = Reads()
 
     def answered(self, response: object, trial: bool, number: int, stats: RunStats) -> None:
         """What an answer to a request admitted as ``number`` (or as the trial) teaches the host."""
@@ -181,7 +183,9 @@ class Hosts:
                     conf = HostSettings()
                 else:
                     limit = paced(conf.concurrency, conf.per_second, conf.burst, conf.adaptive)
-                state = self._by_name[name] = HostState(name, HostLimiter(name, limit), host_circuit(name, conf))
+                state = self._by_name[name] = HostState(
+                    name, HostLimiter(name, limit), host_circuit(name, conf), reads=conf.reads
+                )
                 state.limiter.shared = self.shared
                 state.limiter.places_shared = self.shared is not None and conf.concurrency is not None
                 if name in self.learned:

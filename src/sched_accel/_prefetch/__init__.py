@@ -16,6 +16,12 @@ The data path of one run, one module each:
 - ``_tally``: the run line's ok and failed at HTTP level, each item's request by its answer;
 - ``_why``: the one line a run that did not accelerate says;
 - ``_purity``: whether a per-item function writes, or is an HTTP library's own (then it is not run ahead);
+- ``_mutations``: whether a shadow of the per-item function could change Python state the real
+  run reads (stores and mutating calls outside it, followed through its calls);
+- ``_reads``: which requests are reads (GET and HEAD, GraphQL queries, JSON-RPC reads, what a
+  host declares);
+- ``_shadow``: one run whose per-item calls are shadowed ahead of the loop, their reads served
+  to the real calls by exact match;
 - ``_mode``: the wrapper on the loop: a run from its start to its report.
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 from ._closing import CLOSING, closing
 from ._interceptors import FetchInterceptor, Owner, SleepSkipper, SourceCapture
 from ._mode import REPROBE_EVERY, PrefetchMode
+from ._mutations import Verdict, mutations
 from ._purity import library_method, writes
 from ._run import CURRENT, PrefetchRun
 
@@ -37,7 +44,9 @@ __all__ = [
     "PrefetchRun",
     "SleepSkipper",
     "SourceCapture",
+    "Verdict",
     "closing",
     "library_method",
+    "mutations",
     "writes",
 ]

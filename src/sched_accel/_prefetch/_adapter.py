@@ -4,6 +4,12 @@ and served), the :class:`Request` it describes and the :class:`Answer` the polic
 
 The adapters themselves are in ``_clients`` (httpx, requests, aiohttp) and
 ``_urllib_client``; ``_clients.CLIENTS`` holds one of each, by library name.
+
+Which requests a client describes is its caller's to say: by default a GET or HEAD without a
+body (``methods``); with ``reads`` (a :data:`ReadTest`, e.g. ``_reads.is_read`` with a host's
+declared reads), any request it says is a read, its body included in its identity. A body
+the library streams (a file, an iterator, a generator) is never described: it cannot be
+compared, and it is read only once, as it is sent.
 """
 
 from __future__ import annotations
@@ -11,10 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["VOLATILE", "Answer", "Args", "Client", "Kwargs", "Request", "comparable_headers"]
+__all__ = ["GET_HEAD", "STREAMED", "VOLATILE", "Answer", "Args", "Client", "Kwargs", "ReadTest", "Request", "comparable_headers"]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
+#: ``reads(method, url, headers, body)``: whether a request is a read, to describe it with its
+#: body. ``headers`` as the library holds them (pairs of str or bytes, or a mapping); ``body``
+#: None without one.
+ReadTest = Callable[[str, str, Any, bytes | None], bool]
+#: The methods described by default: HTTP-level prefetch sends them ahead, without a body.
+GET_HEAD = frozenset({"GET", "HEAD"})
+#: A body that a client's ``describe`` finds streamed: never described.
+STREAMED: Any = object()
 
 #: Headers that differ on every request without changing its answer (tracing, request ids):
 #: not compared. Every other header must be equal for a prefetched answer to be served.
@@ -53,25 +67,35 @@ def comparable_headers(items: Any) -> tuple[tuple[str, str], ...]:
 class Request:
     """One request as the loop makes it (or as we would send it): its identity, and the
     arguments of the wrapped call that sends it. ``extra`` may be given as a function that
-    makes it: most of the loop's requests are never compared, so it is made when first read."""
+    makes it: most of the loop's requests are never compared, so it is made when first read.
+    ``body``, the bytes sent (None without a body), is part of ``extra`` as ``("<body>", body)``,
+    compared byte for byte (the library's own bytes object where it holds one: not copied)."""
 
-    __slots__ = ("_extra", "args", "kwargs", "method", "url")
+    __slots__ = ("_extra", "args", "body", "kwargs", "method", "url")
 
     def __init__(
-        self, method: str, url: str, extra: tuple[Any, ...] | Callable[[], tuple[Any, ...]], args: Args, kwargs: Kwargs
+        self,
+        method: str,
+        url: str,
+        extra: tuple[Any, ...] | Callable[[], tuple[Any, ...]],
+        args: Args,
+        kwargs: Kwargs,
+        body: bytes | None = None,
     ) -> None:
         self.method = method
         self.url = url
-        self._extra = extra
+        self._extra = extra if body is None or callable(extra) else (*extra, ("<body>", body))
         self.args = args
         self.kwargs = kwargs
+        self.body = body
 
     @property
     def extra(self) -> tuple[Any, ...]:
-        """Everything but the method and URL that identifies the request (headers, options)."""
+        """Everything but the method and URL that identifies the request (headers, options, body)."""
         extra = self._extra
         if callable(extra):
-            extra = self._extra = extra()
+            made = extra()
+            extra = self._extra = made if self.body is None else (*made, ("<body>", self.body))
         return extra
 
     def differs(self, other: Request) -> str:
@@ -101,8 +125,12 @@ class Client:
     library = ""
     is_async = False
 
-    def describe(self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str]) -> Request | None:
-        """The request of this call, or None when it is never sent early."""
+    def describe(
+        self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str] = GET_HEAD, *, reads: ReadTest | None = None
+    ) -> Request | None:
+        """The request of this call, or None when it is never sent early: with ``reads``, a
+        request (its body bytes, not a stream) that ``reads`` says is a read; without, one
+        whose method is in ``methods`` and that has no body."""
         raise NotImplementedError
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:

@@ -1,8 +1,10 @@
 """What an HTTP-level run holds ahead of the loop: the items read ahead (:class:`Window`,
-each an :class:`Ahead` with the requests :class:`Sent` for it), the patterns it learned
-(:class:`Taught`, with each item's URL counted: a URL two items in the window share is
-never sent ahead, since which of them the loop's request is for would be a guess) and the
-requests the loop made itself (:class:`Made`: a prediction equal to one is never sent).
+each an :class:`Ahead` with the requests :class:`Sent` for it and the shapes of the requests
+the loop made itself while at it), the patterns it learned (:class:`Taught`, with each
+item's URL counted: a URL two items in the window share is never sent ahead, since which of
+them the loop's request is for would be a guess) and the requests the loop made itself
+(:class:`Made`: a prediction equal to one is never sent), and the requests that had gone out
+for items it moved past (:class:`Late`: still served by exact match, never sent twice).
 """
 
 from __future__ import annotations
@@ -13,35 +15,67 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._engine import Slot
-from ._requests import Pattern, Replay, Url, fields, learn
+from ._itself import Replay, Whole, whole
+from ._requests import Pattern, Url, learn
+from ._shape import fields, unplaced
 
 if TYPE_CHECKING:
     from ._clients import Client, Request
 
-__all__ = ["Ahead", "Made", "Sent", "Taught", "Window"]
+__all__ = ["Ahead", "Late", "Made", "Sent", "Taught", "Window"]
 
 _END: Any = object()
 
 
 class Taught:
     """A pattern of the loop's requests, and the request it was learned from (or last seen
-    as): the one copied, with another URL, for each item."""
+    as): the one copied, with another URL, for each item. It is followed (``confirmed``) only
+    once it predicted one of the loop's own requests (``_templates``)."""
 
-    __slots__ = ("_counted", "_counts", "_urls", "base", "client", "hits", "instance", "misses", "pattern", "retired", "upto", "wrapped")
+    __slots__ = (
+        "_counted", "_counts", "_urls", "at", "base", "client", "confirmed", "first", "instance", "pattern", "retired",
+        "skeleton", "tested", "unplaced", "upto", "wrapped",
+    )
 
-    def __init__(self, pattern: Pattern | Replay, client: Client, wrapped: Any, instance: Any, base: Request, index: int) -> None:
+    def __init__(
+        self, pattern: Pattern | Replay | Whole, client: Client, wrapped: Any, instance: Any, base: Request, index: int,
+        unplaced: dict[str, str] | None = None,
+    ) -> None:
         self.pattern = pattern
+        #: The values of the item it was learned from that no URL shows the place of: another
+        #: item's URL is predicted only where they are the same (or one of its holes').
+        self.unplaced = unplaced or {}
         self.client = client
         self.wrapped = wrapped
         self.instance = instance
         self.base = base
+        self.first, self.at = base.url, index  # learned from this URL, for this item
+        self.skeleton = Url(base.url).skeleton
         self.upto = index  # the last item predicted (or fetched by the loop itself)
-        self.hits = self.misses = 0
-        self.retired = False
+        self.confirmed = self.retired = False
+        #: A request of its shape for another item was not its prediction.
+        self.tested = False
         #: Its URL for each item in the window (by index), and how many items have each.
         self._urls: dict[int, str | None] = {}
         self._counts: dict[str, int] = {}
         self._counted = index  # the last item whose URL is known
+
+    def seen(self, request: Request, wrapped: Any, instance: Any) -> None:
+        """The loop made (or was served) its request: later items are sent as it was made,
+        through the client it was made with (its headers may have changed; a client made per
+        call is closed after it)."""
+        self.base, self.wrapped, self.instance = request, wrapped, instance
+
+    def narrow(self, pattern: Pattern | Replay | Whole, index: int) -> None:
+        """The loop's request for item ``index`` narrowed the pattern: the URLs of the items
+        after it are worked out again (those already sent are not sent again)."""
+        if pattern is self.pattern:
+            return
+        self.pattern = pattern
+        self._urls.clear()
+        self._counts.clear()
+        self._counted = -1
+        self.upto = min(self.upto, index)
 
     def count(self, entries: deque[Ahead]) -> None:
         """Know the URL of each item in the window (each is worked out once)."""
@@ -49,6 +83,8 @@ class Taught:
             return
         urls, counts = self._urls, self._counts
         for entry in itertools.islice(entries, max(self._counted + 1 - entries[0].index, 0), None):
+            if entry.index in urls:
+                continue
             url = urls[entry.index] = self.pattern.url_for(entry.item)
             if url is not None:
                 counts[url] = counts.get(url, 0) + 1
@@ -56,9 +92,17 @@ class Taught:
 
     def url(self, entry: Ahead) -> str | None:
         """The item's URL, if no other item in the window has it too (counted first): with
-        repeated items, which of them a request is for is a guess, so none is sent ahead."""
+        repeated items, which of them a request is for is a guess, so none is sent ahead.
+        None too when a value of the item whose place in the URL is unseen (a ``/`` written
+        into a path splits a segment) differs from the item the pattern was learned from."""
         url = self._urls.get(entry.index)
-        return url if url is not None and self._counts[url] == 1 else None
+        if url is None or self._counts[url] != 1:
+            return None
+        if entry.unplaced or self.unplaced:
+            placed = self.pattern.paths
+            if {p: v for p, v in entry.unplaced.items() if p not in placed} != {p: v for p, v in self.unplaced.items() if p not in placed}:
+                return None
+        return url
 
     def forget(self, index: int) -> None:
         """The item left the window."""
@@ -72,7 +116,7 @@ class Taught:
 
 
 class Sent:
-    __slots__ = ("index", "learned", "live", "request", "slot")
+    __slots__ = ("contradicted", "index", "learned", "live", "request", "slot")
 
     def __init__(self, index: int, slot: Slot[Any], learned: Taught, request: Request) -> None:
         self.index = index
@@ -80,16 +124,27 @@ class Sent:
         self.learned = learned
         self.request = request
         self.live = True
+        #: Never asked for, while the loop asked for another URL of its shape for its item.
+        self.contradicted = False
 
 
 class Ahead:
-    __slots__ = ("_fields", "index", "item", "sent")
+    __slots__ = ("_fields", "_unplaced", "index", "item", "missed", "sent")
 
     def __init__(self, index: int, item: Any) -> None:
         self.index = index
         self.item = item
         self.sent: list[Sent] = []
         self._fields: list[tuple[str, str]] | None = None
+        self._unplaced: dict[str, str] | None = None
+        #: The shapes (method, ``Url.skeleton``) of the requests the loop made itself for it.
+        self.missed: set[tuple[str, Any]] | None = None
+
+    def miss(self, method: str, skeleton: Any) -> None:
+        """The loop made a request for this item itself (nothing sent ahead answered it)."""
+        if self.missed is None:
+            self.missed = set()
+        self.missed.add((method, skeleton))
 
     @property
     def fields(self) -> list[tuple[str, str]]:
@@ -98,18 +153,26 @@ class Ahead:
             self._fields = fields(self.item)
         return self._fields
 
+    @property
+    def unplaced(self) -> dict[str, str]:
+        """The item's values whose place in a URL cannot be seen (``_shape.unplaced``)."""
+        if self._unplaced is None:
+            self._unplaced = unplaced(self.item)
+        return self._unplaced
+
 
 class Window:
     """The items read ahead of the loop, ``size`` + 1 at most (the loop's own, and ``size``
     after it), each with the requests sent ahead for it."""
 
-    __slots__ = ("entries", "pulled", "size", "source")
+    __slots__ = ("entries", "first", "pulled", "size", "source")
 
     def __init__(self, source: Iterator[Any] | None, size: int) -> None:
         self.source = source
         self.size = size
         self.entries: deque[Ahead] = deque()
         self.pulled = 0
+        self.first: Ahead | None = None  # the first item read (kept for the run's line)
 
     def read(self) -> None:
         """Read items until the window is full (or the source ends)."""
@@ -123,27 +186,41 @@ class Window:
                 self.source = None
                 return
             entries.append(Ahead(self.pulled, item))
+            if self.first is None:
+                self.first = entries[-1]
             self.pulled += 1
 
-    def find(self, method: str, url: str, *, replay: bool) -> tuple[Ahead, Pattern | Replay] | None:
-        """The first item ahead whose values are in this request (``replay``: that is this
-        request of the last run), and the request's pattern."""
+    def find(self, method: str, url: str | Url, *, replay: bool, library: str | None = None) -> tuple[Ahead, Pattern | Replay | Whole] | None:
+        """The first item ahead that is this request's URL, or whose values are in it
+        (``replay``: that is this request of the last run), and the request's pattern. A weak sign (a short value inside
+        a part, a bool: ``_requests.MIN_INSIDE``) counts only for the loop's current and next
+        item, and only when no item ahead has a strong one."""
+        parts = url if isinstance(url, Url) else Url(url)  # taken apart once, for every item ahead
         if replay:  # the items are requests of the last run
             for entry in self.entries:
                 item = entry.item
-                if isinstance(item, list | tuple) and len(item) == 2 and tuple(item) == (method, url):
-                    return entry, Replay(method, url)
+                if isinstance(item, list | tuple) and len(item) == 2 and tuple(item) == (method, parts.text):
+                    return entry, Replay(method, parts.text)
             return None
-        parts = Url(url)  # taken apart once, for every item ahead
-        for entry in self.entries:
-            pattern = learn(parts, entry.item, entry.fields)
-            if pattern is not None:
+        weak: tuple[Ahead, Pattern] | None = None
+        for place, entry in enumerate(self.entries):
+            itself = whole(parts, entry.fields, library)
+            if itself is not None:  # the item is the URL
+                return entry, itself
+            pattern = learn(parts, entry.item, entry.fields, library)
+            if pattern is None:
+                continue
+            if pattern.strong:
                 return entry, pattern
-        return None
+            if weak is None and place < 2:
+                weak = entry, pattern
+        return weak
 
     def passed(self, index: int, learned: Iterable[Taught] = ()) -> Iterator[Sent]:
-        """The loop is at item ``index``: the live requests sent for the items before it,
-        which are dropped (the caller cancels them), and the items forgotten."""
+        """The loop is at item ``index``: the live requests sent for the items before it (the
+        caller cancels them, or keeps those that went out: :class:`Late`), and the items
+        forgotten. A request the loop never asked for, when it asked for another of the same
+        shape for that item, is ``contradicted``: its pattern got that item wrong."""
         entries = self.entries
         while entries and entries[0].index < index:
             entry = entries.popleft()
@@ -152,12 +229,42 @@ class Window:
             for sent in entry.sent:
                 if sent.live:
                     sent.live = False
+                    if entry.missed and (sent.request.method, Url(sent.request.url).skeleton) in entry.missed:
+                        sent.contradicted = True
                     yield sent
 
     def clear(self) -> Iterator[Sent]:
         """Every live request still held (the loop ended), all dropped."""
         yield from self.passed(self.pulled + 1)
         self.entries.clear()
+
+
+class Late:
+    """Requests sent ahead for items the loop has moved past, that had gone out: the loop may
+    still ask for one (out of the items' order: another item's request names it, or it asks
+    again), and is then served by exact match instead of sending it a second time. The last
+    ``size`` are kept; those let go before the loop asked for them were wasted."""
+
+    __slots__ = ("_sents",)
+
+    def __init__(self, size: int) -> None:
+        self._sents: deque[Sent] = deque(maxlen=size)
+
+    def keep(self, sent: Sent) -> int:
+        """Keep it (servable again); 1 if that let go of one never asked for, else 0."""
+        sents = self._sents
+        wasted = int(len(sents) == sents.maxlen and sents[0].live)
+        if wasted:
+            sents[0].live = False
+        sent.live = True
+        sents.append(sent)
+        return wasted
+
+    def clear(self) -> int:
+        """The loop ended: let go of every one; how many it never asked for."""
+        wasted = sum(sent.live for sent in self._sents)
+        self._sents.clear()
+        return wasted
 
 
 class Made:

@@ -11,16 +11,25 @@ A request is sent early only when its method is allowed (GET and HEAD), it has n
 and the loop does not stream it (requests' ``stream=True``). Its identity is the method,
 the URL as the library sends it, and :attr:`Request.extra`: every header (aiohttp: every
 argument, and the session) except the per-request tracing headers in :data:`VOLATILE`.
+
+Asked with ``reads`` (``describe(..., reads=test)``), a client describes any request the test
+says is a read, with its body as the library sends it: httpx's ``request.content`` (a
+``content=``, ``data=`` or ``json=`` body; a stream, a file or multipart files: not), the
+``PreparedRequest.body`` of requests (bytes, or a str as urllib3 encodes it: UTF-8; a file or
+a generator: not), aiohttp's ``data`` (bytes, or a str in UTF-8) or its ``json`` serialised by
+the session's own ``json_serialize`` as aiohttp does (a form, a ``FormData``, a payload or a
+stream: not); urllib's in ``_urllib_client``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from .._engine import Cancelled
 from .._policy import aiohttp_url, status_of
-from ._adapter import VOLATILE, Answer, Client, Request
+from ._adapter import GET_HEAD, STREAMED, VOLATILE, Answer, Client, ReadTest, Request
 from ._adapter import comparable_headers as _headers
 from ._closing import sending, sent
 from ._urllib_client import Urllib
@@ -44,14 +53,22 @@ def _has_body(raw: list[tuple[bytes, bytes]]) -> bool:
 class _Httpx(Client):
     library = "httpx"
 
-    def describe(self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str]) -> Request | None:
+    def describe(
+        self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str] = GET_HEAD, *, reads: ReadTest | None = None
+    ) -> Request | None:
         request = args[0] if args else kwargs.get("request")
-        if request is None or request.method not in methods:
+        if request is None:
             return None
         raw = request.headers.raw  # (name, value) bytes as sent: no decoding, no case folding
-        if _has_body(raw):
-            return None  # a body: never sent early
-        return Request(request.method, str(request.url), lambda: _headers(raw), (request,), {})
+        body = None
+        if reads is None:
+            if request.method not in methods or _has_body(raw):
+                return None  # a body: never sent early
+        else:
+            body = _httpx_body(request)
+            if body is STREAMED or not reads(request.method, str(request.url), raw, body):
+                return None
+        return Request(request.method, str(request.url), lambda: _headers(raw), (request,), {}, body)
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
         import httpx
@@ -84,6 +101,17 @@ def _kept_httpx(response: Any, raw: bytes) -> tuple[int, Any, bytes, dict[str, A
     return (response.status_code, response.headers, raw, extensions)
 
 
+def _httpx_body(request: Any) -> Any:
+    """The body of an httpx request: bytes, None without one, STREAMED when it is a stream
+    (httpx reads a ``content``, ``data`` or ``json`` body when the request is made)."""
+    import httpx
+
+    try:
+        return request.content or None
+    except httpx.RequestNotRead:
+        return STREAMED
+
+
 class _HttpxAsync(_Httpx):
     library = "httpx-async"
     is_async = True
@@ -100,13 +128,23 @@ class _HttpxAsync(_Httpx):
 class _Requests(Client):
     library = "requests"
 
-    def describe(self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str]) -> Request | None:
+    def describe(
+        self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str] = GET_HEAD, *, reads: ReadTest | None = None
+    ) -> Request | None:
         prepared = args[0] if args else kwargs.get("request")
         stream = args[1] if len(args) > 1 else kwargs.get("stream", False)
-        if prepared is None or prepared.method not in methods or prepared.body is not None or stream:
+        if prepared is None or stream:
             return None
         headers = prepared.headers
-        return Request(prepared.method, prepared.url, lambda: _headers(headers.items()), args, kwargs)
+        body = None
+        if reads is None:
+            if prepared.method not in methods or prepared.body is not None:
+                return None
+        else:
+            body = _requests_body(prepared.body)
+            if body is STREAMED or not reads(prepared.method, prepared.url, headers, body):
+                return None
+        return Request(prepared.method, prepared.url, lambda: _headers(headers.items()), args, kwargs, body)
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
         original = request.args[0] if request.args else request.kwargs["request"]
@@ -128,27 +166,46 @@ class _Requests(Client):
         return kept
 
 
+def _requests_body(body: Any) -> Any:
+    """A ``PreparedRequest.body`` as sent: bytes (a str as urllib3 encodes it), None, or STREAMED."""
+    if body is None or isinstance(body, bytes):
+        return body or None
+    if isinstance(body, str):
+        return body.encode("utf-8") or None
+    return STREAMED  # a file, a generator, an iterable: read as it is sent
+
+
 # -- aiohttp ----------------------------------------------------------------------------------
 #: aiohttp arguments that do not change what is asked (the rest must be equal).
 _AIOHTTP_ASIDE = frozenset({"params", "timeout", "trace_request_ctx", "read_bufsize", "upload_tracker"})
+#: aiohttp arguments compared on their own: the headers one by one, ``data`` and ``json`` as
+#: the body's bytes (``Request.body``).
+_AIOHTTP_COMPARED = frozenset({"headers", "data", "json"})
 
 
 class _Aiohttp(Client):
     library = "aiohttp"
     is_async = True
 
-    def describe(self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str]) -> Request | None:
+    def describe(
+        self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str] = GET_HEAD, *, reads: ReadTest | None = None
+    ) -> Request | None:
         method = str(args[0] if args else kwargs.get("method", "")).upper()
-        if method not in methods or kwargs.get("data") is not None or kwargs.get("json") is not None:
+        if reads is None and (method not in methods or kwargs.get("data") is not None or kwargs.get("json") is not None):
             return None
         if kwargs.get("chunked") or kwargs.get("expect100"):
             return None
         url = aiohttp_url(instance, args, kwargs)
         headers: Any = kwargs.get("headers")
-        items = headers.items() if hasattr(headers, "items") else headers or ()
-        others = tuple(sorted((k, repr(v)) for k, v in kwargs.items() if k not in _AIOHTTP_ASIDE and k != "headers"))
+        items = list(headers.items() if hasattr(headers, "items") else headers or ())
+        body = None
+        if reads is not None:
+            body = _aiohttp_body(instance, kwargs.get("data"), kwargs.get("json"))
+            if body is STREAMED or not reads(method, str(url), items, body):
+                return None
+        others = tuple(sorted((k, repr(v)) for k, v in kwargs.items() if k not in _AIOHTTP_ASIDE and k not in _AIOHTTP_COMPARED))
         extra = (("<session>", id(instance)), *_headers(items), *others)
-        return Request(method, str(url), extra, args, kwargs)
+        return Request(method, str(url), extra, args, kwargs, body)
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
         import yarl
@@ -172,6 +229,26 @@ class _Aiohttp(Client):
     def serve(self, kept: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         _refill(kept)
         return kept
+
+
+def _aiohttp_body(session: Any, data: Any, value: Any) -> Any:
+    """The bytes aiohttp sends for ``data`` or ``json=value`` (``ClientSession._request``: a
+    str in UTF-8, ``json`` through the session's serialiser), None without a body, else STREAMED."""
+    if data is not None and value is not None:
+        return STREAMED  # aiohttp refuses it: left to the loop
+    if value is not None:
+        try:
+            dumps_bytes = getattr(session, "_json_serialize_bytes", None)  # aiohttp 3.13+
+            if dumps_bytes is not None:
+                return bytes(dumps_bytes(value))
+            return str(getattr(session, "_json_serialize", json.dumps)(value)).encode("utf-8")
+        except Exception:  # noqa: BLE001 - the serialiser refuses it: the loop gets that error itself
+            return STREAMED
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data) or None
+    if isinstance(data, str):
+        return data.encode("utf-8") or None
+    return None if data is None else STREAMED  # a form, FormData, a payload, a stream
 
 
 def _refill(response: Any) -> None:

@@ -6,9 +6,10 @@ httpx, requests, urllib or aiohttp (``_policy.LOOP``), in the loop's own thread 
 - a request already sent ahead for this exact request (method, URL, every header but
   tracing ones) is answered with that answer, as a fresh response of the library;
 - any other GET or HEAD runs as the loop made it (a miss). If an item's values are in its
-  URL (``_requests.learn``), the URL's pattern is kept, and the same request is sent ahead
-  for the next items (the first ``concurrency`` of them until one is served, then up to
-  ``window``), through the same client, with the run's host limits and retries;
+  URL (``_requests.learn``), the URL's pattern is kept; once it has predicted one of the
+  loop's own next requests exactly (``_templates``), the same request is sent ahead for the
+  next items, up to ``window`` of them, through the client the loop used last, with the
+  run's host limits and retries; at its first miss it retires;
 - everything else (POST, PUT, a body, a stream) runs exactly when and as the loop makes it.
 
 With ``items = "learned"`` the items are the previous run's requests, replayed in order,
@@ -25,6 +26,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from types import CodeType
 from typing import Any
 
 from .._engine import AsyncWorkers, Cancelled, Slot, ThreadWorkers
@@ -33,18 +35,15 @@ from .._policy import Policy, send
 from .._report import RunReport
 from .._state import Recorder
 from ._adapter import Args, Kwargs
-from ._ahead import Ahead, Made, Sent, Taught, Window
+from ._ahead import Ahead, Late, Made, Sent, Taught, Window
 from ._clients import CLIENTS, Client, Refused, Request, direct_fetcher, fetcher
 from ._closing import closed
+from ._found import Found, find
 from ._probe import StepAside, waited
 from ._tally import tally
+from ._templates import Templates
 
-__all__ = ["MAX_PATTERNS", "RETIRE_AFTER", "HttpRun"]
-
-#: URL patterns learned per run at most (requests per item the loop makes).
-MAX_PATTERNS = 16
-#: A pattern none of whose requests was served by then is dropped after this many misses.
-RETIRE_AFTER = 3
+__all__ = ["HttpRun"]
 
 _NOT_FOUND: Any = object()
 _AS_MADE: Any = object()
@@ -70,8 +69,13 @@ class HttpRun:
         owner: object = None,
         recorder: Recorder | None = None,
         probe: bool = True,
+        loop: CodeType | None = None,
     ) -> None:
         self.report = report
+        #: The loop's code, to find on a request's stack the app's function it called (``_found``).
+        self.loop = loop
+        self.found: Found | None = None
+        self._looked = loop is None
         self.name = report.target.name
         self.owner = owner
         self.policy = policy
@@ -85,7 +89,7 @@ class HttpRun:
         self.max_age = max_age
         self.replay = replay
         self.recorder = recorder
-        self.learned: list[Taught] = []
+        self.templates = Templates(self.items, replay=replay)
         self.ahead = self.items.entries  # the items read ahead, with what was sent for each
         self.pending: dict[tuple[str, str], deque[Sent]] = {}
         self.active = source is not None
@@ -96,11 +100,23 @@ class HttpRun:
         #: The requests the loop made itself: a prediction equal to one is never sent (an item
         #: taken for an earlier one, or a repeat: the loop has that answer, or asks again).
         self._made = Made(4 * window + 64)
+        self._late = Late(window)  # sent for items the loop moved past: it may still ask for them
         self._probe: Sent | None = None  # the first request sent ahead, until decided
         self._fetchers: dict[tuple[str, bool], Callable[..., Any]] = {}
         #: The client whose request serve() just passed on as a GET or HEAD (sent within the
         #: policy), ``_AS_MADE`` for one never sent early, None after a failure of ours.
         self._direct: Any = _AS_MADE
+
+    def _look(self) -> None:
+        """Once per run, at the loop's first request: the app's function that made it, for the
+        line saying what would make a run faster (``fetch = "..."``)."""
+        self._looked = True
+        assert self.loop is not None
+        try:
+            self.items.read()
+            self.found = find(self.loop, [entry.item for entry in self.ahead])
+        except Exception as exc:  # ours: nothing is found, the request goes on
+            internal_error(f"looking for the per-item function of {self.name}", exc)
 
     # -- SourceCapture's side (items returned by a call inside the loop) ---------------------
     @property
@@ -111,6 +127,10 @@ class HttpRun:
     def pulled(self) -> int:  # items read from the source so far
         return self.items.pulled
 
+    @property
+    def learned(self) -> list[Taught]:  # the patterns of the loop's requests, in the order learned
+        return self.templates.learned
+
     def set_source(self, source: Iterator[Any]) -> None:
         if self.items.source is None and not self.learned:
             self.items.source = source
@@ -118,6 +138,8 @@ class HttpRun:
 
     # -- the loop's requests (``_policy.LOOP``) ------------------------------------------------
     def request(self, library: str, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        if not self._looked:
+            self._look()
         client = CLIENTS.get(library)
         if client is None or client.is_async != self.is_async:
             # A library we cannot answer for, or a client of the other kind than the run's
@@ -147,7 +169,7 @@ class HttpRun:
             outcome: Any = ThreadWorkers.wait(sent.slot, self.timeout)
         except (Refused, Cancelled) as exc:
             outcome = exc
-        kept = self._usable(outcome)
+        kept = self._usable(outcome, sent)
         if kept is _NOT_FOUND:
             return self._send_direct(client, wrapped, instance, args, kwargs)
         return client.serve(kept, instance, args, kwargs)
@@ -168,10 +190,11 @@ class HttpRun:
             if timing:
                 self._timed(waited(started, cpu))
 
-    def _usable(self, outcome: Any) -> Any:
+    def _usable(self, outcome: Any, sent: Sent) -> Any:
         """The kept answer of a slot's outcome, or ``_NOT_FOUND``: the loop sends it itself."""
         if isinstance(outcome, Refused):  # retried until the policy gave up: the last answer stands
-            return outcome.kept
+            # ... unless it stopped retrying as the loop moved past its item (``Late``): again, then
+            return _NOT_FOUND if sent.slot.abandoned else outcome.kept
         if isinstance(outcome, Cancelled):
             return _NOT_FOUND
         kept, finished = outcome
@@ -188,7 +211,7 @@ class HttpRun:
                 outcome: Any = await AsyncWorkers.wait(sent.slot, self.timeout)
             except (Refused, Cancelled) as exc:
                 outcome = exc
-            kept = self._usable(outcome)
+            kept = self._usable(outcome, sent)
             if kept is not _NOT_FOUND:
                 return client.serve(kept, instance, args, kwargs)
         if self._direct is not client or closed(instance):
@@ -234,16 +257,17 @@ class HttpRun:
             if not sent.live:
                 continue
             sent.live = False
-            if sent.request.extra != request.extra:
+            if sent.request.extra != request.extra:  # the loop's request for it differs: a miss
                 self.mismatched += 1
                 if self.differs is None:
                     self.differs = sent.request.differs(request)
+                self.templates.retire(sent.learned)
                 self._discard(sent.slot)
                 break
             if not queue:
                 del self.pending[key]
             self._advance(sent.index)
-            sent.learned.hits += 1
+            sent.learned.seen(request, wrapped, instance)  # the next ones go through this client
             self.hits += 1
             if self.step.probing is False:  # until the probe decided, nothing more is sent
                 self._fill()
@@ -259,31 +283,25 @@ class HttpRun:
             self._fill()
         return None
 
-    # -- learning where the items are -----------------------------------------------------------
+    # -- learning where the items are (``_templates``) -----------------------------------------------
     def _learn(self, client: Client, wrapped: Any, instance: Any, request: Request) -> None:
-        """A request the loop made itself: find its item ahead, and learn (or refresh) its pattern."""
+        """A request the loop made itself: what it shows the patterns, or the one it teaches."""
         self.items.read()
-        found = self.items.find(request.method, request.url, replay=self.replay)
-        if found is None:
-            return  # it carries no item: it runs directly, and teaches nothing
-        entry, pattern = found
-        self._advance(entry.index)
-        for known in self.learned:
-            if known.pattern.shape == pattern.shape and known.base.method == request.method:
-                known.misses += 1
-                if known.hits == 0 and known.misses >= RETIRE_AFTER:
-                    known.retired = True
-                # Later items are sent as this request was made: its headers may have changed.
-                known.base, known.wrapped, known.instance = request, wrapped, instance
-                known.upto = max(known.upto, entry.index)
-                return
-        if len(self.learned) < MAX_PATTERNS:
-            self.learned.append(Taught(pattern, client, wrapped, instance, request, entry.index))
+        entry, differs = self.templates.observe(client, wrapped, instance, request)
+        if differs is not None:
+            self.mismatched += 1
+            if self.differs is None:
+                self.differs = differs
+        if entry is not None:
+            self._advance(entry.index)
 
     def _advance(self, index: int) -> None:
         """The loop is at item ``index``: what was sent for the items before it is not needed."""
         for sent in self.items.passed(index, self.learned):
-            self._discard(sent.slot)
+            if sent.contradicted:  # never asked for: the loop asked for another URL of its shape
+                self.templates.retire(sent.learned)
+            if not sent.slot.cancel():  # it went out: still served if the loop asks for exactly it
+                self.wasted += self._late.keep(sent)
 
     def _fill(self) -> None:
         if not self.learned or not self.active or self.step.aside:
@@ -292,12 +310,10 @@ class HttpRun:
         if not self.ahead:
             return
         first = self.ahead[0].index
+        limit = self.window if self.step.probing is False else 1  # one (the probe) until it decided
         for known in self.learned:
-            if known.retired:
+            if known.retired or not known.confirmed:  # followed once it predicted the loop's request
                 continue
-            # Until one is served, as many as the workers run at once, less the loop's own.
-            limit = self.window if known.hits else max(1, self.concurrency - 1)
-            limit = limit if self.step.probing is False else 1  # one (the probe) until it decided
             known.count(self.ahead)
             start = max(known.upto + 1 - first, 0)
             stop = min(limit + 1, len(self.ahead))
@@ -309,9 +325,13 @@ class HttpRun:
         url = known.url(entry)  # None: no URL for it, or another item in the window has it too
         if url is None or closed(known.instance):
             return
+        if any(sent.learned is known for sent in entry.sent):
+            return  # sent already (before the pattern was narrowed)
         request = known.client.rebuild(known.base, known.instance, url)
         if request is None or self._made.take((request.method, request.url)):
             return
+        if any(sent.live for sent in self.pending.get((request.method, request.url), ())):
+            return  # another pattern sent it: once is enough
         fetch = self._fetcher(known.client)
         slot: Slot[Any] = Slot(fetch, (known.wrapped, known.instance, request.args, request.kwargs), {}, entry.index)
         sent = Sent(entry.index, slot, known, request)
@@ -340,7 +360,11 @@ class HttpRun:
         """The loop ended: what it never asked for is cancelled (or counted as wasted)."""
         for sent in self.items.clear():
             self._discard(sent.slot)
+        self.wasted += self._late.clear()
+        if self.items.first is not None:  # what the run's line shows beside the first request
+            self.ahead = deque([self.items.first])
         self.pending.clear()
+        self.templates.close()
         self.active = False
 
     def counts(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from .._log import internal_error
 from .._report import RunReport
 from ._probe import waited
 from ._run import CURRENT, PrefetchRun
+from ._shadow import ShadowRun
 from ._sources import split
 
 __all__ = ["FetchInterceptor", "Owner", "SleepSkipper", "SourceCapture"]
@@ -76,6 +77,8 @@ class FetchInterceptor:
             run.active = False
             internal_error(f"prefetching for {run.name}", exc)
             slot = None
+        if isinstance(run, ShadowRun):  # the real call runs in place, answered from its shadow
+            return self._real_async(run, slot, wrapped, args, kwargs) if self.is_async else self._real(run, slot, wrapped, args, kwargs)
         timeout = run.timeout
         if self.is_async:
             return self._serve_async(run, slot, timeout, wrapped, instance, args, kwargs)
@@ -132,6 +135,26 @@ class FetchInterceptor:
         run.count(True)
         return value
 
+    @staticmethod
+    def _real(run: ShadowRun, slot: Slot[Any] | None, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        try:
+            value = run.real(slot, wrapped, args, kwargs)
+        except BaseException:
+            run.count(False)
+            raise
+        run.count(True)
+        return value
+
+    @staticmethod
+    async def _real_async(run: ShadowRun, slot: Slot[Any] | None, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        try:
+            value = await run.areal(slot, wrapped, args, kwargs)
+        except BaseException:
+            run.count(False)
+            raise
+        run.count(True)
+        return value
+
     def _count_only(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
         run = next((r for r in (e.current_run() for e in self.owners) if r is not None), None)
         if self.is_async:
@@ -159,12 +182,18 @@ class FetchInterceptor:
 
 
 class SourceCapture:
-    """The wrapper on a ``returned-by`` call: its value becomes the run's item source."""
+    """The wrapper on a ``returned-by`` call: its value becomes the item source of the run in
+    progress, for every target that declares this call (one wrapper, however many targets:
+    each run takes the value of its own loop's call)."""
 
-    def __init__(self, owner: object, name: str, is_async: bool) -> None:
-        self.owner = owner
-        self.name = name
+    def __init__(self, is_async: bool) -> None:
         self.is_async = is_async
+        self.owners: list[tuple[object, str]] = []  # (mode, target name)
+
+    def add(self, owner: object, name: str) -> None:
+        """Give this target's runs their items too."""
+        if all(known is not owner for known, _ in self.owners):
+            self.owners.append((owner, name))
 
     def enabled(self) -> bool:
         """Only while a prefetch run is in progress."""
@@ -177,14 +206,17 @@ class SourceCapture:
 
     def _capture(self, value: Any) -> Any:
         run = CURRENT.get()
-        if run is None or run.owner is not self.owner or run.source is not None:
+        if run is None or run.source is not None:
+            return value
+        name = next((name for owner, name in self.owners if owner is run.owner), None)  # modes compare by identity
+        if name is None:
             return value
         try:
             source, value = split(value)
             if source is not None:
                 run.set_source(source)
         except Exception as exc:  # ours: the loop gets the value untouched
-            internal_error(f"reading the items of {self.name}", exc)
+            internal_error(f"reading the items of {name}", exc)
         return value
 
     async def _capture_async(self, awaitable: Awaitable[Any]) -> Any:

@@ -18,8 +18,10 @@ anyio).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from types import CodeType
 from typing import Any
 
 import anyio
@@ -29,11 +31,13 @@ from .._log import event, internal_error
 from .._policy import LOOP, HostLimiter, Hosts, Policy, paced
 from .._report import RunReport
 from .._settings import Learned, Target
+from .._shadow import install as install_effects
 from .._state import Recorder
 from .._targets import Resolved
 from ._http_run import HttpRun
 from ._probe import StepAside
 from ._run import CURRENT, PrefetchRun
+from ._shadow import ShadowRun
 from ._shape import item_path
 from ._sources import Items
 from ._why import say_why
@@ -65,12 +69,15 @@ class PrefetchMode:
         )
         #: HTTP-level: the loop's requests are prefetched, not a per-item function.
         self.http = target.http
+        #: The per-item function runs ahead as a shadow (decided when it is patched).
+        self.shadow = False
         self.fetch_async: bool | None = None  # known once the per-item function is patched
         if self.http:  # from its second run, a loop needs nothing declared but itself
             self.items = Items(f"{target.name} http", target.items or Learned(), state_dir)
         else:
             self.items = Items(target.name, target.items, state_dir)
         self._said_no_items = False
+        self._loop_code: CodeType | None = getattr(inspect.unwrap(resolved.function), "__code__", None)
         self._runs_since_slow_probe: int | None = None
         self.builder: Callable[[Any], Args] | None = None
         if self.items.learned is not None:
@@ -79,9 +86,17 @@ class PrefetchMode:
             getters = [item_path(p) for p in target.args]
             self.builder = lambda item: tuple(get(item) for get in getters)
 
+    def use_shadow(self) -> None:
+        """The per-item function is run ahead as a shadow (``_shadow``), not served. The
+        effects' hooks go in now, so that database connections the app opens before its loop
+        runs are covered too."""
+        self.shadow = True
+        install_effects()
+
     def use_http(self) -> None:
         """The per-item function is not safe to run ahead: prefetch the loop's requests instead."""
         self.http = True
+        self.shadow = False
         self.fetch_async = None
         self.builder = None
         self.items = Items(f"{self.target.name} http", self.target.items or Learned(), self.state_dir)
@@ -120,7 +135,7 @@ class PrefetchMode:
 
     def _new_run(
         self, submit: Callable[[Slot[Any]], Slot[Any]], source: Iterator[Any] | None, policy: Policy, *, is_async: bool
-    ) -> PrefetchRun | HttpRun:
+    ) -> PrefetchRun | HttpRun | ShadowRun:
         if source is None and not self.items.captured:
             self._no_items()
         # A run whose probe found slow calls tells the next runs of this process to fan out at
@@ -145,6 +160,22 @@ class PrefetchMode:
                 methods=target.methods,
                 max_age=target.max_age,
                 replay=self.items.learned is not None,
+                owner=self,
+                recorder=recorder,
+                probe=probe,
+                loop=self._loop_code,
+            )
+        if self.shadow:
+            return ShadowRun(
+                RunReport(target),
+                source,
+                submit,
+                window=target.window_size,
+                policy=policy,
+                is_async=is_async,
+                methods=target.methods,
+                max_age=target.max_age,
+                builder=self.builder,
                 owner=self,
                 recorder=recorder,
                 probe=probe,
@@ -175,7 +206,9 @@ class PrefetchMode:
         try:
             source, args, kwargs = self.items.bind(wrapped, args, kwargs)
             policy = Policy(self.target, self.hosts, limiter=self.limiter)
-            workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}", attempt=policy.attempt)
+            # A shadow sends each of its reads within the policy itself: the call is not retried.
+            attempt = None if self.shadow else policy.attempt
+            workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}", attempt=attempt)
             run = self._new_run(workers.submit, source, policy, is_async=False)
         except Exception as exc:
             internal_error(f"starting {self.target.name}", exc)
@@ -215,7 +248,7 @@ class PrefetchMode:
         outcome = "raised"
         error: Exception | None = None
         async with anyio.create_task_group() as group:
-            workers = AsyncWorkers(group, self.target.concurrency, attempt=policy.aattempt)
+            workers = AsyncWorkers(group, self.target.concurrency, attempt=None if self.shadow else policy.aattempt)
             workers.start()  # before CURRENT is set: the workers must not see the loop's run
             run.submit = workers.submit
             token = CURRENT.set(run)
@@ -261,6 +294,9 @@ class PrefetchMode:
     def _report(self, run: PrefetchRun | HttpRun, outcome: str) -> None:
         if isinstance(run, HttpRun):
             more, items = run.counts(), run.hits + run.misses
+        elif isinstance(run, ShadowRun):
+            more, items = run.counts(), run.hits + run.misses + run.direct
+            run.say_stopped()
         else:
             # A call made directly while stepped aside is a miss too: prefetched + missed = items.
             more = {"prefetched": run.hits, "missed": run.misses + run.direct, "wasted": run.wasted}

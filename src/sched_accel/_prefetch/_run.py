@@ -124,11 +124,15 @@ class PrefetchRun:
             args, kwargs = shape.arguments(item)
             if self.kinds is not None and tuple(map(type, args)) != self.kinds:
                 continue  # a learned call unlike this run's calls: never sent (the loop makes its own)
-            # The arguments as sent: the loop's own call is served only if they still hold that.
-            slot: Slot[Any] = Slot(shape.call, args, kwargs, fingerprint(args, kwargs))
+            slot = self._slot(shape, args, kwargs)
             if self.missed and self._made_directly(shape, slot):
                 continue  # the loop already made this call itself: never twice
             self.pending.append(self.submit(slot))
+
+    def _slot(self, shape: CallShape, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Slot[Any]:
+        """The call sent ahead for an item. Its fingerprint is the arguments as sent: the
+        loop's own call is served only if they still hold that."""
+        return Slot(shape.call, args, kwargs, fingerprint(args, kwargs))
 
     def _made_directly(self, shape: CallShape, slot: Slot[Any]) -> bool:
         """Whether the loop already made this predicted call itself. The loop makes its

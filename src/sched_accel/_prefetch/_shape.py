@@ -2,17 +2,22 @@
 will make for it, and whether a real call is the one predicted.
 
 ``args = ["item.chain", "item.address"]`` paths are attribute, key or index lookups on an
-item; no code is evaluated.
+item; no code is evaluated. ``fields(item)`` is the other way round: the item's scalar
+values, each with its path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import MemberDescriptorType
 from typing import Any
 
 from .._engine import Slot
 
-__all__ = ["CallShape", "fingerprint", "item_path", "same"]
+__all__ = ["CallShape", "fields", "fingerprint", "item_path", "same", "text_of", "unplaced"]
+
+#: Fields looked at per item (the item itself, its attributes or keys, theirs).
+MAX_FIELDS = 64
 
 
 def item_path(path: str) -> Callable[[Any], Any]:
@@ -37,6 +42,90 @@ def item_path(path: str) -> Callable[[Any], Any]:
         return value
 
     return get
+
+
+def text_of(value: Any) -> str | None:
+    """The text of a value as clients and f-strings write it (``str``), for the values an item
+    is told by: strings, numbers and bools."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return None
+
+
+def _slots(value: Any) -> Iterator[tuple[str, Any]]:
+    """The public slots of an object and their values, read from the slots themselves (no
+    property or other code runs)."""
+    for klass in type(value).__mro__:
+        names = klass.__dict__.get("__slots__", ())
+        for name in (names,) if isinstance(names, str) else names:
+            slot = klass.__dict__.get(name)
+            if isinstance(name, str) and not name.startswith("_") and isinstance(slot, MemberDescriptorType):
+                try:
+                    yield name, slot.__get__(value, klass)
+                except AttributeError:  # never set
+                    continue
+
+
+def _children(value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if isinstance(key, str) and key and "." not in key:
+                yield key, child
+        return
+    if isinstance(value, list | tuple):
+        yield from ((str(index), child) for index, child in enumerate(value))
+        return
+    attributes = getattr(value, "__dict__", None)
+    if isinstance(attributes, dict):
+        yield from ((name, child) for name, child in attributes.items() if isinstance(name, str) and not name.startswith("_"))
+    yield from _slots(value)
+
+
+def _leaves(item: Any) -> Iterator[tuple[str, Any]]:
+    """``(item path, value)`` for the item or its values that are scalars or None, two levels
+    deep, at most ``MAX_FIELDS``."""
+    count = 0
+
+    def walk(value: Any, path: str, depth: int) -> Iterator[tuple[str, Any]]:
+        nonlocal count
+        if value is None or isinstance(value, str | bool | int | float):
+            count += 1
+            yield path, value
+            return
+        if depth == 0:
+            return
+        for name, child in _children(value):
+            if count >= MAX_FIELDS:
+                return
+            yield from walk(child, f"{path}.{name}", depth - 1)
+
+    return walk(item, "item", 2)
+
+
+def fields(item: Any) -> list[tuple[str, str]]:
+    """``(item path, text)`` for the item (a string, a number or a bool) or its scalar
+    fields, two levels deep, at most ``MAX_FIELDS``."""
+    return [(path, text) for path, value in _leaves(item) if (text := text_of(value)) is not None]
+
+
+#: Characters that change a URL's shape where they are written as they are.
+_SHAPING = frozenset("/?#&=")
+
+
+def unplaced(item: Any) -> dict[str, str]:
+    """The values of an item whose place in a URL cannot be seen, by item path: None, an
+    empty string, and text that changes the URL's shape when written into it as it is (a
+    ``/``, ``?``, ``#``, ``&`` or ``=``, or a dot segment). A URL predicted for another item
+    holds only if these are the same as in the item it was learned from."""
+    found: dict[str, str] = {}
+    for path, value in _leaves(item):
+        if value is None or value == "":
+            found[path] = repr(value)
+        elif isinstance(value, str) and (value in (".", "..") or not _SHAPING.isdisjoint(value)):
+            found[path] = value
+    return found
 
 
 def same(a: Any, b: Any) -> bool:

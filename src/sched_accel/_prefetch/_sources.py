@@ -8,6 +8,13 @@ the loop where it would have without us. A generator, or any other iterator, run
 app's code as it is read (it may stop when the loop tells it to, or yield what the loop
 just changed), so it is never read ahead of the loop; nor is any other iterable (a queue
 object whose ``__iter__`` pops, a database cursor). ``items = "learned"`` serves those.
+
+A Django QuerySet (``City.objects.all()``) is read from the rows the loop's own iteration
+fetched: iterating it runs its one query and keeps every row on it (``_result_cache``) before
+the loop's first item, and our reader takes them from there when it first needs an item,
+which is after the loop asked for one. So no query is added and none moves: a queryset the
+loop never iterates itself (it iterates a refined copy, ``.filter(...)``, or streams it with
+``.iterator()``) gives nothing to read ahead.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set, ValuesView
 from typing import Any
 
@@ -22,7 +30,7 @@ from .._settings import Argument, ItemSource, Learned, ModuleObject, ReturnedBy
 from .._state import LearnedCalls
 from .._targets import ArgumentLocator
 
-__all__ = ["PLAIN_ITERATORS", "Items", "one_shot", "split"]
+__all__ = ["PLAIN_ITERATORS", "Items", "fetched_rows", "is_queryset", "one_shot", "split"]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
@@ -79,7 +87,24 @@ def independent(value: Any) -> Iterator[Any] | None:
     """An iterator over ``value`` that leaves the loop's own iteration untouched, or None."""
     if isinstance(value, _REREADABLE) and not isinstance(value, str | bytes):
         return iter(value)
+    if is_queryset(value):
+        return fetched_rows(value)
     return None  # an iterator cannot be read twice, and we cannot hand the loop a copy
+
+
+def is_queryset(value: object) -> bool:
+    """Whether ``value`` is a Django QuerySet (never when Django was not imported: it is not
+    imported here)."""
+    query = sys.modules.get("django.db.models.query")
+    return query is not None and issubclass(type(value), query.QuerySet)  # its type: a lazy object stays lazy
+
+
+def fetched_rows(queryset: Any) -> Iterator[Any]:
+    """The rows of ``queryset`` as the loop's own iteration fetched them (the very objects the
+    loop gets), read when the first is needed; nothing if it was not iterated by then."""
+    rows = queryset._result_cache
+    if rows is not None:
+        yield from list(rows)
 
 
 #: Iterators that only walk a collection: reading them ahead runs none of the app's code.

@@ -9,7 +9,8 @@ sent early when it is a GET or HEAD without data, through a connection class of
 ``http.client``, by a handler that does not print its traffic (``debuglevel``). Its
 identity: every header as ``do_open`` sends it (but tracing ones), the connection class,
 the host connected to (a proxy's), the timeout and the connection's arguments (HTTPS: the
-SSL context).
+SSL context). Asked with ``reads``, any request the test says is a read is described, with
+its ``data`` when that is bytes (a file or an iterable: never).
 
 The answer sent ahead is read in full and kept (status, reason, headers, body); the loop
 gets a fresh ``http.client.HTTPResponse`` parsed from it as ``do_open`` returns one
@@ -25,7 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from ._adapter import Answer, Args, Client, Kwargs, Request, comparable_headers
+from ._adapter import GET_HEAD, STREAMED, Answer, Args, Client, Kwargs, ReadTest, Request, comparable_headers
 
 __all__ = ["Kept", "Urllib"]
 
@@ -76,6 +77,15 @@ def _call(args: Args, kwargs: Kwargs) -> tuple[Any, Any, Kwargs] | None:
     return http_class, req, {k: v for k, v in kwargs.items() if k not in _OWN}
 
 
+def _body(data: Any) -> Any:
+    """``req.data`` as sent: bytes (of anything bytes-like), None, or STREAMED (a file, an iterable)."""
+    if data is None:
+        return None
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data) or None
+    return STREAMED
+
+
 def _ours(http_class: Any) -> bool:
     """A connection class of http.client's, whose responses are http.client's."""
     response_class = getattr(http_class, "response_class", None)
@@ -96,19 +106,26 @@ def _origin(req: urllib.request.Request) -> tuple[str | None, str | None]:
 class Urllib(Client):
     library = "urllib"
 
-    def describe(self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str]) -> Request | None:
+    def describe(
+        self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str] = GET_HEAD, *, reads: ReadTest | None = None
+    ) -> Request | None:
         call = _call(args, kwargs)
         if call is None:
             return None
         http_class, req, options = call
         method = req.get_method()
-        if method not in methods or req.data is not None or not _ours(http_class):
+        if (reads is None and (method not in methods or req.data is not None)) or not _ours(http_class):
             return None
         if getattr(instance, "_debuglevel", 0):
             return None  # it prints each request and answer: they must stay in the loop's order
         # The headers as do_open sends them: the unredirected ones first, then the others.
         sent = dict(req.unredirected_hdrs)
         sent.update({k: v for k, v in req.headers.items() if k not in sent})
+        body = None
+        if reads is not None:
+            body = _body(req.data)
+            if body is STREAMED or not reads(method, req.get_full_url(), sent, body):
+                return None
         extra = (
             *comparable_headers(sent.items()),
             ("<connection>", http_class),
@@ -116,7 +133,7 @@ class Urllib(Client):
             ("<timeout>", getattr(req, "timeout", _NO_TIMEOUT)),
             *sorted((f"<{name}>", value) for name, value in options.items()),
         )
-        return Request(method, req.get_full_url(), extra, (http_class, req), options)
+        return Request(method, req.get_full_url(), extra, (http_class, req), options, body)
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
         http_class, original = request.args

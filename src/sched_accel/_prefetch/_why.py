@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._log import event
+from .._state import Recorder
 from ._http_run import HttpRun
 from ._probe import StepAside
 from ._requests import fields
@@ -54,9 +55,15 @@ def why_not(run: HttpRun, items_text: str) -> str | None:
             f"the loop's requests differed from the ones sent ahead (in {run.differs}), so none was served; "
             "a header that changes on every request cannot be prefetched"
         )
+    if not run.misses and run.other:
+        return (
+            "the loop's requests were not GET or HEAD (a POST, a body, a stream), which are never sent ahead at "
+            'HTTP level: name its per-item function with fetch = "module:qualname" (a shadow of it sends its reads '
+            'ahead: GraphQL queries, JSON-RPC reads), and declare a host\'s other reads with [hosts."..."] reads'
+        )
     if run.replay and not run.learned:
         if run.pulled == 0:
-            return 'no requests were recorded yet (items = "learned"): this run records them, the next one prefetches'
+            return _unrecorded(run.recorder, "request", "GET or HEAD requests")
         return "none of the loop's requests was among the ones recorded in its last run"
     if not run.learned:
         first = run.first_miss
@@ -92,7 +99,7 @@ def why_not_calls(run: PrefetchRun, items_text: str) -> str | None:
     if aside is not None or run.hits or not run.misses:
         return aside
     if run.recorder is not None and run.first_item is _NONE and run.shape is None:
-        return 'no calls were recorded yet (items = "learned"): this run records them, the next one prefetches'
+        return _unrecorded(run.recorder, "call", "calls whose arguments can be kept (strings, numbers, lists of them)")
     if run.shape is not None:
         if run.mismatched:
             return f"the loop changed the arguments of {run.mismatched} call(s) after they were sent ahead, so none was served"
@@ -112,10 +119,24 @@ def why_not_calls(run: PrefetchRun, items_text: str) -> str | None:
 _NONE: Any = PrefetchRun.NO_ITEM
 
 
+def _unrecorded(recorder: Recorder | None, what: str, kept: str) -> str:
+    """``items = "learned"`` with nothing to replay: say whether this run recorded anything,
+    never "the next one prefetches" when it will not."""
+    if recorder is not None and recorder.calls:
+        return f'no {what}s were recorded yet (items = "learned"): this run recorded {len(recorder.calls)}, the next one prefetches'
+    skipped = f" ({recorder.skipped} made, none of them kept)" if recorder is not None and recorder.skipped else ""
+    return (
+        f'nothing was recorded (items = "learned"): the loop made no {kept} in this run{skipped}, so the next run '
+        'has nothing to prefetch either; declare where its items come from (items = "...")'
+    )
+
+
 def say_why(run: HttpRun | PrefetchRun, items_text: str) -> None:
     """One line when a run did not accelerate, saying why."""
     if isinstance(run, HttpRun):
         why, requests = why_not(run, items_text), {"requests": run.misses + run.other}
+        if why is not None and run.found is not None and not why.startswith("the probe"):
+            why = f"{why}; {run.found.hint()}"
     else:
         why, requests = why_not_calls(run, items_text), {"calls": run.hits + run.misses + run.direct}
     if why is not None:

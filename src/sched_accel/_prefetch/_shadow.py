@@ -1,0 +1,495 @@
+"""Shadow runs: the per-item function run ahead of the loop for its reads, never for its effects.
+
+A :class:`ShadowRun` predicts the loop's per-item calls as a function-level run does
+(``_run``: the items, the call's shape learned from the loop's first call, a window ahead),
+but what runs ahead is a *shadow* of each call (``shadow = true``):
+
+- in a worker thread (a sync function) or a task of the loop's event loop (an async one),
+  inside :func:`~._effects.shadowed`: its prints and log records are dropped, its sleeps
+  return at once, and any other effect (a write to a file or a database, a subprocess) stops
+  it where it stands (``_shadow``);
+- each HTTP request it makes is seen at the library's layer (``_policy.LOOP``): a read (a
+  GET or HEAD, a GraphQL query, a JSON-RPC read, what its host declares: ``_reads``) is sent through the app's own client, under the host's limits
+  and retries, its answer kept for the loop and a copy handed back to the shadow (without
+  its cookies: they never reach the app's jar), so the shadow goes on to its next request
+  (a detail the first answer names); anything else stops the shadow before it is sent;
+- its return value and its exception are thrown away.
+
+The loop then runs unchanged. When it calls the per-item function for an item, that item's
+shadow is *claimed*: from then on it may send nothing more (its next request stops it), so
+a request the loop makes once reaches the upstream once. The real function runs in the
+loop's own thread or task, once; each request it makes is answered from a read of that
+item's shadow only when it is exactly that request (method, URL, every header but tracing
+ones, body), waiting for it if it is still in flight; any other request goes out as the loop made
+it (a read within the host's limits, as HTTP-level prefetch sends the loop's own). Every
+print, log line, row and exception comes from the real code, in order.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._engine import Cancelled, Slot
+from .._log import event
+from .._policy import LOOP, send
+from .._shadow import Shadow, Stopped, activate, deactivate, reading, shadowed
+from ._clients import CLIENTS, Client, Refused, Request, direct_fetcher, fetcher
+from ._probe import waited
+from ._reads import NOTHING_DECLARED, is_read
+from ._run import CURRENT, PrefetchRun
+from ._shape import CallShape, fingerprint
+
+if TYPE_CHECKING:
+    from .._policy import Policy
+    from .._report import RunReport
+    from .._state import Recorder
+
+__all__ = ["ShadowRun"]
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+class Read:
+    """One read a shadow sent: its request, then its kept answer or the error it ended in."""
+
+    __slots__ = ("done", "error", "finished", "kept", "request", "used")
+
+    def __init__(self, request: Request, done: threading.Event | anyio.Event) -> None:
+        self.request = request
+        self.done = done
+        self.kept: Any = None
+        self.error: BaseException | None = None
+        self.finished = 0.0
+        self.used = False
+
+    def answers(self, request: Request) -> bool:
+        """Whether this read is exactly ``request`` (and not used yet)."""
+        mine = self.request
+        return not self.used and mine.method == request.method and mine.url == request.url and mine.extra == request.extra
+
+
+class ShadowCall:
+    """One item's shadow: the reads it sent, whether the loop has reached its item (then it
+    may send nothing more), and why it stopped, if it did."""
+
+    __slots__ = ("claimed", "reads", "shadow")
+
+    def __init__(self) -> None:
+        self.reads: list[Read] = []
+        self.claimed = False
+        self.shadow: Shadow | None = None
+
+
+class _Handler:
+    """The requests of one side (``LOOP``): a shadow's, or the real call's for its item."""
+
+    __slots__ = ("call", "handle")
+
+    def __init__(self, handle: Callable[..., Any], call: ShadowCall | None) -> None:
+        self.handle = handle
+        self.call = call
+
+    def request(self, library: str, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        return self.handle(self.call, library, wrapped, instance, args, kwargs)
+
+
+class ShadowRun(PrefetchRun):
+    """One run of a loop whose per-item calls are shadowed ahead of it (see the module)."""
+
+    def __init__(
+        self,
+        report: RunReport,
+        source: Iterator[Any] | None,
+        submit: Callable[[Slot[Any]], Slot[Any]],
+        *,
+        window: int,
+        policy: Policy,
+        is_async: bool,
+        methods: frozenset[str] = frozenset({"GET", "HEAD"}),
+        max_age: float = 60.0,
+        builder: Callable[[Any], tuple[Any, ...]] | None = None,
+        owner: object = None,
+        recorder: Recorder | None = None,
+        probe: bool = True,
+    ) -> None:
+        super().__init__(report, source, submit, window=window, builder=builder, owner=owner, policy=policy, recorder=recorder, probe=probe)
+        if probe:
+            # The probe is the reads shadows complete first (the loop's own item's shadow is
+            # claimed at once, so it cannot be the one timed): the window fills meanwhile.
+            self.step.probing = True
+        #: How long the quickest of the first reads shadows sent took (the probe), once known.
+        self.probe_seconds: float | None = None
+        self._read_times: list[float] = []
+        self._probe_reads = max(1, min(report.target.concurrency, 4))
+        self.is_async = is_async
+        #: The run's requests in flight, shadows' and the real calls' own together, at most
+        #: ``concurrency`` (the workers bound the shadows; a real call's own read takes a place too).
+        self._places: threading.Semaphore | anyio.Semaphore = (
+            anyio.Semaphore(report.target.concurrency) if is_async else threading.Semaphore(report.target.concurrency)
+        )
+        self.methods = methods
+        self.max_age = max_age
+        self.lock = threading.Lock()
+        self.served = self.live = self.stopped = 0
+        self.first_stop: str | None = None
+        self._fetchers: dict[tuple[str, bool], Callable[..., Any]] = {}
+        activate()
+
+    # -- ahead of the loop ------------------------------------------------------------------
+    def _slot(self, shape: CallShape, args: Args, kwargs: Kwargs) -> Slot[Any]:
+        call = ShadowCall()
+        run = self._shadow_async if self.is_async else self._shadow_sync
+        slot: Slot[Any] = Slot(lambda *a, **k: run(call, shape.call, a, k), args, kwargs, fingerprint(args, kwargs))
+        slot.note = call
+        return slot
+
+    def _shadow_sync(self, call: ShadowCall, function: Callable[..., Any], args: Args, kwargs: Kwargs) -> None:
+        shadow = call.shadow = Shadow()
+        token = LOOP.set(_Handler(self._shadow_request, call))
+        try:
+            with shadowed(shadow):
+                function(*args, **kwargs)
+        except Stopped:
+            pass
+        except Exception:  # noqa: S110 - the real call meets its own exception, in its place
+            pass
+        finally:
+            LOOP.reset(token)
+            self._ended(shadow)
+
+    async def _shadow_async(self, call: ShadowCall, function: Callable[..., Any], args: Args, kwargs: Kwargs) -> None:
+        shadow = call.shadow = Shadow()
+        token = LOOP.set(_Handler(self._ashadow_request, call))
+        try:
+            with shadowed(shadow):
+                await function(*args, **kwargs)
+        except Stopped:
+            pass
+        except Exception:  # noqa: S110 - the real call meets its own exception, in its place
+            pass
+        finally:
+            LOOP.reset(token)
+            self._ended(shadow)
+
+    def _ended(self, shadow: Shadow) -> None:
+        if shadow.stopped is not None:
+            with self.lock:
+                self.stopped += 1
+                if self.first_stop is None:
+                    self.first_stop = shadow.stopped
+
+    def _register(self, call: ShadowCall, client: Client | None, library: str, instance: Any, args: Args, kwargs: Kwargs, done: Any) -> Read:
+        """The shadow's request, as a read the loop may be answered with; else it stops."""
+        shadow = call.shadow
+        assert shadow is not None
+        shadow.check()  # stopped without raising (a write sqlite's authorizer refused): stop here
+        if client is None or client.is_async != self.is_async:
+            shadow.stop(f"a request through {library} from a {'task' if self.is_async else 'thread'} it cannot be sent ahead from")
+        request = client.describe(instance, args, kwargs, self.methods, reads=self._is_read)
+        if request is None:
+            shadow.stop(f"a request that is not a read ({_what(args, kwargs)})")
+        read = Read(request, done)
+        with self.lock:
+            if call.claimed:
+                shadow.stop("the loop reached its item")
+            call.reads.append(read)
+        return read
+
+    def _shadow_request(self, call: ShadowCall, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        client = CLIENTS.get(library)
+        read = self._register(call, client, library, instance, args, kwargs, threading.Event())
+        assert client is not None
+        started = time.perf_counter()
+        try:
+            with reading(), self._place():
+                try:
+                    read.kept, read.finished = self.policy_call(client, (wrapped, instance, args, kwargs))
+                except Refused as refused:  # retried until the policy gave up: the last answer stands
+                    read.kept, read.finished = refused.kept, time.monotonic()
+            self._timed_read(time.perf_counter() - started)
+        except BaseException as exc:
+            read.error = exc
+            raise
+        finally:
+            read.done.set()
+        return _for_shadow(client, read.kept, instance, args, kwargs)
+
+    async def _ashadow_request(self, call: ShadowCall, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        client = CLIENTS.get(library)
+        read = self._register(call, client, library, instance, args, kwargs, anyio.Event())
+        assert client is not None and self.policy is not None
+        started = time.perf_counter()
+        places = self._places
+        assert isinstance(places, anyio.Semaphore)
+        try:
+            with reading():
+                async with places:
+                    try:
+                        read.kept, read.finished = await self.policy.acall(self._fetcher(client), (wrapped, instance, args, kwargs), {})
+                    except Refused as refused:
+                        read.kept, read.finished = refused.kept, time.monotonic()
+            self._timed_read(time.perf_counter() - started)
+        except BaseException as exc:
+            read.error = exc
+            raise
+        finally:
+            read.done.set()
+        return _for_shadow(client, read.kept, instance, args, kwargs)
+
+    # -- stepping aside (``_probe``) ------------------------------------------------------------
+    def serve(self, call: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Slot[Any] | None:
+        """The slot of this real call's item (its shadow), or None: the call runs directly.
+        Stepped aside, the shadows already started still answer their items' calls."""
+        if self.step.probing and self.probe_seconds is not None and not self.step.probed(self.probe_seconds < self.step.seconds):
+            self._keep_started()
+        if self.step.aside and self.pending and self.shape is not None:
+            for index, slot in enumerate(self.pending):
+                if self.shape.matches(slot, instance, args, kwargs):
+                    for _ in range(index):
+                        self._discard(self.pending.popleft())
+                    self.pending.popleft()
+                    self.hits += 1
+                    return slot
+        return super().serve(call, instance, args, kwargs)
+
+    def _keep_started(self) -> None:
+        """Reads are answered faster than fanning out costs: shadows not started never start;
+        those started keep their reads for their items (never sent twice)."""
+        self.pending = deque(slot for slot in self.pending if not slot.cancel())
+
+    def _timed_read(self, seconds: float) -> None:
+        """A read a shadow sent took ``seconds``. The probe is the quickest of the first few
+        (as many as run at once, at most 4): the first of each connection pays for opening it,
+        and shadows started together wait for each other's share of the CPU."""
+        if self.probe_seconds is None:
+            times = self._read_times
+            times.append(seconds)  # atomic: shadows' threads append, the loop's thread reads
+            if len(times) >= self._probe_reads:
+                self.probe_seconds = min(times)  # read by the loop's thread at its next call
+
+    def _is_read(self, method: str, url: str, headers: Any, body: bytes | None) -> bool:
+        """Whether a request only reads (``_reads``): a GET or HEAD, a GraphQL query, a known
+        JSON-RPC read, or what its host declares (``[hosts."..."] reads``)."""
+        declared = NOTHING_DECLARED
+        if self.policy is not None:
+            parts = urllib.parse.urlsplit(url)
+            declared = self.policy.hosts.get(parts.hostname or "", parts.port).reads
+        return is_read(method, url, headers, body, declared)
+
+    def _place(self) -> threading.Semaphore:
+        """One of the run's places for a request in flight (threads)."""
+        places = self._places
+        assert isinstance(places, threading.Semaphore)
+        return places
+
+    def policy_call(self, client: Client, args: Args) -> Any:
+        assert self.policy is not None
+        return self.policy.call(self._fetcher(client), args, {})
+
+    def _fetcher(self, client: Client, *, direct: bool = False) -> Callable[..., Any]:
+        key = (client.library, direct)
+        found = self._fetchers.get(key)
+        if found is None:
+            found = self._fetchers[key] = (direct_fetcher if direct else fetcher)(client, send)
+        return found
+
+    def _discard(self, slot: Slot[Any]) -> None:
+        """A shadow for an item the loop skipped: it may send nothing more."""
+        self.claim(slot)
+        super()._discard(slot)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            deactivate()
+
+    # -- the loop's real call -----------------------------------------------------------------
+    def claim(self, slot: Slot[Any] | None) -> ShadowCall | None:
+        """The loop reached this slot's item: its shadow may send nothing more (one that has
+        not started never starts); the reads it sent answer the real call."""
+        if slot is None:
+            return None
+        call: ShadowCall = slot.note
+        with self.lock:
+            call.claimed = True
+        slot.cancel()
+        return call
+
+    def real(self, slot: Slot[Any] | None, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        """The loop's own call, run once in its thread, answered from its item's shadow (stepped
+        aside with no shadow for it: exactly as the loop made it, its time measured)."""
+        if slot is None and self.step.aside:
+            return self._aside(wrapped, args, kwargs)
+        call = self.claim(slot)
+        token, requests = CURRENT.set(None), LOOP.set(_Handler(self._real_request, call))
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            LOOP.reset(requests)
+            CURRENT.reset(token)
+
+    def _aside(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        token = CURRENT.set(None)
+        timing = self.step.timing
+        started, cpu = (time.perf_counter(), time.thread_time()) if timing else (0.0, 0.0)
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            CURRENT.reset(token)
+            if timing:
+                self.timed_direct(waited(started, cpu), self.shape.instance if self.shape else None, args, kwargs)
+
+    async def _aaside(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        token = CURRENT.set(None)
+        timing = self.step.timing
+        started, cpu = (time.perf_counter(), time.thread_time()) if timing else (0.0, 0.0)
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            CURRENT.reset(token)
+            if timing:
+                self.timed_direct(waited(started, cpu), self.shape.instance if self.shape else None, args, kwargs)
+
+    async def areal(self, slot: Slot[Any] | None, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        if slot is None and self.step.aside:
+            return await self._aaside(wrapped, args, kwargs)
+        call = self.claim(slot)
+        token, requests = CURRENT.set(None), LOOP.set(_Handler(self._areal_request, call))
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            LOOP.reset(requests)
+            CURRENT.reset(token)
+
+    def _kept(self, call: ShadowCall | None, client: Client | None, instance: Any, args: Args, kwargs: Kwargs) -> Read | bool:
+        """The shadow's read that is exactly this request; else whether it is a read at all
+        (True: sent within the host's limits; False: exactly as the loop made it)."""
+        if client is None or client.is_async != self.is_async:
+            return False
+        request = client.describe(instance, args, kwargs, self.methods, reads=self._is_read)
+        if request is None:
+            return False
+        if call is not None:
+            with self.lock:
+                for read in call.reads:
+                    if read.answers(request):
+                        read.used = True
+                        return read
+        self.live += 1
+        return True
+
+    def _usable(self, read: Read) -> bool:
+        """Whether the read's outcome answers the loop (else it sends the request itself)."""
+        if isinstance(read.error, Cancelled | Stopped) or (read.error is None and time.monotonic() - read.finished > self.max_age):
+            self.live += 1
+            return False
+        self.served += 1
+        return True
+
+    def _real_request(self, call: ShadowCall | None, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        client = CLIENTS.get(library)
+        read = self._kept(call, client, instance, args, kwargs)
+        if isinstance(read, Read):
+            assert isinstance(read.done, threading.Event) and client is not None
+            if not read.done.wait(self.timeout):
+                raise TimeoutError(f"the request did not finish within {self.timeout:g} s")
+            if self._usable(read):
+                if read.error is not None:
+                    raise read.error
+                return client.serve(read.kept, instance, args, kwargs)
+            read = True
+        if read is False or client is None:
+            return wrapped(*args, **kwargs)  # not a read: exactly as the loop made it
+        assert self.policy is not None
+        try:
+            with self._place():
+                return self.policy.call(self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {})
+        except Refused as refused:
+            return client.serve(refused.kept, instance, args, kwargs)
+
+    async def _areal_request(self, call: ShadowCall | None, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        client = CLIENTS.get(library)
+        read = self._kept(call, client, instance, args, kwargs)
+        if isinstance(read, Read):
+            assert isinstance(read.done, anyio.Event) and client is not None
+            with anyio.move_on_after(self.timeout):
+                await read.done.wait()
+            if not read.done.is_set():
+                raise TimeoutError(f"the request did not finish within {self.timeout:g} s")
+            if self._usable(read):
+                if read.error is not None:
+                    raise read.error
+                return client.serve(read.kept, instance, args, kwargs)
+            read = True
+        if read is False or client is None:
+            return await wrapped(*args, **kwargs)
+        assert self.policy is not None and isinstance(self._places, anyio.Semaphore)
+        try:
+            async with self._places:
+                return await self.policy.acall(self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {})
+        except Refused as refused:
+            return client.serve(refused.kept, instance, args, kwargs)
+
+    # -- the end ------------------------------------------------------------------------------
+    def counts(self) -> dict[str, Any]:
+        """This run's figures for the run line."""
+        # A call made directly while stepped aside is a miss too: prefetched + missed = items.
+        more: dict[str, Any] = {"prefetch": "shadow", "prefetched": self.hits, "missed": self.misses + self.direct, "wasted": self.wasted}
+        more |= {"reads_served": self.served, "reads_live": self.live}
+        if self.stopped:
+            more["shadows_stopped"] = self.stopped
+        if self.mismatched:
+            more["mismatched"] = self.mismatched
+        return more
+
+    def say_stopped(self) -> None:
+        """One line per run naming the first effect that stopped a shadow (its reads before it
+        were kept; the real call made the effect itself)."""
+        if self.first_stop is not None:
+            event("INFO", "shadow_stopped", f"a shadow of {self.name} stopped at {self.first_stop}", target=self.name, shadows=self.stopped)
+
+
+def _what(args: Args, kwargs: Kwargs) -> str:
+    """A request's method and URL, for the line saying why a shadow stopped."""
+    request = args[0] if args else kwargs.get("request")
+    method, url = getattr(request, "method", None), getattr(request, "url", None)
+    if isinstance(method, str) and url is not None:
+        return f"{method} {url}"
+    if len(args) > 1 and isinstance(args[0], str):  # aiohttp's _request(method, url)
+        return f"{args[0].upper()} {args[1]}"
+    get_method = getattr(args[1] if len(args) > 1 else None, "get_method", None)  # urllib's do_open
+    if callable(get_method):
+        return f"{get_method()} {args[1].get_full_url()}"
+    return "a request with a body or a method other than GET and HEAD"
+
+
+def _for_shadow(client: Client, kept: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    """The kept answer as the shadow's own response, apart from the one the loop will get, and
+    without the cookies it sets: what the shadow's client does with them must not reach the
+    app's cookie jar (httpx and requests extract them above the layer we answer at)."""
+    if client.library == "requests":
+        response = copy.copy(kept)
+        response.headers = kept.headers.copy()
+        response.raw = None  # requests takes cookies from raw's _original_response: none
+        response.request = args[0] if args else kwargs["request"]
+        return response
+    if client.library == "aiohttp":
+        return client.serve(copy.copy(kept), instance, args, kwargs)
+    response = client.serve(kept, instance, args, kwargs)
+    headers = getattr(response, "headers", None)
+    if headers is not None:
+        try:
+            del headers["set-cookie"]
+        except KeyError:
+            pass
+    return response
