@@ -330,3 +330,39 @@ def FaultServerValue(key: str) -> int:  # noqa: N802 - reads as the server's ans
     from ..faultserver import value_of
 
     return value_of(key)
+
+
+def test_a_shadow_still_reading_when_the_loop_breaks_off_prints_nothing_after_it(app: App, server: FaultServer) -> None:
+    """In a real process: shadows still reading when the loop breaks off finish after it, and
+    what they print then is dropped too: the output is the sequential run's, byte for byte."""
+    app.write("straggler.py", f"""
+        import requests
+
+        session = requests.Session()
+
+        def fetch(token):
+            value = session.get("{server.url}/item/" + token).json()["value"]
+            print("fetched", token)  # a shadow's, after its read: never seen
+            return value
+
+        def run(tokens):
+            for token in tokens:
+                fetch(token)
+                if token == "t02":
+                    break
+
+    """)
+    app.write("main.py", """
+        import time
+        import straggler
+
+        straggler.run([f"t{i:02d}" for i in range(24)])
+        time.sleep(0.3)  # the shadows sent ahead finish their reads meanwhile
+        print("done")
+    """)
+    app.config('[[targets]]\nloop = "straggler:run"\nitems = "tokens"\nfetch = "straggler:fetch"\nshadow = true\nconcurrency = 8\n')
+    off = app.run("main.py")
+    on = app.run("main.py", env={"ENABLE_SCHEDULER_OPTIMIZATION": "true", "SCHED_ACCEL_CONFIG": str(app.root / "sched_accel.toml")})
+    assert off.returncode == on.returncode == 0, on.stderr
+    assert on.stdout == off.stdout == "fetched t00\nfetched t01\nfetched t02\ndone\n"
+    assert "prefetch=shadow" in on.stderr

@@ -142,6 +142,11 @@ class ShadowRun(PrefetchRun):
         self.served = self.live = self.stopped = 0
         self.first_stop: str | None = None
         self._fetchers: dict[tuple[str, bool], Callable[..., Any]] = {}
+        #: Shadows running now, and whether the loop has ended: the effects' hooks that change
+        #: what the process sees (stdout's proxy) stay until the loop ended and the last
+        #: shadow did (one still reading when the loop broke off must not print after it).
+        self._running = 0
+        self._closed = False
         activate()
 
     # -- ahead of the loop ------------------------------------------------------------------
@@ -153,7 +158,7 @@ class ShadowRun(PrefetchRun):
         return slot
 
     def _shadow_sync(self, call: ShadowCall, function: Callable[..., Any], args: Args, kwargs: Kwargs) -> None:
-        shadow = call.shadow = Shadow()
+        shadow = call.shadow = self._started()
         token = LOOP.set(_Handler(self._shadow_request, call))
         try:
             with shadowed(shadow):
@@ -167,7 +172,7 @@ class ShadowRun(PrefetchRun):
             self._ended(shadow)
 
     async def _shadow_async(self, call: ShadowCall, function: Callable[..., Any], args: Args, kwargs: Kwargs) -> None:
-        shadow = call.shadow = Shadow()
+        shadow = call.shadow = self._started()
         token = LOOP.set(_Handler(self._ashadow_request, call))
         try:
             with shadowed(shadow):
@@ -180,12 +185,21 @@ class ShadowRun(PrefetchRun):
             LOOP.reset(token)
             self._ended(shadow)
 
+    def _started(self) -> Shadow:
+        with self.lock:
+            self._running += 1
+        return Shadow()
+
     def _ended(self, shadow: Shadow) -> None:
-        if shadow.stopped is not None:
-            with self.lock:
+        with self.lock:
+            self._running -= 1
+            last = self._closed and not self._running
+            if shadow.stopped is not None:
                 self.stopped += 1
                 if self.first_stop is None:
                     self.first_stop = shadow.stopped
+        if last:
+            deactivate()
 
     def _register(self, call: ShadowCall, client: Client | None, library: str, instance: Any, args: Args, kwargs: Kwargs, done: Any) -> Read:
         """The shadow's request, as a read the loop may be answered with; else it stops."""
@@ -311,7 +325,11 @@ class ShadowRun(PrefetchRun):
         try:
             super().close()
         finally:
-            deactivate()
+            with self.lock:
+                self._closed = True
+                last = not self._running
+            if last:
+                deactivate()
 
     # -- the loop's real call -----------------------------------------------------------------
     def claim(self, slot: Slot[Any] | None) -> ShadowCall | None:
