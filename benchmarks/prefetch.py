@@ -323,8 +323,10 @@ def shadow(repeat: int) -> list[bool]:
     print(f"info: {SYNC_SHADOW}: {extra:.2f} ms more client CPU per item than function-level (which runs the method "
           f"once); the method's own {cpu_ms} ms runs twice (shadow and real call)")
     m, rounds = 20_000, max(repeat, 5)
-    contenders = {PLAIN_SYNC: sequential, SYNC_SHADOW: sched_accel_sync("no-probe", shadow=True),
-                  PLAIN_ASYNC: sequential_async, ASYNC_SHADOW: sched_accel_async("no-probe", shadow=True)}
+    contenders = {PLAIN_SYNC: sequential, SYNC_SHADOW: sched_accel_sync(shadow=True),
+                  f"{SYNC_SHADOW}, no step-aside": sched_accel_sync("no-probe", shadow=True),
+                  PLAIN_ASYNC: sequential_async, ASYNC_SHADOW: sched_accel_async(shadow=True),
+                  f"{ASYNC_SHADOW}, no step-aside": sched_accel_async("no-probe", shadow=True)}
     _header("shadow", f"our own work per request through a shadowed target: {m:,} requests answered from memory by "
             f"httpx's transport (no network), so only httpx's work (twice: shadow and real call) and ours remain; "
             f"{_runs(rounds)}")
@@ -332,11 +334,15 @@ def shadow(repeat: int) -> list[bool]:
     plain_of = {id(samples[n]): samples[PLAIN_ASYNC if "async" in n else PLAIN_SYNC] for n in samples}
     _http_table(samples, m, "CPU/plain, same kind", lambda s: s.cpu / plain_of[id(s)].cpu)
     for name, plain in ((SYNC_SHADOW, PLAIN_SYNC), (ASYNC_SHADOW, PLAIN_ASYNC)):
-        # The shadow runs the client's own work a second time: that is the method's cost, not ours.
-        ours = (samples[name].cpu - 2 * samples[plain].cpu) / m * 1e6
+        # At 0 ms the run steps aside (what a user gets): our own work is what is left over the plain loop.
+        ours = (samples[name].cpu - samples[plain].cpu) / m * 1e6
         outcomes.append(print_goal(
-            f"{name}: {ours:.1f} us of our own CPU per request (its CPU less twice the plain loop's "
-            f"{samples[plain].cpu / m * 1e6:.0f} us) <= 30 us", ours <= 30))
+            f"{name} (steps aside): {ours:.1f} us of our own CPU per request over the plain loop's "
+            f"{samples[plain].cpu / m * 1e6:.0f} us <= 30 us", ours <= 30))
+        # Fanning out anyway, the shadow runs the client's own work a second time: the method's cost, not ours.
+        fanned = samples[f"{name}, no step-aside"]
+        print(f"info: {name}, no step-aside: {(fanned.cpu - 2 * samples[plain].cpu) / m * 1e6:.1f} us of CPU per request "
+              "beyond twice the plain loop's (shadow and real call each run the client's work)")
     return outcomes
 
 
