@@ -76,8 +76,9 @@ def test_psycopg(postgres_dsn: str) -> None:
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.anyio
 async def test_asyncpg(postgres_dsn: str) -> None:
-    """asyncpg: a shadow task's fetch goes on; its INSERT and a transaction left normally stop;
-    connecting in a shadow stops; the app's connection stays usable."""
+    """asyncpg: a shadow task's statements stop, its fetch too (one operation at a time on the
+    app's connection), inside a transaction block too; connecting in a shadow stops; the app's
+    connection stays usable."""
     asyncpg = pytest.importorskip("asyncpg")
     params = dict(item.split("=") for item in postgres_dsn.split())
     connect = {"host": params["host"], "port": int(params["port"]), "user": "postgres", "database": "postgres"}
@@ -90,7 +91,7 @@ async def test_asyncpg(postgres_dsn: str) -> None:
             with shadowed(shadow):
                 try:
                     if attempt == "fetch":
-                        assert [tuple(r) for r in await conn.fetch("SELECT a FROM t4")] == [("first",)]
+                        await conn.fetch("SELECT a FROM t4")
                     elif attempt == "insert":
                         await conn.execute("INSERT INTO t4 VALUES ('shadow')")
                     elif attempt == "transaction":
@@ -100,9 +101,11 @@ async def test_asyncpg(postgres_dsn: str) -> None:
                         await asyncpg.connect(**connect)
                 except Stopped as exc:
                     reasons.append(exc.why.rpartition(" (")[0])
+        shared = "ran a statement on a connection that takes one operation at a time (the real run's may be waiting) through asyncpg"
         assert reasons == [
-            "a database write through asyncpg: INSERT INTO t4 VALUES ('shadow')",
-            "committed through asyncpg",
+            shared,
+            shared,
+            shared,  # the block's own statement, before it could be left normally
             f"connected a socket to ('127.0.0.1', {connect['port']}) outside a read",
         ]
         await conn.execute("INSERT INTO t4 VALUES ('main')")

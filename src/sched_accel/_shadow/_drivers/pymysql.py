@@ -1,5 +1,6 @@
-"""PyMySQL: every statement, a cursor's included, is sent by ``Connection.query``: a write
-stops the shadow there (a ``CALL`` too), and so does ``commit``. Its socket connects in
+"""PyMySQL: every statement, a cursor's included, is sent by ``Connection.query``: any statement
+stops the shadow there, a read too (a connection is not thread-safe, and a shadow runs in
+another thread than the real run using it), and so does ``commit``. Its socket connects in
 ``pymysql.connect``: a shadow that connects stops there. Supported: PyMySQL 1.0 and later
 (tested, without a server, on 1.2)."""
 
@@ -10,7 +11,7 @@ from types import ModuleType
 
 from .._context import ACTING
 from .._wrapping import wrap
-from ._calls import always, statement
+from ._calls import always
 
 __all__ = ["HOOKS", "SUPPORTED"]
 
@@ -18,7 +19,8 @@ SUPPORTED = ">=1.0"
 
 
 def _connection(module: ModuleType) -> None:
-    wrap(module.Connection, "query", statement("PyMySQL"), ACTING.get)
+    # A read too: a PyMySQL connection is not thread-safe, and a shadow runs in another thread.
+    wrap(module.Connection, "query", always("PyMySQL", "ran a statement on a connection one thread may use at a time"), ACTING.get)
     wrap(module.Connection, "commit", always("PyMySQL", "committed"), ACTING.get)
 
 
