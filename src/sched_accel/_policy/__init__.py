@@ -16,7 +16,7 @@ from __future__ import annotations
 from ._breaker import CircuitBreaker
 from ._drive import GO, Plan, run_async, run_sync
 from ._hosts import Hosts, HostState, statistics_lines
-from ._http import LIBRARIES, LOOP, LoopRequests, aiohttp_url, patch_http, send
+from ._http import LIBRARIES, LOOP, TLS_MADE, LoopRequests, aiohttp_url, patch_http, send
 from ._limit import HostLimit, paced
 from ._limits import HostLimiter
 from ._policy import ATTEMPT, Policy, Tries
@@ -25,30 +25,31 @@ from ._stats import HostLimiterStatistics, RunStats
 
 __all__ = [
     "ATTEMPT",
-    "GO",
     "Backoff",
     "CircuitBreaker",
     "Failure",
+    "GO",
     "HostLimit",
     "HostLimiter",
     "HostLimiterStatistics",
     "HostState",
+    "Hosts",
     "LIBRARIES",
     "LOOP",
     "LoopRequests",
-    "Hosts",
     "Plan",
     "Policy",
     "RunStats",
+    "TLS_MADE",
     "Tries",
     "aiohttp_url",
     "classify",
     "paced",
     "patch_http",
     "retry_after",
-    "status_of",
     "run_async",
     "run_sync",
     "send",
     "statistics_lines",
+    "status_of",
 ]

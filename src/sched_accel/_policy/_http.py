@@ -22,6 +22,7 @@ host's limiter (AIMD, Retry-After) and circuit.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import urllib.parse
@@ -37,7 +38,7 @@ from .._patching import Patch, apply
 from ._drive import run_async, run_sync
 from ._policy import ATTEMPT, DUE
 
-__all__ = ["LIBRARIES", "LOOP", "LoopRequests", "patch_http", "send"]
+__all__ = ["LIBRARIES", "LOOP", "TLS_MADE", "LoopRequests", "patch_http", "send"]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
@@ -275,8 +276,39 @@ def send(library: str, wrapped: Callable[..., Any], instance: Any, args: Args, k
     return _SENDERS[library](wrapped, instance, args, kwargs)
 
 
+#: The attribute an SSL context httpx made from its own settings carries: what it was made from
+#: (``verify`` and ``cert`` as given, ``trust_env`` and the variables it reads), so that two
+#: clients made alike (one per item) are known as the same client, and two made with different
+#: certificates never are (``_prefetch._clients``: an answer is served only to its own client).
+TLS_MADE = "_sched_accel_made"
+
+
+def _tag_ssl_context(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    """httpx's ``create_ssl_context(verify, cert, trust_env)``: the context, tagged with what it
+    was made from when httpx made it (a context the app made and passed in is left untagged:
+    it is known by its identity)."""
+    context = wrapped(*args, **kwargs)
+    verify = args[0] if args else kwargs.get("verify", True)
+    if isinstance(verify, bool | str):
+        cert = args[1] if len(args) > 1 else kwargs.get("cert")
+        trust_env = bool(args[2] if len(args) > 2 else kwargs.get("trust_env", True))
+        made: tuple[object, ...] = (repr(verify), repr(cert), trust_env)
+        if trust_env:
+            made += (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        try:
+            setattr(context, TLS_MADE, made)
+        except AttributeError:  # a context that takes no attribute: known by its identity
+            pass
+    return context
+
+
+def _always() -> bool:
+    return True
+
+
 def patch_http(patch: Patch, watch: Callable[[str, Callable[[ModuleType], None]], None]) -> None:
-    """Wrap the send method of each HTTP library once it is imported (or now, if it is)."""
+    """Wrap the send method of each HTTP library once it is imported (or now, if it is), and
+    httpx's making of SSL contexts (always: clients are made before a run starts)."""
     for module_name, owner_name, attribute, wrapper in _LAYERS:
 
         def wrap(module: ModuleType, owner_name: str = owner_name, attribute: str = attribute, wrapper: Any = wrapper) -> None:
@@ -285,3 +317,9 @@ def patch_http(patch: Patch, watch: Callable[[str, Callable[[ModuleType], None]]
                 apply(patch, owner, attribute, wrapper, _seen)
 
         watch(module_name, wrap)
+
+    def tag(module: ModuleType) -> None:
+        if callable(getattr(module, "create_ssl_context", None)):
+            apply(patch, module, "create_ssl_context", _tag_ssl_context, _always)
+
+    watch("httpx._transports.default", tag)

@@ -24,11 +24,12 @@ stream: not); urllib's in ``_urllib_client``.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from .._engine import Cancelled
-from .._policy import aiohttp_url, status_of
+from .._policy import TLS_MADE, aiohttp_url, status_of
 from ._adapter import GET_HEAD, STREAMED, VOLATILE, Answer, Client, ReadTest, Request
 from ._adapter import comparable_headers as _headers
 from ._closing import sending, sent
@@ -68,7 +69,7 @@ class _Httpx(Client):
             body = _httpx_body(request)
             if body is STREAMED or not reads(request.method, str(request.url), raw, body):
                 return None
-        return Request(request.method, str(request.url), lambda: _headers(raw), (request,), {}, body)
+        return Request(request.method, str(request.url), lambda: (*_headers(raw), _httpx_client(instance)), (request,), {}, body)
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
         import httpx
@@ -124,7 +125,35 @@ class _HttpxAsync(_Httpx):
         return _kept_httpx(response, raw)
 
 
+def _httpx_client(transport: Any) -> tuple[str, Any]:
+    """What identifies the client beyond headers: its TLS context (the certificate it presents,
+    what it verifies) and its proxy. httpx's own transport made from its settings is known by
+    them (``TLS_MADE``), so clients made alike (one per item) are one client; a context the app
+    made, or a transport of its own, by its identity."""
+    httpx = sys.modules.get("httpx")
+    if httpx is None or type(transport) not in (httpx.HTTPTransport, httpx.AsyncHTTPTransport):
+        return ("<client>", ("transport", id(transport)))
+    pool = getattr(transport, "_pool", None)
+    context = getattr(pool, "_ssl_context", None)
+    made = getattr(context, TLS_MADE, None)
+    tls = made if made is not None else ("context", id(context))
+    return ("<client>", (tls, repr(getattr(pool, "_proxy_url", None)), repr(getattr(pool, "_proxy_headers", None))))
+
+
 # -- requests ---------------------------------------------------------------------------------
+def _requests_client(adapter: Any, args: Args, kwargs: Kwargs) -> tuple[str, Any]:
+    """What identifies the client beyond headers: the ``verify``, ``cert`` and ``proxies`` the
+    session passes per call (``send(request, stream, timeout, verify, cert, proxies)``), and an
+    adapter of the app's own by its identity (it may hold a certificate)."""
+    verify = args[3] if len(args) > 3 else kwargs.get("verify", True)
+    cert = args[4] if len(args) > 4 else kwargs.get("cert")
+    proxies = args[5] if len(args) > 5 else kwargs.get("proxies")
+    own = type(adapter).__module__ != "requests.adapters"
+    shown = tuple(sorted((str(k), str(v)) for k, v in (proxies or {}).items())) if isinstance(proxies, dict) else repr(proxies)
+    return ("<client>", (repr(verify), repr(cert), shown, id(adapter) if own else None))
+
+
+
 class _Requests(Client):
     library = "requests"
 
@@ -144,7 +173,9 @@ class _Requests(Client):
             body = _requests_body(prepared.body)
             if body is STREAMED or not reads(prepared.method, prepared.url, headers, body):
                 return None
-        return Request(prepared.method, prepared.url, lambda: _headers(headers.items()), args, kwargs, body)
+        return Request(
+            prepared.method, prepared.url, lambda: (*_headers(headers.items()), _requests_client(instance, args, kwargs)), args, kwargs, body
+        )
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
         original = request.args[0] if request.args else request.kwargs["request"]

@@ -1,0 +1,106 @@
+"""An answer is served only to its own client (issue 24, item 4): what identifies a client
+beyond its headers (its TLS context and certificate, its proxy, its transport or adapter, the
+per-call ``cert=``/``verify=``) is part of a request's identity."""
+
+from __future__ import annotations
+
+import importlib
+import ssl
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+import requests
+
+from sched_accel._prefetch._clients import CLIENTS
+
+from ..conftest import App
+from ..faultserver import FaultServer
+from .test_prefetch_shapes import install, run_line
+
+
+def described(library: str, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    request = CLIENTS[library].describe(instance, args, kwargs)
+    assert request is not None
+    return request.extra
+
+
+def test_requests_sends_that_differ_only_by_cert_or_verify_are_other_requests() -> None:
+    """requests: the same prepared GET through the same adapter, with another ``cert`` or
+    ``verify`` or ``proxies``, is another request; with the same, the same one."""
+    prepared = requests.Request("GET", "http://h.test/item/1").prepare()
+    adapter = requests.adapters.HTTPAdapter()
+    alice = described("requests", adapter, (prepared,), {"cert": ("alice.crt", "alice.key"), "verify": True})
+    bob = described("requests", adapter, (prepared,), {"cert": ("bob.crt", "bob.key"), "verify": True})
+    assert alice != bob
+    assert alice == described("requests", requests.adapters.HTTPAdapter(), (prepared,), {"cert": ("alice.crt", "alice.key"), "verify": True})
+    assert alice != described("requests", adapter, (prepared,), {"cert": ("alice.crt", "alice.key"), "verify": False})
+    assert alice != described("requests", adapter, (prepared,), {"cert": ("alice.crt", "alice.key"), "proxies": {"http": "http://p:1"}})
+
+
+class OwnAdapter(requests.adapters.HTTPAdapter):
+    """An adapter of the app's own (it may carry a certificate in its SSL context)."""
+
+
+def test_an_adapter_of_the_apps_own_is_known_by_its_identity() -> None:
+    """Two instances of an app's adapter class are two clients; requests' own adapter is not."""
+    prepared = requests.Request("GET", "http://h.test/item/1").prepare()
+    assert described("requests", OwnAdapter(), (prepared,), {}) != described("requests", OwnAdapter(), (prepared,), {})
+
+
+def test_httpx_clients_made_alike_are_one_client_and_other_contexts_are_not(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """httpx: two clients made with the same settings (one per item) are the same client once
+    httpx's SSL contexts are tagged; a context the app made (its own certificate) is another."""
+    app.write("nothing.py", "def loop(items):\n    return items\n")
+    app.config('[[targets]]\nloop = "nothing:loop"\n')
+    install(monkeypatch, capture_events)  # the HTTP layers are patched with the first target
+    request = httpx.Request("GET", "http://h.test/item/1")
+    default_a, default_b = httpx.HTTPTransport(), httpx.HTTPTransport()
+    assert described("httpx", default_a, (request,), {}) == described("httpx", default_b, (request,), {})
+    alice, bob = ssl.create_default_context(), ssl.create_default_context()
+    assert described("httpx", httpx.HTTPTransport(verify=alice), (request,), {}) != described(
+        "httpx", httpx.HTTPTransport(verify=bob), (request,), {}
+    )
+    assert described("httpx", httpx.HTTPTransport(verify=False), (request,), {}) != described("httpx", default_a, (request,), {})
+    proxied = httpx.HTTPTransport(proxy="http://proxy.test:3128")
+    assert described("httpx", proxied, (request,), {}) != described("httpx", default_a, (request,), {})
+
+
+TENANTS = """
+    import os
+    import requests
+
+    HERE = os.path.dirname(os.path.abspath(__file__))
+    CERTS = {name: (os.path.join(HERE, f"{name}.crt"), os.path.join(HERE, f"{name}.key")) for name in ("alice", "bob")}
+
+    def sync(base, accounts):
+        out = []
+        for tenant, account in accounts:
+            # the per-call certificate says whose data this is (ignored over plain http)
+            out.append(requests.get(f"{base}/item/{account}", cert=CERTS[tenant]).json()["value"])
+        return out
+"""
+
+
+def test_tenants_that_differ_only_by_certificate_never_get_each_others_answers(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """The review's two tenants: every item switches certificate, so no prediction made with
+    one tenant's certificate is ever sent for, or served to, the other's request."""
+    app.write("tenants.py", TENANTS)
+    for name in ("alice.crt", "alice.key", "bob.crt", "bob.key"):
+        app.write(name, "not read over plain http")
+    app.config('[[targets]]\nloop = "tenants:sync"\nitems = "accounts"\nconcurrency = 4\n')
+    module: Any = importlib.import_module("tenants")
+    accounts = [("alice" if i % 2 == 0 else "bob", f"acct{i}") for i in range(10)]
+    with FaultServer(latency=0.02) as server:
+        before = module.sync(server.url, accounts)
+        sequential = Counter(key for _, key in server.log)
+        server.reset_counts()
+        install(monkeypatch, capture_events)
+        assert module.sync(server.url, accounts) == before
+        assert Counter(key for _, key in server.log) == sequential  # nothing sent ahead for another tenant
+    assert run_line(capture_events)["prefetched"] == "0"
