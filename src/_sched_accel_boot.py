@@ -311,7 +311,7 @@ def boot() -> None:
         return
     _booted = True
     raw = os.environ.get(FLAG)
-    if raw is None or _is_cli():
+    if raw is None or sys.flags.ignore_environment or _is_cli():  # -E and -I: the environment is not the app's say
         return
     state = flag_value(raw)
     try:

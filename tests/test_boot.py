@@ -186,6 +186,18 @@ def test_flag_on_patches_a_module_imported_after_start(job: App, value: str) -> 
     assert events(out.stderr) == ["patched", "run"]
 
 
+@pytest.mark.parametrize("option", ["-E", "-I"])
+def test_an_interpreter_told_to_ignore_the_environment_is_not_patched(job: App, option: str) -> None:
+    """``python -E`` and ``-I`` ignore the environment: the flag and $SCHED_ACCEL_CONFIG too
+    (the original runs, silently), as the same process without them would be patched."""
+    # -I leaves the script's folder off sys.path: main.py is run with it put back
+    command = ("main.py",) if option == "-E" else ("-c", "import runpy, sys; sys.path.insert(0, ''); runpy.run_path('main.py', run_name='__main__')")
+    out = job.run(option, *command, env=config_env(job, **{FLAG: "1"}))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == SEQUENTIAL_OUTPUT
+    assert out.stderr == ""
+
+
 def test_flag_on_without_a_target_import_stays_lazy(job: App) -> None:
     """Flag on, a process that never imports a target: no TOML parser, wrapt, loguru or sched_accel."""
     job.write("other.py", "VALUE = 42\n")

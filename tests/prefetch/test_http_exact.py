@@ -368,3 +368,42 @@ def test_items_that_are_whole_urls_are_found(
     urls = [f"{server.url}/item/page {i}/é" for i in range(10)]
     run = Compared(app, server, monkeypatch, capture_events, "statuses", lambda _: urls)
     assert run.prefetched == 8
+
+
+STALE = """
+    import time
+    import httpx
+
+    CLIENT = httpx.Client()
+
+    def poll(base, keys):
+        out = []
+        for key in keys:
+            time.sleep(0.3)  # slower than max_age: nothing sent ahead is fresh when the loop asks
+            response = CLIENT.get(f"{base}/item/{key}")
+            out.append((key, response.status_code))
+        return out
+"""
+
+
+def test_a_refusal_older_than_max_age_is_not_served_either(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """A request sent ahead and refused (503, not retried) is, like any answer, never served
+    past max_age: the loop asks again and gets what the upstream says now."""
+    app.write("stale.py", STALE)
+    app.config('[retry]\nenabled = false\n\n[[targets]]\nloop = "stale:poll"\nitems = "keys"\nconcurrency = 4\nmax_age = 0.1\n')
+    module: Any = importlib.import_module("stale")
+    keys = [f"s{i}" for i in range(6)]
+    with FaultServer(latency=0.02, faults={"s4": ["503"]}) as server:
+        install(monkeypatch, capture_events)
+        try:
+            result = module.poll(server.url, keys)
+        finally:
+            module.CLIENT.close()
+        asked = Counter(key for _, key in server.log)
+    line = run_line(capture_events)
+    assert line["prefetch"] == "http" and "stepped_aside" not in line
+    assert asked["s4"] == 2  # sent ahead (503), then asked again by the loop: the refusal had gone stale
+    assert result == [(key, 200) for key in keys]  # what the upstream says when the loop asks
+    assert int(line["stale"]) >= 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import sys
+from time import monotonic as _monotonic
 from collections.abc import Callable
 from typing import Any
 
@@ -322,6 +323,7 @@ class Refused(Exception):
         super().__init__(f"HTTP {answer.status_code}")
         self.kept = kept
         self.response = answer
+        self.finished = _monotonic()  # a refusal too is never served past max_age
 
 
 def fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., Any]:

@@ -194,7 +194,12 @@ class HttpRun:
         """The kept answer of a slot's outcome, or ``_NOT_FOUND``: the loop sends it itself."""
         if isinstance(outcome, Refused):  # retried until the policy gave up: the last answer stands
             # ... unless it stopped retrying as the loop moved past its item (``Late``): again, then
-            return _NOT_FOUND if sent.slot.abandoned else outcome.kept
+            if sent.slot.abandoned:
+                return _NOT_FOUND
+            if time.monotonic() - outcome.finished > self.max_age:  # a stale refusal: asked again
+                self.stale += 1
+                return _NOT_FOUND
+            return outcome.kept
         if isinstance(outcome, Cancelled):
             return _NOT_FOUND
         kept, finished = outcome
