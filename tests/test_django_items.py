@@ -259,3 +259,18 @@ def test_the_items_call_is_the_models_managers_all_and_no_other(project: Path) -
         "True ['st0', 'st1', 'st2']",
         "False",
     ]
+
+
+def test_check_sets_django_up_to_resolve_a_projects_targets(project: Path) -> None:
+    """``sched-accel check`` in a Django project (its settings named, as manage.py names them)
+    resolves the command, the per-item function and the manager's ``all``, instead of
+    ``AppRegistryNotReady`` for every target."""
+    env = environment(project, project / "template.sqlite3", "http://127.0.0.1:9", None)
+    env["DJANGO_SETTINGS_MODULE"] = "weather_site.settings"
+    done = subprocess.run(
+        [sys.executable, "-m", "sched_accel", "--config", "sched_accel.shadow.toml", "check"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "AppRegistryNotReady" not in done.stdout
+    assert " problem " not in done.stdout

@@ -25,7 +25,7 @@ import inspect
 import os
 from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import _sched_accel_boot as boot
 
@@ -198,7 +198,7 @@ def _resolve(spec: TargetSpec, gate: ImportGate) -> tuple[Resolved | Defined | N
         found = gate.from_source(spec.module, spec.qualname, why)
         return (found, None) if isinstance(found, Defined) else (None, found)
     try:
-        module = importlib.import_module(spec.module)
+        module = _import(spec.module, gate)
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         ours = missing == spec.module or spec.module.startswith(f"{missing}.")  # not one it imports
@@ -214,6 +214,20 @@ def _resolve(spec: TargetSpec, gate: ImportGate) -> tuple[Resolved | Defined | N
         return None, str(exc).removeprefix(f"{spec.text}: ")
     except Exception as exc:  # noqa: BLE001 - an attribute of the app's that raised when read
         return None, f"reading {spec.qualname} failed: {type(exc).__name__}: {exc}"
+
+
+def _import(name: str, gate: ImportGate) -> Any:
+    """Import a target's module, as the running app has it: in a Django project (its settings
+    named by ``$DJANGO_SETTINGS_MODULE``, a module the trust rule lets us import), models can be
+    imported only once Django is set up, as ``manage.py`` does before a command runs."""
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        settings = os.environ.get("DJANGO_SETTINGS_MODULE")
+        if type(exc).__name__ != "AppRegistryNotReady" or not settings or gate.refusal(settings) is not None:
+            raise
+    importlib.import_module("django").setup()
+    return importlib.import_module(name)
 
 
 def _kind(resolved: Resolved) -> str:
