@@ -8,6 +8,7 @@ the default thresholds.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -69,8 +70,12 @@ class HostState:
     #: Its ``reads`` (``[hosts."..."] reads``), for ``_prefetch._reads.is_read``.
     reads: Reads = Reads()
 
-    def answered(self, response: object, trial: bool, number: int, stats: RunStats) -> None:
-        """What an answer to a request admitted as ``number`` (or as the trial) teaches the host."""
+    def answered(self, response: object, trial: bool, number: int, stats: RunStats, longest: float = math.inf) -> None:
+        """What an answer to a request admitted as ``number`` (or as the trial) teaches the host.
+        A pause is never longer than ``longest`` (the retry deadline): no item waits longer than
+        that for its next attempt (it gives up, with the answer the sequential loop would have
+        had), so a longer ``Retry-After`` (a day, from a hostile or broken upstream) would only
+        hold the loop's own requests and the other items' first attempts."""
         status = status_of(response)
         if not isinstance(status, int):
             return
@@ -85,7 +90,7 @@ class HostState:
                 wait = rounded_down(wait)
             if wait:
                 # The whole host backs off together, until a later request is answered.
-                self.limiter.pause_for(wait, refused=number)
+                self.limiter.pause_for(min(wait, longest), refused=number)
             if status == 503:
                 self.circuit.record(False, trial)
             elif trial:

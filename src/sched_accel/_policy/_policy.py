@@ -328,7 +328,7 @@ class Policy:
                     DUE.set(None)
                     if not shares:
                         limiter.charge()  # no connection of the library's took it: taken now
-            state.answered(response, trial, number, self.stats)
+            state.answered(response, trial, number, self.stats, longest=self.retry.deadline)
             tries.learning = state.limiter.learning
         finally:
             limiter.release(number)
