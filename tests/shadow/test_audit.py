@@ -21,7 +21,7 @@ from sched_accel._shadow import Shadow, reading, shadowed
 
 from .helpers import in_thread
 
-pytestmark = pytest.mark.usefixtures("active")
+pytestmark = [pytest.mark.usefixtures("active"), pytest.mark.audit]
 HERE = "tests/shadow/test_audit.py:"
 
 

@@ -65,6 +65,7 @@ def test_prints_logs_and_warnings_of_a_shadow_thread_are_dropped_while_the_main_
 
 
 @pytest.mark.usefixtures("active")
+@pytest.mark.audit
 def test_a_stopped_shadow_that_goes_on_is_stopped_again_by_its_next_print() -> None:
     """After an effect, a print in the app's ``except`` raises Stopped again."""
 

@@ -73,6 +73,7 @@ def test_psycopg(postgres_dsn: str) -> None:
     conn.close()
 
 
+@pytest.mark.audit
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.anyio
 async def test_asyncpg(postgres_dsn: str) -> None:

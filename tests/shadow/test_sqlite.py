@@ -79,6 +79,7 @@ def test_a_connection_shared_with_the_main_thread(db: Path) -> None:
     assert rows(db) == ["first", "main, pending", "main, later"]
 
 
+@pytest.mark.audit
 def test_a_database_that_does_not_exist_is_not_created(tmp_path: Path) -> None:
     """Connecting to a SQLite file that does not exist would create it: stopped."""
     outcome = in_thread(lambda: sqlite3.connect(tmp_path / "new.db"))

@@ -34,15 +34,15 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from types import FrameType
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from ._context import ACTING, where
 from ._sqlite import creates
 from ._threads import is_pool_worker
 
-__all__ = ["ALLOWED", "RULES", "install_hook"]
+__all__ = ["ALLOWED", "RULES", "TRACED_ENV", "install_hook"]
 
 ALLOWED = frozenset({
     "import", "compile", "exec", "code.__new__", "function.__new__", "marshal.load", "marshal.loads",
@@ -146,10 +146,26 @@ _lock = threading.Lock()
 _installed = False
 
 
-def install_hook() -> None:
-    """Add the audit hook, once per process."""
+#: Set to ``1`` (tests only): add the hook even in a traced process (see :func:`install_hook`).
+TRACED_ENV = "SCHED_ACCEL_AUDIT_WHEN_TRACED"
+
+
+def install_hook() -> bool:
+    """Add the audit hook, once per process; whether it is there.
+
+    Not in a process being traced (a debugger, a profiler, coverage: a trace function set for
+    every thread): there each thread's start calls ``sys.settrace``, which calls the audit hooks
+    while it holds CPython's one "being installed" flag, and a Python hook can give the GIL to
+    another thread starting at that moment, whose own ``sys.settrace`` then fails ("Cannot install
+    a trace function while another trace function is being installed"): its thread dies before
+    it runs. Seen under coverage, in a server's request thread. There the backstop is off; the
+    drivers', output and sleep hooks are Python wrappers outside ``sys.settrace``, and stay."""
     global _installed
     with _lock:
         if not _installed:
+            traced = sys.gettrace() is not None or threading.gettrace() is not None
+            if traced and os.environ.get(TRACED_ENV) != "1":
+                return False
             sys.addaudithook(_hook)
             _installed = True
+        return True
