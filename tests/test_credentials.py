@@ -133,8 +133,7 @@ def test_the_password_goes_from_a_trusted_config_or_to_the_server_the_owner_name
     assert withheld.value is None and SECRET not in repr(withheld)
     assert withheld.withheld == (
         f"the password in $SCHED_ACCEL_REDIS_PASSWORD is not sent to cache.internal:6379: the config {path} is writable "
-        "by other users (mode 666); make it a file of your own that only you can write (chmod 600); "
-        "or name the server in $SCHED_ACCEL_REDIS_URL"
+        "by other users (mode 666); chmod go-w it; or name the server in $SCHED_ACCEL_REDIS_URL"
     )
     named = {**env, "SCHED_ACCEL_REDIS_URL": "redis://other:6379, redis://cache.internal:6379/3"}
     assert password_of(settings, named).value == SECRET

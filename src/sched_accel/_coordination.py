@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from ._configfile import shown_key
 from ._credentials import PASSWORD_ENV, RedisPassword, password_env_problem, password_for
 from ._keys import COORDINATION_KEYS, TARGET_KEYS
 from ._log import event
-from ._state._trust import Refused, check_folders, file_problem
+from ._state._trust import CONFIG, Refused, check_file
 
 __all__ = [
     "BACKENDS",
@@ -188,22 +187,11 @@ class CoordinationSettings:
 
 def config_trusted(path: str) -> str | None:
     """None when the config file at ``path`` may be trusted with a password of the environment,
-    else why not and what to do (one sentence naming the file).
-
-    The seam for the one trust rule of every file we read (issue 24, item 1): until the config's
-    own rule is in ``_state._trust``, the file's ``lstat`` (a regular file, not a symbolic link,
-    owned by this user or root, not writable by group or others) and the folders above it
-    (``check_folders``: owned by this user, or root and sticky when others may write)."""
+    else why not and what to do (one sentence naming the file): the one trust rule of the
+    config (``_state._trust.CONFIG``: the user's or root's, writable by nobody else, not a
+    symbolic link, in folders only they can change), checked again when the password is sent."""
     try:
-        st = os.lstat(path)
-    except OSError as exc:
-        return f"the config {path} cannot be checked ({exc.strerror or exc})"
-    by_root = st.st_uid == 0 and stat.S_ISREG(st.st_mode) and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    problem = None if by_root else file_problem(st)
-    if problem is not None:
-        return f"the config {path} {problem[0]}; make it a file of your own that only you can write (chmod 600)"
-    try:
-        check_folders(path)
+        check_file(path, CONFIG)
     except Refused as refused:
         return f"the config {path} {refused.problem}"
     return None
