@@ -78,7 +78,9 @@ class FetchInterceptor:
             internal_error(f"prefetching for {run.name}", exc)
             slot = None
         if isinstance(run, ShadowRun):  # the real call runs in place, answered from its shadow
-            return self._real_async(run, slot, wrapped, args, kwargs) if self.is_async else self._real(run, slot, wrapped, args, kwargs)
+            if self.is_async:
+                return _counted_async(run, run.areal(slot, wrapped, args, kwargs))
+            return _counted(run, run.real, slot, wrapped, args, kwargs)
         timeout = run.timeout
         if self.is_async:
             return self._serve_async(run, slot, timeout, wrapped, instance, args, kwargs)
@@ -135,50 +137,43 @@ class FetchInterceptor:
         run.count(True)
         return value
 
-    @staticmethod
-    def _real(run: ShadowRun, slot: Slot[Any] | None, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
-        try:
-            value = run.real(slot, wrapped, args, kwargs)
-        except BaseException:
-            run.count(False)
-            raise
-        run.count(True)
-        return value
-
-    @staticmethod
-    async def _real_async(run: ShadowRun, slot: Slot[Any] | None, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
-        try:
-            value = await run.areal(slot, wrapped, args, kwargs)
-        except BaseException:
-            run.count(False)
-            raise
-        run.count(True)
-        return value
-
     def _count_only(self, wrapped: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
         run = next((r for r in (e.current_run() for e in self.owners) if r is not None), None)
         if self.is_async:
-            return self._count_async(run, wrapped(*args, **kwargs))
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException:
-            if run is not None:
-                run.count(False)
-            raise
-        if run is not None:
-            run.count(True)
-        return result
+            return _counted_async(run, wrapped(*args, **kwargs))
+        return _counted(run, wrapped, *args, **kwargs)
 
-    async def _count_async(self, run: RunReport | None, awaitable: Awaitable[Any]) -> Any:
-        try:
-            result = await awaitable
-        except BaseException:
-            if run is not None:
-                run.count(False)
-            raise
+
+class Counts(Protocol):
+    """A run that counts its per-item calls, ok or failed (a RunReport, a prefetch run)."""
+
+    def count(self, ok: bool) -> None: ...
+
+
+def _counted(run: Counts | None, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``, counted by ``run`` as ok or failed (if there is a run)."""
+    try:
+        result = call(*args, **kwargs)
+    except BaseException:
         if run is not None:
-            run.count(True)
-        return result
+            run.count(False)
+        raise
+    if run is not None:
+        run.count(True)
+    return result
+
+
+async def _counted_async(run: Counts | None, awaitable: Awaitable[Any]) -> Any:
+    """The same, for an awaitable."""
+    try:
+        result = await awaitable
+    except BaseException:
+        if run is not None:
+            run.count(False)
+        raise
+    if run is not None:
+        run.count(True)
+    return result
 
 
 class SourceCapture:

@@ -292,12 +292,16 @@ class ShadowRun(PrefetchRun):
 
     def _is_read(self, method: str, url: str, headers: Any, body: bytes | None) -> bool:
         """Whether a request only reads (``_reads``): a GET or HEAD, a GraphQL query, a known
-        JSON-RPC read, or what its host declares (``[hosts."..."] reads``)."""
-        declared = NOTHING_DECLARED
-        if self.policy is not None:
-            parts = urllib.parse.urlsplit(url)
-            declared = self.policy.hosts.get(parts.hostname or "", parts.port).reads
-        return is_read(method, url, headers, body, declared)
+        JSON-RPC read, or what its host declares (``[hosts."..."] reads``). A host's declared
+        reads only add to the others: they are looked up (the URL split, the host found) only
+        for a request that is not a read without them, not for every GET of every shadow."""
+        if is_read(method, url, headers, body):
+            return True
+        if self.policy is None:
+            return False
+        parts = urllib.parse.urlsplit(url)
+        declared = self.policy.hosts.get(parts.hostname or "", parts.port).reads
+        return declared != NOTHING_DECLARED and is_read(method, url, headers, body, declared)
 
     def _place(self) -> threading.Semaphore:
         """One of the run's places for a request in flight (threads)."""
