@@ -196,9 +196,11 @@ class ImportWatcher:
                 if self not in sys.meta_path:
                     sys.meta_path.insert(0, self)
                 # An import past this finder (started before anything was watched, here or in
-                # another thread) is in sys.modules before it runs: settle() calls back later.
+                # another thread: install() at the bottom of the module that holds the loop) is
+                # in sys.modules while it runs: called back when its import ends, else by settle().
                 if (module := sys.modules.get(name)) is not None:
                     self._half[name] = module
+                    _tell_when_run(self, name, module)
                 module = None
         if module is not None:
             _guarded(callback, module)
@@ -271,6 +273,57 @@ class ImportWatcher:
 
 
 watcher = ImportWatcher()
+
+#: Per ModuleSpec class, its subclass that tells when an import ends; per such spec (by id),
+#: the watchers to tell.
+_ENDING: dict[type, type] = {}
+_TELL: dict[int, list[ImportWatcher]] = {}
+
+
+def _tell_when_run(watcher: ImportWatcher, name: str, module: ModuleType) -> None:
+    """Have the import that is running ``module``'s body call ``watcher`` back as it ends.
+
+    The import began before the watcher was on ``sys.meta_path``, so its loader is not ours
+    (``install()`` at the bottom of the module that holds the loop). The import system ends
+    every import by setting ``__spec__._initializing = False``
+    (``importlib._bootstrap._load_unlocked``): the spec's class is swapped, for that moment
+    only, for a subclass whose ``__setattr__`` sees it, then swapped back. Any other spec
+    (none, or a third party's class) is left alone: :meth:`ImportWatcher.settle` still calls back.
+    """
+    spec = getattr(module, "__spec__", None)
+    kind = type(spec)
+    if getattr(spec, "_initializing", False) is not True:
+        return
+    if kind not in _ENDING.values():  # not swapped yet: only the import system's own class
+        if kind.__name__ != "ModuleSpec" or kind.__module__ not in ("importlib._bootstrap", "_frozen_importlib"):
+            return
+        ending = _ENDING.get(kind)
+        if ending is None:
+
+            def __setattr__(self: ModuleSpec, key: str, value: object) -> None:
+                object.__setattr__(self, key, value)  # ModuleSpec has no __setattr__ of its own
+                if key == "_initializing" and not value:
+                    object.__setattr__(self, "__class__", kind)
+                    _ended(self.name, _TELL.pop(id(self), []))
+
+            ending = _ENDING[kind] = type("ModuleSpec", (kind,), {"__slots__": (), "__setattr__": __setattr__})
+        object.__setattr__(spec, "__class__", ending)
+    told = _TELL.setdefault(id(spec), [])
+    if watcher not in told:
+        told.append(watcher)
+
+
+def _ended(name: str, watchers: list[ImportWatcher]) -> None:
+    """An import of ``name`` watched half-loaded has ended: call back if it succeeded."""
+    module = sys.modules.get(name)
+    for each in watchers:
+        try:
+            if module is not None:
+                each.fire(name, module)
+            else:
+                each.settle()
+        except Exception as exc:  # never break the host's import
+            internal_error("post-import hook", exc)
 
 
 def _guarded(callback: Callable[[ModuleType], object], module: ModuleType) -> None:

@@ -196,11 +196,13 @@ def test_watcher_calls_back_at_once_for_a_module_watched_from_its_own_callback(h
     assert (calls, watcher.watching()) == ([2], [])
 
 
-def test_watcher_defers_a_module_whose_import_began_before_it_watched(hooks: ModuleType) -> None:
-    """Its import began before the watcher was on sys.meta_path: called back once a later import has run, once."""
+def test_watcher_calls_back_as_an_import_that_began_before_it_watched_ends(hooks: ModuleType) -> None:
+    """Its import began before the watcher was on sys.meta_path: called back once, as that import ends."""
     import half  # noqa: F401
 
-    assert hooks.CALLS == [("half", "watched")]  # not with a module whose VALUE is not there yet
+    # After the body (VALUE is there), before the import returned; not again at later imports.
+    assert hooks.CALLS == [("half", "watched"), ("half", 1)]
+    assert type(sys.modules["half"].__spec__).__module__ != "_sched_accel_boot"  # the spec's class put back
     import later  # noqa: F401
 
     assert hooks.CALLS == [("half", "watched"), ("half", 1)]
@@ -241,3 +243,39 @@ def test_watcher_settles_a_module_another_thread_was_importing(app: App, hooks: 
     hooks.WATCHER.settle()
     assert hooks.CALLS == [("slow", 3)]
     assert "slow" in sys.modules and hooks.WATCHER.watching() == []
+
+
+# -- install() called from the app's own code, wherever it sits ------------------------------
+# The config is not where the start-up hook looks (its name is the app's own): only the
+# install() call patches. `{before}` and `{after}` are what the module holding the loop runs
+# above and below its functions.
+JOBS = "{before}\n\ndef get(item):\n    return item * 10\n\ndef loop(items):\n    return [get(item) for item in items]\n\n{after}\n"
+INSTALL = 'import sched_accel\nsched_accel.install("jobs.toml")'
+# Nothing is imported between `import jobs` and the checks: the patch must be in place when
+# the import returns, not at the next import anywhere.
+JOBS_MAIN = """
+    import jobs
+    import sys
+    print(type(jobs.loop).__name__, jobs.loop([1, 2, 3]), sys.modules["sched_accel"].patched_targets())
+"""
+PLACES = {
+    "at the bottom": ("", INSTALL),
+    "at the bottom, twice": ("", f"{INSTALL}\nsched_accel.install('jobs.toml')"),
+    "at the top": (INSTALL, ""),
+    "in a module it imports": ("import installs", ""),
+    "in a module it imports last": ("", "import installs"),
+}
+
+
+@pytest.mark.parametrize("place", list(PLACES))
+def test_install_from_the_app_patches_the_loop_by_the_time_its_module_is_imported(app: App, place: str) -> None:
+    """install() at the top or bottom of the loop's module, twice, or in a module it imports: patched when the import returns."""
+    before, after = PLACES[place]
+    app.write("jobs.py", JOBS.format(before=before, after=after))
+    app.write("installs.py", INSTALL + "\n")
+    app.write("jobs.toml", '[[targets]]\nloop = "jobs:loop"\nfetch = "jobs:get"\nitems = "items"\npure = true\n')
+    app.write("main.py", JOBS_MAIN)
+    out = app.run("main.py", env={FLAG: "1"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(None, 1) == ["SchedAccelWrapper", "[10, 20, 30] ['jobs:loop']\n"], out.stderr
+    assert events(out.stderr) == ["patched", "run"], out.stderr
