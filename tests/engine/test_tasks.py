@@ -29,14 +29,21 @@ async def test_no_more_tasks_than_slots_in_flight() -> None:
     """A huge concurrency starts a task per slot waiting, not per unit of concurrency, and
     an idle task takes the next slot instead of a new one being started."""
 
-    async def echo(x: int, wait: float = 0.0) -> int:
-        await anyio.sleep(wait)
+    held = anyio.Event()
+
+    async def echo(x: int, hold: bool = False) -> int:
+        if hold:  # not a sleep: under a slow tracer one could end before the twelfth starts
+            await held.wait()
         return x
 
     async with anyio.create_task_group() as group:
         workers = AsyncWorkers(group, 10_000)
         workers.start()
-        slots = [workers.submit(Slot(echo, (i, 0.05), {})) for i in range(12)]
+        slots = [workers.submit(Slot(echo, (i, True), {})) for i in range(12)]
+        with anyio.fail_after(10):
+            while workers._started < 12:
+                await anyio.sleep(0.001)
+        held.set()
         assert [await AsyncWorkers.wait(slot) for slot in slots] == list(range(12))
         assert workers._started == 12
         for i in range(5):  # one at a time: the idle workers take them
