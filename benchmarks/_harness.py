@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = """\
 concurrency = {concurrency}
 log = "stdlib"
-control_file = "{control}"
 {top}
 
 [[targets]]
@@ -82,6 +81,7 @@ for _key in [k for k in os.environ if k.startswith("SCHED_ACCEL_")]:
     del os.environ[_key]  # a concurrency override from the shell must not skew the figures
 _STATE = tempfile.mkdtemp(prefix="sched_accel-bench-")  # owner-only, as sched_accel requires
 atexit.register(shutil.rmtree, _STATE, ignore_errors=True)
+os.environ["SCHED_ACCEL_CONTROL"] = str(Path(_STATE, "control.json"))  # the state folder: each app's in apps/
 
 
 @contextmanager
@@ -103,13 +103,13 @@ def patched(
     value served, as function level always did); ``keep_learned``: the
     rates hosts told the last run are kept, as for the next run of a cron job)."""
     if not keep_learned:  # each run starts as a first run, unless it is the second of a cron job
-        Path(_STATE, "hosts.json").unlink(missing_ok=True)
+        for kept in Path(_STATE).glob("apps/*/hosts.json"):  # each app's own (state per app)
+            kept.unlink()
     config = Path(_STATE, f"sched_accel-{concurrency}-{window}-{http}-{shadow}.toml")
     config.write_text(CONFIG.format(
         concurrency=concurrency,
         fetch_sync="http" if http else "legacy_jobs:Api.get_item",
         fetch_async="http" if http else "legacy_jobs:AsyncApi.get_item",
-        control=Path(_STATE, "control.json"),
         window="" if window is None else f"window = {window}\n",
         # A per-item method is shadowed by default; the rows named "function level" serve its return value.
         shadow="" if http else "shadow = true\n" if shadow else "pure = true\n",
@@ -245,18 +245,22 @@ def goal(text: str, ok: bool) -> str:
     return f"goal: {text}: {'PASS' if ok else 'FAIL'}"
 
 
+def state_env(state: str | os.PathLike[str]) -> dict[str, str]:
+    """The environment that makes ``state`` a process's state folder."""
+    return {"SCHED_ACCEL_CONTROL": str(Path(state, "control.json"))}
+
+
 def write_config(
     path: str | os.PathLike[str], concurrency: int, *, state: str | os.PathLike[str], top: str = "", http: bool = False
 ) -> Path:
-    """The benchmark loops' config (as :func:`patched` writes it) at ``path``, with its state
-    (the control file, learned rates, the machine backend's records) in ``state``: processes
-    given the same ``state`` share it, as an app's workers do (``scaleout.py``)."""
+    """The benchmark loops' config (as :func:`patched` writes it) at ``path``; ``state`` is the
+    state folder its processes are to be given (``$SCHED_ACCEL_CONTROL``, :func:`state_env`):
+    processes given the same one share it, as an app's workers do (``scaleout.py``)."""
     config = Path(path)
     config.write_text(CONFIG.format(
         concurrency=concurrency,
         fetch_sync="http" if http else "legacy_jobs:Api.get_item",
         fetch_async="http" if http else "legacy_jobs:AsyncApi.get_item",
-        control=Path(state, "control.json"),
         window="",
         top=top,
     ))

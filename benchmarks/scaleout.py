@@ -67,7 +67,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "examples"))
 
 import _upstream  # noqa: E402
-from _harness import ROOT, machine, table, write_config  # noqa: E402
+from _harness import ROOT, machine, state_env, table, write_config  # noqa: E402
 from demo_workers import free_port, gunicorn_options  # noqa: E402 - the demo's gunicorn runner
 from ratelimit import BURST, CONCURRENCY, HOST_LIMIT, ITEMS, LATENCY, RATE  # noqa: E402 - its scenario, in 4 processes
 
@@ -147,6 +147,7 @@ class Run:
 
 def _start_workers(config: Path, url: str, state: str) -> list[subprocess.Popen[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHED_ACCEL_", "ENABLE_SCHEDULER"))}
+    env.update(state_env(state))
     workers = []
     for index in range(PROCESSES):
         log = open(Path(state, f"worker-{index}.log"), "w")  # noqa: SIM115 - closed with the run's folder

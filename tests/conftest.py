@@ -19,6 +19,7 @@ ENV_KEYS = (
     "SCHED_ACCEL_CONFIG",
     "SCHED_ACCEL_CONCURRENCY",
     "SCHED_ACCEL_CONTROL",
+    "SCHED_ACCEL_DISABLED_TARGETS",
     "SCHED_ACCEL_LOG",
     "SCHED_ACCEL_PROBE",
 )
@@ -92,6 +93,16 @@ class App:
         path = self.write(name, source)
         self.monkeypatch.setenv("SCHED_ACCEL_CONFIG", str(path))
         return path
+
+    def state(self, config: Path | None = None, namespace: str | None = None, *, here: bool = False) -> Path:
+        """The state folder of the app ``config`` names (default: this folder's sched_accel.toml),
+        as the children of :meth:`run` keep it (``here``: as this test's process does, in the
+        folder of its SCHED_ACCEL_CONTROL): runs, learned calls, hosts.json."""
+        from sched_accel._state import AppState
+
+        config = config or self.root / "sched_accel.toml"
+        folder = Path(os.environ["SCHED_ACCEL_CONTROL"]).parent if here else self.root / "state"
+        return Path(AppState(str(folder), str(config), namespace).folder)
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run this venv's python in the app folder, with our variables from ``env`` only."""

@@ -392,7 +392,7 @@ def test_off_and_on_reach_a_running_process(job: App) -> None:
         assert proc.wait(timeout=30) == 0
         stderr = proc.stderr.read() if proc.stderr else ""
     assert outputs == [["accelerated [1]"], ["sequential [2]"], ["accelerated [3]"]], stderr
-    assert events(stderr) == ["patched", "run", "run"]
+    assert events(stderr) == ["patched", "run", "switched_off", "run"]  # off: said once, then back on
 
 
 # -- the import watcher itself, in this process ----------------------------------------------

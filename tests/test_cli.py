@@ -420,8 +420,8 @@ def test_doctor_fails_on_a_broken_config(project: App) -> None:
 
 # -- off, on, status -------------------------------------------------------------------------
 def test_off_on_status_round_trip(project: App) -> None:
-    """off/on (all or one target) write an owner-only control file that status reads back."""
-    control = project.root / CONTROL
+    """off/on (all or one target) write the app's owner-only control file that status reads back."""
+    control = project.state() / "control.json"
 
     def states() -> dict[str, str]:
         out = cli(project, "status")
@@ -439,6 +439,7 @@ def test_off_on_status_round_trip(project: App) -> None:
     assert stat.S_IMODE(control.stat().st_mode) == 0o600
     assert stat.S_IMODE(control.parent.stat().st_mode) == 0o700
     assert json.loads(control.read_text()) == {"version": 1, "off": ["*"]}
+    assert not (project.root / CONTROL).exists()  # the user-wide file: every app's
     assert states() == dict.fromkeys(both, "off")
 
     still = cli(project, "on", "legacy:update")
@@ -468,7 +469,7 @@ def test_off_for_an_undeclared_target_warns(project: App) -> None:
 def test_status_refuses_a_control_file_others_can_write(project: App) -> None:
     """status exits non-zero and says why when the control file is writable by others."""
     assert cli(project, "off").returncode == 0
-    (project.root / CONTROL).chmod(0o666)
+    (project.state() / "control.json").chmod(0o666)
     out = cli(project, "status")
     assert out.returncode == 1
     assert "refused" in out.stdout and "chmod 600" in out.stdout
@@ -544,3 +545,162 @@ def test_run_activates_the_hook_where_pth_files_are_not_read(app: App) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout == f"accelerated [1]\nSchedAccelWrapper\n{own}\n"
     assert [m.group(1) for m in map(_EVENT.search, out.stderr.splitlines()) if m] == ["patched", "run"]
+
+
+# -- state per app: two apps of one user ---------------------------------------------------------
+ONE = """
+    [[targets]]
+    loop = "legacy:update"
+    replacement = "accel:update"
+"""
+MAIN = """
+    import sys
+
+    import legacy
+
+    legacy.update([int(n) for n in sys.argv[1:]] or [1])
+"""
+
+
+class Apps:
+    """Two apps in two folders of one user: one state folder (SCHED_ACCEL_CONTROL), two configs."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.control = tmp_path / "user-state" / "control.json"
+        self.a, self.b = (App(tmp_path / name, monkeypatch) for name in ("a", "b"))
+        for made in (self.a, self.b):
+            made.root.mkdir()
+            for name, source in (("legacy.py", JOBS), ("accel.py", ACCEL), ("main.py", MAIN), ("sched_accel.toml", ONE)):
+                made.write(name, source)
+
+    def run(self, app: App, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """A python in ``app``'s folder (its config found there), with the user's state folder."""
+        return app.run(*args, env={"SCHED_ACCEL_CONTROL": str(self.control), **env})
+
+    def sched_accel(self, app: App, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """``sched-accel ARGS`` run in ``app``'s folder."""
+        return self.run(app, "-m", "sched_accel", *args, **env)
+
+    def job(self, app: App, *items: str, **env: str) -> str:
+        """Run the app's loop once with the flag on: what it printed."""
+        done = self.run(app, "main.py", *items, **{FLAG: "1", **env})
+        assert done.returncode == 0, done.stderr
+        self.stderr = done.stderr
+        return done.stdout.split()[0]
+
+
+@pytest.fixture
+def apps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Apps:
+    """Two apps (a, b) of one user, the same loop declared in each."""
+    return Apps(tmp_path, monkeypatch)
+
+
+def test_off_in_one_apps_folder_leaves_the_other_app_on(apps: Apps) -> None:
+    """`sched-accel off` in app A's folder switches A's targets only; --all-apps switches both;
+    `on --all-apps` leaves A's own switch as it was."""
+    assert apps.job(apps.a) == apps.job(apps.b) == "accelerated"
+    off = apps.sched_accel(apps.a, "off")
+    assert off.returncode == 0, off.stderr
+    assert f"for the app of {apps.a.root / 'sched_accel.toml'}" in off.stdout
+    assert apps.job(apps.a) == "sequential"
+    assert "sched_accel.switched_off" in apps.stderr and "target=legacy:update" in apps.stderr
+    assert apps.job(apps.b) == "accelerated"
+    assert "(replace, concurrency 8) by sched-accel off" in apps.sched_accel(apps.a, "status").stdout
+    assert "legacy:update: on (replace" in apps.sched_accel(apps.b, "status").stdout
+
+    assert apps.sched_accel(apps.b, "off", "--all-apps").returncode == 0
+    assert json.loads(apps.control.read_text()) == {"version": 1, "off": ["*"]}
+    assert apps.job(apps.a) == apps.job(apps.b) == "sequential"
+    assert "by sched-accel off --all-apps" in apps.sched_accel(apps.b, "status").stdout
+    back = apps.sched_accel(apps.a, "on", "--all-apps")
+    assert back.returncode == 0
+    assert "still switches off *" in back.stderr and "for this app; `sched-accel on` clears it" in back.stderr
+    assert (apps.job(apps.a), apps.job(apps.b)) == ("sequential", "accelerated")
+    assert apps.sched_accel(apps.a, "on").returncode == 0
+    assert apps.job(apps.a) == "accelerated"
+
+
+def test_status_of_an_app_shows_its_own_runs(apps: Apps) -> None:
+    """Each app's last run is its own: A's status never shows B's run of a loop of the same name;
+    --all-apps lists both, with their configs."""
+    apps.job(apps.a, "1")
+    apps.job(apps.b, "1", "2", "3")
+    runs = {}
+    for made in (apps.a, apps.b):
+        out = apps.sched_accel(made, "status", "--json")
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout)
+        assert report["config"] == str(made.root / "sched_accel.toml")
+        [target] = report["targets"]
+        assert target["last_run"]["outcome"] == "ok", target["last_run"]
+        assert isinstance(target["last_run"]["seconds"], float)
+        assert report["other_runs"] == []
+        runs[made.root.name] = target["last_run"]["pid"]
+        assert f"(pid {runs[made.root.name]})" in apps.sched_accel(made, "status").stdout
+    assert runs["a"] != runs["b"]  # each its own process's run (a replace run counts no items)
+    listed = apps.sched_accel(apps.a, "status", "--all-apps", "--json")
+    assert listed.returncode == 0, listed.stderr
+    found = {entry["config"]: entry for entry in json.loads(listed.stdout)["apps"]}
+    assert set(found) == {str(apps.a.root / "sched_accel.toml"), str(apps.b.root / "sched_accel.toml")}
+    assert found[str(apps.a.root / "sched_accel.toml")]["this"] is True
+    assert not (apps.control.parent / "runs").exists()  # nothing of an app's directly in the state folder
+
+
+def test_targets_are_switched_off_by_environment(apps: Apps) -> None:
+    """SCHED_ACCEL_DISABLED_TARGETS switches the named targets off (a container whose HOME is read-only):
+    said once, a name that is no target said with the one it is close to; status says why."""
+    disabled = {"SCHED_ACCEL_DISABLED_TARGETS": "legacy:update,legacy:updat"}
+    assert apps.job(apps.a, **disabled) == "sequential"
+    assert "sched_accel.switched_off target=legacy:update by=SCHED_ACCEL_DISABLED_TARGETS" in apps.stderr
+    assert "sched_accel.disabled_target_unknown" in apps.stderr and "did you mean 'legacy:update'?" in apps.stderr
+    assert not apps.control.parent.exists() or not list(apps.control.parent.rglob("control.json"))  # no file needed
+    status = apps.sched_accel(apps.a, "status", **disabled)
+    assert "legacy:update: off (replace, concurrency 8) by $SCHED_ACCEL_DISABLED_TARGETS" in status.stdout
+    report = json.loads(apps.sched_accel(apps.a, "status", "--json", **disabled).stdout)
+    assert report["targets"][0]["on"] is False and report["targets"][0]["off_by"] == "env"
+    on = apps.sched_accel(apps.a, "on", **disabled)
+    assert "$SCHED_ACCEL_DISABLED_TARGETS switches off legacy:updat, legacy:update where it is set" in on.stderr
+    assert apps.job(apps.a) == "accelerated"
+
+
+def test_off_without_a_config_says_what_to_do(app: App) -> None:
+    """`sched-accel off` where no config is found has no app to switch: exit 2, with both ways out."""
+    out = app.run("-m", "sched_accel", "off")
+    assert out.returncode == 2
+    assert "no config found" in out.stderr and "--config PATH" in out.stderr and "sched-accel off --all-apps" in out.stderr
+    assert not (app.root / CONTROL).exists()
+    assert app.run("-m", "sched_accel", "off", "--all-apps").returncode == 0
+    assert json.loads((app.root / CONTROL).read_text()) == {"version": 1, "off": ["*"]}
+
+
+def test_a_config_control_file_outside_the_state_folder_writes_nothing_there(apps: Apps, tmp_path: Path) -> None:
+    """A config whose control_file points into another folder of the user's is refused, by the app
+    (it runs unpatched) and by the command; nothing is ever written in that folder. Named in the
+    state folder, it is the app's own control file."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (elsewhere / "keep.txt").write_text("mine")
+    config = apps.a.root / "sched_accel.toml"
+    config.write_text(f'control_file = "{elsewhere / "control.json"}"\n' + config.read_text())
+    env = {k: v for k, v in os.environ.items() if k not in ("SCHED_ACCEL_CONTROL", "SCHED_ACCEL_CONFIG", FLAG)}
+    env["XDG_STATE_HOME"] = str(tmp_path / "xdg")
+
+    def run(*args: str, **more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *args], cwd=apps.a.root, env={**env, **more}, capture_output=True,
+                              text=True, timeout=60)
+
+    job = run("main.py", **{FLAG: "1"})
+    assert job.returncode == 0 and job.stdout == "sequential [1]\n"
+    assert "sched_accel.config_invalid" in job.stderr and "is not in the state folder" in job.stderr
+    for command in ("off", "on", "status"):
+        refused = run("-m", "sched_accel", command)
+        assert refused.returncode != 0 and "control_file" in refused.stderr and "remove the key" in refused.stderr
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
+
+    state = tmp_path / "xdg" / "sched_accel"
+    config.write_text(config.read_text().replace(str(elsewhere / "control.json"), str(state / "billing.json")))
+    assert run("-m", "sched_accel", "off").returncode == 0
+    assert json.loads((state / "billing.json").read_text()) == {"version": 1, "off": ["*"]}
+    assert run("main.py", **{FLAG: "1"}).stdout == "sequential [1]\n"
+    assert not (state / "control.json").exists() and not (state / "hosts.json").exists()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]

@@ -435,35 +435,65 @@ def test_missing_file_named_by_environment(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_control_file_is_relative_to_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A relative control_file is resolved against the config's folder, not the working directory."""
+    """A relative control_file is resolved against the config's folder, not the working directory,
+    and names this app's control file when it lands in the state folder."""
     monkeypatch.delenv("SCHED_ACCEL_CONTROL")
-    path = write(tmp_path / "conf" / "sched_accel.toml", 'control_file = "state/control.json"\n')
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "conf" / "xdg"))
+    path = write(tmp_path / "conf" / "sched_accel.toml", 'control_file = "xdg/sched_accel/billing.json"\n')
     monkeypatch.chdir(tmp_path)
-    assert load_config("conf/sched_accel.toml").control_file == str(tmp_path / "conf" / "state" / "control.json")
-    assert load_config(path).control_file == str(tmp_path / "conf" / "state" / "control.json")
+    named = str(tmp_path / "conf" / "xdg" / "sched_accel" / "billing.json")
+    for settings in (load_config("conf/sched_accel.toml"), load_config(path)):
+        assert settings.app_control_file == settings.app_control == named
+        assert settings.control_file == str(tmp_path / "conf" / "xdg" / "sched_accel" / "control.json")  # every app's
 
 
-def test_absolute_control_file_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An absolute control_file is used as written."""
+@pytest.mark.parametrize(
+    ("named", "why"),
+    [
+        ("{tmp}/var/control.json", "is not in the state folder {state}, and state is kept only there"),
+        ("{tmp}/var/hosts.json", "is not in the state folder"),
+        ("{state}/apps/other/control.json", "is not in the state folder"),
+        ("{state}/control.json", "it is the user-wide control file, which switches every app of this user"),
+    ],
+    ids=["elsewhere", "beside-other-state", "another-apps-folder", "every-apps"],
+)
+def test_a_control_file_outside_the_state_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: str, why: str
+) -> None:
+    """A config's control_file that is not a file of its own directly in the state folder is a
+    config error saying where state is kept and what to do (state is never written where a config chose)."""
     monkeypatch.delenv("SCHED_ACCEL_CONTROL")
-    target = tmp_path / "var" / "control.json"
-    path = write(tmp_path / "sched_accel.toml", f'control_file = "{target}"\n')
-    assert load_config(path).control_file == str(target)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    state = tmp_path / "xdg" / "sched_accel"
+    path = write(tmp_path / "sched_accel.toml", f'control_file = "{named.format(tmp=tmp_path, state=state)}"\n')
+    with pytest.raises(ConfigError, match="control_file = .* is not allowed: ") as raised:
+        load_config(path)
+    assert why.format(state=state) in str(raised.value)
+    assert "remove the key" in str(raised.value)
 
 
 def test_control_environment_variable_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """$SCHED_ACCEL_CONTROL overrides control_file in the config."""
+    """$SCHED_ACCEL_CONTROL names the state folder: the config's control_file is then not used."""
     monkeypatch.setenv("SCHED_ACCEL_CONTROL", str(tmp_path / "env.json"))
-    path = write(tmp_path / "sched_accel.toml", 'control_file = "state/control.json"\n')
-    assert load_config(path).control_file == str(tmp_path / "env.json")
+    path = write(tmp_path / "sched_accel.toml", 'control_file = "/anywhere/control.json"\n')
+    settings = load_config(path)
+    assert settings.control_file == str(tmp_path / "env.json")
+    assert settings.app_control_file is None
+    assert settings.app_control == os.path.join(settings.app_dir, "control.json")
+    assert os.path.dirname(settings.app_dir) == str(tmp_path / "apps")
 
 
 def test_default_control_file_under_xdg_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without either, the control file is $XDG_STATE_HOME/sched_accel/control.json."""
+    """Without either, the user-wide control file is $XDG_STATE_HOME/sched_accel/control.json, and
+    the app's state (its own control file too) is in apps/<app>/ beside it."""
     monkeypatch.delenv("SCHED_ACCEL_CONTROL")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     path = write(tmp_path / "sched_accel.toml", ONE_TARGET)
-    assert load_config(path).control_file == os.path.join(str(tmp_path / "xdg"), "sched_accel", "control.json")
+    settings = load_config(path)
+    state = os.path.join(str(tmp_path / "xdg"), "sched_accel")
+    assert settings.control_file == os.path.join(state, "control.json")
+    assert os.path.dirname(settings.app_dir) == os.path.join(state, "apps")
+    assert settings.app_control == os.path.join(settings.app_dir, "control.json")
 
 
 # -- [retry] and [hosts] --------------------------------------------------------------------------

@@ -207,11 +207,12 @@ def test_replace_returns_the_replacements_result(app: App, monkeypatch: pytest.M
 
 def test_replace_mode_runs_reach_sched_accel_status(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """A replace-mode run is saved as the target's last run, as prefetch runs are (one RunReport for both)."""
+    from sched_accel._config import load_config
     from sched_accel._state import load_runs
 
     m = start(app, monkeypatch, UPDATE)
     m.jobs.update([1, 2])
-    record = load_runs(os.path.dirname(os.environ["SCHED_ACCEL_CONTROL"]))["jobs:update"]
+    record = load_runs(load_config().app_dir)["jobs:update"]
     assert (record["run"]["mode"], record["run"]["outcome"], record["run"]["items"]) == ("replace", "ok", 2)
 
 

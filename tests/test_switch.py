@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sched_accel._state import ALL, ControlFile
+from sched_accel._state import ALL, DISABLED_ENV, ControlFile, Controls
 from sched_accel._policy import CircuitBreaker
 from sched_accel._switch import Switch, target_breaker
 
@@ -53,8 +53,9 @@ class Active:
 
 
 def make_switch(control: ControlFile, breaker: Breaker, active: Active | None = None) -> Switch:
-    """A switch for jobs:update."""
-    return Switch("jobs:update", control, breaker, active or Active())
+    """A switch for jobs:update, reading ``control`` as its app's control file."""
+    user = ControlFile(os.path.join(os.path.dirname(os.path.dirname(control.path)), "user", "control.json"))
+    return Switch("jobs:update", Controls(control, user), breaker, active or Active())
 
 
 def test_switch_on_when_everything_says_yes(control: ControlFile, breaker: Breaker) -> None:
@@ -135,3 +136,40 @@ def test_unchanged_control_file_does_not_rearm(control: ControlFile, breaker: Br
     for _ in range(3):
         assert switch() is False
     assert breaker.is_open
+
+
+# -- what else switches a target off ---------------------------------------------------------
+def test_the_user_wide_control_file_switches_every_app_off(tmp_path: Path, breaker: Breaker) -> None:
+    """`sched-accel off --all-apps` (the user-wide file) reaches an app whose own file says nothing."""
+    user = ControlFile(str(tmp_path / "state" / "control.json"))
+    switch = Switch("jobs:update", Controls(ControlFile(str(tmp_path / "state" / "apps" / "a" / "control.json")), user),
+                    breaker, Active())
+    assert switch() is True
+    user.write(frozenset({ALL}))
+    assert switch() is False
+    user.write(frozenset())
+    assert switch() is True
+
+
+def test_another_apps_off_leaves_this_one_on(tmp_path: Path, breaker: Breaker) -> None:
+    """App B's control file (`sched-accel off` in B's folder) does not switch app A's target."""
+    state = tmp_path / "state"
+    user = ControlFile(str(state / "control.json"))
+    mine = Switch("jobs:update", Controls(ControlFile(str(state / "apps" / "a" / "control.json")), user), breaker, Active())
+    ControlFile(str(state / "apps" / "b" / "control.json")).write(frozenset({ALL, "jobs:update"}))
+    assert mine() is True
+
+
+def test_disabled_by_environment_is_off_and_said_once(
+    tmp_path: Path, breaker: Breaker, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """$SCHED_ACCEL_DISABLED_TARGETS switches the target off (the original runs), said in one
+    switched_off line naming the variable, however often the loop is called."""
+    monkeypatch.setenv(DISABLED_ENV, "jobs:other, jobs:update")
+    controls = Controls.open(str(tmp_path / "state" / "apps" / "a" / "control.json"), str(tmp_path / "state" / "control.json"),
+                             announce=True)
+    switch = Switch("jobs:update", controls, breaker, Active())
+    for _ in range(3):
+        assert switch() is False
+    [line] = lines(capture_events, "switched_off")
+    assert "target=jobs:update" in line and f"by={DISABLED_ENV}" in line

@@ -8,6 +8,7 @@ targets they concern run unpatched.
 
 from __future__ import annotations
 
+import difflib
 import os
 import threading
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from ._prefetch import PrefetchMode
 from ._replace import ReplaceMode
 from ._settings import ReturnedBy, Settings, Target
 from ._single import Claims, Present, SingleRun, claim_key, shared_rates
-from ._state import ControlFile, LearnedRates
+from ._state import DISABLED_ENV, ALL, Controls, LearnedRates
 from ._switch import Switch, target_breaker
 
 __all__ = ["activate_from_boot", "install", "installed", "is_active", "patched_targets", "reset", "uninstall"]
@@ -37,7 +38,7 @@ class _State:
         self.lock = threading.RLock()
         self.active = False
         self.settings: Settings | None = None
-        self.control: ControlFile | None = None
+        self.control: Controls | None = None
         self.patches: dict[str, Patch] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
         self.hosts: Hosts | None = None
@@ -100,13 +101,18 @@ def _install(settings: Settings) -> None:
     if not settings.targets:
         _log.event("WARNING", "no_targets", "the config declares no [[targets]], so nothing is patched", config=settings.path)
     _state.settings = settings
-    _state.control = ControlFile(settings.control_file)
+    _state.control = settings.controls(announce=True)
+    _say_unknown_disabled(settings, _state.control.disabled)
+    if settings.state_dir and os.path.isdir(os.path.dirname(settings.state_dir)):
+        # app.json, for people: which config this app folder is for. Where the state folder's own
+        # folder exists (its owner's ~/.local/state), as the first run's record would make it.
+        settings.app.describe()
     _state.active = True
     _state.generation += 1
     generation = _state.generation
     prefetching = [t for t in settings.targets if t.mode == "prefetch"]
     # One state per upstream host for the whole process: every target shares its limits.
-    learned = LearnedRates(settings.state_dir).kept() if prefetching and settings.state_dir else None
+    learned = LearnedRates(settings.app_dir).kept() if prefetching and settings.app_dir else None
     shared = shared_rates(settings) if prefetching else None
     _state.hosts = Hosts(settings.hosts, sum(t.concurrency for t in prefetching) or None, learned, shared)
     if prefetching:
@@ -116,6 +122,17 @@ def _install(settings: Settings) -> None:
         _state.claims = Claims(settings.coordination, settings.state_dir)  # its backends made at the first claim
     for target in settings.targets:
         _arm(target, generation)
+
+
+def _say_unknown_disabled(settings: Settings, disabled: frozenset[str]) -> None:
+    """One line for each name in ``$SCHED_ACCEL_DISABLED_TARGETS`` that is no target here (a
+    typo there would leave its target on, silently)."""
+    names = [t.name for t in settings.targets]
+    for name in sorted(disabled - set(names) - {ALL}):
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; the targets are {', '.join(names) or 'none'}"
+        _log.event("WARNING", "disabled_target_unknown", f"{DISABLED_ENV} names no target of this config{hint}",
+                   target=name, config=settings.path)
 
 
 def uninstall() -> None:
@@ -198,9 +215,9 @@ def _patch(target: Target, module: ModuleType) -> None:
         _state.breakers[target.name] = breaker
         mode: PrefetchMode | ReplaceMode
         if target.mode == "prefetch":
-            mode = PrefetchMode(target, resolved, state_dir=settings.state_dir, hosts=_state.hosts)
+            mode = PrefetchMode(target, resolved, state_dir=settings.app_dir or None, hosts=_state.hosts)
         else:
-            mode = ReplaceMode(target, resolved, breaker, state_dir=settings.state_dir)
+            mode = ReplaceMode(target, resolved, breaker, state_dir=settings.app_dir or None)
             mode.prepare()
         switch = Switch(target.name, control, breaker, is_active)
         wrapper: PrefetchMode | ReplaceMode | SingleRun = mode

@@ -34,7 +34,7 @@ from ._coordination import CoordinationSettings
 from ._exceptions import SchedAccelError
 from ._prefetch import library_method, mutations
 from ._settings import Argument, Learned, ModuleObject, ReturnedBy, Settings, Target
-from ._state import ControlFile
+from ._state import DISABLED_ENV
 from ._targets import Resolved, TargetSpec, close_modules, did_you_mean
 from ._unimported import TRUST_HINT, Defined, ImportGate, read_source
 
@@ -66,7 +66,7 @@ def check(say: Callable[[str], None], err: Callable[[str], None], flag_line: str
         return 2
     status, line = coordination_line(settings.coordination, settings.state_dir)
     say(line)
-    control = ControlFile(settings.control_file).state()
+    control = settings.controls().state()
     flag_on = bool(boot.flag_value(os.environ.get(boot.FLAG)))
     rows = [("TARGET", "RESOLVED", "WOULD PATCH", "MODE", "CONCURRENCY", "NOTE")]
     lines: list[tuple[str, str, str, str, str]] = []
@@ -86,7 +86,7 @@ def check(say: Callable[[str], None], err: Callable[[str], None], flag_line: str
         elif not flag_on:
             would, note = "no", "flag is off"
         elif control.is_off(target.name):
-            would, note = "no", control.problem or "switched off (sched-accel on)"
+            would, note = "no", control.problem or _switched_off(control.switched_by(target.name), settings)
         else:
             would = "yes"
         rows.append((target.name, "no" if problems else "yes", would, target.mode, str(target.concurrency), note or ""))
@@ -102,6 +102,13 @@ def check(say: Callable[[str], None], err: Callable[[str], None], flag_line: str
             "are not accelerated as declared")
         return 1
     return 0
+
+
+def _switched_off(by: str | None, settings: Settings) -> str:
+    """What switched a target off, and what switches it back on."""
+    if by == DISABLED_ENV:
+        return f"switched off by ${DISABLED_ENV}"
+    return f"switched off (sched-accel on{' --all-apps' if by == settings.control_file else ''})"
 
 
 def _columns(say: Callable[[str], None], rows: Sequence[tuple[str, ...]], indent: str = "") -> None:

@@ -1,8 +1,14 @@
-"""The ``sched-accel`` command: run, check, doctor, on, off, status."""
+"""The ``sched-accel`` command: run, check, doctor, on, off, status.
+
+``on``, ``off`` and ``status`` act on the app whose config is found (the state of each app is
+its own: ``_state._apps``); ``--all-apps`` on the user-wide control file, and every app's folder.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import site
 import subprocess
@@ -19,7 +25,18 @@ from ._config import load_config
 from ._exceptions import SchedAccelError
 from ._redact import redact_text
 from ._settings import Settings
-from ._state import ALL, ControlFile, LearnedRates, default_control_file, load_runs
+from ._state import (
+    ALL,
+    DISABLED_ENV,
+    ControlFile,
+    Controls,
+    ControlState,
+    LearnedRates,
+    default_control_file,
+    known_apps,
+    load_runs,
+    old_state,
+)
 
 __all__ = ["main"]
 
@@ -32,12 +49,17 @@ examples:
   sched-accel doctor                       is the start-up hook installed and active here?
   {boot.FLAG}=true sched-accel run -- python job.py
                                            run a command with the hook, where .pth files are not read
-  sched-accel off                          every target runs unaccelerated from its next call
+  sched-accel off                          this app's targets run unaccelerated from their next call
   sched-accel off legacy_app.jobs:update_scores
-  sched-accel on                           back on (clears every switch)
+  sched-accel on                           back on (clears this app's switches)
+  sched-accel off --all-apps               every target of every app of this user
+  sched-accel status --json                this app's targets, switches and last runs, as JSON
 
 The config is $SCHED_ACCEL_CONFIG, else ./sched_accel.toml, else [tool.sched_accel] in
-./pyproject.toml. Nothing is accelerated unless {boot.FLAG} is true/1/yes/on.
+./pyproject.toml: it names the app that on, off and status act on. Nothing is accelerated
+unless {boot.FLAG} is true/1/yes/on. State is kept per app in the folder of
+$SCHED_ACCEL_CONTROL (the user-wide control file), else $XDG_STATE_HOME/sched_accel;
+{DISABLED_ENV}=a.b:job,c.d:other switches targets off by environment.
 """
 
 
@@ -61,14 +83,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "them); without it their names are read from their source, never run",
     )
     commands.add_parser("doctor", help="check that the start-up hook is installed and active in this environment")
-    commands.add_parser(
+    status = commands.add_parser(
         "status",
-        help="show the flag, what is switched off, and each target's last run: ok, retried, lost, 429s, "
-        "concurrency reached, time waiting on limits",
+        help="show the flag, what is switched off, and each of this app's targets' last run: ok, retried, lost, "
+        "429s, concurrency reached, time waiting on limits",
     )
+    status.add_argument("--json", action="store_true", help="print it as one JSON object (figures as numbers)")
+    status.add_argument("--all-apps", action="store_true", help="list every app with state in this user's state folder")
     for name, verb in (("off", "switch off"), ("on", "switch back on")):
-        command = commands.add_parser(name, help=f"{verb} TARGET (default: every target) in running processes")
+        command = commands.add_parser(
+            name, help=f"{verb} TARGET (default: every target) of this app (its config's) in running processes"
+        )
         command.add_argument("target", nargs="?", help="a target's loop as declared, e.g. legacy_app.jobs:update_scores")
+        command.add_argument(
+            "--all-apps", action="store_true", help=f"{verb} in the user-wide control file: for every app of this user"
+        )
     args = parser.parse_args(argv)
     if args.config:
         os.environ[boot.CONFIG_ENV] = os.path.abspath(args.config)
@@ -106,10 +135,11 @@ def _settings_or_none() -> tuple[Settings | None, str | None]:
         return None, str(exc)
 
 
-def _control(settings: Settings | None) -> ControlFile:
+def _controls(settings: Settings | None) -> Controls:
+    """This app's switches; the user-wide file's only, without a config."""
     if settings is not None:
-        return ControlFile(settings.control_file)
-    return ControlFile(default_control_file())
+        return settings.controls()
+    return Controls.open(None, default_control_file())
 
 
 # -- run -----------------------------------------------------------------------------------
@@ -187,50 +217,255 @@ def _doctor(args: argparse.Namespace) -> int:
         _say(f"[FAIL] config: {problem}")
     elif settings is not None:
         _say(f"[ok]   config: {settings.path} ({len(settings.targets)} target(s)); run `sched-accel check` to resolve them")
-    control = _control(settings)
+    control = _controls(settings)
     cstate = control.state()
+    where = f"{control.path}" + (f" (and {control.user.path} for every app)" if control.app is not None else "")
     if cstate.problem:
         ok = False
-        _say(f"[FAIL] control file {control.path} {cstate.problem}")
+        _say(f"[FAIL] control file {cstate.problem}")
     else:
         off = ", ".join(sorted(cstate.off)) or "nothing"
-        _say(f"[ok]   control file {control.path}: switched off: {off}")
+        _say(f"[ok]   control file {where}: switched off: {off}")
     return 0 if ok else 1
 
 
 # -- status, on, off -----------------------------------------------------------------------
 def _status(args: argparse.Namespace) -> int:
-    _say(_flag_line())
     settings, problem = _settings_or_none()
     if problem:
         _err(problem)
-    control = _control(settings)
-    state = control.state()
-    _say(f"control file: {control.path}")
-    if state.problem:
-        _say(f"  refused: {state.problem} (everything runs unaccelerated)")
+    if args.all_apps:
+        report = _apps_report(settings)
+        _print_json(report) if args.json else _say_apps(report)
+        return 0 if problem is None and report["control"]["problem"] is None else 1
+    report = _status_report(settings, problem)
+    _print_json(report) if args.json else _say_status(report)
+    refused = any(f is not None and f["problem"] is not None for f in (report["control"]["app"], report["control"]["user"]))
+    return 0 if problem is None and not refused else 1
+
+
+def _file_state(path: str, state: ControlState) -> dict[str, Any]:
+    return {"path": path, "off": sorted(state.off), "problem": state.problem}
+
+
+def _status_report(settings: Settings | None, problem: str | None) -> dict[str, Any]:
+    """Everything ``status`` says, as data: the text and ``--json`` are two views of it.
+    Figures from the runs files are numbers where they are numbers."""
+    controls = _controls(settings)
+    app_state = controls.app.state() if controls.app is not None else None
+    user_state = controls.user.state()
+    state = controls.state()
+    raw = os.environ.get(boot.FLAG)
+    report: dict[str, Any] = {
+        "version": 1,
+        "flag": {"name": boot.FLAG, "value": raw, "on": bool(boot.flag_value(raw))},
+        "config": settings.path if settings is not None else None,
+        "config_error": problem,
+        "state_folder": os.path.dirname(controls.user.path),
+        "app": None,
+        "control": {
+            "app": _file_state(controls.app.path, app_state) if controls.app is not None and app_state else None,
+            "user": _file_state(controls.user.path, user_state),
+            "env": {"name": DISABLED_ENV, "off": sorted(controls.disabled)},
+        },
+        "coordination": None,
+        "targets": [],
+        "other_runs": [],
+        "hosts": [],
+        "rates": [],
+        "skipped": [],
+        "old_state": old_state(os.path.dirname(controls.user.path)),
+    }
+    if settings is None:
+        return report
+    app = settings.app
+    report["app"] = {"id": app.id, "folder": app.folder, "namespace": app.namespace}
+    report["coordination"] = settings.coordination.where
     refused: list[str] = []
-    runs = load_runs(os.path.dirname(control.path), refused)
-    for line in refused:
+    runs = load_runs(app.folder, refused)
+    report["skipped"] = refused
+    labels = {DISABLED_ENV: "env", controls.user.path: "user", controls.path: "app"}
+    for target in settings.targets:
+        off = state.is_off(target.name)
+        report["targets"].append({
+            "name": target.name,
+            "mode": target.mode,
+            "concurrency": target.concurrency,
+            "single_run": settings.runs_once(target),
+            "on": not off,
+            "off_by": ("refused" if state.problem else labels.get(state.switched_by(target.name) or "")) if off else None,
+            "last_run": _run_figures(runs.pop(target.name, None)),
+        })
+    report["other_runs"] = [{"name": name, "last_run": _run_figures(record)} for name, record in sorted(runs.items())]
+    report["hosts"] = [
+        {"host": name, "concurrency": conf.concurrency, "per_second": conf.per_second, "burst": conf.burst,
+         "adaptive": conf.adaptive}
+        for name, conf in sorted(settings.hosts.items())
+    ]
+    report["rates"] = [
+        {"host": host, "per_second": rate, "how": how} for host, (rate, how) in sorted(LearnedRates(app.folder).kept().items())
+    ]
+    return report
+
+
+#: The run line's fields that are words, never figures.
+_WORDS = frozenset({"target", "mode", "outcome"})
+
+
+def _figure(value: Any) -> Any:
+    """A run line's value as a number where it is one (``"0.512"`` -> 0.512, ``"-"`` -> None)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "-":
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            number = float(text.removesuffix("s") if text[:1].isdigit() else text)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _host_figures(line: Any) -> dict[str, Any]:
+    """``"api: requests=3 waited=0.100s circuit=closed"`` as ``{"host": "api", "requests": 3, ...}``."""
+    text = str(line)
+    host, _, rest = text.partition(": ")
+    figures: dict[str, Any] = {"host": host, "line": text}
+    for token in rest.split():
+        key, sep, value = token.partition("=")
+        if sep and key not in figures:
+            figures[key] = _figure(value)
+    return figures
+
+
+def _run_figures(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A recorded last run, for ``--json``: its line's fields (figures as numbers), when it
+    finished (Unix time), the pid, and each host as that process saw it."""
+    if record is None:
+        return None
+    run: dict[str, Any] = {key: value if key in _WORDS else _figure(value) for key, value in record["run"].items()}
+    finished = record.get("finished")
+    hosts = record.get("hosts")
+    run.update(
+        finished=_figure(finished) if isinstance(finished, int | float) and not isinstance(finished, bool) else None,
+        pid=record.get("pid") if isinstance(record.get("pid"), int) else None,
+        hosts=[_host_figures(line) for line in hosts] if isinstance(hosts, list) else [],
+    )
+    run["_record"] = record  # for the text view only; dropped from JSON
+    return run
+
+
+def _print_json(report: dict[str, Any]) -> None:
+    """One JSON object on stdout, every string in it redacted (JSON escapes the rest)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items() if k != "_record"}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, str):
+            return redact_text(value)
+        return value
+
+    print(json.dumps(clean(report), indent=2, ensure_ascii=True), flush=True)
+
+
+def _say_status(report: dict[str, Any]) -> None:
+    _say(_flag_line())
+    control = report["control"]
+    app, user, env = control["app"], control["user"], control["env"]
+    if report["config"] is not None:
+        _say(f"config: {report['config']}")
+        _say(f"app: {report['app']['id']} (its state: {report['app']['folder']})")
+    else:
+        _say("no app here (no config found): `sched-accel status --all-apps` lists this user's apps")
+    for file, whose in ((app, "this app's"), (user, "every app's")):
+        if file is None:
+            continue
+        if file is app:
+            _say(f"control file: {file['path']}")
+        else:
+            off = ", ".join(file["off"]) or "nothing"
+            _say(f"control file for every app of this user: {file['path']} (sched-accel off --all-apps): off: {_shown(off)}")
+        if file["problem"]:
+            _say(f"  refused: {file['problem']} (everything runs unaccelerated)")
+    if env["off"]:
+        _say(f"${env['name']} switches off: {_shown(', '.join(env['off']))}")
+    for line in report["skipped"]:
         _say(f"  skipped: {_shown(line)}")
-    if settings is not None:
-        _say(f"coordination: {settings.coordination.where}")
-        for target in settings.targets:
-            once = ", single_run" if settings.runs_once(target) else ""
-            switched = "off" if state.is_off(target.name) else "on"
-            _say(f"  {target.name}: {switched} ({target.mode}, concurrency {target.concurrency}{once})")
-            _say(f"    {_last_run(runs.pop(target.name, None))}")
-        for name, conf in sorted(settings.hosts.items()):
-            limits = [f"{key} {value:g}" for key, value in (("concurrency", conf.concurrency), ("per_second", conf.per_second))
-                      if value is not None]
-            _say(f"  host {name}: {', '.join(limits + [f'burst {conf.burst}'])}" + ("" if conf.adaptive else ", not adaptive"))
-    for name, record in sorted(runs.items()):  # runs of targets no longer in the config
-        _say(f"  {_shown(name)} (not in the config): {_last_run(record)}")
-    for host, (rate, how) in sorted(LearnedRates(os.path.dirname(control.path)).kept().items()):
-        said = "told" if how == "told" else "learned"
-        where = "in its answers" if how == "told" else "from its refusals"
-        _say(f"  host {_shown(host)}: {said} {rate:.3g} requests/s {where} (the next run starts at it)")
-    return 0 if problem is None and state.problem is None else 1
+    if report["coordination"] is not None:
+        _say(f"coordination: {report['coordination']}")
+    by = {"app": " by sched-accel off", "user": " by sched-accel off --all-apps", "env": f" by ${DISABLED_ENV}",
+          "refused": " (a control file is refused)"}
+    for target in report["targets"]:
+        once = ", single_run" if target["single_run"] else ""
+        switched = "on" if target["on"] else "off"
+        how = by.get(target["off_by"] or "", "")
+        _say(f"  {target['name']}: {switched} ({target['mode']}, concurrency {target['concurrency']}{once}){how}")
+        _say(f"    {_last_run(target['last_run'])}")
+    for host in report["hosts"]:
+        limits = [f"{key} {host[key]:g}" for key in ("concurrency", "per_second") if host[key] is not None]
+        limits.append(f"burst {host['burst']}")
+        _say(f"  host {host['host']}: {', '.join(limits)}" + ("" if host["adaptive"] else ", not adaptive"))
+    for other in report["other_runs"]:  # runs of targets no longer in the config
+        _say(f"  {_shown(other['name'])} (not in the config): {_last_run(other['last_run'])}")
+    for rate in report["rates"]:
+        said = "told" if rate["how"] == "told" else "learned"
+        where = "in its answers" if rate["how"] == "told" else "from its refusals"
+        _say(f"  host {_shown(rate['host'])}: {said} {rate['per_second']:.3g} requests/s {where} (the next run starts at it)")
+    if report["old_state"]:
+        names = ", ".join(report["old_state"])
+        _say(f"note: {report['state_folder']} holds {names} from before state was kept per app; they are no longer "
+             "read (each app learns its own again), delete them when you like")
+
+
+def _apps_report(settings: Settings | None) -> dict[str, Any]:
+    """Every app with state in this user's state folder: its config, its switches, its runs."""
+    user = ControlFile(settings.control_file if settings is not None else default_control_file())
+    folder = os.path.dirname(user.path)
+    refused: list[str] = []
+    apps = known_apps(folder, refused)
+    here = settings.app.id if settings is not None else None
+    for app in apps:
+        control = ControlFile(app["control"])
+        app["control"] = _file_state(control.path, control.state())
+        app["this"] = app["id"] == here
+        runs = load_runs(app["folder"], refused)
+        app["runs"] = [{"name": name, "last_run": _run_figures(record)} for name, record in sorted(runs.items())]
+    return {
+        "version": 1,
+        "state_folder": folder,
+        "control": _file_state(user.path, user.state()),
+        "apps": apps,
+        "skipped": refused,
+        "old_state": old_state(folder),
+    }
+
+
+def _say_apps(report: dict[str, Any]) -> None:
+    control = report["control"]
+    _say(f"state folder: {report['state_folder']}")
+    _say(f"control file for every app: {control['path']}: off: {_shown(', '.join(control['off']) or 'nothing')}")
+    if control["problem"]:
+        _say(f"  refused: {control['problem']} (everything runs unaccelerated)")
+    for line in report["skipped"]:
+        _say(f"  skipped: {_shown(line)}")
+    if not report["apps"]:
+        _say("no app has kept state here yet")
+    for app in report["apps"]:
+        this = " (this one)" if app["this"] else ""
+        config = app["config"] or "config not recorded"
+        _say(f"  {_shown(app['id'])}{this}: {_shown(config)}" + (f", namespace {_shown(app['namespace'])}" if app["namespace"] else ""))
+        off = app["control"]
+        _say(f"    off: {_shown(', '.join(off['off']) or 'nothing')}" + (f" (refused: {off['problem']})" if off["problem"] else ""))
+        for run in app["runs"]:
+            _say(f"    {_shown(run['name'])}: {_last_run(run['last_run'])}")
 
 
 _RUN_FIELDS = ("ok", "failed", "retried", "gave_up", "lost", "http_429", "peak_requests", "limit_wait")
@@ -258,11 +493,12 @@ def _when(finished: Any) -> str:
         return "unknown time"
 
 
-def _last_run(record: dict[str, Any] | None) -> str:
+def _last_run(figures: dict[str, Any] | None) -> str:
     """A target's last recorded run, in one line, then its hosts as that process saw them;
     everything from the file escaped."""
-    if record is None:
+    if figures is None:
         return "last run: none recorded yet"
+    record = figures["_record"]
     run = record["run"]
     counts = " ".join(f"{key}={run[key]}" for key in _RUN_FIELDS if key in run)
     text = _shown(
@@ -277,7 +513,18 @@ def _last_run(record: dict[str, Any] | None) -> str:
 
 def _switch(args: argparse.Namespace, off: bool) -> int:
     settings, problem = _settings_or_none()
-    control = _control(settings)
+    if args.all_apps:
+        control = ControlFile(settings.control_file if settings is not None else default_control_file())
+        scope = "every app of this user"
+    elif settings is None:
+        _err(
+            f"{problem}; so there is no app to switch here: run it in the app's folder (or with --config PATH), "
+            f"or `sched-accel {args.command} --all-apps` to switch every app of this user"
+        )
+        return 2
+    else:
+        control = ControlFile(settings.app_control)
+        scope = f"the app of {settings.path}"
     name = args.target
     if name and settings is not None and settings.target(name) is None:
         _err(f"note: {name!r} is not a target of {settings.path}; switching it anyway")
@@ -290,15 +537,38 @@ def _switch(args: argparse.Namespace, off: bool) -> int:
     else:
         current.discard(name)
         if ALL in current:
-            _err("every target is off (sched-accel off); `sched-accel on` turns all of them back on")
+            again = " --all-apps" if args.all_apps else ""
+            _err(f"every target is off (sched-accel off{again}); `sched-accel on{again}` turns all of them back on")
     try:
         control.write(frozenset(current))
     except (OSError, SchedAccelError) as exc:
         _err(f"cannot write the control file {control.path}: {exc}; set SCHED_ACCEL_CONTROL to a writable path")
         return 1
+    if settings is not None and not args.all_apps:
+        settings.app.describe()
     what = name or "every target"
-    _say(f"{what} switched {'off' if off else 'on'} in {control.path}; running processes follow at their next run of the loop")
+    _say(f"{what} switched {'off' if off else 'on'} for {scope} in {control.path}; running processes follow at their "
+         "next run of the loop")
+    if not off:
+        _still_off(settings, control.path, name)
     return 0
+
+
+def _still_off(settings: Settings | None, written: str, name: str | None) -> None:
+    """After ``on``: what else still switches targets off (the other control file, the environment)."""
+    controls = _controls(settings)
+    for file in (controls.app, controls.user):
+        if file is None or file.path == written:
+            continue
+        left = file.state()
+        names = sorted(left.off if name is None or ALL in left.off else left.off & {name})
+        if left.problem is None and names:
+            every = file is controls.user
+            _err(f"note: {file.path} still switches off {', '.join(names)}"
+                 + (" for every app; `sched-accel on --all-apps` clears it" if every else " for this app; `sched-accel on` clears it"))
+    names = sorted(controls.disabled if name is None or ALL in controls.disabled else controls.disabled & {name})
+    if names:
+        _err(f"note: ${DISABLED_ENV} switches off {', '.join(names)} where it is set, whatever the control files say")
 
 
 def _on(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ from ._settings import (
 from ._settings import (
     TOP_KEYS as _TOP_KEYS,
 )
-from ._state import CONTROL_ENV, default_control_file
+from ._state import CONTROL_ENV, control_file_problem, default_control_file
 from ._targets import TargetSpec
 from ._unpatchable import Role, refused_module
 
@@ -103,14 +103,8 @@ class _Validator:
         if log not in ("loguru", "stdlib"):
             self.fail("", "log", log, _TOP_KEYS["log"])
             log = _SETTINGS.log
-        control = table.get("control_file")
-        if control is not None and not (isinstance(control, str) and control and "\0" not in control):
-            self.fail("", "control_file", control, "a non-empty path")
-            control = None
-        if control is not None and not os.environ.get(CONTROL_ENV):
-            control = os.path.join(os.path.dirname(self.path), os.path.expanduser(control))
-        else:
-            control = default_control_file()
+        user_control = default_control_file()
+        control = self._control_file(table.get("control_file"), os.path.dirname(user_control))
         retry = self._retry("", table.get("retry", {}), _RETRY, "retry.")
         hosts = self._hosts(table.get("hosts", {}))
         self.coordination = coordination_table(self, table.get("coordination", {}))
@@ -125,7 +119,8 @@ class _Validator:
             path=self.path,
             targets=tuple(targets),
             concurrency=concurrency_override or concurrency,
-            control_file=control,
+            control_file=user_control,
+            app_control_file=control,
             breaker_threshold=threshold,
             breaker_cooldown=cooldown or _SETTINGS.breaker_cooldown,
             log=log,
@@ -133,6 +128,23 @@ class _Validator:
             hosts=hosts,
             coordination=self.coordination,
         )
+
+    def _control_file(self, value: object, state_dir: str) -> str | None:
+        """This app's control file as the config names it (relative to the config's folder), when
+        it is directly in the state folder; ignored when ``$SCHED_ACCEL_CONTROL`` names the state
+        folder (the environment decides where state lives)."""
+        if value is None:
+            return None
+        if not (isinstance(value, str) and value and "\0" not in value):
+            self.fail("", "control_file", value, "a non-empty path")
+            return None
+        if os.environ.get(CONTROL_ENV):
+            return None
+        path = os.path.normpath(os.path.join(os.path.dirname(self.path), os.path.expanduser(value)))
+        if (problem := control_file_problem(path, state_dir)) is not None:
+            self.fail("", "control_file", value, problem)
+            return None
+        return path
 
     def _override(self) -> int | None:
         """``$SCHED_ACCEL_CONCURRENCY``, which overrides every target's concurrency."""
@@ -179,6 +191,7 @@ class _Validator:
             patterns = list(base.patterns)
         return RetrySettings(
             enabled=self._bool(where, raw, "enabled", base.enabled, section),
+            transient=self._bool(where, raw, "transient", base.transient, section),
             deadline=numbers["deadline"] or base.deadline,
             attempts=self._positive_int(where, raw, "attempts", base.attempts, section),
             initial=numbers["initial"] or base.initial,

@@ -11,7 +11,11 @@ __all__ = ["COORDINATION_KEYS", "HOST_KEYS", "RETRY_KEYS", "TARGET_KEYS", "TOP_K
 
 TOP_KEYS = {
     "concurrency": "default bound for every target, " + describe("concurrency"),
-    "control_file": "path of the control file written by `sched-accel on|off`",
+    "control_file": (
+        "this app's control file, written by `sched-accel on|off`: a file directly in the state folder "
+        "(the folder of $SCHED_ACCEL_CONTROL, else $XDG_STATE_HOME/sched_accel), not its control.json; "
+        "default: control.json in the app's folder there; ignored when $SCHED_ACCEL_CONTROL is set"
+    ),
     "breaker_threshold": "fallbacks in a row that switch a target off, " + describe("breaker_threshold"),
     "breaker_cooldown": "seconds a tripped target stays off, " + describe("breaker_cooldown"),
     "log": '"loguru" (default) or "stdlib"',
@@ -22,8 +26,10 @@ TOP_KEYS = {
 }
 RETRY_KEYS = {
     "enabled": "true (default) or false: retry rate-limited and transient failures of per-item calls",
+    "transient": "true or false (default): also retry 502, 504, a 503 without Retry-After, resets and timeouts, "
+    "which the sequential loop meets too (a 429 or a 503 with Retry-After our concurrency may have caused is retried anyway)",
     "deadline": "seconds from an item's first attempt after which its last exception is raised in the loop, " + describe("deadline"),
-    "attempts": "most attempts of an item whose failures are transient (not rate-limited), " + describe("attempts") + " (default 4)",
+    "attempts": "most attempts of an item whose failures are transient (transient = true, on, patterns), " + describe("attempts") + " (default 4)",
     "initial": "the first backoff's widest wait in seconds (full jitter), " + describe("initial"),
     "maximum": "the widest backoff wait in seconds (a Retry-After may ask for longer), " + describe("maximum"),
     "on": 'more exception types to retry, as "module:QualName", e.g. ["json:JSONDecodeError"]',

@@ -17,7 +17,7 @@ from typing import Literal
 from ._bounds import bounded
 from ._coordination import CoordinationSettings
 from ._keys import COORDINATION_KEYS, HOST_KEYS, RETRY_KEYS, TARGET_KEYS, TOP_KEYS
-from ._state import default_control_file
+from ._state import AppState, Controls, control_file_problem, default_control_file
 from ._targets import TargetSpec
 
 __all__ = [
@@ -206,6 +206,12 @@ class RetrySettings:
     """How failed per-item calls are retried (``[retry]``, or a target's own ``retry`` table)."""
 
     enabled: bool = True
+    #: Whether transient failures (502, 504, a 503 without Retry-After, a reset or refused
+    #: connection, a timeout) are retried too. Off by default: the sequential loop meets them
+    #: as well, and a retry would give the app an answer it would never have seen. What our
+    #: concurrency may cause (a 429, a 503 with Retry-After, in a run that had more than one
+    #: request in flight) is retried anyway while ``enabled`` (``_policy.Policy.retry_delay``).
+    transient: bool = False
     deadline: float = 120.0
     attempts: int = 4
     initial: float = 0.1
@@ -319,7 +325,11 @@ class Settings:
     path: str | None
     targets: tuple[Target, ...] = ()
     concurrency: int = 8
+    #: The user-wide control file; its folder is the state folder (every app's state under it).
     control_file: str = field(default_factory=default_control_file)
+    #: This app's control file when its config names one (directly in the state folder);
+    #: None: ``control.json`` in the app's folder.
+    app_control_file: str | None = None
     breaker_threshold: int = 3
     breaker_cooldown: float = 300.0
     log: Literal["loguru", "stdlib"] = "loguru"
@@ -333,13 +343,38 @@ class Settings:
         bounded("settings", "breaker_cooldown", self.breaker_cooldown)
         if self.log not in ("loguru", "stdlib"):
             raise ValueError(f"settings.log must be 'loguru' or 'stdlib', got {self.log!r}")
+        if self.app_control_file is not None and (problem := control_file_problem(self.app_control_file, self.state_dir)):
+            raise ValueError(f"settings.app_control_file = {self.app_control_file!r} is not allowed: {problem}")
         if self.coordination.kind == "process" and any(self.runs_once(t) for t in self.targets):
             raise ValueError('settings: single_run needs a backend the processes share, not coordination.backend = "process"')
 
     @property
     def state_dir(self) -> str:
-        """The owner-only folder of our state: the control file's."""
+        """The user's owner-only state folder: the user-wide control file's. The machine
+        backend's store is in it; each app's own state in :attr:`app_dir`."""
         return os.path.dirname(self.control_file)
+
+    @property
+    def app(self) -> AppState:
+        """This app's state: the app named by ``[coordination] namespace``, else by the config's
+        path (the coordination namespace's rule), in ``apps/`` of the state folder."""
+        return AppState(self.state_dir, self.path, self.coordination.namespace, self.app_control_file)
+
+    @property
+    def app_dir(self) -> str:
+        """This app's state folder (runs, learned calls, ``hosts.json``); '' without a state folder."""
+        return self.app.folder if self.state_dir else ""
+
+    @property
+    def app_control(self) -> str:
+        """This app's control file (``sched-accel off [TARGET]`` with this config)."""
+        return self.app.control
+
+    def controls(self, *, announce: bool = False) -> Controls:
+        """What switches this app's targets off: ``$SCHED_ACCEL_DISABLED_TARGETS``, this app's
+        control file and the user-wide one (``announce``: a running app's, which says each
+        target it finds off in one ``switched_off`` line)."""
+        return Controls.open(self.app_control if self.state_dir else None, self.control_file, announce=announce)
 
     def runs_once(self, target: Target) -> bool:
         """Whether ``target`` is single_run: its own say, else ``[coordination] single_run``."""

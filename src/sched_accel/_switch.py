@@ -1,10 +1,12 @@
 """The switch asked on every call of a patched loop, and the breaker behind it.
 
 A target runs accelerated only while all of these say yes: sched_accel is installed (the
-flag was on at start, or :func:`sched_accel.install` ran), the control file does not name
-it (or ``*``), and its breaker admits the run (closed, or this run is the trial after the
-cool-down; the breaker is ``_policy``'s one :class:`CircuitBreaker`). The switch never
-raises: a question it cannot answer is a no, and the original runs.
+flag was on at start, or :func:`sched_accel.install` ran), nothing switches it off (this app's
+control file, the user-wide one, ``$SCHED_ACCEL_DISABLED_TARGETS``: ``_state.Controls``, which
+says each target it finds off in one ``switched_off`` line), and its breaker admits the run
+(closed, or this run is the trial after the cool-down; the breaker is ``_policy``'s one
+:class:`CircuitBreaker`). The switch never raises: a question it cannot answer is a no, and the
+original runs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 
 from ._log import event, internal_error
 from ._policy import CircuitBreaker
-from ._state import ControlFile
+from ._state import Controls
 
 __all__ = ["Switch", "target_breaker"]
 
@@ -55,7 +57,7 @@ def target_breaker(
 class Switch:
     """The ``enabled`` callable given to the wrapper: asked before every call of the loop."""
 
-    def __init__(self, name: str, control: ControlFile, breaker: CircuitBreaker, active: Callable[[], bool]) -> None:
+    def __init__(self, name: str, control: Controls, breaker: CircuitBreaker, active: Callable[[], bool]) -> None:
         self.name = name
         self.control = control
         self.breaker = breaker

@@ -335,7 +335,8 @@ def measure(program: Program, api: Upstream, root: Path, redis_url: str | None =
     state.mkdir(mode=0o700)
     template = prepare(program, api, root, state)
     off = run_program(program, api, template, root / "off", state, on=False, redis_url=redis_url)
-    if program.learned:
-        run_program(program, api, template, root / "first-on", state, on=True, redis_url=redis_url)
+    if program.learned:  # in the folder of the measured run: the same config path, so the same app's state
+        run_program(program, api, template, root / "on", state, on=True, redis_url=redis_url)
+        shutil.rmtree(root / "on")
     on = run_program(program, api, template, root / "on", state, on=True, redis_url=redis_url)
     return compare(program, off, on)

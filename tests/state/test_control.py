@@ -1,4 +1,5 @@
-"""_control.py: the control file written by ``sched-accel on|off`` and read by running apps."""
+"""_control.py: the control files written by ``sched-accel on|off`` (the app's, the user's) and
+``$SCHED_ACCEL_DISABLED_TARGETS``, read by running apps."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from sched_accel import ControlFileError
 from sched_accel._state import _control
-from sched_accel._state import ALL, ControlFile, ControlState, unsafe
+from sched_accel._state import ALL, DISABLED_ENV, ControlFile, Controls, ControlState, disabled_targets, unsafe
 from sched_accel._state._control import parse
 
 
@@ -297,3 +298,103 @@ def test_a_path_with_a_nul_is_refused_not_raised(capture_events: list[str]) -> N
     state = ControlFile("/tmp/a\x00b/control.json").state()
     assert state.is_off("jobs:update") and state.problem is not None and "cannot be checked" in state.problem
     assert len(refused(capture_events)) == 1
+
+
+# -- Controls: the app's file, the user's, the environment ------------------------------------
+@pytest.fixture
+def controls(tmp_path: Path) -> Controls:
+    """The controls of one app: its own file in apps/, the user-wide one beside apps/."""
+    state = tmp_path / "state"
+    return Controls(ControlFile(str(state / "apps" / "a" / "control.json")), ControlFile(str(state / "control.json")))
+
+
+def test_either_control_file_switches_a_target_off_and_says_which(controls: Controls) -> None:
+    """The app's file and the user-wide one both count; switched_by names the file that did it."""
+    assert controls.app is not None
+    assert not controls.state().is_off("jobs:update")
+    controls.app.write(frozenset({"jobs:update"}))
+    state = controls.state()
+    assert state.is_off("jobs:update") and not state.is_off("jobs:other")
+    assert state.switched_by("jobs:update") == controls.app.path
+    controls.user.write(frozenset({ALL}))
+    state = controls.state()
+    assert state.is_off("jobs:other") and state.switched_by("jobs:other") == controls.user.path
+    assert state.switched_by("jobs:update") == controls.app.path  # the app's own file first
+    controls.app.write(frozenset())
+    controls.user.write(frozenset())
+    assert controls.state().off == frozenset()
+
+
+def test_another_apps_file_switches_nothing_here(tmp_path: Path, controls: Controls) -> None:
+    """`sched-accel off` for app B writes B's file: app A's controls do not read it."""
+    other = ControlFile(str(tmp_path / "state" / "apps" / "b" / "control.json"))
+    other.write(frozenset({ALL}))
+    assert not controls.state().is_off("jobs:update")
+
+
+def test_the_combined_state_is_the_same_object_until_a_file_changes(controls: Controls) -> None:
+    """Unchanged files give the same state object (the switch re-arms a breaker only on a change)."""
+    first = controls.state()
+    assert controls.state() is first
+    controls.user.write(frozenset())
+    second = controls.state()
+    assert second is not first and controls.state() is second
+
+
+def test_a_refused_file_of_either_switches_everything_off(controls: Controls, capture_events: list[str]) -> None:
+    """A refused app file switches every target off, and the problem names it."""
+    assert controls.app is not None
+    controls.app.write(frozenset())
+    os.chmod(controls.app.path, 0o666)
+    state = controls.state()
+    assert state.is_off("jobs:update") and state.problem is not None and controls.app.path in state.problem
+    assert state.switched_by("jobs:update") == "a refused control file"
+    assert len(refused(capture_events)) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "names"),
+    [
+        ("", set()),
+        ("a.b:job", {"a.b:job"}),
+        ("a.b:job,c.d:other", {"a.b:job", "c.d:other"}),
+        (" a.b:job , ,c.d:other ,", {"a.b:job", "c.d:other"}),
+        ("*", {ALL}),
+    ],
+)
+def test_disabled_targets_are_comma_separated_names(raw: str, names: set[str]) -> None:
+    """$SCHED_ACCEL_DISABLED_TARGETS: names separated by commas, spaces and empty entries ignored."""
+    assert disabled_targets(raw) == names
+
+
+def test_the_environment_switches_targets_off_whatever_the_files_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Controls.open reads $SCHED_ACCEL_DISABLED_TARGETS once: those targets are off, by it; a `sched-accel on` does not undo it."""
+    monkeypatch.setenv(DISABLED_ENV, "jobs:update")
+    controls = Controls.open(str(tmp_path / "a.json"), str(tmp_path / "control.json"))
+    monkeypatch.delenv(DISABLED_ENV)
+    assert controls.app is not None
+    controls.app.write(frozenset())
+    state = controls.state()
+    assert state.is_off("jobs:update") and not state.is_off("jobs:other")
+    assert state.switched_by("jobs:update") == DISABLED_ENV
+
+
+def test_a_running_apps_controls_say_each_target_off_once(controls: Controls, capture_events: list[str]) -> None:
+    """announce: one switched_off line per target, the first time it is found off; again after a change."""
+    assert controls.app is not None
+    announcing = Controls(controls.app, controls.user, frozenset({"jobs:env"}), announce=True)
+    controls.app.write(frozenset({"jobs:update"}))
+    for _ in range(3):
+        state = announcing.state()
+        assert state.is_off("jobs:update") and state.is_off("jobs:env") and not state.is_off("jobs:other")
+    said = [line for line in capture_events if line.startswith("sched_accel.switched_off ")]
+    assert len(said) == 2
+    assert any("target=jobs:env" in line and f"by={DISABLED_ENV}" in line for line in said)
+    assert any("target=jobs:update" in line and controls.app.path in line for line in said)
+    controls.user.write(frozenset())  # a change: said again at the next call
+    announcing.state().is_off("jobs:update")
+    assert len([line for line in capture_events if line.startswith("sched_accel.switched_off ")]) == 3
+    controls.state().is_off("jobs:update")  # status's controls never say it
+    assert len([line for line in capture_events if line.startswith("sched_accel.switched_off ")]) == 3

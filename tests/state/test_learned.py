@@ -75,7 +75,7 @@ def test_second_process_prefetches_what_the_first_one_learned(app: App) -> None:
     [line2] = run_lines(second.stderr)
     assert "prefetched=0 missed=4" in line1 and "learned=4" in line1
     assert "prefetched=4 missed=0 wasted=0" in line2
-    saved = app.root / "state" / "learned" / "job_job.json"
+    saved = app.state() / "learned" / "job_job.json"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert stat.S_IMODE(saved.parent.stat().st_mode) == 0o700
     body = json.loads(saved.read_text())
@@ -84,13 +84,39 @@ def test_second_process_prefetches_what_the_first_one_learned(app: App) -> None:
     assert stat.S_IMODE((saved.parent / "secret").stat().st_mode) == 0o600
 
 
+def test_one_apps_learned_calls_are_never_replayed_by_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two apps of one user (staging and production: two configs, one loop of the same name): what
+    staging learned is kept in its own folder, signed with its own secret; production's first run
+    prefetches nothing of it."""
+    control = str(tmp_path / "user-state" / "control.json")
+    staging, production = (App(tmp_path / name, monkeypatch) for name in ("staging", "production"))
+    for made in (staging, production):
+        made.root.mkdir()
+        made.write("job.py", JOB)
+        made.write("sched_accel.toml", CONFIG)
+    env = {"ENABLE_SCHEDULER_OPTIMIZATION": "1", "SCHED_ACCEL_CONTROL": control}
+    for _ in range(2):
+        done = staging.run("-m", "job", env=env)
+        assert done.returncode == 0, done.stderr
+    assert "prefetched=4 missed=0" in run_lines(done.stderr)[0]
+    first = production.run("-m", "job", env=env)
+    assert first.returncode == 0, first.stderr
+    [line] = run_lines(first.stderr)
+    assert "prefetched=0 missed=4" in line
+    state = Path(control).parent
+    folders = {made: state / "apps" / Path(made.state()).name for made in (staging, production)}
+    assert all((folder / "learned" / "job_job.json").exists() for folder in folders.values())
+    assert (folders[staging] / "learned" / "secret").read_bytes() != (folders[production] / "learned" / "secret").read_bytes()
+    assert not (state / "learned").exists()
+
+
 def test_a_changed_item_set_counts_misses_and_waste(app: App) -> None:
     """Learned calls the loop no longer makes are wasted; new ones are missed and run directly."""
     app.write("job.py", JOB)
     config = app.config(CONFIG)
     env = {"ENABLE_SCHEDULER_OPTIMIZATION": "1", "SCHED_ACCEL_CONFIG": str(config)}
     calls: list[list[Any]] = [["eth", "a"], ["eth", "zzz"], ["eth", "b"], ["eth", "c"]]
-    LearnedCalls(str(app.root / "state" / "learned"), "job:job").save(calls)  # as a run of ours would
+    LearnedCalls(str(app.state() / "learned"), "job:job").save(calls)  # as a run of ours would
     done = app.run("-m", "job", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"] == ["eth/a", "eth/b", "eth/c", "eth/d"]
@@ -106,7 +132,7 @@ def test_a_learned_call_unlike_this_runs_calls_is_never_sent(app: App) -> None:
     config = app.config(CONFIG)
     env = {"ENABLE_SCHEDULER_OPTIMIZATION": "1", "SCHED_ACCEL_CONFIG": str(config)}
     calls: list[list[Any]] = [["eth", "a"], ["eth", 10**30], [1, "../../admin?delete=1"], ["eth", "b"]]
-    LearnedCalls(str(app.root / "state" / "learned"), "job:job").save(calls)
+    LearnedCalls(str(app.state() / "learned"), "job:job").save(calls)
     done = app.run("-m", "job", env=env)
     assert done.returncode == 0, done.stderr
     output = json.loads(done.stdout)
@@ -120,7 +146,7 @@ def test_a_file_others_can_write_is_refused(app: App) -> None:
     """A learned-calls file writable by others is refused loudly; the loop runs, unprefetched."""
     app.write("job.py", JOB)
     config = app.config(CONFIG)
-    folder = app.root / "state" / "learned"
+    folder = app.state() / "learned"
     folder.mkdir(parents=True)
     target = folder / "job_job.json"
     target.write_text(json.dumps({"version": 1, "calls": [["eth", "a"]]}))

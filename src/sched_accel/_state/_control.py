@@ -1,15 +1,21 @@
-"""The control file that ``sched-accel off|on [TARGET]`` writes and running processes read.
+"""What switches a target off in a running app: the control files that ``sched-accel off|on``
+writes, and ``$SCHED_ACCEL_DISABLED_TARGETS``.
 
-It is JSON: ``{"version": 1, "off": ["*"]}`` turns every target off, ``"off": [NAME, ...]``
-turns those off. A running process looks at it on every call of a patched loop (one
-``lstat``; it is re-read, and its folders re-checked, only when that changed), so switching
-takes effect without restart.
+A control file is JSON: ``{"version": 1, "off": ["*"]}`` turns every target off, ``"off":
+[NAME, ...]`` turns those off. An app reads two (:class:`Controls`): its own, in its folder of
+the state folder (``sched-accel off [TARGET]`` run with its config; :mod:`._apps`), and the
+user-wide one, ``$SCHED_ACCEL_CONTROL`` (default ``$XDG_STATE_HOME/sched_accel/control.json``:
+``sched-accel off --all-apps``, and what versions before per-app state wrote, still in force).
+A running process looks at both on every call of a patched loop (one ``lstat`` each; a file is
+re-read, and its folders re-checked, only when that changed), so switching takes effect
+without restart. ``$SCHED_ACCEL_DISABLED_TARGETS=a.b:job,c.d:other`` (``*`` for all) switches
+targets off by environment, for containers whose home is read-only; it is read once, at start.
 
-It changes what a running app does, so it is read under the trust rule (:mod:`._trust`):
-a symlink (dangling or not), a file of another user or one others can write, or a file in
-a folder others could change is refused, loudly, and every target is treated as off
-(running unaccelerated is always safe). A missing file in such a folder is refused too:
-nobody but its owner can delete ``sched-accel off``.
+A control file changes what a running app does, so it is read under the trust rule
+(:mod:`._trust`): a symlink (dangling or not), a file of another user or one others can
+write, or a file in a folder others could change is refused, loudly, and every target is
+treated as off (running unaccelerated is always safe). A missing file in such a folder is
+refused too: nobody but its owner can delete ``sched-accel off``.
 """
 
 from __future__ import annotations
@@ -17,23 +23,34 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._exceptions import ControlFileError
 from .._log import event
 from ._files import write_private
 from ._trust import Refused, file_problem, read_trusted
 
-__all__ = ["ALL", "CONTROL_ENV", "ControlFile", "ControlState", "default_control_file"]
+__all__ = [
+    "ALL",
+    "CONTROL_ENV",
+    "DISABLED_ENV",
+    "ControlFile",
+    "ControlState",
+    "Controls",
+    "default_control_file",
+    "disabled_targets",
+]
 
 ALL = "*"
 CONTROL_ENV = "SCHED_ACCEL_CONTROL"
+DISABLED_ENV = "SCHED_ACCEL_DISABLED_TARGETS"
 _MAX_BYTES = 1024 * 1024
 
 
 def default_control_file() -> str:
-    """``$SCHED_ACCEL_CONTROL``, else ``$XDG_STATE_HOME/sched_accel/control.json``; the
-    folder holding it is the state folder (learned calls, last runs)."""
+    """The user-wide control file: ``$SCHED_ACCEL_CONTROL``, else
+    ``$XDG_STATE_HOME/sched_accel/control.json`` (``~/.local/state`` when unset); the folder
+    holding it is the user's state folder, each app's state in ``apps/`` under it."""
     named = os.environ.get(CONTROL_ENV)
     if named:
         return os.path.abspath(named)
@@ -41,16 +58,45 @@ def default_control_file() -> str:
     return os.path.join(state, "sched_accel", "control.json")
 
 
+def disabled_targets(raw: str | None = None) -> frozenset[str]:
+    """The targets ``$SCHED_ACCEL_DISABLED_TARGETS`` (or ``raw``) names: comma-separated loop
+    names as declared, spaces around them ignored, ``*`` for every target."""
+    raw = os.environ.get(DISABLED_ENV, "") if raw is None else raw
+    return frozenset(name.strip() for name in raw.split(",") if name.strip())
+
+
 @dataclass(frozen=True, slots=True)
 class ControlState:
-    """What the control file says: targets switched off, ``*`` for all."""
+    """What switches targets off: their names, ``*`` for all, or a refused control file
+    (``problem``). ``by`` says who switched what (the environment variable's name, or a control
+    file's path), first first; ``said``, when given, makes :meth:`is_off` log one
+    ``switched_off`` line per target (a running app's switches; never ``status``'s)."""
 
     off: frozenset[str] = frozenset()
     problem: str | None = None
+    by: tuple[tuple[str, frozenset[str]], ...] = ()
+    said: set[str] | None = field(default=None, compare=False)
 
     def is_off(self, name: str) -> bool:
         """Whether ``name`` is switched off (a refused file switches everything off)."""
-        return self.problem is not None or ALL in self.off or name in self.off
+        if self.problem is None and ALL not in self.off and name not in self.off:
+            return False
+        if self.said is not None and name not in self.said and self.problem is None:
+            self.said.add(name)  # a refusal has its own line: control_file_refused
+            event(
+                "INFO",
+                "switched_off",
+                "this loop runs unaccelerated until it is switched back on (`sched-accel status` says how)",
+                target=name,
+                by=self.switched_by(name),
+            )
+        return True
+
+    def switched_by(self, name: str) -> str | None:
+        """Who switched ``name`` off: the variable's name or a control file's path; None when on."""
+        if self.problem is not None:
+            return "a refused control file"
+        return next((source for source, off in self.by if ALL in off or name in off), None)
 
 
 _EMPTY = ControlState()
@@ -121,6 +167,54 @@ class ControlFile:
             write_private(self.path, json.dumps({"version": 1, "off": sorted(off)}, indent=2) + "\n")
         except Refused as exc:
             raise ControlFileError(f"{self.path}: {exc.problem}") from None
+
+
+class Controls:
+    """What an app reads to know what is switched off: ``$SCHED_ACCEL_DISABLED_TARGETS``
+    (``disabled``, read once), its own control file, and the user-wide one. :meth:`state` is the
+    same object while neither file changed (a change re-arms tripped breakers)."""
+
+    def __init__(
+        self, app: ControlFile | None, user: ControlFile, disabled: frozenset[str] = frozenset(), *, announce: bool = False
+    ) -> None:
+        self.app = app
+        self.user = user
+        self.disabled = disabled
+        self.announce = announce
+        self._last: tuple[ControlState, ControlState, ControlState] | None = None
+
+    @classmethod
+    def open(cls, app: str | None, user: str, *, announce: bool = False) -> Controls:
+        """The controls of the app whose control file is ``app`` (None: the user-wide one only),
+        with ``$SCHED_ACCEL_DISABLED_TARGETS`` as it is now."""
+        return cls(ControlFile(app) if app else None, ControlFile(user), disabled_targets(), announce=announce)
+
+    @property
+    def path(self) -> str:
+        """The control file ``sched-accel off`` writes for this app (the user-wide one without an app)."""
+        return (self.app or self.user).path
+
+    def state(self) -> ControlState:
+        """Every switch at once; never raises."""
+        app = self.app.state() if self.app is not None else _EMPTY
+        user = self.user.state()
+        last = self._last
+        if last is not None and last[0] is app and last[1] is user:
+            return last[2]
+        by = [(DISABLED_ENV, self.disabled)] if self.disabled else []
+        if self.app is not None:
+            by.append((self.app.path, app.off))
+        by.append((self.user.path, user.off))
+        problems = [f"{file.path} {state.problem}" for file, state in ((self.app, app), (self.user, user))
+                    if file is not None and state.problem is not None]
+        combined = ControlState(
+            off=self.disabled | app.off | user.off,
+            problem="; ".join(problems) or None,
+            by=tuple(by),
+            said=set() if self.announce else None,
+        )
+        self._last = (app, user, combined)
+        return combined
 
 
 def parse(text: str) -> ControlState:

@@ -3,7 +3,9 @@
 For loops that derive their items internally (filtering, de-duplicating), no declaration
 can name them: ``items = "learned"`` records the arguments of each per-item call the loop
 makes, and the next run (next cron start included) prefetches those calls. A call not
-predicted runs directly, as always; predictions the loop does not ask for are wasted.
+predicted runs directly, as always; predictions the loop does not ask for are wasted. They
+are kept in the app's own folder (``<app folder>/learned/``, :mod:`._apps`): a staging app's
+calls are never replayed by production, even for the same user and target.
 
 The file only ever holds JSON argument values (strings, numbers, booleans, null, lists,
 objects) for the declared per-item function: never a function, a module or code. It is

@@ -1,7 +1,8 @@
 """The last run of each target, kept on disk for ``sched-accel status``.
 
-The app's process writes one small JSON file per target after each run (owner-only, like
-the rest of our state); ``sched-accel status``, another process, reads them under the trust
+The app's process writes one small JSON file per target after each run, in its own folder
+(``<app folder>/runs/``, :mod:`._apps`; owner-only, like the rest of our state), so
+``sched-accel status`` shows this app's runs, never another's; ``status``, another process, reads them under the trust
 rule (:mod:`._trust`): only this user's own files, in folders only this user can change. A
 refused file is skipped, and said; a missing or unreadable one shows as "no run recorded".
 Their content is shown escaped (it is data, never terminal control).

@@ -1,7 +1,8 @@
-"""The per-user secret that signs learned calls, and the digest it gives each entry.
+"""The per-app secret that signs learned calls, and the digest it gives each entry.
 
-``<state>/learned/secret`` holds 32 random bytes (``secrets.token_bytes``), created 0600 by
-the first run that saves learned calls, read under the same trust rule as the rest. Each
+``<app folder>/learned/secret`` (:mod:`._apps`) holds 32 random bytes (``secrets.token_bytes``),
+created 0600 by the first run that saves learned calls, read under the same trust rule as the
+rest; an app's learned calls are never replayed by another app, even of the same user. Each
 learned entry carries HMAC-SHA256(secret, [format, target, arguments]), so an entry only
 counts for the target it was recorded for, and only if one of our processes wrote it:
 a hand-edited or copied-in entry fails its digest and is dropped.

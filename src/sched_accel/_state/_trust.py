@@ -59,7 +59,7 @@ MAX_BYTES = 64 * 1024 * 1024
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _WRITABLE = stat.S_IWGRP | stat.S_IWOTH
 _SYMLINK = ("is a symbolic link, which is never followed", "replace it with the file itself, or delete it")
-_YOURS = "keep the state in a folder of your own (SCHED_ACCEL_CONTROL, or control_file in the config)"
+_YOURS = "keep the state in a folder of your own (set SCHED_ACCEL_CONTROL to a control file in it)"
 
 
 @dataclass(frozen=True, slots=True)
