@@ -10,7 +10,8 @@ after ``latency`` seconds, unless a fault applies:
 - ``faults[key]``: the faults of that key's first attempts, in order: ``"503"`` (no
   Retry-After), ``"hang"`` (no answer for ``hang`` seconds), ``"reset"`` (the connection is
   reset), ``"truncated"`` (a body shorter than its Content-Length), ``"garbage"`` (200 with a
-  body that is not JSON), ``"500"``;
+  body that is not JSON), ``"500"``, ``"429"`` (refused at once, its Retry-After 0.05 s in
+  the ``retry_after`` form);
 - ``down``: every request answered 500 while it is set.
 
 With ``advertise``, every answer carries the rate in the fields of one ``form``: the IETF
@@ -29,6 +30,9 @@ It counts requests, 429s, 503s and successful answers per key, and the peak in f
 ``POST /item/<key>`` answers ``{"posted": key, "body": ...}`` at once and is counted in
 ``posts``, in arrival order in ``log`` (with the GETs: ``("GET", key)``), so a test can
 tell when each request arrived. ``HEAD`` answers the GET's headers.
+
+``tell`` lies: every answer carries these headers whatever the server does (a hostile
+upstream's ``RateLimit-Policy: "x";q=1;w=5`` on answers it serves at once, none refused).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class FaultServer:
         reset: str = "seconds",
         date_offset: float = 0.0,
         rate_changes: dict[str, float] | None = None,
+        tell: dict[str, str] | None = None,
     ) -> None:
         if form not in FORMS:
             raise ValueError(f"form={form!r}: expected one of {', '.join(FORMS)}")
@@ -86,6 +91,8 @@ class FaultServer:
         self.date_offset = date_offset
         #: ``per_second`` becomes ``rate_changes[key]`` when ``key`` is first requested.
         self.rate_changes = dict(rate_changes or {})
+        #: Headers on every answer, whatever it is (a hostile upstream's told rate).
+        self.tell = dict(tell or {})
         self.arrived: list[float] = []
         self.latency = latency
         #: Latency of one key's answers, where it differs from ``latency``.
@@ -234,6 +241,8 @@ class FaultServer:
             if fault is None:
                 wait = self._rate_limited()
         try:
+            if fault == "429":
+                wait = 0.05
             if wait is not None:
                 self._send(handler, 429, {"error": "rate limited"}, self._refusal_headers(wait))
                 return
@@ -284,6 +293,8 @@ class FaultServer:
         handler.send_header("Content-Length", str(len(data)))
         if self.advertise and not (headers and "RateLimit" in headers):
             headers = {**self._advertised(status == 429), **(headers or {})}
+        if self.tell:
+            headers = {**(headers or {}), **self.tell}
         for name, value in (headers or {}).items():
             handler.send_header(name, value)
         handler.end_headers()

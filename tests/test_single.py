@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 import sched_accel
 from sched_accel._cli import main
+from sched_accel._config import load_config
 from sched_accel._coordination import CoordinationSettings
 from sched_accel._single import Claims
 
@@ -136,7 +137,7 @@ def test_switched_off_or_flag_off_every_call_runs(app: App, monkeypatch: pytest.
     assert sched_accel.install() is True
     import jobs
 
-    control = app.root.parent / "state" / "control.json"
+    control = Path(load_config().app_control)  # this app's, in its folder of the state folder
     assert main(["off", "jobs:refresh"]) == 0 and control.exists()
     assert scheduled(jobs.refresh, AT, AT) == ["ran", "ran"]
     assert main(["on"]) == 0
@@ -174,7 +175,7 @@ def test_a_bug_of_ours_lets_the_call_run(app: App, monkeypatch: pytest.MonkeyPat
     """Whatever fails in claiming, the loop runs (at least once beats never), one line said."""
     single_app(app, monkeypatch)
 
-    def broken(self: Claims, key: str, tick: int, *, ttl: float) -> None:
+    def broken(self: Claims, key: str, tick: int, *, ttl: float, latest: int | None = None) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(Claims, "claim", broken)
@@ -235,6 +236,65 @@ def test_no_backend_at_all_runs_every_call(tmp_path: Path, capture_events: list[
     claims = Claims(CoordinationSettings(), str(state))
     assert [claims.claim("k", 1, ttl=60).runs for _ in range(2)] == [True, True]
     assert len(events(capture_events, "single_run_uncoordinated")) == 1
+
+
+@pytest.mark.parametrize(
+    ("held", "px"),
+    [
+        pytest.param("now", None, id="no expiry"),
+        pytest.param("now", 86_400_000, id="a day"),
+        pytest.param(str(2**53 - 1), 30_000, id="a tick far ahead"),
+    ],
+)
+def test_a_claim_forged_by_another_redis_client_silences_no_tick(
+    app: App, monkeypatch: pytest.MonkeyPatch, redis_url: str, held: str, px: int | None
+) -> None:
+    """Another client of the Redis server, which listed the app's keys, holds the job's claim:
+    of the current tick with no expiry or a day's, or of a tick far ahead within the claim's
+    ttl (each silenced the job: 0 runs). None is a claim the app's processes make, so each tick
+    still runs once, as without the peer, and the peer's claim is replaced by ours."""
+    import time
+
+    import redis
+
+    from sched_accel._config import load_config
+    from sched_accel._coord import RedisBackend
+    from sched_accel._coord._names import KEY_SECRET_ENV
+    from sched_accel._single import claim_key, make_backend
+
+    monkeypatch.setenv(KEY_SECRET_ENV, "the app's own secret")
+    single_app(app, monkeypatch, f'url = "{redis_url}"')
+    assert sched_accel.install() is True
+    import jobs
+
+    assert scheduled(jobs.refresh, AT) == ["ran"]
+    settings = load_config(app.root / "sched_accel.toml")
+    names = make_backend(settings.coordination, None)
+    assert isinstance(names, RedisBackend)
+    tick_key = names._key(f"claim:{claim_key(settings, settings.targets[0])}", "tick")
+    names.close()
+    peer = redis.Redis.from_url(redis_url)
+    try:
+        assert peer.get(tick_key) == str(int(AT.timestamp())).encode()  # the key the app wrote
+        peer.set(tick_key, str(int(time.time())) if held == "now" else held, px=px)
+        later = AT + dt.timedelta(seconds=1)
+        assert scheduled(jobs.refresh, later, later, later + dt.timedelta(seconds=1)) == ["ran", None, "ran"]
+        assert peer.get(tick_key) == str(int(later.timestamp()) + 1).encode() and 0 < peer.pttl(tick_key) <= 60_000
+    finally:
+        peer.close()
+    assert len(runs(app)) == 3
+
+
+def test_the_latest_tick_a_claim_may_hold_starts_within_its_ttl() -> None:
+    """At wall time t, a claim in force holds a tick that starts by t + its ttl (three ticks, at
+    least a minute), never one before the caller's own; within the range a tick may have."""
+    from sched_accel._single import claim_latest
+    from sched_accel._ticks import Tick
+
+    assert claim_latest(Tick(100, 1.0, "clock"), 100.5) == 160
+    assert claim_latest(Tick(10, 60.0, "clock"), 600.0) == 13
+    assert claim_latest(Tick(10**6, 1.0, "apscheduler"), 0.0) == 10**6  # its own tick ahead of the clock
+    assert claim_latest(Tick(0, 0.01, "clock"), 1e14) == 2**53 - 1
 
 
 def race(app: App, children: int, ticks: int, env: dict[str, str]) -> list[list[Any]]:

@@ -11,39 +11,60 @@ The configured backend down (Redis unreachable), the claims go to the machine ba
 each machine runs the tick once; that one refused too, or a call with no tick, or a bug of
 ours: the call runs, in every process, with one line saying so. A tick run twice is the
 legacy app's own behaviour; a tick run by nobody would be a loss no log line brings back.
+
+So that no other client of a Redis server can silence a job, a claim is in force only as far as
+one of the app's processes could have made it (issue 24, item 5): ending within its ttl from
+now, of a tick that starts within that ttl from now (:func:`claim_latest`); any other is
+replaced by the caller's. The app's keys there are named under its secret (``_coord._names``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ._coord import Backend, MachineBackend, ProcessBackend, RedisBackend
+from ._coord._base import MAX_TICK
+from ._coord._names import KEY_SECRET_ENV, key_names
 from ._coordination import CoordinationSettings, redis_password
 from ._exceptions import CoordinationUnavailable
 from ._log import event, internal_error
 from ._policy._shared import SharedRates
 from ._settings import Settings, Target
-from ._state import ControlFile
+from ._state import Controls
 from ._ticks import Tick, caller, tick_of
 
-__all__ = ["Claims", "Present", "SingleRun", "claim_key", "claim_ttl", "make_backend"]
+__all__ = [
+    "Claims",
+    "Present",
+    "SingleRun",
+    "claim_key",
+    "claim_latest",
+    "claim_ttl",
+    "longest_pause",
+    "make_backend",
+]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
 #: Seconds the configured backend is not asked again after it failed (the fallback serves).
 RETRY_AFTER = 5.0
 _claims_made: weakref.WeakSet[Claims] = weakref.WeakSet()
+_said_guessable: set[str] = set()  # the servers whose guessable key names were said (once each)
 
 
 def make_backend(settings: CoordinationSettings, state_dir: str | None, kind: str | None = None) -> Backend:
-    """A backend of ``kind`` (default: the configured one); CoordinationUnavailable if it cannot be had."""
+    """A backend of ``kind`` (default: the configured one); CoordinationUnavailable if it cannot be had.
+    A Redis one names its keys under the app's secret (``_coord._names.key_names``: the owner's
+    variable, else the password sent); without one, a ``redis_keys_guessable`` line says so, once."""
     kind = kind or settings.kind
     if kind == "process":
         return ProcessBackend()
@@ -53,7 +74,23 @@ def make_backend(settings: CoordinationSettings, state_dir: str | None, kind: st
         return MachineBackend(state_dir)
     assert settings.url is not None
     try:
-        return RedisBackend(settings.url, password=redis_password(settings))
+        password = redis_password(settings)
+    except ValueError as exc:  # password_env names a variable that is not set: said by check, and here
+        raise CoordinationUnavailable(f"{settings.where}: {exc}") from None
+    in_url = urllib.parse.urlsplit(settings.url).password
+    names = key_names(settings.namespace or settings.source or "", password or (in_url and urllib.parse.unquote(in_url)))
+    if names.key is None and settings.where not in _said_guessable:
+        _said_guessable.add(settings.where)
+        event(
+            "WARNING",
+            "redis_keys_guessable",
+            "the app's keys on Redis are named from its namespace alone, which another client of the server can "
+            f"derive; set ${KEY_SECRET_ENV} to one random value in every process of the app (or give Redis a password) "
+            "to name them under a secret",
+            backend=settings.where,
+        )
+    try:
+        return RedisBackend(settings.url, prefix=names.prefix, key=names.key, password=password)
     except ValueError as exc:  # checked when the config was read; redis-py may still refuse it
         raise CoordinationUnavailable(f"{settings.where}: {exc}") from None
 
@@ -78,14 +115,31 @@ def shared_rates(settings: Settings) -> SharedRates | None:
     if coordination.kind == "process" or (coordination.kind == "machine" and not settings.state_dir):
         return None
     return SharedRates(
-        lambda: make_backend(coordination, settings.state_dir), coordination.where, namespace_of(settings) or "app"
+        lambda: make_backend(coordination, settings.state_dir),
+        coordination.where,
+        namespace_of(settings) or "app",
+        longest=longest_pause(settings),
     )
+
+
+def longest_pause(settings: Settings) -> float:
+    """The longest pause of a host the app takes from the backend: its longest retry deadline,
+    as a ``Retry-After`` is cut to its target's (``_policy._hosts.HostState.answered``)."""
+    return max([settings.retry.deadline, *(target.retry.deadline for target in settings.targets)])
 
 
 def claim_ttl(tick: Tick) -> float:
     """How long a claim holds: three ticks, at least a minute. A process later than that for a
     tick nobody has claimed past would run it again; a later tick is never held up by it."""
     return max(3 * tick.seconds, 60.0)
+
+
+def claim_latest(tick: Tick, now: float) -> int:
+    """The latest tick a claim in force may hold at wall time ``now``: one starting within the
+    claim's ttl from now (the clocks of the app's machines agree better than that), and never
+    before ``tick`` itself. No process of the app claims a later one (schedulers run a job at
+    or after its time), so a claim of one was forged: it is replaced."""
+    return max(tick.number, min(MAX_TICK - 1, math.floor((now + claim_ttl(tick)) / tick.seconds)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +192,14 @@ class Claims:
                 found = self._backends[kind] = self._make(self.settings, self.state_dir, kind)
             return found
 
-    def claim(self, key: str, tick: int, *, ttl: float) -> Claimed:
-        """Claim ``tick`` of ``key``; never raises CoordinationUnavailable (it is said, and runs)."""
+    def claim(self, key: str, tick: int, *, ttl: float, latest: int | None = None) -> Claimed:
+        """Claim ``tick`` of ``key`` (``latest``: :meth:`Backend.claim`'s); never raises
+        CoordinationUnavailable (it is said, and runs)."""
         primary = self.settings.kind
         if self._clock() >= self._down_until:
             try:
                 backend = self._backend(primary)
-                token = backend.claim(key, tick, ttl=ttl)
+                token = backend.claim(key, tick, ttl=ttl, latest=latest)
             except CoordinationUnavailable as exc:
                 self._down_until = self._clock() + self._retry_after
                 self._failed(primary, exc)
@@ -156,7 +211,7 @@ class Claims:
         if primary != "machine":
             try:
                 backend = self._backend("machine")
-                return Claimed(backend.claim(key, tick, ttl=ttl), backend)
+                return Claimed(backend.claim(key, tick, ttl=ttl, latest=latest), backend)
             except CoordinationUnavailable as exc:
                 self._failed("machine", exc)
         return Claimed(None, None)
@@ -209,7 +264,7 @@ class Present:
     switch the target off. The target's breaker is not asked: it trips on failures of the
     acceleration, and a tripped one runs the loop unaccelerated, still once per tick."""
 
-    def __init__(self, name: str, control: ControlFile, active: Callable[[], bool]) -> None:
+    def __init__(self, name: str, control: Controls, active: Callable[[], bool]) -> None:
         self.name = name
         self.control = control
         self._active = active
@@ -296,7 +351,7 @@ class SingleRun:
     def _runs(self, tick: Tick) -> bool:
         """Claim the tick; whether this call runs (it does whenever anything of ours fails)."""
         try:
-            claimed = self.claims.claim(self.key, tick.number, ttl=claim_ttl(tick))
+            claimed = self.claims.claim(self.key, tick.number, ttl=claim_ttl(tick), latest=claim_latest(tick, time.time()))
         except Exception as exc:  # a bug of ours: the call runs
             if self._first("claim"):
                 internal_error(f"claiming a tick of {self.target.name}", exc)

@@ -96,8 +96,8 @@ def test_leases_bound_the_places_and_expire(backend: Backend) -> None:
 def test_renewed_leases_outlive_their_first_ttl(backend: Backend) -> None:
     """A renewed lease holds its place past its first ttl; an expired one is not brought back,
     nor an unknown id made a place."""
-    kept = backend.lease("api", limit=2, ttl=0.3)
     dropped = backend.lease("api", limit=2, ttl=0.05)
+    kept = backend.lease("api", limit=2, ttl=0.3)
     assert kept and dropped
     time.sleep(0.1)
     backend.renew("api", [kept, dropped, "f" * 32, "not-a-lease"], ttl=0.6)

@@ -11,7 +11,9 @@ from sched_accel._coord._base import (
     check_seconds,
     check_tick,
     claim_wins,
+    cut_pause,
     gcra,
+    in_force,
     new_lease_id,
     usable_rate,
 )
@@ -43,6 +45,27 @@ def test_claim_rule() -> None:
     assert claim_wins(4, 20.0, 5, 10.0)
     assert not claim_wins(5, 20.0, 5, 10.0)
     assert not claim_wins(6, 20.0, 5, 10.0)
+
+
+def test_gcra_cuts_an_arrival_time_no_admission_could_have_set() -> None:
+    """An arrival time a day ahead (another client of the store wrote it) is cut to one burst
+    of intervals: a wait of one interval, and the cut time to store; NaN counts as none."""
+    assert gcra(86_400.0, 0.0, 10, 3) == (pytest.approx(0.1), pytest.approx(0.3))
+    assert gcra(float("inf"), 0.0, 10, 1) == (pytest.approx(0.1), pytest.approx(0.1))
+    assert gcra(float("nan"), 5.0, 10, 1) == (0.0, pytest.approx(5.1))
+
+
+def test_claims_and_places_no_process_of_the_app_made_are_not_in_force() -> None:
+    """A claim ending further ahead than its ttl (or at NaN), or of a tick past ``latest``, is
+    not in force; places and heartbeats likewise, and a pause is cut to the longest followed."""
+    assert claim_wins(9, 10.0 + 86_400, 5, 10.0, ttl=60)
+    assert claim_wins(9, float("nan"), 5, 10.0, ttl=60)
+    assert not claim_wins(9, 70.0, 5, 10.0, ttl=60)  # within the ttl: in force
+    assert claim_wins(2**53 - 1, 20.0, 5, 10.0, ttl=60, latest=100)
+    assert not claim_wins(100, 20.0, 5, 10.0, ttl=60, latest=100)
+    assert in_force(15.0, 10.0, 5.0) and not in_force(15.1, 10.0, 5.0) and not in_force(10.0, 10.0, 5.0)
+    assert not in_force(float("inf"), 10.0, 5.0) and not in_force(float("nan"), 10.0, 5.0)
+    assert cut_pause(10.0 + 86_400, 10.0, 120.0) == 130.0 and cut_pause(12.0, 10.0, 120.0) == 12.0
 
 
 def test_lease_ids_are_random_hex() -> None:

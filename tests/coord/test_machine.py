@@ -125,3 +125,34 @@ def test_a_lock_timeout_must_be_positive(state_dir: Path) -> None:
     """The lock wait bound is checked up front, by name."""
     with pytest.raises(ValueError, match="lock_timeout"):
         MachineBackend(str(state_dir), lock_timeout=0)
+
+
+def test_records_far_ahead_are_bounded_as_on_redis(state_dir: Path, clock: FakeClock) -> None:
+    """Only the owner can write the records (the trust rule); what they hold is still bounded as
+    on Redis: a pause a day ahead cut to ``longest`` (and kept cut), an arrival time a day ahead
+    cut to one interval, places and a claim ending far ahead not in force."""
+    from sched_accel._coord._machine import _CLAIM, _HOST, _SLOT
+
+    backend = MachineBackend(str(state_dir), clock=clock)
+    folder = Path(backend.folder)
+    assert backend.admit("api", per_second=4, burst=1) == 0.0  # the records exist
+    host = folder / record_name("host", "api")
+    host.write_bytes(_HOST.pack(0.0, clock.now + 86_400, 0.0, 0.0))
+    assert backend.paused_for("api", longest=2) == pytest.approx(2)
+    clock.advance(1)
+    assert backend.admit("api", per_second=4, burst=1, longest=2) == pytest.approx(1)  # kept cut: 1 s left
+    clock.advance(1)
+    assert backend.admit("api", per_second=4, burst=1) == 0.0
+    host.write_bytes(_HOST.pack(clock.now + 86_400, 0.0, 0.0, 0.0))
+    assert backend.admit("api", per_second=4, burst=1) == pytest.approx(0.25)  # the arrival time: one interval
+    clock.advance(0.25)
+    assert backend.admit("api", per_second=4, burst=1) == 0.0
+    forged = b"".join(_SLOT.pack(until, bytes(16)) for until in (float("inf"), clock.now + 86_400, float("nan")))
+    (folder / record_name("lease", "api")).write_bytes(forged)
+    assert backend.lease("api", limit=1, ttl=10) is not None
+    (folder / record_name("claim", "job")).write_bytes(_CLAIM.pack(5, 2**53 - 1, clock.now + 86_400))
+    assert backend.claim("job", 7, ttl=60) == 6  # ends a day ahead: not in force
+    (folder / record_name("claim", "job")).write_bytes(_CLAIM.pack(6, 2**53 - 1, clock.now + 30))
+    assert backend.claim("job", 8, ttl=60, latest=100) == 7  # a tick past the latest: not in force
+    assert backend.claim("job", 8, ttl=60, latest=100) is None
+    backend.close()

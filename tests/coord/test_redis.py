@@ -120,23 +120,32 @@ def test_one_round_trip_per_admission(redis_server: RedisServer, monkeypatch: py
     backend.close()
 
 
-def test_what_a_backend_holds_expires(redis_server: RedisServer) -> None:
-    """Every key but the fencing counter expires: an idle host or job leaves nothing for ever."""
+def test_every_key_a_backend_writes_expires(redis_server: RedisServer) -> None:
+    """Every key we write has a TTL (none is -1): an idle host or job leaves nothing for ever;
+    the fencing counter is kept a week after its job's last claim."""
     prefix = f"test-{uuid.uuid4().hex}:"
     backend = RedisBackend(redis_server.url, prefix=prefix)
     backend.admit("api", per_second=1, burst=1)
-    backend.lease("api", limit=1, ttl=5)
+    backend.admit("api", per_second=1, burst=1)  # refused
+    lease = backend.lease("api", limit=1, ttl=5)
+    assert lease is not None
+    backend.renew("api", [lease], ttl=5)
     backend.pause("api", 5)
+    backend.paused_for("api")
     backend.learn_rate("api", 2)
     backend.heartbeat("p", ttl=5)
+    backend.live_processes()
     backend.claim("job", 1, ttl=5)
+    backend.claim("job", 1, ttl=5)  # refused
     client = backend.client
     keys = sorted(k.decode() for k in client.scan_iter(match=f"{prefix}*"))
     ttls = {key.removeprefix(prefix): client.pttl(key) for key in keys}
-    assert ttls.pop("{claim:job}:fence") == -1
-    assert set(ttls) == {"{api}:tat", "{api}:leases", "{api}:pause", "{api}:rate", "{processes}:beats", "{claim:job}:tick"}
+    assert set(ttls) == {
+        "{api}:tat", "{api}:leases", "{api}:pause", "{api}:rate", "{processes}:beats", "{claim:job}:tick", "{claim:job}:fence"
+    }
+    assert 7 * 86_400_000 - 60_000 < ttls.pop("{claim:job}:fence") <= 7 * 86_400_000
     assert all(0 < ttl <= 86_400_000 for ttl in ttls.values()), ttls
-    assert ttls["{api}:tat"] <= 1001
+    assert ttls["{api}:tat"] <= 2001
     backend.close()
 
 

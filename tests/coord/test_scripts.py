@@ -42,8 +42,14 @@ def test_a_refusal_waits_at_least_a_millisecond(backend: RedisBackend) -> None:
 
 
 def test_the_lease_set_lives_as_long_as_its_longest_lease(backend: RedisBackend) -> None:
-    """A short lease after a long one does not cut the set's life short."""
+    """A short lease after a long one does not cut the set's life short; a lease ending further
+    ahead than the ttl asked (no process of the app's took it) is dropped, and the set's life with it."""
+    backend.lease("api", limit=5, ttl=10)
     backend.lease("api", limit=5, ttl=10)
     backend.lease("api", limit=5, ttl=0.5)
+    assert backend.client.zcard(backend._key("api", "leases")) == 1  # ending within 0.5 s: the last one only
+    assert 0 < backend.client.pttl(backend._key("api", "leases")) <= 500
+    backend.lease("api", limit=5, ttl=10)
+    backend.lease("api", limit=5, ttl=10)
     assert 9000 < backend.client.pttl(backend._key("api", "leases")) <= 10000
     backend.close()

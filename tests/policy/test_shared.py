@@ -3,15 +3,19 @@ the machine backend, a shared pause, and the backend down (never a crash, never 
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
 from sched_accel._coord import MachineBackend, ProcessBackend
 from sched_accel._exceptions import CoordinationUnavailable
@@ -19,7 +23,8 @@ from sched_accel._policy import HostLimit, HostLimiter, run_sync
 from sched_accel._policy import _shared
 from sched_accel._policy._shared import SharedRates
 
-from ..conftest import FakeClock
+from ..conftest import App, FakeClock
+from ..coord.redis_server import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -287,3 +292,93 @@ def test_the_backend_back_is_said_by_whatever_asks_it_first(capture_events: list
     call()
     said = [line.split()[0] for line in capture_events if line.startswith("sched_accel.coordination_")]
     assert said == ["sched_accel.coordination_down", "sched_accel.coordination_back", "sched_accel.coordination_down"]
+
+
+# -- a hostile client of the Redis server (issue 24, item 5) ----------------------------------
+HOSTILE_LOOP = """
+    import requests
+
+    SESSION = requests.Session()
+
+    def poll(base, keys):
+        return [SESSION.get(f"{base}/item/{key}").json() for key in keys]
+"""
+HOSTILE_CONFIG = """
+    [coordination]
+    url = "{url}"
+
+    [retry]
+    deadline = 1
+
+    [hosts."127.0.0.1"]
+    per_second = 40
+    concurrency = 2
+
+    [[targets]]
+    loop = "hostile_peer:poll"
+    items = "keys"
+    concurrency = 4
+"""
+DAY_MS = 86_400_000
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on 127.0.0.1 for this module."""
+    yield from serving(str(tmp_path_factory.mktemp("redis")))
+
+
+def forge(attack: str, peer: redis.Redis, key: Callable[[str], str]) -> str:
+    """What the peer writes under the host's keys (named by ``key``); the key it wrote."""
+    if attack == "pause":  # a Retry-After of a day, for every process
+        peer.set(key("pause"), "1", px=DAY_MS)
+        return key("pause")
+    if attack == "rate":  # the next request's turn a day from now, never expiring
+        seconds, micros = peer.time()
+        peer.set(key("tat"), str((int(seconds) + 86_400) * 1_000_000 + int(micros)))
+        return key("tat")
+    peer.zadd(key("leases"), {"forged-0": float("inf"), "forged-1": (int(peer.time()[0]) + 86_400) * 1000})
+    return key("leases")
+
+
+@pytest.mark.parametrize("attack", ["pause", "rate", "places"])
+def test_a_hostile_redis_client_cannot_stall_the_job(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], redis_url: str, attack: str
+) -> None:
+    """Another client of the Redis server, which listed the app's keys, sets the host's pause a
+    day ahead, its rate's next turn a day ahead, or fills its 2 places with entries that never
+    end (each stalled the job for ever): the job still runs, with the sequential run's answers,
+    held at most the retry deadline (1 s) by the pause, and what the peer wrote expires."""
+    from sched_accel._config import load_config
+    from sched_accel._coord import RedisBackend
+    from sched_accel._coord._names import KEY_SECRET_ENV
+    from sched_accel._single import make_backend, namespace_of
+
+    from ..faultserver import FaultServer
+    from ..prefetch.test_prefetch_shapes import install, run_line
+
+    monkeypatch.setenv(KEY_SECRET_ENV, "the app's own secret")
+    app.write("hostile_peer.py", HOSTILE_LOOP)
+    path = app.config(HOSTILE_CONFIG.format(url=redis_url))
+    module: Any = importlib.import_module("hostile_peer")
+    keys = [f"k{i}" for i in range(8)]
+    settings = load_config(path)
+    names = make_backend(settings.coordination, None)
+    assert isinstance(names, RedisBackend)
+    host_key = f"{namespace_of(settings)}:127.0.0.1"
+    peer = redis.Redis.from_url(redis_url)
+    try:
+        with FaultServer(latency=0.02) as server:
+            sequential = module.poll(server.url, keys)
+            forged = forge(attack, peer, lambda what: names._key(host_key, what))
+            install(monkeypatch, capture_events)
+            started = time.monotonic()
+            accelerated = module.poll(server.url, keys)
+            seconds = time.monotonic() - started
+        assert accelerated == sequential
+        assert seconds < 4, seconds  # not a day
+        assert run_line(capture_events)["items"] == "8"
+        assert peer.pttl(forged) in (-2, *range(1, 1001))  # gone, or ending within the deadline
+    finally:
+        peer.close()
+        names.close()

@@ -4,7 +4,7 @@ No limit is declared: the patched loop learns the host's rate from the rate-limi
 of its answers, in each form a server sends them, and paces to it; a reset is read as
 seconds or as a Unix time, measured against the answer's own ``Date`` (a server clock an
 hour off is corrected); a host that halves its limit mid-run is followed; and the rates
-kept for the next run (``<state>/hosts.json``) are used only when owner-only.
+kept for the next run (``<app folder>/hosts.json``) are used only when owner-only.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def test_a_host_that_halves_its_limit_mid_run_is_followed(
     assert told() == RATE / 2
     assert upstream.status[429] <= CONCURRENCY + 6  # the first wave, and those around the change
     paced(upstream, RATE / 2, skip=at + 4)
-    kept = json.loads((app.root.parent / "state" / "hosts.json").read_text())
+    kept = json.loads((app.state(here=True) / "hosts.json").read_text())
     assert kept["hosts"][HOST]["per_second"] == RATE / 2
 
 
@@ -236,8 +236,8 @@ async def test_a_host_that_halves_its_limit_is_followed_by_an_async_loop(
 
 
 def keep(app: App, rate: float = RATE) -> Path:
-    """hosts.json as the last run left it (owner-only, beside the control file): HOST told ``rate``."""
-    rates = LearnedRates(str(app.root.parent / "state"))
+    """hosts.json as the last run left it (owner-only, in the app's state folder): HOST told ``rate``."""
+    rates = LearnedRates(str(app.state(here=True)))
     rates.save({HOST: rate})
     return Path(rates.path)
 

@@ -21,7 +21,7 @@ from ..conftest import App
 def run(**changes: Any) -> Any:
     base = {"hits": 0, "misses": 3, "other": 0, "differs": None, "replay": False, "learned": [], "pulled": 3, "recorder": None,
             "first_miss": SimpleNamespace(method="GET", url="http://h/a"), "ahead": [Ahead(0, "tok")],
-            "step": StepAside()}
+            "step": StepAside(), "oversize": 0}
     return SimpleNamespace(**(base | changes))
 
 
@@ -32,6 +32,7 @@ def test_each_reason() -> None:
     assert why_not(run(misses=0, replay=True), "'learned'") is None
     assert "no request through httpx" in (why_not(run(misses=0), "'tokens'") or "")
     assert "x-sequence" in (why_not(run(differs="x-sequence"), "'tokens'") or "")
+    assert "over the 10 MiB kept per answer (2 of them)" in (why_not(run(oversize=2), "'tokens'") or "")
     recorded = SimpleNamespace(calls=[["GET", "http://h/a"]], skipped=0)
     assert "this run recorded 1, the next one prefetches" in (why_not(run(replay=True, pulled=0, recorder=recorded), "'learned'") or "")
     nothing = why_not(run(replay=True, pulled=0, recorder=SimpleNamespace(calls=[], skipped=0)), "'learned'") or ""

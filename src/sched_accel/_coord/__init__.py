@@ -7,7 +7,8 @@ across processes (issue 13), behind one interface.
 - ``_store``: the owner-only, ``flock``-ed record files of ``_machine``;
 - ``_machine``: :class:`MachineBackend`, every process of this user on this machine;
 - ``_scripts`` and ``_redis``: :class:`RedisBackend`, processes on any machine, through
-  Redis (the ``redis`` extra; redis-py is imported only when one is made).
+  Redis (the ``redis`` extra; redis-py is imported only when one is made);
+- ``_names``: the Redis key names, keyed by a secret the app's processes share (issue 24).
 
 Every failure of a backend's store is :class:`~sched_accel._exceptions.CoordinationUnavailable`.
 """

@@ -14,6 +14,17 @@ pool per event loop.
 Every call either answers or raises :class:`~sched_accel._exceptions.CoordinationUnavailable`;
 what a backend holds (a rate slot, a lease, a pause, a claim, a heartbeat) expires by itself,
 so a crashed process, or a caller that gave up on a timeout, leaves nothing stuck.
+
+**What is read back is bounded by the caller, never by the store** (issue 24, item 5): another
+client of a Redis server can write any value under our keys, so each fact is taken only as far
+as one of the app's processes could have set it. A host's pause is cut to ``longest`` (the
+longest pause the app follows: its retry deadline); a rate's arrival time to one burst of
+intervals ahead (:func:`gcra`); a lease or a heartbeat that expires further ahead than the
+``ttl`` asked is dropped (the app's processes all ask one); a claim that ends further ahead
+than its ``ttl``, or holds a tick later than ``latest``, is not in force (:func:`claim_wins`).
+A cut pause or arrival time is written back cut, so time runs it out. The machine backend's
+files pass an owner-only trust rule, so there only the owner could write such values; the same
+bounds apply to all three backends alike, as one suite tests them.
 """
 
 from __future__ import annotations
@@ -25,16 +36,20 @@ from typing import Protocol
 from .._state._rates import MAX_AGE
 
 __all__ = [
+    "LONGEST_PAUSE",
     "MAX_AGE",
     "MAX_TICK",
     "Backend",
     "check_host",
+    "check_latest",
     "check_limit",
     "check_rate",
     "check_seconds",
     "check_tick",
     "claim_wins",
+    "cut_pause",
     "gcra",
+    "in_force",
     "new_lease_id",
     "usable_rate",
 ]
@@ -43,6 +58,9 @@ __all__ = [
 EPSILON = 1e-9
 #: Ticks are integers a double holds exactly (Redis's Lua numbers are doubles).
 MAX_TICK = 2**53
+#: Seconds of a host's pause taken at most when the caller says no other: the retry deadline's
+#: default (``RetrySettings.deadline``), the longest an item waits for its next attempt.
+LONGEST_PAUSE = 120.0
 
 
 class Backend(Protocol):
@@ -56,15 +74,19 @@ class Backend(Protocol):
     #: ``"process"``, ``"machine"`` or ``"redis"``: for log lines.
     kind: str
 
-    def admit(self, host: str, *, per_second: float, burst: int) -> float:
+    def admit(self, host: str, *, per_second: float, burst: int, longest: float = LONGEST_PAUSE) -> float:
         """GCRA admission of one request to ``host``: 0.0 when admitted (its slot is taken),
         else the seconds to wait before asking again (nothing taken). A pause of the host
-        (:meth:`pause`) holds admission too: the wait is then at least what is left of it."""
+        (:meth:`pause`) holds admission too: the wait is then at least what is left of it,
+        and at most ``longest`` (a longer pause is cut to it). An arrival time further ahead
+        than ``burst`` intervals is cut to that: the wait is then one interval."""
         ...
 
     def lease(self, host: str, *, limit: int, ttl: float) -> str | None:
         """One of ``limit`` in-flight places for ``host``, held until :meth:`release` or for
-        ``ttl`` seconds (a crashed holder's place comes back then); None when all are held."""
+        ``ttl`` seconds (a crashed holder's place comes back then); None when all are held.
+        A place held further ahead than ``ttl`` from now is not one the app's processes took
+        (they all ask one ttl): it is dropped."""
         ...
 
     def release(self, host: str, lease_id: str) -> None:
@@ -72,8 +94,9 @@ class Backend(Protocol):
         ...
 
     def renew(self, host: str, lease_ids: list[str], *, ttl: float) -> None:
-        """Hold these leases ``ttl`` more seconds from now (those already expired stay gone):
-        a request slower than the ttl keeps its place while its process lives."""
+        """Hold these leases ``ttl`` more seconds from now (those already expired stay gone,
+        and places held further ahead than ``ttl`` are dropped, as by :meth:`lease`): a
+        request slower than the ttl keeps its place while its process lives."""
         ...
 
     def pause(self, host: str, seconds: float) -> None:
@@ -87,8 +110,9 @@ class Backend(Protocol):
         longer one since."""
         ...
 
-    def paused_for(self, host: str) -> float:
-        """Seconds left of ``host``'s pause; 0.0 when it is not paused."""
+    def paused_for(self, host: str, *, longest: float = LONGEST_PAUSE) -> float:
+        """Seconds left of ``host``'s pause, at most ``longest`` (a longer pause is cut to it);
+        0.0 when it is not paused."""
         ...
 
     def learn_rate(self, host: str, per_second: float) -> None:
@@ -100,18 +124,21 @@ class Backend(Protocol):
         ...
 
     def heartbeat(self, process_id: str, *, ttl: float) -> None:
-        """``process_id`` is alive for ``ttl`` more seconds (call it again before then)."""
+        """``process_id`` is alive for ``ttl`` more seconds (call it again before then); a
+        heartbeat that lasts further ahead than ``ttl`` is dropped, as a lease is."""
         ...
 
     def live_processes(self) -> int:
         """How many processes have a heartbeat in force (the fallback divides the rate by it)."""
         ...
 
-    def claim(self, key: str, tick: int, *, ttl: float) -> int | None:
+    def claim(self, key: str, tick: int, *, ttl: float, latest: int | None = None) -> int | None:
         """Run ``key``'s schedule tick ``tick`` here? A fencing token (increasing per key, 1
         first) to the one winner; None to the others. The claim holds for ``ttl`` seconds:
         meanwhile the same tick, or an earlier one, is refused to everyone (a late process
-        never runs a tick already superseded). Choose ``ttl`` at least the tick's interval."""
+        never runs a tick already superseded). Choose ``ttl`` at least the tick's interval.
+        A claim held that ends further ahead than ``ttl``, or of a tick later than ``latest``
+        (None: any), was made by no process of the app: it is not in force, and is replaced."""
         ...
 
     def held(self, key: str) -> tuple[int, int] | None:
@@ -130,19 +157,41 @@ def gcra(tat: float, now: float, per_second: float, burst: int) -> tuple[float, 
     ``tat`` is the theoretical arrival time of the next request: each admitted request moves
     it one emission interval (``1 / per_second``) on, and a request may go once ``now`` is
     within ``burst - 1`` intervals of it. So ``burst`` requests go at once, then one per
-    interval. Admitted: ``(0.0, moved tat)``; refused: ``(seconds to wait, tat)`` unchanged.
+    interval. Admitted: ``(0.0, moved tat)``; refused: ``(seconds to wait, tat)``, where a
+    ``tat`` further ahead than ``burst`` intervals (no admission moves it there; another
+    client of the store may) is cut to that, so the wait is at most one interval.
     """
     interval = 1.0 / per_second
-    tat = max(tat, now)
+    if math.isnan(tat):
+        tat = now
+    tat = min(max(tat, now), now + interval * burst)
     wait = tat - interval * (burst - 1) - now
     if wait > EPSILON:
         return wait, tat
     return 0.0, tat + interval
 
 
-def claim_wins(held_tick: int | None, held_until: float, tick: int, now: float) -> bool:
-    """The claim rule: no claim in force, or a later tick than the one held."""
-    return held_tick is None or now >= held_until or tick > held_tick
+def claim_wins(
+    held_tick: int | None, held_until: float, tick: int, now: float, *, ttl: float = math.inf, latest: int | None = None
+) -> bool:
+    """The claim rule: no claim in force, or a later tick than the one held. A claim ending
+    more than ``ttl`` from now, or of a tick later than ``latest``, is not in force: no
+    process of the app made it (:meth:`Backend.claim`)."""
+    if held_tick is None or now >= held_until or tick > held_tick:
+        return True
+    ends_in_time = held_until - now <= ttl  # (False for NaN)
+    return not ends_in_time or (latest is not None and held_tick > latest)
+
+
+def cut_pause(paused_until: float, now: float, longest: float) -> float:
+    """A pause's end, at most ``longest`` from ``now`` (:meth:`Backend.paused_for`)."""
+    return min(paused_until, now + longest)
+
+
+def in_force(until: float, now: float, ttl: float) -> bool:
+    """Whether a lease or heartbeat ending at ``until`` holds: not over, and not ending further
+    ahead than ``ttl`` (none of the app's processes asks longer; NaN holds nothing)."""
+    return now < until <= now + ttl
 
 
 def new_lease_id() -> str:
@@ -189,7 +238,13 @@ def check_seconds(value: float, name: str, *, zero: bool = False) -> None:
         raise ValueError(f"{name} must be a finite number of seconds {allowed}; got {value!r}")
 
 
-def check_tick(tick: int) -> None:
+def check_latest(latest: int | None) -> None:
+    """``latest`` is None or a tick (:func:`check_tick`)."""
+    if latest is not None:
+        check_tick(latest, "latest")
+
+
+def check_tick(tick: int, name: str = "tick") -> None:
     """A tick is an int within +-2**53 (the schedule's tick number, e.g. ``int(time // interval)``)."""
     if isinstance(tick, bool) or not isinstance(tick, int) or not -MAX_TICK < tick < MAX_TICK:
-        raise ValueError(f"tick must be an int within +-2**53; got {tick!r}")
+        raise ValueError(f"{name} must be an int within +-2**53; got {tick!r}")

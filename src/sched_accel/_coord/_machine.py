@@ -12,25 +12,35 @@ locked read-modify-write:
 Times are the machine's monotonic clock, which every process reads alike (the store folder
 is per boot, as that clock restarts at boot); so the rate, the leases and the pauses agree
 whatever the processes' wall clocks say.
+
+Only the owner can write these files (the trust rule), so no outsider can set a pause a day
+ahead or fill a host's places; what is read back is bounded all the same (``_base``: the
+pause cut to ``longest``, places and heartbeats ending further ahead than their ``ttl``
+dropped, a claim past its ``ttl`` or ``latest`` tick not in force), as on Redis.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import struct
 import time
 from collections.abc import Callable
 
 from ._base import (
+    LONGEST_PAUSE,
     MAX_AGE,
     check_host,
+    check_latest,
     check_limit,
     check_rate,
     check_seconds,
     check_tick,
     claim_wins,
+    cut_pause,
     gcra,
+    in_force,
     new_lease_id,
 )
 from ._store import Store, boot_id
@@ -52,10 +62,11 @@ def _unpack(layout: struct.Struct, data: bytes, empty: tuple[float, ...]) -> tup
     return layout.unpack(data[: layout.size]) if len(data) >= layout.size else empty
 
 
-def _slots(data: bytes, now: float) -> list[tuple[float, bytes]]:
-    """The slots still in force (a torn tail, from a process killed mid-write, is dropped)."""
+def _slots(data: bytes, now: float, ttl: float = math.inf) -> list[tuple[float, bytes]]:
+    """The slots still in force, none ending further ahead than ``ttl`` (a torn tail, from a
+    process killed mid-write, is dropped)."""
     whole = len(data) - len(data) % _SLOT.size
-    return [(until, ident) for until, ident in _SLOT.iter_unpack(data[:whole]) if until > now]
+    return [(until, ident) for until, ident in _SLOT.iter_unpack(data[:whole]) if in_force(until, now, ttl)]
 
 
 def _ident(lease_id: str) -> bytes | None:
@@ -96,16 +107,20 @@ class MachineBackend:
         """The store folder (``<state>/coord/<boot id>``)."""
         return self._store.folder
 
-    def admit(self, host: str, *, per_second: float, burst: int) -> float:
+    def admit(self, host: str, *, per_second: float, burst: int, longest: float = LONGEST_PAUSE) -> float:
         check_host(host)
         check_rate(per_second, burst)
+        check_seconds(longest, "longest")
         with self._store.record("host", host) as record:
             tat, paused, rate, told_at = _unpack(_HOST, record.read(_HOST.size), _NO_HOST)
             now = self._clock()
             wait, new = gcra(tat, now, per_second, burst)
-            if paused - now > 0 or wait > 0:
-                return max(paused - now, wait)
-            record.write(_HOST.pack(new, paused, rate, told_at))
+            cut = cut_pause(paused, now, longest)
+            if cut - now > 0 or wait > 0:
+                if cut < paused or new < tat:  # a pause or an arrival time further ahead than ours: kept cut
+                    record.write(_HOST.pack(new if wait > 0 else tat, cut, rate, told_at))
+                return max(cut - now, wait)
+            record.write(_HOST.pack(new, cut, rate, told_at))
             return 0.0
 
     def lease(self, host: str, *, limit: int, ttl: float) -> str | None:
@@ -114,7 +129,7 @@ class MachineBackend:
         check_seconds(ttl, "ttl")
         with self._store.record("lease", host) as record:
             now = self._clock()
-            held = _slots(record.read(), now)
+            held = _slots(record.read(), now, ttl)
             if len(held) >= limit:
                 record.write(_pack_slots(held))
                 return None
@@ -137,7 +152,7 @@ class MachineBackend:
         idents = {ident for lease_id in lease_ids if (ident := _ident(lease_id)) is not None}
         with self._store.record("lease", host) as record:
             now = self._clock()
-            held = _slots(record.read(), now)
+            held = _slots(record.read(), now, ttl)
             record.write(_pack_slots([(now + ttl if ident in idents else until, ident) for until, ident in held]))
 
     def lift(self, host: str, *, at_most: float) -> None:
@@ -156,10 +171,15 @@ class MachineBackend:
             if until > paused:
                 record.write(_HOST.pack(tat, until, rate, told_at))
 
-    def paused_for(self, host: str) -> float:
+    def paused_for(self, host: str, *, longest: float = LONGEST_PAUSE) -> float:
+        check_seconds(longest, "longest")
         with self._store.record("host", host) as record:
-            paused = _unpack(_HOST, record.read(_HOST.size), _NO_HOST)[1]
-            return max(0.0, paused - self._clock())
+            tat, paused, rate, told_at = _unpack(_HOST, record.read(_HOST.size), _NO_HOST)
+            now = self._clock()
+            cut = cut_pause(paused, now, longest)
+            if cut < paused:
+                record.write(_HOST.pack(tat, cut, rate, told_at))
+            return max(0.0, cut - now)
 
     def learn_rate(self, host: str, per_second: float) -> None:
         check_host(host)
@@ -178,7 +198,7 @@ class MachineBackend:
         ident = hashlib.blake2b(process_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         with self._store.record("processes") as record:
             now = self._clock()
-            beats = [slot for slot in _slots(record.read(), now) if slot[1] != ident]
+            beats = [slot for slot in _slots(record.read(), now, ttl) if slot[1] != ident]
             beats.append((now + ttl, ident))
             record.write(_pack_slots(beats))
 
@@ -186,14 +206,15 @@ class MachineBackend:
         with self._store.record("processes") as record:
             return len(_slots(record.read(), self._clock()))
 
-    def claim(self, key: str, tick: int, *, ttl: float) -> int | None:
+    def claim(self, key: str, tick: int, *, ttl: float, latest: int | None = None) -> int | None:
         check_tick(tick)
         check_seconds(ttl, "ttl")
+        check_latest(latest)
         with self._store.record("claim", key) as record:
             data = record.read(_CLAIM.size)
             fence, held_tick, held_until = _CLAIM.unpack(data[: _CLAIM.size]) if len(data) >= _CLAIM.size else (0, 0, 0.0)
             now = self._clock()
-            if not claim_wins(held_tick if held_until > 0 else None, held_until, tick, now):
+            if not claim_wins(held_tick if held_until > 0 else None, held_until, tick, now, ttl=ttl, latest=latest):
                 return None
             record.write(_CLAIM.pack(fence + 1, tick, now + ttl))
             return int(fence + 1)

@@ -2,7 +2,9 @@
 
 Today's behaviour (nothing shared with other processes), with the interface of the shared
 backends, so the limiter is written once against :class:`~._base.Backend`. It is also the
-reference the shared backends are tested against: the same suite runs on all three.
+reference the shared backends are tested against: the same suite runs on all three. Nothing
+outside the process can write its facts; the bounds on what is read back (``_base``) apply
+here all the same, so the three backends keep one contract.
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ from collections.abc import Callable
 
 from .._exceptions import CoordinationUnavailable
 from ._base import (
+    LONGEST_PAUSE,
     MAX_AGE,
     check_host,
+    check_latest,
     check_limit,
     check_rate,
     check_seconds,
     check_tick,
     claim_wins,
+    cut_pause,
     gcra,
+    in_force,
     new_lease_id,
 )
 
@@ -50,17 +56,24 @@ class ProcessBackend:
             raise CoordinationUnavailable("the process backend is closed")
         return self._clock()
 
-    def admit(self, host: str, *, per_second: float, burst: int) -> float:
+    def admit(self, host: str, *, per_second: float, burst: int, longest: float = LONGEST_PAUSE) -> float:
         check_host(host)
         check_rate(per_second, burst)
+        check_seconds(longest, "longest")
         with self._lock:
             now = self._now()
             wait, tat = gcra(self._tat.get(host, now), now, per_second, burst)
-            paused = self._paused.get(host, now) - now
-            if paused > 0 or wait > 0:
-                return max(paused, wait)
-            self._tat[host] = tat
-            return 0.0
+            paused = self._cut(host, now, longest) - now
+            if wait > 0 or paused <= 0:  # refused by the rate (its arrival time as cut), or admitted
+                self._tat[host] = tat
+            return max(paused, wait, 0.0)
+
+    def _cut(self, host: str, now: float, longest: float) -> float:
+        """The host's pause's end, cut to ``longest`` from now (under the lock)."""
+        until = self._paused.get(host, now)
+        if until - now > longest:
+            until = self._paused[host] = cut_pause(until, now, longest)
+        return until
 
     def lease(self, host: str, *, limit: int, ttl: float) -> str | None:
         check_host(host)
@@ -68,7 +81,7 @@ class ProcessBackend:
         check_seconds(ttl, "ttl")
         with self._lock:
             now = self._now()
-            held = {k: until for k, until in self._leases.get(host, {}).items() if until > now}
+            held = {k: until for k, until in self._leases.get(host, {}).items() if in_force(until, now, ttl)}
             self._leases[host] = held
             if len(held) >= limit:
                 return None
@@ -85,10 +98,12 @@ class ProcessBackend:
         check_seconds(ttl, "ttl")
         with self._lock:
             now = self._now()
-            held = self._leases.get(host, {})
+            held = {k: until for k, until in self._leases.get(host, {}).items() if in_force(until, now, ttl)}
             for lease_id in lease_ids:
-                if held.get(lease_id, now) > now:
+                if lease_id in held:
                     held[lease_id] = now + ttl
+            if held or host in self._leases:
+                self._leases[host] = held
 
     def lift(self, host: str, *, at_most: float) -> None:
         check_seconds(at_most, "at_most", zero=True)
@@ -105,10 +120,11 @@ class ProcessBackend:
             if until > self._paused.get(host, until - 1):
                 self._paused[host] = until
 
-    def paused_for(self, host: str) -> float:
+    def paused_for(self, host: str, *, longest: float = LONGEST_PAUSE) -> float:
+        check_seconds(longest, "longest")
         with self._lock:
             now = self._now()
-            return max(0.0, self._paused.get(host, now) - now)
+            return max(0.0, self._cut(host, now, longest) - now)
 
     def learn_rate(self, host: str, per_second: float) -> None:
         check_host(host)
@@ -125,7 +141,9 @@ class ProcessBackend:
     def heartbeat(self, process_id: str, *, ttl: float) -> None:
         check_seconds(ttl, "ttl")
         with self._lock:
-            self._beats[process_id] = self._now() + ttl
+            now = self._now()
+            self._beats = {p: until for p, until in self._beats.items() if in_force(until, now, ttl)}
+            self._beats[process_id] = now + ttl
 
     def live_processes(self) -> int:
         with self._lock:
@@ -133,13 +151,14 @@ class ProcessBackend:
             self._beats = {p: until for p, until in self._beats.items() if until > now}
             return len(self._beats)
 
-    def claim(self, key: str, tick: int, *, ttl: float) -> int | None:
+    def claim(self, key: str, tick: int, *, ttl: float, latest: int | None = None) -> int | None:
         check_tick(tick)
         check_seconds(ttl, "ttl")
+        check_latest(latest)
         with self._lock:
             now = self._now()
             held_tick, held_until = self._claims.get(key, (None, now))
-            if not claim_wins(held_tick, held_until, tick, now):
+            if not claim_wins(held_tick, held_until, tick, now, ttl=ttl, latest=latest):
                 return None
             token = self._fences.get(key, 0) + 1
             self._fences[key] = token

@@ -13,6 +13,11 @@ server that is gone. Every error of redis-py or the socket becomes
 says otherwise (``SCHED_ACCEL_REDIS_TLS_INSECURE=1``); never the URL: redis-py takes any
 query key of a URL as an option of its connections, over ours, so the keys that loosen TLS
 or move the server off the URL's host and port are dropped from it first (:func:`own_url`).
+
+Key names are ``<prefix>{<tag>}:<what>``, the tag (a host, a job, the heartbeats) keyed by
+the app's secret when it has one (``_names``: how, and why that secret). Every key written
+expires (the fencing counter a week after its job's last claim), and what is read back is
+bounded by the caller (``_scripts``), whoever wrote it.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._exceptions import CoordinationUnavailable
 from . import _scripts
 from ._base import (
+    LONGEST_PAUSE,
     MAX_AGE,
     check_host,
+    check_latest,
     check_limit,
     check_rate,
     check_seconds,
@@ -35,11 +42,12 @@ from ._base import (
     new_lease_id,
     usable_rate,
 )
+from ._names import PREFIX, KeyNames
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["INSTALL", "TLS_INSECURE_ENV", "RedisBackend", "own_url", "tls_insecure", "where"]
+__all__ = ["FENCE_KEPT", "INSTALL", "TLS_INSECURE_ENV", "RedisBackend", "own_url", "tls_insecure", "where"]
 
 T = TypeVar("T")
 #: What to run when redis-py is missing.
@@ -49,6 +57,10 @@ _SCHEMES = ("redis", "rediss", "unix")
 TLS_INSECURE_ENV = "SCHED_ACCEL_REDIS_TLS_INSECURE"
 #: Query keys that are ours to set: how TLS is verified, and where the server is.
 _OURS = frozenset({"ssl_cert_reqs", "ssl_check_hostname", "ssl_exclude_verify_flags", "host", "port", "path"})
+#: Seconds a job's fencing counter is kept after its last claim (at least its claim's ttl):
+#: a job idle longer starts its tokens at 1 again.
+FENCE_KEPT = 7 * 86_400.0
+_TAGS_KEPT = 4096  # tag names remembered by one backend (each is an HMAC)
 
 
 def where(url: str) -> str:
@@ -77,18 +89,27 @@ def _ms(seconds: float) -> int:
 
 
 class RedisBackend:
-    """Shared by every process that uses the same Redis (and ``prefix``); thread-safe and
-    fork-safe (redis-py's pool makes new connections in a forked child)."""
+    """Shared by every process that uses the same Redis, ``prefix`` and ``key`` (the app's key
+    names, ``_names.key_names``; without a key, the tags are named as they are); thread-safe
+    and fork-safe (redis-py's pool makes new connections in a forked child)."""
 
     kind = "redis"
 
     def __init__(
-        self, url: str, *, prefix: str = "sched_accel:", timeout: float = 0.5, password: str | None = None
+        self,
+        url: str,
+        *,
+        prefix: str = PREFIX,
+        key: bytes | None = None,
+        timeout: float = 0.5,
+        password: str | None = None,
     ) -> None:
         if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in _SCHEMES:
             raise ValueError("url must be a redis://, rediss:// or unix:// URL")  # it may hold a password
         check_seconds(timeout, "timeout")
         self.prefix = prefix
+        self._names = KeyNames(prefix, key)
+        self._tags: dict[str, str] = {}
         try:
             import redis
             from redis.backoff import NoBackoff
@@ -117,11 +138,17 @@ class RedisBackend:
         register = self._client.register_script
         self._admit, self._lease, self._pause = (register(s) for s in (_scripts.ADMIT, _scripts.LEASE, _scripts.PAUSE))
         self._beat, self._live, self._claim = (register(s) for s in (_scripts.HEARTBEAT, _scripts.LIVE, _scripts.CLAIM))
-        self._renew, self._lift = register(_scripts.RENEW), register(_scripts.LIFT)
+        self._renew, self._lift, self._paused = (register(s) for s in (_scripts.RENEW, _scripts.LIFT, _scripts.PAUSED))
         self._closed = False
 
     def _key(self, tag: str, what: str) -> str:
-        return f"{self.prefix}{{{tag}}}:{what}"
+        """The name of ``tag``'s key ``what`` (its tag's name, an HMAC, remembered)."""
+        name = self._tags.get(tag)
+        if name is None:
+            if len(self._tags) >= _TAGS_KEPT:
+                self._tags.clear()
+            name = self._tags[tag] = self._names.tag(tag)
+        return f"{self.prefix}{{{name}}}:{what}"
 
     def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """One command or script; any failure below us as CoordinationUnavailable."""
@@ -132,11 +159,12 @@ class RedisBackend:
         except self._errors as exc:
             raise CoordinationUnavailable(f"redis at {self.where}: {type(exc).__name__}: {exc}") from exc
 
-    def admit(self, host: str, *, per_second: float, burst: int) -> float:
+    def admit(self, host: str, *, per_second: float, burst: int, longest: float = LONGEST_PAUSE) -> float:
         check_host(host)
         check_rate(per_second, burst)
+        check_seconds(longest, "longest")
         keys = [self._key(host, "tat"), self._key(host, "pause")]
-        waited = self._call(self._admit, keys=keys, args=[repr(1e6 / per_second), burst])
+        waited = self._call(self._admit, keys=keys, args=[repr(1e6 / per_second), burst, _ms(longest)])
         return int(waited) / 1000
 
     def lease(self, host: str, *, limit: int, ttl: float) -> str | None:
@@ -165,8 +193,9 @@ class RedisBackend:
         if seconds > 0:
             self._call(self._pause, keys=[self._key(host, "pause")], args=[_ms(seconds)])
 
-    def paused_for(self, host: str) -> float:
-        left = int(self._call(self._client.pttl, self._key(host, "pause")))
+    def paused_for(self, host: str, *, longest: float = LONGEST_PAUSE) -> float:
+        check_seconds(longest, "longest")
+        left = int(self._call(self._paused, keys=[self._key(host, "pause")], args=[_ms(longest)]))
         return max(0, left) / 1000
 
     def learn_rate(self, host: str, per_second: float) -> None:
@@ -184,17 +213,22 @@ class RedisBackend:
     def live_processes(self) -> int:
         return int(self._call(self._live, keys=[self._key("processes", "beats")]))
 
-    def claim(self, key: str, tick: int, *, ttl: float) -> int | None:
+    def claim(self, key: str, tick: int, *, ttl: float, latest: int | None = None) -> int | None:
         check_tick(tick)
         check_seconds(ttl, "ttl")
+        check_latest(latest)
         keys = [self._key(f"claim:{key}", "tick"), self._key(f"claim:{key}", "fence")]
-        token = int(self._call(self._claim, keys=keys, args=[tick, _ms(ttl)]))
+        kept = max(_ms(ttl), _ms(FENCE_KEPT))
+        token = int(self._call(self._claim, keys=keys, args=[tick, _ms(ttl), "" if latest is None else latest, kept]))
         return token or None
 
     def held(self, key: str) -> tuple[int, int] | None:
         keys = [self._key(f"claim:{key}", "tick"), self._key(f"claim:{key}", "fence")]
         tick, fence = self._call(self._client.mget, keys)  # one slot (one hash tag): one round trip
-        return (int(tick), int(fence)) if tick is not None and fence is not None else None
+        try:
+            return (int(tick), int(fence)) if tick is not None and fence is not None else None
+        except ValueError:  # not numbers of ours: no claim we can name
+            return None
 
     @property
     def client(self) -> redis.Redis:

@@ -53,7 +53,9 @@ CIRCUIT_EVENTS = _CircuitEvents()
 LISTEN = 4
 SPEAKS = 1 << 62  # a host that sends them: every answer is read
 #: A told rate slower than one request per 5 minutes (the longest Retry-After followed) is
-#: not paced to: a misread or broken field must not stretch a job to days.
+#: not paced to: a misread or broken field must not stretch a job to days. (A faster one is
+#: still paced no slower than the sequential loop's own pace until the host enforces it:
+#: ``_limits``, "A rate the host told ... never holds the run for long".)
 SLOWEST_TOLD = 1 / 300
 
 
@@ -79,6 +81,8 @@ class HostState:
         status = status_of(response)
         if not isinstance(status, int):
             return
+        if status not in (429, 503):
+            self.limiter.took(number)  # its latency: how slow a told rate may pace (``_limits``)
         if self.listen > 0 or status in (429, 503):
             self._told(getattr(response, "headers", None), number)
         if status in (429, 503):
@@ -88,8 +92,9 @@ class HostState:
             wait = refusal_wait(headers) if callable(getattr(headers, "get", None)) else None
             if wait and self.limiter.learning:
                 wait = rounded_down(wait)
-            if wait:
-                # The whole host backs off together, until a later request is answered.
+            if wait and stats.crowded():
+                # The whole host backs off together, until a later request is answered. (Not
+                # while the run was no more than sequential: the plain loop would not wait.)
                 self.limiter.pause_for(min(wait, longest), refused=number)
             if status == 503:
                 self.circuit.record(False, trial)
@@ -103,7 +108,8 @@ class HostState:
 
     def _told(self, headers: object, number: int = 0) -> None:
         """What the answer's rate-limit fields say: the host's rate (``limit`` per ``window``)
-        paces its requests when none is declared. (A spent quota's reset is waited for only
+        paces its requests when none is declared, never slower than one request per latency
+        of its answers until it enforces it with a 429 (``_limits``). (A spent quota's reset is waited for only
         by a refused request, ``refusal_wait``: resets come in whole seconds, and holding the
         host a whole second each time its bucket is empty made a 20/s job 4 times slower.)"""
         try:
@@ -162,7 +168,8 @@ class Hosts:
         shared: SharedRates | None = None,
     ) -> None:
         self.settings = dict(settings or {})
-        #: The rates hosts told the last run (``_state.LearnedRates``): an undeclared host starts at its own.
+        #: The rates hosts told the last run and enforced, or that it learned from their
+        #: refusals (``_state.LearnedRates``): an undeclared host starts at its own.
         self.learned = dict(learned or {})
         self.default_concurrency = default_concurrency
         #: The host rates shared with the app's other processes (``_shared``), or None.
@@ -198,7 +205,7 @@ class Hosts:
                     if how == "learned":
                         state.limiter.start_learned(rate)
                     else:
-                        state.limiter.learn_rate(rate)
+                        state.limiter.start_told(rate)
             self._states[key] = state
             return state
 
@@ -227,8 +234,8 @@ class Hosts:
         return {s.name: s.limiter.told for s in states if s.limiter.told is not None}
 
     def kept_rates(self) -> dict[str, float | tuple[float, str]]:
-        """The rates undeclared hosts told us or we learned from their refusals, by host, with
-        how: to keep for the next run."""
+        """The rates undeclared hosts told us and enforced (a 429 in this process), or we
+        learned from their refusals, by host, with how: to keep for the next run."""
         with self._lock:
             states = list(self._by_name.values())
         return {s.name: kept for s in states if (kept := s.limiter.kept) is not None}

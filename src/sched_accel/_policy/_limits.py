@@ -7,8 +7,26 @@ token from the bucket (``per_second`` declared, told by the host's answers, or l
 from its refusals, ``_learn``; capacity ``burst``). First come, first served.
 
 This module is what the host's answers teach the line: the pauses, the AIMD limit, the
-rate told or learned. Which limiter a request asks is decided in ``_hosts`` (one per host,
-shared by every target of the process).
+rate told or learned, and how slow that rate may be. Which limiter a request asks is
+decided in ``_hosts`` (one per host, shared by every target of the process).
+
+**A rate the host told or we learned never holds the run for long** (issue 24): the
+sequential loop sends one request per answer, so pacing a host slower than one request per
+latency of its answers only makes the run slower than the loop it replaces. A told or
+learned rate is paced at no slower than one request per ``spacing`` times the median
+latency of the host's last :data:`LATENCIES` answers (refusals aside), where ``spacing`` is
+
+- :data:`TOLD_SPACING` (1) for a told rate the host has not *enforced*: no answer of 429
+  from it in this process, and none kept from a run in which it did (``_state._rates``).
+  Its fields alone, however often they say it, cost at most the sequential loop's pace (a
+  hostile ``RateLimit-Policy`` of 1 request per 5 s on answers served in 20 ms is paced at
+  50 a second);
+- :data:`ENFORCED_SPACING` (10) for a told rate the host has enforced, and for a rate
+  learned from its refusals: a host that refuses is followed further, but a single 429
+  beside a lie still holds the run to at most 10 times the sequential loop's pace.
+
+A declared ``per_second`` is the owner's and is never floored. Before any answer is in (a
+rate kept from the last run), there is no floor yet; the first answer sets it.
 """
 
 from __future__ import annotations
@@ -41,6 +59,12 @@ PLACE_POLL = (0.002, 0.025)
 #: Seconds of a shared pause beyond what is left of ours that a lift may still end (the
 #: backend's clock and the round trip to it are a little off ours).
 LIFT_SLACK = 0.05
+#: Answers whose latency (their median) sets how slow a told or learned rate may pace.
+LATENCIES = 16
+#: A told rate the host has not enforced spaces requests at most this many latencies apart.
+TOLD_SPACING = 1
+#: One it enforced (a 429), or a rate learned from refusals: at most this many.
+ENFORCED_SPACING = 10
 
 
 class HostLimiter(Line):
@@ -49,6 +73,11 @@ class HostLimiter(Line):
     def __init__(self, host: str, limit: HostLimit, *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(host, limit, clock=clock)
         self.told: float | None = None
+        #: The host answered 429 in this process: a limit it enforces (its told rate is kept).
+        self.enforced = False
+        #: The told rate was kept by an earlier run in which the host enforced it.
+        self.vouched = False
+        self._latencies: deque[float] = deque(maxlen=LATENCIES)  # of its last answers, refusals aside
         #: The pauses asked for: (number of the refused request, until when). A refusal is
         #: superseded when a request sent after it is answered without one.
         self._refusals: list[tuple[float, float]] = []
@@ -134,13 +163,47 @@ class HostLimiter(Line):
 
     def learn_rate(self, per_second: float) -> None:
         """The host said its rate (its answers' RateLimit fields, or the last run's): pace to
-        it, a hair inside, one at a time; a declared rate always wins. ``told`` keeps it."""
+        it, a hair inside, one at a time, never slower than the floor (see the module); a
+        declared rate always wins. ``told`` keeps it."""
         with self._lock:
             if self.limit.per_second is None and 0 < per_second < math.inf:
                 if self._rate is None:
                     self._tokens, self._refilled_at = 1.0, self.clock()
                 self._rate, self._burst, self.told = per_second * 0.98, 1, per_second
                 self.learner.stop()
+                self._set_floor()
+
+    def start_told(self, per_second: float) -> None:
+        """Pace an undeclared host at the rate an earlier run kept: it was told, and enforced
+        then (a 429), so it is followed as far as an enforced one (:data:`ENFORCED_SPACING`)."""
+        with self._lock:
+            self.vouched = True
+        self.learn_rate(per_second)
+
+    def took(self, number: int) -> None:
+        """Request ``number`` was answered (not refused): its latency, measured from when it
+        went out, moves the floor of a told or learned rate (see the module)."""
+        with self._lock:
+            went = self._out.pop(number, None)
+            if went is None:
+                return
+            self._latencies.append(max(0.0, self.clock() - went))
+            was = self._floor
+            self._set_floor()
+            wake = self._head_wake() if self._floor > was else None
+        if wake is not None:
+            wake()  # a waiter asleep on the slower rate asks again
+
+    def _set_floor(self) -> None:
+        """The slowest rate a told or learned rate is paced at, from the median latency (under the lock)."""
+        if not self._latencies or self.limit.per_second is not None:
+            self._floor = 0.0
+            return
+        told_only = self.told is not None and not (self.enforced or self.vouched)
+        spacing = TOLD_SPACING if told_only else ENFORCED_SPACING
+        latencies = sorted(self._latencies)
+        median = latencies[len(latencies) // 2]  # the upper one of an even count: the floor a hair lower
+        self._floor = 1 / (spacing * max(median, 1e-6))
 
     def spend(self, remaining: int, number: int) -> None:
         """The host said ``remaining`` requests are left after request ``number`` (its told
@@ -169,9 +232,12 @@ class HostLimiter(Line):
 
     @property
     def kept(self) -> tuple[float, str] | None:
-        """The rate to keep for the next run, and how it was had (``told`` or ``learned``)."""
+        """The rate to keep for the next run, and how it was had (``told`` or ``learned``). A
+        told rate is kept only when the host enforced a limit in this process (it answered
+        429): a rate its fields said, however often, with every request served, is not (the
+        next run would be paced by what may be a lie). A learned one was had from refusals."""
         if self.told is not None:
-            return self.told, "told"
+            return (self.told, "told") if self.enforced else None
         return (self.learner.top, "learned") if self.learner.learning and self.learner.top > 0 else None
 
     def _learn(self, number: int) -> None:
@@ -259,6 +325,9 @@ class HostLimiter(Line):
                     self._refused.append(number)
             if status == 429:
                 self._rate_limited += 1
+                if not self.enforced:
+                    self.enforced = True
+                    self._set_floor()
                 if number is not None and self.limit.per_second is None and self.told is None:
                     self._learn(number)
             if self._limit is None or self._stale > 0 or not self.limit.adaptive:

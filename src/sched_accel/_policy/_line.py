@@ -67,6 +67,10 @@ class Line:
         self._paused_until = -math.inf
         self._wire: set[int] = set()  # the requests waiting at the wire for their token, by number
         self._sent: dict[int, float] = {}  # when each paced request in flight went out, by number
+        self._out: dict[int, float] = {}  # when each request in flight went out, paced or not, by number
+        #: The slowest rate a told or learned rate is paced at (0.0: none); set by
+        #: :class:`~._limits.HostLimiter` from the latency of the host's answers. Never a declared one.
+        self._floor = 0.0
         #: The rate shared with the app's other processes (``_shared``), or None: this process's own.
         self.shared: SharedRates | None = None
         self._divide = 1  # the shared backend down: the rate (and shared places) split with the processes last seen
@@ -129,6 +133,8 @@ class Line:
                 self._peak = self._in_flight
             if token and self._rate is not None:
                 self._went(self._requests, self.clock())
+            else:
+                self._left(self._requests, self.clock())
             return self._requests
 
     def _take(self, token: bool = True) -> None:
@@ -139,6 +145,8 @@ class Line:
         self._requests += 1
         if token and self._rate is not None:
             self._went(self._requests, self.clock())
+        else:
+            self._left(self._requests, self.clock())
         self._peak = max(self._peak, self._in_flight)
 
     def _delay(self, now: float, ticket: Ticket | None, token: bool = True) -> float:
@@ -158,14 +166,22 @@ class Line:
             return max(1, limit // self._divide)
         return limit
 
+    def _paced(self) -> float | None:
+        """The rate requests are paced at (under the lock): the declared one as it is; a told
+        or learned one (split with the processes last seen) never below :attr:`_floor`."""
+        rate = self._rate
+        if rate is None:
+            return None
+        rate /= self._divide
+        return rate if self.limit.per_second is not None else max(rate, self._floor)
+
     def _token_delay(self, now: float) -> float:
         """Seconds until the bucket has a token (under the lock), refilled to ``now``."""
         delay = 0.0
         if self.learner.learning:
             self._rate = self.learner.rate(now)
-        rate = self._rate
+        rate = self._paced()
         if rate is not None:
-            rate /= self._divide
             if self._tokens < self._burst:  # (more than a burst: what the host said is left, ``spend``)
                 # A told or learned rate (a quota per window, not a spacing the host declared)
                 # keeps half a token of slack: a waiter woken a little late does not lose that
@@ -194,11 +210,12 @@ class Line:
                 self._went(number, self.clock())
                 return 0.0
             self._wire.add(number)
-            wait = delay + ahead / self._rate
-            # Asked again at least every RECHECK s when others are ahead or the rate is being
+            wait = delay + ahead / (self._paced() or self._rate)
+            # Asked again at least every RECHECK s when others are ahead or the rate is told or
             # learned: a waiter asleep on a slower rate (or a wait computed with many ahead,
-            # whom a cancel removed) would hold the whole line behind it.
-            return min(wait, RECHECK) if ahead or self.learner.learning else wait
+            # whom a cancel removed, or before an answer raised the floor) would hold the
+            # whole line behind it.
+            return min(wait, RECHECK) if ahead or self.limit.per_second is None else wait
 
     def charge(self) -> None:
         """Take the token of a request already sent (it may leave the bucket below zero)."""
@@ -213,6 +230,15 @@ class Line:
         sent[number] = now
         if len(sent) > 4096:  # requests that raised are never answered: the oldest go
             del sent[next(iter(sent))]
+        self._left(number, now)
+
+    def _left(self, number: int, now: float) -> None:
+        """Request ``number`` goes out now, paced or not (under the lock): its answer's
+        latency is measured from here (:meth:`~._limits.HostLimiter.took`)."""
+        out = self._out
+        out[number] = now
+        if len(out) > 4096:  # released without a number (``acquire_sync``): the oldest go
+            del out[next(iter(out))]
 
     def sent(self, number: int) -> float | None:
         """When paced request ``number`` went out (forgotten once asked: its answer is in);
@@ -275,6 +301,7 @@ class Line:
         with self._lock:
             if self._in_flight == 0:
                 raise RuntimeError(f"release() for {self.host} without a matching acquire")
+            self._out.pop(number, None)
             self._in_flight -= 1
             if self._stale:
                 self._stale -= 1

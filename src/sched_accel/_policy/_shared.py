@@ -23,6 +23,14 @@ was answered), it is lifted for all, unless someone asked a longer one since.
 
 Keys carry the app's namespace (by default the config file's path), so two apps of one user
 calling the same API with different keys do not share its limit.
+
+**What the backend says is bounded by the owner's settings** (issue 24, item 5): another client
+of a Redis server may set a host's pause a day ahead, or fill its places with entries that
+never end. A pause read back is cut to ``longest``, the app's longest retry deadline (no item
+waits longer for its next attempt; a ``Retry-After`` is cut to it too); a rate's arrival time
+to one burst ahead; a place or heartbeat ending further ahead than :data:`LEASE_TTL` or
+``3 x`` :data:`BEAT` is dropped (``_coord._base``). So a stalled host waits at most
+``longest`` at a time, then paces at its declared rate and places.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._coord._base import LONGEST_PAUSE
 from .._exceptions import CoordinationUnavailable
 from .._log import event
 
@@ -62,10 +71,13 @@ class SharedRates:
         namespace: str,
         *,
         clock: Callable[[], float] = time.monotonic,
+        longest: float = LONGEST_PAUSE,
     ) -> None:
         self._make = make
         self.where = where
         self.namespace = namespace
+        #: The longest pause of a host taken from the backend (seconds): the retry deadline.
+        self.longest = longest
         self._clock = clock
         self._lock = threading.Lock()
         self._backend: Backend | None = None
@@ -97,7 +109,7 @@ class SharedRates:
         try:
             backend = self._beat(now)
             # (a learned rate doubling before its first cut may pass the backends' bound)
-            wait = backend.admit(self._key(host), per_second=min(per_second, 1e6), burst=burst)
+            wait = backend.admit(self._key(host), per_second=min(per_second, 1e6), burst=burst, longest=self.longest)
         except CoordinationUnavailable as exc:
             self._failed(exc, host)
             return None
@@ -129,7 +141,7 @@ class SharedRates:
         if self._clock() < self._down_until or seconds <= 0:
             return
         try:
-            self._get().pause(self._key(host), seconds)
+            self._get().pause(self._key(host), min(seconds, self.longest))
         except CoordinationUnavailable as exc:
             self._failed(exc, host)
 
@@ -194,7 +206,7 @@ class SharedRates:
         if now - looked < LOOK or now < self._down_until:
             return max(0.0, until - now)
         try:
-            left = self._beat(now).paused_for(self._key(host))
+            left = self._beat(now).paused_for(self._key(host), longest=self.longest)
         except CoordinationUnavailable as exc:
             self._failed(exc, host)
             return 0.0

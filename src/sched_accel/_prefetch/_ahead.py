@@ -33,8 +33,8 @@ class Taught:
     once it predicted one of the loop's own requests (``_templates``)."""
 
     __slots__ = (
-        "_counted", "_counts", "_urls", "at", "base", "client", "confirmed", "first", "instance", "pattern", "retired",
-        "skeleton", "tested", "unplaced", "upto", "wrapped",
+        "_counted", "_counts", "_urls", "at", "base", "client", "confirmed", "first", "instance", "oversize", "pattern",
+        "retired", "skeleton", "tested", "unplaced", "upto", "wrapped",
     )
 
     def __init__(
@@ -55,6 +55,9 @@ class Taught:
         self.confirmed = self.retired = False
         #: A request of its shape for another item was not its prediction.
         self.tested = False
+        #: An answer to a request it sent ahead was over the cap (set by the worker that read
+        #: it): its requests not yet sent are not (``_http_run``), the loop sends them itself.
+        self.oversize = False
         #: Its URL for each item in the window (by index), and how many items have each.
         self._urls: dict[int, str | None] = {}
         self._counts: dict[str, int] = {}

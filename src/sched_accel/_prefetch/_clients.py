@@ -31,15 +31,29 @@ from typing import Any
 
 from .._engine import Cancelled
 from .._policy import TLS_MADE, aiohttp_url, status_of
-from ._adapter import GET_HEAD, STREAMED, VOLATILE, Answer, Client, ReadTest, Request
+from ._adapter import (
+    GET_HEAD,
+    STREAMED,
+    VOLATILE,
+    Answer,
+    Client,
+    Oversize,
+    ReadTest,
+    Request,
+    announced_over,
+    read_capped,
+    read_capped_async,
+)
 from ._adapter import comparable_headers as _headers
 from ._closing import sending, sent
 from ._urllib_client import Urllib
 
-__all__ = ["CLIENTS", "RETRIED", "VOLATILE", "Answer", "Client", "Refused", "Request", "direct_fetcher", "fetcher"]
+__all__ = ["CLIENTS", "RETRIED", "VOLATILE", "Answer", "Client", "Oversize", "Refused", "Request", "direct_fetcher", "fetcher"]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
+#: The most bytes asked for at once when an answer is read ahead (requests, aiohttp, urllib).
+_CHUNK = 64 * 1024
 
 
 # -- httpx ------------------------------------------------------------------------------------
@@ -81,11 +95,18 @@ class _Httpx(Client):
             return None
         return self.describe(instance, (new,), {}, frozenset({original.method}))
 
-    def keep(self, response: Any) -> Any:
+    def announced(self, response: Any, args: Args = ()) -> int | None:
+        request = args[0] if args else None  # the transport's response does not know its request yet
+        return announced_over(response.headers.get("content-length"), getattr(request, "method", None), response.status_code)
+
+    def keep(self, response: Any, args: Args = ()) -> Any:
         try:
-            raw = b"".join(response.iter_raw())
+            over = self.announced(response, args)
+            raw = over if over is not None else read_capped(response.iter_raw())
         finally:
             response.close()
+        if isinstance(raw, int):
+            return Oversize(response.status_code, raw, over is not None)
         return _kept_httpx(response, raw)
 
     def status(self, kept: Any) -> Answer:
@@ -118,11 +139,14 @@ class _HttpxAsync(_Httpx):
     library = "httpx-async"
     is_async = True
 
-    async def keep(self, response: Any) -> Any:
+    async def keep(self, response: Any, args: Args = ()) -> Any:
         try:
-            raw = b"".join([chunk async for chunk in response.aiter_raw()])
+            over = self.announced(response, args)
+            raw = over if over is not None else await read_capped_async(response.aiter_raw())
         finally:
             await response.aclose()
+        if isinstance(raw, int):
+            return Oversize(response.status_code, raw, over is not None)
         return _kept_httpx(response, raw)
 
 
@@ -186,8 +210,20 @@ class _Requests(Client):
         kwargs = request.kwargs if request.args else {**request.kwargs, "request": new}
         return self.describe(instance, args, kwargs, frozenset({original.method}))
 
-    def keep(self, response: Any) -> Any:
-        response.content  # noqa: B018 - reads the body and gives the connection back
+    def announced(self, response: Any, args: Args = ()) -> int | None:
+        method = getattr(response.request, "method", None)
+        return announced_over(response.headers.get("content-length"), method, response.status_code)
+
+    def keep(self, response: Any, args: Args = ()) -> Any:
+        if response.raw is None or response.status_code == 0:
+            response.content  # noqa: B018 - no body to read: requests makes it None
+            return response
+        over = self.announced(response, args)
+        body = over if over is not None else read_capped(response.iter_content(_CHUNK))  # decoded, as .content is
+        if isinstance(body, int):
+            response.close()  # the rest unread: the connection is closed, not reused
+            return Oversize(response.status_code, body, over is not None)
+        response._content = body  # what .content would have read (the connection is given back)
         return response
 
     def status(self, kept: Any) -> Answer:
@@ -248,8 +284,17 @@ class _Aiohttp(Client):
         kwargs = {k: v for k, v in request.kwargs.items() if k not in ("params", "str_or_url", "method")}
         return self.describe(instance, (request.method, new), kwargs, frozenset({request.method}))
 
-    async def keep(self, response: Any) -> Any:
+    def announced(self, response: Any, args: Args = ()) -> int | None:
+        return announced_over(response.headers.get("Content-Length"), response.method, response.status)
+
+    async def keep(self, response: Any, args: Args = ()) -> Any:
         try:
+            over = self.announced(response, args)
+            body = over if over is not None else await read_capped_async(response.content.iter_chunked(_CHUNK))
+            if isinstance(body, int):
+                response.close()  # the rest unread: the connection is closed, not reused
+                return Oversize(response.status, body, over is not None)
+            response._body = body  # what read() would have read: it now only waits for the release
             await response.read()
         finally:
             response.release()
@@ -327,7 +372,8 @@ class Refused(Exception):
 
 
 def fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., Any]:
-    """The function a worker runs for a request sent early: send, keep, refuse."""
+    """The function a worker runs for a request sent early: send, keep, refuse. An answer
+    over the cap is kept as its :class:`Oversize` (never retried, never served)."""
     import time
 
     if client.is_async:
@@ -336,11 +382,13 @@ def fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., Any]:
             if not sending(instance):
                 raise Cancelled()  # the loop sends it itself, through the client it uses now
             try:
-                kept = await client.keep(await send(client.library, wrapped, instance, args, kwargs))
+                kept = await client.keep(await send(client.library, wrapped, instance, args, kwargs), args)
             finally:
                 close = sent(instance)
                 if close is not None:
                     await close()
+            if isinstance(kept, Oversize):
+                return kept, time.monotonic()
             answer = client.status(kept)
             if answer.status_code in RETRIED:
                 raise Refused(kept, answer)
@@ -352,11 +400,13 @@ def fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., Any]:
         if not sending(instance):
             raise Cancelled()
         try:
-            kept = client.keep(send(client.library, wrapped, instance, args, kwargs))
+            kept = client.keep(send(client.library, wrapped, instance, args, kwargs), args)
         finally:
             close = sent(instance)
             if close is not None:
                 close()
+        if isinstance(kept, Oversize):
+            return kept, time.monotonic()
         answer = client.status(kept)
         if answer.status_code in RETRIED:
             raise Refused(kept, answer)
@@ -368,13 +418,17 @@ def fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., Any]:
 def direct_fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., Any]:
     """The function the policy runs for a GET or HEAD the loop sends itself: its response
     as the library returns it, untouched; only an answer the policy retries (429, 502-504)
-    is read and kept, so that the loop gets the last one if the policy gives up."""
+    is read and kept, so that the loop gets the last one if the policy gives up. One whose
+    body is over the cap is not retried: announced, the loop gets it unread; found while
+    reading, it was closed there, and the request is sent once more for the loop to read."""
     if client.is_async:
 
         async def afetch(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
             response = await send(client.library, wrapped, instance, args, kwargs)
-            if status_of(response) in RETRIED:
-                kept = await client.keep(response)
+            if status_of(response) in RETRIED and client.announced(response, args) is None:
+                kept = await client.keep(response, args)
+                if isinstance(kept, Oversize):
+                    return await send(client.library, wrapped, instance, args, kwargs)
                 raise Refused(kept, client.status(kept))
             return response
 
@@ -382,8 +436,10 @@ def direct_fetcher(client: Client, send: Callable[..., Any]) -> Callable[..., An
 
     def fetch(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         response = send(client.library, wrapped, instance, args, kwargs)
-        if status_of(response) in RETRIED:
-            kept = client.keep(response)
+        if status_of(response) in RETRIED and client.announced(response, args) is None:
+            kept = client.keep(response, args)
+            if isinstance(kept, Oversize):
+                return send(client.library, wrapped, instance, args, kwargs)
             raise Refused(kept, client.status(kept))
         return response
 

@@ -13,7 +13,11 @@ httpx, requests, urllib or aiohttp (``_policy.LOOP``), in the loop's own thread 
 - everything else (POST, PUT, a body, a stream) runs exactly when and as the loop makes it.
 
 With ``items = "learned"`` the items are the previous run's requests, replayed in order,
-each only to a host the loop itself called in this run. A prefetched answer older than
+each only to a host the loop itself called in this run. An answer whose body is over
+``MAX_KEPT`` (10 MiB, ``_adapter``) is closed where that shows and never served: the loop
+sends its request itself and reads it live (counted ``oversize``, and as missed and wasted:
+it went out twice), and the pattern that sent it sends no more: its requests not yet started
+are not sent (the next answers of its kind are likely as large), and it retires. A prefetched answer older than
 ``max_age`` seconds is not served; one sent for the same URL but with other headers is
 not served either (counted as ``mismatched``, the first difference said once per run).
 The first request sent ahead is the probe (``_probe``): answered within a few ms, the run
@@ -36,7 +40,7 @@ from .._report import RunReport
 from .._state import Recorder
 from ._adapter import Args, Kwargs
 from ._ahead import Ahead, Late, Made, Sent, Taught, Window
-from ._clients import CLIENTS, Client, Refused, Request, direct_fetcher, fetcher
+from ._clients import CLIENTS, Client, Oversize, Refused, Request, direct_fetcher, fetcher
 from ._closing import closed
 from ._found import Found, find
 from ._probe import StepAside, waited
@@ -93,7 +97,7 @@ class HttpRun:
         self.ahead = self.items.entries  # the items read ahead, with what was sent for each
         self.pending: dict[tuple[str, str], deque[Sent]] = {}
         self.active = source is not None
-        self.hits = self.misses = self.wasted = self.mismatched = self.stale = self.other = 0
+        self.hits = self.misses = self.wasted = self.mismatched = self.stale = self.other = self.oversize = 0
         self.first_miss: Request | None = None
         self.differs: str | None = None
         self.step = StepAside(probe)
@@ -201,8 +205,13 @@ class HttpRun:
                 return _NOT_FOUND
             return outcome.kept
         if isinstance(outcome, Cancelled):
+            if sent.learned.oversize:  # not sent: an answer of its pattern was over the cap
+                self._oversize(sent, wasted=False)
             return _NOT_FOUND
         kept, finished = outcome
+        if isinstance(kept, Oversize):
+            self._oversize(sent, wasted=True)
+            return _NOT_FOUND
         if time.monotonic() - finished > self.max_age:
             self.stale += 1
             return _NOT_FOUND
@@ -231,6 +240,22 @@ class HttpRun:
         finally:
             if timing:
                 self._timed(waited(started, cpu))
+
+    def _oversize(self, sent: Sent, *, wasted: bool) -> None:
+        """The answer sent ahead for the loop's request was over the cap (``wasted``), or was
+        not sent since another of its pattern's was: the loop reads it live (a miss), and no
+        more are sent like it: its pattern retires, and what that kind sent that has not
+        started is cancelled."""
+        if wasted:
+            self.oversize += 1
+            self.wasted += 1
+        self.hits -= 1
+        self.misses += 1
+        self.templates.retire(sent.learned)
+        for entry in self.ahead:
+            for other in entry.sent:
+                if other.live and other.learned.retired and other.slot.cancel():
+                    other.live = False
 
     # -- stepping aside (``_probe``) ------------------------------------------------------------
     def _probed(self, quick: bool) -> None:
@@ -337,7 +362,7 @@ class HttpRun:
             return
         if any(sent.live for sent in self.pending.get((request.method, request.url), ())):
             return  # another pattern sent it: once is enough
-        fetch = self._fetcher(known.client)
+        fetch = _watched(self._fetcher(known.client), known)
         slot: Slot[Any] = Slot(fetch, (known.wrapped, known.instance, request.args, request.kwargs), {}, entry.index)
         sent = Sent(entry.index, slot, known, request)
         self.pending.setdefault((request.method, request.url), deque()).append(sent)
@@ -375,5 +400,32 @@ class HttpRun:
     def counts(self) -> dict[str, Any]:
         """This run's figures for the run line."""
         more = {"prefetch": "http", "prefetched": self.hits, "missed": self.misses, "wasted": self.wasted}
-        optional = {"mismatched": self.mismatched, "stale": self.stale, "other": self.other}
+        optional = {"mismatched": self.mismatched, "stale": self.stale, "oversize": self.oversize, "other": self.other}
         return more | {name: count for name, count in optional.items() if count}
+
+
+def _watched(fetch: Callable[..., Any], known: Taught) -> Callable[..., Any]:
+    """``fetch`` for one request of ``known``'s: not sent once an answer to another of its
+    requests was over the cap (``Cancelled``: the loop sends it itself), and marks it when
+    this one's is. Run by a worker: ``known.oversize`` is the one thing it sets."""
+    if known.client.is_async:
+
+        async def afetch(*args: Any) -> Any:
+            if known.oversize:
+                raise Cancelled()
+            outcome = await fetch(*args)
+            if isinstance(outcome[0], Oversize):
+                known.oversize = True
+            return outcome
+
+        return afetch
+
+    def watched(*args: Any) -> Any:
+        if known.oversize:
+            raise Cancelled()
+        outcome = fetch(*args)
+        if isinstance(outcome[0], Oversize):
+            known.oversize = True
+        return outcome
+
+    return watched

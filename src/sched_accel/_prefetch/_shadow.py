@@ -13,6 +13,10 @@ but what runs ahead is a *shadow* of each call (``shadow = true``):
   and retries, its answer kept for the loop and a copy handed back to the shadow (without
   its cookies: they never reach the app's jar), so the shadow goes on to its next request
   (a detail the first answer names); anything else stops the shadow before it is sent;
+- an answer whose body is over ``MAX_KEPT`` (10 MiB, ``_adapter``) is closed where that
+  shows and never kept: the shadow stops there, and later shadows stop before a read of the
+  same method and URL shape (host, path segments, query keys): the real call sends those
+  itself and reads them live (counted ``oversize``; the one sent ahead went out twice);
 - its return value and its exception are thrown away.
 
 The loop then runs unchanged. When it calls the per-item function for an item, that item's
@@ -41,9 +45,10 @@ from .._engine import Cancelled, Slot
 from .._log import event
 from .._policy import LOOP, send
 from .._shadow import Shadow, Stopped, activate, deactivate, reading, shadowed
-from ._clients import CLIENTS, Client, Refused, Request, direct_fetcher, fetcher
+from ._clients import CLIENTS, Client, Oversize, Refused, Request, direct_fetcher, fetcher
 from ._probe import waited
 from ._reads import NOTHING_DECLARED, is_read
+from ._requests import Url
 from ._run import CURRENT, PrefetchRun
 from ._shape import CallShape, fingerprint
 
@@ -139,7 +144,10 @@ class ShadowRun(PrefetchRun):
         self.methods = methods
         self.max_age = max_age
         self.lock = threading.Lock()
-        self.served = self.live = self.stopped = 0
+        self.served = self.live = self.stopped = self.oversize = 0
+        #: The shapes (method, ``Url.skeleton``) of reads whose answer was over the cap: a
+        #: shadow stops before sending one like them (the real call reads it live).
+        self._too_large: set[tuple[str, Any]] = set()
         self.first_stop: str | None = None
         self._fetchers: dict[tuple[str, bool], Callable[..., Any]] = {}
         #: Shadows running now, and whether the loop has ended: the effects' hooks that change
@@ -211,12 +219,23 @@ class ShadowRun(PrefetchRun):
         request = client.describe(instance, args, kwargs, self.methods, reads=self._is_read)
         if request is None:
             shadow.stop(f"a request that is not a read ({_what(args, kwargs)})")
+        shape = (request.method, Url(request.url).skeleton) if self._too_large else None
         read = Read(request, done)
         with self.lock:
             if call.claimed:
                 shadow.stop("the loop reached its item")
+            if shape in self._too_large:
+                shadow.stop(f"a read like one whose answer was over the cap ({request.method} {request.url})")
             call.reads.append(read)
         return read
+
+    def _over(self, call: ShadowCall, read: Read) -> None:
+        """The read's answer was over the cap (closed, kept as its ``Oversize``): the shadow
+        stops here, and no other sends one like it."""
+        assert call.shadow is not None
+        with self.lock:
+            self._too_large.add((read.request.method, Url(read.request.url).skeleton))
+        call.shadow.stop(f"{read.kept} ({read.request.method} {read.request.url})")
 
     def _shadow_request(self, call: ShadowCall, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         client = CLIENTS.get(library)
@@ -235,6 +254,8 @@ class ShadowRun(PrefetchRun):
             raise
         finally:
             read.done.set()
+        if isinstance(read.kept, Oversize):
+            self._over(call, read)
         return _for_shadow(client, read.kept, instance, args, kwargs)
 
     async def _ashadow_request(self, call: ShadowCall, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
@@ -257,6 +278,8 @@ class ShadowRun(PrefetchRun):
             raise
         finally:
             read.done.set()
+        if isinstance(read.kept, Oversize):
+            self._over(call, read)
         return _for_shadow(client, read.kept, instance, args, kwargs)
 
     # -- stepping aside (``_probe``) ------------------------------------------------------------
@@ -412,6 +435,10 @@ class ShadowRun(PrefetchRun):
 
     def _usable(self, read: Read) -> bool:
         """Whether the read's outcome answers the loop (else it sends the request itself)."""
+        if isinstance(read.kept, Oversize):
+            self.live += 1
+            self.oversize += 1
+            return False
         if isinstance(read.error, Cancelled | Stopped) or (read.error is None and time.monotonic() - read.finished > self.max_age):
             self.live += 1
             return False
@@ -472,6 +499,8 @@ class ShadowRun(PrefetchRun):
             more["shadows_stopped"] = self.stopped
         if self.mismatched:
             more["mismatched"] = self.mismatched
+        if self.oversize:
+            more["oversize"] = self.oversize
         return more
 
     def say_stopped(self) -> None:

@@ -12,7 +12,8 @@ the host connected to (a proxy's), the timeout and the connection's arguments (H
 SSL context). Asked with ``reads``, any request the test says is a read is described, with
 its ``data`` when that is bytes (a file or an iterable: never).
 
-The answer sent ahead is read in full and kept (status, reason, headers, body); the loop
+The answer sent ahead is read in full and kept (status, reason, headers, body), up to
+``MAX_KEPT`` bytes (``_adapter``: a longer one is an ``Oversize``, closed); the loop
 gets a fresh ``http.client.HTTPResponse`` parsed from it as ``do_open`` returns one
 (``.url`` set, ``.msg`` the reason), with the same headers and the same framing.
 """
@@ -26,13 +27,28 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from ._adapter import GET_HEAD, STREAMED, Answer, Args, Client, Kwargs, ReadTest, Request, comparable_headers
+from ._adapter import (
+    GET_HEAD,
+    STREAMED,
+    Answer,
+    Args,
+    Client,
+    Kwargs,
+    Oversize,
+    ReadTest,
+    Request,
+    announced_over,
+    comparable_headers,
+    read_capped,
+)
 
 __all__ = ["Kept", "Urllib"]
 
 #: ``do_open``'s own parameters; every other keyword is for the connection class.
 _OWN = ("http_class", "req")
 _NO_TIMEOUT: Any = object()
+#: The most bytes asked for at once when an answer is read ahead.
+_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +164,17 @@ class Urllib(Client):
             new.type, new.host, new.selector = original.type, original.host, new.full_url
         return self.describe(instance, (http_class, new), request.kwargs, frozenset({request.method}))
 
-    def keep(self, response: Any) -> Kept:
+    def announced(self, response: Any, args: Args = ()) -> int | None:
+        # ``length``: the Content-Length, 0 for a HEAD, a 204 or a 304, None when chunked
+        return announced_over(response.length, None, response.status)
+
+    def keep(self, response: Any, args: Args = ()) -> Kept | Oversize:
         try:
             chunked = response.chunked is True
-            body = response.read()
+            over = self.announced(response, args)
+            body = over if over is not None else read_capped(iter(lambda: response.read(_CHUNK), b""))
+            if isinstance(body, int):
+                return Oversize(response.status, body, over is not None)
             return Kept(response.status, response.reason, response.version, tuple(response.headers.items()), body, chunked)
         finally:
             response.close()

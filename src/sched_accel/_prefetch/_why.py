@@ -4,10 +4,11 @@ A run that served nothing from what it sent ahead says so at its end (``not_acce
 with the first thing that explains it.
 
 - HTTP level: the probe stepped aside (the requests were answered faster than fanning out
-  costs), the requests differed from the ones sent ahead (and in which header), nothing
-  recorded yet for ``items = "learned"``, no request carrying an item's value (with the
-  first request and the first item, to compare), or patterns learned from the first items
-  that the loop never followed.
+  costs), the answers were over the cap on what is kept of each (read by the loop itself),
+  the requests differed from the ones sent ahead (and in which header), nothing recorded
+  yet for ``items = "learned"``, no request carrying an item's value (with the first
+  request and the first item, to compare), or patterns learned from the first items that
+  the loop never followed.
 - Function level: the probe stepped aside, no calls recorded yet, the ``args`` paths failed
   on the item, or no item matched the call: the line shows the call's arguments, the first
   item and, when the item holds them, the ``args`` that would match.
@@ -21,6 +22,7 @@ from typing import Any
 
 from .._log import event
 from .._state import Recorder
+from ._adapter import MAX_KEPT
 from ._http_run import HttpRun
 from ._probe import StepAside
 from ._requests import fields
@@ -49,6 +51,11 @@ def why_not(run: HttpRun, items_text: str) -> str | None:
         return (
             "the loop made no request through httpx, requests, urllib or aiohttp; "
             'if its per-item call only reads, name it with fetch = "module:qualname"'
+        )
+    if run.oversize:
+        return (
+            f"the answers sent ahead were over the {MAX_KEPT // (1024 * 1024)} MiB kept per answer ({run.oversize} of them), "
+            "so the loop read them itself, as before, and nothing more was sent ahead like them"
         )
     if run.differs is not None:
         return (

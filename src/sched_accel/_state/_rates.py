@@ -7,6 +7,18 @@ One owner-only file, ``<state>/hosts.json``: ``{"version": 1, "hosts": {"api.exa
 (``_trust``). ``how`` is ``told`` (the answers' rate-limit fields said it) or ``learned``
 (measured from its refusals, ``_policy._learn``); an entry without it was told. A rate
 older than :data:`MAX_AGE` is not used; a declared limit always wins (the caller's rule).
+
+**What is kept is what the host enforced** (issue 24): a told rate is saved only by a run
+in whose process the host answered 429 (``HostLimiter.kept``): its fields said a limit and
+it refused a request, so the next run is spared its first wave of refusals. A rate told by
+the fields alone, on every answer of a run whose requests were all served, is not saved: a
+hostile or broken upstream's ``RateLimit-Policy`` of 1 request per 5 s must not pace the
+next run against a healthy one. A learned rate was had from refusals and is always saved.
+A run that follows a kept told rate without being refused leaves its entry as it was (its
+``at`` is not renewed): it is used for a day from the last run the host refused, then a
+first wave of refusals confirms it again. The next run starts at a kept rate as at an
+enforced one (``_policy._limits``: at most :data:`~sched_accel._policy._limits.ENFORCED_SPACING`
+latencies apart).
 """
 
 from __future__ import annotations
