@@ -99,3 +99,15 @@ async def atrivial_loop(items: Iterable[int]) -> int:
     for item in items:
         total += await atrivial(item)
     return total
+
+
+def check_urls(urls: Iterable[str], http: httpx.Client) -> list[tuple[str, Any]]:
+    """A URL checker's loop (url_health's shape, after derrekyoung/url-checker-python): each
+    URL's status code, or the name of the error that stopped its request."""
+    results: list[tuple[str, Any]] = []
+    for url in urls:
+        try:
+            results.append((url, http.get(url).status_code))
+        except httpx.TransportError as exc:
+            results.append((url, type(exc).__name__))
+    return results

@@ -68,6 +68,7 @@ JOBS = f"""
 """
 CONFIG = """
     [retry]
+    transient = true
     attempts = 2
     initial = 0.01
 

@@ -31,8 +31,11 @@ def target(**retry: object) -> Target:
     return Target(loop=TargetSpec.parse("jobs:loop"), mode="prefetch", concurrency=4, retry=RetrySettings(**retry))  # type: ignore[arg-type]
 
 
-def policy(clock: FakeClock, **retry: object) -> Policy:
-    return Policy(target(**retry), Hosts(), rng=Random(1), clock=clock)
+def policy(clock: FakeClock, *, sequential: bool = False, **retry: object) -> Policy:
+    """A policy whose run has had two calls in flight at once (``sequential``: never more than one)."""
+    made = Policy(target(**retry), Hosts(), rng=Random(1), clock=clock)
+    made.stats.peak_calls = 1 if sequential else 2
+    return made
 
 
 class Status(Exception):
@@ -108,17 +111,63 @@ def test_rate_limited_failures_wait_at_least_their_retry_after(clock: FakeClock)
 
 
 def test_transient_failures_stop_after_the_attempts(clock: FakeClock, events: list[str]) -> None:
-    p = policy(clock, attempts=3)
+    p = policy(clock, attempts=3, transient=True)
     assert p.retry_delay(failed(ConnectionResetError(), attempts=2)) is not None
     assert p.retry_delay(failed(ConnectionResetError(), attempts=3)) is None
     assert (p.stats.gave_up, p.stats.lost) == (1, 0)  # transient: given up, not "lost" to a rate limit
     assert any("3 attempts failed" in line for line in events)
 
 
+def test_transient_failures_are_not_retried_unless_asked(clock: FakeClock) -> None:
+    """By default a reset, a 502 or a 503 without Retry-After is final at once (the sequential loop meets
+    it too); a 429 and a 503 with Retry-After are retried; a pattern of the config asks for a transient one."""
+    p = policy(clock)
+    assert p.retry_delay(failed(ConnectionResetError())) is None
+    assert p.retry_delay(failed(Status(502))) is None
+    assert p.retry_delay(failed(Status(503))) is None
+    assert p.retry_delay(failed(Status(503, "1"))) is not None
+    assert p.retry_delay(failed(Status(429))) is not None
+    assert (p.stats.gave_up, p.stats.retried) == (0, 2)
+    asked = policy(clock, patterns=("reset by peer",))
+    assert asked.retry_delay(failed(ConnectionResetError("connection reset by peer"))) is not None
+
+
+def test_a_refusal_in_a_run_no_more_than_sequential_is_not_retried(clock: FakeClock) -> None:
+    """Refused (429, or 503 with Retry-After) while the run never had two calls or requests in flight:
+    the sequential loop would have been refused too, so the loop gets it at once."""
+    p = policy(clock, sequential=True)
+    assert p.retry_delay(failed(Status(429))) is None
+    assert p.retry_delay(failed(Status(503, "1"))) is None
+    p.stats.sent(), p.stats.sent()  # two requests in flight: from now on a refusal may be ours
+    assert p.retry_delay(failed(Status(429))) is not None
+
+
+def test_a_503_with_retry_after_to_a_request_that_went_alone_is_final(clock: FakeClock) -> None:
+    """A 503 with Retry-After in a crowded run is retried, unless its request went with no other of
+    the run in flight (as the plain loop's): then it is the resource's (a page in maintenance), and
+    the loop gets it at once. A 429 is retried either way (a rate window our burst may have spent)."""
+    p = policy(clock)
+    alone = failed(Status(503, "1"))
+    alone.note.alone = True
+    assert p.retry_delay(alone) is None
+    assert p.retry_delay(failed(Status(503, "1"))) is not None  # it went with others in flight
+    limited = failed(Status(429, "1"))
+    limited.note.alone = True
+    assert p.retry_delay(limited) is not None
+
+
+def test_a_request_is_alone_when_no_other_of_the_run_is_in_flight() -> None:
+    stats = RunStats()
+    assert stats.sent() == 1
+    assert stats.sent() == 2
+    stats.answered(), stats.answered()
+    assert stats.sent() == 1
+
+
 def test_refusals_do_not_count_against_the_transient_attempts(clock: FakeClock) -> None:
     """An item refused 8 times whose 9th attempt hits a reset is retried: the 3 attempts are for
     transient failures (it gave up at once, and the loop raised httpx.ReadError)."""
-    p = policy(clock, attempts=3)
+    p = policy(clock, attempts=3, transient=True)
     assert p.retry_delay(failed(ConnectionResetError(), attempts=9, refused=8)) is not None
     assert p.retry_delay(failed(ConnectionResetError(), attempts=11, refused=8)) is None
 
@@ -179,7 +228,7 @@ def test_wait_timeout_adds_the_deadline_when_retrying() -> None:
 
 
 def test_direct_call_is_retried_in_the_callers_thread() -> None:
-    p = Policy(target(initial=0.001), Hosts())
+    p = Policy(target(initial=0.001, transient=True), Hosts())
     calls: list[object] = []
 
     def flaky(key: str) -> str:
@@ -205,7 +254,7 @@ def test_direct_call_raises_the_last_exception_when_final() -> None:
 
 @pytest.mark.anyio
 async def test_async_direct_call_is_retried_in_the_callers_task() -> None:
-    p = Policy(target(initial=0.001), Hosts())
+    p = Policy(target(initial=0.001, transient=True), Hosts())
     calls = []
 
     async def flaky() -> int:
@@ -222,7 +271,9 @@ async def test_async_direct_call_is_retried_in_the_callers_task() -> None:
 async def test_async_attempt_is_cut_at_the_timeout() -> None:
     import anyio
 
-    slow = Target(loop=TargetSpec.parse("jobs:loop"), mode="prefetch", concurrency=4, timeout=0.05)
+    slow = Target(
+        loop=TargetSpec.parse("jobs:loop"), mode="prefetch", concurrency=4, timeout=0.05, retry=RetrySettings(transient=True)
+    )
     p = Policy(slow, Hosts())
 
     async def hang() -> None:

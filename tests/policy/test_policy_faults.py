@@ -234,7 +234,7 @@ def test_the_next_run_starts_at_the_rate_the_host_told_the_last(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
     """A cron job is a new process each time: the rate its host's answers gave the last run is
-    kept owner-only (``<state>/hosts.json``), and the next process starts at it: its first
+    kept owner-only (``<app folder>/hosts.json``), and the next process starts at it: its first
     requests are not refused, though this time the host says nothing."""
     import os
     import stat
@@ -242,7 +242,7 @@ def test_the_next_run_starts_at_the_rate_the_host_told_the_last(
     jobs, clients = install(app, monkeypatch, sync_api="HttpxApi")
     with FaultServer(per_second=40, burst=4, advertise=True) as server:
         assert run_sync(jobs, clients, "HttpxApi", server.url) == EXPECTED
-    saved = app.root.parent / "state" / "hosts.json"  # beside the control file (conftest)
+    saved = app.state(here=True) / "hosts.json"  # in the app's folder of the state folder (conftest)
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
     sched_accel.uninstall()  # the process ends; the next one installs anew
     assert sched_accel.install() is True
@@ -263,7 +263,7 @@ def test_a_rate_learned_from_refusals_is_kept_for_the_next_run(
     jobs, clients = install(app, monkeypatch, sync_api="HttpxApi")
     with FaultServer(per_second=40, burst=4) as server:
         assert run_sync(jobs, clients, "HttpxApi", server.url) == EXPECTED
-    kept = json.loads((app.root.parent / "state" / "hosts.json").read_text())["hosts"]["127.0.0.1"]
+    kept = json.loads((app.state(here=True) / "hosts.json").read_text())["hosts"]["127.0.0.1"]
     assert kept["how"] == "learned" and 20 <= kept["per_second"] <= 60
     sched_accel.uninstall()
     assert sched_accel.install() is True
@@ -322,8 +322,8 @@ FAULTS = {
 def test_transient_failures_are_retried(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], sync_api: str, kind: str
 ) -> None:
-    """503s without Retry-After, connection resets and truncated bodies are transient: retried, nothing lost."""
-    jobs, clients = install(app, monkeypatch, sync_api=sync_api)
+    """503s without Retry-After, connection resets and truncated bodies are transient: retried when asked, nothing lost."""
+    jobs, clients = install(app, monkeypatch, sync_api=sync_api, top="[retry]\ntransient = true")
     faults = FAULTS[kind]
     with FaultServer(faults=faults) as server:
         assert run_sync(jobs, clients, sync_api, server.url) == EXPECTED
@@ -338,7 +338,7 @@ def test_transient_failures_are_retried(
 async def test_async_transient_failures_are_retried(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], kind: str
 ) -> None:
-    jobs, clients = install(app, monkeypatch)
+    jobs, clients = install(app, monkeypatch, top="[retry]\ntransient = true")
     with FaultServer(faults=FAULTS[kind]) as server:
         assert await run_async(jobs, clients, server.url) == EXPECTED
     nothing_lost(server, run_line(capture_events))
@@ -350,7 +350,7 @@ def test_hanging_response_is_cut_by_the_timeout_and_retried(
 ) -> None:
     """A response that never comes is cut at the target's timeout (the request's own timeout is
     capped to it) and the item is retried: the loop gets the answer, not an error."""
-    jobs, clients = install(app, monkeypatch, sync_api=sync_api, options="timeout = 0.3")
+    jobs, clients = install(app, monkeypatch, sync_api=sync_api, options="timeout = 0.3", top="[retry]\ntransient = true")
     with FaultServer(faults={"K04": ["hang"], "K22": ["hang", "hang"]}, hang=2.0) as server:
         started = time.perf_counter()
         assert run_sync(jobs, clients, sync_api, server.url) == EXPECTED
@@ -365,7 +365,7 @@ def test_hanging_response_is_cut_by_the_timeout_and_retried(
 async def test_async_hanging_response_is_cut_by_the_timeout_and_retried(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
-    jobs, clients = install(app, monkeypatch, options="timeout = 0.3")
+    jobs, clients = install(app, monkeypatch, options="timeout = 0.3", top="[retry]\ntransient = true")
     with FaultServer(faults={"K04": ["hang"], "K22": ["hang", "hang"]}, hang=2.0) as server:
         assert await run_async(jobs, clients, server.url) == EXPECTED
     fields = run_line(capture_events)
@@ -418,7 +418,7 @@ def test_retry_gives_up_at_the_deadline_with_the_last_exception(
 ) -> None:
     """An item still rate-limited at the deadline gets its last exception at the loop's call site
     (the 429 as raise_for_status made it), counted as lost, and logged."""
-    jobs, clients = install(app, monkeypatch, top="[retry]\ndeadline = 0.5", concurrency=1)
+    jobs, clients = install(app, monkeypatch, top="[retry]\ndeadline = 0.5", concurrency=2)
     with FaultServer(per_second=0.5, burst=1, retry_after="int") as server:
         api = clients.HttpxApi(server.url)
         try:

@@ -348,7 +348,9 @@ def test_extra_types_are_transient() -> None:
         pass
 
     assert classify(Flaky("x")) is None
-    assert classify(Flaky("x"), extra_types=(AppError,)) == Failure("transient", None, None, "tests.policy.test_retry.test_extra_types_are_transient.<locals>.Flaky is one of extra_types")
+    assert classify(Flaky("x"), extra_types=(AppError,)) == Failure(
+        "transient", None, None, "tests.policy.test_retry.test_extra_types_are_transient.<locals>.Flaky is one of extra_types", asked=True
+    )
 
 
 def test_patterns_match_anywhere_in_the_message() -> None:
@@ -356,8 +358,20 @@ def test_patterns_match_anywhere_in_the_message() -> None:
     exc = AppError("upstream said: Service Temporarily Unavailable")
     assert classify(exc, patterns=("nothing", r"temporar(il)?y unavailable")) is None  # case matters
     assert classify(exc, patterns=("nothing", r"(?i)temporar(il)?y unavailable")) == Failure(
-        "transient", None, None, "tests.policy.test_retry.AppError matches '(?i)temporar(il)?y unavailable'"
+        "transient", None, None, "tests.policy.test_retry.AppError matches '(?i)temporar(il)?y unavailable'", asked=True
     )
+
+
+def test_what_the_config_names_is_asked_for_even_when_it_is_transient_anyway() -> None:
+    """A 502 or a reset named by patterns or extra_types is asked (retried without [retry] transient); unnamed, it is not."""
+    assert classify(http_error(502)) == Failure("transient", 502, None, "HTTP 502")
+    named = classify(http_error(502), patterns=("Bad Gateway",))
+    assert named is not None and named.asked and named.status == 502
+    assert classify(ConnectionResetError("reset"), extra_types=(ConnectionResetError,)) == Failure(
+        "transient", None, None, "ConnectionResetError is one of extra_types", asked=True
+    )
+    rate_limited = classify(http_error(429), patterns=(".",))
+    assert rate_limited is not None and rate_limited.kind == "rate_limited" and not rate_limited.asked
 
 
 def test_configuration_can_make_a_permanent_status_transient() -> None:

@@ -241,7 +241,7 @@ def test_timeout_raises_timeout_error_at_the_loops_call(
 ) -> None:
     """A request slower than ``timeout`` is cut there by httpx (the timeout caps the request's), retried
     until the retry deadline, then its ReadTimeout is raised where the loop calls, inside its own try."""
-    job = start(app, monkeypatch, "concurrency = 4\ntimeout = 0.3\nretry = { deadline = 1.0 }")
+    job = start(app, monkeypatch, "concurrency = 4\ntimeout = 0.3\nretry = { deadline = 1.0, transient = true }")
     tokens = ["A", "B", "SLOW", "C", "D"]
     api = job.client.Api(upstream.url)
     try:
@@ -413,7 +413,7 @@ async def test_async_timeout_raises_timeout_error_at_the_loops_call(
 ) -> None:
     """Async: a request slower than ``timeout`` is retried until the deadline, then its ReadTimeout is
     raised inside the loop's own try."""
-    job = start(app, monkeypatch, "concurrency = 4\ntimeout = 0.3\nretry = { deadline = 1.0 }")
+    job = start(app, monkeypatch, "concurrency = 4\ntimeout = 0.3\nretry = { deadline = 1.0, transient = true }")
     tokens = ["A", "SLOW", "B"]
     api = job.client.AsyncApi(upstream.url)
     try:

@@ -52,6 +52,10 @@ class Tries:
     host: str | None = None  # the upstream host of its last HTTP request, if any
     bypassed: bool = False  # that host's circuit was open: no retry
     learning: bool = False  # that host's rate was being learned from its refusals
+    #: The run's (requests, 503 answers) when this slot was last answered 503: see ``_refused_alone``.
+    unavailable: tuple[int, int] | None = None
+    #: Its last request went with no other request of the run in flight, as the plain loop's would.
+    alone: bool = False
 
 
 #: The attempt running in this thread or task: its run's policy, and the slot's tries.
@@ -107,9 +111,11 @@ class Policy:
         if tries is None:
             tries = slot.note = Tries(self.clock())
         tries.attempts += 1
+        self.stats.began()
         return tries
 
     def _verdict(self, slot: Slot[Any]) -> float | None:
+        self.stats.ended()
         return None if slot.error is None else self.retry_delay(slot)
 
     def _attempt(self, slot: Slot[Any]) -> Plan[float | None]:
@@ -173,9 +179,15 @@ class Policy:
         if error is None or not self.retry.enabled:
             return None
         failure = classify(error, extra_types=self._extra_types(), patterns=self.retry.patterns)
-        if failure is None:
-            return None  # permanent: the sequential loop would have seen it too
+        if failure is None or (failure.kind == "transient" and not (failure.asked or self.retry.transient)):
+            return None  # permanent, or transient and not asked for: the sequential loop would have seen it too
         tries: Tries = slot.note
+        if failure.kind == "rate_limited" and not self.stats.crowded():
+            return None  # refused while the run was no more than sequential: the loop would have been too
+        if failure.kind == "rate_limited" and failure.status == 503 and (tries.alone or self._refused_alone(tries)):
+            # Unavailable to a request that went alone (as the plain loop's), or again while others
+            # were served: this resource's (a page in maintenance), not our load's.
+            return None
         if tries.bypassed:
             self._final(slot, failure, "its host's circuit is open")
             return None
@@ -196,6 +208,14 @@ class Policy:
         self.stats.add("retries")
         _discard(error)
         return delay
+
+    def _refused_alone(self, tries: Tries) -> bool:
+        """Whether a slot answered 503 (with Retry-After) was answered 503 before, while the run's
+        other requests since were not: a page in maintenance, which the sequential loop meets too.
+        An overload our concurrency caused refuses others as well."""
+        now = (self.stats.requests, self.stats.http_503)
+        before, tries.unavailable = tries.unavailable, now
+        return before is not None and now[0] - before[0] > 1 and now[1] - before[1] == 1
 
     def _final(self, slot: Slot[Any], failure: Failure, why: str) -> None:
         tries: Tries = slot.note
@@ -248,7 +268,7 @@ class Policy:
                 ATTEMPT.reset(token)
             slot: Slot[R] = Slot(fn, args, kwargs)
             slot.error, slot.note, error = error, tries, None
-            delay = self._verdict(slot)
+            delay = self.retry_delay(slot)  # not counted as a call in flight: the loop's own, one at a time
             if delay is None:
                 return slot.outcome()
             slot.rearm()
@@ -273,7 +293,7 @@ class Policy:
                 ATTEMPT.reset(token)
             slot: Slot[R] = Slot(fn, args, kwargs)
             slot.error, slot.note, error = error, tries, None
-            delay = self._verdict(slot)
+            delay = self.retry_delay(slot)  # not counted as a call in flight: the loop's own, one at a time
             if delay is None:
                 return slot.outcome()
             slot.rearm()
@@ -303,7 +323,7 @@ class Policy:
             limiter.look_shared()  # another process's pause
         number = limiter.admit_now(not (wire or shares))  # admitted at once: no clock, no line
         if number and not (shares and not wire) and not limiter.places_shared:
-            self.stats.sent()
+            tries.alone = self.stats.sent() == 1
             started = None
         else:
             started = time.perf_counter()
@@ -314,7 +334,7 @@ class Policy:
                 yield from limiter.place(number)  # one of the host's places shared by every process
                 if shares and not wire:  # the shared rate's slot, taken here: this library has no wire hook
                     yield from limiter.token(number)
-                self.stats.sent(time.perf_counter() - started)
+                tries.alone = self.stats.sent(time.perf_counter() - started) == 1
             try:
                 if wire:
                     DUE.set(due := (limiter, number))

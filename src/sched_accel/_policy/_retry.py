@@ -128,6 +128,8 @@ class Failure:
     status: int | None
     retry_after: float | None
     reason: str
+    #: Matched the config's own ``on`` or ``patterns``: retried although transient.
+    asked: bool = False
 
 
 def classify(
@@ -151,7 +153,9 @@ def classify(
     ``ConnectionError``, ``TimeoutError`` (= ``socket.timeout``) and
     ``http.client.IncompleteRead``; instances of ``extra_types``; and any exception whose
     ``str()`` matches one of ``patterns`` (``re.search``). Everything else, including
-    other 4xx and 5xx, is permanent.
+    other 4xx and 5xx, is permanent. A match of ``extra_types`` or ``patterns`` (the config's
+    ``on`` and ``patterns``) is ``asked``: the policy retries a transient failure only when
+    asked, or when ``[retry] transient`` is true (the sequential loop meets those too).
 
     An exception that matches nothing is looked through up to two levels of
     ``__cause__`` / ``__context__`` (apps wrap the httpx error in their own), unless it
@@ -186,17 +190,19 @@ def _classify_one(
     max_retry_after: float,
 ) -> Failure | None:
     status, headers = _http_status(exc)
-    if status is not None:
-        failure = _from_status(status, headers, now, max_retry_after)
-        if failure is not None:
-            return failure
-    elif _is_transient_type(exc):
-        return Failure("transient", None, None, _name(exc))
+    failure = _from_status(status, headers, now, max_retry_after) if status is not None else None
+    if failure is not None and failure.kind == "rate_limited":
+        return failure
+    # The config's own say first: what it names is retried even when it is also transient.
     if extra_types and isinstance(exc, extra_types):
-        return Failure("transient", status, None, f"{_name(exc)} is one of extra_types")
+        return Failure("transient", status, None, f"{_name(exc)} is one of extra_types", asked=True)
     for pattern in patterns:
         if re.search(pattern, str(exc)):
-            return Failure("transient", status, None, f"{_name(exc)} matches {pattern!r}")
+            return Failure("transient", status, None, f"{_name(exc)} matches {pattern!r}", asked=True)
+    if failure is not None:
+        return failure
+    if status is None and _is_transient_type(exc):
+        return Failure("transient", None, None, _name(exc))
     return None
 
 
