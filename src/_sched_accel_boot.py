@@ -15,6 +15,7 @@ The package itself takes the flag's values and where the config is found from he
 from __future__ import annotations
 
 import _thread
+import atexit
 import os
 import sys
 
@@ -381,11 +382,26 @@ def boot() -> None:
         internal_error("boot", exc)
 
 
+def _say(line: str) -> None:
+    """One line of ours before anything is loaded (no logging configured yet): plain, to stderr."""
+    try:
+        sys.stderr.write(f"sched_accel.{line}\n")
+        sys.stderr.flush()
+    except Exception:  # a closed or missing stderr: nothing to say it on
+        pass
+
+
 def _start() -> None:
     path = find_config()
     if path is None:
-        # The flag is set, but no config names anything to patch here (a child process, a tool
-        # run elsewhere): stay silent. `sched-accel doctor` and `check` say where one is looked for.
+        # The flag is on and nothing here names a config: said in one line (nothing is loaded
+        # for it), so an on-call engineer can tell "no config" from "not installed".
+        cwd = os.getcwd()
+        looked = ", ".join([f"${CONFIG_ENV} (unset)", os.path.join(cwd, "sched_accel.toml"),
+                            os.path.join(cwd, "pyproject.toml") + " [tool.sched_accel]"])
+        _say(f"no_config pid={os.getpid()} cwd={cwd!r} looked_in={looked!r} - {FLAG} is on, but no config was found at "
+             "start, so nothing is patched unless the app calls sched_accel.install() with one; set "
+             f"{CONFIG_ENV}=/path/to/sched_accel.toml, or start the app from the folder that holds it")
         return
     text = read_text(path)  # None: the full loader says why (and refuses a file too large)
     loops = prescan(text) if text else []
@@ -400,3 +416,17 @@ def _start() -> None:
         return
     for name in sorted(modules):
         watcher.watch(name, _on_target_imported)
+    atexit.register(_never_imported, sorted(modules), path)
+
+
+def _never_imported(modules: Sequence[str], path: str) -> None:
+    """At exit: the modules of declared loops that this process never imported, when nothing
+    was installed (else ``_activation`` says which targets were never patched)."""
+    activation = sys.modules.get("sched_accel._activation")
+    if activation is not None and getattr(activation, "is_active", lambda: False)():
+        return
+    missing = [name for name in modules if name not in sys.modules]
+    if missing:
+        _say(f"never_imported pid={os.getpid()} config={path!r} modules={','.join(missing)} - this process never "
+             "imported the module of any declared loop, so nothing was patched; if it should have, check the module "
+             "names (`sched-accel check` lists what resolves)")

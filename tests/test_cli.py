@@ -544,7 +544,7 @@ def test_run_activates_the_hook_where_pth_files_are_not_read(app: App) -> None:
     out = app.run("-m", "sched_accel", "run", "--", base, "main.py", env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout == f"accelerated [1]\nSchedAccelWrapper\n{own}\n"
-    assert [m.group(1) for m in map(_EVENT.search, out.stderr.splitlines()) if m] == ["patched", "run"]
+    assert [m.group(1) for m in map(_EVENT.search, out.stderr.splitlines()) if m] == ["patched", "active", "run"]
 
 
 # -- state per app: two apps of one user ---------------------------------------------------------

@@ -218,7 +218,7 @@ def test_a_root_owned_config_is_accepted_for_a_service_user(victim: Victim) -> N
     out = victim.run("main.py", env={FLAG: "1", "SCHED_ACCEL_CONFIG": str(config)})
     assert out.returncode == 0, out.stderr
     assert out.stdout == ACCELERATED, out.stderr
-    assert events(out.stderr) == ["patched", "patched", "run", "run"], out.stderr
+    assert events(out.stderr) == ["patched", "active", "patched", "run", "run"], out.stderr
 
 
 def test_a_config_of_another_user_is_refused_in_one_line(victim: Victim, users: tuple[User, User]) -> None:
@@ -236,7 +236,7 @@ def test_the_user_s_own_config_is_accepted(victim: Victim, users: tuple[User, Us
     owned(_write(victim.root / "sched_accel.toml", CONFIG), users[1], 0o600)
     out = victim.run("main.py", env={FLAG: "1"})
     assert out.stdout == ACCELERATED, out.stderr
-    assert events(out.stderr) == ["patched", "patched", "run", "run"], out.stderr
+    assert events(out.stderr) == ["patched", "active", "patched", "run", "run"], out.stderr
 
 
 @pytest.mark.parametrize("mode", [0o666, 0o664, 0o646])
@@ -264,11 +264,13 @@ def test_a_symlink_to_another_user_s_config_is_refused(victim: Victim, users: tu
 
 
 def test_a_symlinked_pyproject_without_our_table_is_no_config(victim: Victim, users: tuple[User, User]) -> None:
-    """A symlinked pyproject.toml that never mentions tool.sched_accel is not a config: silence."""
+    """A symlinked pyproject.toml that never mentions tool.sched_accel is not a config: no config
+    found, said in the one no_config line, and nothing read as one."""
     target = owned(_write(victim.root.parent / "pyproject.toml", "[tool.black]\nline-length = 100\n"), users[0], 0o644)
     (victim.root / "pyproject.toml").symlink_to(target)
     out = victim.run("main.py", env={FLAG: "1"})
-    assert (out.stdout, out.stderr) == (SEQUENTIAL, "")
+    assert out.stdout == SEQUENTIAL
+    assert events(out.stderr) == ["no_config"], out.stderr
 
 
 # -- the folders ---------------------------------------------------------------------------------

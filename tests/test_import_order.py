@@ -116,7 +116,7 @@ def test_both_targets_are_patched_whichever_module_is_imported_first(pair: App, 
     out = pair.run("main.py", env=config_env(pair, **{FLAG: "1"}))
     assert out.returncode == 0, out.stderr
     assert shown(out.stdout) == [WEB_PATCHED, LEADERBOARD_PATCHED], out.stderr
-    assert sorted(events(out.stderr)) == ["patched", "patched", "run", "run"]
+    assert sorted(events(out.stderr)) == ["active", "patched", "patched", "run", "run"]
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_both_targets_are_patched_when_one_is_run_as_main(pair: App, module: str
     out = pair.run("-m", module, env=config_env(pair, **{FLAG: "1"}))
     assert out.returncode == 0, out.stderr
     assert shown(out.stdout) == expected, out.stderr
-    assert sorted(events(out.stderr)) == ["patched", "patched", "run", "run"]
+    assert sorted(events(out.stderr)) == ["active", "patched", "patched", "run", "run"]
 
 
 # -- the watcher itself, in this process: a module watched while its body runs ----------------
@@ -278,4 +278,5 @@ def test_install_from_the_app_patches_the_loop_by_the_time_its_module_is_importe
     out = app.run("main.py", env={FLAG: "1"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split(None, 1) == ["SchedAccelWrapper", "[10, 20, 30] ['jobs:loop']\n"], out.stderr
-    assert events(out.stderr) == ["patched", "run"], out.stderr
+    # No config at start (the app names its own): said, then the app's install() is.
+    assert events(out.stderr) == ["no_config", "active", "patched", "run"], out.stderr

@@ -8,8 +8,10 @@ targets they concern run unpatched.
 
 from __future__ import annotations
 
+import atexit
 import difflib
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,6 +87,7 @@ def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
             return False
         try:
             _install(settings)
+            _say_active(settings)
         except Exception as exc:  # a bug of ours: undo what was done, the app runs unpatched
             _log.internal_error("install", exc)
             uninstall()
@@ -122,6 +125,59 @@ def _install(settings: Settings) -> None:
         _state.claims = Claims(settings.coordination, settings.state_dir)  # its backends made at the first claim
     for target in settings.targets:
         _arm(target, generation)
+
+
+_said_active = False
+
+
+def _say_active(settings: Settings) -> None:
+    """The one start-up line of this process (the first install): its config, its targets,
+    those patched and the modules still awaited; and, at exit, the targets never patched."""
+    global _said_active
+    if _said_active:
+        return
+    _said_active = True
+    patched = [t.name for t in settings.targets if (p := _state.patches.get(t.name)) is not None and p.installed]
+    waiting = sorted({
+        t.loop.module or t.loop.path or "?" for t in settings.targets
+        if t.name not in patched and not (t.loop.module and t.loop.module in sys.modules)  # imported: said why not
+    })
+    _log.event(
+        "INFO",
+        "active",
+        "sched_accel is on in this process; a target waiting is patched when its module is imported",
+        config=settings.path,
+        targets=len(settings.targets),
+        patched=",".join(patched) or "-",
+        waiting_for=",".join(waiting) or "-",
+        pid=os.getpid(),
+    )
+    atexit.register(_say_never_patched)
+
+
+def _say_never_patched() -> None:
+    """At exit: each declared target whose loop this process never patched."""
+    try:
+        with _state.lock:
+            settings = _state.settings
+            if settings is None or not _state.active:
+                return
+            never = [
+                t for t in settings.targets
+                if t.loop.module and t.loop.module not in sys.modules  # not imported (else it said why not patched)
+                and ((p := _state.patches.get(t.name)) is None or not p.installed)
+            ]
+        for target in never:
+            _log.event(
+                "WARNING",
+                "never_patched",
+                f"{target.loop.module} was never imported in this process, so this loop never ran accelerated; if it "
+                "should have, check the module's name (`sched-accel check` lists what resolves)",
+                target=target.name,
+                pid=os.getpid(),
+            )
+    except Exception:  # at exit, nothing of ours may raise
+        pass
 
 
 def _say_unknown_disabled(settings: Settings, disabled: frozenset[str]) -> None:
@@ -163,9 +219,11 @@ def uninstall() -> None:
 def reset() -> None:
     """Forget everything this process learned, for tests: uninstall, and drop the targets'
     breakers (which outlive an uninstall otherwise) and the log routing chosen since."""
+    global _said_active
     with _state.lock:
         uninstall()
         _state.breakers.clear()
+        _said_active = False
     _log.reset()
 
 

@@ -5,8 +5,8 @@ against a real HTTP server on 127.0.0.1: the loop always gets the answer the pla
   ``most`` = 3 being the hard case: one refusal among successes in a round of 4): each refused
   request is retried after its Retry-After and served, as the plain loop's was;
 - a page in maintenance (it alone answers 503, always): one answer cannot tell it from an
-  overload ours, so it is asked once more after its Retry-After; that retry goes alone (or
-  is refused again while the others were served) and its 503 is final. It reaches the
+  overload ours, so it is asked once more after its Retry-After; that retry goes alone (the
+  others are done), and a 503 to a request that went alone is final. It reaches the
   upstream twice, not once, and the run waits its Retry-After once: the cost of never
   giving the loop a 503 that our concurrency caused. (Serving the first 503 when the requests
   around it were served was tried: at ``most`` = 3 it gave the loop a wrong 503 in 1 run of 6.)

@@ -52,8 +52,6 @@ class Tries:
     host: str | None = None  # the upstream host of its last HTTP request, if any
     bypassed: bool = False  # that host's circuit was open: no retry
     learning: bool = False  # that host's rate was being learned from its refusals
-    #: The run's (requests, 503 answers) when this slot was last answered 503: see ``_refused_alone``.
-    unavailable: tuple[int, int] | None = None
     #: Its last request went with no other request of the run in flight, as the plain loop's would.
     alone: bool = False
 
@@ -184,9 +182,10 @@ class Policy:
         tries: Tries = slot.note
         if failure.kind == "rate_limited" and not self.stats.crowded():
             return None  # refused while the run was no more than sequential: the loop would have been too
-        if failure.kind == "rate_limited" and failure.status == 503 and (tries.alone or self._refused_alone(tries)):
-            # Unavailable to a request that went alone (as the plain loop's), or again while others
-            # were served: this resource's (a page in maintenance), not our load's.
+        if failure.kind == "rate_limited" and failure.status == 503 and tries.alone:
+            # Unavailable to a request that went alone, as the plain loop's: this resource's (a page
+            # in maintenance), not our load's. (Refused again while others were served is no such
+            # sign: an overload refuses what goes beyond what it serves, and then serves the rest.)
             return None
         if tries.bypassed:
             self._final(slot, failure, "its host's circuit is open")
@@ -208,14 +207,6 @@ class Policy:
         self.stats.add("retries")
         _discard(error)
         return delay
-
-    def _refused_alone(self, tries: Tries) -> bool:
-        """Whether a slot answered 503 (with Retry-After) was answered 503 before, while the run's
-        other requests since were not: a page in maintenance, which the sequential loop meets too.
-        An overload our concurrency caused refuses others as well."""
-        now = (self.stats.requests, self.stats.http_503)
-        before, tries.unavailable = tries.unavailable, now
-        return before is not None and now[0] - before[0] > 1 and now[1] - before[1] == 1
 
     def _final(self, slot: Slot[Any], failure: Failure, why: str) -> None:
         tries: Tries = slot.note
