@@ -319,6 +319,19 @@ def test_a_broken_setup_never_crashes_the_host(job: App, case: str) -> None:
     assert detail in out.stderr
 
 
+def test_a_target_whose_module_is_never_imported_is_said_at_exit(job: App) -> None:
+    """A typo in a loop's module (``jobz``): the start-up line says it is awaited, and the exit says
+    it never came, whether the app installed (never_patched) or the hook never had cause to."""
+    job.write("sched_accel.toml", '[[targets]]\nloop = "jobz:update"\nreplacement = "accel:update"\n')
+    installed = job.run("-c", "import sched_accel, main; sched_accel.install()", env=config_env(job, **{FLAG: "1"}))
+    assert installed.returncode == 0, installed.stderr
+    assert events(installed.stderr) == ["active", "never_patched"], installed.stderr
+    assert "waiting_for=jobz " in installed.stderr and "target=jobz:update" in installed.stderr
+    hooked = job.run("main.py", env=config_env(job, **{FLAG: "1"}))
+    assert hooked.returncode == 0 and hooked.stdout == SEQUENTIAL_OUTPUT, hooked.stderr
+    assert events(hooked.stderr) == ["never_imported"] and "modules=jobz - " in hooked.stderr
+
+
 def test_a_named_but_missing_config_never_crashes_the_host(job: App) -> None:
     """SCHED_ACCEL_CONFIG naming a file that is not there: the app runs unpatched, one line."""
     (job.root / "sched_accel.toml").unlink()
