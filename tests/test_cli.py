@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import _sched_accel_boot
+import sched_accel
 from sched_accel import _cli
 
 from .conftest import App
@@ -493,6 +494,26 @@ def test_run_puts_the_bootstrap_first_on_pythonpath(app: App) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == os.pathsep.join([_cli.BOOTSTRAP, "/x/y"])
     assert os.path.isfile(os.path.join(_cli.BOOTSTRAP, "sitecustomize.py"))
+
+
+def test_run_without_a_sitecustomize_of_the_app_is_quiet(app: App) -> None:
+    """An app with no sitecustomize of its own (most): ours stands as sitecustomize, so the child's
+    site module does not print "Error in sitecustomize ... KeyError" (it did, on every run)."""
+    probe = "import sys; print(sys.modules['sitecustomize'].__file__)"
+    out = app.run("-m", "sched_accel", "run", "--", sys.executable, "-c", probe, env={FLAG: "1"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == os.path.join(_cli.BOOTSTRAP, "sitecustomize.py")
+    assert "Error in sitecustomize" not in out.stderr and "KeyError" not in out.stderr, out.stderr
+
+
+def test_subcommands_take_config_after_them_and_show_examples(app: App) -> None:
+    """--config before or after the subcommand; --version; each subcommand's --help has examples."""
+    assert cli(app, "--version").stdout.strip() == f"sched-accel {sched_accel.__version__}"
+    named = cli(app, "check", "--config", str(app.root / "nowhere.toml"))
+    assert named.returncode != 0 and "nowhere.toml" in named.stderr
+    for command in ("run", "check", "doctor", "status", "off", "on"):
+        helped = cli(app, command, "--help")
+        assert helped.returncode == 0 and "examples:\n  sched-accel " in helped.stdout.replace("ENABLE_SCHEDULER_OPTIMIZATION=1 ", ""), command
 
 
 def test_run_with_the_flag_off_says_so(app: App) -> None:

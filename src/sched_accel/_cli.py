@@ -20,6 +20,7 @@ from typing import Any
 
 import _sched_accel_boot as boot
 
+from . import __version__
 from ._checks import check
 from ._config import load_config
 from ._exceptions import SchedAccelError
@@ -63,6 +64,32 @@ $SCHED_ACCEL_CONTROL (the user-wide control file), else $XDG_STATE_HOME/sched_ac
 """
 
 
+#: Each subcommand's examples, for its --help.
+_EXAMPLES = {
+    "run": """\
+  ENABLE_SCHEDULER_OPTIMIZATION=1 sched-accel run -- python -m legacy_app.service
+  sched-accel run --config /srv/app/sched_accel.toml -- gunicorn legacy_app.web:app
+    (the hook in every Python process the command starts, where .pth files are not read)""",
+    "check": """\
+  sched-accel check                         the config found here: each target, resolved or why not
+  sched-accel check --config deploy/sched_accel.toml
+  sched-accel check --trust-folder          import targets from files others could have written""",
+    "doctor": """\
+  sched-accel doctor                        the hook's files, the flag, the config, the state folder""",
+    "status": """\
+  sched-accel status                        this app's targets: on or off (and by what), last runs
+  sched-accel status --json | jq '.targets[].last_run'
+  sched-accel status --all-apps             every app with state in this user's state folder""",
+    "off": """\
+  sched-accel off                           every target of this app, in running processes, at once
+  sched-accel off legacy_app.jobs:update_scores
+  sched-accel off --all-apps                every app of this user (sched-accel on --all-apps undoes it)""",
+    "on": """\
+  sched-accel on                            every target of this app back on
+  sched-accel on legacy_app.jobs:update_scores""",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sched-accel`` console script."""
     parser = argparse.ArgumentParser(
@@ -72,30 +99,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", metavar="PATH", help="the TOML config (default: as described below)")
+    parser.add_argument("--version", action="version", version=f"sched-accel {__version__}")
+    # --config after the subcommand too (its default suppressed: the one before it stands)
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="the TOML config")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = commands.add_parser("run", help="run a command with the start-up hook active in its Python processes")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 - argparse's own word
+        return commands.add_parser(
+            name, help=help, description=help[0].upper() + help[1:] + ".", parents=[config],
+            epilog="examples:\n" + _EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    run = command("run", "run a command with the start-up hook active in its Python processes")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
-    check_command = commands.add_parser("check", help="load the config, import the targets, print what would be patched")
+    check_command = command("check", "load the config, import the targets, print what would be patched")
     check_command.add_argument(
         "--trust-folder",
         action="store_true",
         help="import the targets even from files or folders that fail the trust rule (others could have written "
         "them); without it their names are read from their source, never run",
     )
-    commands.add_parser("doctor", help="check that the start-up hook is installed and active in this environment")
-    status = commands.add_parser(
+    command("doctor", "check that the start-up hook is installed and active in this environment")
+    status = command(
         "status",
-        help="show the flag, what is switched off, and each of this app's targets' last run: ok, retried, lost, "
+        "show the flag, what is switched off, and each of this app's targets' last run: ok, retried, lost, "
         "429s, concurrency reached, time waiting on limits",
     )
     status.add_argument("--json", action="store_true", help="print it as one JSON object (figures as numbers)")
     status.add_argument("--all-apps", action="store_true", help="list every app with state in this user's state folder")
     for name, verb in (("off", "switch off"), ("on", "switch back on")):
-        command = commands.add_parser(
-            name, help=f"{verb} TARGET (default: every target) of this app (its config's) in running processes"
-        )
-        command.add_argument("target", nargs="?", help="a target's loop as declared, e.g. legacy_app.jobs:update_scores")
-        command.add_argument(
+        switch = command(name, f"{verb} TARGET (default: every target) of this app (its config's) in running processes")
+        switch.add_argument("target", nargs="?", help="a target's loop as declared, e.g. legacy_app.jobs:update_scores")
+        switch.add_argument(
             "--all-apps", action="store_true", help=f"{verb} in the user-wide control file: for every app of this user"
         )
     args = parser.parse_args(argv)

@@ -18,11 +18,13 @@ def _chain() -> None:
         )
     saved = sys.path[:]
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
-    del sys.modules["sitecustomize"]
+    ours = sys.modules.pop("sitecustomize")
     try:
         __import__("sitecustomize")  # the app's own, if any (unknown to the type checker)
     except ImportError:
-        pass
+        # None: this module stands as sitecustomize (site's own `import sitecustomize` looks it
+        # up once this returns; without it: "Error in sitecustomize ... KeyError").
+        sys.modules["sitecustomize"] = ours
     finally:
         sys.path[:] = saved
 
