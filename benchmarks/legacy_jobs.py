@@ -111,3 +111,14 @@ def check_urls(urls: Iterable[str], http: httpx.Client) -> list[tuple[str, Any]]
         except httpx.TransportError as exc:
             results.append((url, type(exc).__name__))
     return results
+
+
+def soak_loop(run: int, keys: Iterable[str], http: httpx.Client) -> list[Any]:
+    """The soak's loop: each key's status for this run, or "timeout" for an answer that hung."""
+    results: list[Any] = []
+    for key in keys:
+        try:
+            results.append(http.get(f"/item/{key}", params={"run": run}).status_code)
+        except httpx.TimeoutException:
+            results.append("timeout")
+    return results

@@ -7,6 +7,7 @@ per-item call, a pacing sleep, and loops started by ``schedule`` and by APSchedu
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import re
 import sqlite3
@@ -568,3 +569,53 @@ def test_a_source_that_raises_when_read_ahead_raises_only_where_the_loop_reads_i
     assert any(line.startswith("sched_accel.internal_error") for line in capture_events)  # said once
     assert compared.after == compared.before == (["T0", "T1", "T2", "T3", "T4", "T5"], "row 6 is corrupt")
     assert compared.calls_after == compared.calls_before
+
+
+APACED = """
+    import asyncio
+
+    TICKS = []
+
+
+    async def get(token):
+        await asyncio.sleep(0.03)  # the per-item call's own wait: never skipped
+        return token.lower()
+
+
+    async def heartbeat():
+        while True:
+            TICKS.append(asyncio.get_running_loop().time())
+            await asyncio.sleep(0.01)
+
+
+    async def update(tokens):
+        beat = asyncio.create_task(heartbeat())  # made inside the run: its context is the loop's
+        out = []
+        try:
+            for token in tokens:
+                out.append(await get(token))
+                await asyncio.sleep(0.05)  # the loop's own pacing
+        finally:
+            beat.cancel()
+        return out
+"""
+
+
+def test_skip_sleeps_skips_and_counts_only_the_loops_own_sleeps_in_an_async_loop(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """Issue 23 item 5: a heartbeat task the loop starts keeps its rhythm and is not counted;
+    skipped_sleeps is the loop's own 10, as the loop's body made them."""
+    write_app(app, {"apaced": APACED}, PACED_TARGET.replace("paced:update", "apaced:update").replace(
+        "client:get_pair", "apaced:get").format(extra="skip_sleeps = true"))
+    apaced: Any = importlib.import_module("apaced")
+    tokens = [f"T{i}" for i in range(10)]
+    install(monkeypatch, capture_events)
+    started = time.perf_counter()
+    assert asyncio.run(apaced.update(tokens)) == [t.lower() for t in tokens]
+    seconds = time.perf_counter() - started
+    fields = run_line(capture_events)
+    assert fields["skipped_sleeps"] == "10", fields
+    assert seconds < len(tokens) * 0.05 / 2  # the loop's sleeps skipped
+    gaps = [b - a for a, b in zip(apaced.TICKS, apaced.TICKS[1:])]
+    assert gaps and min(gaps) >= 0.008, gaps  # the heartbeat slept each time: its rhythm kept

@@ -85,6 +85,7 @@ class HttpRun:
         self.policy = policy
         self.timeout = policy.wait_timeout
         self.skip_sleeps, self.skipped_sleeps = report.target.skip_sleeps, 0
+        self.home: tuple[str, int] | None = None  # the loop's own task or thread (``_run.here``), once it runs
         self.submit = submit
         self.window, self.items = window, Window(source, window)
         self.concurrency = concurrency

@@ -19,7 +19,7 @@ from .._engine import AsyncWorkers, Slot, ThreadWorkers
 from .._log import internal_error
 from .._report import RunReport
 from ._probe import waited
-from ._run import CURRENT, PrefetchRun
+from ._run import CURRENT, PrefetchRun, here
 from ._shadow import ShadowRun
 from ._sources import split
 
@@ -227,9 +227,10 @@ class SleepSkipper:
         self.is_async = is_async
 
     def enabled(self) -> bool:
-        """Only in the loop's own thread or task, while a run that skips sleeps is on."""
+        """Only in the loop's own thread or task, while a run that skips sleeps is on (not in a
+        task the loop started, which inherits the loop's context)."""
         run = CURRENT.get()
-        return run is not None and run.skip_sleeps
+        return run is not None and run.skip_sleeps and run.home == here()
 
     def __call__(self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         run = CURRENT.get()

@@ -36,7 +36,7 @@ from .._state import Recorder
 from .._targets import Resolved
 from ._http_run import HttpRun
 from ._probe import StepAside
-from ._run import CURRENT, PrefetchRun
+from ._run import CURRENT, PrefetchRun, here
 from ._shadow import ShadowRun
 from ._shape import item_path
 from ._sources import Items
@@ -215,6 +215,7 @@ class PrefetchMode:
             yield args, kwargs
             return
         token = CURRENT.set(run)
+        run.home = here()
         requests = LOOP.set(run) if isinstance(run, HttpRun) else None
         outcome = "raised"
         try:
@@ -252,6 +253,7 @@ class PrefetchMode:
             workers.start()  # before CURRENT is set: the workers must not see the loop's run
             run.submit = workers.submit
             token = CURRENT.set(run)
+            run.home = here()
             requests = LOOP.set(run) if isinstance(run, HttpRun) else None
             try:
                 result = await wrapped(*args, **kwargs)

@@ -12,10 +12,13 @@ either served or run directly, never both.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from .._engine import Slot
 from .._log import internal_error
@@ -28,11 +31,23 @@ if TYPE_CHECKING:
     from .._policy import Policy
     from ._http_run import HttpRun
 
-__all__ = ["CURRENT", "INFER_ATTEMPTS", "MISMATCHES", "PrefetchRun"]
+__all__ = ["CURRENT", "INFER_ATTEMPTS", "MISMATCHES", "PrefetchRun", "here"]
 
 #: The prefetch run of the loop executing in this thread or task, if any (function-level,
 #: or HTTP-level).
 CURRENT: ContextVar[PrefetchRun | HttpRun | None] = ContextVar("sched_accel_prefetch_run", default=None)
+
+
+
+def here() -> tuple[str, int]:
+    """The task (of an event loop: asyncio's or trio's) or else the thread running now: the
+    loop's own is its run's ``home``. A task the loop starts inherits its context (``CURRENT``),
+    not its home (issue 23 item 5: a heartbeat's sleeps were skipped and counted as the loop's)."""
+    try:
+        return ("task", anyio.get_current_task().id)
+    except Exception:  # no event loop in this thread
+        return ("thread", threading.get_ident())
+
 
 #: Real calls whose item could not be found before inference gives up.
 INFER_ATTEMPTS = 3
@@ -74,6 +89,7 @@ class PrefetchRun:
         self.timeout = policy.wait_timeout if policy is not None else None
         self.skip_sleeps = report.target.skip_sleeps
         self.skipped_sleeps = 0
+        self.home: tuple[str, int] | None = None  # the loop's own task or thread (``here``), once it runs
         self.recorder = recorder
         self.source = source
         self.submit = submit
