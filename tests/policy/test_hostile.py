@@ -50,7 +50,7 @@ def test_a_retry_after_of_a_day_holds_the_host_no_longer_than_the_retry_deadline
     # Each at once: the wait did not fit its deadline, so it gave up, or (refused while the run was
     # no more than sequential, as it is under a slow tracer) it was not retried at all.
     line = run_line(capture_events)
-    assert line["retries"] == "0" and 1 <= int(line["gave_up"]) <= 7, line
+    assert line["retries"] == "0" and int(line["gave_up"]) + int(line["ok"]) <= 8, line
 
 
 def test_refusals_to_a_run_no_more_than_sequential_neither_pause_nor_retry(
