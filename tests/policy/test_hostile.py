@@ -59,6 +59,7 @@ def test_refusals_to_a_run_no_more_than_sequential_neither_pause_nor_retry(
     """The same refusals to a run that stepped aside (its requests one at a time, as the plain
     loop's): the sequential loop met them too, so each is answered at once, as it was, and no
     Retry-After holds the loop (issue 23, item 4: never slower than the plain loop)."""
+    monkeypatch.setattr(_probe, "PROBE_SECONDS", 1.0)  # "quick" even under coverage's tracer: it steps aside
     app.write("hostile.py", LOOP)
     app.config('[retry]\ndeadline = 30\n\n[[targets]]\nloop = "hostile:poll"\nitems = "keys"\nconcurrency = 4\n')
     module: Any = importlib.import_module("hostile")
