@@ -268,6 +268,33 @@ async def test_async_direct_call_is_retried_in_the_callers_task() -> None:
 
 
 @pytest.mark.anyio
+async def test_an_async_direct_retry_waits_without_the_sleeps_skip_sleeps_may_patch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loop's own retry waits its delay in its task, where ``skip_sleeps`` makes the async
+    sleeps return at once: it must not be one of them (it would hammer a refusing host)."""
+    import time
+
+    import anyio
+
+    async def skipped(delay: float) -> None:
+        raise AssertionError("a retry's wait went through anyio.sleep")
+
+    monkeypatch.setattr(anyio, "sleep", skipped)
+    p = Policy(target(initial=0.05, maximum=0.05, transient=True), Hosts(), rng=Random(1))
+    calls: list[float] = []
+
+    async def flaky() -> int:
+        calls.append(time.monotonic())
+        if len(calls) < 2:
+            raise TimeoutError
+        return 7
+
+    assert await p.acall(flaky, (), {}) == 7
+    assert len(calls) == 2 and calls[1] - calls[0] > 0
+
+
+@pytest.mark.anyio
 async def test_async_attempt_is_cut_at_the_timeout() -> None:
     import anyio
 

@@ -288,12 +288,12 @@ class Policy:
             if delay is None:
                 return slot.outcome()
             slot.rearm()
-            await anyio.sleep(delay)
+            await _wait(delay)
         else:
             slot = Slot(fn, args, kwargs)
         while (delay := await self.aattempt(slot)) is not None:
             slot.rearm()
-            await anyio.sleep(delay)
+            await _wait(delay)
         return slot.outcome()
 
     # -- each HTTP request of an attempt (driven by ``_http``) --------------------------------
@@ -348,6 +348,13 @@ class Policy:
 #: Never set: ``.wait(seconds)`` sleeps between a direct call's attempts without ``time.sleep``
 #: (which ``skip_sleeps`` may have patched).
 _pause = threading.Event()
+
+
+async def _wait(seconds: float) -> None:
+    """Wait ``seconds`` in the loop's own task without the async sleeps, which ``skip_sleeps``
+    may have patched there: a retry's wait is not one of the loop's pacing sleeps."""
+    with anyio.move_on_after(seconds):
+        await anyio.Event().wait()
 
 
 def _discard(error: BaseException) -> None:
