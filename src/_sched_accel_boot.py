@@ -2,9 +2,11 @@
 
 Run by ``sched_accel.pth`` (an import line, which first checks that the flag is set at
 all) and by ``sched_accel.start`` (PEP 829, Python 3.15+), it imports nothing beyond ``os``
-and ``sys`` (loaded at start-up) and the builtin ``_thread`` (the watcher's lock):
+and ``sys`` (loaded at start-up) and the builtins ``_thread`` (the watcher's lock) and
+``atexit`` (the line saying a target's module was never imported):
 
 - flag unset or off: return at once;
+- flag on, no config: one plain ``sched_accel.no_config`` line (where it looked), nothing more;
 - flag on: find the config, pre-scan its text for the modules that hold the declared loops,
   and watch for their import. The real TOML parse, wrapt and loguru are loaded only when one
   of them is imported (or ``__main__`` is a target): a process that runs none pays ~nothing.

@@ -158,7 +158,9 @@ def _say_active(settings: Settings) -> None:
 def _say_never_patched() -> None:
     """At exit: each declared target whose loop this process never patched."""
     try:
-        with _state.lock:
+        if not _state.lock.acquire(timeout=1.0):  # a thread of the app's holds it: never hang the exit
+            return
+        try:
             settings = _state.settings
             if settings is None or not _state.active:
                 return
@@ -167,6 +169,8 @@ def _say_never_patched() -> None:
                 if t.loop.module and t.loop.module not in sys.modules  # not imported (else it said why not patched)
                 and ((p := _state.patches.get(t.name)) is None or not p.installed)
             ]
+        finally:
+            _state.lock.release()
         for target in never:
             _log.event(
                 "WARNING",
