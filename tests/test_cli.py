@@ -411,6 +411,22 @@ def test_doctor_finds_the_start_up_file_and_the_running_hook(project: App) -> No
     assert "[FAIL]" not in out.stdout
 
 
+def test_doctor_tries_that_state_can_be_written_and_leaves_nothing(project: App, tmp_path: Path) -> None:
+    """doctor says whether this app's state can be written, by trying (root passes every
+    permission check): a folder under /proc refuses; a folder not made yet is tried in its
+    nearest parent, which is left as it was (issue 21: it said [ok] for a control file it could
+    not write)."""
+    refused = cli(project, "doctor", SCHED_ACCEL_CONTROL="/proc/sched-accel-nowhere/control.json")
+    assert refused.returncode == 1
+    assert "[FAIL] state cannot be written in /proc/sched-accel-nowhere/apps/" in refused.stdout
+    assert "SCHED_ACCEL_DISABLED_TARGETS" in refused.stdout
+    parent = tmp_path / "home"
+    parent.mkdir()
+    fine = cli(project, "doctor", SCHED_ACCEL_CONTROL=str(parent / "state" / "control.json"))
+    assert f"[ok]   state can be written in {parent / 'state' / 'apps'}" in fine.stdout, fine.stdout
+    assert list(parent.iterdir()) == []  # tried, nothing made
+
+
 def test_doctor_fails_on_a_broken_config(project: App) -> None:
     """doctor exits non-zero with a [FAIL] config line when the config does not load."""
     (project.root / "sched_accel.toml").write_text("[[targets]\n")

@@ -14,6 +14,7 @@ import site
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -262,7 +263,35 @@ def _doctor(args: argparse.Namespace) -> int:
     else:
         off = ", ".join(sorted(cstate.off)) or "nothing"
         _say(f"[ok]   control file {where}: switched off: {off}")
+    folder = os.path.dirname(control.path)
+    why = _unwritable(folder)
+    if why is None:
+        _say(f"[ok]   state can be written in {folder} (last runs, learned calls, `sched-accel off`)")
+    else:
+        ok = False
+        _say(
+            f"[FAIL] state cannot be written in {folder}: {why}; runs are not recorded, items = \"learned\" never "
+            f"learns, and `sched-accel off` cannot switch this app: set $SCHED_ACCEL_CONTROL to a control.json in a "
+            f"folder this user can write, or switch targets off with ${DISABLED_ENV}"
+        )
     return 0 if ok else 1
+
+
+def _unwritable(folder: str) -> str | None:
+    """Why this user cannot write state in ``folder``, or None. Tried, not guessed (root passes
+    every permission check, not a read-only or virtual file system): a folder made and removed
+    at once in it, or in its nearest existing parent when it is not made yet (never left behind)."""
+    existing = folder
+    while not os.path.isdir(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            return "no folder above it exists"
+        existing = parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".sched-accel-doctor-", dir=existing))
+    except OSError as exc:
+        return f"{existing} refused a new entry ({exc.strerror or exc})"
+    return None
 
 
 # -- status, on, off -----------------------------------------------------------------------
