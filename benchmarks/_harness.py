@@ -85,6 +85,22 @@ os.environ["SCHED_ACCEL_CONTROL"] = str(Path(_STATE, "control.json"))  # the sta
 
 
 @contextmanager
+def installed(text: str, name: str) -> Iterator[None]:
+    """sched_accel installed for the block with the config ``text`` (written as ``name`` in the
+    benchmarks' state folder), the way the start-up hook does it; uninstalled after."""
+    config = Path(_STATE, name)
+    config.write_text(text)
+    os.environ["ENABLE_SCHEDULER_OPTIMIZATION"] = "1"
+    try:
+        if not sched_accel.install(str(config)):
+            raise RuntimeError(f"sched_accel did not install the config {config}")
+        yield
+    finally:
+        sched_accel.uninstall()
+        del os.environ["ENABLE_SCHEDULER_OPTIMIZATION"]
+
+
+@contextmanager
 def patched(
     concurrency: int,
     variant: str = "default",
@@ -105,8 +121,7 @@ def patched(
     if not keep_learned:  # each run starts as a first run, unless it is the second of a cron job
         for kept in Path(_STATE).glob("apps/*/hosts.json"):  # each app's own (state per app)
             kept.unlink()
-    config = Path(_STATE, f"sched_accel-{concurrency}-{window}-{http}-{shadow}.toml")
-    config.write_text(CONFIG.format(
+    text = CONFIG.format(
         concurrency=concurrency,
         fetch_sync="http" if http else "legacy_jobs:Api.get_item",
         fetch_async="http" if http else "legacy_jobs:AsyncApi.get_item",
@@ -114,20 +129,18 @@ def patched(
         # A per-item method is shadowed by default; the rows named "function level" serve its return value.
         shadow="" if http else "shadow = true\n" if shadow else "pure = true\n",
         top=top,
-    ))
+    )
     saved = {name: getattr(_probe, name) for name in VARIANTS[variant]}
-    os.environ["ENABLE_SCHEDULER_OPTIMIZATION"] = "1"
     try:
         for name, value in VARIANTS[variant].items():
             setattr(_probe, name, value)
-        if not sched_accel.install(str(config)) or len(sched_accel.patched_targets()) != 4:
-            raise RuntimeError(f"sched_accel did not patch the benchmark loops: {sched_accel.patched_targets()}")
-        yield
+        with installed(text, f"sched_accel-{concurrency}-{window}-{http}-{shadow}.toml"):
+            if len(sched_accel.patched_targets()) != 4:
+                raise RuntimeError(f"sched_accel did not patch the benchmark loops: {sched_accel.patched_targets()}")
+            yield
     finally:
-        sched_accel.uninstall()
         for name, value in saved.items():
             setattr(_probe, name, value)
-        del os.environ["ENABLE_SCHEDULER_OPTIMIZATION"]
 
 
 def last_run_note() -> str:

@@ -145,10 +145,12 @@ def serve(table: Sequence[float], limit: RateLimit | None = None) -> None:
 
 
 @contextmanager
-def running(*args: str) -> Iterator[str]:
-    """``with running("--fixed", "0.2") as url``: the server in a child process."""
+def running(*args: str, script: str = __file__) -> Iterator[str]:
+    """``with running("--fixed", "0.2") as url``: the server in a child process, until the block
+    ends (its stdin closes). Another benchmark's own server: ``running("--serve", script=__file__)``,
+    whose first line of output (yielded) starts with its URL."""
     child = subprocess.Popen(
-        [sys.executable, __file__, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
         assert child.stdout is not None

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -33,10 +32,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _upstream  # noqa: E402
 import legacy_jobs  # noqa: E402
-from _harness import _STATE, machine, table  # noqa: E402
-
-import sched_accel  # noqa: E402
+from _harness import installed, machine, table  # noqa: E402
 
 LATENCY = 0.05
 CONCURRENCY = 8
@@ -55,7 +53,7 @@ items = "urls"
 
 # -- the upstream, in a process of its own: a healthy port and a failing one -----------------------
 def serve() -> None:
-    """Serve until stdin closes; print the healthy port, the failing port and a dead one."""
+    """Serve until stdin closes; print the URLs of the healthy port, the failing one and a dead one."""
     counts = {"failing": 0}
     lock = threading.Lock()
 
@@ -97,16 +95,16 @@ def serve() -> None:
     dead = ThreadingHTTPServer(("127.0.0.1", 0), handler(200))
     dead_port = dead.server_address[1]
     dead.server_close()  # nothing listens there now: connection refused
-    print(servers[0].server_address[1], servers[1].server_address[1], dead_port, flush=True)
+    print(*(f"http://127.0.0.1:{port}" for port in (*(s.server_address[1] for s in servers), dead_port)), flush=True)
     sys.stdin.read()
 
 
-def urls(healthy: int, failing: int, dead: int) -> list[str]:
+def urls(healthy: str, failing: str, dead: str) -> list[str]:
     """30 healthy URLs with a failing one and a dead one after every sixth."""
-    out = [f"http://127.0.0.1:{healthy}/item/{i}" for i in range(HEALTHY)]
+    out = [f"{healthy}/item/{i}" for i in range(HEALTHY)]
     for n in range(FAILING):
-        out.insert(6 * (n + 1) + 2 * n, f"http://127.0.0.1:{failing}/status/{n}")
-        out.insert(6 * (n + 1) + 2 * n + 1, f"http://127.0.0.1:{dead}/status/{n}")
+        out.insert(6 * (n + 1) + 2 * n, f"{failing}/status/{n}")
+        out.insert(6 * (n + 1) + 2 * n + 1, f"{dead}/status/{n}")
     return out
 
 
@@ -131,19 +129,9 @@ def thread_pool(items: list[str]) -> list[tuple[str, Any]]:
 
 def ours(top: str) -> Callable[[list[str]], list[tuple[str, Any]]]:
     def run(items: list[str]) -> list[tuple[str, Any]]:
-        config = Path(_STATE, f"failing-{abs(hash(top))}.toml")
-        config.write_text(CONFIG.format(concurrency=CONCURRENCY, top=top))
-        import os
-
-        os.environ["ENABLE_SCHEDULER_OPTIMIZATION"] = "1"
-        try:
-            if not sched_accel.install(str(config)):
-                raise RuntimeError("sched_accel did not patch legacy_jobs:check_urls")
+        with installed(CONFIG.format(concurrency=CONCURRENCY, top=top), f"failing-{abs(hash(top))}.toml"):
             with httpx.Client(timeout=10) as http:
                 return legacy_jobs.check_urls(items, http)
-        finally:
-            sched_accel.uninstall()
-            del os.environ["ENABLE_SCHEDULER_OPTIMIZATION"]
 
     return run
 
@@ -164,14 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve:
         serve()
         return 0
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        healthy, failing, dead = (int(port) for port in server.stdout.readline().split())
+    with _upstream.running("--serve", script=__file__) as line:
+        healthy, failing, dead = line.split()
         items = urls(healthy, failing, dead)
-        stats, reset = f"http://127.0.0.1:{failing}/stats", f"http://127.0.0.1:{failing}/reset"
+        stats, reset = f"{failing}/stats", f"{failing}/reset"
         expected = plain(items)
         rows, walls, ok = [], {}, True
         for name, run in CONTENDERS.items():
@@ -194,10 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({FAILING}) and is no slower than the plain loop: {'PASS' if ok else 'FAIL'}")
         print(machine())
         return 0 if ok else 1
-    finally:
-        if server.stdin is not None:
-            server.stdin.close()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -35,10 +34,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _upstream  # noqa: E402
 import legacy_jobs  # noqa: E402
-from _harness import _STATE, EVENTS, machine, table  # noqa: E402
-
-import sched_accel  # noqa: E402
+from _harness import EVENTS, installed, machine, table  # noqa: E402
 
 KEYS = [f"k{i:02d}" for i in range(20)]
 CONCURRENCY = 8
@@ -66,7 +64,7 @@ def fate(key: str, run: str) -> str:
 
 
 def serve() -> None:
-    """The upstream, until stdin closes; prints its port."""
+    """The upstream, until stdin closes; prints its URL."""
     in_flight = [0]
     lock = threading.Lock()
 
@@ -110,7 +108,7 @@ def serve() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(server.server_address[1], flush=True)
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
     sys.stdin.read()
 
 
@@ -139,15 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve:
         serve()
         return 0
-    upstream = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    config = Path(_STATE, "soak.toml")
-    config.write_text(CONFIG)
-    os.environ["ENABLE_SCHEDULER_OPTIMIZATION"] = "1"
-    try:
-        assert upstream.stdout is not None
-        url = f"http://127.0.0.1:{upstream.stdout.readline().strip()}"
-        if not sched_accel.install(str(config)):
-            raise RuntimeError("sched_accel did not patch legacy_jobs:soak_loop")
+    with _upstream.running("--serve", script=__file__) as url, installed(CONFIG, "soak.toml"):
         rows, base, differ, started = [], None, 0, time.perf_counter()
         seen = dict.fromkeys(("http_429", "http_503", "timeouts", "retries", "lost"), 0)
         with httpx.Client(base_url=url, timeout=TIMEOUT) as http:
@@ -175,12 +165,6 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{'PASS' if ok else 'FAIL'}")
         print(machine())
         return 0 if ok else 1
-    finally:
-        sched_accel.uninstall()
-        del os.environ["ENABLE_SCHEDULER_OPTIMIZATION"]
-        if upstream.stdin is not None:
-            upstream.stdin.close()
-        upstream.wait(timeout=10)
 
 
 if __name__ == "__main__":
