@@ -46,6 +46,7 @@ class _State:
         self.hosts: Hosts | None = None
         self.http = Patch("<http>")
         self.claims: Claims | None = None  # single_run's, made when a target has it
+        self.said_active = False  # this process's start-up line is said (reset() forgets it, for tests)
         self.generation = 0
 
 
@@ -127,16 +128,12 @@ def _install(settings: Settings) -> None:
         _arm(target, generation)
 
 
-_said_active = False
-
-
 def _say_active(settings: Settings) -> None:
     """The one start-up line of this process (the first install): its config, its targets,
     those patched and the modules still awaited; and, at exit, the targets never patched."""
-    global _said_active
-    if _said_active:
+    if _state.said_active:
         return
-    _said_active = True
+    _state.said_active = True
     patched = [t.name for t in settings.targets if (p := _state.patches.get(t.name)) is not None and p.installed]
     waiting = sorted({
         t.loop.module or t.loop.path or "?" for t in settings.targets
@@ -223,11 +220,10 @@ def uninstall() -> None:
 def reset() -> None:
     """Forget everything this process learned, for tests: uninstall, and drop the targets'
     breakers (which outlive an uninstall otherwise) and the log routing chosen since."""
-    global _said_active
     with _state.lock:
         uninstall()
         _state.breakers.clear()
-        _said_active = False
+        _state.said_active = False
     _log.reset()
 
 
