@@ -401,7 +401,7 @@ def _start() -> None:
         cwd = os.getcwd()
         looked = ", ".join([f"${CONFIG_ENV} (unset)", os.path.join(cwd, "sched_accel.toml"),
                             os.path.join(cwd, "pyproject.toml") + " [tool.sched_accel]"])
-        _say(f"no_config pid={os.getpid()} cwd={cwd!r} looked_in={looked!r} - {FLAG} is on, but no config was found at "
+        _say(f"no_config cwd={cwd!r} looked_in={looked!r} pid={os.getpid()} - {FLAG} is on, but no config was found at "
              "start, so nothing is patched unless the app calls sched_accel.install() with one; set "
              f"{CONFIG_ENV}=/path/to/sched_accel.toml, or start the app from the folder that holds it")
         return
@@ -429,6 +429,21 @@ def _never_imported(modules: Sequence[str], path: str) -> None:
         return
     missing = [name for name in modules if name not in sys.modules]
     if missing:
-        _say(f"never_imported pid={os.getpid()} config={path!r} modules={','.join(missing)} - this process never "
+        _say(f"never_imported config={path!r} modules={','.join(missing)} pid={os.getpid()} - this process never "
              "imported the module of any declared loop, so nothing was patched; if it should have, check the module "
-             "names (`sched-accel check` lists what resolves)")
+             f"names (`sched-accel check` lists what resolves){script_hint(missing, path)}")
+
+
+def script_hint(missing: Sequence[str], config: str) -> str:
+    """When a module never imported is this process's own script (``python job.py`` runs
+    ``job.py`` as ``__main__``, never as ``job``): how to name its loop instead."""
+    script = main_script_path()
+    if script is None:
+        return ""
+    stem = os.path.splitext(os.path.basename(script))[0]
+    for name in missing:
+        if name.rpartition(".")[2] == stem:
+            where = os.path.relpath(script, os.path.dirname(config))
+            return (f"; {name} is this process's main script ({script}), which Python runs as __main__, never as "
+                    f"{name}: name its loop by path, loop = \"{where}:<function>\"")
+    return ""

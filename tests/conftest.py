@@ -3,7 +3,9 @@ throw-away apps, real interpreters."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -127,12 +129,31 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
             del sys.modules[name]
 
 
+class _Lines(logging.Handler):
+    """The messages of the records that reach the ``sched_accel`` stdlib logger."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(_PID.sub("", record.getMessage()))
+
+
+_PID = re.compile(r" pid=\d+(?= - |$)")
+
+
 @pytest.fixture
 def capture_events() -> Iterator[list[str]]:
-    """The lines sched_accel logs during the test (through loguru, as by default)."""
+    """The lines sched_accel logs during the test, by either route (loguru's sinks, or the
+    stdlib logger: the default under pytest, whose handlers make logging "configured"),
+    without the ``pid=`` every line ends its fields with."""
     from loguru import logger
 
     lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(message.record["message"]), level="DEBUG")
+    handler = _Lines(lines)
+    logging.getLogger("sched_accel").addHandler(handler)
+    sink = logger.add(lambda message: lines.append(_PID.sub("", message.record["message"])), level="DEBUG")
     yield lines
     logger.remove(sink)
+    logging.getLogger("sched_accel").removeHandler(handler)

@@ -77,6 +77,7 @@ class FaultServer:
         date_offset: float = 0.0,
         rate_changes: dict[str, float] | None = None,
         tell: dict[str, str] | None = None,
+        serial: bool = False,
     ) -> None:
         if form not in FORMS:
             raise ValueError(f"form={form!r}: expected one of {', '.join(FORMS)}")
@@ -95,6 +96,8 @@ class FaultServer:
         self.tell = dict(tell or {})
         self.arrived: list[float] = []
         self.latency = latency
+        #: Answers are made one at a time (an upstream that serialises): each waits for the last.
+        self.serial = threading.Lock() if serial else None
         #: Latency of one key's answers, where it differs from ``latency``.
         self.latencies: dict[str, float] = {}
         self.per_second = per_second
@@ -254,7 +257,10 @@ class FaultServer:
                 handler.close_connection = True
                 return
             latency = self.latencies.get(key, self.latency)
-            if latency:
+            if latency and self.serial is not None:
+                with self.serial:
+                    time.sleep(latency)
+            elif latency:
                 time.sleep(latency)
             if fault in ("503", "500"):
                 self._send(handler, int(fault), {"error": "unavailable"})

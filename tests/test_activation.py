@@ -177,7 +177,7 @@ def test_reset_forgets_the_process_state(replace_app: App, monkeypatch: pytest.M
     sched_accel.reset()
     assert not sched_accel.is_active() and sched_accel.patched_targets() == []
     assert not _activation._state.breakers
-    assert not _log._router.stdlib
+    assert _log._router.route == "auto"
     assert not _patching.is_ours(jobs.update)
 
 

@@ -210,7 +210,7 @@ def test_flag_on_without_a_target_import_stays_lazy(job: App) -> None:
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [[], ["jobs"]]
     # At exit, one plain line (nothing loaded for it): the module of its loop was never imported.
-    assert events(out.stderr) == ["never_imported"] and "modules=jobs - " in out.stderr
+    assert events(out.stderr) == ["never_imported"] and "modules=jobs pid=" in out.stderr
 
 
 def test_boot_twice_patches_once(job: App) -> None:
@@ -329,7 +329,7 @@ def test_a_target_whose_module_is_never_imported_is_said_at_exit(job: App) -> No
     assert "waiting_for=jobz " in installed.stderr and "target=jobz:update" in installed.stderr
     hooked = job.run("main.py", env=config_env(job, **{FLAG: "1"}))
     assert hooked.returncode == 0 and hooked.stdout == SEQUENTIAL_OUTPUT, hooked.stderr
-    assert events(hooked.stderr) == ["never_imported"] and "modules=jobz - " in hooked.stderr
+    assert events(hooked.stderr) == ["never_imported"] and "modules=jobz pid=" in hooked.stderr
 
 
 def test_a_named_but_missing_config_never_crashes_the_host(job: App) -> None:
@@ -360,8 +360,8 @@ def test_a_control_path_that_is_a_folder_never_crashes_the_host(job: App) -> Non
     out = job.run("main.py", env=config_env(job, **{FLAG: "1"}))
     assert out.returncode == 0, out.stderr
     assert out.stdout == SEQUENTIAL_OUTPUT.replace("function", "SchedAccelWrapper")
-    assert events(out.stderr) == ["patched", "active", "control_file_refused"], out.stderr
-    assert "not a regular file" in out.stderr
+    assert events(out.stderr) == ["patched", "active", "control_file_refused", "run"], out.stderr
+    assert "not a regular file" in out.stderr and 'outcome=off' in out.stderr and 'by="a refused control file"' in out.stderr
 
 
 # -- sched-accel off/on while a process runs ---------------------------------------------------
@@ -411,7 +411,10 @@ def test_off_and_on_reach_a_running_process(job: App) -> None:
         assert proc.wait(timeout=30) == 0
         stderr = proc.stderr.read() if proc.stderr else ""
     assert outputs == [["accelerated [1]"], ["sequential [2]"], ["accelerated [3]"]], stderr
-    assert events(stderr) == ["patched", "active", "run", "switched_off", "run"]  # off: said once, then back on
+    # off: said once, its run the original, timed (outcome=off); then back on
+    assert events(stderr) == ["patched", "active", "run", "switched_off", "run", "run"]
+    assert [line.split("outcome=")[1].split()[0] for line in stderr.splitlines() if "sched_accel.run " in line] == [
+        "ok", "off", "ok"]
 
 
 # -- the import watcher itself, in this process ----------------------------------------------

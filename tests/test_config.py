@@ -106,7 +106,7 @@ def test_standalone_form_and_defaults(tmp_path: Path) -> None:
     assert settings.concurrency == 8
     assert settings.breaker_threshold == 3
     assert settings.breaker_cooldown == 300.0
-    assert settings.log == "loguru"
+    assert settings.log == "auto"
     [target] = settings.targets
     assert target.name == "jobs:update"
     assert target.mode == "replace"
@@ -270,7 +270,7 @@ def test_bad_target_concurrency(tmp_path: Path, raw: str, shown: str) -> None:
         ("breaker_threshold = 0", "breaker_threshold = 0 is not allowed: a whole number from 1 to 10,000"),
         ("breaker_cooldown = 0", "breaker_cooldown = 0 is not allowed: seconds a tripped target stays off"),
         ("breaker_cooldown = true", "breaker_cooldown = True is not allowed"),
-        ('log = "syslog"', "log = 'syslog' is not allowed: \"loguru\" (default) or \"stdlib\""),
+        ('log = "syslog"', "log = 'syslog' is not allowed: \"auto\" (default: the stdlib logger when the app configured logging, else loguru), \"loguru\" or \"stdlib\""),
         ('control_file = ""', "control_file = '' is not allowed: a non-empty path"),
         ('targets = "jobs:update"', "targets = 'jobs:update' is not allowed: an array of tables"),
     ],

@@ -112,7 +112,7 @@ READS = st.lists(
     max_size=3,
 )
 TOP_KEYS = ["concurrency", "breaker_threshold", "breaker_cooldown", "log", "control_file", "retry", "hosts",
-            "coordination", "tool", "targets", "unknown"]
+            "coordination", "metrics", "tool", "targets", "unknown"]
 
 # -- [coordination] and single_run -----------------------------------------------------------------
 #: Redis's password, in URLs and in the environment: never in an error, a log line or a repr.

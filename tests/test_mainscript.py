@@ -132,6 +132,20 @@ def test_other_script_in_the_folder_is_left_alone(tracker: App) -> None:
     assert out.stderr == ""
 
 
+def test_a_script_named_by_module_is_said_with_the_path_to_write(app: App) -> None:
+    """``loop = "jobs.tracker:main"`` for a script run as ``python jobs/tracker.py``: Python runs
+    it as ``__main__``, never as ``jobs.tracker``, so nothing is patched; the exit line says
+    so and what to write instead."""
+    app.write("jobs/tracker.py", SCRIPT)
+    app.write("jobs/tracker_accel.py", REPLACEMENT)
+    app.config('[[targets]]\nloop = "jobs.tracker:main"\nreplacement = "tracker_accel:main"\n')
+    out = run(app, "jobs/tracker.py", flag="1")
+    assert out.returncode == 0 and "sequential" in out.stdout, out.stderr
+    assert events(out.stderr) == ["never_imported"], out.stderr
+    assert "jobs.tracker is this process's main script" in out.stderr
+    assert 'name its loop by path, loop = "jobs/tracker.py:<function>"' in out.stderr
+
+
 def test_module_run_with_dash_m_is_patched_only_with_the_flag(app: App) -> None:
     """`python -m pkg.job` declared as `pkg.job:main` is patched with the flag on, not off."""
     app.write("pkg/__init__.py", "")

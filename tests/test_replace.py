@@ -184,7 +184,7 @@ def fields(line: str) -> dict[str, str]:
 
 def envelope(patched: Any) -> ReplaceMode:
     """The mode installed on a patched loop (wrapt keeps it as _self_wrapper)."""
-    found = patched._self_wrapper
+    found = patched._self_wrapper.mode  # inside the Switched that times runs made switched off
     assert isinstance(found, ReplaceMode)
     return found
 
@@ -429,7 +429,9 @@ def test_control_file_off_is_honoured_at_the_next_call(
     assert m.jobs.update([4]) == ["accel", 8]
     assert m.accel.RAN == [[1], [4]]
     assert m.jobs.RAN == [[2], [3]]
-    assert len(events(capture_events, "run")) == 2  # calls switched off are not runs of ours
+    runs = [fields(line) for line in events(capture_events, "run")]
+    assert [run["outcome"] for run in runs] == ["ok", "off", "off", "ok"]  # switched off: the original, timed
+    assert [run.get("by", "-") for run in runs][1:3] == [os.environ["SCHED_ACCEL_CONTROL"]] * 2
 
 
 def test_other_target_off_leaves_this_one_on(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -485,7 +487,7 @@ def test_run_line_fields(app: App, monkeypatch: pytest.MonkeyPatch, capture_even
     assert m.jobs.update([1, 2, 3]) == [2, None, 6]
     [run] = events(capture_events, "run")
     got = fields(run)
-    assert re.fullmatch(r"\d+\.\d{3}", got.pop("seconds"))
+    assert re.fullmatch(r"\d+(\.\d{1,3})?", got.pop("seconds"))
     assert got == {
         "target": "jobs:update",
         "mode": "replace",

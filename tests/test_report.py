@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
+
+import pytest
 
 from sched_accel._policy import Hosts
 from sched_accel._report import RunReport
@@ -52,19 +55,13 @@ def test_a_run_is_saved_for_status(tmp_path: Path) -> None:
     assert record["hosts"][0].startswith("api.test: requests=0")
 
 
-def test_a_run_that_lost_items_or_did_not_end_ok_is_a_warning() -> None:
+def test_a_run_that_lost_items_or_did_not_end_ok_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     """INFO only for an ok run that lost nothing (grep 'lost=[1-9]' finds the others too)."""
-    from loguru import logger
-
-    levels: list[str] = []
-    sink = logger.add(lambda message: levels.append(message.record["level"].name), level="DEBUG")
-    try:
+    with caplog.at_level(logging.DEBUG, logger="sched_accel"):
         RunReport(target()).finish("ok")
         RunReport(target()).finish("ok", more={"lost": 1})
         RunReport(target()).finish("fallback")
-    finally:
-        logger.remove(sink)
-    assert levels == ["INFO", "WARNING", "WARNING"]
+    assert [r.levelname for r in caplog.records if r.name == "sched_accel"] == ["INFO", "WARNING", "WARNING"]
 
 
 def test_an_undeclared_host_that_refused_is_hinted(capture_events: list[str]) -> None:

@@ -13,16 +13,17 @@ import difflib
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
 import _sched_accel_boot as boot
 
-from . import _log, _mainscript
+from . import _log, _mainscript, _metrics
 from ._companions import patch_closing, patch_fetch, patch_returned_by, patch_sleeps
 from ._config import load_config
 from ._exceptions import SchedAccelError
+from ._off import Switched
 from ._patching import Patch, apply
 from ._policy import CircuitBreaker, Hosts, patch_http
 from ._prefetch import PrefetchMode
@@ -100,8 +101,7 @@ def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
 
 
 def _install(settings: Settings) -> None:
-    if settings.log == "stdlib":
-        _log.log_to_stdlib()
+    _log.route_as_configured(settings.log)
     if not settings.targets:
         _log.event("WARNING", "no_targets", "the config declares no [[targets]], so nothing is patched", config=settings.path)
     _state.settings = settings
@@ -126,6 +126,7 @@ def _install(settings: Settings) -> None:
         _state.claims = Claims(settings.coordination, settings.state_dir)  # its backends made at the first claim
     for target in settings.targets:
         _arm(target, generation)
+    _metrics.serve(settings.metrics)  # [metrics] prometheus: our endpoint (else nothing, nothing imported)
 
 
 def _say_active(settings: Settings) -> None:
@@ -147,7 +148,6 @@ def _say_active(settings: Settings) -> None:
         targets=len(settings.targets),
         patched=",".join(patched) or "-",
         waiting_for=",".join(waiting) or "-",
-        pid=os.getpid(),
     )
     atexit.register(_say_never_patched)
 
@@ -173,9 +173,9 @@ def _say_never_patched() -> None:
                 "WARNING",
                 "never_patched",
                 f"{target.loop.module} was never imported in this process, so this loop never ran accelerated; if it "
-                "should have, check the module's name (`sched-accel check` lists what resolves)",
+                "should have, check the module's name (`sched-accel check` lists what resolves)"
+                + boot.script_hint([target.loop.module or ""], settings.path or os.getcwd()),
                 target=target.name,
-                pid=os.getpid(),
             )
     except Exception:  # at exit, nothing of ours may raise
         pass
@@ -224,6 +224,7 @@ def reset() -> None:
         uninstall()
         _state.breakers.clear()
         _state.said_active = False
+    _metrics.reset()
     _log.reset()
 
 
@@ -278,8 +279,9 @@ def _patch(target: Target, module: ModuleType) -> None:
             mode = ReplaceMode(target, resolved, breaker, state_dir=settings.app_dir or None)
             mode.prepare()
         switch = Switch(target.name, control, breaker, is_active)
-        wrapper: PrefetchMode | ReplaceMode | SingleRun = mode
-        enabled: Switch | Present = switch
+        # The switch is asked by Switched, which times a run made unaccelerated (outcome=off).
+        wrapper: Switched | SingleRun = Switched(target, mode, switch, state_dir=settings.app_dir or None, is_async=resolved.is_async)
+        enabled: Callable[[], bool] = is_active
         if settings.runs_once(target) and _state.claims is not None:
             # Claims first; the mode's wrapper runs inside it while the switch says yes.
             key = claim_key(settings, target)
@@ -296,7 +298,7 @@ def _patch(target: Target, module: ModuleType) -> None:
             concurrency=target.concurrency,
             kind=resolved.described,
             asynchronous=resolved.is_async,
-            **({"single_run": settings.coordination.where} if wrapper is not mode else {}),
+            **({"single_run": settings.coordination.where} if isinstance(wrapper, SingleRun) else {}),
         )
         if target.fetch is not None:
             patch_fetch(target, mode, module, patch)

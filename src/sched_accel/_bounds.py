@@ -29,6 +29,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "breaker_cooldown": (0, DAY, False),
     "max_age": (0, DAY, False),
     "tick": (0.01, 7 * DAY, False),  # single_run's schedule tick: a hundredth of a second to a week
+    "port": (1, 65_535, True),  # [metrics] prometheus = "host:port": where the endpoint listens
 }
 
 

@@ -35,10 +35,12 @@ from ._state import (
     ControlState,
     LearnedRates,
     default_control_file,
+    floor,
     known_apps,
     load_runs,
     old_state,
 )
+from ._timeline import page
 
 __all__ = ["main"]
 
@@ -88,6 +90,10 @@ _EXAMPLES = {
     "on": """\
   sched-accel on                            every target of this app back on
   sched-accel on legacy_app.jobs:update_scores""",
+    "timeline": """\
+  sched-accel timeline                      every target's last runs, in sched-accel-timeline.html
+  sched-accel timeline legacy_app.jobs:update_scores -o /tmp/scores.html
+    (switch a target off for one run, `sched-accel off`, to keep an unaccelerated run to compare with)""",
 }
 
 
@@ -135,10 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         switch.add_argument(
             "--all-apps", action="store_true", help=f"{verb} in the user-wide control file: for every app of this user"
         )
+    timeline = command("timeline", "draw this app's last runs of each target, one bar per request, as one HTML file")
+    timeline.add_argument("target", nargs="?", help="only this target (its loop as declared)")
+    timeline.add_argument("-o", "--output", metavar="PATH", default="sched-accel-timeline.html",
+                          help="where to write the page (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.config:
         os.environ[boot.CONFIG_ENV] = os.path.abspath(args.config)
-    handlers = {"run": _run, "check": _check, "doctor": _doctor, "status": _status, "on": _on, "off": _off}
+    handlers = {
+        "run": _run, "check": _check, "doctor": _doctor, "status": _status, "on": _on, "off": _off, "timeline": _timeline,
+    }
     if args.command is None:
         parser.print_help()
         return 2
@@ -281,6 +293,9 @@ def _unwritable(folder: str) -> str | None:
     """Why this user cannot write state in ``folder``, or None. Tried, not guessed (root passes
     every permission check, not a read-only or virtual file system): a folder made and removed
     at once in it, or in its nearest existing parent when it is not made yet (never left behind)."""
+    bottom = floor()
+    if not os.path.isdir(bottom) and (folder == bottom or folder.startswith(bottom.rstrip(os.sep) + os.sep)):
+        return f"{bottom} does not exist, and sched_accel never creates it"
     existing = folder
     while not os.path.isdir(existing):
         parent = os.path.dirname(existing)
@@ -292,6 +307,33 @@ def _unwritable(folder: str) -> str | None:
     except OSError as exc:
         return f"{existing} refused a new entry ({exc.strerror or exc})"
     return None
+
+
+# -- timeline ------------------------------------------------------------------------------
+def _timeline(args: argparse.Namespace) -> int:
+    settings, problem = _settings_or_none()
+    if settings is None or not settings.app_dir:
+        _err(problem or "no config found here: run it where the app's sched_accel.toml is, or pass --config")
+        return 1
+    refused: list[str] = []
+    records = load_runs(settings.app_dir, refused)
+    for line in refused:
+        _err(f"skipped {line}")
+    if args.target is not None:
+        records = {name: record for name, record in records.items() if name == args.target}
+    if not records:
+        which = f"target {args.target}" if args.target else "any target of this app"
+        _err(f"no run of {which} is recorded in {settings.app_dir}: run the app with {boot.FLAG}=true first")
+        return 1
+    text = page(records, title=f"sched_accel: last runs of {settings.path}")
+    try:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        _err(f"cannot write {args.output}: {exc.strerror or exc}")
+        return 1
+    _say(f"wrote {os.path.abspath(args.output)}: {', '.join(sorted(records))}")
+    return 0
 
 
 # -- status, on, off -----------------------------------------------------------------------
@@ -533,7 +575,10 @@ def _say_apps(report: dict[str, Any]) -> None:
             _say(f"    {_shown(run['name'])}: {_last_run(run['last_run'])}")
 
 
-_RUN_FIELDS = ("ok", "failed", "retried", "gave_up", "lost", "http_429", "peak_requests", "limit_wait")
+_RUN_FIELDS = (
+    "ok", "failed", "retried", "gave_up", "lost", "http_429", "peak_requests", "limit_wait", "effective_concurrency",
+    "speedup", "by",
+)
 #: Not control characters, yet they reorder or break what a terminal shows: escaped too.
 _INVISIBLE = frozenset("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -568,8 +613,14 @@ def _last_run(figures: dict[str, Any] | None) -> str:
     counts = " ".join(f"{key}={run[key]}" for key in _RUN_FIELDS if key in run)
     text = _shown(
         f"last run: {_when(record.get('finished', 0))} (pid {record.get('pid')}), outcome={run.get('outcome')} "
-        f"{run.get('seconds')} s, items={run.get('items')} {counts}"
+        f"{run.get('seconds')} s, items={'-' if run.get('items') is None else run.get('items')} {counts}"
     )
+    plain = record.get("plain")
+    if isinstance(plain, dict):  # the baseline speedup is measured against
+        text += "\n    " + _shown(
+            f"last unaccelerated run: {_when(plain.get('finished', 0))}, {plain.get('seconds')} s, "
+            f"items={'-' if plain.get('items') is None else plain.get('items')}"
+        )
     hosts = record.get("hosts")
     for line in hosts if isinstance(hosts, list) else []:
         text += f"\n      host {_shown(line)}"

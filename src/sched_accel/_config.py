@@ -21,17 +21,22 @@ from ._settings import (
     HOST_KEYS as _HOST_KEYS,
 )
 from ._settings import (
+    METRICS_KEYS as _METRICS_KEYS,
+)
+from ._settings import (
     RETRY_KEYS as _RETRY_KEYS,
 )
 from ._settings import (
     SAFE_METHODS,
     HostSettings,
     ItemSource,
+    MetricsSettings,
     RetrySettings,
     ReturnedBy,
     Settings,
     Target,
     is_item_path,
+    listen_address,
     parse_items,
     parse_reads,
     valid_host,
@@ -100,7 +105,7 @@ class _Validator:
         threshold = self._positive_int("", table, "breaker_threshold", _SETTINGS.breaker_threshold)
         cooldown = self._number("", table, "breaker_cooldown", _SETTINGS.breaker_cooldown, _TOP_KEYS["breaker_cooldown"], "")
         log = table.get("log", _SETTINGS.log)
-        if log not in ("loguru", "stdlib"):
+        if log not in ("auto", "loguru", "stdlib"):
             self.fail("", "log", log, _TOP_KEYS["log"])
             log = _SETTINGS.log
         user_control = default_control_file()
@@ -108,6 +113,7 @@ class _Validator:
         retry = self._retry("", table.get("retry", {}), _RETRY, "retry.")
         hosts = self._hosts(table.get("hosts", {}))
         self.coordination = coordination_table(self, table.get("coordination", {}))
+        metrics = self._metrics(table.get("metrics", {}))
         targets = self._targets(table.get("targets", []), concurrency_override or concurrency, retry)
         if concurrency_override is not None:
             targets = [replace(t, concurrency=concurrency_override) for t in targets]
@@ -127,6 +133,7 @@ class _Validator:
             retry=retry,
             hosts=hosts,
             coordination=self.coordination,
+            metrics=metrics,
         )
 
     def _control_file(self, value: object, state_dir: str) -> str | None:
@@ -199,6 +206,18 @@ class _Validator:
             on=tuple(on),
             patterns=tuple(patterns),
         )
+
+    def _metrics(self, raw: object) -> MetricsSettings:
+        """The ``[metrics]`` table."""
+        if not isinstance(raw, dict):
+            self.fail("", "metrics", raw, "a table [metrics] of " + ", ".join(sorted(_METRICS_KEYS)))
+            return MetricsSettings()
+        self._unknown("", raw, _METRICS_KEYS, "metrics.")
+        prometheus = raw.get("prometheus")
+        if prometheus is not None and listen_address(prometheus) is None:
+            self.fail("", "metrics.prometheus", prometheus, _METRICS_KEYS["prometheus"])
+            return MetricsSettings()
+        return MetricsSettings(prometheus=prometheus)
 
     def _hosts(self, raw: object) -> dict[str, HostSettings]:
         if not isinstance(raw, dict):

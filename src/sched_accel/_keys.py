@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ._bounds import describe
 
-__all__ = ["COORDINATION_KEYS", "HOST_KEYS", "RETRY_KEYS", "TARGET_KEYS", "TOP_KEYS"]
+__all__ = ["COORDINATION_KEYS", "HOST_KEYS", "METRICS_KEYS", "RETRY_KEYS", "TARGET_KEYS", "TOP_KEYS"]
 
 TOP_KEYS = {
     "concurrency": "default bound for every target, " + describe("concurrency"),
@@ -18,10 +18,11 @@ TOP_KEYS = {
     ),
     "breaker_threshold": "fallbacks in a row that switch a target off, " + describe("breaker_threshold"),
     "breaker_cooldown": "seconds a tripped target stays off, " + describe("breaker_cooldown"),
-    "log": '"loguru" (default) or "stdlib"',
+    "log": '"auto" (default: the stdlib logger when the app configured logging, else loguru), "loguru" or "stdlib"',
     "retry": "the table [retry]: how rate-limited and transient failures of per-item calls are retried",
     "hosts": 'tables [hosts."api.example.com"]: the limits of one upstream host, shared by every target',
     "coordination": "the table [coordination]: what the processes of the app share (the backend) and single_run",
+    "metrics": 'the table [metrics]: prometheus = "127.0.0.1:9464" serves the runs\' figures for Prometheus',
     "targets": "the array of tables [[targets]], one per loop",
 }
 RETRY_KEYS = {
@@ -93,6 +94,14 @@ TARGET_KEYS = {
     "tick": (
         "single_run: the schedule's tick in seconds, " + describe("tick") + "; a call belongs to tick "
         "floor(time / tick), its time being the scheduled run time under APScheduler or schedule, else the clock"
+    ),
+}
+METRICS_KEYS = {
+    "prometheus": (
+        '"HOST:PORT" where this process serves its metrics for Prometheus at /metrics, e.g. "127.0.0.1:9464" '
+        "(the port: " + describe("port") + '; an IPv6 host in brackets: "[::1]:9464"); '
+        "default: not served (an app's own OpenTelemetry MeterProvider gets them all the same); "
+        "needs pip install 'sched-accel[otel]'"
     ),
 }
 COORDINATION_KEYS = {

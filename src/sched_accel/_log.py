@@ -1,13 +1,24 @@
 """Structured log events, one line each, named ``sched_accel.<event>``.
 
-Records go through loguru (the module name ``sched_accel``, the event and its fields in
-``extra``), or, once routed with :func:`log_to_stdlib` or ``SCHED_ACCEL_LOG=stdlib``, to
-the stdlib logger ``sched_accel`` that legacy apps already configure. loguru itself is
-imported at the first record, never at start-up.
+Where records go, decided at each record:
 
-Every record is redacted first (:mod:`._redact`): its message and each field value, as
-the line shows them and as ``extra`` holds them, have URLs' passwords, secret-looking
-query values and credentials replaced by ``***``.
+- ``SCHED_ACCEL_LOG=stdlib`` or ``=loguru`` (or ``log = ...`` in the config, or
+  :func:`log_to_stdlib`/:func:`log_to_loguru`) chooses explicitly;
+- else (``auto``, the default) through the stdlib logger ``sched_accel`` when the app has
+  configured stdlib logging (a handler on that logger or one above it: ``basicConfig``,
+  ``dictConfig``, Django's ``LOGGING``), so our lines come out in the app's own format and
+  files; otherwise through loguru (the module name ``sched_accel``, the event and its fields
+  in ``extra``), whose default sink is stderr. loguru itself is imported at the first record
+  that goes there, never at start-up.
+
+On the stdlib route our logger's threshold is INFO unless the app set a level on the
+``sched_accel`` logger itself: an app whose root logger is at WARNING still sees our one
+line per run; ``logging.getLogger("sched_accel").setLevel(logging.WARNING)`` quiets it.
+
+Every line carries ``pid=`` (two gunicorn workers' lines can be told apart). Fields that are
+numbers stay numbers in ``extra``. Every record is redacted first (:mod:`._redact`): its
+message and each field value, as the line shows them and as ``extra`` holds them, have
+URLs' passwords, secret-looking query values and credentials replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -19,46 +30,87 @@ from typing import Any
 
 from ._redact import redact_text
 
-__all__ = ["event", "internal_error", "log_to_loguru", "log_to_stdlib", "reset"]
+__all__ = ["event", "internal_error", "log_to_loguru", "log_to_stdlib", "reset", "route_as_configured"]
 
 LOG_ENV = "SCHED_ACCEL_LOG"
+ROUTES = ("auto", "loguru", "stdlib")
 _LEVELS = {"DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+_INFO = 20
 
 
 class _Router:
-    """Where records go; one object, changed under a lock."""
+    """Where records go; one object, changed under a lock. ``route`` is ``auto``, ``loguru``
+    or ``stdlib``; ``explicit`` when the environment chose it (a config's ``log`` then yields)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.stdlib = _stdlib_from_env()
+        self.route, self.explicit = _route_from_env()
 
 
-def _stdlib_from_env() -> bool:
-    return os.environ.get(LOG_ENV, "").strip().lower() == "stdlib"
+def _route_from_env() -> tuple[str, bool]:
+    chosen = os.environ.get(LOG_ENV, "").strip().lower()
+    return (chosen, True) if chosen in ("loguru", "stdlib") else ("auto", False)
 
 
 _router = _Router()
 
 
 def log_to_stdlib() -> None:
-    """Send sched_accel's records to ``logging.getLogger("sched_accel")`` instead of loguru."""
+    """Send sched_accel's records to ``logging.getLogger("sched_accel")``, whatever the app configured."""
     with _router.lock:
-        _router.stdlib = True
+        _router.route = "stdlib"
 
 
 def log_to_loguru() -> None:
-    """Send sched_accel's records through loguru (the default)."""
+    """Send sched_accel's records through loguru, whatever the app configured."""
     with _router.lock:
-        _router.stdlib = False
+        _router.route = "loguru"
+
+
+def route_as_configured(route: str) -> None:
+    """The config's ``log`` (``auto``, ``loguru`` or ``stdlib``), unless ``$SCHED_ACCEL_LOG`` chose."""
+    with _router.lock:
+        if not _router.explicit and route in ROUTES:
+            _router.route = route
 
 
 def reset() -> None:
     """Route records as ``$SCHED_ACCEL_LOG`` says, as at start-up (for tests)."""
     with _router.lock:
-        _router.stdlib = _stdlib_from_env()
+        _router.route, _router.explicit = _route_from_env()
+
+
+def _stdlib_logger() -> Any:
+    """The ``sched_accel`` stdlib logger when records should go there now, else None."""
+    route = _router.route
+    if route == "loguru":
+        return None
+    if route == "auto" and "logging" not in sys.modules:  # not imported: the app configured nothing
+        return None
+    import logging
+
+    logger = logging.getLogger("sched_accel")
+    if route == "auto" and not logger.hasHandlers():
+        return None
+    return logger
+
+
+def _to_stdlib(logger: Any, levelno: int, name: str, line: str, fields: dict[str, Any]) -> None:
+    """Log through the app's handlers and filters; INFO and above pass unless the app set our
+    logger's own level (then the stdlib's usual check applies)."""
+    if logger.level:
+        if not logger.isEnabledFor(levelno):
+            return
+    elif levelno < _INFO or logger.manager.disable >= levelno:
+        return
+    extra = {"sched_accel_event": f"sched_accel.{name}", "sched_accel": fields}
+    fn, lno, func, sinfo = logger.findCaller(False, 3)  # the function of ours that called event()
+    logger.handle(logger.makeRecord(logger.name, levelno, fn, lno, line, (), None, func, extra, sinfo))
 
 
 def _format_value(value: object) -> str:
+    if value is None:
+        return "-"
     text = str(value)
     if not text or any(ch in text for ch in " \t\"=") or "\n" in text:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
@@ -66,7 +118,7 @@ def _format_value(value: object) -> str:
 
 
 def render(name: str, message: str, fields: dict[str, Any]) -> str:
-    """``sched_accel.NAME k=v k=v - message``: greppable by event and by field."""
+    """``sched_accel.NAME k=v k=v - message``: greppable by event and by field (None shows as ``-``)."""
     parts = [f"sched_accel.{name}"]
     parts.extend(f"{key}={_format_value(value)}" for key, value in fields.items())
     if message:
@@ -87,24 +139,21 @@ def _redacted(value: object) -> object:
 
 
 def event(level: str, name: str, message: str = "", **fields: Any) -> None:
-    """Log one event, redacted. Never raises: logging must not be what breaks the host app."""
+    """Log one event, redacted, with this process's pid as its last field. Never raises:
+    logging must not be what breaks the host app."""
     message = redact_text(message)
     fields = {key: _redacted(value) for key, value in fields.items()}
+    fields["pid"] = os.getpid()
     line = render(name, message, fields)
     try:
-        if _router.stdlib:
-            import logging
-
-            logging.getLogger("sched_accel").log(
-                _LEVELS.get(level, 20),
-                line,
-                extra={"sched_accel_event": f"sched_accel.{name}", "sched_accel": fields},
-            )
+        logger = _stdlib_logger()
+        if logger is not None:
+            _to_stdlib(logger, _LEVELS.get(level, _INFO), name, line, fields)
             return
-        from loguru import logger
+        from loguru import logger as loguru
 
         # depth=1: the record names the function of ours that logged it, not this helper.
-        logger.patch(lambda record: record.update({"name": "sched_accel"})).bind(
+        loguru.patch(lambda record: record.update({"name": "sched_accel"})).bind(
             sched_accel_event=f"sched_accel.{name}", **{f"sched_accel_{k}": v for k, v in fields.items()}
         ).opt(depth=1).log(level, line)
     except Exception:  # pragma: no cover - a broken logging setup: one plain line

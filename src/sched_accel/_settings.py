@@ -14,15 +14,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._bounds import bounded
+from ._bounds import bounded, within
 from ._coordination import CoordinationSettings
-from ._keys import COORDINATION_KEYS, HOST_KEYS, RETRY_KEYS, TARGET_KEYS, TOP_KEYS
+from ._keys import COORDINATION_KEYS, HOST_KEYS, METRICS_KEYS, RETRY_KEYS, TARGET_KEYS, TOP_KEYS
 from ._state import AppState, Controls, control_file_problem, default_control_file
 from ._targets import TargetSpec
 
 __all__ = [
     "COORDINATION_KEYS",
     "HOST_KEYS",
+    "METRICS_KEYS",
     "RETRY_KEYS",
     "SAFE_METHODS",
     "TARGET_KEYS",
@@ -32,6 +33,7 @@ __all__ = [
     "HostSettings",
     "ItemSource",
     "Learned",
+    "MetricsSettings",
     "ModuleObject",
     "Reads",
     "RetrySettings",
@@ -39,6 +41,7 @@ __all__ = [
     "Settings",
     "Target",
     "is_item_path",
+    "listen_address",
     "parse_items",
     "parse_reads",
     "valid_host",
@@ -150,6 +153,24 @@ def valid_host(name: object) -> bool:
     return not sep or (bool(host) and port.isdigit())
 
 
+#: A host to listen on: a name or an IPv4 address (letters, digits, dots, dashes, underscores).
+_LISTEN_HOST = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def listen_address(value: object) -> tuple[str, int] | None:
+    """``"127.0.0.1:9464"`` -> ``("127.0.0.1", 9464)``; ``"[::1]:9464"`` -> ``("::1", 9464)``;
+    None for anything else (no port, a port out of range, a URL, a path)."""
+    if not isinstance(value, str):
+        return None
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit() or not within("port", int(port)):
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        inner = host[1:-1]
+        return (inner, int(port)) if inner and all(c in "0123456789abcdefABCDEF:." for c in inner) and ":" in inner else None
+    return (host, int(port)) if _LISTEN_HOST.fullmatch(host) else None
+
+
 def is_item_path(path: str) -> bool:
     """``"item"``, ``"item.chain"``, ``"item.0"``: an ``args`` entry (lookups on the item)."""
     parts = path.split(".")
@@ -251,6 +272,24 @@ class HostSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """Where the runs' figures go besides the app's own OpenTelemetry (``[metrics]``):
+    ``prometheus``, the ``"HOST:PORT"`` at which this process serves them for Prometheus
+    (``_metrics``); None, the default: no endpoint of ours."""
+
+    prometheus: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.prometheus is not None and listen_address(self.prometheus) is None:
+            raise ValueError(f"metrics.prometheus = {self.prometheus!r} is not allowed: {METRICS_KEYS['prometheus']}")
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The (host, port) to listen on, or None."""
+        return None if self.prometheus is None else listen_address(self.prometheus)
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """One declared loop, validated. ``items`` may be given in its config form (``"tokens"``,
     ``0``, ``"module:NAME"``, ...): it is parsed into an :data:`ItemSource`."""
@@ -332,17 +371,18 @@ class Settings:
     app_control_file: str | None = None
     breaker_threshold: int = 3
     breaker_cooldown: float = 300.0
-    log: Literal["loguru", "stdlib"] = "loguru"
+    log: Literal["auto", "loguru", "stdlib"] = "auto"
     retry: RetrySettings = RetrySettings()
     hosts: dict[str, HostSettings] = field(default_factory=dict)
     coordination: CoordinationSettings = CoordinationSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     def __post_init__(self) -> None:
         bounded("settings", "concurrency", self.concurrency)
         bounded("settings", "breaker_threshold", self.breaker_threshold)
         bounded("settings", "breaker_cooldown", self.breaker_cooldown)
-        if self.log not in ("loguru", "stdlib"):
-            raise ValueError(f"settings.log must be 'loguru' or 'stdlib', got {self.log!r}")
+        if self.log not in ("auto", "loguru", "stdlib"):
+            raise ValueError(f"settings.log must be 'auto', 'loguru' or 'stdlib', got {self.log!r}")
         if self.app_control_file is not None and (problem := control_file_problem(self.app_control_file, self.state_dir)):
             raise ValueError(f"settings.app_control_file = {self.app_control_file!r} is not allowed: {problem}")
         if self.coordination.kind == "process" and any(self.runs_once(t) for t in self.targets):

@@ -83,3 +83,14 @@ class Switch:
                 self._failed = True
                 internal_error(f"switch of {self.name}", exc)
             return False
+
+    def off_by(self) -> str:
+        """Who says no now, for the run line of a run made unaccelerated: the variable's name
+        or a control file's path, ``breaker`` (open after fallbacks), or ``-``."""
+        try:
+            by = self.control.state().switched_by(self.name)
+            if by is not None:
+                return by
+            return "breaker" if self.breaker.state != "closed" else "-"
+        except Exception:  # pragma: no cover - defensive
+            return "-"

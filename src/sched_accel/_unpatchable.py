@@ -49,7 +49,7 @@ STDLIB = frozenset(
         "fnmatch", "glob", "subprocess", "argparse", "platform", "locale", "fcntl", "pwd",
         # text and data
         "json", "tomllib", "re", "sre_compile", "sre_parse", "sre_constants", "string",
-        "textwrap", "difflib", "struct", "binascii", "base64", "zlib", "unicodedata", "logging",
+        "textwrap", "difflib", "struct", "binascii", "base64", "zlib", "unicodedata", "logging", "html",
         # network and crypto
         "socket", "ssl", "http", "urllib", "email", "ipaddress", "mimetypes", "hashlib", "hmac",
         "secrets", "uuid",
@@ -63,7 +63,7 @@ LIBRARIES = frozenset(
         "sniffio", "idna", "certifi", "loguru", "aiohttp", "aiohappyeyeballs", "aiosignal", "yarl",
         "multidict", "frozenlist", "propcache", "attrs", "attr", "requests", "urllib3",
         "charset_normalizer", "redis", "trio", "outcome", "sortedcontainers", "exceptiongroup",
-        "typing_extensions",
+        "typing_extensions", "opentelemetry", "prometheus_client",
     }
 )
 #: The HTTP client libraries whose methods a ``fetch`` may name (reported by

@@ -8,9 +8,13 @@ from typing import Any
 
 import pytest
 
+import sched_accel
+from sched_accel._exceptions import TargetError
 from sched_accel._prefetch._sources import Items, independent, one_shot, split
 from sched_accel._settings import Argument, Learned, ModuleObject, ReturnedBy
 from sched_accel._targets import TargetSpec
+
+from ..conftest import App
 
 
 def loop(tokens: Any, other: int = 0) -> None:
@@ -107,3 +111,41 @@ def test_a_learned_source_reads_the_last_run_s_calls(tmp_path: Any) -> None:
     items.learned.save([[1], [2]])
     source, _, _ = items.bind(loop, (), {})
     assert source is not None and list(source) == [[1], [2]]
+
+
+def test_a_module_object_that_is_not_there_is_named_with_what_is_spelled_like_it(app: App) -> None:
+    """``items = "app_settings:ITEM_IDS"`` when the module holds ITEMS: the config's error, with a
+    did-you-mean (it was logged as an internal error of ours)."""
+    app.write("app_settings.py", "ITEMS = [1, 2]\n")
+    items = Items("jobs:loop", ModuleObject(TargetSpec.parse("app_settings:ITEM_IDS")), None)
+    with pytest.raises(TargetError, match=r"app_settings has no attribute 'ITEM_IDS' \(did you mean 'ITEMS'\?\)"):
+        items.bind(loop, (), {})
+    missing = Items("jobs:loop", ModuleObject(TargetSpec.parse("app_setings:ITEMS")), None)
+    with pytest.raises(TargetError, match=r"module 'app_setings' cannot be imported .*did you mean 'app_settings'"):
+        missing.bind(loop, (), {})
+
+
+def test_an_unresolved_module_object_is_said_once_and_the_loop_runs(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """At run time: one items_unresolved line (ERROR, not internal_error) for any number of
+    runs, and the loop's own result each time."""
+    app.write("app_settings.py", "ITEMS = [1, 2]\n")
+    app.write("jobs.py", """
+        import app_settings
+
+        def get(i):
+            return i * 10
+
+        def loop():
+            return [get(i) for i in app_settings.ITEMS]
+    """)
+    app.config('[[targets]]\nloop = "jobs:loop"\nfetch = "jobs:get"\nitems = "app_settings:ITEM_IDS"\n')
+    monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
+    assert sched_accel.install() is True
+    import jobs
+
+    assert jobs.loop() == jobs.loop() == [10, 20]
+    [line] = [line for line in capture_events if "items_unresolved" in line or "internal_error" in line]
+    assert line.startswith("sched_accel.items_unresolved target=jobs:loop - items = 'app_settings:ITEM_IDS'")
+    assert "(did you mean 'ITEMS'?)" in line

@@ -45,7 +45,9 @@ OUR_VARIABLES = ("ENABLE_SCHEDULER_OPTIMIZATION", "SCHED_ACCEL_CONFIG", "SCHED_A
 TIMEOUT = 90.0
 
 #: one of our log lines, through loguru's default format or as a bare line
-OURS = re.compile(r"^(?:\d{4}-\d\d-\d\d \S+ \| \w+\s*\| \S+ - )?(sched_accel\.[a-z_]+\b.*)$")
+#: Our line, bare, in loguru's format, or in the app's own logging format (its prefix ends
+#: with a space, ``:``, ``|`` or ``]`` before the event: ``INFO:sched_accel:sched_accel.run ...``).
+OURS = re.compile(r"^(?:.*?[\s:|\]])?(sched_accel\.[a-z_]+(?: .*)?)$")
 FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
 CHAINED = ("During handling of the above exception, another exception occurred:",
            "The above exception was the direct cause of the following exception:")
@@ -229,9 +231,12 @@ def dump_sqlite(path: Path) -> dict[str, list[tuple[object, ...]]]:
         conn.close()
 
 
-def collect_files(work: Path) -> tuple[dict[str, bytes], dict[str, list[tuple[object, ...]]]]:
+def collect_files(work: Path) -> tuple[dict[str, bytes], dict[str, list[tuple[object, ...]]], list[str]]:
+    """Every file the program left (SQLite as its tables), and our lines found in its text
+    files (an app that logs to a file has our lines there, in its format): taken out of them."""
     files: dict[str, bytes] = {}
     tables: dict[str, list[tuple[object, ...]]] = {}
+    ours: list[str] = []
     for path in sorted(work.rglob("*")):
         relative = path.relative_to(work).as_posix()
         if not path.is_file() or "__pycache__" in relative.split("/") or relative == "sched_accel.toml":
@@ -242,9 +247,18 @@ def collect_files(work: Path) -> tuple[dict[str, bytes], dict[str, list[tuple[ob
         if data.startswith(b"SQLite format 3\x00"):
             for table, rows in dump_sqlite(path).items():
                 tables[f"{relative}:{table}"] = rows
-        else:
-            files[relative] = data
-    return files, tables
+            continue
+        if b"sched_accel." in data:
+            kept = []
+            for line in data.decode("utf-8", "surrogateescape").splitlines(keepends=True):
+                match = OURS.match(line.rstrip("\r\n"))
+                if match:
+                    ours.append(match.group(1))
+                else:
+                    kept.append(line)
+            data = "".join(kept).encode("utf-8", "surrogateescape")
+        files[relative] = data
+    return files, tables, ours
 
 
 def run_program(program: Program, api: Upstream, template: Path, work: Path, state: Path, *, on: bool,
@@ -268,8 +282,8 @@ def run_program(program: Program, api: Upstream, template: Path, work: Path, sta
     requests, span = api.snapshot()
     stdout = stdout.replace(str(work), "<work>")
     ours, app, exceptions = split_stderr(stderr.replace(str(work), "<work>"))
-    files, tables = collect_files(work)
-    return Observed(process.returncode, stdout, app, exceptions, ours, files, tables, requests, span, wall)
+    files, tables, logged = collect_files(work)
+    return Observed(process.returncode, stdout, app, exceptions, ours + logged, files, tables, requests, span, wall)
 
 
 def first_difference(name: str, off: list[str] | list[tuple[object, ...]], on: list[str] | list[tuple[object, ...]]) -> str | None:

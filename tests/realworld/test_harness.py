@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .corpus import PROGRAMS, by_name
-from .harness import PROGRAMS_DIR, Observed, compare, dump_sqlite, split_stderr
+from .harness import PROGRAMS_DIR, Observed, collect_files, compare, dump_sqlite, split_stderr
 from .upstream import Upstream, canonical_body
 
 
@@ -47,10 +47,12 @@ def test_the_upstream_counts_a_request_by_what_the_server_understands() -> None:
 
 
 def test_stderr_is_split_into_ours_the_apps_and_exceptions() -> None:
-    """Our loguru lines and the frames of a traceback are set aside; the exception line is kept."""
+    """Our lines (loguru's, or in the app's logging format) and the frames of a traceback are set aside; the exception line is kept."""
     text = "\n".join([
         "2026-12-07 04:20:39.245 | INFO     | sched_accel:_patch:214 - sched_accel.patched target=a:b mode=prefetch",
         "WARNING:urlchecker:down",
+        "INFO:sched_accel:sched_accel.run target=a:b outcome=ok pid=7",
+        "2026-12-07 09:00:02,118 WARNING [4242] sched_accel: sched_accel.fallback target=a:b pid=7 - why",
         "Traceback (most recent call last):",
         '  File "main.py", line 3, in <module>',
         "    store_prices(conn, COINS)",
@@ -58,9 +60,21 @@ def test_stderr_is_split_into_ours_the_apps_and_exceptions() -> None:
         "KeyError: 'terra-luna'",
     ])
     ours, app, exceptions = split_stderr(text)
-    assert ours == ["sched_accel.patched target=a:b mode=prefetch"]
+    assert ours == ["sched_accel.patched target=a:b mode=prefetch", "sched_accel.run target=a:b outcome=ok pid=7",
+                    "sched_accel.fallback target=a:b pid=7 - why"]
     assert app == ["WARNING:urlchecker:down"]
     assert exceptions == ["KeyError: 'terra-luna'"]
+
+
+def test_our_lines_in_an_apps_log_file_are_set_aside(tmp_path: Path) -> None:
+    """An app that logs to a file has our lines there (its logging is set up): they count as
+    ours, and the file compares without them."""
+    (tmp_path / "pipeline.log").write_text("INFO pipeline.prices stored bitcoin\n"
+                                           "INFO sched_accel sched_accel.run target=a:b outcome=ok pid=9\n"
+                                           "INFO pipeline.prices stored ethereum\n")
+    files, tables, ours = collect_files(tmp_path)
+    assert files == {"pipeline.log": b"INFO pipeline.prices stored bitcoin\nINFO pipeline.prices stored ethereum\n"}
+    assert ours == ["sched_accel.run target=a:b outcome=ok pid=9"] and tables == {}
 
 
 @pytest.mark.parametrize(("change", "expected"), [

@@ -88,3 +88,34 @@ def test_create_private_never_overwrites(tmp_path: Path) -> None:
     assert path.read_bytes() == b"first"
     assert mode(path) == 0o600
     assert os.listdir(path.parent) == ["secret"]
+
+
+def test_a_home_that_does_not_exist_is_never_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HOME names a missing folder (a service user's, a container's): nothing is made there,
+    the write fails saying why (the caller says it once and goes on); an existing HOME gets
+    its ``.local/state`` as the XDG rules say."""
+    monkeypatch.delenv("SCHED_ACCEL_CONTROL")
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "nohome"))
+    with pytest.raises(FileNotFoundError, match="nohome does not exist, and sched_accel never creates it"):
+        write_private(str(tmp_path / "nohome" / ".local" / "state" / "sched_accel" / "control.json"), "{}")
+    assert not (tmp_path / "nohome").exists()
+    (tmp_path / "nohome").mkdir()
+    write_private(str(tmp_path / "nohome" / ".local" / "state" / "sched_accel" / "control.json"), "{}")
+
+
+def test_nothing_above_a_named_state_folder_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SCHED_ACCEL_CONTROL=/a/b/control.json: the state folder b may be made, never a."""
+    monkeypatch.setenv("SCHED_ACCEL_CONTROL", str(tmp_path / "a" / "b" / "control.json"))
+    with pytest.raises(FileNotFoundError):
+        make_folders(str(tmp_path / "a" / "b" / "apps" / "x"))
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "a").mkdir()
+    make_folders(str(tmp_path / "a" / "b" / "apps" / "x"))
+    assert mode(tmp_path / "a" / "b") == 0o700
+    monkeypatch.delenv("SCHED_ACCEL_CONTROL")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "x" / "state"))
+    with pytest.raises(FileNotFoundError):
+        make_folders(str(tmp_path / "x" / "state" / "sched_accel"))
+    (tmp_path / "x").mkdir()
+    make_folders(str(tmp_path / "x" / "state" / "sched_accel"))  # XDG_STATE_HOME itself may be made

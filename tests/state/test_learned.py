@@ -290,3 +290,19 @@ def test_save_then_load_round_trips(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(learned.secret).st_mode) == 0o600
     assert len(Path(learned.secret).read_bytes()) == 32
     assert learned.load() == [["a", 1], ["b", 2]]
+
+
+def test_calls_that_cannot_be_saved_are_said_once_and_kept_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """A state folder that cannot be made: one learned_not_saved line for any number of runs,
+    and this process's next runs still get the last run's calls."""
+    monkeypatch.setenv("SCHED_ACCEL_CONTROL", str(tmp_path / "gone" / "state" / "control.json"))
+    calls = LearnedCalls(str(tmp_path / "gone" / "state" / "apps" / "a" / "learned"), "m:job")
+    calls.save([["a", 1]])
+    assert calls.load() == [["a", 1]]
+    calls.save([["b", 2], ["c", 3]])
+    assert calls.load() == [["b", 2], ["c", 3]]
+    [line] = [line for line in capture_events if line.startswith("sched_accel.learned_not_saved ")]
+    assert "keeps them in memory" in line and "sched-accel doctor" in line
+    assert not (tmp_path / "gone").exists()

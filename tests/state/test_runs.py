@@ -7,7 +7,9 @@ import os
 import stat
 from pathlib import Path
 
-from sched_accel._state import load_runs, runs_folder, save_run
+import pytest
+
+from sched_accel._state import _runs, load_runs, runs_folder, save_run
 
 
 def test_a_saved_run_is_loaded_by_target(tmp_path: Path) -> None:
@@ -29,7 +31,7 @@ def test_runs_are_owner_only(tmp_path: Path) -> None:
 
 
 def test_a_read_only_state_folder_never_breaks_the_app(tmp_path: Path) -> None:
-    """Saving into a folder that cannot be written is silent: status then says no run recorded."""
+    """Saving into a folder that cannot be written never raises: status then says no run recorded."""
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     save_run(str(blocker), "jobs:update", {"outcome": "ok"})
@@ -71,3 +73,17 @@ def test_a_run_is_not_saved_where_others_could_change_it(tmp_path: Path, capture
     folder.chmod(0o700)
     assert list(folder.iterdir()) == []
     assert any(line.startswith("sched_accel.state_refused") and "chmod go-w" in line for line in capture_events)
+
+
+def test_runs_that_cannot_be_saved_are_said_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """A state folder that cannot be made: the app goes on, one runs_not_saved line for all its runs."""
+    monkeypatch.setattr(_runs, "_said_not_saved", set())
+    monkeypatch.setenv("SCHED_ACCEL_CONTROL", str(tmp_path / "gone" / "state" / "control.json"))
+    folder = str(tmp_path / "gone" / "state" / "apps" / "a")
+    for _ in range(3):
+        save_run(folder, "m:job", {"outcome": "ok"})
+    [line] = [line for line in capture_events if line.startswith("sched_accel.runs_not_saved ")]
+    assert f"folder={folder}" in line and "sched-accel doctor" in line
+    assert load_runs(folder) == {}

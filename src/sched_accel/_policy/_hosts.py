@@ -22,7 +22,7 @@ from ._retry import classify, is_timeout, refusal_wait, status_of
 from ._shared import SharedRates
 from ._stats import HostLimiterStatistics, RunStats
 
-__all__ = ["HostState", "Hosts", "paced", "statistics_lines"]
+__all__ = ["HostState", "Hosts", "paced", "statistics_lines", "status_class"]
 
 
 class _CircuitEvents:
@@ -72,13 +72,17 @@ class HostState:
     #: Its ``reads`` (``[hosts."..."] reads``), for ``_prefetch._reads.is_read``.
     reads: Reads = Reads()
 
-    def answered(self, response: object, trial: bool, number: int, stats: RunStats, longest: float = math.inf) -> None:
+    def answered(
+        self, response: object, trial: bool, number: int, stats: RunStats, longest: float = math.inf, *, live: bool = False
+    ) -> None:
         """What an answer to a request admitted as ``number`` (or as the trial) teaches the host.
         A pause is never longer than ``longest`` (the retry deadline): no item waits longer than
         that for its next attempt (it gives up, with the answer the sequential loop would have
         had), so a longer ``Retry-After`` (a day, from a hostile or broken upstream) would only
-        hold the loop's own requests and the other items' first attempts."""
+        hold the loop's own requests and the other items' first attempts. It is counted by its
+        status class and by who sent the request: the loop itself (``live``) or a worker ahead of it."""
         status = status_of(response)
+        self.limiter.count_answer(status_class(status), "live" if live else "ahead")
         if not isinstance(status, int):
             return
         if status not in (429, 503):
@@ -125,12 +129,14 @@ class HostState:
             if told.remaining and number:
                 self.limiter.spend(told.remaining, number)
 
-    def raised(self, exc: BaseException, trial: bool, stats: RunStats) -> None:
-        """What a request that raised teaches the host (a cancelled one: nothing)."""
+    def raised(self, exc: BaseException, trial: bool, stats: RunStats, *, live: bool = False) -> None:
+        """What a request that raised teaches the host (a cancelled one: nothing). It is
+        counted as an ``error`` answer (as :meth:`answered` counts answers)."""
         if not isinstance(exc, Exception):  # cancelled: no answer either way
             if trial:
                 self.circuit.give_back_trial()
             return
+        self.limiter.count_answer("error", "live" if live else "ahead")
         if is_timeout(exc):
             stats.add("timeouts")
             self.limiter.on_overload(None)
@@ -139,6 +145,14 @@ class HostState:
             self.circuit.record(False, trial)
         elif trial:
             self.circuit.record(True, trial)  # answered, the error is ours or the app's
+
+
+def status_class(status: object) -> str:
+    """An answer's status class for the metrics: ``"2xx"`` for 200 to 299, and so on; ``"error"``
+    for an answer whose status cannot be read (and, in :meth:`HostState.raised`, for no answer)."""
+    if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+        return f"{status // 100}xx"
+    return "error"
 
 
 def rounded_down(wait: float) -> float:
@@ -239,6 +253,31 @@ class Hosts:
         with self._lock:
             states = list(self._by_name.values())
         return {s.name: kept for s in states if (kept := s.limiter.kept) is not None}
+
+    def answers(self) -> dict[str, dict[tuple[str, str], int]]:
+        """Every host's answers so far, by (status class, source): ``"2xx"`` ... ``"5xx"`` or
+        ``"error"`` (no answer: a timeout, a reset), and ``"ahead"`` (sent ahead of the loop)
+        or ``"live"`` (sent by the loop itself); hosts not answered yet are left out."""
+        with self._lock:
+            states = list(self._by_name.values())
+        return {s.name: counts for s in states if (counts := s.limiter.answers())}
+
+    def rates(self) -> dict[str, tuple[float, str]]:
+        """The rate in requests per second that each host's requests are paced to now, and
+        where it comes from: ``"declared"`` (its ``per_second``, whether or not it was called
+        yet), ``"told"`` (its answers' rate-limit fields, or a told rate an earlier run kept)
+        or ``"learned"`` (from its refusals). Hosts paced at no rate are left out."""
+        with self._lock:
+            states = list(self._by_name.values())
+        rates = {name: (conf.per_second, "declared") for name, conf in self.settings.items() if conf.per_second is not None}
+        for state in states:
+            if state.name in rates:
+                continue
+            if (told := state.limiter.told) is not None:
+                rates[state.name] = (told, "told")
+            elif (learned := state.limiter.learned_rate) is not None:
+                rates[state.name] = (learned, "learned")
+        return rates
 
     def statistics(self) -> dict[str, tuple[HostLimiterStatistics, str]]:
         """Every host seen so far: its limiter's counters and its circuit's state."""

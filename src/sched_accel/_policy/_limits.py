@@ -87,6 +87,9 @@ class HostLimiter(Line):
         self._recent: deque[bool] = deque(maxlen=RECENT)  # the last answers: True for a refusal
         self._refused: deque[int] = deque(maxlen=4 * RECENT)  # the numbers of the last refused requests
         self._overloads = self._rate_limited = 0
+        #: Answers by status class (``2xx`` ... ``5xx``, ``error``) and source (``ahead``, ``live``),
+        #: counted for the metrics (``_metrics``, through ``Hosts.answers``).
+        self._answers: dict[tuple[str, str], int] = {}
 
     def pause_until(self, deadline: float, refused: int | None = None) -> bool:
         """Hold all dispatch to the host until ``deadline`` (on :attr:`clock`).
@@ -338,6 +341,23 @@ class HostLimiter(Line):
             self._lowest = min(self._limit, self._lowest if self._lowest is not None else self._limit)
             self._successes = 0
             self._stale = self._in_flight
+
+    def count_answer(self, kind: str, source: str) -> None:
+        """One answer of this host (or a request that failed with no answer, ``kind`` ``error``),
+        to a request sent ahead of the loop or by the loop itself (``source``)."""
+        with self._lock:
+            self._answers[kind, source] = self._answers.get((kind, source), 0) + 1
+
+    def answers(self) -> dict[tuple[str, str], int]:
+        """The answers counted so far, by (status class, source)."""
+        with self._lock:
+            return dict(self._answers)
+
+    @property
+    def learned_rate(self) -> float | None:
+        """The rate learned from the host's refusals that its requests are paced at now, or None."""
+        with self._lock:
+            return self.learner.rate(self.clock()) if self.learner.learning else None
 
     def statistics(self) -> HostLimiterStatistics:
         """A consistent snapshot of the counters."""

@@ -12,6 +12,7 @@ the same plan, :meth:`Line.admission`; only how a waiter sleeps and is woken dif
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -74,6 +75,7 @@ class Line:
         #: The rate shared with the app's other processes (``_shared``), or None: this process's own.
         self.shared: SharedRates | None = None
         self._divide = 1  # the shared backend down: the rate (and shared places) split with the processes last seen
+        self._alone = False  # the shared rate's backend did not answer: the rate is paced here
         #: Whether the host's declared concurrency is shared with the app's other processes
         #: (leases on :attr:`shared`; set by ``_hosts``); the leases held, by request number.
         self.places_shared = False
@@ -253,21 +255,37 @@ class Line:
 
     def token(self, number: int = 0) -> Plan[None]:
         """The plan of :meth:`take_token`: wait for the token's turn, then take it (from the
-        shared backend when :attr:`shares`; locally while it cannot answer)."""
+        shared backend when :attr:`shares`; locally while it cannot answer, asking it again
+        after each wait: once it answers, a request waiting here is paced there, never by
+        the local bucket at the whole rate, which the first answer gives back to this process)."""
         shared, rate = self.shared, self._rate
-        if shared is not None and rate is not None and self.shares:
-            while (wait := shared.admit(self.host, rate, self._burst)) is not None:
-                self._divide = 1
-                if wait <= 0:
-                    return
-                yield min(wait, PAUSE_SLICE)  # a pause may be lifted early: asked again within a slice
-            self._divide = shared.live
         try:
-            while (delay := self.take_token(number)) > 0:
+            while True:
+                if shared is not None and rate is not None and self.shares:
+                    while (wait := shared.admit(self.host, rate, self._burst)) is not None:
+                        self._divide, self._alone = 1, False
+                        if wait <= 0:
+                            return
+                        yield min(wait, PAUSE_SLICE)  # a pause may be lifted early: asked again within a slice
+                    self._pace_alone(shared.live)
+                if (delay := self.take_token(number)) <= 0:
+                    return
                 yield delay
         finally:
             with self._lock:
-                self._wire.discard(number)  # cancelled while waiting: out of the token line
+                self._wire.discard(number)  # cancelled while waiting, or admitted by the backend: out of the token line
+
+    def _pace_alone(self, live: int) -> None:
+        """The shared rate's backend cannot answer: pace here at the rate / ``live``, starting
+        at a random point of the local interval. Processes that lost the backend together
+        otherwise send in step: 4 did, each with its token in hand, and a host with a burst
+        of 2 refused half of their requests until the backend was back."""
+        with self._lock:
+            self._divide = live
+            if not self._alone:
+                self._alone = True
+                self._tokens = min(self._tokens, random.random())
+                self._refilled_at = self.clock()
 
     def look_shared(self) -> None:
         """Hold the pauses the app's other processes gave the backend (``_limits``)."""

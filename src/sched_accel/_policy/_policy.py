@@ -34,7 +34,7 @@ from .._settings import RetrySettings, Target
 from ._drive import GO, Plan, run_async, run_sync
 from ._hosts import Hosts, rounded_down
 from ._limits import HostLimiter
-from ._retry import Backoff, Failure, classify
+from ._retry import Backoff, Failure, classify, status_of
 from ._stats import RunStats
 
 __all__ = ["ATTEMPT", "Policy", "Tries"]
@@ -54,6 +54,9 @@ class Tries:
     learning: bool = False  # that host's rate was being learned from its refusals
     #: Its last request went with no other request of the run in flight, as the plain loop's would.
     alone: bool = False
+    #: The loop's own call (:meth:`Policy.call`), not one run ahead of it: its requests are
+    #: counted as ``live`` by their host (``HostState.answered``), the others as ``ahead``.
+    live: bool = False
 
 
 #: The attempt running in this thread or task: its run's policy, and the slot's tries.
@@ -246,10 +249,11 @@ class Policy:
         return tuple(found)
 
     # -- calls the loop makes itself: every attempt, with the waits between -----------------
-    def call(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        """A per-item call the loop makes directly, with the same retries, in its own thread."""
+    def call(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], *, ahead: bool = False) -> R:
+        """A per-item call the loop makes directly, with the same retries, in its own thread
+        (``ahead``: a call run ahead of the loop all the same, a shadow's read)."""
         if self.limiter is None:  # the first attempt, as cheap as it can be: most succeed
-            tries = Tries(self.clock(), 1)
+            tries = Tries(self.clock(), 1, live=not ahead)
             token = ATTEMPT.set((self, tries))
             try:
                 return fn(*args, **kwargs)
@@ -266,15 +270,18 @@ class Policy:
             _pause.wait(delay)
         else:
             slot = Slot(fn, args, kwargs)
+            slot.note = Tries(self.clock(), live=not ahead)
         while (delay := self.attempt(slot)) is not None:
             slot.rearm()
             _pause.wait(delay)
         return slot.outcome()
 
-    async def acall(self, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    async def acall(
+        self, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any], *, ahead: bool = False
+    ) -> R:
         """The same, for an async call in the loop's own task."""
         if self.limiter is None and self.timeout is None:  # the first attempt, as cheap as it can be
-            tries = Tries(self.clock(), 1)
+            tries = Tries(self.clock(), 1, live=not ahead)
             token = ATTEMPT.set((self, tries))
             try:
                 return await fn(*args, **kwargs)
@@ -291,6 +298,7 @@ class Policy:
             await _wait(delay)
         else:
             slot = Slot(fn, args, kwargs)
+            slot.note = Tries(self.clock(), live=not ahead)
         while (delay := await self.aattempt(slot)) is not None:
             slot.rearm()
             await _wait(delay)
@@ -326,20 +334,26 @@ class Policy:
                 if shares and not wire:  # the shared rate's slot, taken here: this library has no wire hook
                     yield from limiter.token(number)
                 tries.alone = self.stats.sent(time.perf_counter() - started) == 1
+            sent_at = time.perf_counter()
+            status: object = None
             try:
                 if wire:
                     DUE.set(due := (limiter, number))
                 response = yield GO
+                status = status_of(response)
             except BaseException as exc:
-                state.raised(exc, trial, self.stats)
+                status = type(exc).__name__
+                state.raised(exc, trial, self.stats, live=tries.live)
                 raise
             finally:
-                self.stats.answered()
+                self.stats.answered(
+                    time.perf_counter() - sent_at, tries.alone, sent_at=sent_at, host=state.name, live=tries.live, status=status
+                )
                 if wire and DUE.get() is due:
                     DUE.set(None)
                     if not shares:
                         limiter.charge()  # no connection of the library's took it: taken now
-            state.answered(response, trial, number, self.stats, longest=self.retry.deadline)
+            state.answered(response, trial, number, self.stats, longest=self.retry.deadline, live=tries.live)
             tries.learning = state.limiter.learning
         finally:
             limiter.release(number)

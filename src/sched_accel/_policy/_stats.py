@@ -4,10 +4,14 @@ and a snapshot of one host's limiter."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HostLimiterStatistics", "RunStats"]
+__all__ = ["MAX_SPANS", "HostLimiterStatistics", "RunStats"]
+
+#: Request spans kept per run for its timeline (about 60 bytes each in the runs file).
+MAX_SPANS = 2000
 
 _COUNTERS = (
     "retried",
@@ -34,6 +38,17 @@ class RunStats:
     host and target limits. ``peak_calls``: most attempts of per-item calls at once (not in
     the run's line: with ``peak_requests``, it tells whether the run was ever more than
     sequential, see :meth:`crowded`).
+
+    Each answered request's time (sent to answered) is summed, and kept apart for requests
+    that went alone: :meth:`request_work` is the run's requests at the time one takes alone
+    (the report divides it by the run's wall time: its effective concurrency) and
+    :meth:`slowdown` how much longer requests took when sent together (an upstream that
+    serves one at a time makes 8 sent at once each take 8 times as long).
+
+    And each request's span, for ``sched-accel timeline``: when it was sent (seconds from the
+    run's start), how long it took, its host, who sent it (the loop itself, or a worker ahead
+    of it) and its status or the name of its exception; the first :data:`MAX_SPANS` of a run
+    (the rest only counted: memory does not grow with the run).
     """
 
     def __init__(self) -> None:
@@ -43,6 +58,12 @@ class RunStats:
         self.in_flight = self.peak_requests = 0
         self.calls = self.peak_calls = 0
         self.limit_wait = 0.0
+        self.answers = self.alone = 0
+        self.answer_seconds = self.alone_seconds = 0.0
+        self.quickest: float | None = None
+        self.started_at = time.perf_counter()
+        self.spans: list[tuple[float, float, str, bool, object]] = []
+        self.spans_dropped = 0
 
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -64,9 +85,58 @@ class RunStats:
             self.peak_requests = max(self.peak_requests, self.in_flight)
             return self.in_flight
 
-    def answered(self) -> None:
+    def answered(
+        self,
+        seconds: float | None = None,
+        alone: bool = False,
+        *,
+        sent_at: float | None = None,
+        host: str = "-",
+        live: bool = False,
+        status: object = None,
+    ) -> None:
+        """A request sent (at ``sent_at``, by :func:`time.perf_counter`) is answered with
+        ``status`` (or raised: its exception's name) after ``seconds``; ``alone``: none other
+        of the run's was in flight when it was sent; ``live``: the loop's own."""
         with self._lock:
             self.in_flight -= 1
+            if sent_at is not None and seconds is not None:
+                if len(self.spans) < MAX_SPANS:
+                    self.spans.append((round(sent_at - self.started_at, 4), round(seconds, 4), host, live, status))
+                else:
+                    self.spans_dropped += 1
+            if seconds is not None:
+                self.answers += 1
+                self.answer_seconds += seconds
+                if self.quickest is None or seconds < self.quickest:
+                    self.quickest = seconds
+                if alone:
+                    self.alone += 1
+                    self.alone_seconds += seconds
+
+    def timeline(self) -> dict[str, Any]:
+        """The run's request spans, as kept in its runs file (JSON values only)."""
+        with self._lock:
+            spans = [[start, took, host, "live" if live else "ahead", status if isinstance(status, int | str) else None]
+                     for start, took, host, live, status in self.spans]
+            return {"spans": spans, "dropped": self.spans_dropped}
+
+    def _one_alone(self) -> float | None:
+        """The time a request takes alone: the mean of those that went alone, else the quickest."""
+        return self.alone_seconds / self.alone if self.alone else self.quickest
+
+    def request_work(self) -> float | None:
+        """The run's answered requests at the time one takes alone, in seconds: what a
+        sequential loop would have waited. None before two answers."""
+        with self._lock:
+            one = self._one_alone()
+            return self.answers * one if one and self.answers >= 2 else None
+
+    def slowdown(self) -> float | None:
+        """How many times longer the run's requests took, on average, than one alone."""
+        with self._lock:
+            one = self._one_alone()
+            return self.answer_seconds / self.answers / one if one and self.answers >= 2 else None
 
     def began(self) -> None:
         """An attempt of a per-item call begins (ahead of the loop or the loop's own)."""

@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 
 from .._engine import AsyncWorkers, Slot, ThreadWorkers
+from .._exceptions import TargetError
 from .._log import event, internal_error
 from .._policy import LOOP, HostLimiter, Hosts, Policy, paced
 from .._report import RunReport
@@ -77,6 +78,7 @@ class PrefetchMode:
         else:
             self.items = Items(target.name, target.items, state_dir)
         self._said_no_items = False
+        self._said_unresolved = False
         self._loop_code: CodeType | None = getattr(inspect.unwrap(resolved.function), "__code__", None)
         self._runs_since_slow_probe: int | None = None
         self.builder: Callable[[Any], Args] | None = None
@@ -211,7 +213,7 @@ class PrefetchMode:
             workers = ThreadWorkers(self.target.concurrency, name=f"sched_accel-{self.target.name}", attempt=attempt)
             run = self._new_run(workers.submit, source, policy, is_async=False)
         except Exception as exc:
-            internal_error(f"starting {self.target.name}", exc)
+            self._not_started(exc)
             yield args, kwargs
             return
         token = CURRENT.set(run)
@@ -244,7 +246,7 @@ class PrefetchMode:
             policy = Policy(self.target, self.hosts, limiter=self.limiter)
             run = self._new_run(_not_started, source, policy, is_async=True)
         except Exception as exc:
-            internal_error(f"starting {self.target.name}", exc)
+            self._not_started(exc)
             return await wrapped(*args, **kwargs)
         outcome = "raised"
         error: Exception | None = None
@@ -282,6 +284,15 @@ class PrefetchMode:
         with self._threaded(wrapped, args, kwargs) as (args, kwargs):
             return await wrapped(*args, **kwargs)
 
+    def _not_started(self, exc: Exception) -> None:
+        """This run could not start prefetching: the loop runs as it is. A declared name that
+        does not resolve is the config's to fix, said once per process; anything else is ours."""
+        if not isinstance(exc, TargetError):
+            internal_error(f"starting {self.target.name}", exc)
+        elif not self._said_unresolved:
+            self._said_unresolved = True
+            event("ERROR", "items_unresolved", f"{exc}; the loop runs without prefetching", target=self.target.name)
+
     def _stepped(self, step: StepAside, more: dict[str, Any]) -> None:
         """The probe's verdict, for this process's next runs and for the run line."""
         if step.said_slow:
@@ -316,7 +327,8 @@ class PrefetchMode:
             if outcome == "ok":  # a run cut short would teach the next one too little
                 learned.save(recorder.calls)
         say_why(run, self.target.items.text if self.target.items is not None else repr("learned"))
-        run.report.finish(outcome, items=items, more=more, state_dir=self.state_dir, hosts=self.hosts)
+        stats = run.policy.stats if run.policy is not None else None
+        run.report.finish(outcome, items=items, more=more, state_dir=self.state_dir, hosts=self.hosts, stats=stats)
 
 
 def _not_started(slot: Slot[Any]) -> Slot[Any]:

@@ -269,7 +269,9 @@ class ShadowRun(PrefetchRun):
             with reading():
                 async with places:
                     try:
-                        read.kept, read.finished = await self.policy.acall(self._fetcher(client), (wrapped, instance, args, kwargs), {})
+                        read.kept, read.finished = await self.policy.acall(
+                            self._fetcher(client), (wrapped, instance, args, kwargs), {}, ahead=True
+                        )
                     except Refused as refused:
                         read.kept, read.finished = refused.kept, time.monotonic()
             self._timed_read(time.perf_counter() - started)
@@ -334,7 +336,7 @@ class ShadowRun(PrefetchRun):
 
     def policy_call(self, client: Client, args: Args) -> Any:
         assert self.policy is not None
-        return self.policy.call(self._fetcher(client), args, {})
+        return self.policy.call(self._fetcher(client), args, {}, ahead=True)  # a shadow's read: ahead of the loop
 
     def _fetcher(self, client: Client, *, direct: bool = False) -> Callable[..., Any]:
         key = (client.library, direct)

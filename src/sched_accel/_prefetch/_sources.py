@@ -26,9 +26,10 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set, ValuesView
 from typing import Any
 
+from .._exceptions import TargetError
 from .._settings import Argument, ItemSource, Learned, ModuleObject, ReturnedBy
 from .._state import LearnedCalls
-from .._targets import ArgumentLocator
+from .._targets import ArgumentLocator, close_modules, close_names, did_you_mean
 
 __all__ = ["PLAIN_ITERATORS", "Items", "fetched_rows", "is_queryset", "one_shot", "split"]
 
@@ -60,10 +61,7 @@ class Items:
         if self.learned is not None:
             return iter(self.learned.load()), args, kwargs
         if isinstance(source, ModuleObject):
-            value: Any = importlib.import_module(source.spec.module or "")
-            for part in source.spec.qualname.split("."):
-                value = getattr(value, part)
-            return independent(value), args, kwargs
+            return independent(module_object(source)), args, kwargs
         if self._locator is None:
             return None, args, kwargs
         found = self._locator.find(call, args, kwargs)
@@ -81,6 +79,35 @@ class Items:
 #: object whose ``__iter__`` pops, a database cursor) might be consumed by reading it, so it
 #: is never read ahead.
 _REREADABLE = (Sequence, Set, Mapping, ValuesView)  # keys and items views are Sets
+
+
+def module_object(source: ModuleObject) -> Any:
+    """The object ``items = "module:NAME"`` names, read as the loop is entered; a
+    :class:`TargetError` that says what is missing and what is spelled like it."""
+    spec = source.spec
+    try:
+        value: Any = importlib.import_module(spec.module or "")
+    except ImportError as exc:
+        raise TargetError(
+            f"items = {spec.text!r}: module {spec.module!r} cannot be imported ({type(exc).__name__}: {exc})"
+            f"{did_you_mean(close_modules(spec.module or ''))}; check the spelling, or run `sched-accel check`"
+        ) from exc
+    where = spec.module
+    for part in spec.qualname.split("."):
+        try:
+            found = getattr(value, part, _MISSING)
+        except Exception as exc:  # noqa: BLE001 - the object's own refusal (a lazy settings object)
+            raise TargetError(f"items = {spec.text!r}: reading {where}.{part} failed: {type(exc).__name__}: {exc}") from exc
+        if found is _MISSING:
+            raise TargetError(
+                f"items = {spec.text!r}: {where} has no attribute {part!r}{did_you_mean(close_names(part, value))}; "
+                "check the spelling, or run `sched-accel check` to list what resolves"
+            )
+        value, where = found, f"{where}.{part}"
+    return value
+
+
+_MISSING: Any = object()
 
 
 def independent(value: Any) -> Iterator[Any] | None:

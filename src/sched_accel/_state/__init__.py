@@ -26,10 +26,10 @@ from ._control import (
     default_control_file,
     disabled_targets,
 )
-from ._files import write_private
+from ._files import floor, write_private
 from ._learned import MAX_RECORDED, LearnedCalls, Recorder
 from ._rates import LearnedRates
-from ._runs import load_runs, runs_folder, save_run
+from ._runs import load_kept, load_plain, load_runs, runs_folder, save_run
 from ._trust import Refused, read_trusted, unsafe
 
 __all__ = [
@@ -49,11 +49,14 @@ __all__ = [
     "default_control_file",
     "disabled_targets",
     "known_apps",
+    "load_kept",
+    "load_plain",
     "load_runs",
     "old_state",
     "read_trusted",
     "runs_folder",
     "save_run",
     "unsafe",
+    "floor",
     "write_private",
 ]

@@ -2,25 +2,42 @@
 
 Folders we create are 0700 whatever the umask: each is made with ``os.mkdir(0o700)`` and
 then ``fchmod``-ed to 0700 (the umask is process-wide and other threads run, so it is never
-changed). A file is written to an ``O_EXCL`` temporary file (mode 0600) beside it, then
+changed). We never create the user's home folder, nor anything above the state folder a
+variable names (:func:`floor`): a ``HOME`` that does not exist stays so (as root we once
+made it, and ``.local/state`` in it, which another user's app then found owned by root). A file is written to an ``O_EXCL`` temporary file (mode 0600) beside it, then
 moved into place with ``os.replace``, so a reader sees the old content or the new, whole.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 
 from ._trust import check_folders
 
-__all__ = ["create_private", "make_folders", "write_private"]
+__all__ = ["create_private", "floor", "make_folders", "write_private"]
 
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def floor() -> str:
+    """The folder that must exist before we create any below it: the parent of the state
+    folder ``$SCHED_ACCEL_CONTROL`` names, else the parent of ``$XDG_STATE_HOME`` (which the
+    XDG rules let us create), else the home folder (``~/.local/state`` may be made in it)."""
+    named = os.environ.get("SCHED_ACCEL_CONTROL")
+    if named:
+        return os.path.dirname(os.path.dirname(os.path.abspath(named)))
+    xdg = os.environ.get("XDG_STATE_HOME")
+    if xdg:
+        return os.path.dirname(os.path.abspath(xdg))
+    return os.path.abspath(os.path.expanduser("~"))
+
+
 def make_folders(folder: str) -> None:
-    """Create ``folder`` and its missing parents, each mode 0700 whatever the umask."""
+    """Create ``folder`` and its missing parents, each mode 0700 whatever the umask; never
+    :func:`floor` or anything above it (FileNotFoundError that says so)."""
     missing: list[str] = []
     current = os.path.abspath(folder)
     while not os.path.lexists(current):
@@ -29,6 +46,11 @@ def make_folders(folder: str) -> None:
         if parent == current:
             break
         current = parent
+    bottom = floor()
+    if any(bottom == one or bottom.startswith(one.rstrip(os.sep) + os.sep) for one in missing):
+        raise FileNotFoundError(
+            errno.ENOENT, f"{bottom} does not exist, and sched_accel never creates it or anything above its state folder", folder
+        )
     for one in reversed(missing):
         try:
             os.mkdir(one, 0o700)

@@ -59,19 +59,25 @@ def _normal(value: Any) -> Any:
 
 
 class LearnedCalls:
-    """The recorded per-item call arguments of one target, on disk, signed."""
+    """The recorded per-item call arguments of one target, on disk, signed.
+
+    When they cannot be saved (a read-only home, a full disk, a folder we may not create),
+    that is said once, and this process keeps them in memory: its next runs prefetch them."""
 
     def __init__(self, folder: str, target: str) -> None:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", target)
         self.path = os.path.join(folder, f"{safe}.json")
         self.secret = secret_path(folder)
         self.target = target
+        self.kept: list[list[Any]] | None = None  # the last run's, when they could not be saved
 
     def load(self) -> list[list[Any]]:
         """The argument lists recorded last time for this target, each with a valid digest, in
         the order the loop made them: a function-level call's positional arguments, an
         HTTP-level request's ``[method, url]``. Plain JSON values only; their shapes are the
         caller's to check. [] when none, refused, or not ours; never raises."""
+        if self.kept is not None:
+            return list(self.kept)
         try:
             raw = read_trusted(self.path)
             if raw is None:
@@ -123,16 +129,21 @@ class LearnedCalls:
             secret = ensure_secret(self.secret)
             signed = [{"args": args, "digest": digest(secret, self.target, args)} for args in calls[:MAX_RECORDED]]
             write_private(self.path, json.dumps({"version": FORMAT, "target": self.target, "calls": signed}))
+            self.kept = None
         except Refused as exc:
             log_refused(exc)
         except (OSError, ValueError, TypeError, RecursionError) as exc:
-            event(
-                "WARNING",
-                "learned_not_saved",
-                f"the calls of this run could not be saved ({exc}); the next run prefetches less",
-                target=self.target,
-                path=self.path,
-            )
+            said, self.kept = self.kept is not None, [list(args) for args in calls[:MAX_RECORDED]]
+            if not said:
+                event(
+                    "WARNING",
+                    "learned_not_saved",
+                    f"the calls of this run could not be saved ({exc}); this process keeps them in memory for its "
+                    "next runs (said once), a new process starts without them: make the state folder writable "
+                    "(`sched-accel doctor` checks it) or point SCHED_ACCEL_CONTROL at a writable folder",
+                    target=self.target,
+                    path=self.path,
+                )
 
 
 class Recorder:
