@@ -366,6 +366,10 @@ def boot() -> None:
     if _booted:
         return
     _booted = True
+    discover = os.environ.get("SCHED_ACCEL_DISCOVER")
+    if discover and not sys.flags.ignore_environment and not _is_cli():
+        _discover(discover)
+        return
     raw = os.environ.get(FLAG)
     if raw is None or sys.flags.ignore_environment or _is_cli():  # -E and -I: the environment is not the app's say
         return
@@ -382,6 +386,16 @@ def boot() -> None:
         _start()
     except Exception as exc:
         internal_error("boot", exc)
+
+
+def _discover(folder: str) -> None:
+    """``sched-accel discover``: record this process's requests (nothing is accelerated)."""
+    try:
+        from sched_accel._discover import start
+
+        start(folder, watcher.watch)
+    except Exception as exc:
+        internal_error("discover", exc)
 
 
 def _say(line: str) -> None:

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import _sched_accel_boot as boot
 from . import __version__
 from ._checks import check
 from ._config import load_config
+from ._discover import DISCOVER_ENV, analyse, load, toml
 from ._exceptions import SchedAccelError
 from ._redact import redact_text
 from ._settings import Settings
@@ -58,6 +60,8 @@ examples:
   sched-accel on                           back on (clears this app's switches)
   sched-accel off --all-apps               every target of every app of this user
   sched-accel status --json                this app's targets, switches and last runs, as JSON
+  sched-accel discover -- python job.py    run it once; print the config for its loops that wait on HTTP
+  sched-accel timeline                     this app's last runs, one bar per request, as an HTML page
 
 The config is $SCHED_ACCEL_CONFIG, else ./sched_accel.toml, else [tool.sched_accel] in
 ./pyproject.toml: it names the app that on, off and status act on. Nothing is accelerated
@@ -90,6 +94,10 @@ _EXAMPLES = {
     "on": """\
   sched-accel on                            every target of this app back on
   sched-accel on legacy_app.jobs:update_scores""",
+    "discover": """\
+  sched-accel discover -- python job.py     run it once, unaccelerated; print the loops that wait on HTTP
+  sched-accel discover -- python -m app.worker --once
+    (paste the [[targets]] table it prints into sched_accel.toml, then `sched-accel check`)""",
     "timeline": """\
   sched-accel timeline                      every target's last runs, in sched-accel-timeline.html
   sched-accel timeline legacy_app.jobs:update_scores -o /tmp/scores.html
@@ -141,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         switch.add_argument(
             "--all-apps", action="store_true", help=f"{verb} in the user-wide control file: for every app of this user"
         )
+    discover = command("discover", "run a command once, unaccelerated, and print the config for its loops that wait on HTTP")
+    discover.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     timeline = command("timeline", "draw this app's last runs of each target, one bar per request, as one HTML file")
     timeline.add_argument("target", nargs="?", help="only this target (its loop as declared)")
     timeline.add_argument("-o", "--output", metavar="PATH", default="sched-accel-timeline.html",
@@ -150,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[boot.CONFIG_ENV] = os.path.abspath(args.config)
     handlers = {
         "run": _run, "check": _check, "doctor": _doctor, "status": _status, "on": _on, "off": _off, "timeline": _timeline,
+        "discover": _discover,
     }
     if args.command is None:
         parser.print_help()
@@ -307,6 +318,44 @@ def _unwritable(folder: str) -> str | None:
     except OSError as exc:
         return f"{existing} refused a new entry ({exc.strerror or exc})"
     return None
+
+
+# -- discover ------------------------------------------------------------------------------
+def _discover(args: argparse.Namespace) -> int:
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        _err("nothing to run; usage: sched-accel discover -- python job.py")
+        return 2
+    folder = tempfile.mkdtemp(prefix="sched-accel-discover-")  # 0700: this user's only
+    try:
+        env = {k: v for k, v in os.environ.items() if k != boot.FLAG}  # recorded, never accelerated
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (BOOTSTRAP, env.get("PYTHONPATH", "")) if p)
+        env[DISCOVER_ENV] = folder
+        _err(f"running {' '.join(cmd)} once, unaccelerated, recording its HTTP requests ...")
+        try:
+            code = subprocess.call(cmd, env=env)
+        except OSError as exc:
+            _err(f"cannot run {cmd[0]!r}: {exc.strerror or exc}")
+            return 127
+        requests = load(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    loops = analyse(requests)
+    _say(f"# {cmd[0]} exited with {code}; {len(requests)} HTTP request(s) recorded")
+    if not loops:
+        _say("# no loop of the app was seen making requests for two or more items: nothing to accelerate here")
+        return 1
+    for rank, loop in enumerate(loops, start=1):
+        _say(f"\n# {rank}. {loop.loop} ({os.path.basename(loop.file)}:{loop.line}): {loop.iterations} items, "
+             f"{loop.requests} requests to {', '.join(sorted(loop.hosts))}, {loop.seconds:.2f} s waiting")
+        for note in loop.notes:
+            _say(f"#    {note}")
+        _say(toml(loop))
+    _say("\n# paste the table(s) into sched_accel.toml, run `sched-accel check`, then set "
+         f"{boot.FLAG}=true and restart the app")
+    return 0
 
 
 # -- timeline ------------------------------------------------------------------------------

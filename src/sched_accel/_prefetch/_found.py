@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any
 
-__all__ = ["Found", "find"]
+__all__ = ["Found", "find", "is_library", "name_of"]
 
 #: Frames looked at above a request, at most (a loop is rarely deeper than this below its request).
 MAX_FRAMES = 200
@@ -61,9 +61,9 @@ def find(loop: CodeType, items: Iterable[Any] = ()) -> Found | None:
         frame = frame.f_back
     else:
         return None
-    if below is None or _library(below.f_code.co_filename):
+    if below is None or is_library(below.f_code.co_filename):
         return None
-    spec = _name(below)
+    spec = name_of(below)
     if spec is None:
         return None
     code = below.f_code
@@ -73,13 +73,13 @@ def find(loop: CodeType, items: Iterable[Any] = ()) -> Found | None:
 _OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
-def _library(filename: str) -> bool:
+def is_library(filename: str) -> bool:
     """Whether code from this file belongs to a library (the stdlib, site-packages)."""
     real = os.path.realpath(filename)
     return real.startswith(_LIBRARIES) or "site-packages" in real
 
 
-def _name(frame: FrameType) -> str | None:
+def name_of(frame: FrameType) -> str | None:
     """``module:qualname`` of the frame's function, when the module resolves it to this code."""
     code = frame.f_code
     qualname = getattr(code, "co_qualname", code.co_name)
