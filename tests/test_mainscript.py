@@ -158,6 +158,30 @@ def test_module_run_with_dash_m_is_patched_only_with_the_flag(app: App) -> None:
     assert_patched_only_when_on(off, on)
 
 
+@pytest.mark.parametrize("command", [("-m", "pkg.job", "x"), ("pkg/job.py", "x")], ids=["dash-m", "script"])
+def test_a_loop_named_in_dunder_main_is_the_running_modules(app: App, command: tuple[str, ...]) -> None:
+    """`loop = "__main__:main"` names whatever runs as the program: `python -m pkg.job` or
+    `python pkg/job.py`, patched once main is defined there (it was resolved at start-up, before
+    the module's body ran, and said to be missing)."""
+    app.write("pkg/__init__.py", "")
+    app.write("pkg/job.py", SCRIPT)
+    app.write("pkg/accel.py", REPLACEMENT)  # "accel" from the script's folder (python pkg/job.py)
+    app.write("accel.py", REPLACEMENT)  # and from the working folder (python -m pkg.job)
+    app.config('[[targets]]\nloop = "__main__:main"\nreplacement = "accel:main"\n')
+    off = run(app, *command, flag="false")
+    on = run(app, *command, flag="true")
+    assert_patched_only_when_on(off, on)
+
+
+def test_check_says_what_to_write_for_a_loop_named_in_dunder_main(app: App) -> None:
+    """`sched-accel check` runs as its own __main__: it says so, and the two names to use instead."""
+    app.config('[[targets]]\nloop = "__main__:main"\nreplacement = "pkg_accel:main"\n')
+    out = run(app, "-m", "sched_accel", "check", flag="")
+    assert out.returncode == 1
+    assert "__main__ is whatever module runs as the program" in out.stdout
+    assert 'loop = "pkg.job:main"' in out.stdout and 'loop = "job.py:main"' in out.stdout
+
+
 def test_method_of_a_class_in_main_is_patched_only_with_the_flag(app: App) -> None:
     """`loop = "job.py:Job.run"`: a method of a class defined in the script is patched, gets self."""
     app.write("job.py", CLASS_SCRIPT)

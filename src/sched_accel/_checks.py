@@ -201,6 +201,12 @@ def _resolve(spec: TargetSpec, gate: ImportGate) -> tuple[Resolved | Defined | N
     if spec.path is not None:
         return None, _script_defines(spec.path, spec.qualname.split(".")[0])
     assert spec.module is not None
+    if spec.module == "__main__":  # whichever module runs as the program: here, sched-accel itself
+        return None, (
+            "__main__ is whatever module runs as the program (here, sched-accel itself), so it cannot be checked; "
+            "name the module that holds the loop (loop = \"pkg.job:" + spec.qualname + "\": patched also when it "
+            "runs as `python -m pkg.job`) or the script's path (loop = \"job.py:" + spec.qualname + "\")"
+        )
     if (why := gate.refusal(spec.module)) is not None:
         found = gate.from_source(spec.module, spec.qualname, why)
         return (found, None) if isinstance(found, Defined) else (None, found)

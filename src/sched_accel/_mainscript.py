@@ -24,10 +24,11 @@ __all__ = ["is_main", "when_defined"]
 
 
 def is_main(module: str | None, path: str | None) -> bool:
-    """Whether this process's ``__main__`` is the script ``path`` or the module ``module``."""
+    """Whether this process's ``__main__`` is the script ``path`` or the module ``module``
+    (``__main__`` itself names whatever runs as the program: its loop, once defined there)."""
     if path is not None:
         return boot.main_script_path() == path
-    return module is not None and boot.main_module_name() == module
+    return module == "__main__" or (module is not None and boot.main_module_name() == module)
 
 
 _pending: dict[str, list[Callable[[ModuleType], None]]] = {}
