@@ -112,6 +112,8 @@ class FaultServer:
         self.requests: Counter[str] = Counter()
         self.posts: Counter[str] = Counter()
         self.log: list[tuple[str, str]] = []
+        #: (key, Authorization, Cookie) of each GET or HEAD, in arrival order.
+        self.credentials: list[tuple[str, str | None, str | None]] = []
         self.ok: Counter[str] = Counter()
         self.status: Counter[int] = Counter()
         self.in_flight = self.peak = 0
@@ -231,6 +233,7 @@ class FaultServer:
         with self.lock:
             self.requests[key] += 1
             self.log.append((handler.command, key))
+            self.credentials.append((key, handler.headers.get("Authorization"), handler.headers.get("Cookie")))
             self.arrived.append(time.monotonic())
             if key in self.rate_changes and self.requests[key] == 1:
                 self._set_rate(self.rate_changes[key])

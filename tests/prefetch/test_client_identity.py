@@ -104,3 +104,78 @@ def test_tenants_that_differ_only_by_certificate_never_get_each_others_answers(
         assert module.sync(server.url, accounts) == before
         assert Counter(key for _, key in server.log) == sequential  # nothing sent ahead for another tenant
     assert run_line(capture_events)["prefetched"] == "0"
+
+
+USERS = """
+    import urllib.request
+
+    import httpx
+    import requests
+
+    def httpx_header(base, users):
+        with httpx.Client() as client:
+            return [client.get(f"{base}/item/{user}", headers={"Authorization": f"Bearer {token}"}).json()["value"]
+                    for user, token in users]
+
+    async def httpx_async_header(base, users):
+        async with httpx.AsyncClient() as client:
+            out = []
+            for user, token in users:
+                answer = await client.get(f"{base}/item/{user}", headers={"Authorization": f"Bearer {token}"})
+                out.append(answer.json()["value"])
+            return out
+
+    def requests_cookie(base, users):
+        session = requests.Session()
+        out = []
+        for user, token in users:
+            session.cookies.set("session", token)  # the session's cookie switched to this user's
+            out.append(session.get(f"{base}/item/{user}").json()["value"])
+        return out
+
+    def urllib_header(base, users):
+        out = []
+        for user, token in users:
+            request = urllib.request.Request(f"{base}/item/{user}", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request) as answer:
+                out.append(answer.read())
+        return out
+"""
+
+
+def wrong_credentials(server: FaultServer) -> list[tuple[str, str | None, str | None]]:
+    """Requests that went out with another user's token (users are ``u<i>``, tokens ``t<i>``)."""
+    return [
+        (key, auth, cookie) for key, auth, cookie in server.credentials
+        if (auth is not None and auth != f"Bearer t{key[1:]}") or (cookie is not None and cookie != f"session=t{key[1:]}")
+    ]
+
+
+@pytest.mark.parametrize("items", ["users", "learned"])
+@pytest.mark.parametrize("loop", ["httpx_header", "httpx_async_header", "requests_cookie", "urllib_header"])
+def test_credentials_switched_per_user_never_go_out_for_another_user(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str, items: str
+) -> None:
+    """Tokens or cookies switched per user (the review: 5 of 13 requests went out with one user's
+    credentials for another user's data), per client library, with the items as a parameter and
+    learned from the run before: each request reaches the upstream once, with its own user's
+    credentials, and the loop's results are the plain run's."""
+    import anyio
+
+    app.write("users.py", USERS)
+    app.config(f'[[targets]]\nloop = "users:{loop}"\nitems = "{items}"\nconcurrency = 4\n')
+    module: Any = importlib.import_module("users")
+    function = getattr(module, loop)
+    users = [(f"u{i}", f"t{i}") for i in range(13)]
+
+    def call(base: str) -> Any:
+        return anyio.run(function, base, users) if loop.endswith("async_header") else function(base, users)
+
+    with FaultServer(latency=0.01) as server:
+        before = call(server.url)
+        install(monkeypatch, capture_events)
+        for _ in range(2):  # the second run replays what the first learned
+            server.credentials.clear()
+            assert call(server.url) == before
+            assert wrong_credentials(server) == []
+            assert Counter(key for key, _, _ in server.credentials) == Counter(user for user, _ in users)
