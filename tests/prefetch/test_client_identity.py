@@ -125,6 +125,16 @@ USERS = """
                 out.append(answer.json()["value"])
             return out
 
+    async def aiohttp_header(base, users):
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            out = []
+            for user, token in users:
+                async with session.get(f"{base}/item/{user}", headers={"Authorization": f"Bearer {token}"}) as answer:
+                    out.append((await answer.json())["value"])
+            return out
+
     def requests_cookie(base, users):
         session = requests.Session()
         out = []
@@ -152,7 +162,7 @@ def wrong_credentials(server: FaultServer) -> list[tuple[str, str | None, str | 
 
 
 @pytest.mark.parametrize("items", ["users", "learned"])
-@pytest.mark.parametrize("loop", ["httpx_header", "httpx_async_header", "requests_cookie", "urllib_header"])
+@pytest.mark.parametrize("loop", ["httpx_header", "httpx_async_header", "aiohttp_header", "requests_cookie", "urllib_header"])
 def test_credentials_switched_per_user_never_go_out_for_another_user(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str, items: str
 ) -> None:
@@ -169,7 +179,7 @@ def test_credentials_switched_per_user_never_go_out_for_another_user(
     users = [(f"u{i}", f"t{i}") for i in range(13)]
 
     def call(base: str) -> Any:
-        return anyio.run(function, base, users) if loop.endswith("async_header") else function(base, users)
+        return anyio.run(function, base, users) if loop in ("httpx_async_header", "aiohttp_header") else function(base, users)
 
     with FaultServer(latency=0.01) as server:
         before = call(server.url)
