@@ -175,10 +175,10 @@ def test_credentials_switched_per_user_never_go_out_for_another_user(
     app.write("users.py", USERS)
     app.config(f'[[targets]]\nloop = "users:{loop}"\nitems = "{items}"\nconcurrency = 4\n')
     module: Any = importlib.import_module("users")
-    function = getattr(module, loop)
     users = [(f"u{i}", f"t{i}") for i in range(13)]
 
     def call(base: str) -> Any:
+        function = getattr(module, loop)  # looked up at each call: patched once installed
         return anyio.run(function, base, users) if loop in ("httpx_async_header", "aiohttp_header") else function(base, users)
 
     with FaultServer(latency=0.01) as server:
@@ -189,3 +189,52 @@ def test_credentials_switched_per_user_never_go_out_for_another_user(
             assert call(server.url) == before
             assert wrong_credentials(server) == []
             assert Counter(key for key, _, _ in server.credentials) == Counter(user for user, _ in users)
+            assert "sched_accel.run " in "".join(capture_events)  # it ran patched
+
+
+def wrong_tenant(server: FaultServer) -> list[tuple[str, str | None, str | None]]:
+    """Requests that went out with the other tenant's token: users u0-u5 are tenant A's, the rest B's."""
+    def token(key: str) -> str:
+        return "tA" if int(key[1:]) < 6 else "tB"
+
+    return [
+        (key, auth, cookie) for key, auth, cookie in server.credentials
+        if (auth is not None and auth != f"Bearer {token(key)}") or (cookie is not None and cookie != f"session={token(key)}")
+    ]
+
+
+@pytest.mark.parametrize("loop", ["httpx_header", "requests_cookie", "urllib_header"])
+def test_a_tenant_switch_after_a_run_of_items_is_kept_from_the_next_run_on(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str
+) -> None:
+    """Six users of tenant A, then seven of tenant B: a template learned on A's requests would
+    send B's with A's token. The first run that shows the switch sends nothing more ahead (what
+    had gone, up to a window, carries A's token and is never served); from the next run on, in
+    this process or another, only the requests the run before asked for, with the same
+    credentials, are sent ahead: none with the other tenant's, none twice."""
+    import sched_accel
+
+    app.write("users.py", USERS)
+    app.config(f'[[targets]]\nloop = "users:{loop}"\nitems = "users"\nconcurrency = 4\n')
+    module: Any = importlib.import_module("users")
+    users = [(f"u{i}", "tA" if i < 6 else "tB") for i in range(13)]
+
+    def function(base: str, users: list[tuple[str, str]]) -> Any:
+        return getattr(module, loop)(base, users)  # looked up at each call: patched once installed
+
+    with FaultServer(latency=0.01) as server:
+        before = function(server.url, users)
+        install(monkeypatch, capture_events)
+        server.credentials.clear()
+        assert function(server.url, users) == before
+        assert len(wrong_tenant(server)) <= 8  # the first run: at most a window (concurrency 4, window 8)
+        for fresh_process in (False, True):
+            if fresh_process:
+                sched_accel.reset()
+                install(monkeypatch, capture_events)
+            capture_events.clear()
+            server.credentials.clear()
+            assert function(server.url, users) == before
+            assert wrong_tenant(server) == []
+            assert Counter(key for key, _, _ in server.credentials) == Counter(user for user, _ in users)
+            assert run_line(capture_events)["ahead"] == "asked_before"

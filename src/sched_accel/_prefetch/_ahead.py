@@ -253,19 +253,19 @@ class Late:
     def __init__(self, size: int) -> None:
         self._sents: deque[Sent] = deque(maxlen=size)
 
-    def keep(self, sent: Sent) -> int:
-        """Keep it (servable again); 1 if that let go of one never asked for, else 0."""
+    def keep(self, sent: Sent) -> Sent | None:
+        """Keep it (servable again); the one that let go of, if the loop never asked for it."""
         sents = self._sents
-        wasted = int(len(sents) == sents.maxlen and sents[0].live)
-        if wasted:
-            sents[0].live = False
+        dropped = sents[0] if len(sents) == sents.maxlen and sents[0].live else None
+        if dropped is not None:
+            dropped.live = False
         sent.live = True
         sents.append(sent)
-        return wasted
+        return dropped
 
-    def clear(self) -> int:
-        """The loop ended: let go of every one; how many it never asked for."""
-        wasted = sum(sent.live for sent in self._sents)
+    def clear(self) -> list[Sent]:
+        """The loop ended: let go of every one; those it never asked for."""
+        wasted = [sent for sent in self._sents if sent.live]
         self._sents.clear()
         return wasted
 

@@ -12,6 +12,16 @@ httpx, requests, urllib or aiohttp (``_policy.LOOP``), in the loop's own thread 
   run's host limits and retries; at its first miss it retires;
 - everything else (POST, PUT, a body, a stream) runs exactly when and as the loop makes it.
 
+A loop that refuses some items before requesting them (an access check, a cache): a request
+sent ahead for an item the loop moved past for good without asking for it (and without asking
+for another URL of its shape) shows it (``not_asked`` in the run line). A loop whose requests
+carry other credentials from one item to the next (a tenant's token, cookie or certificate)
+shows it by its own requests. Nothing more is sent ahead in that run, and its next runs (in
+this process or another: the owner's signed ``learned/<target> asked.json``) send ahead only
+requests the run before asked for, with the same credentials (``ahead=asked_before``): a
+refused item's request, or one with another tenant's credentials, is sent ahead at most in the
+first run that shows it, up to a window of them.
+
 With ``items = "learned"`` the items are the previous run's requests, replayed in order,
 each only to a host the loop itself called in this run. An answer whose body is over
 ``MAX_KEPT`` (10 MiB, ``_adapter``) is closed where that shows and never served: the loop
@@ -26,6 +36,7 @@ steps aside, and the loop sends its requests itself, within the policy.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from collections import deque
@@ -48,6 +59,25 @@ from ._tally import tally
 from ._templates import Templates
 
 __all__ = ["HttpRun"]
+
+#: Headers that say whose request it is: a request sent ahead with one item's is never sent for
+#: an item the loop asks for with others'. The client's identity beyond headers (certificate,
+#: proxy, adapter: the ``<...>`` pairs of ``Request.extra``) counts as well.
+CREDENTIALS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"})
+
+
+def credentials(request: Request) -> str:
+    """A digest of what identifies whose request this is (empty when nothing does)."""
+    held = [pair for pair in request.extra if isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)
+            and (pair[0].lower() in CREDENTIALS or (pair[0].startswith("<") and pair[0] != "<body>"))]
+    if not held:
+        return ""
+    return hashlib.sha256(repr(sorted(held, key=repr)).encode("utf-8", "backslashreplace")).hexdigest()[:16]
+
+
+#: The loop's own requests a run keeps, at most (for a loop that refuses items, its next run
+#: sends ahead only what this one asked for).
+MAX_ASKED = 10_000
 
 _NOT_FOUND: Any = object()
 _AS_MADE: Any = object()
@@ -74,8 +104,19 @@ class HttpRun:
         recorder: Recorder | None = None,
         probe: bool = True,
         loop: CodeType | None = None,
+        asked_before: frozenset[tuple[str, str, str]] | None = None,
     ) -> None:
         self.report = report
+        #: The loop refuses some items (it moved past items whose requests were sent ahead,
+        #: asking for nothing of theirs), or its requests carry other credentials from one item
+        #: to another (a tenant's token, cookie or certificate): only requests its last run asked
+        #: for, with the same credentials, are sent ahead (``asked_before``: method, URL and
+        #: :func:`credentials`), and, without that record, none once it is seen.
+        self.asked_before = asked_before
+        self.guarded = asked_before is not None
+        self.not_asked = 0  # items the loop moved past whose requests had been sent ahead
+        self.asked: list[tuple[str, str, str]] = []  # the loop's own GETs and HEADs, in order (bounded)
+        self._credentials: str | None = None  # those of the loop's first request
         #: The loop's code, to find on a request's stack the app's function it called (``_found``).
         self.loop = loop
         self.found: Found | None = None
@@ -281,6 +322,13 @@ class HttpRun:
         self._direct = client
         if self.recorder is not None:
             self.recorder.record((request.method, request.url))
+        held = credentials(request)
+        if self._credentials is None:
+            self._credentials = held
+        elif held != self._credentials:
+            self.guarded = True  # another item's credentials: what was sent ahead carries the first's
+        if len(self.asked) < MAX_ASKED:
+            self.asked.append((request.method, request.url, held))
         key = (request.method, request.url)
         queue = self.pending.get(key)
         while queue:
@@ -332,11 +380,24 @@ class HttpRun:
             if sent.contradicted:  # never asked for: the loop asked for another URL of its shape
                 self.templates.retire(sent.learned)
             if not sent.slot.cancel():  # it went out: still served if the loop asks for exactly it
-                self.wasted += self._late.keep(sent)
+                self._never_asked(self._late.keep(sent))
+
+    def _never_asked(self, sent: Sent | None) -> None:
+        """``sent`` went out and the loop moved on for good without asking for it: wasted. Unless
+        the loop asked for another URL of its shape for that item (the pattern was wrong), the
+        loop refused that item: from now on, only what it asks for is sent ahead."""
+        if sent is None:
+            return
+        self.wasted += 1
+        if not sent.contradicted:
+            self.not_asked += 1
+            self.guarded = True
 
     def _fill(self) -> None:
         if not self.learned or not self.active or self.step.aside:
             return
+        if self.guarded and self.asked_before is None:
+            return  # it refuses items, and which it asks for is not known: nothing more is sent ahead
         self.items.read()
         if not self.ahead:
             return
@@ -361,6 +422,8 @@ class HttpRun:
         request = known.client.rebuild(known.base, known.instance, url)
         if request is None or self._made.take((request.method, request.url)):
             return
+        if self.asked_before is not None and (request.method, request.url, credentials(request)) not in self.asked_before:
+            return  # its last run did not ask for this one, or not with these credentials
         if any(sent.live for sent in self.pending.get((request.method, request.url), ())):
             return  # another pattern sent it: once is enough
         fetch = _watched(self._fetcher(known.client), known)
@@ -391,7 +454,8 @@ class HttpRun:
         """The loop ended: what it never asked for is cancelled (or counted as wasted)."""
         for sent in self.items.clear():
             self._discard(sent.slot)
-        self.wasted += self._late.clear()
+        for sent in self._late.clear():
+            self._never_asked(sent)
         if self.items.first is not None:  # what the run's line shows beside the first request
             self.ahead = deque([self.items.first])
         self.pending.clear()
@@ -401,8 +465,12 @@ class HttpRun:
     def counts(self) -> dict[str, Any]:
         """This run's figures for the run line."""
         more = {"prefetch": "http", "prefetched": self.hits, "missed": self.misses, "wasted": self.wasted}
-        optional = {"mismatched": self.mismatched, "stale": self.stale, "oversize": self.oversize, "other": self.other}
-        return more | {name: count for name, count in optional.items() if count}
+        optional = {"mismatched": self.mismatched, "stale": self.stale, "oversize": self.oversize, "other": self.other,
+                    "not_asked": self.not_asked}
+        more |= {name: count for name, count in optional.items() if count}
+        if self.asked_before is not None:
+            more["ahead"] = "asked_before"  # only what its last run asked for, with the same credentials
+        return more
 
 
 def _watched(fetch: Callable[..., Any], known: Taught) -> Callable[..., Any]:

@@ -19,6 +19,7 @@ anyio).
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import CodeType
@@ -33,7 +34,7 @@ from .._policy import LOOP, HostLimiter, Hosts, Policy, paced
 from .._report import RunReport
 from .._settings import Learned, Target
 from .._shadow import install as install_effects
-from .._state import Recorder
+from .._state import LearnedCalls, Recorder
 from .._targets import Resolved
 from ._http_run import HttpRun
 from ._probe import StepAside
@@ -79,6 +80,17 @@ class PrefetchMode:
             self.items = Items(target.name, target.items, state_dir)
         self._said_no_items = False
         self._said_unresolved = False
+        #: HTTP level with its items named: what the loop asked for in its last run, kept once it
+        #: was seen refusing items (moving past some without asking for them) or switching
+        #: credentials between items, so that only those are sent ahead, with the same
+        #: credentials (``HttpRun.asked_before``); loaded at the first run.
+        self._asked = (
+            LearnedCalls(os.path.join(state_dir or ".", "learned"), f"{target.name} asked")
+            if self.http and self.items.learned is None
+            else None
+        )
+        self._asked_before: frozenset[tuple[str, str, str]] | None = None
+        self._asked_loaded = False
         self._loop_code: CodeType | None = getattr(inspect.unwrap(resolved.function), "__code__", None)
         self._runs_since_slow_probe: int | None = None
         self.builder: Callable[[Any], Args] | None = None
@@ -166,6 +178,7 @@ class PrefetchMode:
                 recorder=recorder,
                 probe=probe,
                 loop=self._loop_code,
+                asked_before=self._asked_last(),
             )
         if self.shadow:
             return ShadowRun(
@@ -304,9 +317,28 @@ class PrefetchMode:
         if step.skipped:
             more["probe"] = "skipped"  # an earlier run of this process found the calls slow
 
+    def _asked_last(self) -> frozenset[tuple[str, str, str]] | None:
+        """What the loop asked for in its last run, when it refuses items (else None)."""
+        if not self._asked_loaded and self._asked is not None:
+            self._asked_loaded = True
+            calls = self._asked.load()
+            if calls:
+                self._asked_before = frozenset(
+                    (call[0], call[1], call[2]) for call in calls if len(call) == 3 and all(isinstance(part, str) for part in call)
+                )
+        return self._asked_before
+
+    def _keep_asked(self, run: HttpRun, outcome: str) -> None:
+        """A run of a loop that refuses items or switches credentials: what it asked for, for its next runs."""
+        if self._asked is None or not run.guarded or outcome != "ok":
+            return
+        self._asked_before = frozenset(run.asked)
+        self._asked.save([list(request) for request in run.asked])
+
     def _report(self, run: PrefetchRun | HttpRun, outcome: str) -> None:
         if isinstance(run, HttpRun):
             more, items = run.counts(), run.hits + run.misses
+            self._keep_asked(run, outcome)
         elif isinstance(run, ShadowRun):
             more, items = run.counts(), run.hits + run.misses + run.direct
             run.say_stopped()

@@ -1,0 +1,85 @@
+"""A loop that refuses some items before requesting them (an access check): what is sent
+ahead is only what its own code asks for (issue 24, item 7). The first run that shows it
+(items passed without being asked for) stops sending ahead; its next runs, in this process
+or another, send ahead only what the run before asked for."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections import Counter
+from typing import Any
+
+import pytest
+
+import sched_accel
+
+from ..conftest import App
+from ..faultserver import FaultServer
+from .test_prefetch_shapes import install, run_line
+
+ACL = """
+    import httpx
+
+    DENIED = {"u3", "u4", "u7", "u11"}
+
+    def sync(base, users):
+        out = []
+        with httpx.Client() as client:
+            for user in users:
+                if user in DENIED:  # refused before any request is made for it
+                    out.append(None)
+                    continue
+                out.append(client.get(f"{base}/item/{user}").json()["value"])
+        return out
+
+    def everyone(base, users):
+        with httpx.Client() as client:
+            return [client.get(f"{base}/item/{user}").json()["value"] for user in users]
+"""
+USERS = [f"u{i}" for i in range(16)]
+DENIED = {"u3", "u4", "u7", "u11"}
+
+
+def asked(server: FaultServer) -> Counter[str]:
+    return Counter(key for _, key in server.log)
+
+
+def test_refused_items_are_not_sent_ahead_once_the_loop_is_seen_refusing(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    app.write("acl.py", ACL)
+    app.config('[[targets]]\nloop = "acl:sync"\nitems = "users"\nconcurrency = 4\n')
+    module: Any = importlib.import_module("acl")
+    with FaultServer(latency=0.02) as server:
+        plain = module.sync(server.url, USERS)
+        expected = asked(server)
+        assert not set(expected) & DENIED
+        install(monkeypatch, capture_events)
+        server.reset_counts()
+        assert module.sync(server.url, USERS) == plain  # the first run sees it refuse items
+        first = run_line(capture_events)
+        assert int(first["not_asked"]) >= 1  # items it moved past, whose requests had gone ahead
+        for fresh_process in (False, True):
+            if fresh_process:  # another process of the app: the record is on disk
+                sched_accel.reset()
+                install(monkeypatch, capture_events)
+            capture_events.clear()
+            server.reset_counts()
+            assert module.sync(server.url, USERS) == plain
+            assert asked(server) == expected  # nothing for a refused item, nothing twice
+            line = run_line(capture_events)
+            assert "not_asked" not in line and int(line["prefetched"]) >= 8 and line["ahead"] == "asked_before"
+
+
+def test_a_loop_that_refuses_nothing_keeps_no_record(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+    app.write("acl.py", ACL)
+    app.config('[[targets]]\nloop = "acl:everyone"\nitems = "users"\nconcurrency = 4\n')
+    module: Any = importlib.import_module("acl")
+    install(monkeypatch, capture_events)
+    with FaultServer(latency=0.02) as server:
+        module.everyone(server.url, USERS)
+        module.everyone(server.url, USERS)
+        assert asked(server) == Counter({user: 2 for user in USERS})
+    learned = app.state(here=True) / "learned"
+    assert not learned.exists() or not [name for name in os.listdir(learned) if "asked" in name]
