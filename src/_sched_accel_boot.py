@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at run time
 FLAG = "ENABLE_SCHEDULER_OPTIMIZATION"
 CONFIG_ENV = "SCHED_ACCEL_CONFIG"
 PROBE_ENV = "SCHED_ACCEL_PROBE"
+#: Schedulers whose import, while a target's module is awaited, installs sched_accel so that its
+#: first tick can say which targets still wait (``_activation._watch_first_tick``).
+SCHEDULERS = ("apscheduler.schedulers.base", "schedule")
 MAX_CONFIG_BYTES = 1024 * 1024  # a config is a few dozen lines: the loader refuses a larger file
 TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 FALSE_VALUES = frozenset({"", "0", "false", "no", "off"})
@@ -432,6 +435,8 @@ def _start() -> None:
         return
     for name in sorted(modules):
         watcher.watch(name, _on_target_imported)
+    for name in SCHEDULERS:  # a scheduler imported while the targets' modules are not: install, to say
+        watcher.watch(name, _on_target_imported)  # at its first tick which still are not (a typo shows there)
     atexit.register(_never_imported, sorted(modules), path)
 
 

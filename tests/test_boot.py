@@ -4,6 +4,7 @@ idempotence, never crashing the host, and switching off a running process."""
 from __future__ import annotations
 
 import json
+import textwrap
 import os
 import re
 import subprocess
@@ -208,7 +209,8 @@ def test_flag_on_without_a_target_import_stays_lazy(job: App) -> None:
     )
     out = job.run("-c", probe, env=config_env(job, **{FLAG: "1"}))
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == [[], ["jobs"]]
+    # Awaited: the loop's module, and the schedulers whose first tick would say it is still missing.
+    assert json.loads(out.stdout) == [[], sorted(["jobs", *boot.SCHEDULERS])]
     # At exit, one plain line (nothing loaded for it): the module of its loop was never imported.
     assert events(out.stderr) == ["never_imported"] and "modules=jobs pid=" in out.stderr
 
@@ -495,3 +497,50 @@ def test_watcher_leaves_a_module_s_own_loader_alone(app: App) -> None:
     _Loader(spec.loader, watcher).exec_module(other)
     assert other.__loader__ is mine  # someone else's loader: not ours to replace
     watcher.clear()
+
+
+TICKING = {
+    "apscheduler": """
+        import time
+
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        scheduler = BackgroundScheduler()
+        scheduler.add_job(lambda: print("tick", flush=True), "interval", seconds=0.05, id="job")
+        scheduler.start()
+        time.sleep(0.2)
+        scheduler.shutdown()
+    """,
+    "schedule": """
+        import schedule
+
+        schedule.every(0.05).seconds.do(lambda: print("tick", flush=True))
+        import time
+        time.sleep(0.06)
+        schedule.run_pending()
+    """,
+}
+
+
+@pytest.mark.usefixtures("unmeasured_children")
+@pytest.mark.parametrize("scheduler", sorted(TICKING))
+def test_a_target_module_not_imported_by_the_first_tick_is_said_then(app: App, scheduler: str) -> None:
+    """A long-running scheduler whose target names a module it never imports (a typo): its
+    first tick says so, not only its exit, which may be weeks away; once."""
+    app.write("main.py", TICKING[scheduler])
+    app.config('[[targets]]\nloop = "jobz:update"\nitems = "ids"\n')
+    out = app.run("main.py", env=config_env(app, **{FLAG: "1"}))
+    assert out.returncode == 0, out.stderr
+    assert "tick" in out.stdout
+    assert events(out.stderr) == ["active", "still_waiting", "never_patched"], out.stderr
+    assert "target=jobz:update" in out.stderr and "first tick came and jobz is still not imported" in out.stderr
+
+
+@pytest.mark.usefixtures("unmeasured_children")
+def test_the_first_tick_says_nothing_when_every_target_is_patched(app: App) -> None:
+    app.write("jobs.py", "def update(ids):\n    return [i for i in ids]\n")
+    app.write("main.py", "import jobs\n" + textwrap.dedent(TICKING["schedule"]))
+    app.config('[[targets]]\nloop = "jobs:update"\nitems = "ids"\n')
+    out = app.run("main.py", env=config_env(app, **{FLAG: "1"}))
+    assert out.returncode == 0, out.stderr
+    assert "still_waiting" not in out.stderr and "never_patched" not in out.stderr

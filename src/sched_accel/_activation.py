@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
+from typing import Any
 
 import _sched_accel_boot as boot
 
@@ -46,6 +47,8 @@ class _State:
         self.breakers: dict[str, CircuitBreaker] = {}
         self.hosts: Hosts | None = None
         self.http = Patch("<http>")
+        self.ticks = Patch("<first tick>")  # the schedulers' first tick, while a target waits
+        self.said_waiting = False
         self.claims: Claims | None = None  # single_run's, made when a target has it
         self.said_active = False  # this process's start-up line is said (reset() forgets it, for tests)
         self.generation = 0
@@ -150,6 +153,57 @@ def _say_active(settings: Settings) -> None:
         waiting_for=",".join(waiting) or "-",
     )
     atexit.register(_say_never_patched)
+    if waiting:
+        _watch_first_tick()
+
+
+#: A scheduler's tick: the first one after start-up is when a job's module should have been
+#: imported (APScheduler 3.x wakes to process its jobs; schedule runs what is pending).
+_TICKS = (("apscheduler.schedulers.base", "BaseScheduler", "_process_jobs"), ("schedule", "Scheduler", "run_pending"))
+
+
+def _watch_first_tick() -> None:
+    """While a target's module is awaited: at a scheduler's first tick, say which still are.
+    The hook asks one flag per tick until it has spoken, then wrapt calls past it."""
+
+    def first_tick(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        _say_still_waiting()
+        return wrapped(*args, **kwargs)
+
+    def listening() -> bool:
+        return not _state.said_waiting and _state.active
+
+    for module_name, owner_name, attribute in _TICKS:
+
+        def wrap(module: ModuleType, owner_name: str = owner_name, attribute: str = attribute) -> None:
+            owner = getattr(module, owner_name, None)
+            if owner is not None and callable(getattr(owner, attribute, None)):
+                apply(_state.ticks, owner, attribute, first_tick, listening)
+
+        boot.watcher.watch(module_name, wrap)
+
+
+def _say_still_waiting() -> None:
+    """Once per process: each target whose module is still not imported at the first tick."""
+    try:
+        with _state.lock:
+            if _state.said_waiting or (settings := _state.settings) is None:
+                return
+            _state.said_waiting = True
+            waiting = [t for t in settings.targets
+                       if t.loop.module and t.loop.module not in sys.modules
+                       and ((p := _state.patches.get(t.name)) is None or not p.installed)]
+        for target in waiting:
+            _log.event(
+                "WARNING",
+                "still_waiting",
+                f"the scheduler's first tick came and {target.loop.module} is still not imported, so this loop is not "
+                "patched yet (it will be if the module is imported later); if it should be by now, check the module's "
+                "name (`sched-accel check` lists what resolves)" + boot.script_hint([target.loop.module or ""], settings.path or os.getcwd()),
+                target=target.name,
+            )
+    except Exception as exc:  # a scheduler's tick: nothing of ours may raise there
+        _log.internal_error("saying which targets still wait", exc)
 
 
 def _say_never_patched() -> None:
@@ -206,6 +260,7 @@ def uninstall() -> None:
         _state.patches.clear()
         try:
             _state.http.remove()
+            _state.ticks.remove()
         except Exception as exc:  # pragma: no cover - a wrapper replaced by a third party
             _log.internal_error("removing the HTTP patches", exc)
         _state.breakers.clear()
@@ -223,7 +278,7 @@ def reset() -> None:
     with _state.lock:
         uninstall()
         _state.breakers.clear()
-        _state.said_active = False
+        _state.said_active = _state.said_waiting = False
     _metrics.reset()
     _log.reset()
 
