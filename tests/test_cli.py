@@ -741,3 +741,26 @@ def test_a_config_control_file_outside_the_state_folder_writes_nothing_there(app
     assert run("main.py", **{FLAG: "1"}).stdout == "sequential [1]\n"
     assert not (state / "control.json").exists() and not (state / "hosts.json").exists()
     assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
+
+
+def test_check_suggests_the_items_a_loop_iterates_over(app: App) -> None:
+    """A target declared with its loop alone: check reads the loop's code and suggests the
+    parameter its first loop iterates over (a suggestion: the target still runs as declared)."""
+    app.write("tracker.py", """
+        def refresh(db, ids, client):
+            for item_id in ids:
+                db.append(client.get(item_id))
+
+        def rows(names):
+            return [name.upper() for name in names]
+
+        def nothing(count):
+            return count + 1
+    """)
+    app.config("".join(f'[[targets]]\nloop = "tracker:{name}"\n' for name in ("refresh", "rows", "nothing")))
+    out = cli(app, "check")
+    assert out.returncode == 0, out.stdout + out.stderr
+    found = parts(out.stdout)
+    assert 'its code loops over its parameter ids: items = "ids" prefetches from the first run' in found["tracker:refresh", "items"][2]
+    assert 'items = "names"' in found["tracker:rows", "items"][2]
+    assert "loops over" not in found["tracker:nothing", "items"][2]

@@ -23,6 +23,7 @@ import ast
 import importlib
 import inspect
 import os
+import textwrap
 from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -293,12 +294,35 @@ def _fetch(target: Target, gate: ImportGate) -> Part:
     )
 
 
+def suggested_items(function: Callable[..., Any]) -> str | None:
+    """The parameter the function's first ``for`` loop (or comprehension) iterates over, read
+    from its source: a suggestion for ``items``, never a decision (``discover`` sees it run)."""
+    try:
+        plain = inspect.unwrap(function)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(plain)))
+        parameters = set(inspect.signature(plain).parameters) - {"self", "cls"}
+    except Exception:  # noqa: BLE001 - no source (a builtin, a REPL function), or none that parses
+        return None
+    for node in ast.walk(tree):
+        loops = [node.iter] if isinstance(node, ast.For | ast.AsyncFor) else (
+            [g.iter for g in node.generators] if isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp)
+            else [])
+        for source in loops:
+            if isinstance(source, ast.Name) and source.id in parameters:
+                return source.id
+    return None
+
+
 def _items(target: Target, loop: Resolved | Defined | None, gate: ImportGate) -> Part:
     """Where the items come from, found as the mode would find them."""
     items = target.items
     calls = "requests" if target.http else "per-item calls"
     if items is None:
-        return Part("items", "(none)", "ok", f"learned: the {calls} of the loop's previous run (the default)")
+        detail = f"learned: the {calls} of the loop's previous run (the default)"
+        if isinstance(loop, Resolved) and (name := suggested_items(loop.function)) is not None:
+            detail += (f"; its code loops over its parameter {name}: items = \"{name}\" prefetches from the first run "
+                       "(`sched-accel discover -- COMMAND` confirms it from a real run)")
+        return Part("items", "(none)", "ok", detail)
     if isinstance(items, Learned):
         return Part("items", "learned", "ok", f"the {calls} of the loop's previous run")
     if isinstance(items, ReturnedBy):
