@@ -83,3 +83,56 @@ def test_a_loop_that_refuses_nothing_keeps_no_record(app: App, monkeypatch: pyte
         assert asked(server) == Counter({user: 2 for user in USERS})
     learned = app.state(here=True) / "learned"
     assert not learned.exists() or not [name for name in os.listdir(learned) if "asked" in name]
+
+
+SHADOWED = """
+    import httpx
+
+    DENIED = {"u3", "u4", "u7", "u11"}
+
+    def profile(client, base, user):
+        return client.get(f"{base}/item/{user}").json()["value"]
+
+    def sync(base, users):
+        out = []
+        with httpx.Client() as client:
+            for user in users:
+                if user in DENIED:  # refused in the loop's body, before the per-item function is called
+                    continue
+                out.append(profile(client, base, user))
+        return out
+"""
+
+
+@pytest.mark.parametrize("level", ["shadow", "pure"])
+def test_items_the_loop_body_refuses_are_not_run_ahead_from_the_next_run_on(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], level: str
+) -> None:
+    """Function level (a shadow of the per-item function, or its value served with pure =
+    true): the first run that passes refused items stops running calls ahead; the next runs,
+    in this process or another, run ahead only calls the run before made: no read of a refused
+    item, none twice."""
+    app.write("acl2.py", SHADOWED)
+    extra = "pure = true\n" if level == "pure" else ""
+    app.config(f'[[targets]]\nloop = "acl2:sync"\nfetch = "acl2:profile"\nitems = "users"\nconcurrency = 4\n{extra}')
+    module: Any = importlib.import_module("acl2")
+    base: list[str] = []
+
+    with FaultServer(latency=0.02) as server:
+        base.append(server.url)
+        plain = module.sync(server.url, USERS)
+        expected = asked(server)
+        install(monkeypatch, capture_events)
+        server.reset_counts()
+        assert module.sync(server.url, USERS) == plain
+        assert int(run_line(capture_events).get("not_asked", "0")) >= 1
+        for fresh_process in (False, True):
+            if fresh_process:
+                sched_accel.reset()
+                install(monkeypatch, capture_events)
+            capture_events.clear()
+            server.reset_counts()
+            assert module.sync(server.url, USERS) == plain
+            assert asked(server) == expected
+            line = run_line(capture_events)
+            assert line["ahead"] == "asked_before" and int(line["prefetched"]) >= 8, line

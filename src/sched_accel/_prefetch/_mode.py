@@ -80,16 +80,17 @@ class PrefetchMode:
             self.items = Items(target.name, target.items, state_dir)
         self._said_no_items = False
         self._said_unresolved = False
-        #: HTTP level with its items named: what the loop asked for in its last run, kept once it
-        #: was seen refusing items (moving past some without asking for them) or switching
-        #: credentials between items, so that only those are sent ahead, with the same
-        #: credentials (``HttpRun.asked_before``); loaded at the first run.
+        #: With its items named (not learned): what the loop asked for in its last run, kept once
+        #: it was seen refusing items (passing some without asking for them) or, at HTTP level,
+        #: switching credentials between items, so that only those are sent ahead
+        #: (``HttpRun.asked_before``: requests with their credentials; ``PrefetchRun.asked_before``:
+        #: the per-item calls' arguments); loaded at the first run.
         self._asked = (
             LearnedCalls(os.path.join(state_dir or ".", "learned"), f"{target.name} asked")
-            if self.http and self.items.learned is None
+            if self.items.learned is None
             else None
         )
-        self._asked_before: frozenset[tuple[str, str, str]] | None = None
+        self._asked_entries: list[list[Any]] | None = None
         self._asked_loaded = False
         self._loop_code: CodeType | None = getattr(inspect.unwrap(resolved.function), "__code__", None)
         self._runs_since_slow_probe: int | None = None
@@ -178,7 +179,7 @@ class PrefetchMode:
                 recorder=recorder,
                 probe=probe,
                 loop=self._loop_code,
-                asked_before=self._asked_last(),
+                asked_before=self._asked_requests(),
             )
         if self.shadow:
             return ShadowRun(
@@ -194,6 +195,7 @@ class PrefetchMode:
                 owner=self,
                 recorder=recorder,
                 probe=probe,
+                asked_before=self._asked_calls(),
             )
         return PrefetchRun(
             RunReport(target),
@@ -205,6 +207,7 @@ class PrefetchMode:
             policy=policy,
             recorder=recorder,
             probe=probe,
+            asked_before=self._asked_calls(),
         )
 
     # -- the loop, with a sync per-item function: worker threads ---------------------------------
@@ -317,23 +320,36 @@ class PrefetchMode:
         if step.skipped:
             more["probe"] = "skipped"  # an earlier run of this process found the calls slow
 
-    def _asked_last(self) -> frozenset[tuple[str, str, str]] | None:
+    def _asked_last(self) -> list[list[Any]] | None:
         """What the loop asked for in its last run, when it refuses items (else None)."""
         if not self._asked_loaded and self._asked is not None:
             self._asked_loaded = True
-            calls = self._asked.load()
-            if calls:
-                self._asked_before = frozenset(
-                    (call[0], call[1], call[2]) for call in calls if len(call) == 3 and all(isinstance(part, str) for part in call)
-                )
-        return self._asked_before
+            self._asked_entries = self._asked.load() or None
+        return self._asked_entries
 
-    def _keep_asked(self, run: HttpRun, outcome: str) -> None:
-        """A run of a loop that refuses items or switches credentials: what it asked for, for its next runs."""
+    def _asked_requests(self) -> frozenset[tuple[str, str, str]] | None:
+        entries = self._asked_last()
+        if entries is None:
+            return None
+        return frozenset((e[0], e[1], e[2]) for e in entries if len(e) == 3 and all(isinstance(part, str) for part in e))
+
+    def _asked_calls(self) -> frozenset[str] | None:
+        entries = self._asked_last()
+        if entries is None:
+            return None
+        return frozenset(entry[0] for entry in entries if len(entry) == 1 and isinstance(entry[0], str))
+
+    def _keep_asked(self, run: PrefetchRun | HttpRun, outcome: str) -> None:
+        """A run of a loop that refuses items (or switches credentials): what it asked for, for
+        its next runs."""
         if self._asked is None or not run.guarded or outcome != "ok":
             return
-        self._asked_before = frozenset(run.asked)
-        self._asked.save([list(request) for request in run.asked])
+        if isinstance(run, HttpRun):
+            entries: list[list[Any]] = [list(request) for request in run.asked]
+        else:
+            entries = [[key] for key in run.asked]
+        self._asked_entries = entries or None
+        self._asked.save(entries)
 
     def _report(self, run: PrefetchRun | HttpRun, outcome: str) -> None:
         if isinstance(run, HttpRun):
@@ -342,11 +358,14 @@ class PrefetchMode:
         elif isinstance(run, ShadowRun):
             more, items = run.counts(), run.hits + run.misses + run.direct
             run.say_stopped()
+            self._keep_asked(run, outcome)
         else:
+            self._keep_asked(run, outcome)
             # A call made directly while stepped aside is a miss too: prefetched + missed = items.
             more = {"prefetched": run.hits, "missed": run.misses + run.direct, "wasted": run.wasted}
             if run.mismatched:
                 more["mismatched"] = run.mismatched
+            more |= run.guard_counts()
             items = run.hits + run.misses + run.direct
         if run.policy is not None:
             more.update(run.policy.stats.snapshot())

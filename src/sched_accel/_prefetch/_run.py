@@ -12,6 +12,7 @@ either served or run directly, never both.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,12 +32,22 @@ if TYPE_CHECKING:
     from .._policy import Policy
     from ._http_run import HttpRun
 
-__all__ = ["CURRENT", "INFER_ATTEMPTS", "MISMATCHES", "PrefetchRun", "here"]
+__all__ = ["CURRENT", "INFER_ATTEMPTS", "MISMATCHES", "PrefetchRun", "call_key", "here"]
 
 #: The prefetch run of the loop executing in this thread or task, if any (function-level,
 #: or HTTP-level).
 CURRENT: ContextVar[PrefetchRun | HttpRun | None] = ContextVar("sched_accel_prefetch_run", default=None)
 
+
+
+def call_key(args: Any) -> str | None:
+    """A per-item call's arguments as a key that holds across processes: JSON, an argument
+    that is no JSON value (a client, a session) standing as its type's name; None when even
+    that cannot be made."""
+    try:
+        return json.dumps(args, sort_keys=True, separators=(",", ":"), default=lambda value: f"<{type(value).__qualname__}>")
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def here() -> tuple[str, int]:
@@ -49,6 +60,8 @@ def here() -> tuple[str, int]:
         return ("thread", threading.get_ident())
 
 
+#: The loop's own calls a run keeps, at most (for a loop that refuses items).
+MAX_ASKED = 10_000
 #: Real calls whose item could not be found before inference gives up.
 INFER_ATTEMPTS = 3
 #: Calls whose arguments the loop changed after they were sent ahead, more than those served,
@@ -80,9 +93,17 @@ class PrefetchRun:
         policy: Policy | None = None,
         recorder: Recorder | None = None,
         probe: bool = True,
+        asked_before: frozenset[str] | None = None,
     ) -> None:
         self.report = report
         self.name = report.target.name
+        #: The loop refuses some items (it called for a later item, passing predicted ones):
+        #: only calls its last run made are sent ahead (``asked_before``: :func:`call_key`),
+        #: and, without that record, none once it is seen.
+        self.asked_before = asked_before
+        self.guarded = asked_before is not None
+        self.not_asked = 0  # items the loop passed whose calls had been predicted
+        self.asked: list[str] = []  # the loop's own calls, by call_key (bounded)
         self.owner = owner
         #: Retries, limits and statistics of this run's per-item calls (None: calls run bare).
         self.policy = policy
@@ -130,6 +151,8 @@ class PrefetchRun:
     def _fill(self, limit: int | None = None) -> None:
         shape = self.shape
         assert shape is not None
+        if self.guarded and self.asked_before is None:
+            return  # it refuses items, and which it calls for is not known: nothing more ahead
         if limit is None:
             limit = 1 if self.step.probing is None else self.window
         while len(self.pending) < limit:
@@ -140,6 +163,8 @@ class PrefetchRun:
             args, kwargs = shape.arguments(item)
             if self.kinds is not None and tuple(map(type, args)) != self.kinds:
                 continue  # a learned call unlike this run's calls: never sent (the loop makes its own)
+            if self.asked_before is not None and call_key(args) not in self.asked_before:
+                continue  # a loop that refuses items: its last run did not call for this one
             slot = self._slot(shape, args, kwargs)
             if self.missed and self._made_directly(shape, slot):
                 continue  # the loop already made this call itself: never twice
@@ -170,6 +195,8 @@ class PrefetchRun:
         if not self.active:
             self.misses += 1
             return None
+        if len(self.asked) < MAX_ASKED and (key := call_key(args)) is not None:
+            self.asked.append(key)
         if self.shape is None and not self._infer(call, instance, args, kwargs):
             self.misses += 1
             self.missed.append((instance, args, kwargs))
@@ -184,7 +211,10 @@ class PrefetchRun:
             self.step.probing = True  # the slot answering this call is the probe
         for index, slot in enumerate(self.pending):
             if shape.matches(slot, instance, args, kwargs):
-                for _ in range(index):  # the loop skipped these items
+                if index:  # the loop skipped these items: it refuses some
+                    self.not_asked += index
+                    self.guarded = True
+                for _ in range(index):
                     self._discard(self.pending.popleft())
                 self.pending.popleft()
                 if slot.item is not None and slot.item != fingerprint(args, kwargs):
@@ -336,6 +366,14 @@ class PrefetchRun:
             if shape.matches(predicted, instance, args, kwargs):
                 return index
         return None
+
+    def guard_counts(self) -> dict[str, Any]:
+        """The run line's word on refused items: how many it passed, and whether only what its
+        last run called for was sent ahead."""
+        more: dict[str, Any] = {"not_asked": self.not_asked} if self.not_asked else {}
+        if self.asked_before is not None:
+            more["ahead"] = "asked_before"
+        return more
 
     def count(self, ok: bool) -> None:
         """A real call finished (served or direct); only the loop's own thread or task counts

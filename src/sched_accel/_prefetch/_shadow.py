@@ -125,8 +125,10 @@ class ShadowRun(PrefetchRun):
         owner: object = None,
         recorder: Recorder | None = None,
         probe: bool = True,
+        asked_before: frozenset[str] | None = None,
     ) -> None:
-        super().__init__(report, source, submit, window=window, builder=builder, owner=owner, policy=policy, recorder=recorder, probe=probe)
+        super().__init__(report, source, submit, window=window, builder=builder, owner=owner, policy=policy, recorder=recorder,
+                         probe=probe, asked_before=asked_before)
         if probe:
             # The probe is the reads shadows complete first (the loop's own item's shadow is
             # claimed at once, so it cannot be the one timed): the window fills meanwhile.
@@ -496,7 +498,7 @@ class ShadowRun(PrefetchRun):
         """This run's figures for the run line."""
         # A call made directly while stepped aside is a miss too: prefetched + missed = items.
         more: dict[str, Any] = {"prefetch": "shadow", "prefetched": self.hits, "missed": self.misses + self.direct, "wasted": self.wasted}
-        more |= {"reads_served": self.served, "reads_live": self.live}
+        more |= {"reads_served": self.served, "reads_live": self.live} | self.guard_counts()
         if self.stopped:
             more["shadows_stopped"] = self.stopped
         if self.mismatched:
