@@ -331,3 +331,104 @@ def test_exactly_one_run_per_tick_across_real_processes(app: App, backend: str, 
     per_tick = [[got[tick] for got in seen] for tick in range(5)]
     assert all(calls.count("ran") == 1 and calls.count(None) == 3 for calls in per_tick), per_tick
     assert len(runs(app)) == 5
+
+
+# -- the wall clock stepped back between ticks (issue 23, item 6) --------------------------------
+CLOCK_JOBS = """
+    import os, time
+
+    def refresh():
+        with open("runs.txt", "a") as file:
+            file.write(f"{os.getpid()} {time.time()}\\n")
+        return "ran"
+"""
+# A child process whose wall clock the test sets: `time.time` is replaced before anything of
+# sched_accel is imported (the start-up hook imports it with the target's module), so the tick
+# (`_ticks.tick_of`'s clock) and the claim's latest tick (`_single`) read it. At each step,
+# all children at the same real instant, the clock is set to that step's wall time and the
+# loop called, as cron or a `while True: refresh(); sleep(60)` loop would.
+CLOCK_STEPS = """
+    import json, sys, time
+
+    real = time.time
+    offset = 0.0
+
+    def wall():
+        return real() + offset
+
+    time.time = wall
+    import jobs
+    import sched_accel._ticks
+
+    assert sched_accel._ticks.tick_of.__kwdefaults__["clock"] is wall, "the tick is not read from the injected clock"
+    start_at, step, walls = float(sys.argv[1]), float(sys.argv[2]), json.loads(sys.argv[3])
+    got = []
+    for k, at in enumerate(walls):
+        while real() < start_at + k * step:
+            time.sleep(0.002)
+        offset = at - real()
+        got.append(jobs.refresh())
+    print(json.dumps(got))
+"""
+STEP = 0.4  # real seconds between two calls: a tick of the schedule, compressed
+HOUR = 3600
+
+
+@pytest.mark.parametrize(
+    ("backend", "tick"),
+    [("machine", 60), ("redis", 60), pytest.param("machine", HOUR, id="machine-hourly")],
+)
+def test_the_wall_clock_stepped_back_an_hour_runs_no_tick_twice_and_skips_none(
+    app: App, backend: str, tick: int, request: pytest.FixtureRequest
+) -> None:
+    """A single_run loop whose tick is read from the wall clock (``tick = 60``) is called by 3
+    real processes once a tick; between the 3rd and the 4th the wall clock steps back an hour.
+    Each call runs in exactly one process, before the step and after it: the minutes after it
+    are numbered an hour back and run again (their claims of an hour ago are long over, and
+    the claim of the minute before the step is of a tick later than any a process could claim
+    now, so it is replaced): none runs twice, none is skipped by all.
+
+    An hourly tick (``tick = 3600``) stepped back an hour lives its last hour again: that
+    tick ran already and its claim (3 ticks) is in force, so its call is skipped by every
+    process, and the next hour runs; no tick is run twice (pinned as the README says it).
+
+    Real clock changes are not possible here: each child's ``time.time`` is replaced before
+    sched_accel is imported (so ``_ticks.tick_of`` and ``_single`` read it), and a tick of the
+    schedule passes in 0.4 s of real time. The claims' ttl runs on the backend's clock
+    (monotonic, or Redis's), which does not step: the claims made before the step are still in
+    force when it comes, as they would be a tick later in real time."""
+    import time
+
+    coordination = f'url = "{request.getfixturevalue("redis_url")}"' if backend == "redis" else 'backend = "machine"'
+    config = app.write(
+        "sched_accel.toml",
+        f'[coordination]\n{coordination}\n\n[[targets]]\nloop = "jobs:refresh"\nsingle_run = true\ntick = {tick}\n',
+    )
+    app.write("jobs.py", CLOCK_JOBS)
+    app.write("steps.py", CLOCK_STEPS)
+    base = time.time() // tick * tick + tick / 2  # the middle of this tick
+    walls = [base + tick * k for k in range(3)] + [base + tick * k - HOUR for k in range(3, 6)]
+    full = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    full.update(SCHED_ACCEL_CONTROL=str(app.root / "state" / "control.json"), ENABLE_SCHEDULER_OPTIMIZATION="true",
+                SCHED_ACCEL_CONFIG=str(config))
+    start_at = str(time.time() + 2.0)
+    children = [
+        subprocess.Popen([sys.executable, "steps.py", start_at, str(STEP), json.dumps(walls)], cwd=app.root, env=full,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    seen = []
+    for child in children:
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+        assert "sched_accel.patched target=jobs:refresh" in err, err
+        seen.append(json.loads(out.strip().splitlines()[-1]))
+    per_call = [sorted([got[k] for got in seen], key=str) for k in range(len(walls))]
+    ran = [int(float(line.split()[1]) // tick) for line in (app.root / "runs.txt").read_text().splitlines()]
+    ticks = [int(at // tick) for at in walls]
+    if tick == HOUR:  # the 4th call is in the 3rd's hour again: skipped by all
+        assert per_call == [[None, None, "ran"]] * 3 + [[None, None, None]] + [[None, None, "ran"]] * 2, per_call
+        assert ran == ticks[:3] + ticks[4:] and ticks[3] == ticks[2]
+    else:
+        assert per_call == [[None, None, "ran"]] * len(walls), per_call
+        assert ran == ticks  # each minute's tick once, in order: 3 before the step, 3 (an hour back) after it

@@ -71,6 +71,59 @@ def test_the_backend_down_paces_alone_at_a_share_and_says_so(capture_events: lis
     assert len(lines) == 1 and "127.0.0.1:1" in lines[0] and "connection refused" in lines[0]
 
 
+def test_processes_started_together_count_each_other_within_a_quarter_second() -> None:
+    """The heartbeats come 0.25, 0.5 and 1 s apart, then every 2 s: a process that counted
+    itself alone at its first one counts one started just after it 0.25 s later, not 2 s
+    (Redis killed 1.5 s into a run, 4 processes had counted 1, 2, 3 and 4 alive)."""
+    clock = FakeClock()
+    backend = ProcessBackend()
+    first, second = (SharedRates(lambda: backend, "process", "app", clock=clock) for _ in range(2))
+    first.admit("api.test", 10.0, 1)
+    assert first.live == 1
+    second.admit("api.test", 10.0, 1)
+    assert second.live == 2
+    clock.advance(0.25)
+    first.admit("api.test", 10.0, 1)
+    assert first.live == 2
+    beats = []
+    for _ in range(16):
+        clock.advance(0.25)
+        before = first._beat_at
+        first.admit("api.test", 1000.0, 1000)
+        if first._beat_at != before:
+            beats.append(round(first._beat_at - before, 2))
+    assert beats == [0.5, 1.0, 2.0]  # then every 2 s (_shared.BEAT)
+
+
+def test_a_request_paced_alone_goes_back_to_the_backend_once_it_answers() -> None:
+    """A request waiting for its local token while the backend is down asks the backend again
+    after its wait: once it answers, the request is admitted there, not by this process's
+    bucket (which the backend's first answer set back to the whole rate: 4 processes back
+    from an outage sent their waiting requests at the whole rate each, 2 times the host's)."""
+    clock = FakeClock()
+    backend = ProcessBackend()
+    up = [False]
+
+    def make() -> ProcessBackend:
+        if not up[0]:
+            raise CoordinationUnavailable("redis at redis://127.0.0.1:1/0: connection refused")
+        return backend
+
+    shared = SharedRates(make, "redis at redis://127.0.0.1:1/0", "app", clock=clock)
+    shared.live = 4
+    found = limiter(shared, per_second=10.0, burst=1)
+    run_sync(found.token(1))  # the backend down: the local bucket (10/4 a second)
+    plan = found.token(2)
+    wait = next(plan)  # the next local token: up to 0.4 s away
+    assert 0 < wait <= 0.4
+    up[0] = True
+    clock.advance(_shared.RETRY_AFTER)
+    with pytest.raises(StopIteration):
+        next(plan)  # asked the backend again: admitted there
+    assert backend.admit("app:api.test", per_second=10.0, burst=1) > 0  # its slot was taken there
+    assert found._divide == 1 and not found._wire
+
+
 def test_hosts_without_a_rate_are_not_shared() -> None:
     found = HostLimiter("api.test", HostLimit(concurrency=4, per_second=None))
     found.shared = SharedRates(ProcessBackend, "process", "app")
