@@ -743,7 +743,7 @@ def test_a_config_control_file_outside_the_state_folder_writes_nothing_there(app
     assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
 
 
-def test_check_suggests_the_items_a_loop_iterates_over(app: App) -> None:
+def test_check_suggests_the_items_and_the_fetch_of_a_loop(app: App) -> None:
     """A target declared with its loop alone: check reads the loop's code and suggests the
     parameter its first loop iterates over (a suggestion: the target still runs as declared)."""
     app.write("tracker.py", """
@@ -751,8 +751,11 @@ def test_check_suggests_the_items_a_loop_iterates_over(app: App) -> None:
             for item_id in ids:
                 db.append(client.get(item_id))
 
+        def price(name):
+            return len(name)
+
         def rows(names):
-            return [name.upper() for name in names]
+            return [price(name) for name in names]
 
         def nothing(count):
             return count + 1
@@ -764,3 +767,6 @@ def test_check_suggests_the_items_a_loop_iterates_over(app: App) -> None:
     assert 'its code loops over its parameter ids: items = "ids" prefetches from the first run' in found["tracker:refresh", "items"][2]
     assert 'items = "names"' in found["tracker:rows", "items"][2]
     assert "loops over" not in found["tracker:nothing", "items"][2]
+    # and the app's function it calls with each item, by a plain name (a method of an object: discover finds it)
+    assert 'its code calls tracker:price with each item: fetch = "tracker:price"' in found["tracker:rows", "fetch"][2]
+    assert "its code calls" not in found["tracker:refresh", "fetch"][2]

@@ -38,6 +38,7 @@ from ._settings import Argument, Learned, ModuleObject, ReturnedBy, Settings, Ta
 from ._state import DISABLED_ENV
 from ._targets import Resolved, TargetSpec, close_modules, did_you_mean
 from ._unimported import TRUST_HINT, Defined, ImportGate, read_source
+from ._unpatchable import refused_module
 
 __all__ = ["check"]
 
@@ -125,7 +126,7 @@ def _parts(target: Target, settings: Settings, gate: ImportGate) -> list[Part]:
     if target.replacement is not None:
         parts.append(_part("replacement", target.replacement, *_resolve(target.replacement, gate)))
     if target.fetch is not None or target.mode == "prefetch":
-        parts.append(_fetch(target, gate))
+        parts.append(_fetch(target, gate, loop if isinstance(loop, Resolved) else None))
     if target.items is not None or target.mode == "prefetch":
         parts.append(_items(target, loop, gate))
     if settings.runs_once(target):
@@ -259,13 +260,17 @@ def _part(name: str, spec: TargetSpec, resolved: Resolved | Defined | None, prob
     return Part(name, spec.text, "ok", _kind(resolved))
 
 
-def _fetch(target: Target, gate: ImportGate) -> Part:
+def _fetch(target: Target, gate: ImportGate, loop: Resolved | None = None) -> Part:
     """The per-item call: HTTP level, a shadowed function (unless its shadow could change state
     the real run reads), or one whose return value is served (``pure = true``)."""
     spec = target.fetch
     if spec is None:
         methods = " and ".join(sorted(target.methods))
-        return Part("fetch", "(none)", "ok", f"HTTP level: the loop's {methods} requests are sent ahead")
+        detail = f"HTTP level: the loop's {methods} requests are sent ahead"
+        if loop is not None and (name := suggested_fetch(loop.function)) is not None:
+            detail += (f"; its code calls {name} with each item: fetch = \"{name}\" runs it ahead as a shadow (its reads "
+                       "and the requests that depend on them)")
+        return Part("fetch", "(none)", "ok", detail)
     resolved, problem = _resolve(spec, gate)
     if problem is not None or not isinstance(resolved, Resolved):
         return _part("fetch", spec, resolved, problem)
@@ -310,6 +315,41 @@ def suggested_items(function: Callable[..., Any]) -> str | None:
         for source in loops:
             if isinstance(source, ast.Name) and source.id in parameters:
                 return source.id
+    return None
+
+
+def suggested_fetch(function: Callable[..., Any]) -> str | None:
+    """``module:qualname`` of the app's function that the loop's first ``for`` loop (or
+    comprehension) calls with the loop's variable, read from its source and looked up in the
+    loop's module: a suggestion for ``fetch``; None when it calls none by a plain name."""
+    try:
+        plain = inspect.unwrap(function)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(plain)))
+        names = getattr(plain, "__globals__", {})
+    except Exception:  # noqa: BLE001 - no source, or none that parses
+        return None
+    for node in ast.walk(tree):
+        body: list[ast.AST]
+        if isinstance(node, ast.For | ast.AsyncFor):
+            variable, body = node.target, list(node.body)
+        elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp):
+            variable, body = node.generators[0].target, [node.elt]
+        else:
+            continue
+        if not isinstance(variable, ast.Name):
+            continue
+        for statement in body:
+            for call in ast.walk(statement):
+                if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+                    continue
+                if not any(isinstance(arg, ast.Name) and arg.id == variable.id for arg in call.args):
+                    continue
+                found = names.get(call.func.id)
+                module, qualname = getattr(found, "__module__", None), getattr(found, "__qualname__", "")
+                if inspect.isfunction(found) and isinstance(module, str) and "<" not in qualname and module != "__main__" \
+                        and library_method(found) is None and refused_module(module, "fetch") is None:
+                    return f"{module}:{qualname}"
+        return None  # the first loop only
     return None
 
 
