@@ -112,8 +112,9 @@ DOWN_AT, DOWN_FOR = 3.5, 4.8
 
 
 def stamp(line: str) -> float:
-    """The wall time of a child's loguru line (``2026-12-07 15:05:50.698 | ...``)."""
-    day, clock = line.split(" | ", 1)[0].split()
+    """The wall time of a child's loguru line (``2026-12-07 15:05:50.698 | ...``; loguru 0.8 adds
+    the zone, ``2026-12-07 15:05:50.698 +00:00 | ...``: the children's clock is the same one)."""
+    day, clock = line.split(" | ", 1)[0].split()[:2]
     return time.mktime(time.strptime(f"{day} {clock[:8]}", "%Y-%m-%d %H:%M:%S")) + float(clock[8:])
 
 

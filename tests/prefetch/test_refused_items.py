@@ -136,3 +136,49 @@ def test_items_the_loop_body_refuses_are_not_run_ahead_from_the_next_run_on(
             assert asked(server) == expected
             line = run_line(capture_events)
             assert line["ahead"] == "asked_before" and int(line["prefetched"]) >= 8, line
+
+
+COUNTED = """
+    import threading
+    import time
+    from collections import Counter
+
+    CALLS = Counter()
+    LOCK = threading.Lock()
+    REFUSED = {"u3", "u4"}
+
+    def score(user):
+        with LOCK:
+            CALLS[user] += 1
+        time.sleep(0.02)  # a slow read: worth running ahead
+        return len(user)
+
+    def sync(users):
+        out = []
+        for user in users:
+            if user in REFUSED:
+                continue
+            out.append(score(user))
+        return out
+"""
+
+
+def test_calls_held_in_place_keep_the_items_order_with_repeats_and_new_items(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """After a run that refused items, the next runs hold in place (never send) the calls its
+    last run did not make: with repeated items and items new to it, every call is made once,
+    in the loop's order (a call held in place runs directly when the loop makes it)."""
+    app.write("counted.py", COUNTED)
+    app.config('[[targets]]\nloop = "counted:sync"\nfetch = "counted:score"\nitems = "users"\nconcurrency = 3\npure = true\n')
+    module: Any = importlib.import_module("counted")
+    install(monkeypatch, capture_events)
+    first = [f"u{i}" for i in range(10)]
+    module.sync(first)  # it refuses u3 and u4: recorded
+    for users in (["u1", "u2", "u1", "u9", "new1", "u2", "u3", "new2", "u5", "u1", "new1", "u8"], first):
+        module.CALLS.clear()
+        capture_events.clear()
+        assert module.sync(users) == [len(u) for u in users if u not in {"u3", "u4"}]
+        assert module.CALLS == Counter(u for u in users if u not in {"u3", "u4"})  # each once, none refused
+        line = run_line(capture_events)
+        assert line["ahead"] == "asked_before" and int(line["prefetched"]) + int(line["missed"]) == int(line["items"])

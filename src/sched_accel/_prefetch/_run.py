@@ -104,6 +104,7 @@ class PrefetchRun:
         self.guarded = asked_before is not None
         self.not_asked = 0  # items the loop passed whose calls had been predicted
         self.asked: list[str] = []  # the loop's own calls, by call_key (bounded)
+        self.unsent: set[int] = set()  # ids of the pending slots held in place, never sent
         self.owner = owner
         #: Retries, limits and statistics of this run's per-item calls (None: calls run bare).
         self.policy = policy
@@ -163,11 +164,16 @@ class PrefetchRun:
             args, kwargs = shape.arguments(item)
             if self.kinds is not None and tuple(map(type, args)) != self.kinds:
                 continue  # a learned call unlike this run's calls: never sent (the loop makes its own)
-            if self.asked_before is not None and call_key(args) not in self.asked_before:
-                continue  # a loop that refuses items: its last run did not call for this one
             slot = self._slot(shape, args, kwargs)
             if self.missed and self._made_directly(shape, slot):
                 continue  # the loop already made this call itself: never twice
+            if self.asked_before is not None and call_key(args) not in self.asked_before:
+                # A loop that refuses items: its last run did not call for this one. Held in
+                # its place, never sent, so the calls are still matched in the items' order: if
+                # the loop calls for it, the call runs directly, once.
+                self.unsent.add(id(slot))
+                self.pending.append(slot)
+                continue
             self.pending.append(self.submit(slot))
 
     def _slot(self, shape: CallShape, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Slot[Any]:
@@ -207,16 +213,23 @@ class PrefetchRun:
             self.direct += 1
             return None
         self._fill()
-        if self.step.probing is None and self.pending:
+        if self.step.probing is None and self.pending and id(self.pending[0]) not in self.unsent:
             self.step.probing = True  # the slot answering this call is the probe
         for index, slot in enumerate(self.pending):
             if shape.matches(slot, instance, args, kwargs):
-                if index:  # the loop skipped these items: it refuses some
-                    self.not_asked += index
+                for _ in range(index):  # the loop skipped these items: it refuses some
+                    passed = self.pending.popleft()
+                    if id(passed) in self.unsent:
+                        self.unsent.discard(id(passed))  # expected: its last run skipped it too
+                        continue
+                    self.not_asked += 1
                     self.guarded = True
-                for _ in range(index):
-                    self._discard(self.pending.popleft())
+                    self._discard(passed)
                 self.pending.popleft()
+                if id(slot) in self.unsent:  # held in place, never sent: the loop calls it itself
+                    self.unsent.discard(id(slot))
+                    self.misses += 1
+                    return None
                 if slot.item is not None and slot.item != fingerprint(args, kwargs):
                     # The loop changed the arguments after this call was sent: not its answer.
                     self._discard(slot)

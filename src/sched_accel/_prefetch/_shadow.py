@@ -298,6 +298,10 @@ class ShadowRun(PrefetchRun):
                     for _ in range(index):
                         self._discard(self.pending.popleft())
                     self.pending.popleft()
+                    if id(slot) in self.unsent:  # held in place, never sent: the call runs directly
+                        self.unsent.discard(id(slot))
+                        self.direct += 1
+                        return None
                     self.hits += 1
                     return slot
         return super().serve(call, instance, args, kwargs)
