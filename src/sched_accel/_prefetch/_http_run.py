@@ -105,6 +105,7 @@ class HttpRun:
         probe: bool = True,
         loop: CodeType | None = None,
         asked_before: frozenset[tuple[str, str, str]] | None = None,
+        guard: bool = False,
     ) -> None:
         self.report = report
         #: The loop refuses some items (it moved past items whose requests were sent ahead,
@@ -112,6 +113,7 @@ class HttpRun:
         #: to another (a tenant's token, cookie or certificate): only requests its last run asked
         #: for, with the same credentials, are sent ahead (``asked_before``: method, URL and
         #: :func:`credentials`), and, without that record, none once it is seen.
+        self.guard = guard or asked_before is not None  # watched (items named, not replayed)
         self.asked_before = asked_before
         self.guarded = asked_before is not None
         self.not_asked = 0  # items the loop moved past whose requests had been sent ahead
@@ -325,7 +327,7 @@ class HttpRun:
         held = credentials(request)
         if self._credentials is None:
             self._credentials = held
-        elif held != self._credentials:
+        elif held != self._credentials and self.guard:
             self.guarded = True  # another item's credentials: what was sent ahead carries the first's
         if len(self.asked) < MAX_ASKED:
             self.asked.append((request.method, request.url, held))
@@ -389,7 +391,7 @@ class HttpRun:
         if sent is None:
             return
         self.wasted += 1
-        if not sent.contradicted:
+        if not sent.contradicted and self.guard:
             self.not_asked += 1
             self.guarded = True
 

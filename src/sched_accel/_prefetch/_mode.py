@@ -180,6 +180,7 @@ class PrefetchMode:
                 probe=probe,
                 loop=self._loop_code,
                 asked_before=self._asked_requests(),
+                guard=self._asked is not None,
             )
         if self.shadow:
             return ShadowRun(
@@ -196,6 +197,7 @@ class PrefetchMode:
                 recorder=recorder,
                 probe=probe,
                 asked_before=self._asked_calls(),
+                guard=self._asked is not None,
             )
         return PrefetchRun(
             RunReport(target),
@@ -208,6 +210,7 @@ class PrefetchMode:
             recorder=recorder,
             probe=probe,
             asked_before=self._asked_calls(),
+            guard=self._asked is not None,
         )
 
     # -- the loop, with a sync per-item function: worker threads ---------------------------------

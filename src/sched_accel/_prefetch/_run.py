@@ -94,12 +94,16 @@ class PrefetchRun:
         recorder: Recorder | None = None,
         probe: bool = True,
         asked_before: frozenset[str] | None = None,
+        guard: bool = False,
     ) -> None:
         self.report = report
         self.name = report.target.name
         #: The loop refuses some items (it called for a later item, passing predicted ones):
         #: only calls its last run made are sent ahead (``asked_before``: :func:`call_key`),
-        #: and, without that record, none once it is seen.
+        #: and, without that record, none once it is seen. Watched with ``guard`` (items named
+        #: by the config; a replay of learned calls has the refused ones left out already, and
+        #: an item it passes is one the items changed by).
+        self.guard = guard or asked_before is not None
         self.asked_before = asked_before
         self.guarded = asked_before is not None
         self.not_asked = 0  # items the loop passed whose calls had been predicted
@@ -222,8 +226,9 @@ class PrefetchRun:
                     if id(passed) in self.unsent:
                         self.unsent.discard(id(passed))  # expected: its last run skipped it too
                         continue
-                    self.not_asked += 1
-                    self.guarded = True
+                    if self.guard:
+                        self.not_asked += 1
+                        self.guarded = True
                     self._discard(passed)
                 self.pending.popleft()
                 if id(slot) in self.unsent:  # held in place, never sent: the loop calls it itself

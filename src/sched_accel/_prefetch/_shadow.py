@@ -126,9 +126,10 @@ class ShadowRun(PrefetchRun):
         recorder: Recorder | None = None,
         probe: bool = True,
         asked_before: frozenset[str] | None = None,
+        guard: bool = False,
     ) -> None:
         super().__init__(report, source, submit, window=window, builder=builder, owner=owner, policy=policy, recorder=recorder,
-                         probe=probe, asked_before=asked_before)
+                         probe=probe, asked_before=asked_before, guard=guard)
         if probe:
             # The probe is the reads shadows complete first (the loop's own item's shadow is
             # claimed at once, so it cannot be the one timed): the window fills meanwhile.
