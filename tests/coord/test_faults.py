@@ -143,9 +143,15 @@ def test_redis_killed_and_started_again_mid_run_loses_nothing_and_holds_the_rate
         assert results == [value_of(f"p{n}-{i}") for i in range(ITEMS)]
     alone = []
     for _, err in done:
-        [down], [up] = said(err, "coordination_down"), said(err, "coordination_back")
-        assert "live=4" in down, down  # each had counted the 4 (it paced at 20/4 a second alone)
-        alone.append(stamp(up) - stamp(down))
+        downs, ups = said(err, "coordination_down"), said(err, "coordination_back")
+        # Once each at most. Under a loaded machine a process may end its items before the new
+        # server answers (no `back`), or make none while the old one is gone (no `down`).
+        assert len(downs) <= 1 and len(ups) <= len(downs), err
+        for down in downs:
+            assert "live=4" in down, down  # it had counted the 4 (it paced at 20/4 a second alone)
+        if downs and ups:
+            alone.append(stamp(ups[0]) - stamp(downs[0]))
+    assert len(alone) >= PROCESSES // 2, "most processes saw Redis go and come back"
     arrived = sorted(server.arrived)
     seconds = per_second(arrived)
     overall = (len(arrived) - 1) / (arrived[-1] - arrived[0])
