@@ -203,15 +203,27 @@ def _controls(settings: Settings | None) -> Controls:
 
 
 # -- run -----------------------------------------------------------------------------------
-def _run(args: argparse.Namespace) -> int:
+def _command(args: argparse.Namespace, verb: str) -> list[str] | None:
+    """The command after ``--``; None (said, with the usage) when there is none."""
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:
-        _err("nothing to run; usage: sched-accel run -- python job.py")
+        _err(f"nothing to run; usage: sched-accel {verb} -- python job.py")
+        return None
+    return cmd
+
+
+def _hooked(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the start-up hook first on PYTHONPATH (its sitecustomize: where .pth files are not read)."""
+    return {**env, "PYTHONPATH": os.pathsep.join(p for p in (BOOTSTRAP, env.get("PYTHONPATH", "")) if p)}
+
+
+def _run(args: argparse.Namespace) -> int:
+    cmd = _command(args, "run")
+    if cmd is None:
         return 2
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (BOOTSTRAP, env.get("PYTHONPATH", "")) if p)
+    env = _hooked(dict(os.environ))
     if not boot.flag_value(env.get(boot.FLAG)):
         _err(f"{_flag_line()}, so {cmd[0]} runs unaccelerated; set {boot.FLAG}=true to accelerate")
     try:
@@ -322,16 +334,12 @@ def _unwritable(folder: str) -> str | None:
 
 # -- discover ------------------------------------------------------------------------------
 def _discover(args: argparse.Namespace) -> int:
-    cmd = list(args.cmd)
-    if cmd and cmd[0] == "--":
-        cmd = cmd[1:]
-    if not cmd:
-        _err("nothing to run; usage: sched-accel discover -- python job.py")
+    cmd = _command(args, "discover")
+    if cmd is None:
         return 2
     folder = tempfile.mkdtemp(prefix="sched-accel-discover-")  # 0700: this user's only
     try:
-        env = {k: v for k, v in os.environ.items() if k != boot.FLAG}  # recorded, never accelerated
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (BOOTSTRAP, env.get("PYTHONPATH", "")) if p)
+        env = _hooked({k: v for k, v in os.environ.items() if k != boot.FLAG})  # recorded, never accelerated
         env[DISCOVER_ENV] = folder
         _err(f"running {' '.join(cmd)} once, unaccelerated, recording its HTTP requests ...")
         try:

@@ -222,20 +222,14 @@ def _holds(container: object, wanted: list[Any], in_text: bool = False) -> bool:
         values = list(container)[:MAX_SCAN]
     else:
         return False
+    if not in_text:
+        from ._prefetch._found import any_same
+
+        return any_same(values, wanted)
     for value in values:
-        if in_text:
-            text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
-            if len(text) >= 2 and any(text in str(argument) for argument in wanted):
-                return True
-            continue
-        for argument in wanted:
-            if value is argument:
-                return True
-            try:
-                if type(value) is type(argument) and value == argument:
-                    return True
-            except Exception:  # noqa: BLE001, S112 - an app's __eq__ that raises: not this one
-                continue
+        text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+        if len(text) >= 2 and any(text in str(argument) for argument in wanted):
+            return True
     return False
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any
 
-__all__ = ["Found", "find", "is_library", "name_of"]
+__all__ = ["Found", "any_same", "find", "is_library", "name_of"]
 
 #: Frames looked at above a request, at most (a loop is rarely deeper than this below its request).
 MAX_FRAMES = 200
@@ -106,13 +106,17 @@ def _with_item(frame: FrameType, items: Iterable[Any]) -> bool:
     """Whether one of the frame's arguments is an item of the loop (the same object, or equal)."""
     code = frame.f_code
     count = code.co_argcount + code.co_kwonlyargcount
-    arguments = [frame.f_locals.get(name) for name in code.co_varnames[:count]]
-    for item in items:
-        for argument in arguments:
-            if argument is item:
+    return any_same(items, [frame.f_locals.get(name) for name in code.co_varnames[:count]])
+
+
+def any_same(values: Iterable[Any], wanted: list[Any]) -> bool:
+    """Whether one of ``values`` is one of ``wanted`` (the same object, or equal and of the same type)."""
+    for value in values:
+        for argument in wanted:
+            if argument is value:
                 return True
             try:
-                if type(argument) is type(item) and argument == item:
+                if type(argument) is type(value) and argument == value:
                     return True
             except Exception:  # noqa: BLE001, S112 - an app's __eq__ that raises: not this one
                 continue
