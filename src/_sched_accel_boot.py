@@ -147,6 +147,21 @@ def main_script_path() -> str | None:
     return os.path.realpath(argv0)
 
 
+def main_module_path() -> str | None:
+    """The real path ``python -m pkg.job`` runs from the working folder (which ``-m`` puts first
+    on ``sys.path``, after the start-up hook has run), found by its name alone (nothing
+    imported): ``pkg/job.py``, else ``pkg/job/__main__.py``; None when it is not there (a
+    module from elsewhere on the path) or no ``-m`` was given."""
+    name = main_module_name()
+    if not name or sys.flags.safe_path:
+        return None
+    base = os.path.join(os.getcwd(), *name.split("."))
+    for candidate in (base + ".py", os.path.join(base, "__main__.py")):
+        if os.path.isfile(candidate):
+            return os.path.realpath(candidate)
+    return None
+
+
 class _Loader:
     """Stands in for a watched module's loader just long enough to call back after it ran."""
 
@@ -426,7 +441,7 @@ def _start() -> None:
     loops = prescan(text) if text else []
     places = {split_target(spec)[0] for spec in loops}
     modules = {where for where in places if not is_path(where)}
-    script = main_script_path()
+    script = main_script_path() or main_module_path()  # a path-form loop is run by path or by -m
     base = os.path.dirname(path)
     scripts = {os.path.realpath(os.path.join(base, where)) for where in places - modules}
     if not places or main_module_name() in modules or (script is not None and script in scripts):

@@ -116,6 +116,16 @@ def test_script_target_is_patched_only_with_the_flag(tracker: App, cwd: str, scr
     assert_patched_only_when_on(off, on)
 
 
+def test_a_path_form_loop_is_patched_when_its_module_runs_with_dash_m(tracker: App) -> None:
+    """`loop = "jobs/tracker.py:main"` and `python -m jobs.tracker`: the same file runs as
+    __main__, so it is patched (it was silent: the hook waited for a script path never run)."""
+    tracker.write("jobs/__init__.py", "")
+    tracker.write("tracker_accel.py", REPLACEMENT)  # from the working folder, which -m puts on the path
+    off = run(tracker, "-m", "jobs.tracker", "x", flag="0")
+    on = run(tracker, "-m", "jobs.tracker", "x", flag="1")
+    assert_patched_only_when_on(off, on)
+
+
 def test_other_script_in_the_folder_is_left_alone(tracker: App) -> None:
     """A script that is not declared runs untouched and loads nothing of ours, flag on."""
     tracker.write(

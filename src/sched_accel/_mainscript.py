@@ -27,7 +27,7 @@ def is_main(module: str | None, path: str | None) -> bool:
     """Whether this process's ``__main__`` is the script ``path`` or the module ``module``
     (``__main__`` itself names whatever runs as the program: its loop, once defined there)."""
     if path is not None:
-        return boot.main_script_path() == path
+        return path in (boot.main_script_path(), boot.main_module_path())
     return module == "__main__" or (module is not None and boot.main_module_name() == module)
 
 
