@@ -324,13 +324,14 @@ class HttpRun:
         self._direct = client
         if self.recorder is not None:
             self.recorder.record((request.method, request.url))
-        held = credentials(request)
-        if self._credentials is None:
-            self._credentials = held
-        elif held != self._credentials and self.guard:
-            self.guarded = True  # another item's credentials: what was sent ahead carries the first's
-        if len(self.asked) < MAX_ASKED:
-            self.asked.append((request.method, request.url, held))
+        if self.guard:  # watched only for items the config names: every request's path otherwise
+            held = credentials(request)
+            if self._credentials is None:
+                self._credentials = held
+            elif held != self._credentials:
+                self.guarded = True  # another item's credentials: what was sent ahead carries the first's
+            if len(self.asked) < MAX_ASKED:
+                self.asked.append((request.method, request.url, held))
         key = (request.method, request.url)
         queue = self.pending.get(key)
         while queue:

@@ -205,8 +205,8 @@ class PrefetchRun:
         if not self.active:
             self.misses += 1
             return None
-        if len(self.asked) < MAX_ASKED and (key := call_key(args)) is not None:
-            self.asked.append(key)
+        if self.guard and len(self.asked) < MAX_ASKED and (key := call_key(args)) is not None:
+            self.asked.append(key)  # kept only where refusals are watched: every call's path
         if self.shape is None and not self._infer(call, instance, args, kwargs):
             self.misses += 1
             self.missed.append((instance, args, kwargs))
