@@ -366,6 +366,7 @@ def test_requests_answered_faster_than_fanning_out_step_aside(
     from sched_accel._prefetch import _probe
 
     monkeypatch.setattr(_probe, "PROBE_SECONDS", 0.05)  # a new connection's first answer, on a busy machine
+    monkeypatch.setattr(_probe, "RESUME_SECONDS", 0.05)  # a loaded machine's 0 ms answers wait a millisecond or more
     tokens = [f"t{i}" for i in range(30)]
     with FaultServer(latency=0) as quick:
         _, _, fields = compare_rows(app, quick, monkeypatch, capture_events, tmp_path, "job", HTTPX_JOB, tokens)

@@ -275,6 +275,7 @@ def test_reads_faster_than_fanning_out_step_aside_without_sending_any_twice(
     from sched_accel._prefetch import _probe
 
     monkeypatch.setattr(_probe, "PROBE_SECONDS", 1.0)  # "quick" even under coverage's tracer on a busy machine
+    monkeypatch.setattr(_probe, "RESUME_SECONDS", 0.05)  # a loaded machine's 0 ms answers wait a millisecond or more
     with FaultServer(latency=0.0) as fast:
         config = '[[targets]]\nloop = "early:run"\nitems = "tokens"\nfetch = "early:fetch"\nshadow = true\nconcurrency = 4\n'
         app.write("early.py", STOPS_EARLY.replace('if token == "t05"', 'if token == "never"'))
