@@ -191,6 +191,7 @@ LIBRARY_FETCH = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pure", [False, True], ids=["undeclared", "pure"])
 def test_a_library_method_as_fetch_prefetches_the_loops_requests(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], pure: bool

@@ -178,6 +178,7 @@ def test_flag_invalid_warns_once_and_stays_off(job: App) -> None:
     assert "wrapt" not in loaded(job)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["1", "true", "YES", "On"])
 def test_flag_on_patches_a_module_imported_after_start(job: App, value: str) -> None:
     """Flag on: the target module, imported after start-up, is patched and the replacement runs."""
@@ -306,6 +307,7 @@ BROKEN = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_a_broken_setup_never_crashes_the_host(job: App, case: str) -> None:
     """Each broken set-up: exit 0, normal output, target unpatched, one line naming what to fix."""

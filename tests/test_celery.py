@@ -29,6 +29,8 @@ from .conftest import ENV_KEYS, App
 from .coord.redis_server import serving
 from .faultserver import FaultServer, value_of
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("celery", reason="celery is not installed: `pip install celery` to run these tests")
 
 # The task: a sequential loop of HTTP GETs, one per key. Its app's broker and result backend

@@ -12,6 +12,8 @@ from .conftest import App
 from .coord.redis_server import RedisServer, _free_port, find_redis_server
 from .test_cli import cli
 
+pytestmark = pytest.mark.slow
+
 JOBS = "def refresh():\n    return 'ran'\n"
 
 

@@ -361,6 +361,7 @@ def test_check_rejects_a_library_method_as_fetch(prefetching: App) -> None:
     ],
     ids=["loop", "replacement", "script-name", "script-file"],
 )
+@pytest.mark.slow
 def test_check_fails_when_a_target_does_not_resolve(project: App, replace: tuple[str, str], detail: str) -> None:
     """check exits non-zero and its row says what does not resolve."""
     config = project.root / "sched_accel.toml"
@@ -436,6 +437,7 @@ def test_doctor_fails_on_a_broken_config(project: App) -> None:
 
 
 # -- off, on, status -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_off_on_status_round_trip(project: App) -> None:
     """off/on (all or one target) write the app's owner-only control file that status reads back."""
     control = project.state() / "control.json"
@@ -522,6 +524,7 @@ def test_run_without_a_sitecustomize_of_the_app_is_quiet(app: App) -> None:
     assert "Error in sitecustomize" not in out.stderr and "KeyError" not in out.stderr, out.stderr
 
 
+@pytest.mark.slow
 def test_subcommands_take_config_after_them_and_show_examples(app: App) -> None:
     """--config before or after the subcommand; --version; each subcommand's --help has examples."""
     assert cli(app, "--version").stdout.strip() == f"sched-accel {sched_accel.__version__}"
@@ -632,6 +635,7 @@ def apps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Apps:
     return Apps(tmp_path, monkeypatch)
 
 
+@pytest.mark.slow
 def test_off_in_one_apps_folder_leaves_the_other_app_on(apps: Apps) -> None:
     """`sched-accel off` in app A's folder switches A's targets only; --all-apps switches both;
     `on --all-apps` leaves A's own switch as it was."""
@@ -657,6 +661,7 @@ def test_off_in_one_apps_folder_leaves_the_other_app_on(apps: Apps) -> None:
     assert apps.job(apps.a) == "accelerated"
 
 
+@pytest.mark.slow
 def test_status_of_an_app_shows_its_own_runs(apps: Apps) -> None:
     """Each app's last run is its own: A's status never shows B's run of a loop of the same name;
     --all-apps lists both, with their configs."""
@@ -683,6 +688,7 @@ def test_status_of_an_app_shows_its_own_runs(apps: Apps) -> None:
     assert not (apps.control.parent / "runs").exists()  # nothing of an app's directly in the state folder
 
 
+@pytest.mark.slow
 def test_targets_are_switched_off_by_environment(apps: Apps) -> None:
     """SCHED_ACCEL_DISABLED_TARGETS switches the named targets off (a container whose HOME is read-only):
     said once, a name that is no target said with the one it is close to; status says why."""
@@ -710,6 +716,7 @@ def test_off_without_a_config_says_what_to_do(app: App) -> None:
     assert json.loads((app.root / CONTROL).read_text()) == {"version": 1, "off": ["*"]}
 
 
+@pytest.mark.slow
 def test_a_config_control_file_outside_the_state_folder_writes_nothing_there(apps: Apps, tmp_path: Path) -> None:
     """A config whose control_file points into another folder of the user's is refused, by the app
     (it runs unpatched) and by the command; nothing is ever written in that folder. Named in the

@@ -211,6 +211,7 @@ def refused_once(out: subprocess.CompletedProcess[str]) -> str:
 
 
 # -- who owns the file ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_root_owned_config_is_accepted_for_a_service_user(victim: Victim) -> None:
     """B's app with a config root keeps in a root-owned folder (as /etc/app): read, B's loops patched."""
     etc = owned(folder(victim.root.parent / "etc"), None, 0o755)
@@ -337,6 +338,7 @@ def test_a_fifo_named_pyproject_toml_never_hangs_the_start_and_is_refused_once(t
 
 
 # -- check, status and doctor say it too -----------------------------------------------------------
+@pytest.mark.slow
 def test_check_status_and_doctor_report_a_refused_config(victim: Victim, users: tuple[User, User]) -> None:
     """A's config read by B: check exits 2 (nothing imported), status 1, doctor FAIL, each naming why."""
     a = users[0]

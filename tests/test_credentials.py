@@ -325,6 +325,7 @@ def test_a_server_with_an_unverifiable_certificate_never_gets_the_password(
     assert SECRET.encode() in fake.received
 
 
+@pytest.mark.slow
 def test_check_shows_how_tls_is_checked(jobs: App) -> None:
     """rediss:// in check's line: the server, and whether its certificate is checked."""
     config(jobs, 'url = "rediss://127.0.0.1:1/0"')

@@ -15,7 +15,7 @@ import demo  # noqa: E402
 from demo_ideal import Limits, Seen, bounds, lowest, seen_in_status  # noqa: E402
 from demo_timeline import write_timeline  # noqa: E402
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 #: Latencies and pauses at a quarter: calls stay slower than the 5 ms step-aside probe.
 SCALE = 0.25

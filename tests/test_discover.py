@@ -17,6 +17,8 @@ from sched_accel._discover import analyse
 from .conftest import App
 from .faultserver import FaultServer
 
+pytestmark = pytest.mark.slow
+
 FLAG = "ENABLE_SCHEDULER_OPTIMIZATION"
 
 # Our small APScheduler app: 30 ids from SQLite, a requests.Session GET per id, a row and a

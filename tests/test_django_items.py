@@ -30,7 +30,7 @@ from .faultserver import FaultServer
 pytest.importorskip("django", reason="Django is not installed: `pip install django` to run these tests")
 
 #: Their child pythons must run as in production, without a tracer (see conftest).
-pytestmark = pytest.mark.usefixtures("unmeasured_children")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("unmeasured_children")]
 
 PROJECT = {
     "manage.py": """

@@ -26,6 +26,8 @@ from sched_accel._targets import TargetSpec
 from .conftest import App
 from .faultserver import FaultServer
 
+pytestmark = pytest.mark.slow
+
 JOB = """
     import httpx
 

@@ -29,6 +29,8 @@ import sched_accel
 from .conftest import App
 from .faultserver import FaultServer, answer
 
+pytestmark = pytest.mark.slow
+
 JOBS = """
     import httpx
 

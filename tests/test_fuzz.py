@@ -37,6 +37,8 @@ import sched_accel
 from .conftest import App
 from .faultserver import FaultServer
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("SCHED_ACCEL_FUZZ", "400"))
 #: How many examples installed (True) or not (False): the grammar must reach both.
 INSTALLED: Counter[bool] = Counter()

@@ -21,7 +21,7 @@ from .conftest import App
 from .test_boot import FLAG, config_env, events
 
 #: Their child pythons must run as in production, without a tracer (see conftest).
-pytestmark = pytest.mark.usefixtures("unmeasured_children")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("unmeasured_children")]
 
 # legacy_app.web and legacy_app.leaderboard import each other at their top; `{imports}` is
 # how each names the other. Each calls its own loop when run as `python -m`.

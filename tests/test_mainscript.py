@@ -106,6 +106,7 @@ def tracker(app: App) -> App:
     [("", "jobs/tracker.py"), ("jobs", "tracker.py"), ("jobs", "../jobs/./tracker.py"), ("", "ABSOLUTE")],
     ids=["relative", "from-its-folder", "dotted-path", "absolute"],
 )
+@pytest.mark.slow
 def test_script_target_is_patched_only_with_the_flag(tracker: App, cwd: str, script: str) -> None:
     """`python jobs/tracker.py` (any way the path is spelled) is patched with the flag on, not off."""
     if script == "ABSOLUTE":

@@ -233,6 +233,7 @@ def total(scraped: list[tuple[str, dict[str, str], float]], name: str, **labels:
     return sum(v for n, found, v in scraped if n == name and labels.items() <= found.items())
 
 
+@pytest.mark.slow
 def test_a_scrape_of_the_endpoint_shows_the_run(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
     """``[metrics] prometheus``: a real patched loop against a real upstream, then a real scrape of
     /metrics shows its run, its items, every request by host, class and source, and the host's rate."""

@@ -25,6 +25,8 @@ from .conftest import App
 from .faultserver import FaultServer
 from .prefetch.test_prefetch_shapes import install
 
+pytestmark = pytest.mark.slow
+
 #: In every planted secret: what no line may contain.
 MARKER = "PLANTEDSECRET"
 PASSWORD = f"{MARKER}-pw-1"

@@ -15,6 +15,8 @@ import pytest
 from .conftest import ENV_KEYS, App
 from .faultserver import FaultServer
 
+pytestmark = pytest.mark.slow
+
 JOBS = '''
 import httpx
 

@@ -90,6 +90,7 @@ HANGING = """
 """
 
 
+@pytest.mark.slow
 def test_exit_does_not_wait_for_a_request_sent_ahead_for_nothing(app: App) -> None:
     """Items 4..8 are sent ahead and hang 30 s upstream; the loop stops after 3: the process
     exits at once (our workers are daemon threads; a client closed meanwhile closes later)."""

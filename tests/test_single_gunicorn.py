@@ -19,6 +19,8 @@ import pytest
 
 from .conftest import ENV_KEYS
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("gunicorn", reason="gunicorn comes with the test extra: pip install -e '.[test]'")
 
 WORKERS = 4

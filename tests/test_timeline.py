@@ -22,6 +22,8 @@ from sched_accel._timeline import page
 from .conftest import App
 from .faultserver import FaultServer
 
+pytestmark = pytest.mark.slow
+
 JOB = """
     import httpx
 

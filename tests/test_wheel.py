@@ -18,7 +18,7 @@ sys.path.insert(0, str(EXAMPLES))
 
 from legacy_app.upstream import Upstream  # noqa: E402
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,11 @@ So that no other client of a Redis server can silence a job, a claim is in force
 one of the app's processes could have made it (issue 24, item 5): ending within its ttl from
 now, of a tick that starts within that ttl from now (:func:`claim_latest`); any other is
 replaced by the caller's. The app's keys there are named under its secret (``_coord._names``).
+
+A wall clock stepped back lives some ticks again. Each claim keeps the claimant's wall clock,
+so a claim this machine made is read on the present clock (``_coord._base.lived_again``): a
+window it did not fall in, lived again, is run once more, in one process, as a window whose
+claims are over is.
 """
 
 from __future__ import annotations
@@ -192,14 +197,17 @@ class Claims:
                 found = self._backends[kind] = self._make(self.settings, self.state_dir, kind)
             return found
 
-    def claim(self, key: str, tick: int, *, ttl: float, latest: int | None = None) -> Claimed:
-        """Claim ``tick`` of ``key`` (``latest``: :meth:`Backend.claim`'s); never raises
-        CoordinationUnavailable (it is said, and runs)."""
+    def claim(
+        self, key: str, tick: int, *, ttl: float, latest: int | None = None, at: float | None = None,
+        period: float | None = None,
+    ) -> Claimed:
+        """Claim ``tick`` of ``key`` (``latest``, ``at``, ``period``: :meth:`Backend.claim`'s);
+        never raises CoordinationUnavailable (it is said, and runs)."""
         primary = self.settings.kind
         if self._clock() >= self._down_until:
             try:
                 backend = self._backend(primary)
-                token = backend.claim(key, tick, ttl=ttl, latest=latest)
+                token = backend.claim(key, tick, ttl=ttl, latest=latest, at=at, period=period)
             except CoordinationUnavailable as exc:
                 self._down_until = self._clock() + self._retry_after
                 self._failed(primary, exc)
@@ -211,7 +219,7 @@ class Claims:
         if primary != "machine":
             try:
                 backend = self._backend("machine")
-                return Claimed(backend.claim(key, tick, ttl=ttl, latest=latest), backend)
+                return Claimed(backend.claim(key, tick, ttl=ttl, latest=latest, at=at, period=period), backend)
             except CoordinationUnavailable as exc:
                 self._failed("machine", exc)
         return Claimed(None, None)
@@ -351,7 +359,10 @@ class SingleRun:
     def _runs(self, tick: Tick) -> bool:
         """Claim the tick; whether this call runs (it does whenever anything of ours fails)."""
         try:
-            claimed = self.claims.claim(self.key, tick.number, ttl=claim_ttl(tick), latest=claim_latest(tick, time.time()))
+            now = time.time()
+            claimed = self.claims.claim(
+                self.key, tick.number, ttl=claim_ttl(tick), latest=claim_latest(tick, now), at=now, period=tick.seconds
+            )
         except Exception as exc:  # a bug of ours: the call runs
             if self._first("claim"):
                 internal_error(f"claiming a tick of {self.target.name}", exc)

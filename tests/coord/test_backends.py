@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from sched_accel._coord import Backend
+from sched_accel._coord import Backend, _redis
+from sched_accel._coord._redis import RedisBackend
 from sched_accel._exceptions import CoordinationUnavailable, SchedAccelError
 
 from .helpers import Spec, results, run_child, start_at, start_child
@@ -93,6 +94,7 @@ def test_leases_bound_the_places_and_expire(backend: Backend) -> None:
     assert backend.lease("api", limit=2, ttl=5) is None
 
 
+@pytest.mark.slow
 def test_renewed_leases_outlive_their_first_ttl(backend: Backend) -> None:
     """A renewed lease holds its place past its first ttl; an expired one is not brought back,
     nor an unknown id made a place."""
@@ -154,6 +156,28 @@ def test_claim_one_winner_per_tick_and_increasing_tokens(backend: Backend) -> No
     assert backend.claim("job", 11, ttl=0.2) == 3
 
 
+def test_a_tick_lived_again_after_the_wall_clock_stepped_back_is_claimed_once_more(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hourly ticks, each claim with the caller's wall clock: tick 5 claimed 100 s into it. At
+    once, the wall clock stepped back 98 s (2 s into tick 5): the claim, read on that clock, fell
+    in tick 5 too, so it is refused, as is a claim without the caller's clock. 0.3 s later the
+    clock reads 0.1 s into tick 5: the claim fell 0.2 s before tick 5 on it, in tick 4, so tick 5
+    is a window lived again and is claimed once more (once). A claim the Redis backend holds from
+    another machine is compared with nothing: that machine's clock is not ours."""
+    hour = 3600.0
+    assert backend.claim("job", 5, ttl=3 * hour, at=5 * hour + 100, period=hour) == 1
+    assert backend.claim("job", 5, ttl=3 * hour, at=5 * hour + 2, period=hour) is None
+    assert backend.claim("job", 5, ttl=3 * hour) is None
+    time.sleep(0.3)
+    if isinstance(backend, RedisBackend):
+        monkeypatch.setattr(_redis, "_MACHINE", "another-machine")
+        assert backend.claim("job", 5, ttl=3 * hour, at=5 * hour + 0.1, period=hour) is None
+        monkeypatch.undo()
+    assert backend.claim("job", 5, ttl=3 * hour, at=5 * hour + 0.1, period=hour) == 2
+    assert backend.claim("job", 5, ttl=3 * hour, at=5 * hour + 0.1, period=hour) is None
+
+
 def test_bad_arguments_are_refused_by_name(backend: Backend) -> None:
     """Limits are checked up front: the error names the argument."""
     cases: list[tuple[Callable[[], object], str]] = [
@@ -204,6 +228,7 @@ def test_instances_share_every_fact(shared_spec: Spec) -> None:
         two.close()
 
 
+@pytest.mark.slow
 def test_a_pause_seen_by_one_process_holds_the_others(shared_spec: Spec) -> None:
     """A child process pauses the host (its Retry-After); this process, and another child, see it."""
     run_child(shared_spec, "pause", host="api", seconds=3)
@@ -215,6 +240,7 @@ def test_a_pause_seen_by_one_process_holds_the_others(shared_spec: Spec) -> None
     assert 2 < run_child(shared_spec, "paused_for", host="api") <= 3
 
 
+@pytest.mark.slow
 def test_one_winner_per_tick_across_processes(shared_spec: Spec) -> None:
     """Four processes race through 30 ticks: each tick has exactly one winner, and the
     fencing tokens increase with the tick."""
@@ -227,6 +253,7 @@ def test_one_winner_per_tick_across_processes(shared_spec: Spec) -> None:
     assert tokens == sorted(tokens) and len(set(tokens)) == 30
 
 
+@pytest.mark.slow
 def test_processes_share_one_rate(shared_spec: Spec) -> None:
     """Four processes taking all they can from 40/s burst 4 for a second get the one rate
     between them (not four times it), and most of it."""
@@ -242,6 +269,7 @@ def test_processes_share_one_rate(shared_spec: Spec) -> None:
     assert sum(1 for got in times if got - times[0] < 0.5) <= 4 + 40 * 0.5 + 1
 
 
+@pytest.mark.slow
 def test_leases_and_heartbeats_across_processes(shared_spec: Spec) -> None:
     """A child's lease holds a place here; children's heartbeats are counted here."""
     assert run_child(shared_spec, "lease", host="api", limit=1, ttl=30) is not None

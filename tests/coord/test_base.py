@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from sched_accel._coord._base import (
@@ -14,6 +16,7 @@ from sched_accel._coord._base import (
     cut_pause,
     gcra,
     in_force,
+    lived_again,
     new_lease_id,
     usable_rate,
 )
@@ -45,6 +48,22 @@ def test_claim_rule() -> None:
     assert claim_wins(4, 20.0, 5, 10.0)
     assert not claim_wins(5, 20.0, 5, 10.0)
     assert not claim_wins(6, 20.0, 5, 10.0)
+
+
+def test_a_claim_made_before_the_wall_clock_stepped_back_is_read_on_the_present_clock() -> None:
+    """Hourly ticks: a claim of tick 5 made at wall 5.5 h. An hour later (on the backend's clock,
+    which does not step) the wall clock, stepped back an hour, reads 5.5 h again: that claim fell
+    in tick 4 of the present clock, so tick 5 is a window lived again. Without the step, or with
+    a step under the drift NTP's slewing could cause, the same tick is the one claimed."""
+    hour = 3600.0
+    claimed_at = 5.5 * hour
+    assert lived_again(claimed_at, hour, claimed_at, 5, hour)  # stepped back an hour: tick 5 again
+    assert not lived_again(claimed_at, 600.0, claimed_at + 600.0, 5, hour)  # no step: a late caller
+    assert not lived_again(claimed_at, 600.0, claimed_at + 598.5, 5, hour)  # 1.5 s: within drift
+    assert not lived_again(claimed_at, 3 * hour, claimed_at + 3 * hour - 9.0, 8, hour)  # 9 s in 3 h: drift
+    assert not lived_again(claimed_at, hour, claimed_at, 4, hour)  # the claim's own tick on the present clock
+    assert lived_again(5.0 * hour + 10, hour, 5.0 * hour + 10 + hour - 20, 5, hour)  # 20 s back, claimed early in tick 5
+    assert not lived_again(math.nan, hour, claimed_at, 5, hour)  # the claimant's clock unknown (an older record)
 
 
 def test_gcra_cuts_an_arrival_time_no_admission_could_have_set() -> None:

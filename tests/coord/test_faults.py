@@ -20,6 +20,8 @@ from ..conftest import ENV_KEYS, App
 from ..faultserver import FaultServer, value_of
 from .redis_server import RedisServer
 
+pytestmark = pytest.mark.slow
+
 JOBS = '''
 import httpx
 

@@ -13,6 +13,7 @@ from sched_accel._exceptions import CoordinationUnavailable
 from .helpers import Spec
 
 
+@pytest.mark.slow
 def test_held_names_the_latest_winner_until_the_claim_expires(backend: Backend) -> None:
     """None before any claim; then (tick, token) of the latest winner; None again once it expires."""
     assert backend.held("job") is None

@@ -335,6 +335,7 @@ VALUES = st.one_of(st.text(max_size=60), st.lists(FRAGMENTS, max_size=20).map(""
     st.lists(st.tuples(st.one_of(st.sampled_from(NAMES), st.text(max_size=12)), VALUES), max_size=8),
     st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
 )
+@pytest.mark.slow
 def test_fuzz_never_raises_and_bounds_hold(pairs: list[tuple[str, str]], now: float | None) -> None:
     """Whatever the values, budget() returns None or a Budget within bounds, and spread() a finite number."""
     found = budget(pairs, now=now)

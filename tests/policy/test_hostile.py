@@ -15,6 +15,8 @@ from ..conftest import App
 from ..faultserver import FaultServer
 from ..prefetch.test_prefetch_shapes import install, run_line
 
+pytestmark = pytest.mark.slow
+
 LOOP = """
     import requests
 

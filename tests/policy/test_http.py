@@ -258,6 +258,7 @@ def test_a_transport_that_skips_httpcore_is_charged_after_sending() -> None:
     assert limiter.try_acquire() > 0.5  # the one token was charged: the next waits ~1 s
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_the_async_connection_takes_the_token_too() -> None:
     from tests.faultserver import FaultServer
@@ -276,6 +277,7 @@ async def test_the_async_connection_takes_the_token_too() -> None:
         patch.remove()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keepalive", [5.0, 0.05], ids=["handed-on", "expired"])
 def test_a_connection_waiting_for_its_token_is_not_idle_in_the_pool(keepalive: float) -> None:
     """While a request waits on its connection for the host's token, httpcore's pool must see

@@ -22,6 +22,8 @@ import sched_accel
 from ..conftest import App
 from ..faultserver import FaultServer, answer
 
+pytestmark = pytest.mark.slow
+
 CLIENTS = """
     import json
     import urllib.request

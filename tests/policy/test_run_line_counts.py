@@ -10,15 +10,22 @@ kind of failure is retried and counted.
 
 from __future__ import annotations
 
+import time
+
 import pytest
+
+import sched_accel
+from sched_accel._state import DISABLED_ENV
 
 from ..conftest import App
 from ..faultserver import FaultServer, answer
+from ..test_faster import run_lines
 from .test_policy_faults import KEYS, install, run_line, run_sync
 
 FAULTS = {"K03": ["503"], "K11": ["503", "503"], "K20": ["reset"], "K30": ["hang"]}
 
 
+@pytest.mark.slow
 def test_each_field_of_the_run_line_is_what_the_upstream_and_the_loop_saw(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -41,3 +48,113 @@ def test_each_field_of_the_run_line_is_what_the_upstream_and_the_loop_saw(
     assert int(fields["retried"]) == sum(1 for count in server.requests.values() if count > 1)
     assert (fields["gave_up"], fields["lost"], fields["wasted"]) == ("0", "0", "0")
     assert 1 < int(fields["peak_requests"]) <= 8 and server.peak <= 8
+
+
+# -- limit_wait: seconds the run's requests and calls waited for limits, summed over them ----------
+
+PACED_N, RATE, BURST, CONCURRENCY = 20, 40.0, 2, 4
+
+
+@pytest.mark.parametrize(
+    ("sync_api", "where"),
+    [("HttpxApi", "host"), ("RequestsApi", "host"), ("HttpxApi", "target")],
+    ids=["host-httpx-wire", "host-requests-admission", "target-calls"],
+)
+@pytest.mark.slow
+def test_limit_wait_is_the_waiting_a_declared_rate_imposed(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], sync_api: str, where: str
+) -> None:
+    """limit_wait sums each request's (or call's) wait for its turn, across the requests waiting
+    together: 20 requests at a declared 40/s (burst 2) cannot all start before (20 - 2) / 40 s,
+    and someone waits for the whole of that; no more than the run's workers and the loop's own
+    thread can wait at once, and none of them waits after the upstream saw the last request."""
+    limit = f"per_second = {RATE}\nburst = {BURST}"
+    if where == "host":
+        jobs, clients = install(app, monkeypatch, sync_api=sync_api, top=f'[hosts."127.0.0.1"]\n{limit}',
+                                concurrency=CONCURRENCY)
+    else:
+        jobs, clients = install(app, monkeypatch, sync_api=sync_api, options=limit, concurrency=CONCURRENCY)
+    keys = KEYS[:PACED_N]
+    with FaultServer(latency=0.0) as server:
+        api = getattr(clients, sync_api)(server.url)
+        started = time.monotonic()
+        try:
+            assert jobs.collect(keys, api) == [answer(key) for key in keys]
+        finally:
+            api.close()
+        last = max(server.arrived)
+    fields = run_line(capture_events)
+    waited = float(fields["limit_wait"])
+    assert int(fields["requests"]) == sum(server.requests.values()) == PACED_N
+    assert last - min(server.arrived) >= (PACED_N - BURST) / RATE - 0.05  # the upstream saw the pace
+    assert waited >= (PACED_N - BURST) / RATE, fields
+    assert waited <= (CONCURRENCY + 1) * (last - started), (fields, last - started)
+
+
+def test_limit_wait_is_zero_and_seconds_the_runs_own_without_a_limit(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """No limit declared, none told, no refusal: nothing waited (limit_wait=0.0). ``seconds``
+    is the run's wall time: no more than the caller measured around the loop, and no less
+    than the upstream's latency times the requests over the most it saw at once."""
+    jobs, clients = install(app, monkeypatch, concurrency=CONCURRENCY)
+    keys = KEYS[:PACED_N]
+    with FaultServer(latency=0.03) as server:
+        api = clients.HttpxApi(server.url)
+        started = time.perf_counter()
+        try:
+            assert jobs.collect(keys, api) == [answer(key) for key in keys]
+        finally:
+            wall = time.perf_counter() - started
+            api.close()
+    fields = run_line(capture_events)
+    assert fields["limit_wait"] == "0.0" and fields["http_429"] == "0"
+    assert sum(server.requests.values()) / server.peak * 0.03 <= float(fields["seconds"]) <= wall + 0.001
+    assert 1 < server.peak <= CONCURRENCY
+
+
+# -- Is it faster? speedup and effective_concurrency -----------------------------------------------
+
+
+@pytest.mark.slow
+def test_speedup_and_effective_concurrency_hold_against_the_upstreams_latency(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """The same 16 items switched off (kept as the baseline), then accelerated, against an
+    upstream that holds each request 50 ms. The switched-off run took at least its requests
+    times 50 ms, the accelerated one at least its requests times 50 ms over the most the
+    upstream held at once, and each no more than the caller measured: ``speedup`` (the first
+    over the second, per item) and ``effective_concurrency`` (the run's requests at the time one
+    takes alone, over its seconds) are bounded by those."""
+    latency, keys = 0.05, KEYS[:16]
+    jobs, clients = install(app, monkeypatch, concurrency=8)
+    with FaultServer(latency=latency) as server:
+        api = clients.HttpxApi(server.url)
+        try:
+            monkeypatch.setenv(DISABLED_ENV, "jobs:collect")
+            sched_accel.reset()
+            assert sched_accel.install() is True
+            started = time.perf_counter()
+            assert jobs.collect(keys, api) == [answer(key) for key in keys]
+            off_wall, off_requests = time.perf_counter() - started, sum(server.requests.values())
+            monkeypatch.delenv(DISABLED_ENV)
+            sched_accel.reset()
+            assert sched_accel.install() is True
+            server.reset_counts()
+            started = time.perf_counter()
+            assert jobs.collect(keys, api) == [answer(key) for key in keys]
+            on_wall, on_requests = time.perf_counter() - started, sum(server.requests.values())
+        finally:
+            api.close()
+    off, on = run_lines(capture_events, "jobs:collect")
+    assert (off["outcome"], off["items"], on["outcome"], on["items"]) == ("off", "16", "ok", "16")
+    assert off_requests == on_requests == int(on["requests"]) == len(keys)
+    assert off_requests * latency <= float(off["seconds"]) <= off_wall + 0.001
+    assert on_requests * latency / server.peak <= float(on["seconds"]) <= on_wall + 0.001
+    speedup, effective = float(on["speedup"]), float(on["effective_concurrency"])
+    assert off_requests * latency / on_wall - 0.01 <= speedup <= off_wall / (on_requests * latency / server.peak) + 0.01
+    # Per item, 16 each: the first run's seconds over the second's (as logged: to the millisecond).
+    off_seconds, on_seconds = float(off["seconds"]), float(on["seconds"])
+    assert (off_seconds - 5e-4) / (on_seconds + 5e-4) - 0.005 <= speedup <= (off_seconds + 5e-4) / (on_seconds - 5e-4) + 0.005
+    assert effective >= on_requests * latency / on_wall - 0.01, (on, on_wall)
+    assert effective > 2  # 8 at once: far from one at a time

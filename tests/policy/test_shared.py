@@ -26,6 +26,8 @@ from sched_accel._policy._shared import SharedRates
 from ..conftest import App, FakeClock
 from ..coord.redis_server import serving
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

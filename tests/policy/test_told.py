@@ -29,6 +29,8 @@ from ..conftest import App
 from ..faultserver import FaultServer, answer
 from .test_policy_faults import install, run_line
 
+pytestmark = pytest.mark.slow
+
 HOST = "127.0.0.1"
 RATE = 50.0  # the server's limit, requests a second
 BURST = 4

@@ -24,6 +24,8 @@ from ..faultserver import FaultServer, answer
 from .test_policy_faults import install, run_line
 from .test_told import HOST, collect, told
 
+pytestmark = pytest.mark.slow
+
 KEYS = [f"L{i:02d}" for i in range(12)]
 EXPECTED = [answer(key) for key in KEYS]
 LATENCY = 0.02

@@ -25,6 +25,8 @@ from ..bodyserver import MIB, BodyServer
 from ..conftest import App
 from .test_prefetch_shapes import install, run_line
 
+pytestmark = pytest.mark.slow
+
 CONCURRENCY = 4
 #: What the loop reads of an endless stream.
 HEAD = 64 * 1024

@@ -85,6 +85,7 @@ TENANTS = """
 """
 
 
+@pytest.mark.slow
 def test_tenants_that_differ_only_by_certificate_never_get_each_others_answers(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -161,6 +162,7 @@ def wrong_credentials(server: FaultServer) -> list[tuple[str, str | None, str | 
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("items", ["users", "learned"])
 @pytest.mark.parametrize("loop", ["httpx_header", "httpx_async_header", "aiohttp_header", "requests_cookie", "urllib_header"])
 def test_credentials_switched_per_user_never_go_out_for_another_user(
@@ -203,6 +205,7 @@ def wrong_tenant(server: FaultServer) -> list[tuple[str, str | None, str | None]
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loop", ["httpx_header", "requests_cookie", "urllib_header"])
 def test_a_tenant_switch_after_a_run_of_items_is_kept_from_the_next_run_on(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str

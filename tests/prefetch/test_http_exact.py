@@ -215,6 +215,7 @@ class Compared:
     "shape",
     ["dict", "tuple", "namedtuple", "dataclass", "slotted", "nested"],
 )
+@pytest.mark.slow
 def test_floats_of_an_item_in_query_parameters_are_found(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], shape: str
 ) -> None:
@@ -236,6 +237,7 @@ def test_floats_of_an_item_in_query_parameters_are_found(
 
 
 # -- values the client encodes ----------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("loop", ["weather_httpx", "weather_requests", "weather_urllib", "weather_urllib_quoted", "weather_path"])
 def test_values_the_client_encodes_are_predicted_byte_for_byte(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str
@@ -325,6 +327,7 @@ def test_a_loop_whose_requests_hold_no_item_says_so_with_its_first_item(
     assert "/item/T0" in line and "first item: 't0'" in line
 
 
+@pytest.mark.slow
 def test_a_confirmed_template_retires_at_its_first_miss(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -339,6 +342,7 @@ def test_a_confirmed_template_retires_at_its_first_miss(
     assert run.prefetched <= 7  # t3..t9 at most (sent before the miss was seen), never after
 
 
+@pytest.mark.slow
 def test_a_request_for_an_item_further_on_never_sends_the_ones_between_twice(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -349,6 +353,7 @@ def test_a_request_for_an_item_further_on_never_sends_the_ones_between_twice(
 
 
 # -- a new client per call -----------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("loop", ["per_call_requests", "per_call_httpx"])
 def test_a_new_client_per_call_gets_the_whole_window(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str
@@ -360,6 +365,7 @@ def test_a_new_client_per_call_gets_the_whole_window(
     assert set(run.gets_after.values()) == {1}
 
 
+@pytest.mark.slow
 def test_items_that_are_whole_urls_are_found(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -386,6 +392,7 @@ STALE = """
 """
 
 
+@pytest.mark.slow
 def test_a_refusal_older_than_max_age_is_not_served_either(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:

@@ -104,6 +104,7 @@ HTTPX_JOB = """
 """
 
 
+@pytest.mark.slow
 def test_httpx_loop_with_writes_and_prints_in_the_per_item_function(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path
 ) -> None:
@@ -135,6 +136,7 @@ REQUESTS_JOB = """
 """
 
 
+@pytest.mark.slow
 def test_requests_session_several_calls_per_item(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -167,6 +169,7 @@ POSTING_JOB = """
 """
 
 
+@pytest.mark.slow
 def test_a_post_per_item_is_never_sent_early(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -223,6 +226,7 @@ def test_a_request_that_differs_from_the_one_sent_ahead_is_not_served(
     never_served(app, server, monkeypatch, capture_events, "volatile", VOLATILE_JOB)
 
 
+@pytest.mark.slow
 def test_items_learned_from_the_last_run_need_only_the_loop(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -270,6 +274,7 @@ AIOHTTP_JOB = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.anyio
 async def test_aiohttp_loop_with_sqlite_writes(
@@ -312,6 +317,7 @@ HTTPX_ASYNC_JOB = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_httpx_async_loop(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
@@ -347,6 +353,7 @@ PER_CALL_JOB = """
 """
 
 
+@pytest.mark.slow
 def test_a_client_per_request_is_never_used_after_it_is_closed(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -410,6 +417,7 @@ MIXED_JOB = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loop", ["sync_loop", "async_loop"])
 def test_a_client_of_the_other_kind_runs_as_made(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str
@@ -475,6 +483,7 @@ def counted(app: App, capture: list[str], monkeypatch: pytest.MonkeyPatch, call:
     return call(module), run_line(capture)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loop", ["statuses", "opened"])
 def test_the_run_line_counts_an_http_level_runs_items_ok(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str
@@ -506,6 +515,7 @@ def test_the_run_line_counts_failed_answers_and_errors_of_an_http_level_run(
     assert fields["other"] == "12" and int(fields["prefetched"]) >= 1  # the POSTs: not items
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_the_run_line_counts_an_async_http_level_run(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]

@@ -32,6 +32,8 @@ from ..conftest import App
 from ..faultserver import FaultServer
 from .test_prefetch_properties import SETTINGS, Case, Outcome, cases, reached
 
+pytestmark = pytest.mark.slow
+
 JOBS = """
     import threading
 

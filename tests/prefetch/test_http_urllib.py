@@ -56,6 +56,7 @@ URLLIB_JOB = """
 """
 
 
+@pytest.mark.slow
 def test_urlopen_loop_with_writes_and_prints(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path
 ) -> None:

@@ -60,6 +60,7 @@ def run_lines(captured: list[str]) -> dict[str, dict[str, str]]:
     return {fields["target"]: fields for fields in lines}
 
 
+@pytest.mark.slow
 def test_two_targets_naming_the_same_returned_by_call_each_get_their_items(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:

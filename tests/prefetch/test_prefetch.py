@@ -202,6 +202,7 @@ def test_sync_loop_body_runs_in_the_callers_thread(app: App, monkeypatch: pytest
     assert len(job.client.FETCH_THREADS) == 8
 
 
+@pytest.mark.slow
 def test_a_generator_is_never_read_ahead(
     app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream, capture_events: list[str]
 ) -> None:
@@ -236,6 +237,7 @@ def test_concurrency_bounds_requests_with_a_larger_window(
     one_request_each(upstream, TOKENS)
 
 
+@pytest.mark.slow
 def test_timeout_raises_timeout_error_at_the_loops_call(
     app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream, capture_events: list[str]
 ) -> None:
@@ -352,6 +354,7 @@ def test_sync_loop_called_from_a_thread_running_an_asyncio_loop(
     one_request_each(upstream, TOKENS)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_sync_loop_called_from_async_code(app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream) -> None:
     """A sync loop called from a coroutine (asyncio or trio running in this thread) works."""
@@ -370,6 +373,7 @@ async def test_sync_loop_called_from_async_code(app: App, monkeypatch: pytest.Mo
 # -- async loop ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_async_loop_runs_requests_concurrently_once_each(
     app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream, capture_events: list[str]
@@ -390,6 +394,7 @@ async def test_async_loop_runs_requests_concurrently_once_each(
     assert (fields["outcome"], fields["prefetched"], fields["missed"], fields["wasted"]) == ("ok", "24", "0", "0")
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_async_a_generator_is_never_read_ahead(app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream) -> None:
     """Async: a generator of items is never read ahead; a list iterator is, within the bound."""
@@ -407,6 +412,7 @@ async def test_async_a_generator_is_never_read_ahead(app: App, monkeypatch: pyte
     one_request_each(upstream, TOKENS)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_async_timeout_raises_timeout_error_at_the_loops_call(
     app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream
@@ -425,6 +431,7 @@ async def test_async_timeout_raises_timeout_error_at_the_loops_call(
     assert result == [pair_data("A"), None, pair_data("B")]
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_async_unpredicted_call_runs_directly_and_is_counted_as_missed(
     app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream, capture_events: list[str]

@@ -25,6 +25,8 @@ import sched_accel
 
 from ..conftest import App
 
+pytestmark = pytest.mark.slow
+
 CLIENT = """
     import threading
     import time

@@ -367,6 +367,7 @@ PACED_TARGET = """
 """
 
 
+@pytest.mark.slow
 def test_pacing_sleep_kept_without_skip_sleeps(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:

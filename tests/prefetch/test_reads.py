@@ -284,6 +284,7 @@ def test_httpx_describes_a_post_with_its_body(server: FaultServer, monkeypatch: 
     identities("httpx", calls, echoed)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_httpx_async_describes_a_post_with_its_body(server: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """httpx's AsyncClient: the same."""

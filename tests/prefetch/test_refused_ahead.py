@@ -27,6 +27,8 @@ import pytest
 from ..conftest import App
 from .test_prefetch_shapes import install, run_line
 
+pytestmark = pytest.mark.slow
+
 LOOP = """
     import requests
 

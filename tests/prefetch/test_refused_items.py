@@ -45,6 +45,7 @@ def asked(server: FaultServer) -> Counter[str]:
     return Counter(key for _, key in server.log)
 
 
+@pytest.mark.slow
 def test_refused_items_are_not_sent_ahead_once_the_loop_is_seen_refusing(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -104,6 +105,7 @@ SHADOWED = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", ["shadow", "pure"])
 def test_items_the_loop_body_refuses_are_not_run_ahead_from_the_next_run_on(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], level: str

@@ -102,6 +102,7 @@ TRACKER = """
 """
 
 
+@pytest.mark.slow
 def test_a_method_that_logs_reads_twice_and_writes_is_shadowed_in_order(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -139,6 +140,7 @@ ASYNC_TRACKER = """
 """
 
 
+@pytest.mark.slow
 def test_an_async_function_with_chained_reads_is_shadowed(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -333,6 +335,7 @@ def FaultServerValue(key: str) -> int:  # noqa: N802 - reads as the server's ans
     return value_of(key)
 
 
+@pytest.mark.slow
 def test_a_shadow_still_reading_when_the_loop_breaks_off_prints_nothing_after_it(app: App, server: FaultServer) -> None:
     """In a real process: shadows still reading when the loop breaks off finish after it, and
     what they print then is dropped too: the output is the sequential run's, byte for byte."""

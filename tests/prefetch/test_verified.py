@@ -54,6 +54,7 @@ MUTATING = """
 """
 
 
+@pytest.mark.slow
 def test_a_loop_that_changes_the_item_first_gets_the_answer_for_the_changed_item(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
@@ -172,6 +173,7 @@ STOPPING = """
 """
 
 
+@pytest.mark.slow
 def test_a_generator_the_body_stops_is_not_read_ahead(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:

@@ -30,8 +30,29 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from serving(str(tmp_path_factory.mktemp("realworld-redis")))
 
 
+#: the tables of the workers that ran programs, when pytest-xdist ran the session (``make test``)
+TABLES: list[str] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its table to the controller, which prints the summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and MEASURED:
+        workeroutput["realworld_table"] = render(MEASURED)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """pytest-xdist's controller: a worker ended; keep its table."""
+    table = getattr(node, "workeroutput", {}).get("realworld_table")
+    if table:
+        TABLES.append(table)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The corpus's table, for the programs this session ran (speed is reported, not asserted)."""
-    if MEASURED:
+    tables = [render(MEASURED)] if MEASURED else TABLES
+    if tables:
         terminalreporter.section("real-world corpus: sequential vs accelerated")
-        terminalreporter.write_line(render(MEASURED))
+        for table in tables:
+            terminalreporter.write_line(table)

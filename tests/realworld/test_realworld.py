@@ -19,6 +19,8 @@ from .corpus import PROGRAMS, by_name
 from .harness import measure
 from .upstream import Upstream
 
+pytestmark = pytest.mark.slow
+
 #: program -> what differs today, as observed (issue 20's shapes)
 KNOWN: dict[str, str] = {
     "url_health": (

@@ -286,6 +286,7 @@ def test_reads_sent_through_reading_by_each_http_client(monkeypatch: pytest.Monk
     assert outcome.value == ("ok", "ok", b"okok")
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_an_async_read_sent_through_reading(monkeypatch: pytest.MonkeyPatch) -> None:
     """A shadow task's httpx.AsyncClient request, sent inside reading(), goes on (asyncio, trio)."""

@@ -12,6 +12,8 @@ import pytest
 
 from .conftest import traced
 
+pytestmark = pytest.mark.slow
+
 HERE = Path(__file__).resolve().parent
 
 

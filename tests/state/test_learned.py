@@ -84,6 +84,7 @@ def test_second_process_prefetches_what_the_first_one_learned(app: App) -> None:
     assert stat.S_IMODE((saved.parent / "secret").stat().st_mode) == 0o600
 
 
+@pytest.mark.slow
 def test_one_apps_learned_calls_are_never_replayed_by_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two apps of one user (staging and production: two configs, one loop of the same name): what
     staging learned is kept in its own folder, signed with its own secret; production's first run

@@ -39,6 +39,8 @@ __all__ = [
     "LONGEST_PAUSE",
     "MAX_AGE",
     "MAX_TICK",
+    "STEPPED_BACK",
+    "STEPPED_BACK_RATE",
     "Backend",
     "check_host",
     "check_latest",
@@ -50,6 +52,7 @@ __all__ = [
     "cut_pause",
     "gcra",
     "in_force",
+    "lived_again",
     "new_lease_id",
     "usable_rate",
 ]
@@ -58,6 +61,11 @@ __all__ = [
 EPSILON = 1e-9
 #: Ticks are integers a double holds exactly (Redis's Lua numbers are doubles).
 MAX_TICK = 2**53
+#: Seconds by which a wall clock must have stepped back since a claim for its tick to be read
+#: on the present clock (:func:`lived_again`), and per second since the claim: more than NTP's
+#: slewing can move it (500 ppm at most).
+STEPPED_BACK = 2.0
+STEPPED_BACK_RATE = 0.001
 #: Seconds of a host's pause taken at most when the caller says no other: the retry deadline's
 #: default (``RetrySettings.deadline``), the longest an item waits for its next attempt.
 LONGEST_PAUSE = 120.0
@@ -132,13 +140,19 @@ class Backend(Protocol):
         """How many processes have a heartbeat in force (the fallback divides the rate by it)."""
         ...
 
-    def claim(self, key: str, tick: int, *, ttl: float, latest: int | None = None) -> int | None:
+    def claim(
+        self, key: str, tick: int, *, ttl: float, latest: int | None = None, at: float | None = None,
+        period: float | None = None,
+    ) -> int | None:
         """Run ``key``'s schedule tick ``tick`` here? A fencing token (increasing per key, 1
         first) to the one winner; None to the others. The claim holds for ``ttl`` seconds:
         meanwhile the same tick, or an earlier one, is refused to everyone (a late process
         never runs a tick already superseded). Choose ``ttl`` at least the tick's interval.
         A claim held that ends further ahead than ``ttl``, or of a tick later than ``latest``
-        (None: any), was made by no process of the app: it is not in force, and is replaced."""
+        (None: any), was made by no process of the app: it is not in force, and is replaced.
+        ``at`` (the caller's wall clock) and ``period`` (the tick's seconds) are kept with the
+        claim: one made on this machine before its wall clock stepped back is of the window it
+        fell in on the present clock (:func:`lived_again`), so a window lived again runs once more."""
         ...
 
     def held(self, key: str) -> tuple[int, int] | None:
@@ -181,6 +195,17 @@ def claim_wins(
         return True
     ends_in_time = held_until - now <= ttl  # (False for NaN)
     return not ends_in_time or (latest is not None and held_tick > latest)
+
+
+def lived_again(held_at: float, elapsed: float, at: float, tick: int, period: float) -> bool:
+    """Whether a claim made ``elapsed`` seconds ago (on the backend's clock, which does not
+    step), when the claimant's wall clock read ``held_at``, is of a window before ``tick`` on
+    the present wall clock ``at``: that clock stepped back since the claim (by more than
+    :data:`STEPPED_BACK`), and ``tick`` is a window lived again, not the one claimed. Only for
+    wall clocks that are one clock (the same machine): another machine's differ by their skew."""
+    made = at - elapsed  # when the claim was made, read on the present wall clock
+    stepped = held_at - made > max(STEPPED_BACK, STEPPED_BACK_RATE * elapsed)
+    return stepped and math.floor(made / period) < tick
 
 
 def cut_pause(paused_until: float, now: float, longest: float) -> float:

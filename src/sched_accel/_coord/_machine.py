@@ -41,6 +41,7 @@ from ._base import (
     cut_pause,
     gcra,
     in_force,
+    lived_again,
     new_lease_id,
 )
 from ._store import Store, boot_id
@@ -50,6 +51,7 @@ __all__ = ["MachineBackend", "store_folder"]
 _HOST = struct.Struct("<dddd")  # tat, paused until, told rate (0: none), told at
 _SLOT = struct.Struct("<d16s")  # expiry, id
 _CLAIM = struct.Struct("<qqd")  # last fencing token, tick held, held until (0: none)
+_CLAIMED = struct.Struct("<dd")  # after it: when the claim was made, and the claimant's wall clock then (NaN: unknown)
 _NO_HOST = (0.0, 0.0, 0.0, 0.0)
 
 
@@ -206,17 +208,24 @@ class MachineBackend:
         with self._store.record("processes") as record:
             return len(_slots(record.read(), self._clock()))
 
-    def claim(self, key: str, tick: int, *, ttl: float, latest: int | None = None) -> int | None:
+    def claim(
+        self, key: str, tick: int, *, ttl: float, latest: int | None = None, at: float | None = None,
+        period: float | None = None,
+    ) -> int | None:
         check_tick(tick)
         check_seconds(ttl, "ttl")
         check_latest(latest)
+        whole = _CLAIM.size + _CLAIMED.size
         with self._store.record("claim", key) as record:
-            data = record.read(_CLAIM.size)
+            data = record.read(whole)
             fence, held_tick, held_until = _CLAIM.unpack(data[: _CLAIM.size]) if len(data) >= _CLAIM.size else (0, 0, 0.0)
+            made, held_at = _CLAIMED.unpack(data[_CLAIM.size : whole]) if len(data) >= whole else (0.0, math.nan)
             now = self._clock()
-            if not claim_wins(held_tick if held_until > 0 else None, held_until, tick, now, ttl=ttl, latest=latest):
+            if not claim_wins(held_tick if held_until > 0 else None, held_until, tick, now, ttl=ttl, latest=latest) and not (
+                at is not None and period and lived_again(held_at, now - made, at, tick, period)
+            ):
                 return None
-            record.write(_CLAIM.pack(fence + 1, tick, now + ttl))
+            record.write(_CLAIM.pack(fence + 1, tick, now + ttl) + _CLAIMED.pack(now, math.nan if at is None else at))
             return int(fence + 1)
 
     def held(self, key: str) -> tuple[int, int] | None:

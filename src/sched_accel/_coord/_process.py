@@ -9,6 +9,8 @@ here all the same, so the three backends keep one contract.
 
 from __future__ import annotations
 
+import math
+
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from ._base import (
     cut_pause,
     gcra,
     in_force,
+    lived_again,
     new_lease_id,
 )
 
@@ -47,7 +50,7 @@ class ProcessBackend:
         self._leases: dict[str, dict[str, float]] = {}
         self._rates: dict[str, tuple[float, float]] = {}  # host -> (per_second, learned at)
         self._beats: dict[str, float] = {}
-        self._claims: dict[str, tuple[int, float]] = {}  # key -> (tick, held until)
+        self._claims: dict[str, tuple[int, float, float, float]] = {}  # key -> (tick, held until, made, wall then)
         self._fences: dict[str, int] = {}
 
     def _now(self) -> float:
@@ -151,24 +154,29 @@ class ProcessBackend:
             self._beats = {p: until for p, until in self._beats.items() if until > now}
             return len(self._beats)
 
-    def claim(self, key: str, tick: int, *, ttl: float, latest: int | None = None) -> int | None:
+    def claim(
+        self, key: str, tick: int, *, ttl: float, latest: int | None = None, at: float | None = None,
+        period: float | None = None,
+    ) -> int | None:
         check_tick(tick)
         check_seconds(ttl, "ttl")
         check_latest(latest)
         with self._lock:
             now = self._now()
-            held_tick, held_until = self._claims.get(key, (None, now))
-            if not claim_wins(held_tick, held_until, tick, now, ttl=ttl, latest=latest):
+            held_tick, held_until, made, held_at = self._claims.get(key, (None, now, now, math.nan))
+            if not claim_wins(held_tick, held_until, tick, now, ttl=ttl, latest=latest) and not (
+                at is not None and period and lived_again(held_at, now - made, at, tick, period)
+            ):
                 return None
             token = self._fences.get(key, 0) + 1
             self._fences[key] = token
-            self._claims[key] = (tick, now + ttl)
+            self._claims[key] = (tick, now + ttl, now, math.nan if at is None else at)
             return token
 
     def held(self, key: str) -> tuple[int, int] | None:
         with self._lock:
             now = self._now()
-            tick, until = self._claims.get(key, (0, now))
+            tick, until, _, _ = self._claims.get(key, (0, now, now, math.nan))
             return (tick, self._fences[key]) if until > now else None
 
     def close(self) -> None:

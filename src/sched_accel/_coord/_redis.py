@@ -33,6 +33,8 @@ from . import _scripts
 from ._base import (
     LONGEST_PAUSE,
     MAX_AGE,
+    STEPPED_BACK,
+    STEPPED_BACK_RATE,
     check_host,
     check_latest,
     check_limit,
@@ -43,6 +45,7 @@ from ._base import (
     usable_rate,
 )
 from ._names import PREFIX, KeyNames
+from ._store import boot_id
 
 if TYPE_CHECKING:
     import redis
@@ -81,6 +84,10 @@ def own_url(url: str) -> str:
     pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     kept = [(key, value) for key, value in pairs if key not in _OURS]
     return url if len(kept) == len(pairs) else urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept)))
+
+
+#: This machine's boot (a claim's wall clock is compared only with the same machine's clock).
+_MACHINE = boot_id()
 
 
 def _ms(seconds: float) -> int:
@@ -213,13 +220,19 @@ class RedisBackend:
     def live_processes(self) -> int:
         return int(self._call(self._live, keys=[self._key("processes", "beats")]))
 
-    def claim(self, key: str, tick: int, *, ttl: float, latest: int | None = None) -> int | None:
+    def claim(
+        self, key: str, tick: int, *, ttl: float, latest: int | None = None, at: float | None = None,
+        period: float | None = None,
+    ) -> int | None:
         check_tick(tick)
         check_seconds(ttl, "ttl")
         check_latest(latest)
-        keys = [self._key(f"claim:{key}", "tick"), self._key(f"claim:{key}", "fence")]
+        keys = [self._key(f"claim:{key}", name) for name in ("tick", "fence", "at")]
         kept = max(_ms(ttl), _ms(FENCE_KEPT))
-        token = int(self._call(self._claim, keys=keys, args=[tick, _ms(ttl), "" if latest is None else latest, kept]))
+        wall = "" if at is None or not math.isfinite(at) or not period else str(round(at * 1000))
+        args = [tick, _ms(ttl), "" if latest is None else latest, kept, wall, _ms(period or 1.0), _MACHINE,
+                _ms(STEPPED_BACK), repr(STEPPED_BACK_RATE)]
+        token = int(self._call(self._claim, keys=keys, args=args))
         return token or None
 
     def held(self, key: str) -> tuple[int, int] | None:

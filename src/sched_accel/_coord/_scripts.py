@@ -143,15 +143,34 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 #: KEYS: the tick held (expires after the claim's ttl), the fencing counter (kept for
-#: ARGV[4] ms after the last claim). ARGV: the tick, ttl (ms), the latest tick a claim in
-#: force may hold ('': any), how long the counter is kept (ms). The fencing token to the
-#: winner, 0 to the others. A held tick is in force only while it ends within the ttl and is
-#: no later than the latest; a counter that is no whole number below 2**53 starts again.
+#: ARGV[4] ms after the last claim), the claimant's wall clock (``"<ms> <ttl ms> <machine>"``,
+#: expiring with the tick). ARGV: the tick, ttl (ms), the latest tick a claim in force may hold
+#: ('': any), how long the counter is kept (ms), the caller's wall clock (ms, '': unknown), the
+#: tick's length (ms), the caller's machine, how far a wall clock must have stepped back (ms, and
+#: per ms since the claim).
+#: The fencing token to the winner, 0 to the others. A held tick is in force only while it ends
+#: within the ttl and is no later than the latest, and unless this machine made it before its
+#: wall clock stepped back and the caller's tick is later than the window it then fell in
+#: (``_base.lived_again``); a counter that is no whole number below 2**53 starts again.
 CLAIM = _NUMBER + """
 local tick, ttl, latest = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local held = number(redis.call('GET', KEYS[1]))
 local left = redis.call('PTTL', KEYS[1])
-if held and held >= tick and left > 0 and left <= ttl and not (latest and held > latest) then return 0 end
+if held and held >= tick and left > 0 and left <= ttl and not (latest and held > latest) then
+  local at, period, was = number(ARGV[5]), number(ARGV[6]), redis.call('GET', KEYS[3])
+  local held_at, held_ttl, machine
+  if type(was) == 'string' then held_at, held_ttl, machine = string.match(was, '^(%-?%d+) (%d+) (%S+)$') end
+  if not (at and period and period > 0 and held_at and machine == ARGV[7]) then return 0 end
+  local elapsed = tonumber(held_ttl) - left
+  local made = at - elapsed
+  local stepped = tonumber(held_at) - made > math.max(tonumber(ARGV[8]), elapsed * tonumber(ARGV[9]))
+  if not (stepped and math.floor(made / period) < tick) then return 0 end
+end
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[5] .. ' ' .. ARGV[2] .. ' ' .. ARGV[7], 'PX', ttl)
+else
+  redis.call('DEL', KEYS[3])
+end
 local fence = number(redis.call('GET', KEYS[2]))
 if fence and (fence < 0 or fence >= 9007199254740992 or fence % 1 ~= 0) then fence = nil end
 if not fence then redis.call('DEL', KEYS[2]) end

@@ -28,7 +28,7 @@ each only to a host the loop itself called in this run. An answer whose body is 
 sends its request itself and reads it live (counted ``oversize``, and as missed and wasted:
 it went out twice), and the pattern that sent it sends no more: its requests not yet started
 are not sent (the next answers of its kind are likely as large), and it retires. A prefetched answer older than
-``max_age`` seconds is not served; one sent for the same URL but with other headers is
+``max_age`` seconds is not served (counted ``stale``, and as missed and wasted); one sent for the same URL but with other headers is
 not served either (counted as ``mismatched``, the first difference said once per run).
 The first request sent ahead is the probe (``_probe``): answered within a few ms, the run
 steps aside, and the loop sends its requests itself, within the policy.
@@ -245,8 +245,7 @@ class HttpRun:
             if sent.slot.abandoned:
                 return _NOT_FOUND
             if time.monotonic() - outcome.finished > self.max_age:  # a stale refusal: asked again
-                self.stale += 1
-                return _NOT_FOUND
+                return self._stale()
             return outcome.kept
         if isinstance(outcome, Cancelled):
             if sent.learned.oversize:  # not sent: an answer of its pattern was over the cap
@@ -257,9 +256,18 @@ class HttpRun:
             self._oversize(sent, wasted=True)
             return _NOT_FOUND
         if time.monotonic() - finished > self.max_age:
-            self.stale += 1
-            return _NOT_FOUND
+            return self._stale()
         return kept
+
+    def _stale(self) -> Any:
+        """The answer sent ahead for the loop's request is older than ``max_age``: the loop
+        sends its own, so the item is missed, not prefetched, and the one sent ahead went out
+        for nothing (wasted), as an answer over the cap does."""
+        self.stale += 1
+        self.hits -= 1
+        self.misses += 1
+        self.wasted += 1
+        return _NOT_FOUND
 
     async def _answer_async(self, client: Client, sent: Sent | None, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         if self._probe is not None:
