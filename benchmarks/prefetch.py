@@ -12,6 +12,8 @@ table and its goals with PASS or FAIL:
     overhead   100,000 trivial calls (no HTTP), sync and async: (patched - plain) / N <= 10 us
     memory     1,000,000 trivial calls, a fresh process per contender: peak RSS growth <= 10 MB
     cheap      300 items from an upstream answering in 0 ms: wall <= 1.05 x the plain loop
+    low        300 items from upstreams answering in 1, 2 and 5 ms: wall <= 1.05 x the plain
+               loop at 1 ms, faster from 2 ms on (client CPU reported)
     cpu        client CPU per request, patched <= 1.1 x the same client in the plain loop
     http       HTTP-level prefetch beside function-level: 70 items x 200 ms, C=8 <= 1.03 of
                ideal; client CPU per request on top of the plain loop's <= 20 us (0 ms upstream)
@@ -238,6 +240,31 @@ def cheap(repeat: int) -> list[bool]:
     return outcomes
 
 
+def low(repeat: int) -> list[bool]:
+    """Upstreams answering in 1, 2 and 5 ms: never slower than the plain loop (1 ms), faster
+    from 2 ms on; wall and client CPU, each round's ratio to the plain loop run beside it."""
+    n, outcomes = 300, []
+    plain_of = {SYNC_SCHED: PLAIN_SYNC, ASYNC_SCHED: PLAIN_ASYNC}
+    for latency in (0.001, 0.002, 0.005):
+        _header("low", f"{n} items from an upstream answering in {latency * 1000:g} ms, C={C}; {_runs(repeat)}, "
+                       "round-robin in one process; judged on the median of each round's own ratio to the plain "
+                       "loop of the same kind")
+        contenders = {PLAIN_SYNC: sequential, PLAIN_ASYNC: sequential_async, SYNC_SCHED: sched_accel_sync(),
+                      ASYNC_SCHED: sched_accel_async()}
+        with _upstream.running("--fixed", str(latency)) as url:
+            samples = _rounds(Job(url), range(n), contenders, repeat)
+        _http_table(samples, n, "wall/plain sync", lambda s: s.wall / samples[PLAIN_SYNC].wall)
+        for name, plain in plain_of.items():
+            wall = statistics.median(a / b for a, b in zip(samples[name].walls, samples[plain].walls, strict=True))
+            cpu_ratio = samples[name].cpu / samples[plain].cpu
+            bound, sign = (1.05, "<=") if latency < 0.002 else (1.0, "<")
+            ok = wall <= bound if latency < 0.002 else wall < bound
+            outcomes.append(print_goal(
+                f"{name}, {latency * 1000:g} ms: wall = {wall:.3f} x the plain loop {sign} {bound:g} (client CPU "
+                f"{cpu_ratio:.3f} x, reported)", ok))
+    return outcomes
+
+
 def cpu(repeat: int) -> list[bool]:
     n = 200
     results = []
@@ -373,6 +400,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[bool]]] = {
     "overhead": lambda a: overhead(a.repeat or 3),
     "memory": lambda a: memory(a.items or 1_000_000),
     "cheap": lambda a: cheap(a.repeat or 15),
+    "low": lambda a: low(a.repeat or 9),
     "cpu": lambda a: cpu(a.repeat or 3),
     "http": lambda a: http(a.repeat or 3),
     "shadow": lambda a: shadow(a.repeat or 3),

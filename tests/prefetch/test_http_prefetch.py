@@ -383,6 +383,32 @@ def test_requests_answered_faster_than_fanning_out_step_aside(
     assert "stepped aside" in why
 
 
+def test_a_probe_slowed_once_is_revised_by_the_runs_quick_requests(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path
+) -> None:
+    """The probe of a process's first run met a slow answer (a new connection, a hiccup) and the
+    run fanned out, but its requests each took less than the probe allows: the next run probes
+    again, and steps aside (issue 23 item 1: the decision revised by each run, not frozen for
+    REPROBE_EVERY runs). Requests that stay slow keep the next runs fanning out at once."""
+    from sched_accel._prefetch import _probe
+
+    monkeypatch.setattr(_probe, "PROBE_SECONDS", 0.05)  # a new connection's first answer, on a busy machine
+    monkeypatch.setattr(_probe, "RESUME_SECONDS", 0.05)  # a loaded machine's 0 ms answers wait a millisecond or more
+    app.write("job.py", HTTPX_JOB)
+    app.config('[[targets]]\nloop = "job:refresh"\nitems = "tokens"\nconcurrency = 6\n')
+    job = importlib.import_module("job")
+    install(monkeypatch, capture_events)
+    with FaultServer(latency=0) as server:
+        for slow in ("a1", "a2"):  # the probe's item: the first request teaches the template, the next confirms it
+            server.latencies[f"{slow}?currency=usd"] = 0.2
+        job.refresh([f"a{i}" for i in range(20)], server.url, tmp_path / "a.db")
+        job.refresh([f"b{i}" for i in range(20)], server.url, tmp_path / "b.db")
+    first, second = [dict(field.split("=", 1) for field in line.split() if "=" in field)
+                     for line in capture_events if line.startswith("sched_accel.run ")]
+    assert "stepped_aside" not in first and "probe" not in first  # the probe was slow: fanned out
+    assert second.get("stepped_aside") == "yes" and "probe" not in second  # probed again: quick
+
+
 def test_slow_requests_fan_out_after_the_probe(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path
 ) -> None:

@@ -10,7 +10,6 @@ the loop ended may arrive a moment after it returned.
 from __future__ import annotations
 
 import importlib
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -152,7 +151,9 @@ def one_at_a_time(server: FaultServer) -> int:
     return min(alone, len(arrivals))
 
 
-def aside(app: App, monkeypatch: pytest.MonkeyPatch, capture: list[str], server: FaultServer, tokens: list[str]) -> dict[str, str]:
+def aside(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture: list[str], server: FaultServer, tokens: list[str]
+) -> dict[str, str]:
     """The loop of ASIDE over ``tokens`` patched, against ``server``: its run line, once each
     GET reached the upstream once."""
     from sched_accel._prefetch import _probe

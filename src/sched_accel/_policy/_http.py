@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import httpx
 
 from .._patching import Patch, apply
-from ._drive import run_async, run_sync
+from ._drive import Plan, run_async, run_sync
 from ._policy import ATTEMPT, DUE
 
 __all__ = ["LIBRARIES", "LOOP", "TLS_MADE", "LoopRequests", "patch_http", "send"]
@@ -128,16 +128,32 @@ def _wire_sync(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: K
     due = DUE.get()
     if due is not None:
         DUE.set(None)
+        waits: list[object] = []
         started = time.perf_counter()
-        run_sync(due[0].token(due[1]))
-        _waited(time.perf_counter() - started)
+        run_sync(_noting(due[0].token(due[1]), waits))
+        _waited(time.perf_counter() - started, waits)
     return wrapped(*args, **kwargs)
 
 
-def _waited(seconds: float) -> None:
-    """A token's wait counts in the run's ``limit_wait``, as the admission's does."""
+def _noting(plan: Plan[None], waits: list[object]) -> Plan[None]:
+    """``plan`` as it is, each wait it asks for noted in ``waits``."""
+    try:
+        step = next(plan)
+        while True:
+            waits.append(step)
+            step = plan.send((yield step))
+    except StopIteration:
+        return None
+    finally:
+        plan.close()
+
+
+def _waited(seconds: float, waits: list[object]) -> None:
+    """A token's wait counts in the run's ``limit_wait``, as the admission's does; a token
+    taken at once (no wait asked for) is none, however long the thread took to take it (off
+    the CPU on a busy machine: it counted with no rate at all)."""
     current = ATTEMPT.get()
-    if current is not None and seconds > 0:
+    if current is not None and waits and seconds > 0:
         current[0].stats.waited(seconds)
 
 
@@ -145,9 +161,10 @@ async def _wire_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, arg
     due = DUE.get()
     if due is not None:
         DUE.set(None)
+        waits: list[object] = []
         started = time.perf_counter()
-        await run_async(due[0].token(due[1]), _nothing)
-        _waited(time.perf_counter() - started)
+        await run_async(_noting(due[0].token(due[1]), waits), _nothing)
+        _waited(time.perf_counter() - started, waits)
     return await wrapped(*args, **kwargs)
 
 

@@ -127,8 +127,9 @@ class Policy:
         try:
             assert self.limiter is not None
             started = time.perf_counter()
-            yield from self.limiter.admission()
-            self.stats.waited(time.perf_counter() - started)
+            if not self.limiter.admit_now():  # admitted at once: no wait, however long that took
+                yield from self.limiter.admission()
+                self.stats.waited(time.perf_counter() - started)
             try:
                 yield GO
             finally:

@@ -3,6 +3,7 @@ and a snapshot of one host's limiter."""
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from dataclasses import dataclass
@@ -124,6 +125,13 @@ class RunStats:
     def _one_alone(self) -> float | None:
         """The time a request takes alone: the mean of those that went alone, else the quickest."""
         return self.alone_seconds / self.alone if self.alone else self.quickest
+
+    def typical(self) -> float | None:
+        """The median time the run's requests took (of the first :data:`MAX_SPANS`), in
+        seconds; None before two answers."""
+        with self._lock:
+            took = sorted(span[1] for span in self.spans)
+        return statistics.median(took) if len(took) >= 2 else None
 
     def request_work(self) -> float | None:
         """The run's answered requests at the time one takes alone, in seconds: what a

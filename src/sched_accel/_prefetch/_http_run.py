@@ -28,8 +28,9 @@ each only to a host the loop itself called in this run. An answer whose body is 
 sends its request itself and reads it live (counted ``oversize``, and as missed and wasted:
 it went out twice), and the pattern that sent it sends no more: its requests not yet started
 are not sent (the next answers of its kind are likely as large), and it retires. A prefetched answer older than
-``max_age`` seconds is not served (counted ``stale``, and as missed and wasted); one sent for the same URL but with other headers is
-not served either (counted as ``mismatched``, the first difference said once per run).
+``max_age`` seconds is not served (counted ``stale``, and as missed and wasted: it went
+out twice); one sent for the same URL but with other headers is not served either (counted
+as ``mismatched``, the first difference said once per run).
 The first request sent ahead is the probe (``_probe``): answered within a few ms, the run
 steps aside, and the loop sends its requests itself, within the policy.
 """

@@ -30,7 +30,7 @@ import anyio
 from .._engine import AsyncWorkers, Slot, ThreadWorkers
 from .._exceptions import TargetError
 from .._log import event, internal_error
-from .._policy import LOOP, HostLimiter, Hosts, Policy, paced
+from .._policy import LOOP, HostLimiter, Hosts, Policy, RunStats, paced
 from .._report import RunReport
 from .._settings import Learned, Target
 from .._shadow import install as install_effects
@@ -312,10 +312,16 @@ class PrefetchMode:
             self._said_unresolved = True
             event("ERROR", "items_unresolved", f"{exc}; the loop runs without prefetching", target=self.target.name)
 
-    def _stepped(self, step: StepAside, more: dict[str, Any]) -> None:
-        """The probe's verdict, for this process's next runs and for the run line."""
+    def _stepped(self, step: StepAside, more: dict[str, Any], stats: RunStats | None) -> None:
+        """The probe's verdict, for this process's next runs and for the run line, revised by
+        what the run measured: a run that fanned out although its requests each took less than
+        the probe allows, in the median (the probe's was a new connection's first answer, or the
+        upstream got quicker), has the next run probe again, instead of fanning out for REPROBE_EVERY runs."""
         if step.said_slow:
             self._runs_since_slow_probe = 0
+        typical = stats.typical() if stats is not None and not step.aside else None
+        if typical is not None and typical < step.seconds:
+            self._runs_since_slow_probe = None
         if step.aside:
             more["stepped_aside"] = "yes"
         elif step.resumed:
@@ -370,9 +376,10 @@ class PrefetchMode:
                 more["mismatched"] = run.mismatched
             more |= run.guard_counts()
             items = run.hits + run.misses + run.direct
-        if run.policy is not None:
-            more.update(run.policy.stats.snapshot())
-        self._stepped(run.step, more)
+        stats = run.policy.stats if run.policy is not None else None
+        if stats is not None:
+            more.update(stats.snapshot())
+        self._stepped(run.step, more, stats)
         if run.skipped_sleeps:
             more["skipped_sleeps"] = run.skipped_sleeps
         learned, recorder = self.items.learned, run.recorder
@@ -381,7 +388,6 @@ class PrefetchMode:
             if outcome == "ok":  # a run cut short would teach the next one too little
                 learned.save(recorder.calls)
         say_why(run, self.target.items.text if self.target.items is not None else repr("learned"))
-        stats = run.policy.stats if run.policy is not None else None
         run.report.finish(outcome, items=items, more=more, state_dir=self.state_dir, hosts=self.hosts, stats=stats)
 
 
