@@ -128,10 +128,12 @@ def _wire_sync(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: K
     due = DUE.get()
     if due is not None:
         DUE.set(None)
-        waits: list[object] = []
-        started = time.perf_counter()
-        run_sync(_noting(due[0].token(due[1]), waits))
-        _waited(time.perf_counter() - started, waits)
+        limiter, number = due
+        if limiter.shares or limiter.take_token(number) > 0:  # else taken at once, or no rate: no plan to drive
+            waits: list[object] = []
+            started = time.perf_counter()
+            run_sync(_noting(limiter.token(number), waits))
+            _waited(time.perf_counter() - started, waits)
     return wrapped(*args, **kwargs)
 
 
@@ -161,10 +163,12 @@ async def _wire_async(wrapped: Callable[..., Awaitable[Any]], instance: Any, arg
     due = DUE.get()
     if due is not None:
         DUE.set(None)
-        waits: list[object] = []
-        started = time.perf_counter()
-        await run_async(_noting(due[0].token(due[1]), waits), _nothing)
-        _waited(time.perf_counter() - started, waits)
+        limiter, number = due
+        if limiter.shares or limiter.take_token(number) > 0:  # else taken at once, or no rate: no plan to drive
+            waits: list[object] = []
+            started = time.perf_counter()
+            await run_async(_noting(limiter.token(number), waits), _nothing)
+            _waited(time.perf_counter() - started, waits)
     return await wrapped(*args, **kwargs)
 
 

@@ -191,6 +191,9 @@ class HostLimiter(Line):
             if went is None:
                 return
             self._latencies.append(max(0.0, self.clock() - went))
+            if self._rate is None:  # nothing paced, none waits on the floor: worked out when a rate is
+                self._floor_stale = True
+                return
             was = self._floor
             self._set_floor()
             wake = self._head_wake() if self._floor > was else None
@@ -199,6 +202,7 @@ class HostLimiter(Line):
 
     def _set_floor(self) -> None:
         """The slowest rate a told or learned rate is paced at, from the median latency (under the lock)."""
+        self._floor_stale = False
         if not self._latencies or self.limit.per_second is not None:
             self._floor = 0.0
             return

@@ -72,6 +72,7 @@ class Line:
         #: The slowest rate a told or learned rate is paced at (0.0: none); set by
         #: :class:`~._limits.HostLimiter` from the latency of the host's answers. Never a declared one.
         self._floor = 0.0
+        self._floor_stale = False  # answers came in while no rate was paced: work it out when one is
         #: The rate shared with the app's other processes (``_shared``), or None: this process's own.
         self.shared: SharedRates | None = None
         self._divide = 1  # the shared backend down: the rate (and shared places) split with the processes last seen
@@ -175,7 +176,15 @@ class Line:
         if rate is None:
             return None
         rate /= self._divide
-        return rate if self.limit.per_second is not None else max(rate, self._floor)
+        if self.limit.per_second is not None:
+            return rate
+        if self._floor_stale:
+            self._set_floor()
+        return max(rate, self._floor)
+
+    def _set_floor(self) -> None:
+        """Work out :attr:`_floor` (under the lock): :class:`~._limits.HostLimiter`'s."""
+        self._floor_stale = False
 
     def _token_delay(self, now: float) -> float:
         """Seconds until the bucket has a token (under the lock), refilled to ``now``."""

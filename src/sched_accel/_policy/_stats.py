@@ -103,7 +103,7 @@ class RunStats:
             self.in_flight -= 1
             if sent_at is not None and seconds is not None:
                 if len(self.spans) < MAX_SPANS:
-                    self.spans.append((round(sent_at - self.started_at, 4), round(seconds, 4), host, live, status))
+                    self.spans.append((sent_at - self.started_at, seconds, host, live, status))  # rounded when kept
                 else:
                     self.spans_dropped += 1
             if seconds is not None:
@@ -118,8 +118,8 @@ class RunStats:
     def timeline(self) -> dict[str, Any]:
         """The run's request spans, as kept in its runs file (JSON values only)."""
         with self._lock:
-            spans = [[start, took, host, "live" if live else "ahead", status if isinstance(status, int | str) else None]
-                     for start, took, host, live, status in self.spans]
+            spans = [[round(start, 4), round(took, 4), host, "live" if live else "ahead",
+                      status if isinstance(status, int | str) else None] for start, took, host, live, status in self.spans]
             return {"spans": spans, "dropped": self.spans_dropped}
 
     def _one_alone(self) -> float | None:

@@ -38,7 +38,7 @@ from .._state import LearnedCalls, Recorder
 from .._targets import Resolved
 from ._http_run import HttpRun
 from ._probe import StepAside
-from ._run import CURRENT, PrefetchRun, here
+from ._run import CURRENT, PrefetchRun, call_key, here
 from ._shadow import ShadowRun
 from ._shape import item_path
 from ._sources import Items
@@ -356,7 +356,7 @@ class PrefetchMode:
         if isinstance(run, HttpRun):
             entries: list[list[Any]] = [list(request) for request in run.asked]
         else:
-            entries = [[key] for key in run.asked]
+            entries = [[key] for args in run.asked if (key := call_key(args)) is not None]
         self._asked_entries = entries or None
         self._asked.save(entries)
 

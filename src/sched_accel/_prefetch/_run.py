@@ -40,12 +40,16 @@ CURRENT: ContextVar[PrefetchRun | HttpRun | None] = ContextVar("sched_accel_pref
 
 
 
+#: One encoder for every key (``json.dumps`` with options builds one per call: a third of its cost).
+_KEYS = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=lambda value: f"<{type(value).__qualname__}>")
+
+
 def call_key(args: Any) -> str | None:
     """A per-item call's arguments as a key that holds across processes: JSON, an argument
     that is no JSON value (a client, a session) standing as its type's name; None when even
     that cannot be made."""
     try:
-        return json.dumps(args, sort_keys=True, separators=(",", ":"), default=lambda value: f"<{type(value).__qualname__}>")
+        return _KEYS.encode(args)
     except (TypeError, ValueError, RecursionError):
         return None
 
@@ -107,7 +111,7 @@ class PrefetchRun:
         self.asked_before = asked_before
         self.guarded = asked_before is not None
         self.not_asked = 0  # items the loop passed whose calls had been predicted
-        self.asked: list[str] = []  # the loop's own calls, by call_key (bounded)
+        self.asked: list[tuple[Any, ...]] = []  # the loop's own calls' arguments (bounded), keyed when kept
         self.unsent: set[int] = set()  # ids of the pending slots held in place, never sent
         self.owner = owner
         #: Retries, limits and statistics of this run's per-item calls (None: calls run bare).
@@ -205,8 +209,8 @@ class PrefetchRun:
         if not self.active:
             self.misses += 1
             return None
-        if self.guard and len(self.asked) < MAX_ASKED and (key := call_key(args)) is not None:
-            self.asked.append(key)  # kept only where refusals are watched: every call's path
+        if self.guard and len(self.asked) < MAX_ASKED:
+            self.asked.append(args)  # kept only where refusals are watched; keyed (JSON) only when saved
         if self.shape is None and not self._infer(call, instance, args, kwargs):
             self.misses += 1
             self.missed.append((instance, args, kwargs))
