@@ -33,15 +33,20 @@ class Taught:
     once it predicted one of the loop's own requests (``_templates``)."""
 
     __slots__ = (
-        "_counted", "_counts", "_urls", "at", "base", "client", "confirmed", "first", "instance", "oversize", "pattern",
-        "retired", "skeleton", "tested", "unplaced", "upto", "wrapped",
+        "_counted", "_counts", "_urls", "at", "base", "base_fields", "client", "confirmed", "first", "instance", "oversize",
+        "pattern", "retired", "skeleton", "tenant", "tenant_of", "tested", "unplaced", "upto", "wrapped",
     )
 
     def __init__(
         self, pattern: Pattern | Replay | Whole, client: Client, wrapped: Any, instance: Any, base: Request, index: int,
-        unplaced: dict[str, str] | None = None,
+        unplaced: dict[str, str] | None = None, fields: list[tuple[str, str]] | None = None,
     ) -> None:
         self.pattern = pattern
+        #: The fields of the item ``base`` was made for, and the values of them its credentials
+        #: carry (``_http_run``: worked out for ``tenant_of``, the base they were found in).
+        self.base_fields = fields or []
+        self.tenant: frozenset[str] = frozenset()
+        self.tenant_of: Request | None = None
         #: The values of the item it was learned from that no URL shows the place of: another
         #: item's URL is predicted only where they are the same (or one of its holes').
         self.unplaced = unplaced or {}
@@ -63,11 +68,13 @@ class Taught:
         self._counts: dict[str, int] = {}
         self._counted = index  # the last item whose URL is known
 
-    def seen(self, request: Request, wrapped: Any, instance: Any) -> None:
-        """The loop made (or was served) its request: later items are sent as it was made,
-        through the client it was made with (its headers may have changed; a client made per
-        call is closed after it)."""
+    def seen(self, request: Request, wrapped: Any, instance: Any, fields: list[tuple[str, str]] | None = None) -> None:
+        """The loop made (or was served) its request (for the item of ``fields``): later items
+        are sent as it was made, through the client it was made with (its headers may have
+        changed; a client made per call is closed after it)."""
         self.base, self.wrapped, self.instance = request, wrapped, instance
+        if fields is not None:
+            self.base_fields = fields
 
     def narrow(self, pattern: Pattern | Replay | Whole, index: int) -> None:
         """The loop's request for item ``index`` narrowed the pattern: the URLs of the items
@@ -119,10 +126,11 @@ class Taught:
 
 
 class Sent:
-    __slots__ = ("contradicted", "index", "learned", "live", "request", "slot")
+    __slots__ = ("contradicted", "entry", "index", "learned", "live", "request", "slot")
 
-    def __init__(self, index: int, slot: Slot[Any], learned: Taught, request: Request) -> None:
+    def __init__(self, index: int, slot: Slot[Any], learned: Taught, request: Request, entry: Ahead | None = None) -> None:
         self.index = index
+        self.entry = entry  # the item it was sent for
         self.slot = slot
         self.learned = learned
         self.request = request

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -75,6 +76,25 @@ def credentials(request: Request) -> str:
         return ""
     return hashlib.sha256(repr(sorted(held, key=repr)).encode("utf-8", "backslashreplace")).hexdigest()[:16]
 
+
+def tenant(request: Request, fields: list[tuple[str, str]]) -> frozenset[str]:
+    """The values of an item (its ``fields``) that the credentials of the request made for it
+    carry (a bearer token, a cookie's value, an API key taken from the item): the loop's
+    requests for another item carry that item's, so a request copied from this one is sent
+    ahead only for items that hold the same values (the same tenant's). Empty when the
+    credentials hold none of the item's values (or there are none)."""
+    held = [str(pair[1]) for pair in request.extra if isinstance(pair, tuple) and len(pair) == 2
+            and isinstance(pair[0], str) and pair[0].lower() in CREDENTIALS]
+    if not held:
+        return frozenset()
+    words = {word for value in held for word in _WORDS.split(value) if len(word) >= MIN_TENANT}
+    return frozenset(words.intersection(text for _, text in fields))
+
+
+#: Where a credential header's value is cut into the words compared with an item's values.
+_WORDS = re.compile(r"[\s;,=:]+")
+#: The shortest value taken as a tenant's (shorter ones match other items by chance).
+MIN_TENANT = 3
 
 #: The loop's own requests a run keeps, at most (for a loop that refuses items, its next run
 #: sends ahead only what this one asked for).
@@ -358,7 +378,7 @@ class HttpRun:
             if not queue:
                 del self.pending[key]
             self._advance(sent.index)
-            sent.learned.seen(request, wrapped, instance)  # the next ones go through this client
+            sent.learned.seen(request, wrapped, instance, sent.entry.fields if sent.entry is not None else None)  # the next ones go through this client
             self.hits += 1
             if self.step.probing is False:  # until the probe decided, nothing more is sent
                 self._fill()
@@ -436,11 +456,15 @@ class HttpRun:
             return
         if self.asked_before is not None and (request.method, request.url, credentials(request)) not in self.asked_before:
             return  # its last run did not ask for this one, or not with these credentials
+        if known.tenant_of is not known.base:
+            known.tenant, known.tenant_of = tenant(known.base, known.base_fields), known.base
+        if known.tenant and not known.tenant.issubset(text for _, text in entry.fields):
+            return  # the credentials come from the item: another tenant's, which the copy would not carry
         if any(sent.live for sent in self.pending.get((request.method, request.url), ())):
             return  # another pattern sent it: once is enough
         fetch = _watched(self._fetcher(known.client), known)
         slot: Slot[Any] = Slot(fetch, (known.wrapped, known.instance, request.args, request.kwargs), {}, entry.index)
-        sent = Sent(entry.index, slot, known, request)
+        sent = Sent(entry.index, slot, known, request, entry)
         self.pending.setdefault((request.method, request.url), deque()).append(sent)
         entry.sent.append(sent)
         if self.step.probing is None and self._probe is None:

@@ -114,14 +114,14 @@ class Templates:
             return None
         if not known.confirmed:
             if entry.index == known.at or request.url == known.first:
-                known.seen(request, wrapped, instance)
+                known.seen(request, wrapped, instance, entry.fields)
                 return None  # the item it was learned from, or the same URL again: no test
             predicted = known.client.rebuild(known.base, known.instance, request.url)
             if predicted is None or predicted.extra != request.extra:
                 self.retire(known)
                 return predicted.differs(request) if predicted is not None else None
             known.confirmed = True
-        known.seen(request, wrapped, instance)
+        known.seen(request, wrapped, instance, entry.fields)
         known.upto = max(known.upto, entry.index)
         return None
 
@@ -130,7 +130,7 @@ class Templates:
             return  # a kind that retired in this run is not learned again
         if any(known.pattern.kind == pattern.kind for known in self.learned if not known.retired):
             return  # one that did not make this request: it is not made by this kind either
-        self.learned.append(Taught(pattern, client, wrapped, instance, request, entry.index, entry.unplaced))
+        self.learned.append(Taught(pattern, client, wrapped, instance, request, entry.index, entry.unplaced, entry.fields))
 
     def retire(self, known: Taught) -> None:
         """Predict nothing more with this pattern, nor with any of its kind, in this run."""
