@@ -75,7 +75,7 @@ stress: $(STAMP)
 # (`make test` runs 400 and 12).
 fuzz: $(STAMP)
 	SCHED_ACCEL_FUZZ=$${SCHED_ACCEL_FUZZ:-20000} SCHED_ACCEL_FUZZ_HOOK=$${SCHED_ACCEL_FUZZ_HOOK:-200} \
-		$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_fuzz.py
+		$(BIN)/python -m pytest -p no:cacheprovider -q --timeout=0 tests/test_fuzz.py
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy

@@ -205,6 +205,32 @@ def test_replace_returns_the_replacements_result(app: App, monkeypatch: pytest.M
     assert m.jobs.RAN == []
 
 
+def test_an_async_replacement_of_a_sync_loop_is_refused_when_patching(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """A sync loop named with an async replacement would hand its callers a coroutine where it
+    returned its result (found by `make fuzz`): refused when patching, in one line naming both;
+    the loop runs unpatched and returns its own result."""
+    m = start(app, monkeypatch, target("jobs:update", "accel:update_async", 'items = "tokens"'))
+    assert m.jobs.update([1, 2]) == [2, 4]
+    assert m.jobs.RAN == [[1, 2]] and m.accel.RAN == []
+    said = "".join(capture_events)
+    assert "accel:update_async: the replacement is async and the loop jobs:update is not" in said
+
+
+def test_a_replacement_that_returns_a_coroutine_to_a_sync_loop_falls_back(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """The same from a sync function that returns a coroutine (seen only when it runs): the
+    coroutine is closed unawaited, and the original runs once, as after a replacement that raised."""
+    app.write("late.py", "import accel\n\ndef update(tokens):\n    return accel.update_async(tokens)\n")
+    m = start(app, monkeypatch, target("jobs:update", "late:update", 'items = "tokens"'))
+    assert m.jobs.update([1, 2]) == [2, 4]
+    assert m.jobs.RAN == [[1, 2]]
+    [fallback] = events(capture_events, "fallback")
+    assert "returned an awaitable" in fallback
+
+
 def test_replace_mode_runs_reach_sched_accel_status(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """A replace-mode run is saved as the target's last run, as prefetch runs are (one RunReport for both)."""
     from sched_accel._config import load_config

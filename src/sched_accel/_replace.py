@@ -95,7 +95,12 @@ class ReplaceMode:
         return result
 
     def _call(self, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        return self._replacement_for()(*self._replacement_args(instance, args), **kwargs)
+        result = self._replacement_for()(*self._replacement_args(instance, args), **kwargs)
+        if inspect.isawaitable(result):  # its callers would get a coroutine where the loop returned its result
+            if inspect.iscoroutine(result):
+                result.close()
+            raise TypeError(f"the replacement of the sync loop {self.target.name} returned an awaitable")
+        return result
 
     async def _acall(self, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         result = self._replacement_for()(*self._replacement_args(instance, args), **kwargs)
@@ -159,7 +164,13 @@ class ReplaceMode:
             spec = self.target.replacement
             assert spec is not None and spec.module is not None
             module = importlib.import_module(spec.module)
-            replacement = self._replacement = spec.resolve(module).function
+            replacement = spec.resolve(module).function
+            if not self.resolved.is_async and (inspect.iscoroutinefunction(replacement) or inspect.isasyncgenfunction(replacement)):
+                raise TargetError(
+                    f"{spec.text}: the replacement is async and the loop {self.target.name} is not: its callers would "
+                    "get a coroutine where the loop returned its result; name a sync replacement"
+                )
+            self._replacement = replacement
         return replacement
 
     def _replacement_args(self, instance: Any, args: Args) -> Args:
