@@ -194,6 +194,26 @@ def test_a_loop_that_stops_early_reads_ahead_within_the_window_only(
     assert int(line["wasted"]) >= len(extra) or extra == set()
 
 
+def test_shadows_still_reading_when_the_loop_returns_are_counted_apart(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """The loop breaks off while shadows past its break wait on slow answers for items it will
+    never reach: the run line, said as the loop returns, counts them as ``shadows_running`` (each
+    stops at its next effect, after the line), not as ``shadows_stopped`` (issue 23 item 5)."""
+    config = '[[targets]]\nloop = "early:run"\nitems = "tokens"\nfetch = "early:fetch"\nshadow = true\nconcurrency = 4\nwindow = 4\n'
+    app.write("early.py", STOPS_EARLY)
+    app.config(config)
+    module: Any = importlib.import_module("early")
+    with FaultServer(latency=0.01) as server:
+        for token in TOKENS[6:]:
+            server.latencies[token] = 1.0  # past the break: still reading when the loop returns
+        install(monkeypatch, capture_events)
+        module.run(TOKENS, server.url)
+        line = run_line(capture_events)
+        assert 1 <= int(line["shadows_running"]) <= 4, line  # within the window
+        assert "shadows_stopped" not in line
+
+
 def test_a_request_the_shadow_never_sent_goes_out_live_once(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:

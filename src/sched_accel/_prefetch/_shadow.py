@@ -504,8 +504,12 @@ class ShadowRun(PrefetchRun):
         # A call made directly while stepped aside is a miss too: prefetched + missed = items.
         more: dict[str, Any] = {"prefetch": "shadow", "prefetched": self.hits, "missed": self.misses + self.direct, "wasted": self.wasted}
         more |= {"reads_served": self.served, "reads_live": self.live} | self.guard_counts()
-        if self.stopped:
-            more["shadows_stopped"] = self.stopped
+        with self.lock:
+            stopped, running = self.stopped, self._running
+        if stopped:
+            more["shadows_stopped"] = stopped
+        if running:  # the loop returned before them: each stops at its next effect, after this line
+            more["shadows_running"] = running
         if self.mismatched:
             more["mismatched"] = self.mismatched
         if self.oversize:
