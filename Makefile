@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test test-fast coverage bench typecheck clean venv stress fuzz redis-server
+.PHONY: demo test test-fast lint coverage bench typecheck clean venv stress fuzz redis-server
 
 # Branch coverage below this fails `make test` (measured with subprocesses; README, "Development").
 COVERAGE_FLOOR ?= 90
@@ -32,8 +32,9 @@ redis-server: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-# The tests under coverage (branches, subprocesses included), then the floor, then mypy.
-test: $(STAMP) redis-server
+# Lint and format (ruff: httpx's rules, pyupgrade, warnings), the tests under coverage (branches,
+# subprocesses included), then the floor, then mypy.
+test: $(STAMP) redis-server lint
 	rm -f .coverage .coverage.*
 	$(BIN)/python -m coverage run -m pytest $(XDIST) $(PYTEST_ARGS)
 	$(BIN)/python -m coverage combine --quiet
@@ -41,6 +42,10 @@ test: $(STAMP) redis-server
 		{ $(BIN)/python -m coverage report; echo "branch coverage is under the floor of $(COVERAGE_FLOOR)%"; exit 1; }
 	@echo "branch coverage: $$($(BIN)/python -m coverage report --format=total)% (floor $(COVERAGE_FLOOR)%)"
 	$(BIN)/python -m mypy
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The fast lane, while changing code: every test not marked slow (`-m slow`: whole files of real
 # processes, faults and clocks, and the tests over a second), without coverage: about 50 s.

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpcore
 import httpx
-
 import legacy_jobs
 from _harness import Measure, clocks, last_run_note, patched
 
@@ -128,7 +127,9 @@ def sequential_async(job: Job, items: Sequence[int], c: int) -> Measure:
     return asyncio.run(main())
 
 
-def sched_accel_sync(variant: str = "default", window: int | None = None, *, http: bool = False, shadow: bool = False) -> Contender:
+def sched_accel_sync(
+    variant: str = "default", window: int | None = None, *, http: bool = False, shadow: bool = False
+) -> Contender:
     """The legacy sync loop, patched by ``sched_accel.install()`` (prefetch mode; ``http``:
     its requests prefetched instead of its per-item method)."""
 
@@ -141,7 +142,9 @@ def sched_accel_sync(variant: str = "default", window: int | None = None, *, htt
     return run
 
 
-def sched_accel_async(variant: str = "default", window: int | None = None, *, http: bool = False, shadow: bool = False) -> Contender:
+def sched_accel_async(
+    variant: str = "default", window: int | None = None, *, http: bool = False, shadow: bool = False
+) -> Contender:
     """The legacy async loop, patched by ``sched_accel.install()`` (prefetch mode; ``http``:
     its requests prefetched instead of its per-item method)."""
 

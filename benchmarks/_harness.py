@@ -149,7 +149,9 @@ def last_run_note() -> str:
         return ""
     run = EVENTS.runs[-1]
     EVENTS.runs.clear()
-    note = f"prefetched {run.get('prefetched')}/{run.get('items')}" + (" requests" if run.get("prefetch") == "http" else "")
+    note = f"prefetched {run.get('prefetched')}/{run.get('items')}" + (
+        " requests" if run.get("prefetch") == "http" else ""
+    )
     if run.get("missed"):
         note += f", missed {run['missed']}"
     if run.get("stepped_aside"):
@@ -246,7 +248,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     def line(cells: Sequence[str]) -> str:
         parts = [str(cells[0]).ljust(widths[0])]
-        parts += [str(cell).rjust(width) for cell, width in zip(cells[1:], widths[1:])]
+        parts += [str(cell).rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=False)]
         return "  ".join(parts).rstrip()
 
     rule = "  ".join("-" * width for width in widths)
@@ -270,11 +272,13 @@ def write_config(
     state folder its processes are to be given (``$SCHED_ACCEL_CONTROL``, :func:`state_env`):
     processes given the same one share it, as an app's workers do (``scaleout.py``)."""
     config = Path(path)
-    config.write_text(CONFIG.format(
-        concurrency=concurrency,
-        fetch_sync="http" if http else "legacy_jobs:Api.get_item",
-        fetch_async="http" if http else "legacy_jobs:AsyncApi.get_item",
-        window="",
-        top=top,
-    ))
+    config.write_text(
+        CONFIG.format(
+            concurrency=concurrency,
+            fetch_sync="http" if http else "legacy_jobs:Api.get_item",
+            fetch_async="http" if http else "legacy_jobs:AsyncApi.get_item",
+            window="",
+            top=top,
+        )
+    )
     return config

@@ -35,7 +35,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-def latencies(*, fixed: float | None = None, lognormal: tuple[float, float] | None = None, items: int = 1, seed: int = 7) -> list[float]:
+def latencies(
+    *, fixed: float | None = None, lognormal: tuple[float, float] | None = None, items: int = 1, seed: int = 7
+) -> list[float]:
     """Seconds per item: ``fixed``, or lognormal with (median, sigma) from ``Random(seed)``."""
     if lognormal is None:
         return [fixed or 0.0] * items
@@ -70,8 +72,15 @@ class RateLimit:
             tokens = min(float(self.burst), self.tokens + (now - self.refilled) * self.per_second)
         remaining, reset = int(tokens), math.ceil((self.burst - tokens) / self.per_second)
         if self.headers == "ratelimit":
-            return {"RateLimit-Policy": f'"default";q={self.per_second:g};w=1', "RateLimit": f'"default";r={remaining};t={reset}'}
-        return {"X-RateLimit-Limit": f"{self.per_second:g}", "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": str(reset)}
+            return {
+                "RateLimit-Policy": f'"default";q={self.per_second:g};w=1',
+                "RateLimit": f'"default";r={remaining};t={reset}',
+            }
+        return {
+            "X-RateLimit-Limit": f"{self.per_second:g}",
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(reset),
+        }
 
     def admit(self) -> str | None:
         """None: admitted (a token taken); else the Retry-After value to answer 429 with."""
@@ -149,9 +158,7 @@ def running(*args: str, script: str = __file__) -> Iterator[str]:
     """``with running("--fixed", "0.2") as url``: the server in a child process, until the block
     ends (its stdin closes). Another benchmark's own server: ``running("--serve", script=__file__)``,
     whose first line of output (yielded) starts with its URL."""
-    child = subprocess.Popen(
-        [sys.executable, script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    child = subprocess.Popen([sys.executable, script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
         url = child.stdout.readline().strip()
@@ -172,14 +179,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--fixed", type=float, metavar="SECONDS", help="the same latency for every item")
-    group.add_argument("--lognormal", type=float, nargs=2, metavar=("MEDIAN", "SIGMA"), help="lognormal latency per item")
-    parser.add_argument("--items", type=int, default=1, help="how many per-item latencies to draw (item i uses i mod ITEMS)")
+    group.add_argument(
+        "--lognormal", type=float, nargs=2, metavar=("MEDIAN", "SIGMA"), help="lognormal latency per item"
+    )
+    parser.add_argument(
+        "--items", type=int, default=1, help="how many per-item latencies to draw (item i uses i mod ITEMS)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--per-second", type=float, help="rate limit: answer 429 above this many requests per second")
     parser.add_argument("--burst", type=int, default=1, help="rate limit: requests let through at once")
     parser.add_argument("--retry-after", choices=("int", "fraction"), default="fraction", help="the 429's Retry-After")
-    parser.add_argument("--headers", choices=("none", "ratelimit", "x-ratelimit"), default="none",
-                        help="rate-limit fields on every answer: the IETF draft's, or X-RateLimit-*")
+    parser.add_argument(
+        "--headers",
+        choices=("none", "ratelimit", "x-ratelimit"),
+        default="none",
+        help="rate-limit fields on every answer: the IETF draft's, or X-RateLimit-*",
+    )
     args = parser.parse_args()
     lognormal = None if args.lognormal is None else (args.lognormal[0], args.lognormal[1])
     limit = None if args.per_second is None else RateLimit(args.per_second, args.burst, args.retry_after, args.headers)

@@ -32,9 +32,9 @@ import anyio.to_thread
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sched_accel._coord import Backend, MachineBackend, ProcessBackend, RedisBackend
-from sched_accel._coord._base import gcra
-from tests.coord.redis_server import HOW_TO_GET, RedisServer, find_redis_server
+from sched_accel._coord import Backend, MachineBackend, ProcessBackend, RedisBackend  # noqa: E402 - after sys.path
+from sched_accel._coord._base import gcra  # noqa: E402 - after sys.path
+from tests.coord.redis_server import HOW_TO_GET, RedisServer, find_redis_server  # noqa: E402 - after sys.path
 
 RATE, BURST = 1e6, 10**6
 
@@ -57,8 +57,9 @@ class SqliteWal:
             now = time.monotonic()
             wait, tat = gcra(row[0] if row else now, now, per_second, burst)
             if not wait:
-                self.db.execute("insert into gcra values (?, ?) on conflict (host) do update set tat = excluded.tat",
-                                (host, tat))
+                self.db.execute(
+                    "insert into gcra values (?, ?) on conflict (host) do update set tat = excluded.tat", (host, tat)
+                )
             self.db.execute("commit")
         except BaseException:
             self.db.execute("rollback")
@@ -195,8 +196,10 @@ def main() -> None:
         os.makedirs(server.folder)
         server.start()
         kinds["redis"] = server.url
-    print(f"machine: nproc={os.cpu_count()}, {platform.system()} {platform.release()}, "
-          f"CPython {platform.python_version()}; redis-server: {binary or HOW_TO_GET}")
+    print(
+        f"machine: nproc={os.cpu_count()}, {platform.system()} {platform.release()}, "
+        f"CPython {platform.python_version()}; redis-server: {binary or HOW_TO_GET}"
+    )
     print(f"{options.n} admissions per thread or process, every one admitted; times in µs")
     print(f"{'backend, how':<36} {'mean':>8} {'p50':>8} {'p99':>8} {'max':>10}  {'round trips':>11}")
     trips: dict[str, str] = {}
@@ -211,9 +214,13 @@ def main() -> None:
             if kind == "process":
                 continue  # nothing shared: 4 processes are 4 single threads
             took, rate = in_processes(kind, where, options.n, options.procs)
-            print(row(f"{kind}, {options.procs} processes", took, trips[kind],
-                      f"{rate:,.0f} admissions/s together"), flush=True)
-        for line in asyncio.run(_async_rows({k: w for k, w in kinds.items() if k != "sqlite-wal"}, options.n // 4, trips)):
+            print(
+                row(f"{kind}, {options.procs} processes", took, trips[kind], f"{rate:,.0f} admissions/s together"),
+                flush=True,
+            )
+        for line in asyncio.run(
+            _async_rows({k: w for k, w in kinds.items() if k != "sqlite-wal"}, options.n // 4, trips)
+        ):
             print(line, flush=True)
     finally:
         if server is not None:

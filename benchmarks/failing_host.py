@@ -121,9 +121,10 @@ def plain(items: list[str]) -> list[tuple[str, Any]]:
 
 
 def thread_pool(items: list[str]) -> list[tuple[str, Any]]:
-    with httpx.Client(timeout=10, limits=httpx.Limits(max_connections=CONCURRENCY)) as http, ThreadPoolExecutor(
-        CONCURRENCY
-    ) as pool:
+    with (
+        httpx.Client(timeout=10, limits=httpx.Limits(max_connections=CONCURRENCY)) as http,
+        ThreadPoolExecutor(CONCURRENCY) as pool,
+    ):
         return list(pool.map(lambda url: check_one(http, url), items))
 
 
@@ -168,14 +169,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sent.append(int(httpx.get(stats).text))
                 same = same and got == expected
             walls[name] = wall = statistics.median(seconds)
-            rows.append([name, f"{wall:.3f}", f"{walls['plain loop'] / wall:.2f}x", str(max(sent)), "yes" if same else "NO"])
+            rows.append(
+                [name, f"{wall:.3f}", f"{walls['plain loop'] / wall:.2f}x", str(max(sent)), "yes" if same else "NO"]
+            )
             if name.startswith("sched_accel (default"):
                 ok = same and max(sent) == FAILING and wall <= walls["plain loop"]
-        print(f"{len(items)} URLs ({HEALTHY} healthy, {FAILING} answering 503, {DEAD} refused), {LATENCY * 1000:g} ms "
-              f"each, concurrency {CONCURRENCY}; medians of {args.repeat}")
+        print(
+            f"{len(items)} URLs ({HEALTHY} healthy, {FAILING} answering 503, {DEAD} refused), {LATENCY * 1000:g} ms "
+            f"each, concurrency {CONCURRENCY}; medians of {args.repeat}"
+        )
         print(table(["contender", "wall s", "vs plain", "requests to the 503 host", "plain loop's results"], rows))
-        print(f"goal: the default row gets the plain loop's results, sends each request to the failing host once "
-              f"({FAILING}) and is no slower than the plain loop: {'PASS' if ok else 'FAIL'}")
+        print(
+            f"goal: the default row gets the plain loop's results, sends each request to the failing host once "
+            f"({FAILING}) and is no slower than the plain loop: {'PASS' if ok else 'FAIL'}"
+        )
         print(machine())
         return 0 if ok else 1
 

@@ -102,8 +102,7 @@ def _header(scenario: str, text: str) -> None:
 
 def _http_table(samples: dict[str, Samples], items: int, ratio_name: str, ratio: Callable[[Samples], float]) -> None:
     rows = [
-        [name, f"{s.wall:.3f}", f"{ratio(s):.3f}", f"{s.cpu / items * 1000:.3f}", s.note]
-        for name, s in samples.items()
+        [name, f"{s.wall:.3f}", f"{ratio(s):.3f}", f"{s.cpu / items * 1000:.3f}", s.note] for name, s in samples.items()
     ]
     print(table(["contender", "wall s", ratio_name, "client CPU ms/req", "notes"], rows))
 
@@ -112,8 +111,11 @@ def _http_table(samples: dict[str, Samples], items: int, ratio_name: str, ratio:
 def fixed(repeat: int) -> list[bool]:
     n, latency = 70, 0.2
     ideal = math.ceil(n / C) * latency
-    _header("fixed", f"{n} items, fixed latency {latency * 1000:g} ms, C={C}; ideal = ceil(N/C)*L = {ideal:.3f} s; "
-            f"{_runs(repeat)} (sequential: 1 run)")
+    _header(
+        "fixed",
+        f"{n} items, fixed latency {latency * 1000:g} ms, C={C}; ideal = ceil(N/C)*L = {ideal:.3f} s; "
+        f"{_runs(repeat)} (sequential: 1 run)",
+    )
     with _upstream.running("--fixed", str(latency)) as url:
         contenders = _http_contenders(plain_async=False)
         contenders[f"{ASYNC_SCHED}, no step-aside"] = sched_accel_async("no-probe")
@@ -133,9 +135,12 @@ def lognormal(repeat: int, with_sequential: bool) -> list[bool]:
         f"; the plain sequential loop is not run (it takes sum = {sum(lat):.1f} s, wall/bound = {sum(lat) / bound:.2f}; "
         "--with-sequential runs it)"
     )
-    _header("lognormal", f"{n} items, lognormal latency (median {median * 1000:g} ms, sigma {sigma:g}, seed {seed}): "
-            f"sum {sum(lat):.2f} s, max {max(lat):.3f} s; C={C}; bound = max(sum/C, max) = {bound:.3f} s; "
-            f"{_runs(repeat)}{' (sequential: 1 run)' if with_sequential else skipped}")
+    _header(
+        "lognormal",
+        f"{n} items, lognormal latency (median {median * 1000:g} ms, sigma {sigma:g}, seed {seed}): "
+        f"sum {sum(lat):.2f} s, max {max(lat):.3f} s; C={C}; bound = max(sum/C, max) = {bound:.3f} s; "
+        f"{_runs(repeat)}{' (sequential: 1 run)' if with_sequential else skipped}",
+    )
     with _upstream.running("--lognormal", str(median), str(sigma), "--items", str(n), "--seed", str(seed)) as url:
         contenders = _http_contenders(plain_async=False, plain_sync=with_sequential)
         # The read-ahead window (default 2*C, at least 16) bounds how far the workers may run
@@ -150,14 +155,18 @@ def lognormal(repeat: int, with_sequential: bool) -> list[bool]:
     results = []
     for name in (SYNC_SCHED, ASYNC_SCHED):
         wall = samples[name].wall
-        results.append(print_goal(
-            f"{name}: wall/bound {wall / bound:.3f} no worse than the best peer ({best_name}, {peers[best_name] / bound:.3f}; 2% noise allowed)",
-            wall <= peers[best_name] * 1.02,
-        ))
-        results.append(print_goal(
-            f"{name}: far ahead of batches of C (batches take {batch_wall / wall:.2f}x as long; at least 1.5x)",
-            batch_wall >= 1.5 * wall,
-        ))
+        results.append(
+            print_goal(
+                f"{name}: wall/bound {wall / bound:.3f} no worse than the best peer ({best_name}, {peers[best_name] / bound:.3f}; 2% noise allowed)",
+                wall <= peers[best_name] * 1.02,
+            )
+        )
+        results.append(
+            print_goal(
+                f"{name}: far ahead of batches of C (batches take {batch_wall / wall:.2f}x as long; at least 1.5x)",
+                batch_wall >= 1.5 * wall,
+            )
+        )
     for name in samples:
         if name.endswith(f"window = {BIG_WINDOW}"):
             print(f"info: {name}: wall/bound {samples[name].wall / bound:.3f}")
@@ -166,9 +175,12 @@ def lognormal(repeat: int, with_sequential: bool) -> list[bool]:
 
 def overhead(repeat: int) -> list[bool]:
     n = 100_000
-    _header("overhead", f"{n:,} trivial calls (a per-item function that returns at once, no HTTP), C={C}; "
-            f"{_runs(repeat)}; overhead = (wall - plain loop of the same kind) / N. "
-            "'no step-aside' rows set _probe.PROBE_SECONDS = 0: the first call's probe never steps aside")
+    _header(
+        "overhead",
+        f"{n:,} trivial calls (a per-item function that returns at once, no HTTP), C={C}; "
+        f"{_runs(repeat)}; overhead = (wall - plain loop of the same kind) / N. "
+        "'no step-aside' rows set _probe.PROBE_SECONDS = 0: the first call's probe never steps aside",
+    )
     contenders: dict[str, Contender] = {
         "plain sync loop": sequential,
         SYNC_SCHED: sched_accel_sync(),
@@ -192,40 +204,87 @@ def overhead(repeat: int) -> list[bool]:
         return (per_item(name) - (plain_async if "async" in name or name in ASYNC_PEERS else plain_sync)) * 1e6
 
     rows = [
-        [name, f"{s.wall:.3f}", f"{per_item(name) * 1e6:.2f}", "" if name.startswith("plain") else f"{over(name):+.2f}",
-         "; ".join(filter(None, [f"{len(fewer[name]):,} items only" if name in fewer else "", "1 run" if name in peers and repeat > 1 else "", s.note]))]
+        [
+            name,
+            f"{s.wall:.3f}",
+            f"{per_item(name) * 1e6:.2f}",
+            "" if name.startswith("plain") else f"{over(name):+.2f}",
+            "; ".join(
+                filter(
+                    None,
+                    [
+                        f"{len(fewer[name]):,} items only" if name in fewer else "",
+                        "1 run" if name in peers and repeat > 1 else "",
+                        s.note,
+                    ],
+                )
+            ),
+        ]
         for name, s in samples.items()
     ]
     print(table(["contender", "wall s", "us/item", "overhead us/item", "notes"], rows))
-    results = [print_goal(f"{name}: overhead {over(name):.2f} us/item <= 10", over(name) <= 10) for name in (SYNC_SCHED, ASYNC_SCHED)]
+    results = [
+        print_goal(f"{name}: overhead {over(name):.2f} us/item <= 10", over(name) <= 10)
+        for name in (SYNC_SCHED, ASYNC_SCHED)
+    ]
     for name in samples:
         if "no step-aside" in name:
-            print(f"info: {name}: engine overhead {over(name):.2f} us/item ({'within' if over(name) <= 10 else 'over'} 10 us)")
+            print(
+                f"info: {name}: engine overhead {over(name):.2f} us/item ({'within' if over(name) <= 10 else 'over'} 10 us)"
+            )
     return results
 
 
 def memory(items: int) -> list[bool]:
-    _header("memory", f"{items:,} trivial calls from a range, C={C}; a fresh process per contender; "
-            f"growth = VmHWM - VmRSS before the run, after a warm-up of {_memory.WARM_UP:,} items (peak reset with clear_refs)")
+    _header(
+        "memory",
+        f"{items:,} trivial calls from a range, C={C}; a fresh process per contender; "
+        f"growth = VmHWM - VmRSS before the run, after a warm-up of {_memory.WARM_UP:,} items (peak reset with clear_refs)",
+    )
     rows, results = [], []
     for name in _memory.CONTENDERS:
         count = min(items, _memory.FEWER_ITEMS.get(name, items))
         got = _memory.measure(__file__, name, count, C)
         growth = got.growth_kib / 1024
         notes = ["" if count == items else f"{count:,} items only", got.note, "" if got.reset else "peak not reset"]
-        rows.append([name, f"{got.before_kib / 1024:.1f}", f"{got.peak_kib / 1024:.1f}", f"{growth:+.1f}",
-                     f"{got.warm_up_growth_kib / 1024:+.1f}", f"{got.wall:.2f}", "; ".join(filter(None, notes))])
+        rows.append(
+            [
+                name,
+                f"{got.before_kib / 1024:.1f}",
+                f"{got.peak_kib / 1024:.1f}",
+                f"{growth:+.1f}",
+                f"{got.warm_up_growth_kib / 1024:+.1f}",
+                f"{got.wall:.2f}",
+                "; ".join(filter(None, notes)),
+            ]
+        )
         if name.startswith("sched_accel,"):
             results.append((name, growth))
-    print(table(["contender", "RSS before MB", "peak MB", "growth MB", f"warm-up ({_memory.WARM_UP:,}) growth MB", "wall s", "notes"], rows))
+    print(
+        table(
+            [
+                "contender",
+                "RSS before MB",
+                "peak MB",
+                "growth MB",
+                f"warm-up ({_memory.WARM_UP:,}) growth MB",
+                "wall s",
+                "notes",
+            ],
+            rows,
+        )
+    )
     return [print_goal(f"{name}: peak RSS growth {growth:.1f} MB <= 10", growth <= 10) for name, growth in results]
 
 
 def cheap(repeat: int) -> list[bool]:
     n = 300
-    _header("cheap", f"{n} items from an upstream answering in 0 ms, C={C}; {_runs(repeat)}, round-robin; the goal "
-                     "is judged on the median of each round's own ratio (sched_accel / the plain loop of that round), "
-                     "which drift of this machine between rounds does not move")
+    _header(
+        "cheap",
+        f"{n} items from an upstream answering in 0 ms, C={C}; {_runs(repeat)}, round-robin; the goal "
+        "is judged on the median of each round's own ratio (sched_accel / the plain loop of that round), "
+        "which drift of this machine between rounds does not move",
+    )
     with _upstream.running("--fixed", "0") as url:
         samples = _rounds(Job(url), range(n), _http_contenders(plain_async=True), repeat)
     plain = {SYNC_SCHED: samples[PLAIN_SYNC], ASYNC_SCHED: samples[PLAIN_ASYNC]}
@@ -234,9 +293,13 @@ def cheap(repeat: int) -> list[bool]:
     for name in (SYNC_SCHED, ASYNC_SCHED):
         paired = statistics.median(a / b for a, b in zip(samples[name].walls, plain[name].walls, strict=True))
         of_medians = samples[name].wall / plain[name].wall
-        outcomes.append(print_goal(
-            f"{name}: wall = {paired:.3f} x the plain loop of the same kind, median of {repeat} paired rounds "
-            f"(ratio of the medians {of_medians:.3f}) <= 1.05", paired <= 1.05))
+        outcomes.append(
+            print_goal(
+                f"{name}: wall = {paired:.3f} x the plain loop of the same kind, median of {repeat} paired rounds "
+                f"(ratio of the medians {of_medians:.3f}) <= 1.05",
+                paired <= 1.05,
+            )
+        )
     return outcomes
 
 
@@ -246,22 +309,33 @@ def low(repeat: int) -> list[bool]:
     n, outcomes = 300, []
     plain_of = {SYNC_SCHED: PLAIN_SYNC, ASYNC_SCHED: PLAIN_ASYNC}
     for latency in (0.001, 0.002, 0.005):
-        _header("low", f"{n} items from an upstream answering in {latency * 1000:g} ms, C={C}; {_runs(repeat)}, "
-                       "round-robin in one process; judged on the median of each round's own ratio to the plain "
-                       "loop of the same kind")
-        contenders = {PLAIN_SYNC: sequential, PLAIN_ASYNC: sequential_async, SYNC_SCHED: sched_accel_sync(),
-                      ASYNC_SCHED: sched_accel_async()}
+        _header(
+            "low",
+            f"{n} items from an upstream answering in {latency * 1000:g} ms, C={C}; {_runs(repeat)}, "
+            "round-robin in one process; judged on the median of each round's own ratio to the plain "
+            "loop of the same kind",
+        )
+        contenders = {
+            PLAIN_SYNC: sequential,
+            PLAIN_ASYNC: sequential_async,
+            SYNC_SCHED: sched_accel_sync(),
+            ASYNC_SCHED: sched_accel_async(),
+        }
         with _upstream.running("--fixed", str(latency)) as url:
             samples = _rounds(Job(url), range(n), contenders, repeat)
-        _http_table(samples, n, "wall/plain sync", lambda s: s.wall / samples[PLAIN_SYNC].wall)
+        _http_table(samples, n, "wall/plain sync", lambda s, plain=samples[PLAIN_SYNC].wall: s.wall / plain)
         for name, plain in plain_of.items():
             wall = statistics.median(a / b for a, b in zip(samples[name].walls, samples[plain].walls, strict=True))
             cpu_ratio = samples[name].cpu / samples[plain].cpu
             bound, sign = (1.05, "<=") if latency < 0.002 else (1.0, "<")
             ok = wall <= bound if latency < 0.002 else wall < bound
-            outcomes.append(print_goal(
-                f"{name}, {latency * 1000:g} ms: wall = {wall:.3f} x the plain loop {sign} {bound:g} (client CPU "
-                f"{cpu_ratio:.3f} x, reported)", ok))
+            outcomes.append(
+                print_goal(
+                    f"{name}, {latency * 1000:g} ms: wall = {wall:.3f} x the plain loop {sign} {bound:g} (client CPU "
+                    f"{cpu_ratio:.3f} x, reported)",
+                    ok,
+                )
+            )
     return outcomes
 
 
@@ -270,16 +344,21 @@ def cpu(repeat: int) -> list[bool]:
     results = []
     for latency in (0.01, 0.0):
         why = "enough not to step aside" if latency else "client CPU-bound, as in the cheap scenario"
-        _header("cpu", f"{n} items, fixed latency {latency * 1000:g} ms ({why}), C={C}; server in its own process; "
-                f"client CPU = time.process_time() of the benchmark process (all threads) / N; {_runs(repeat)}")
+        _header(
+            "cpu",
+            f"{n} items, fixed latency {latency * 1000:g} ms ({why}), C={C}; server in its own process; "
+            f"client CPU = time.process_time() of the benchmark process (all threads) / N; {_runs(repeat)}",
+        )
         with _upstream.running("--fixed", str(latency)) as url:
             samples = _rounds(Job(url), range(n), _http_contenders(plain_async=True), repeat)
         plain = {SYNC_SCHED: samples[PLAIN_SYNC].cpu, ASYNC_SCHED: samples[PLAIN_ASYNC].cpu}
-        _http_table(samples, n, "CPU/plain sync", lambda s: s.cpu / plain[SYNC_SCHED])
+        _http_table(samples, n, "CPU/plain sync", lambda s, base=plain[SYNC_SCHED]: s.cpu / base)
         results += [
-            print_goal(f"{name}, {latency * 1000:g} ms: client CPU {samples[name].cpu / n * 1000:.3f} ms/req = {samples[name].cpu / plain[name]:.3f} x "
-                       f"the same client in the plain loop ({plain[name] / n * 1000:.3f} ms/req) <= 1.1",
-                       samples[name].cpu <= 1.1 * plain[name])
+            print_goal(
+                f"{name}, {latency * 1000:g} ms: client CPU {samples[name].cpu / n * 1000:.3f} ms/req = {samples[name].cpu / plain[name]:.3f} x "
+                f"the same client in the plain loop ({plain[name] / n * 1000:.3f} ms/req) <= 1.1",
+                samples[name].cpu <= 1.1 * plain[name],
+            )
             for name in (SYNC_SCHED, ASYNC_SCHED)
         ]
     return results
@@ -288,8 +367,11 @@ def cpu(repeat: int) -> list[bool]:
 def http(repeat: int) -> list[bool]:
     n, latency = 70, 0.2
     ideal = math.ceil(n / C) * latency
-    _header("http", f"HTTP-level prefetch (fetch = \"http\": the loop's GETs are sent ahead) beside function-level; "
-            f"{n} items, fixed latency {latency * 1000:g} ms, C={C}; ideal = {ideal:.3f} s; {_runs(repeat)}")
+    _header(
+        "http",
+        f'HTTP-level prefetch (fetch = "http": the loop\'s GETs are sent ahead) beside function-level; '
+        f"{n} items, fixed latency {latency * 1000:g} ms, C={C}; ideal = {ideal:.3f} s; {_runs(repeat)}",
+    )
     contenders: dict[str, Contender] = {
         SYNC_SCHED: sched_accel_sync(),
         SYNC_HTTP: sched_accel_sync(http=True),
@@ -304,17 +386,29 @@ def http(repeat: int) -> list[bool]:
         for name in (SYNC_HTTP, ASYNC_HTTP)
     ]
     m, rounds = 1000, max(repeat, 5)
-    contenders = {PLAIN_SYNC: sequential, SYNC_HTTP: sched_accel_sync(http=True),
-                  PLAIN_ASYNC: sequential_async, ASYNC_HTTP: sched_accel_async(http=True)}
-    _header("http", f"client CPU per request on top of the plain loop's: {m} items from an upstream answering in "
-            f"0 ms (the client's own cost at its largest share; sched_accel steps aside), C={C}; {_runs(rounds)}; "
-            "CPU = time.process_time(); a 300 us request on loopback moves by +-10% from run to run")
+    contenders = {
+        PLAIN_SYNC: sequential,
+        SYNC_HTTP: sched_accel_sync(http=True),
+        PLAIN_ASYNC: sequential_async,
+        ASYNC_HTTP: sched_accel_async(http=True),
+    }
+    _header(
+        "http",
+        f"client CPU per request on top of the plain loop's: {m} items from an upstream answering in "
+        f"0 ms (the client's own cost at its largest share; sched_accel steps aside), C={C}; {_runs(rounds)}; "
+        "CPU = time.process_time(); a 300 us request on loopback moves by +-10% from run to run",
+    )
     with _upstream.running("--fixed", "0") as url:
         _cpu_table(_rounds(Job(url), range(m), contenders, rounds), m, judged=False)
     m = 20_000
-    _header("http", f"the same with no network: {m:,} requests answered from memory by httpx's transport (its "
-            f"connection pool replaced), so only httpx's work and ours remain; {_runs(rounds)}")
-    outcomes += _cpu_table(_rounds(Job("http://upstream.test", memory=True), range(m), contenders, rounds), m, judged=True)
+    _header(
+        "http",
+        f"the same with no network: {m:,} requests answered from memory by httpx's transport (its "
+        f"connection pool replaced), so only httpx's work and ours remain; {_runs(rounds)}",
+    )
+    outcomes += _cpu_table(
+        _rounds(Job("http://upstream.test", memory=True), range(m), contenders, rounds), m, judged=True
+    )
     return outcomes
 
 
@@ -323,9 +417,12 @@ def shadow(repeat: int) -> list[bool]:
     GETs kept and served to the real call, which runs in place."""
     n, latency = 70, 0.2
     ideal = math.ceil(n / C) * latency
-    _header("shadow", f"shadow runs (shadow = true: the per-item method runs ahead for its reads, the real call runs in "
-            f"place) beside function-level; {n} items, fixed latency {latency * 1000:g} ms, C={C}; ideal = {ideal:.3f} s; "
-            f"{_runs(repeat)}")
+    _header(
+        "shadow",
+        f"shadow runs (shadow = true: the per-item method runs ahead for its reads, the real call runs in "
+        f"place) beside function-level; {n} items, fixed latency {latency * 1000:g} ms, C={C}; ideal = {ideal:.3f} s; "
+        f"{_runs(repeat)}",
+    )
     contenders: dict[str, Contender] = {
         SYNC_SCHED: sched_accel_sync(),
         SYNC_SHADOW: sched_accel_sync(shadow=True),
@@ -340,36 +437,54 @@ def shadow(repeat: int) -> list[bool]:
         for name in (SYNC_SHADOW, ASYNC_SHADOW)
     ]
     cpu_ms = 5
-    _header("shadow", f"the cost of running the per-item method twice: it spends {cpu_ms} ms of CPU on each answer "
-            f"after its GET; {n} items, {latency * 1000:g} ms, C={C}; ideal (latency only) = {ideal:.3f} s; {_runs(repeat)}")
+    _header(
+        "shadow",
+        f"the cost of running the per-item method twice: it spends {cpu_ms} ms of CPU on each answer "
+        f"after its GET; {n} items, {latency * 1000:g} ms, C={C}; ideal (latency only) = {ideal:.3f} s; {_runs(repeat)}",
+    )
     contenders = {PLAIN_SYNC: sequential, SYNC_SCHED: sched_accel_sync(), SYNC_SHADOW: sched_accel_sync(shadow=True)}
     with _upstream.running("--fixed", str(latency)) as url:
         samples = _rounds(Job(url, cpu=cpu_ms / 1000), range(n), contenders, repeat, once=[PLAIN_SYNC])
     _http_table(samples, n, "wall/ideal", lambda s: s.wall / ideal)
     extra = (samples[SYNC_SHADOW].cpu - samples[SYNC_SCHED].cpu) / n * 1000
-    print(f"info: {SYNC_SHADOW}: {extra:.2f} ms more client CPU per item than function-level (which runs the method "
-          f"once); the method's own {cpu_ms} ms runs twice (shadow and real call)")
+    print(
+        f"info: {SYNC_SHADOW}: {extra:.2f} ms more client CPU per item than function-level (which runs the method "
+        f"once); the method's own {cpu_ms} ms runs twice (shadow and real call)"
+    )
     m, rounds = 20_000, max(repeat, 5)
-    contenders = {PLAIN_SYNC: sequential, SYNC_SHADOW: sched_accel_sync(shadow=True),
-                  f"{SYNC_SHADOW}, no step-aside": sched_accel_sync("no-probe", shadow=True),
-                  PLAIN_ASYNC: sequential_async, ASYNC_SHADOW: sched_accel_async(shadow=True),
-                  f"{ASYNC_SHADOW}, no step-aside": sched_accel_async("no-probe", shadow=True)}
-    _header("shadow", f"our own work per request through a shadowed target: {m:,} requests answered from memory by "
-            f"httpx's transport (no network), so only httpx's work (twice: shadow and real call) and ours remain; "
-            f"{_runs(rounds)}")
+    contenders = {
+        PLAIN_SYNC: sequential,
+        SYNC_SHADOW: sched_accel_sync(shadow=True),
+        f"{SYNC_SHADOW}, no step-aside": sched_accel_sync("no-probe", shadow=True),
+        PLAIN_ASYNC: sequential_async,
+        ASYNC_SHADOW: sched_accel_async(shadow=True),
+        f"{ASYNC_SHADOW}, no step-aside": sched_accel_async("no-probe", shadow=True),
+    }
+    _header(
+        "shadow",
+        f"our own work per request through a shadowed target: {m:,} requests answered from memory by "
+        f"httpx's transport (no network), so only httpx's work (twice: shadow and real call) and ours remain; "
+        f"{_runs(rounds)}",
+    )
     samples = _rounds(Job("http://upstream.test", memory=True), range(m), contenders, rounds)
     plain_of = {id(samples[n]): samples[PLAIN_ASYNC if "async" in n else PLAIN_SYNC] for n in samples}
     _http_table(samples, m, "CPU/plain, same kind", lambda s: s.cpu / plain_of[id(s)].cpu)
     for name, plain in ((SYNC_SHADOW, PLAIN_SYNC), (ASYNC_SHADOW, PLAIN_ASYNC)):
         # At 0 ms the run steps aside (what a user gets): our own work is what is left over the plain loop.
         ours = (samples[name].cpu - samples[plain].cpu) / m * 1e6
-        outcomes.append(print_goal(
-            f"{name} (steps aside): {ours:.1f} us of our own CPU per request over the plain loop's "
-            f"{samples[plain].cpu / m * 1e6:.0f} us <= 30 us", ours <= 30))
+        outcomes.append(
+            print_goal(
+                f"{name} (steps aside): {ours:.1f} us of our own CPU per request over the plain loop's "
+                f"{samples[plain].cpu / m * 1e6:.0f} us <= 30 us",
+                ours <= 30,
+            )
+        )
         # Fanning out anyway, the shadow runs the client's own work a second time: the method's cost, not ours.
         fanned = samples[f"{name}, no step-aside"]
-        print(f"info: {name}, no step-aside: {(fanned.cpu - 2 * samples[plain].cpu) / m * 1e6:.1f} us of CPU per request "
-              "beyond twice the plain loop's (shadow and real call each run the client's work)")
+        print(
+            f"info: {name}, no step-aside: {(fanned.cpu - 2 * samples[plain].cpu) / m * 1e6:.1f} us of CPU per request "
+            "beyond twice the plain loop's (shadow and real call each run the client's work)"
+        )
     return outcomes
 
 
@@ -413,8 +528,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _memory.child(argv[1], int(argv[2]), int(argv[3]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenarios", nargs="*", default=["all"], choices=["all", *SCENARIOS], metavar="SCENARIO",
-                        help=f"all (default) or some of: {', '.join(SCENARIOS)}")
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        default=["all"],
+        choices=["all", *SCENARIOS],
+        metavar="SCENARIO",
+        help=f"all (default) or some of: {', '.join(SCENARIOS)}",
+    )
     parser.add_argument("--repeat", type=int, help="runs per contender (default: per scenario)")
     parser.add_argument("--items", type=int, help="items for the memory scenario (default 1,000,000)")
     parser.add_argument("--with-sequential", action="store_true", help="lognormal: run the plain loop too (+35 s)")
@@ -422,8 +543,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = list(SCENARIOS) if "all" in args.scenarios else args.scenarios
     outcomes = {name: SCENARIOS[name](args) for name in names}
     failed = [name for name, results in outcomes.items() if not all(results)]
-    print(f"\ngoals: {sum(map(len, outcomes.values())) - sum(r.count(False) for r in outcomes.values())} "
-          f"of {sum(map(len, outcomes.values()))} pass" + (f"; failing in: {', '.join(failed)}" if failed else ""))
+    print(
+        f"\ngoals: {sum(map(len, outcomes.values())) - sum(r.count(False) for r in outcomes.values())} "
+        f"of {sum(map(len, outcomes.values()))} pass" + (f"; failing in: {', '.join(failed)}" if failed else "")
+    )
     return 0
 
 

@@ -146,9 +146,10 @@ def aiometer_run(max_per_second: float | None) -> Callable[[str], list[Any]]:
 # -- sched_accel: the legacy loop, unchanged, patched ----------------------------------------------
 def sched_accel_sync(top: str, *, keep_learned: bool = False, fresh: bool = False) -> Callable[[str], list[Any]]:
     def run(url: str) -> list[Any]:
-        with patched(CONCURRENCY, top=top, keep_learned=keep_learned), httpx.Client(
-            base_url=url, timeout=120, limits=_limits()
-        ) as http:
+        with (
+            patched(CONCURRENCY, top=top, keep_learned=keep_learned),
+            httpx.Client(base_url=url, timeout=120, limits=_limits()) as http,
+        ):
             return legacy_jobs.fetch_all(range(ITEMS), legacy_jobs.Api(http, fresh=fresh))
 
     return run
@@ -174,15 +175,18 @@ CONTENDERS: dict[str, Callable[[str], list[Any]]] = {
     "sched_accel, sync loop, no host limit (rate learned from the 429s)": sched_accel_sync(""),
     "sched_accel, async loop, no host limit (rate learned from the 429s)": sched_accel_async(""),
     "sched_accel, sync loop, no host limit, the next run (the rate learned by the last)": sched_accel_sync(
-        "", keep_learned=True),
+        "", keep_learned=True
+    ),
     "ThreadPoolExecutor.map + retry": thread_pool,
     "asyncio.gather + Semaphore + retry": gather_semaphore,
     "anyio task group + CapacityLimiter + retry": task_group,
     "aiometer.run_all + retry": aiometer_run(None),
     "aiometer.run_all(max_per_second=20) + retry": aiometer_run(RATE),
 }
-LEARNED = ("sched_accel, sync loop, no host limit (rate learned from the 429s)",
-           "sched_accel, async loop, no host limit (rate learned from the 429s)")
+LEARNED = (
+    "sched_accel, sync loop, no host limit (rate learned from the 429s)",
+    "sched_accel, async loop, no host limit (rate learned from the 429s)",
+)
 LEARNED_NEXT = "sched_accel, sync loop, no host limit, the next run (the rate learned by the last)"
 
 
@@ -199,8 +203,18 @@ def goal(name: str, retry_after: str) -> tuple[float, int] | None:
 
 def measure(name: str, retry_after: str, headers: str = "none") -> Result:
     """One run of a contender against a fresh upstream (a full bucket, counters at 0)."""
-    args = ("--fixed", f"{LATENCY}", "--per-second", f"{RATE:g}", "--burst", str(BURST), "--retry-after", retry_after,
-            "--headers", headers)
+    args = (
+        "--fixed",
+        f"{LATENCY}",
+        "--per-second",
+        f"{RATE:g}",
+        "--burst",
+        str(BURST),
+        "--retry-after",
+        retry_after,
+        "--headers",
+        headers,
+    )
     with _upstream.running(*args) as url:
         time.sleep(0.3)  # the bucket is full, as for a job that starts after a quiet spell
         EVENTS.runs.clear()
@@ -218,10 +232,22 @@ def measure(name: str, retry_after: str, headers: str = "none") -> Result:
 
 def scenario(retry_after: str, repeat: int, names: Sequence[str]) -> list[bool]:
     print(f"\n## Retry-After in {'whole seconds' if retry_after == 'int' else 'fractional seconds'}")
-    print(f"{ITEMS} items, concurrency {CONCURRENCY}, upstream limit {RATE:g}/s burst {BURST}, {LATENCY * 1000:g} ms; "
-          f"ideal = ({ITEMS} - {BURST}) / {RATE:g} + {LATENCY:g} = {ideal():.2f} s; median of {repeat}")
-    print("$ " + shlex.join([sys.executable.replace(str(ROOT) + "/", ""), "benchmarks/ratelimit.py", retry_after,
-                             "--repeat", str(repeat)]))
+    print(
+        f"{ITEMS} items, concurrency {CONCURRENCY}, upstream limit {RATE:g}/s burst {BURST}, {LATENCY * 1000:g} ms; "
+        f"ideal = ({ITEMS} - {BURST}) / {RATE:g} + {LATENCY:g} = {ideal():.2f} s; median of {repeat}"
+    )
+    print(
+        "$ "
+        + shlex.join(
+            [
+                sys.executable.replace(str(ROOT) + "/", ""),
+                "benchmarks/ratelimit.py",
+                retry_after,
+                "--repeat",
+                str(repeat),
+            ]
+        )
+    )
     rows = []
     verdicts: list[tuple[str, tuple[float, int], bool]] = []
     for name in names:
@@ -230,17 +256,28 @@ def scenario(retry_after: str, repeat: int, names: Sequence[str]) -> list[bool]:
         else:
             runs = sorted((measure(name, retry_after) for _ in range(repeat)), key=lambda r: r.wall)
         median = runs[len(runs) // 2]
-        rows.append([name, f"{median.wall:.2f}", f"{median.wall / ideal():.3f}", str(median.refused), str(median.lost),
-                     median.note])
+        rows.append(
+            [
+                name,
+                f"{median.wall:.2f}",
+                f"{median.wall / ideal():.3f}",
+                str(median.refused),
+                str(median.lost),
+                median.note,
+            ]
+        )
         wanted = goal(name, retry_after)
         if wanted is not None:
             most, refused = wanted
-            verdicts.append((name, wanted, all(r.wall / ideal() <= most and r.refused <= refused and r.lost == 0
-                                               for r in runs)))
+            verdicts.append(
+                (name, wanted, all(r.wall / ideal() <= most and r.refused <= refused and r.lost == 0 for r in runs))
+            )
     print(table(["contender", "wall s", "/ ideal", "429s", "lost", "sched_accel's run line"], rows))
     for name, (most, refused), ok in verdicts:
-        print(f"goal: {name}: wall/ideal <= {most:.2f}, <= {refused} answers of 429, 0 lost, in every run: "
-              f"{'PASS' if ok else 'FAIL'}")
+        print(
+            f"goal: {name}: wall/ideal <= {most:.2f}, <= {refused} answers of 429, 0 lost, in every run: "
+            f"{'PASS' if ok else 'FAIL'}"
+        )
     return [ok for _, _, ok in verdicts]
 
 
@@ -253,11 +290,15 @@ CONTENDERS[NEXT] = sched_accel_sync("", keep_learned=True)
 def told(form: str, repeat: int) -> list[bool]:
     """No limit declared; the upstream's answers carry its rate-limit fields (issue 12):
     goal <= 1.05 of ideal and at most 1 answer of 429."""
-    what = {"ratelimit": 'the IETF draft\'s RateLimit-Policy: "default";q=20;w=1 and RateLimit: r, t',
-            "x-ratelimit": "X-RateLimit-Limit/Remaining/Reset (no window)"}[form]
+    what = {
+        "ratelimit": 'the IETF draft\'s RateLimit-Policy: "default";q=20;w=1 and RateLimit: r, t',
+        "x-ratelimit": "X-RateLimit-Limit/Remaining/Reset (no window)",
+    }[form]
     print(f"\n## No limit declared; every answer carries {what}")
-    print(f"{ITEMS} items, concurrency {CONCURRENCY}, upstream limit {RATE:g}/s burst {BURST}, {LATENCY * 1000:g} ms; "
-          f"ideal = {ideal():.2f} s; median of {repeat}")
+    print(
+        f"{ITEMS} items, concurrency {CONCURRENCY}, upstream limit {RATE:g}/s burst {BURST}, {LATENCY * 1000:g} ms; "
+        f"ideal = {ideal():.2f} s; median of {repeat}"
+    )
     rows, verdicts = [], []
     for name in (*TOLD, NEXT) if form == "ratelimit" else TOLD:
         contender = LEARNED[0] if name == TOLD[0] else name
@@ -266,13 +307,25 @@ def told(form: str, repeat: int) -> list[bool]:
         else:
             runs = sorted((measure(contender, "fraction", form) for _ in range(repeat)), key=lambda r: r.wall)
         median = runs[len(runs) // 2]
-        rows.append([name, f"{median.wall:.2f}", f"{median.wall / ideal():.3f}", str(median.refused), str(median.lost),
-                     median.note])
-        verdicts.append(all(r.wall / ideal() <= 1.05 and r.refused <= (2 if name == NEXT else 1) and r.lost == 0 for r in runs))
+        rows.append(
+            [
+                name,
+                f"{median.wall:.2f}",
+                f"{median.wall / ideal():.3f}",
+                str(median.refused),
+                str(median.lost),
+                median.note,
+            ]
+        )
+        verdicts.append(
+            all(r.wall / ideal() <= 1.05 and r.refused <= (2 if name == NEXT else 1) and r.lost == 0 for r in runs)
+        )
     print(table(["contender", "wall s", "/ ideal", "429s", "lost", "sched_accel's run line"], rows))
-    for name, ok in zip((*TOLD, NEXT), verdicts):
+    for name, ok in zip((*TOLD, NEXT), verdicts, strict=False):
         most = 2 if name == NEXT else 1
-        print(f"goal: {name}, {form}: wall/ideal <= 1.05, <= {most} answer(s) of 429, 0 lost, in every run: {'PASS' if ok else 'FAIL'}")
+        print(
+            f"goal: {name}, {form}: wall/ideal <= 1.05, <= {most} answer(s) of 429, 0 lost, in every run: {'PASS' if ok else 'FAIL'}"
+        )
     return verdicts
 
 
@@ -289,8 +342,9 @@ def _after(first: str, name: str, retry_after: str, form: str = "none") -> Resul
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("forms", nargs="*", metavar="FORM",
-                        help="which Retry-After forms the upstream sends (default: both)")
+    parser.add_argument(
+        "forms", nargs="*", metavar="FORM", help="which Retry-After forms the upstream sends (default: both)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per contender; the median is shown (default 3)")
     parser.add_argument("--ours-only", action="store_true", help="only sched_accel's rows")
     args = parser.parse_args(argv)

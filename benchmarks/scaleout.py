@@ -151,10 +151,17 @@ def _start_workers(config: Path, url: str, state: str) -> list[subprocess.Popen[
     workers = []
     for index in range(PROCESSES):
         log = open(Path(state, f"worker-{index}.log"), "w")  # noqa: SIM115 - closed with the run's folder
-        workers.append(subprocess.Popen(
-            [sys.executable, __file__, "--worker", str(config), url],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=state,
-        ))
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, __file__, "--worker", str(config), url],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=env,
+                cwd=state,
+            )
+        )
     return workers
 
 
@@ -177,7 +184,16 @@ def limit_run(kind: str, redis_url: str | None, declared: bool = True) -> Run:
 
             with redis.Redis.from_url(redis_url) as client:
                 client.flushall()  # nothing from the last run
-        args = ("--fixed", f"{LATENCY}", "--per-second", f"{RATE:g}", "--burst", str(BURST), "--retry-after", "fraction")
+        args = (
+            "--fixed",
+            f"{LATENCY}",
+            "--per-second",
+            f"{RATE:g}",
+            "--burst",
+            str(BURST),
+            "--retry-after",
+            "fraction",
+        )
         with _upstream.running(*args) as url:
             workers = _start_workers(config, url, state)
             try:
@@ -242,42 +258,78 @@ def redis_server() -> Iterator[tuple[str | None, str]]:
 def part_limit(repeat: int) -> list[bool]:
     total = PROCESSES * ITEMS
     print(f"\n## {PROCESSES} processes, one upstream: the host's limit across processes")
-    print(f"{PROCESSES} processes x {ITEMS} items, concurrency {CONCURRENCY} each, [hosts.\"127.0.0.1\"] per_second = "
-          f"{RATE:g}, burst = {BURST} declared in each; upstream {RATE:g}/s burst {BURST}, {LATENCY * 1000:g} ms; "
-          f"ideal share = {total} / (({total} - {BURST}) / {RATE:g} + {LATENCY:g}) / {RATE:g} = {ideal_share():.2f}; "
-          f"median of {repeat}")
-    print("$ " + shlex.join([os.path.relpath(sys.executable, ROOT), "benchmarks/scaleout.py", "limit", "--repeat", str(repeat)]))
+    print(
+        f'{PROCESSES} processes x {ITEMS} items, concurrency {CONCURRENCY} each, [hosts."127.0.0.1"] per_second = '
+        f"{RATE:g}, burst = {BURST} declared in each; upstream {RATE:g}/s burst {BURST}, {LATENCY * 1000:g} ms; "
+        f"ideal share = {total} / (({total} - {BURST}) / {RATE:g} + {LATENCY:g}) / {RATE:g} = {ideal_share():.2f}; "
+        f"median of {repeat}"
+    )
+    print(
+        "$ "
+        + shlex.join(
+            [os.path.relpath(sys.executable, ROOT), "benchmarks/scaleout.py", "limit", "--repeat", str(repeat)]
+        )
+    )
     rows, verdicts, skipped = [], [], []
-    names = {"process": 'backend = "process" (4 independent processes)', "machine": 'backend = "machine"',
-             "redis": 'url = "redis://127.0.0.1:<port>"'}
+    names = {
+        "process": 'backend = "process" (4 independent processes)',
+        "machine": 'backend = "machine"',
+        "redis": 'url = "redis://127.0.0.1:<port>"',
+    }
     cases = [(kind, True) for kind in BACKENDS] + [("process", False), ("machine", False)]
     with redis_server() as (redis_url, redis_binary):
         for kind, declared in cases:
             if kind == "redis" and redis_url is None:
                 skipped.append(f"redis: row skipped: {redis_binary}")
                 continue
-            runs = sorted((limit_run(kind, redis_url if kind == "redis" else None, declared) for _ in range(repeat)),
-                          key=lambda r: r.share)
+            runs = sorted(
+                (limit_run(kind, redis_url if kind == "redis" else None, declared) for _ in range(repeat)),
+                key=lambda r: r.share,
+            )
             median = runs[len(runs) // 2]
             name = names[kind] + ("" if declared else ", no limit declared (learned)")
-            rows.append([
-                name, f"{median.wall:.2f}", f"{median.ok / median.wall:.1f}", f"{median.share:.3f}",
-                f"{median.offered:.1f}", str(median.refused), str(max(r.lost for r in runs)),
-                " ".join(f"{r.share:.2f}/{r.refused}" for r in runs), f"{median.waited:.1f}",
-            ])
+            rows.append(
+                [
+                    name,
+                    f"{median.wall:.2f}",
+                    f"{median.ok / median.wall:.1f}",
+                    f"{median.share:.3f}",
+                    f"{median.offered:.1f}",
+                    str(median.refused),
+                    str(max(r.lost for r in runs)),
+                    " ".join(f"{r.share:.2f}/{r.refused}" for r in runs),
+                    f"{median.waited:.1f}",
+                ]
+            )
             errors = sorted({e for r in runs for e in r.errors})
             if errors:
                 skipped.append(f"{name}: loops gave up: {'; '.join(errors)[:500]}")
             if kind != "process" and declared:
                 ok = median.share >= GOAL_SHARE and median.refused <= GOAL_429 and all(r.lost == 0 for r in runs)
                 verdicts.append((name, ok))
-    print(table(["[coordination]", "wall s", "200s/s", "share of 20/s", "offered req/s", "429s", "lost",
-                 "each run: share/429s", "limit_wait s, mean run line"], rows))
+    print(
+        table(
+            [
+                "[coordination]",
+                "wall s",
+                "200s/s",
+                "share of 20/s",
+                "offered req/s",
+                "429s",
+                "lost",
+                "each run: share/429s",
+                "limit_wait s, mean run line",
+            ],
+            rows,
+        )
+    )
     for line in skipped:
         print(line)
     for name, ok in verdicts:
-        print(f"goal: {name}: share >= {GOAL_SHARE} and <= {GOAL_429} answers of 429 (median run), 0 lost (every run): "
-              f"{'PASS' if ok else 'FAIL'}")
+        print(
+            f"goal: {name}: share >= {GOAL_SHARE} and <= {GOAL_429} answers of 429 (median run), 0 lost (every run): "
+            f"{'PASS' if ok else 'FAIL'}"
+        )
     return [ok for _, ok in verdicts]
 
 
@@ -286,8 +338,10 @@ def part_admit(n: int) -> list[bool]:
     import coord_admit
 
     print("\n## The cost of one admission on each backend")
-    print(f"{n} admissions per thread or process, every one admitted (coord_admit.py's measure; the backend's decision,"
-          " without the limiter around it); µs")
+    print(
+        f"{n} admissions per thread or process, every one admitted (coord_admit.py's measure; the backend's decision,"
+        " without the limiter around it); µs"
+    )
     print("$ " + shlex.join([os.path.relpath(sys.executable, ROOT), "benchmarks/scaleout.py", "admit", "--n", str(n)]))
     folder = _private_dir("scaleout-admit-")
     rows, notes, verdicts = [], [], []
@@ -310,14 +364,35 @@ def part_admit(n: int) -> list[bool]:
                     took4, rate = coord_admit.in_processes(kind, where, n, PROCESSES)
                     took4.sort()
                     p50_4, together = f"{took4[len(took4) // 2] * 1e6:.1f}", f"{rate:,.0f}"
-                rows.append([kind, f"{statistics.fmean(took) * 1e6:.1f}", f"{took[len(took) // 2] * 1e6:.1f}",
-                             f"{took[int(len(took) * 0.99)] * 1e6:.1f}", p50_4, together, f"{trips:g}"])
+                rows.append(
+                    [
+                        kind,
+                        f"{statistics.fmean(took) * 1e6:.1f}",
+                        f"{took[len(took) // 2] * 1e6:.1f}",
+                        f"{took[int(len(took) * 0.99)] * 1e6:.1f}",
+                        p50_4,
+                        together,
+                        f"{trips:g}",
+                    ]
+                )
                 if kind == "redis":
                     verdicts.append(trips == 1)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(table(["backend", "mean, 1 thread", "p50", "p99", f"p50, {PROCESSES} processes", "admissions/s together",
-                 "round trips"], rows))
+    print(
+        table(
+            [
+                "backend",
+                "mean, 1 thread",
+                "p50",
+                "p99",
+                f"p50, {PROCESSES} processes",
+                "admissions/s together",
+                "round trips",
+            ],
+            rows,
+        )
+    )
     for line in notes:
         print(line)
     for ok in verdicts:
@@ -393,8 +468,17 @@ def start_app(root: Path, *, single_run: bool) -> App:
         SCHED_ACCEL_CONTROL=str(root / "state" / "control.json"),
     )
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}",
-               *gunicorn_options(), "wsgiapp:app"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(WORKERS),
+        "--bind",
+        f"127.0.0.1:{port}",
+        *gunicorn_options(),
+        "wsgiapp:app",
+    ]
     with open(root / "gunicorn.log", "wb") as log:
         process = subprocess.Popen(command, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     return App(root, port, process)
@@ -464,18 +548,34 @@ def read_ticks(app: App, first: int, ticks: int, served: bool) -> Ticks:
     rows = 0
     if db.exists():  # the rows written in the ticks (a row's time is its run's start, a few ms after its tick's)
         with sqlite3.connect(db) as conn:
-            rows = conn.execute("SELECT COUNT(*) FROM runs WHERE at >= ? AND at < ?", (first, first + ticks)).fetchone()[0]
+            rows = conn.execute(
+                "SELECT COUNT(*) FROM runs WHERE at >= ? AND at < ?", (first, first + ticks)
+            ).fetchone()[0]
     log = (app.root / "gunicorn.log").read_text(errors="replace")
-    return Ticks(sum(per_tick.values()), [per_tick[t] for t in window], skipped, missed, errors, rows, served,
-                 log.count("sched_accel.single_run_skipped"))
+    return Ticks(
+        sum(per_tick.values()),
+        [per_tick[t] for t in window],
+        skipped,
+        missed,
+        errors,
+        rows,
+        served,
+        log.count("sched_accel.single_run_skipped"),
+    )
 
 
 def part_ticks(seconds: int) -> list[bool]:
     print(f"\n## gunicorn, {WORKERS} workers, each starting APScheduler with a job every second")
-    print(f"both apps at once, the flag on; {seconds} ticks counted once every worker's scheduler is up; a run is a call "
-          "of the job that ran it (the job writes a row into SQLite)")
-    print("$ " + shlex.join([os.path.relpath(sys.executable, ROOT), "benchmarks/scaleout.py", "ticks", "--seconds",
-                             str(seconds)]))
+    print(
+        f"both apps at once, the flag on; {seconds} ticks counted once every worker's scheduler is up; a run is a call "
+        "of the job that ran it (the job writes a row into SQLite)"
+    )
+    print(
+        "$ "
+        + shlex.join(
+            [os.path.relpath(sys.executable, ROOT), "benchmarks/scaleout.py", "ticks", "--seconds", str(seconds)]
+        )
+    )
     try:
         import apscheduler  # noqa: F401
         import gunicorn  # noqa: F401
@@ -483,14 +583,20 @@ def part_ticks(seconds: int) -> list[bool]:
         print(f"ticks: skipped: {exc.name} is missing: .venv/bin/pip install -e '.[test]'")
         return []
     folder = Path(_private_dir("scaleout-ticks-"))
-    apps = {"before: single_run unset": start_app(folder / "before", single_run=False),
-            "after: single_run = true": start_app(folder / "after", single_run=True)}
+    apps = {
+        "before: single_run unset": start_app(folder / "before", single_run=False),
+        "after: single_run = true": start_app(folder / "after", single_run=True),
+    }
     try:
         deadline = time.time() + 60
         while any(len(_started(app)) < WORKERS for app in apps.values()):
             if time.time() > deadline or any(app.process.poll() is not None for app in apps.values()):
-                raise RuntimeError("the gunicorn apps did not start: " + " / ".join(
-                    (app.root / "gunicorn.log").read_text(errors="replace")[-1500:] for app in apps.values()))
+                raise RuntimeError(
+                    "the gunicorn apps did not start: "
+                    + " / ".join(
+                        (app.root / "gunicorn.log").read_text(errors="replace")[-1500:] for app in apps.values()
+                    )
+                )
             time.sleep(0.05)
         # Each worker's first run is an interval after its scheduler started: every worker has
         # one run in each whole second from the one after the last start on.
@@ -506,21 +612,40 @@ def part_ticks(seconds: int) -> list[bool]:
     rows = []
     for name, t in found.items():
         spread = f"{min(t.per_tick)}" if min(t.per_tick) == max(t.per_tick) else f"{min(t.per_tick)}-{max(t.per_tick)}"
-        rows.append([name, str(seconds), str(t.runs), spread, str(t.skipped), str(t.missed), str(t.errors),
-                     str(t.rows), "200" if t.served else "no"])
-    print(table(["app", "ticks", "runs", "runs per tick", "skipped (None)", "missed", "errors", "rows written",
-                 "GET /"], rows))
+        rows.append(
+            [
+                name,
+                str(seconds),
+                str(t.runs),
+                spread,
+                str(t.skipped),
+                str(t.missed),
+                str(t.errors),
+                str(t.rows),
+                "200" if t.served else "no",
+            ]
+        )
+    print(
+        table(
+            ["app", "ticks", "runs", "runs per tick", "skipped (None)", "missed", "errors", "rows written", "GET /"],
+            rows,
+        )
+    )
     after = found["after: single_run = true"]
     ok = after.runs == seconds and after.per_tick == [1] * seconds and after.errors == 0 and after.served
-    print(f"goal: after: exactly {seconds} runs in {seconds} ticks, one in each (not {WORKERS * seconds}), no error, "
-          f"the app still serving: {'PASS' if ok else 'FAIL'}")
+    print(
+        f"goal: after: exactly {seconds} runs in {seconds} ticks, one in each (not {WORKERS * seconds}), no error, "
+        f"the app still serving: {'PASS' if ok else 'FAIL'}"
+    )
     return [ok]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="*", metavar="PART", help="limit, admit, ticks (default: all three)")
-    parser.add_argument("--repeat", type=int, default=3, help="limit: runs per backend; the median is shown (default 3)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="limit: runs per backend; the median is shown (default 3)"
+    )
     parser.add_argument("--n", type=int, default=5000, help="admit: admissions per thread or process (default 5000)")
     parser.add_argument("--seconds", type=int, default=20, help="ticks: how many ticks are counted (default 20)")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "URL"), help=argparse.SUPPRESS)

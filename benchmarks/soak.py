@@ -150,19 +150,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if run == min(100, args.runs) or run % 100 == 0:
                     now = sample(None if base is None else base["threads"])
                     base = base or now
-                    rows.append([str(run), f"{time.perf_counter() - started:.0f}",
-                                 *(f"{now[k]} ({(now[k] - base[k]) / base[k]:+.1%})" for k in ("rss_kib", "fds", "threads"))])
+                    rows.append(
+                        [
+                            str(run),
+                            f"{time.perf_counter() - started:.0f}",
+                            *(f"{now[k]} ({(now[k] - base[k]) / base[k]:+.1%})" for k in ("rss_kib", "fds", "threads")),
+                        ]
+                    )
         assert base is not None
         last = sample(base["threads"])
         grown = {k: (last[k] - base[k]) / base[k] for k in base}
         ok = differ == 0 and seen["lost"] == 0 and all(g <= 0.05 for g in grown.values())
-        print(f"{args.runs} runs of {len(KEYS)} GETs at concurrency {CONCURRENCY}; answers 200, 429 (Retry-After 0.05), "
-              "503, and some that hang 2 s (client timeout 0.2 s)")
+        print(
+            f"{args.runs} runs of {len(KEYS)} GETs at concurrency {CONCURRENCY}; answers 200, 429 (Retry-After 0.05), "
+            "503, and some that hang 2 s (client timeout 0.2 s)"
+        )
         print(table(["after run", "seconds", "RSS KiB (vs run 100)", "open fds", "threads"], rows))
         print("over all runs (their run lines): " + ", ".join(f"{name}={count}" for name, count in seen.items()))
         print(f"runs whose results differ from the plain loop's: {differ}")
-        print(f"goal: RSS, fds and threads within 5 % of run 100's after {args.runs} runs, no run differing: "
-              f"{'PASS' if ok else 'FAIL'}")
+        print(
+            f"goal: RSS, fds and threads within 5 % of run 100's after {args.runs} runs, no run differing: "
+            f"{'PASS' if ok else 'FAIL'}"
+        )
         print(machine())
         return 0 if ok else 1
 

@@ -47,7 +47,9 @@ def main() -> int:
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHED_ACCEL_", "ENABLE_SCHEDULER"))}
         base_env["SCHED_ACCEL_CONTROL"] = str(Path(tmp, "control.json"))
         base_env["PYTHONPATH"] = tmp
-        flag_on = dict(base_env, ENABLE_SCHEDULER_OPTIMIZATION="true", SCHED_ACCEL_CONFIG=str(Path(tmp, "sched_accel.toml")))
+        flag_on = dict(
+            base_env, ENABLE_SCHEDULER_OPTIMIZATION="true", SCHED_ACCEL_CONFIG=str(Path(tmp, "sched_accel.toml"))
+        )
         setups = {
             "baseline": (base_env, "pass", True),
             "flag off": (base_env, "pass", False),

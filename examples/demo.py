@@ -70,7 +70,9 @@ class Job:
 JOBS = (
     Job("score_hot", ("-m", "legacy_app.service", "--once", "score_hot"), 35, "legacy_app.jobs:update_scores"),
     Job("score_cold", ("-m", "legacy_app.service", "--once", "score_cold"), 70, "legacy_app.jobs:update_scores"),
-    Job("predictions", ("-m", "legacy_app.predictions"), 20, "legacy_app.predictions:generate_predictions", learned=True),
+    Job(
+        "predictions", ("-m", "legacy_app.predictions"), 20, "legacy_app.predictions:generate_predictions", learned=True
+    ),
     Job("collect", ("-m", "legacy_app.service", "--once", "collect"), 11, "legacy_app.collection:collect_prices"),
     Job(
         "wallets",
@@ -148,7 +150,10 @@ def scaled_config(work: Path, scale: float) -> Path:
     if scale == 1:
         return CONFIG
     text = re.sub(
-        r"^per_second = ([0-9.]+)$", lambda m: f"per_second = {float(m.group(1)) / scale:g}", CONFIG.read_text(), flags=re.M
+        r"^per_second = ([0-9.]+)$",
+        lambda m: f"per_second = {float(m.group(1)) / scale:g}",
+        CONFIG.read_text(),
+        flags=re.M,
     )
     scaled = work / f"sched_accel-x{scale:g}.toml"
     scaled.write_text(text)
@@ -235,7 +240,9 @@ def run_job(job: Job, upstream: Upstream, flag: bool, work: Path, scale: float, 
         return run_served(job, upstream, flag, work, scale)
     env = job_env(job, upstream, flag, work, scale)
     data = Path(env["LEGACY_APP_DATA"])
-    learning = [] if not (flag and job.learned) else [env if twin is None else job_env(job, twin, flag, work, twin.scale)]
+    learning = (
+        [] if not (flag and job.learned) else [env if twin is None else job_env(job, twin, flag, work, twin.scale)]
+    )
     for pass_env in [*learning, env]:
         if data.exists():
             for child in data.iterdir():
@@ -393,26 +400,38 @@ def run_all(scale: float = 1.0, work: Path | None = None, jobs: tuple[Job, ...] 
 
 def table(results: list[Compared]) -> str:
     header = (
-        "job", "items", "seconds", "items/s", "ideal items/s", "speedup", "ideal", "bound", "peak in flight", "429s",
-        "items lost", "runs per tick",
+        "job",
+        "items",
+        "seconds",
+        "items/s",
+        "ideal items/s",
+        "speedup",
+        "ideal",
+        "bound",
+        "peak in flight",
+        "429s",
+        "items lost",
+        "runs per tick",
     )
     rows = [header]
     for c in results:
         bound, before = c.ideal, c.throughput(c.off)
-        rows.append((
-            c.job.name,
-            str(c.job.items),
-            f"{c.off.seconds:.2f} -> {c.on.seconds:.2f}",
-            f"{before:.1f} -> {c.throughput(c.on):.1f}",
-            f"{before * bound.speedup:.1f}",
-            f"{c.speedup:.1f}x",
-            f"{bound.speedup:.1f}x",
-            bound.why,
-            f"{c.off.stats['peak_in_flight']} -> {c.on.stats['peak_in_flight']}",
-            f"{c.off.stats['status_429']} -> {c.on.stats['status_429']}",
-            str(c.lost),
-            f"{runs_per_tick(c.off)} -> {runs_per_tick(c.on)}" if c.job.workers else "",
-        ))
+        rows.append(
+            (
+                c.job.name,
+                str(c.job.items),
+                f"{c.off.seconds:.2f} -> {c.on.seconds:.2f}",
+                f"{before:.1f} -> {c.throughput(c.on):.1f}",
+                f"{before * bound.speedup:.1f}",
+                f"{c.speedup:.1f}x",
+                f"{bound.speedup:.1f}x",
+                bound.why,
+                f"{c.off.stats['peak_in_flight']} -> {c.on.stats['peak_in_flight']}",
+                f"{c.off.stats['status_429']} -> {c.on.stats['status_429']}",
+                str(c.lost),
+                f"{runs_per_tick(c.off)} -> {runs_per_tick(c.on)}" if c.job.workers else "",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
@@ -439,7 +458,7 @@ def notes(c: Compared) -> list[str]:
     if c.job.name == "collect":
         said.append(
             "the loop's pacing sleeps are skipped; 3 coins go at once (source A's limit) and source B's requests"
-            " are paced to its declared 2 requests/s ([hosts.\"localhost\"] in the config): source B answered 429"
+            ' are paced to its declared 2 requests/s ([hosts."localhost"] in the config): source B answered 429'
             f" {c.on.stats['status_429']} times accelerated, {c.off.stats['status_429']} times sequential"
         )
     if (bound := c.ideal).rate_bound:
@@ -473,7 +492,9 @@ def main() -> int:
     print(f"\ntimeline of every request, both runs: {picture}")
     print("\nthe accelerated runs' summary lines:")
     for c in results:
-        lines = [line[line.index("sched_accel.run ") :] for line in c.on.stderr.splitlines() if "sched_accel.run " in line]
+        lines = [
+            line[line.index("sched_accel.run ") :] for line in c.on.stderr.splitlines() if "sched_accel.run " in line
+        ]
         if c.job.workers and len(lines) > 1:  # one per tick: the last, and how many there were
             lines = [f"{lines[-1]}  (the last of {len(lines)}, one per tick)"]
         for line in lines:

@@ -63,7 +63,9 @@ def limits(config: Path, target: str) -> Limits:
     found = settings.target(target)
     if found is None:
         raise ValueError(f"{target!r} is not a target of {config}")
-    hosts = tuple((name, conf.per_second, conf.burst) for name, conf in sorted(settings.hosts.items()) if conf.per_second)
+    hosts = tuple(
+        (name, conf.per_second, conf.burst) for name, conf in sorted(settings.hosts.items()) if conf.per_second
+    )
     return Limits(found.concurrency, found.per_second, found.burst, hosts)
 
 

@@ -64,19 +64,22 @@ def write_timeline(results: list[Compared], path: Path) -> Path:
             body.append(f'<text x="{x:.1f}" y="{axis_y + 12}" font-size="10" text-anchor="middle">{i * tick:g}s</text>')
         svg = (
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{axis_y + 20}" font-family="sans-serif">'
-            + "".join(body) + "</svg>"
+            + "".join(body)
+            + "</svg>"
         )
         sections.append(
             f"<h2>{html.escape(c.job.name)}: {c.job.items} items, concurrency {c.limits.concurrency}</h2>\n{svg}"
         )
     legend = " ".join(
-        f'<span style="background:{color};color:white;padding:1px 6px">{status}</span>' for status, color in COLORS.items()
+        f'<span style="background:{color};color:white;padding:1px 6px">{status}</span>'
+        for status, color in COLORS.items()
     )
     path.write_text(
         "<!doctype html><meta charset='utf-8'><title>sched_accel demo: request timeline</title>"
         "<body style='font-family:sans-serif'><h1>Every upstream request, sequential and accelerated</h1>"
         f"<p>One row per request (endpoint/key), one bar from its start to its end at the upstream. {legend}</p>"
-        + "\n".join(sections) + "</body>",
+        + "\n".join(sections)
+        + "</body>",
         encoding="utf-8",
     )
     return path

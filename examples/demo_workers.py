@@ -66,14 +66,27 @@ def _page(url: str) -> bool:
         return False
 
 
-def serve(env: dict[str, str], cwd: Path, *, workers: int, ticks: int, tail: float, page: str = "/leaderboard") -> Served:
+def serve(
+    env: dict[str, str], cwd: Path, *, workers: int, ticks: int, tail: float, page: str = "/leaderboard"
+) -> Served:
     """gunicorn with ``workers`` workers serving ``legacy_app.web:app``, for ``ticks`` whole ticks
     from a second after every worker's scheduler started, plus ``tail`` seconds for the last
     run to finish."""
     port = free_port()
     log_path = cwd / f"gunicorn-{port}.log"
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-               "--graceful-timeout", "5", *gunicorn_options(), "legacy_app.web:app"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "5",
+        *gunicorn_options(),
+        "legacy_app.web:app",
+    ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
@@ -115,8 +128,10 @@ def per_tick(published: list[float], ready: float, ticks: int, period: float = 1
     if not counted:
         return start, [0] * ticks
     phases = sorted(t % period for t in counted)
-    gaps = [(b - a, a) for a, b in zip(phases, [*phases[1:], phases[0] + period])]
+    gaps = [(b - a, a) for a, b in zip(phases, [*phases[1:], phases[0] + period], strict=True)]
     width, after = max(gaps)
     edge = (after + width / 2) % period
     first = math.ceil((start - edge) / period) * period + edge
-    return first, [sum(1 for t in published if first + k * period <= t < first + (k + 1) * period) for k in range(ticks)]
+    return first, [
+        sum(1 for t in published if first + k * period <= t < first + (k + 1) * period) for k in range(ticks)
+    ]

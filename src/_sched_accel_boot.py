@@ -97,7 +97,7 @@ def prescan(text: str) -> list[str]:
         if before.isalnum() or before in "_-":
             continue
         pos = start
-        if pos < len(text) and text[pos] in "\"'" and text[at - 1:at] == text[pos]:
+        if pos < len(text) and text[pos] in "\"'" and text[at - 1 : at] == text[pos]:
             pos += 1  # a quoted key: "loop" = ...
         while pos < len(text) and text[pos] in " \t":
             pos += 1
@@ -361,8 +361,10 @@ def internal_error(where: str, exc: BaseException) -> None:
 
         report(where, exc)
     except Exception:  # our logging itself is broken: fall back to one plain line
-        sys.stderr.write(f"sched_accel.internal_error where={where!r} error={exc!r}: "
-                         "sched_accel stays out of the way; please report this\n")
+        sys.stderr.write(
+            f"sched_accel.internal_error where={where!r} error={exc!r}: "
+            "sched_accel stays out of the way; please report this\n"
+        )
 
 
 def _on_target_imported(module: ModuleType) -> None:
@@ -396,8 +398,13 @@ def boot() -> None:
         if state is None:
             from sched_accel._log import event
 
-            event("WARNING", "flag_invalid", f"{FLAG}={raw!r} is not a recognised value, so sched_accel stays off; "
-                  f"use one of {', '.join(sorted(TRUE_VALUES))} to turn it on", value=raw)
+            event(
+                "WARNING",
+                "flag_invalid",
+                f"{FLAG}={raw!r} is not a recognised value, so sched_accel stays off; "
+                f"use one of {', '.join(sorted(TRUE_VALUES))} to turn it on",
+                value=raw,
+            )
             return
         if not state or os.environ.get(PROBE_ENV):
             return
@@ -431,11 +438,18 @@ def _start() -> None:
         # The flag is on and nothing here names a config: said in one line (nothing is loaded
         # for it), so an on-call engineer can tell "no config" from "not installed".
         cwd = os.getcwd()
-        looked = ", ".join([f"${CONFIG_ENV} (unset)", os.path.join(cwd, "sched_accel.toml"),
-                            os.path.join(cwd, "pyproject.toml") + " [tool.sched_accel]"])
-        _say(f"no_config cwd={cwd!r} looked_in={looked!r} pid={os.getpid()} - {FLAG} is on, but no config was found at "
-             "start, so nothing is patched unless the app calls sched_accel.install() with one; set "
-             f"{CONFIG_ENV}=/path/to/sched_accel.toml, or start the app from the folder that holds it")
+        looked = ", ".join(
+            [
+                f"${CONFIG_ENV} (unset)",
+                os.path.join(cwd, "sched_accel.toml"),
+                os.path.join(cwd, "pyproject.toml") + " [tool.sched_accel]",
+            ]
+        )
+        _say(
+            f"no_config cwd={cwd!r} looked_in={looked!r} pid={os.getpid()} - {FLAG} is on, but no config was found at "
+            "start, so nothing is patched unless the app calls sched_accel.install() with one; set "
+            f"{CONFIG_ENV}=/path/to/sched_accel.toml, or start the app from the folder that holds it"
+        )
         return
     text = read_text(path)  # None: the full loader says why (and refuses a file too large)
     loops = prescan(text) if text else []
@@ -463,9 +477,11 @@ def _never_imported(modules: Sequence[str], path: str) -> None:
         return
     missing = [name for name in modules if name not in sys.modules]
     if missing:
-        _say(f"never_imported config={path!r} modules={','.join(missing)} pid={os.getpid()} - this process never "
-             "imported the module of any declared loop, so nothing was patched; if it should have, check the module "
-             f"names (`sched-accel check` lists what resolves){script_hint(missing, path)}")
+        _say(
+            f"never_imported config={path!r} modules={','.join(missing)} pid={os.getpid()} - this process never "
+            "imported the module of any declared loop, so nothing was patched; if it should have, check the module "
+            f"names (`sched-accel check` lists what resolves){script_hint(missing, path)}"
+        )
 
 
 def script_hint(missing: Sequence[str], config: str) -> str:
@@ -478,6 +494,8 @@ def script_hint(missing: Sequence[str], config: str) -> str:
     for name in missing:
         if name.rpartition(".")[2] == stem:
             where = os.path.relpath(script, os.path.dirname(config))
-            return (f"; {name} is this process's main script ({script}), which Python runs as __main__, never as "
-                    f"{name}: name its loop by path, loop = \"{where}:<function>\"")
+            return (
+                f"; {name} is this process's main script ({script}), which Python runs as __main__, never as "
+                f'{name}: name its loop by path, loop = "{where}:<function>"'
+            )
     return ""

@@ -27,7 +27,9 @@ ENV_KEYS = (
 )
 
 
-@pytest.fixture(params=[pytest.param(("asyncio", {"debug": True}), id="asyncio"), pytest.param(("trio", {}), id="trio")])
+@pytest.fixture(
+    params=[pytest.param(("asyncio", {"debug": True}), id="asyncio"), pytest.param(("trio", {}), id="trio")]
+)
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     """Async tests run on asyncio (debug mode) and on trio."""
     return request.param  # type: ignore[no-any-return]
@@ -106,7 +108,9 @@ class App:
         folder = Path(os.environ["SCHED_ACCEL_CONTROL"]).parent if here else self.root / "state"
         return Path(AppState(str(folder), str(config), namespace).folder)
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """Run this venv's python in the app folder, with our variables from ``env`` only."""
         full = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
         full["SCHED_ACCEL_CONTROL"] = str(self.root / "state" / "control.json")

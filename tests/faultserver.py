@@ -203,12 +203,17 @@ class FaultServer:
         """A 429's headers: a Retry-After, or (``"x-ratelimit"``, ``"ratelimit"``) only the
         spent quota and its reset, as GitHub (a Unix time) and the IETF draft (seconds) say it."""
         if self.retry_after == "x-ratelimit":
-            return {"X-RateLimit-Limit": str(self.burst), "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": str(math.ceil(self.clock() + wait))}
+            return {
+                "X-RateLimit-Limit": str(self.burst),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(math.ceil(self.clock() + wait)),
+            }
         if self.retry_after == "ratelimit":
             window = max(1, math.ceil(self.burst / (self.per_second or 1)))
-            return {"RateLimit-Policy": f'"default";q={self.burst};w={window}',
-                    "RateLimit": f'"default";r=0;t={max(1, math.ceil(wait))}'}
+            return {
+                "RateLimit-Policy": f'"default";q={self.burst};w={window}',
+                "RateLimit": f'"default";r=0;t={max(1, math.ceil(wait))}',
+            }
         if self.retry_after == "none":
             return {}
         return {"Retry-After": self._retry_after_header(wait)}
@@ -320,13 +325,22 @@ class FaultServer:
         seconds = max(1, math.ceil(wait)) if refused else max(1, math.ceil(self.window))
         reset = str(math.ceil(self.clock() + seconds) if self.reset == "epoch" else seconds)
         if self.form == "ratelimit":
-            return {"RateLimit-Policy": f'"default";q={quota};w={window}', "RateLimit": f'"default";r={remaining};t={reset}'}
+            return {
+                "RateLimit-Policy": f'"default";q={quota};w={window}',
+                "RateLimit": f'"default";r={remaining};t={reset}',
+            }
         if self.form == "ratelimit-07":
-            return {"RateLimit-Policy": f"{quota};w={window}",
-                    "RateLimit": f"limit={quota}, remaining={remaining}, reset={reset}"}
+            return {
+                "RateLimit-Policy": f"{quota};w={window}",
+                "RateLimit": f"limit={quota}, remaining={remaining}, reset={reset}",
+            }
         if self.form == "ratelimit-06":
-            return {"RateLimit-Limit": quota, "RateLimit-Remaining": str(remaining), "RateLimit-Reset": reset,
-                    "RateLimit-Policy": f"{quota};w={window}"}
+            return {
+                "RateLimit-Limit": quota,
+                "RateLimit-Remaining": str(remaining),
+                "RateLimit-Reset": reset,
+                "RateLimit-Policy": f"{quota};w={window}",
+            }
         limit = quota if self.form == "x-ratelimit" else f"{quota}, {quota};w={window}"
         return {"X-RateLimit-Limit": limit, "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": reset}
 

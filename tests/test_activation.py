@@ -108,7 +108,9 @@ def test_uninstall_restores_the_original_object(replace_app: App) -> None:
     assert jobs.fetch is original_fetch
 
 
-def test_alias_bound_with_from_import_is_reached(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_alias_bound_with_from_import_is_reached(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """The per-item function bound by `from client import fetch` in the loop module is reached."""
     app.write("jobs.py", JOBS)
     app.write("client.py", CLIENT)
@@ -140,7 +142,9 @@ def test_broken_config_installs_nothing(app: App, monkeypatch: pytest.MonkeyPatc
     assert "concurrency = 0" in errors[0]
 
 
-def test_unresolved_target_leaves_others_patched(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_unresolved_target_leaves_others_patched(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """A target that does not resolve is reported; the other targets are still patched."""
     app.write("jobs.py", textwrap.dedent(JOBS) + "\ndef other(tokens):\n    return tokens\n")
     app.write("client.py", CLIENT)
@@ -157,7 +161,9 @@ def test_unresolved_target_leaves_others_patched(app: App, monkeypatch: pytest.M
     assert any("target_unresolved" in line and "jobs:nope" in line for line in capture_events)
 
 
-def test_install_with_the_flag_off_logs_nothing(replace_app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_install_with_the_flag_off_logs_nothing(
+    replace_app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """install() called by the app with the flag off is silent: nothing observable changes."""
     monkeypatch.delenv("ENABLE_SCHEDULER_OPTIMIZATION")
     assert sched_accel.install() is False
@@ -251,12 +257,24 @@ HOSTILE = {
     "tool-str": ("pyproject.toml", b'tool = "x"\n', "tool = 'x' is not allowed: a table"),
     "tool-int-pyproject": ("pyproject.toml", b"tool = 1\n", "tool = 1 is not allowed: a table"),
     "our-table-int": ("sched_accel.toml", b"[tool]\nsched_accel = 3\n", "tool.sched_accel = 3 is not allowed: a table"),
-    "deep-inline-tables": ("sched_accel.toml", b"x = " + b"{a = " * 100 + b"1" + b"}" * 100 + b"\n", "32 levels deep (line 1)"),
+    "deep-inline-tables": (
+        "sched_accel.toml",
+        b"x = " + b"{a = " * 100 + b"1" + b"}" * 100 + b"\n",
+        "32 levels deep (line 1)",
+    ),
     "deep-arrays": ("sched_accel.toml", b"x = " + b"[" * 100 + b"1" + b"]" * 100 + b"\n", "32 levels deep (line 1)"),
     "deep-dotted-keys": ("sched_accel.toml", b"x" + b".a" * 100 + b" = 1\n", "32 levels deep (under 'x.a.a"),
     "two-mib": ("sched_accel.toml", b"#" * (2 * 1024 * 1024), "is larger than 1 MiB"),
-    "binary": ("sched_accel.toml", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16, "not UTF-8 text (invalid start byte at byte 0)"),
-    "invalid-utf8": ("sched_accel.toml", b'[[targets]]\nloop = "jobs:\xc3\x28"\n', "not UTF-8 text (invalid continuation byte"),
+    "binary": (
+        "sched_accel.toml",
+        b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16,
+        "not UTF-8 text (invalid start byte at byte 0)",
+    ),
+    "invalid-utf8": (
+        "sched_accel.toml",
+        b'[[targets]]\nloop = "jobs:\xc3\x28"\n',
+        "not UTF-8 text (invalid continuation byte",
+    ),
     "nul": ("sched_accel.toml", b'log = "a\x00b"\n', "not valid TOML: Illegal character"),
 }
 
@@ -316,7 +334,7 @@ def test_a_failure_of_ours_while_reading_the_config_is_logged(
     monkeypatch.setattr(_activation, "load_config", broken)
     assert sched_accel.install() is False
     assert [line.split(" - ")[0] for line in capture_events] == [
-        "sched_accel.internal_error where=\"reading the config\" error=\"KeyError: 'a bug of ours'\""
+        'sched_accel.internal_error where="reading the config" error="KeyError: \'a bug of ours\'"'
     ]
 
 

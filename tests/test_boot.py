@@ -4,11 +4,11 @@ idempotence, never crashing the host, and switching off a running process."""
 from __future__ import annotations
 
 import json
-import textwrap
 import os
 import re
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -194,7 +194,11 @@ def test_an_interpreter_told_to_ignore_the_environment_is_not_patched(job: App, 
     """``python -E`` and ``-I`` ignore the environment: the flag and $SCHED_ACCEL_CONFIG too
     (the original runs, silently), as the same process without them would be patched."""
     # -I leaves the script's folder off sys.path: main.py is run with it put back
-    command = ("main.py",) if option == "-E" else ("-c", "import runpy, sys; sys.path.insert(0, ''); runpy.run_path('main.py', run_name='__main__')")
+    command = (
+        ("main.py",)
+        if option == "-E"
+        else ("-c", "import runpy, sys; sys.path.insert(0, ''); runpy.run_path('main.py', run_name='__main__')")
+    )
     out = job.run(option, *command, env=config_env(job, **{FLAG: "1"}))
     assert out.returncode == 0, out.stderr
     assert out.stdout == SEQUENTIAL_OUTPUT
@@ -351,10 +355,18 @@ def test_no_config_anywhere_is_said_in_one_line_and_cheap(job: App) -> None:
     saying where a config was looked for (issue 21: "off" must not look like "not installed"),
     and nothing loaded for it."""
     (job.root / "sched_accel.toml").unlink()
-    out = job.run("-c", "import sys, main; print(sorted(m for m in ('sched_accel', 'loguru', 'tomllib', 'wrapt') if m in sys.modules))", env={FLAG: "1"})
+    out = job.run(
+        "-c",
+        "import sys, main; print(sorted(m for m in ('sched_accel', 'loguru', 'tomllib', 'wrapt') if m in sys.modules))",
+        env={FLAG: "1"},
+    )
     assert out.returncode == 0, out.stderr
     assert events(out.stderr) == ["no_config"]
-    assert f"cwd={str(job.root)!r}" in out.stderr and "sched_accel.toml" in out.stderr and "SCHED_ACCEL_CONFIG=" in out.stderr
+    assert (
+        f"cwd={str(job.root)!r}" in out.stderr
+        and "sched_accel.toml" in out.stderr
+        and "SCHED_ACCEL_CONFIG=" in out.stderr
+    )
     assert out.stdout.endswith("[]\n")
 
 
@@ -365,7 +377,11 @@ def test_a_control_path_that_is_a_folder_never_crashes_the_host(job: App) -> Non
     assert out.returncode == 0, out.stderr
     assert out.stdout == SEQUENTIAL_OUTPUT.replace("function", "SchedAccelWrapper")
     assert events(out.stderr) == ["patched", "active", "control_file_refused", "run"], out.stderr
-    assert "not a regular file" in out.stderr and 'outcome=off' in out.stderr and 'by="a refused control file"' in out.stderr
+    assert (
+        "not a regular file" in out.stderr
+        and "outcome=off" in out.stderr
+        and 'by="a refused control file"' in out.stderr
+    )
 
 
 # -- sched-accel off/on while a process runs ---------------------------------------------------
@@ -418,7 +434,10 @@ def test_off_and_on_reach_a_running_process(job: App) -> None:
     # off: said once, its run the original, timed (outcome=off); then back on
     assert events(stderr) == ["patched", "active", "run", "switched_off", "run", "run"]
     assert [line.split("outcome=")[1].split()[0] for line in stderr.splitlines() if "sched_accel.run " in line] == [
-        "ok", "off", "ok"]
+        "ok",
+        "off",
+        "ok",
+    ]
 
 
 # -- the import watcher itself, in this process ----------------------------------------------

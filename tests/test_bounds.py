@@ -31,7 +31,9 @@ TARGET = '[[targets]]\nloop = "jobs:update"\nitems = "tokens"\n'
         ("max_age = 1e300", "targets.max_age = 1e+300 is not allowed"),
     ],
 )
-def test_a_target_number_out_of_range_is_a_config_error_naming_key_and_range(tmp_path: Path, line: str, shown: str) -> None:
+def test_a_target_number_out_of_range_is_a_config_error_naming_key_and_range(
+    tmp_path: Path, line: str, shown: str
+) -> None:
     assert shown in config_error(tmp_path, TARGET + line + "\n")
 
 
@@ -52,7 +54,10 @@ def test_every_section_bounds_its_numbers(tmp_path: Path, source: str) -> None:
 
 
 def test_the_largest_values_are_accepted(tmp_path: Path) -> None:
-    path = write(tmp_path / "sched_accel.toml", TARGET + "concurrency = 10000\nwindow = 100000\ntimeout = 86400\nper_second = 1000000\n")
+    path = write(
+        tmp_path / "sched_accel.toml",
+        TARGET + "concurrency = 10000\nwindow = 100000\ntimeout = 86400\nper_second = 1000000\n",
+    )
     [target] = load_config(str(path)).targets
     assert (target.concurrency, target.window, target.timeout, target.per_second) == (10_000, 100_000, DAY, 1e6)
 

@@ -114,7 +114,9 @@ def task_spec(task: str, request: pytest.FixtureRequest) -> str:
 
 # -- in this process: resolved where the worker calls it, the proxy left alone --------------------
 @pytest.mark.parametrize("task", ["refresh", "refresh.run", "refresh_bound", "refresh_shared"])
-def test_a_task_resolves_to_its_run_without_making_it(tasks_app: App, task: str, request: pytest.FixtureRequest) -> None:
+def test_a_task_resolves_to_its_run_without_making_it(
+    tasks_app: App, task: str, request: pytest.FixtureRequest
+) -> None:
     """module:task (and module:task.run) resolve to the task's run, its lazy proxy unevaluated."""
     spec = TargetSpec.parse(task_spec(task, request))
     module = importlib.import_module(spec.module or "")
@@ -155,7 +157,9 @@ def test_apply_and_a_direct_call_go_through_the_wrapper_once(
 
 def test_uninstall_reaches_a_task_made_before_or_after_it(tasks_app: App, request: pytest.FixtureRequest) -> None:
     """A task made while installed has its run restored by uninstall; one made after is never patched."""
-    tasks_app.config(CONFIG.format(task=task_spec("refresh", request)) + CONFIG.format(task=task_spec("refresh_bound", request)))
+    tasks_app.config(
+        CONFIG.format(task=task_spec("refresh", request)) + CONFIG.format(task=task_spec("refresh_bound", request))
+    )
     assert sched_accel.install() is True
     module = importlib.import_module(module_name("tasks", request))
     made = module.refresh._get_current_object()  # its app makes it now: patched then
@@ -171,7 +175,9 @@ def test_check_says_a_task_is_patched_at_its_run(tasks_app: App, request: pytest
     """sched-accel check reports a task's loop as `celery task (run)`, like the patched line."""
     spec = task_spec("refresh", request)
     tasks_app.config(CONFIG.format(task=spec))
-    out = tasks_app.run("-m", "sched_accel", "check", env={"SCHED_ACCEL_CONFIG": str(tasks_app.root / "sched_accel.toml")})
+    out = tasks_app.run(
+        "-m", "sched_accel", "check", env={"SCHED_ACCEL_CONFIG": str(tasks_app.root / "sched_accel.toml")}
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     [line] = [line for line in out.stdout.splitlines() if re.match(rf"^\s+{spec}\s+loop\s", line)]
     assert re.search(rf"\sok\s+{re.escape(CELERY_TASK)}, sync$", line), line
@@ -191,14 +197,38 @@ class Worker:
         self.folder, self.pool, self.queue, self.redis_url = folder, pool, f"refresh-{pool}", redis_url
         self.log = folder / "worker.log"
         env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS and not k.startswith("COVERAGE_")}
-        env.update({"ENABLE_SCHEDULER_OPTIMIZATION": "true", "TASKS_REDIS": redis_url,
-                    "SCHED_ACCEL_CONTROL": str(folder / "state" / "control.json")})
+        env.update(
+            {
+                "ENABLE_SCHEDULER_OPTIMIZATION": "true",
+                "TASKS_REDIS": redis_url,
+                "SCHED_ACCEL_CONTROL": str(folder / "state" / "control.json"),
+            }
+        )
         pool_args = ["--pool=solo"] if pool == "solo" else ["--pool=prefork", "--concurrency=1"]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "tasks", "worker", *pool_args, "--without-heartbeat",
-                 "--without-gossip", "--without-mingle", "--loglevel=WARNING", "-Q", self.queue, "-n", f"{self.queue}@test"],
-                cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "tasks",
+                    "worker",
+                    *pool_args,
+                    "--without-heartbeat",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel=WARNING",
+                    "-Q",
+                    self.queue,
+                    "-n",
+                    f"{self.queue}@test",
+                ],
+                cwd=folder,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
     def text(self) -> str:
@@ -223,7 +253,9 @@ class Worker:
 
 
 @pytest.fixture(scope="module", params=["solo", "prefork"])
-def worker(request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def worker(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
     """One worker per pool for the module, started in a folder holding tasks.py and sched_accel.toml."""
     folder = tmp_path_factory.mktemp(f"celery-{request.param}")
     (folder / "tasks.py").write_text(textwrap.dedent(TASKS), encoding="utf-8")

@@ -31,9 +31,13 @@ def module(path: Path, marker: Path, body: str) -> Path:
 def check(app: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The ``sched-accel`` console script, run in ``app`` with the config there."""
     full = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-    full.update(SCHED_ACCEL_CONFIG=str(app / "sched_accel.toml"), SCHED_ACCEL_CONTROL=str(app / "state" / "control.json"))
+    full.update(
+        SCHED_ACCEL_CONFIG=str(app / "sched_accel.toml"), SCHED_ACCEL_CONTROL=str(app / "state" / "control.json")
+    )
     full.update(env)
-    return subprocess.run([str(SCHED_ACCEL), "check", *args], cwd=app, env=full, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(SCHED_ACCEL), "check", *args], cwd=app, env=full, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.fixture
@@ -50,7 +54,11 @@ def config(app: Path, text: str) -> None:
     (app / "sched_accel.toml").chmod(0o644)
 
 
-def test_a_module_of_another_user_is_read_from_source_until_trusted(app: Path, tmp_path: Path, users: tuple[User, User]) -> None:
+def test_a_module_of_another_user_is_read_from_source_until_trusted(
+    app: Path,
+    tmp_path: Path,
+    users: tuple[User, User],  # noqa: F811 - the fixture
+) -> None:
     """jobs.py owned by user A, in root's folder: check reads its names (and the loop's parameters), runs nothing."""
     a = users[0]
     marker = tmp_path / "jobs-ran"
@@ -84,15 +92,18 @@ def test_a_world_writable_folder_is_never_imported_from(app: Path, tmp_path: Pat
     module(shared / "tracker_accel.py", tmp_path / "tracker-accel-ran", "async def main():\n    pass\n")
     module(shared / "helper.py", tmp_path / "helper-ran", "VALUE = 1\n")
     module(app / "accel.py", tmp_path / "accel-ran", "import helper\n\ndef main():\n    pass\n")
-    config(app, f"""
+    config(
+        app,
+        f"""
         [[targets]]
-        loop = "{shared / 'tracker.py'}:main"
+        loop = "{shared / "tracker.py"}:main"
         replacement = "tracker_accel:main"
 
         [[targets]]
-        loop = "{shared / 'tracker2.py'}:main"
+        loop = "{shared / "tracker2.py"}:main"
         replacement = "accel:main"
-    """)
+    """,
+    )
     out = check(app)
     assert not (tmp_path / "tracker-accel-ran").exists() and not (tmp_path / "helper-ran").exists()
     found = parts(out.stdout)
@@ -108,12 +119,19 @@ def test_a_world_writable_folder_is_never_imported_from(app: Path, tmp_path: Pat
     assert (tmp_path / "tracker-accel-ran").exists() and (tmp_path / "helper-ran").exists()
 
 
-def test_a_folder_of_another_user_on_the_path_is_read_from_source(app: Path, tmp_path: Path, users: tuple[User, User]) -> None:
+def test_a_folder_of_another_user_on_the_path_is_read_from_source(
+    app: Path,
+    tmp_path: Path,
+    users: tuple[User, User],  # noqa: F811 - the fixture
+) -> None:
     """A package in user A's folder on PYTHONPATH: every part read from source, not even its __init__ run."""
     a = users[0]
     theirs = tmp_path / "theirs"
     module(theirs / "prices" / "__init__.py", tmp_path / "package-ran", "")
-    module(theirs / "prices" / "jobs.py", tmp_path / "jobs-ran", """
+    module(
+        theirs / "prices" / "jobs.py",
+        tmp_path / "jobs-ran",
+        """
         TOKENS = ["a", "b"]
 
         class Prices:
@@ -123,10 +141,13 @@ def test_a_folder_of_another_user_on_the_path_is_read_from_source(app: Path, tmp
 
         def get(token):
             return token
-    """)
+    """,
+    )
     for path in (theirs, theirs / "prices"):
         owned(path, a, 0o755)
-    config(app, """
+    config(
+        app,
+        """
         [[targets]]
         loop = "prices.jobs:Prices.update"
         mode = "prefetch"
@@ -135,7 +156,8 @@ def test_a_folder_of_another_user_on_the_path_is_read_from_source(app: Path, tmp
 
         [[targets]]
         loop = "prices.jobs:updte"
-    """)
+    """,
+    )
     out = check(app, PYTHONPATH=str(theirs))
     assert not (tmp_path / "package-ran").exists() and not (tmp_path / "jobs-ran").exists()
     found = parts(out.stdout)
@@ -147,7 +169,8 @@ def test_a_folder_of_another_user_on_the_path_is_read_from_source(app: Path, tmp
     items = found["prices.jobs:Prices.update", "items"][1:]
     assert items == ("note", f"read when the loop starts: assigned value (line 3); {unimported}")
     assert found["prices.jobs:updte", "loop"][1:] == (
-        "problem", f"prices.jobs defines no 'updte' in its source; {unimported}"
+        "problem",
+        f"prices.jobs defines no 'updte' in its source; {unimported}",
     )
     assert table(out.stdout)["prices.jobs:updte"][1] == "no" and out.returncode == 1
     trusted = check(app, "--trust-folder", PYTHONPATH=str(theirs))

@@ -40,7 +40,10 @@ def coordination(stdout: str) -> str:
 
 
 def single_run_part(stdout: str) -> tuple[str, str, str]:
-    found = [re.match(r"^  jobs:refresh\s+single_run\s+(.+?)\s{2,}(ok|note|problem)\s{2,}(.+)$", line) for line in stdout.splitlines()]
+    found = [
+        re.match(r"^  jobs:refresh\s+single_run\s+(.+?)\s{2,}(ok|note|problem)\s{2,}(.+)$", line)
+        for line in stdout.splitlines()
+    ]
     [match] = [m for m in found if m]
     return match[1], match[2], match[3]
 
@@ -73,14 +76,18 @@ def test_check_asks_a_redis_server_and_never_shows_its_password(jobs: App, redis
     out = cli(jobs, "check")
     assert out.returncode == 0, out.stderr
     server = redis_url.removeprefix("redis://").removesuffix("/0")
-    expected = f"coordination: redis at {redis_url} (server {server}, no password; processes on any machine): ok, it answers"
+    expected = (
+        f"coordination: redis at {redis_url} (server {server}, no password; processes on any machine): ok, it answers"
+    )
     assert coordination(out.stdout) == expected
     port = _free_port()
     jobs.config(f'[coordination]\nurl = "redis://:hunter2@127.0.0.1:{port}/0"\n\n[[targets]]\nloop = "jobs:refresh"\n')
     out = cli(jobs, "check")
     assert out.returncode == 0, out.stderr
     line = coordination(out.stdout)
-    assert line.startswith(f"coordination: redis at redis://***@127.0.0.1:{port}/0 (server 127.0.0.1:{port}, password from the URL)")
+    assert line.startswith(
+        f"coordination: redis at redis://***@127.0.0.1:{port}/0 (server 127.0.0.1:{port}, password from the URL)"
+    )
     assert ": note: it does not answer (" in line
     assert "single_run claims go to the machine backend" in line and "hunter2" not in out.stdout + out.stderr
 
@@ -93,7 +100,10 @@ def test_check_fails_when_redis_py_is_missing_and_says_what_to_install(jobs: App
     jobs.config('[coordination]\nurl = "redis://127.0.0.1:6379/0"\n\n[[targets]]\nloop = "jobs:refresh"\n')
     out = cli(jobs, "check", PYTHONPATH=str(shadow.parent))
     assert out.returncode == 1
-    assert "problem: the redis backend needs redis-py, which is not installed: pip install 'sched-accel[redis]'" in coordination(out.stdout)
+    assert (
+        "problem: the redis backend needs redis-py, which is not installed: pip install 'sched-accel[redis]'"
+        in coordination(out.stdout)
+    )
 
 
 def test_check_and_status_of_the_process_backend(jobs: App) -> None:
@@ -106,7 +116,9 @@ def test_check_and_status_of_the_process_backend(jobs: App) -> None:
     assert "  jobs:refresh: on (prefetch, concurrency 8, single_run)" in out.stdout
 
 
-def test_the_redis_password_comes_from_the_environment_and_is_never_shown(jobs: App, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_the_redis_password_comes_from_the_environment_and_is_never_shown(
+    jobs: App, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """requirepass: password_env (listed by the owner) or $SCHED_ACCEL_REDIS_PASSWORD: ok; unset: what to export."""
     binary = find_redis_server()
     if binary is None:
@@ -115,7 +127,9 @@ def test_the_redis_password_comes_from_the_environment_and_is_never_shown(jobs: 
     server.start()
     try:
         url = f"redis://127.0.0.1:{server.port}/0"
-        jobs.config(f'[coordination]\nurl = "{url}"\npassword_env = "APP_REDIS_PASSWORD"\n\n[[targets]]\nloop = "jobs:refresh"\n')
+        jobs.config(
+            f'[coordination]\nurl = "{url}"\npassword_env = "APP_REDIS_PASSWORD"\n\n[[targets]]\nloop = "jobs:refresh"\n'
+        )
         listed = {"SCHED_ACCEL_PASSWORD_ENVS": "OTHER, APP_REDIS_PASSWORD"}
         out = cli(jobs, "check", APP_REDIS_PASSWORD="s3cret-pw", **listed)
         assert coordination(out.stdout) == (

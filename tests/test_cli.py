@@ -145,7 +145,11 @@ def test_check_shows_each_part_resolved_on_its_own(project: App) -> None:
     assert parts(out.stdout) == {
         ("legacy:update", "loop"): ("legacy:update", "ok", "function, sync"),
         ("legacy:update", "replacement"): ("accel:update", "ok", "function, sync"),
-        ("jobs/tracker.py:main", "loop"): ("jobs/tracker.py:main", "ok", "defined in the script (resolved when it runs)"),
+        ("jobs/tracker.py:main", "loop"): (
+            "jobs/tracker.py:main",
+            "ok",
+            "defined in the script (resolved when it runs)",
+        ),
         ("jobs/tracker.py:main", "replacement"): ("tracker_accel:main", "ok", "function, sync"),
     }
 
@@ -227,29 +231,44 @@ def test_check_shows_how_a_fetch_is_run_ahead(prefetching: App) -> None:
     found = parts(out.stdout)
     shadowed = "shadowed (function, sync): run ahead for its reads, its effects stopped; the real call runs in place"
     assert found["prices:update_prices", "fetch"] == (
-        "prices:get_price", "ok", f"{shadowed}; it changes no state outside itself as far as its code shows"
+        "prices:get_price",
+        "ok",
+        f"{shadowed}; it changes no state outside itself as far as its code shows",
     )
     assert found["prices:report_prices", "fetch"][1] == "ok"  # it prints: its shadow's prints are dropped
     declared, status, detail = found["prices:remember_prices", "fetch"]
     assert (declared, status) == ("prices:remember_price", "note")
-    assert re.match(r"calls SEEN\.add \(.*prices\.py:\d+.*\): a shadow could change what the real run reads", detail) or (
-        "SEEN" in detail and "prices.py:" in detail and "set shadow = true" in detail
-    ), detail
+    assert re.match(
+        r"calls SEEN\.add \(.*prices\.py:\d+.*\): a shadow could change what the real run reads", detail
+    ) or ("SEEN" in detail and "prices.py:" in detail and "set shadow = true" in detail), detail
     assert found["prices:update_prices", "items"] == ("argument 'tokens'", "ok", "the loop's parameter 'tokens'")
-    assert found["prices:download", "fetch"] == ("(none)", "ok", "HTTP level: the loop's GET and HEAD requests are sent ahead")
+    assert found["prices:download", "fetch"] == (
+        "(none)",
+        "ok",
+        "HTTP level: the loop's GET and HEAD requests are sent ahead",
+    )
     assert found["prices:download", "items"] == ("argument 0", "ok", "the loop's parameter 'tokens'")
     assert all(row[1] == "yes" for name, row in table(out.stdout).items() if name != "TARGET")
 
     config = prefetching.root / "sched_accel.toml"
-    config.write_text(config.read_text().replace('fetch = "prices:report_price"', 'fetch = "prices:report_price"\npure = true'))
+    config.write_text(
+        config.read_text().replace('fetch = "prices:report_price"', 'fetch = "prices:report_price"\npure = true')
+    )
     pure = parts(cli(prefetching, "check").stdout)["prices:report_prices", "fetch"]
-    assert pure == ("prices:report_price", "ok", "function level (function, sync), pure = true (declared): its return value is served")
+    assert pure == (
+        "prices:report_price",
+        "ok",
+        "function level (function, sync), pure = true (declared): its return value is served",
+    )
 
 
 @pytest.mark.parametrize(
     ("replace", "suggestion"),
     [
-        (('"prices:get_price"', '"prices:get_prise"'), "prices has no attribute 'get_prise' (did you mean 'get_price'?)"),
+        (
+            ('"prices:get_price"', '"prices:get_prise"'),
+            "prices has no attribute 'get_prise' (did you mean 'get_price'?)",
+        ),
         (('"prices:get_price"', '"price:get_price"'), "No module named 'price' (did you mean 'prices'?)"),
     ],
     ids=["name", "module"],
@@ -317,17 +336,23 @@ def test_check_in_replace_mode_shows_the_counted_fetch_and_the_items(project: Ap
     """A replace-mode fetch is counted (a library's own refused); a script loop's items are checked when it runs."""
     project.write("client.py", "def fetch(token):\n    return token\n")
     config = project.root / "sched_accel.toml"
-    text = config.read_text().replace('concurrency = 4', 'concurrency = 4\nfetch = "client:fetch"\nitems = "tokens"')
-    config.write_text(text.replace('replacement = "tracker_accel:main"', 'replacement = "tracker_accel:main"\nitems = 0'))
+    text = config.read_text().replace("concurrency = 4", 'concurrency = 4\nfetch = "client:fetch"\nitems = "tokens"')
+    config.write_text(
+        text.replace('replacement = "tracker_accel:main"', 'replacement = "tracker_accel:main"\nitems = 0')
+    )
     out = cli(project, "check")
     assert out.returncode == 0, out.stdout + out.stderr
     found = parts(out.stdout)
     assert found["legacy:update", "fetch"] == ("client:fetch", "ok", "function, sync: its calls are counted")
     assert found["legacy:update", "items"] == ("argument 'tokens'", "ok", "the loop's parameter 'tokens'")
     assert found["jobs/tracker.py:main", "items"] == (
-        "argument 0", "note", "not checked here: a script's loop is seen when it runs"
+        "argument 0",
+        "note",
+        "not checked here: a script's loop is seen when it runs",
     )
-    config.write_text(config.read_text().replace('"client:fetch"', '"requests:get"').replace('"legacy:update"', '"legacy:updat"'))
+    config.write_text(
+        config.read_text().replace('"client:fetch"', '"requests:get"').replace('"legacy:update"', '"legacy:updat"')
+    )
     out = cli(project, "check")
     assert out.returncode == 1
     found = parts(out.stdout)
@@ -347,7 +372,9 @@ def test_check_rejects_a_library_method_as_fetch(prefetching: App) -> None:
     declared, status, detail = parts(out.stdout)["prices:update_prices", "fetch"]
     assert (declared, status) == ("httpx:Client.get", "problem")
     assert detail.startswith("is defined in httpx (httpx._client), an HTTP client library")
-    assert detail.endswith('remove `fetch` (or say fetch = "http"): HTTP-level prefetch sends the loop\'s GET requests ahead')
+    assert detail.endswith(
+        'remove `fetch` (or say fetch = "http"): HTTP-level prefetch sends the loop\'s GET requests ahead'
+    )
     assert "1 problem(s) found" in out.stderr
 
 
@@ -532,7 +559,9 @@ def test_subcommands_take_config_after_them_and_show_examples(app: App) -> None:
     assert named.returncode != 0 and "nowhere.toml" in named.stderr
     for command in ("run", "check", "doctor", "status", "off", "on"):
         helped = cli(app, command, "--help")
-        assert helped.returncode == 0 and "examples:\n  sched-accel " in helped.stdout.replace("ENABLE_SCHEDULER_OPTIMIZATION=1 ", ""), command
+        assert helped.returncode == 0 and "examples:\n  sched-accel " in helped.stdout.replace(
+            "ENABLE_SCHEDULER_OPTIMIZATION=1 ", ""
+        ), command
 
 
 def test_run_with_the_flag_off_says_so(app: App) -> None:
@@ -610,7 +639,12 @@ class Apps:
         self.a, self.b = (App(tmp_path / name, monkeypatch) for name in ("a", "b"))
         for made in (self.a, self.b):
             made.root.mkdir()
-            for name, source in (("legacy.py", JOBS), ("accel.py", ACCEL), ("main.py", MAIN), ("sched_accel.toml", ONE)):
+            for name, source in (
+                ("legacy.py", JOBS),
+                ("accel.py", ACCEL),
+                ("main.py", MAIN),
+                ("sched_accel.toml", ONE),
+            ):
                 made.write(name, source)
 
     def run(self, app: App, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -710,7 +744,9 @@ def test_off_without_a_config_says_what_to_do(app: App) -> None:
     """`sched-accel off` where no config is found has no app to switch: exit 2, with both ways out."""
     out = app.run("-m", "sched_accel", "off")
     assert out.returncode == 2
-    assert "no config found" in out.stderr and "--config PATH" in out.stderr and "sched-accel off --all-apps" in out.stderr
+    assert (
+        "no config found" in out.stderr and "--config PATH" in out.stderr and "sched-accel off --all-apps" in out.stderr
+    )
     assert not (app.root / CONTROL).exists()
     assert app.run("-m", "sched_accel", "off", "--all-apps").returncode == 0
     assert json.loads((app.root / CONTROL).read_text()) == {"version": 1, "off": ["*"]}
@@ -730,8 +766,9 @@ def test_a_config_control_file_outside_the_state_folder_writes_nothing_there(app
     env["XDG_STATE_HOME"] = str(tmp_path / "xdg")
 
     def run(*args: str, **more: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, *args], cwd=apps.a.root, env={**env, **more}, capture_output=True,
-                              text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, *args], cwd=apps.a.root, env={**env, **more}, capture_output=True, text=True, timeout=60
+        )
 
     job = run("main.py", **{FLAG: "1"})
     assert job.returncode == 0 and job.stdout == "sequential [1]\n"
@@ -753,7 +790,9 @@ def test_a_config_control_file_outside_the_state_folder_writes_nothing_there(app
 def test_check_suggests_the_items_and_the_fetch_of_a_loop(app: App) -> None:
     """A target declared with its loop alone: check reads the loop's code and suggests the
     parameter its first loop iterates over (a suggestion: the target still runs as declared)."""
-    app.write("tracker.py", """
+    app.write(
+        "tracker.py",
+        """
         def refresh(db, ids, client):
             for item_id in ids:
                 db.append(client.get(item_id))
@@ -766,12 +805,16 @@ def test_check_suggests_the_items_and_the_fetch_of_a_loop(app: App) -> None:
 
         def nothing(count):
             return count + 1
-    """)
+    """,
+    )
     app.config("".join(f'[[targets]]\nloop = "tracker:{name}"\n' for name in ("refresh", "rows", "nothing")))
     out = cli(app, "check")
     assert out.returncode == 0, out.stdout + out.stderr
     found = parts(out.stdout)
-    assert 'its code loops over its parameter ids: items = "ids" prefetches from the first run' in found["tracker:refresh", "items"][2]
+    assert (
+        'its code loops over its parameter ids: items = "ids" prefetches from the first run'
+        in found["tracker:refresh", "items"][2]
+    )
     assert 'items = "names"' in found["tracker:rows", "items"][2]
     assert "loops over" not in found["tracker:nothing", "items"][2]
     # and the app's function it calls with each item, by a plain name (a method of an object: discover finds it)

@@ -53,14 +53,14 @@ def test_find_config_prefers_the_environment_variable(tmp_path: Path, monkeypatc
 def test_find_config_prefers_standalone_file_over_pyproject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """./sched_accel.toml is used before a pyproject.toml that also has [tool.sched_accel]."""
     write(tmp_path / "sched_accel.toml", ONE_TARGET)
-    write(tmp_path / "pyproject.toml", pyproject('[tool.sched_accel]\nconcurrency = 2\n'))
+    write(tmp_path / "pyproject.toml", pyproject("[tool.sched_accel]\nconcurrency = 2\n"))
     monkeypatch.chdir(tmp_path)
     assert find_config() == str(tmp_path / "sched_accel.toml")
 
 
 def test_find_config_falls_back_to_pyproject_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a standalone file, a pyproject.toml with [tool.sched_accel] is the config."""
-    write(tmp_path / "pyproject.toml", pyproject('[tool.sched_accel]\nconcurrency = 2\n'))
+    write(tmp_path / "pyproject.toml", pyproject("[tool.sched_accel]\nconcurrency = 2\n"))
     monkeypatch.chdir(tmp_path)
     assert find_config() == str(tmp_path / "pyproject.toml")
 
@@ -247,7 +247,10 @@ def test_unknown_target_key(tmp_path: Path) -> None:
     message = config_error(tmp_path, textwrap.dedent(ONE_TARGET) + 'replacment = "accel:update"\n')
     assert "target 1 (jobs:update)" in message
     assert "unknown key targets.replacment" in message
-    assert "burst, concurrency, fetch, items, loop, max_age, methods, mode, on_error, per_second, pure, replacement, retry" in message
+    assert (
+        "burst, concurrency, fetch, items, loop, max_age, methods, mode, on_error, per_second, pure, replacement, retry"
+        in message
+    )
 
 
 @pytest.mark.parametrize(("raw", "shown"), [("0", "0"), ('"8"', "'8'"), ("true", "True"), ("-1", "-1"), ("2.0", "2.0")])
@@ -261,7 +264,10 @@ def test_bad_top_level_concurrency(tmp_path: Path, raw: str, shown: str) -> None
 def test_bad_target_concurrency(tmp_path: Path, raw: str, shown: str) -> None:
     """A target's concurrency is checked the same way, and the error names the target."""
     message = config_error(tmp_path, textwrap.dedent(ONE_TARGET) + f"concurrency = {raw}\n")
-    assert f"target 1 (jobs:update): targets.concurrency = {shown} is not allowed: a whole number from 1 to 10,000" in message
+    assert (
+        f"target 1 (jobs:update): targets.concurrency = {shown} is not allowed: a whole number from 1 to 10,000"
+        in message
+    )
 
 
 @pytest.mark.parametrize(
@@ -270,7 +276,10 @@ def test_bad_target_concurrency(tmp_path: Path, raw: str, shown: str) -> None:
         ("breaker_threshold = 0", "breaker_threshold = 0 is not allowed: a whole number from 1 to 10,000"),
         ("breaker_cooldown = 0", "breaker_cooldown = 0 is not allowed: seconds a tripped target stays off"),
         ("breaker_cooldown = true", "breaker_cooldown = True is not allowed"),
-        ('log = "syslog"', "log = 'syslog' is not allowed: \"auto\" (default: the stdlib logger when the app configured logging, else loguru), \"loguru\" or \"stdlib\""),
+        (
+            'log = "syslog"',
+            'log = \'syslog\' is not allowed: "auto" (default: the stdlib logger when the app configured logging, else loguru), "loguru" or "stdlib"',
+        ),
         ('control_file = ""', "control_file = '' is not allowed: a non-empty path"),
         ('targets = "jobs:update"', "targets = 'jobs:update' is not allowed: an array of tables"),
     ],
@@ -304,13 +313,13 @@ def test_fetch_must_be_a_module_spec(tmp_path: Path) -> None:
 def test_bad_mode(tmp_path: Path) -> None:
     """mode must be "replace" or "prefetch"."""
     message = config_error(tmp_path, textwrap.dedent(ONE_TARGET) + 'mode = "parallel"\n')
-    assert "target 1 (jobs:update): targets.mode = 'parallel' is not allowed: \"replace\" or \"prefetch\"" in message
+    assert 'target 1 (jobs:update): targets.mode = \'parallel\' is not allowed: "replace" or "prefetch"' in message
 
 
 def test_bad_on_error(tmp_path: Path) -> None:
     """on_error must be "fallback" or "propagate"."""
     message = config_error(tmp_path, textwrap.dedent(ONE_TARGET) + 'on_error = "ignore"\n')
-    assert "targets.on_error = 'ignore' is not allowed: \"fallback\" (run the original) or \"propagate\"" in message
+    assert 'targets.on_error = \'ignore\' is not allowed: "fallback" (run the original) or "propagate"' in message
 
 
 @pytest.mark.parametrize(("raw", "shown"), [("true", "True"), ('""', "''"), ("1.5", "1.5")])
@@ -342,7 +351,12 @@ def test_fetch_http_and_its_keys(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("line", "key"),
-    [('methods = ["POST"]', "targets.methods"), ("methods = []", "targets.methods"), ("max_age = 0", "targets.max_age"), ('pure = "yes"', "targets.pure")],
+    [
+        ('methods = ["POST"]', "targets.methods"),
+        ("methods = []", "targets.methods"),
+        ("max_age = 0", "targets.max_age"),
+        ('pure = "yes"', "targets.pure"),
+    ],
 )
 def test_http_keys_out_of_range(tmp_path: Path, line: str, key: str) -> None:
     """Only GET and HEAD may ever be sent ahead; the other keys are checked as well."""

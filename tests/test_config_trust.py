@@ -136,7 +136,9 @@ def python_for_others(users: tuple[User, User], shared_root: Path) -> str:
 def _runs_as(python: str, user: User) -> bool:
     """Whether ``user`` can run ``python`` and import sched_accel with it."""
     try:
-        done = subprocess.run([python, "-c", "import sched_accel"], user=user.uid, group=user.gid, capture_output=True, cwd="/")
+        done = subprocess.run(
+            [python, "-c", "import sched_accel"], user=user.uid, group=user.gid, capture_output=True, cwd="/"
+        )
     except OSError:  # not even executable by that user
         return False
     return done.returncode == 0
@@ -158,14 +160,25 @@ class Victim:
     root: Path
     python: str
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """Run the app's python as user B in the app folder, with our variables from ``env`` only."""
         full = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-        full.update(HOME=str(self.root.parent / "home"), SCHED_ACCEL_CONTROL=str(self.root.parent / "home" / "control.json"))
+        full.update(
+            HOME=str(self.root.parent / "home"), SCHED_ACCEL_CONTROL=str(self.root.parent / "home" / "control.json")
+        )
         full.update(env or {})
         return subprocess.run(
-            [self.python, *args], cwd=self.root, env=full, capture_output=True, text=True, timeout=timeout,
-            user=self.user.uid, group=self.user.gid, extra_groups=[],
+            [self.python, *args],
+            cwd=self.root,
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            user=self.user.uid,
+            group=self.user.gid,
+            extra_groups=[],
         )
 
 
@@ -245,7 +258,10 @@ def test_a_config_others_can_write_is_refused(victim: Victim, users: tuple[User,
     """B's own config that group or others may write: refused, with the mode and the chmod to run."""
     owned(_write(victim.root / "sched_accel.toml", CONFIG), users[1], mode)
     line = refused_once(victim.run("main.py", env={FLAG: "1"}))
-    assert f"mode {mode:o}) is not trusted as a config: it is writable by other users (mode {mode:o}); chmod go-w it" in line
+    assert (
+        f"mode {mode:o}) is not trusted as a config: it is writable by other users (mode {mode:o}); chmod go-w it"
+        in line
+    )
 
 
 # -- symlinks ------------------------------------------------------------------------------------
@@ -333,7 +349,9 @@ def test_a_fifo_named_pyproject_toml_never_hangs_the_start_and_is_refused_once(t
         fifo = f"{app / 'pyproject.toml'} (owner uid {os.getuid()} ({me}), mode {mode:o}) is a FIFO, not a regular file"
         assert f"{fifo}; point $SCHED_ACCEL_CONFIG at the TOML file itself; the app runs unpatched" in out.stderr
     del env[FLAG]
-    status = subprocess.run([sys.executable, "-m", "sched_accel", "status"], cwd=app, env=env, capture_output=True, text=True, timeout=30)
+    status = subprocess.run(
+        [sys.executable, "-m", "sched_accel", "status"], cwd=app, env=env, capture_output=True, text=True, timeout=30
+    )
     assert status.returncode == 1 and "is a FIFO, not a regular file" in status.stderr
 
 
@@ -352,7 +370,10 @@ def test_check_status_and_doctor_report_a_refused_config(victim: Victim, users: 
     assert status.returncode == 1 and "is not trusted as a config" in status.stderr
     doctor = victim.run("-m", "sched_accel", "doctor")
     assert doctor.returncode == 1
-    assert any(line.startswith("[FAIL] config: ") and "is not trusted as a config" in line for line in doctor.stdout.splitlines())
+    assert any(
+        line.startswith("[FAIL] config: ") and "is not trusted as a config" in line
+        for line in doctor.stdout.splitlines()
+    )
 
 
 # -- in-process: the loader's message ------------------------------------------------------------
@@ -366,7 +387,9 @@ def test_the_refusal_names_the_owner_by_uid_when_it_has_no_name(tmp_path: Path) 
     path.chmod(0o640)
     with pytest.raises(ConfigError) as refused:
         load_config(path)
-    assert str(refused.value).startswith(f"{path} (owner uid {uid}, mode 640) is not trusted as a config: it is owned by uid {uid}")
+    assert str(refused.value).startswith(
+        f"{path} (owner uid {uid}, mode 640) is not trusted as a config: it is owned by uid {uid}"
+    )
 
 
 def _has_user(uid: int) -> bool:

@@ -35,8 +35,10 @@ def test_nesting_is_bounded_before_parsing(tmp_path: Path, opening: str) -> None
     assert read_table(str(tmp_path / "ok.toml"))[1:] == ("", ok)
     deep = "\n\nx = " + opening * (MAX_DEPTH + 1) + "1" + closing * (MAX_DEPTH + 1) + "\n"
     message = refused(tmp_path / "deep.toml", deep)
-    assert message.endswith(f"deep.toml: nests arrays or tables more than {MAX_DEPTH} levels deep (line 3), "
-                            "deeper than any config needs: fix the brackets")
+    assert message.endswith(
+        f"deep.toml: nests arrays or tables more than {MAX_DEPTH} levels deep (line 3), "
+        "deeper than any config needs: fix the brackets"
+    )
 
 
 def test_brackets_in_strings_and_comments_are_not_nesting(tmp_path: Path) -> None:
@@ -97,7 +99,9 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     """A FIFO (which nobody writes) is refused at once: opening it never waits for a writer."""
     fifo = tmp_path / "sched_accel.toml"
     os.mkfifo(fifo)
-    with pytest.raises(ConfigError, match="is a FIFO, not a regular file; point \\$SCHED_ACCEL_CONFIG at the TOML file"):
+    with pytest.raises(
+        ConfigError, match="is a FIFO, not a regular file; point \\$SCHED_ACCEL_CONFIG at the TOML file"
+    ):
         load_config(fifo)
 
 

@@ -81,7 +81,9 @@ def test_the_pyproject_form(tmp_path: Path) -> None:
     """Under [tool.sched_accel.coordination], with the keys named in full in errors."""
     path = write(
         tmp_path / "pyproject.toml",
-        pyproject('[tool.sched_accel.coordination]\nsingle_run = true\n\n[[tool.sched_accel.targets]]\nloop = "jobs:update"\n'),
+        pyproject(
+            '[tool.sched_accel.coordination]\nsingle_run = true\n\n[[tool.sched_accel.targets]]\nloop = "jobs:update"\n'
+        ),
     )
     settings = load_config(path)
     assert settings.runs_once(settings.targets[0])
@@ -93,10 +95,19 @@ def test_the_pyproject_form(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ('[coordination]\nbackend = "sqlite"\n', 'coordination.backend = \'sqlite\' is not allowed: "machine" (the default'),
+        (
+            '[coordination]\nbackend = "sqlite"\n',
+            "coordination.backend = 'sqlite' is not allowed: \"machine\" (the default",
+        ),
         ('[coordination]\nbackend = "redis"\n', 'coordination.backend = "redis" needs coordination.url'),
-        ('[coordination]\nbackend = "machine"\nurl = "redis://h"\n', "coordination.url is the redis backend's, and backend = 'machine'"),
-        ('[coordination]\nurl = "http://h:6379"\n', "coordination.url = 'http://h:6379' is not allowed: a redis://, rediss://"),
+        (
+            '[coordination]\nbackend = "machine"\nurl = "redis://h"\n',
+            "coordination.url is the redis backend's, and backend = 'machine'",
+        ),
+        (
+            '[coordination]\nurl = "http://h:6379"\n',
+            "coordination.url = 'http://h:6379' is not allowed: a redis://, rediss://",
+        ),
         ('[coordination]\nurl = "redis://h:99999"\n', "its port must be a number from 0 to 65535"),
         ('[coordination]\nurl = "redis://h/zero"\n', "the database after the host is a number"),
         ('[coordination]\nurl = "redis:///0"\n', "a host after the scheme"),
@@ -106,21 +117,48 @@ def test_the_pyproject_form(tmp_path: Path) -> None:
         ("[coordination]\nurl = 6379\n", "coordination.url = 6379 is not allowed: a string"),
         ('[coordination]\nsingle_run = "yes"\n', "coordination.single_run = 'yes' is not allowed: true or false"),
         ('[coordination]\nnamespace = ""\n', "coordination.namespace = '' is not allowed: a non-empty string"),
-        ("[coordination]\nsingle_runs = true\n", "unknown key coordination.single_runs; the keys here are backend, namespace, password_env, single_run, url"),
-        ('[coordination]\npassword_env = "1X"\nurl = "redis://h/0"\n', "coordination.password_env = '1X' is not allowed: the name of an environment variable"),
-        ('[coordination]\npassword_env = "SCHED_ACCEL_REDIS_PASSWORD"\n', "coordination.password_env is the redis backend's password: set coordination.url too"),
-        ('[coordination]\npassword_env = "SCHED_ACCEL_P"\nurl = "redis://:x@h/0"\n', "coordination.url holds a password and coordination.password_env names another"),
-        ('[coordination]\npassword_env = "AWS_SECRET_ACCESS_KEY"\nurl = "redis://h/0"\n', "coordination.password_env = 'AWS_SECRET_ACCESS_KEY' is refused: a config may name only variables starting with SCHED_ACCEL_"),
+        (
+            "[coordination]\nsingle_runs = true\n",
+            "unknown key coordination.single_runs; the keys here are backend, namespace, password_env, single_run, url",
+        ),
+        (
+            '[coordination]\npassword_env = "1X"\nurl = "redis://h/0"\n',
+            "coordination.password_env = '1X' is not allowed: the name of an environment variable",
+        ),
+        (
+            '[coordination]\npassword_env = "SCHED_ACCEL_REDIS_PASSWORD"\n',
+            "coordination.password_env is the redis backend's password: set coordination.url too",
+        ),
+        (
+            '[coordination]\npassword_env = "SCHED_ACCEL_P"\nurl = "redis://:x@h/0"\n',
+            "coordination.url holds a password and coordination.password_env names another",
+        ),
+        (
+            '[coordination]\npassword_env = "AWS_SECRET_ACCESS_KEY"\nurl = "redis://h/0"\n',
+            "coordination.password_env = 'AWS_SECRET_ACCESS_KEY' is refused: a config may name only variables starting with SCHED_ACCEL_",
+        ),
         ('[coordination]\nurl = "rediss://h/0?ssl_cert_reqs=none"\n', "a URL that keeps TLS certificates verified"),
-        ('[coordination]\nurl = "rediss://h/0?ssl_check_hostname=false"\n', "export SCHED_ACCEL_REDIS_TLS_INSECURE=1 for a test server"),
+        (
+            '[coordination]\nurl = "rediss://h/0?ssl_check_hostname=false"\n',
+            "export SCHED_ACCEL_REDIS_TLS_INSECURE=1 for a test server",
+        ),
         ('[coordination]\nurl = "redis://h/0?port=6380"\n', "the server in the URL itself, not in its query"),
         ('coordination = "machine"\n', "coordination = 'machine' is not allowed: a table [coordination] of backend"),
         (TARGET + 'single_run = "once"\n', "targets.single_run = 'once' is not allowed: true or false"),
-        (TARGET + "single_run = true\ntick = 0\n", "targets.tick = 0 is not allowed: single_run: the schedule's tick in seconds, a number from 0.01 to 604,800"),
+        (
+            TARGET + "single_run = true\ntick = 0\n",
+            "targets.tick = 0 is not allowed: single_run: the schedule's tick in seconds, a number from 0.01 to 604,800",
+        ),
         (TARGET + "single_run = true\ntick = 1e9\n", "targets.tick = 1000000000.0 is not allowed"),
         (TARGET + "tick = 60\n", "targets.tick is the schedule tick of single_run, which is off for this target"),
-        ('[coordination]\nbackend = "process"\n' + TARGET + "single_run = true\n", 'single_run needs a backend the processes share, and coordination.backend = "process"'),
-        ('[coordination]\nbackend = "process"\nsingle_run = true\n' + TARGET, "shares nothing (each process would run every tick)"),
+        (
+            '[coordination]\nbackend = "process"\n' + TARGET + "single_run = true\n",
+            'single_run needs a backend the processes share, and coordination.backend = "process"',
+        ),
+        (
+            '[coordination]\nbackend = "process"\nsingle_run = true\n' + TARGET,
+            "shares nothing (each process would run every tick)",
+        ),
     ],
 )
 def test_what_is_refused_names_the_key(tmp_path: Path, source: str, message: str) -> None:
@@ -187,8 +225,13 @@ def test_redacted_hides_everything_before_the_last_at_and_the_query(url: str, sh
 
 def test_url_problem_accepts_what_redis_py_connects_to() -> None:
     """The forms redis-py's from_url takes; the problems are sentences that never quote the URL."""
-    for url in ("redis://localhost", "redis://:pw@10.0.0.5:6380/15", "rediss://cache/0", "unix:///tmp/redis.sock?db=2",
-                "rediss://cache/0?ssl_cert_reqs=required&ssl_check_hostname=true&ssl_ca_certs=/etc/ca.pem"):
+    for url in (
+        "redis://localhost",
+        "redis://:pw@10.0.0.5:6380/15",
+        "rediss://cache/0",
+        "unix:///tmp/redis.sock?db=2",
+        "rediss://cache/0?ssl_cert_reqs=required&ssl_check_hostname=true&ssl_ca_certs=/etc/ca.pem",
+    ):
         assert url_problem(url) is None, url
     assert url_problem(None) is not None and url_problem("") is not None
 

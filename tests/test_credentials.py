@@ -33,8 +33,13 @@ from .test_single import AT, events, scheduled, single_app
 
 SECRET = "Owner-Redis-Pa55"
 CLOUD_KEY = "AKIA-cloud-secret-key"
-OUR_VARIABLES = ("SCHED_ACCEL_REDIS_PASSWORD", "SCHED_ACCEL_REDIS_URL", "SCHED_ACCEL_PASSWORD_ENVS",
-                 "SCHED_ACCEL_REDIS_TLS_INSECURE", "AWS_SECRET_ACCESS_KEY")
+OUR_VARIABLES = (
+    "SCHED_ACCEL_REDIS_PASSWORD",
+    "SCHED_ACCEL_REDIS_URL",
+    "SCHED_ACCEL_PASSWORD_ENVS",
+    "SCHED_ACCEL_REDIS_TLS_INSECURE",
+    "AWS_SECRET_ACCESS_KEY",
+)
 TARGET = '\n[[targets]]\nloop = "jobs:refresh"\n'
 
 
@@ -74,13 +79,17 @@ def test_password_env_names_only_sched_accel_variables_or_those_the_owner_lists(
     refused = password_env_problem("AWS_SECRET_ACCESS_KEY", {"SCHED_ACCEL_PASSWORD_ENVS": "APP_REDIS_PW"})
     assert refused is not None and "\n" not in refused
     assert refused.startswith("coordination.password_env = 'AWS_SECRET_ACCESS_KEY' is refused: ")
-    assert refused.endswith("rename the variable to SCHED_ACCEL_..., or export SCHED_ACCEL_PASSWORD_ENVS=AWS_SECRET_ACCESS_KEY")
+    assert refused.endswith(
+        "rename the variable to SCHED_ACCEL_..., or export SCHED_ACCEL_PASSWORD_ENVS=AWS_SECRET_ACCESS_KEY"
+    )
 
 
 def test_a_config_naming_another_variable_is_refused(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """The config is refused (load_config and settings built in code); the owner's list lets it through."""
     path = config(app, 'url = "redis://cache:6379/0"\npassword_env = "AWS_SECRET_ACCESS_KEY"')
-    with pytest.raises(sched_accel.ConfigError, match=r"is refused: .* export SCHED_ACCEL_PASSWORD_ENVS=AWS_SECRET_ACCESS_KEY$"):
+    with pytest.raises(
+        sched_accel.ConfigError, match=r"is refused: .* export SCHED_ACCEL_PASSWORD_ENVS=AWS_SECRET_ACCESS_KEY$"
+    ):
         load_config(path)
     with pytest.raises(ValueError, match="rename the variable to SCHED_ACCEL_"):
         CoordinationSettings(url="redis://cache:6379/0", password_env="AWS_SECRET_ACCESS_KEY")
@@ -127,7 +136,10 @@ def test_the_password_goes_from_a_trusted_config_or_to_the_server_the_owner_name
     path.chmod(0o600)
     settings = CoordinationSettings(url="redis://cache.internal/0", source=str(path))
     env = {"SCHED_ACCEL_REDIS_PASSWORD": SECRET}
-    assert password_of(settings, env).value == SECRET and password_of(settings, env).source == "$SCHED_ACCEL_REDIS_PASSWORD"
+    assert (
+        password_of(settings, env).value == SECRET
+        and password_of(settings, env).source == "$SCHED_ACCEL_REDIS_PASSWORD"
+    )
     path.chmod(0o666)
     withheld = password_of(settings, env)
     assert withheld.value is None and SECRET not in repr(withheld)
@@ -152,8 +164,12 @@ def test_what_is_not_an_environment_password_is_never_withheld(tmp_path: Path) -
     assert password_of(own, {"SCHED_ACCEL_REDIS_PASSWORD": "x"}).source == "the URL"
     bare = CoordinationSettings(url="redis://cache/0", source=str(untrusted))
     assert password_of(bare, {}) == password_of(CoordinationSettings(), {})
-    assert password_of(CoordinationSettings(url="redis://cache/0"), {"SCHED_ACCEL_REDIS_PASSWORD": SECRET}).value == SECRET
-    assert server_of("unix:///run/redis.sock?db=1") == "/run/redis.sock" and server_of("rediss://[::1]/0") == "[::1]:6379"
+    assert (
+        password_of(CoordinationSettings(url="redis://cache/0"), {"SCHED_ACCEL_REDIS_PASSWORD": SECRET}).value == SECRET
+    )
+    assert (
+        server_of("unix:///run/redis.sock?db=1") == "/run/redis.sock" and server_of("rediss://[::1]/0") == "[::1]:6379"
+    )
 
 
 def test_a_variable_the_owner_no_longer_lists_is_withheld(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -299,9 +315,26 @@ def certificate(tmp_path: Path) -> tuple[str, str]:
         pytest.skip("no openssl command here")
     cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 

@@ -89,7 +89,9 @@ def test_gunicorn_workers_run_each_tick_once_with_single_run(results: dict[str, 
     assert demo.table([compared]).splitlines()[1].endswith(f"{workers} -> 1")
 
 
-@pytest.mark.parametrize(("name", "rate"), [("collect", "localhost 8/s declared"), ("wallets", "target 160/s declared")])
+@pytest.mark.parametrize(
+    ("name", "rate"), [("collect", "localhost 8/s declared"), ("wallets", "target 160/s declared")]
+)
 def test_rate_bound_jobs_are_compared_with_what_the_rate_allows(
     results: dict[str, demo.Compared], name: str, rate: str
 ) -> None:
@@ -141,7 +143,15 @@ def test_ideal_is_the_lower_of_the_concurrency_and_the_rate_bound() -> None:
 
     def ideal(declared: Limits, seen: Seen) -> tuple[str, float]:
         bound = lowest(
-            bounds(items=40, concurrency=8, sequential_rate=1.0, accelerated_done=40, attempts=40, declared=declared, seen=seen)
+            bounds(
+                items=40,
+                concurrency=8,
+                sequential_rate=1.0,
+                accelerated_done=40,
+                attempts=40,
+                declared=declared,
+                seen=seen,
+            )
         )
         return bound.why, round(bound.speedup, 6)
 

@@ -173,8 +173,15 @@ def test_nothing_to_run_is_a_usage_error(app: App) -> None:
 
 
 def frame(spec: str, call: int, argument: str, held: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"spec": spec, "file": "jobs.py", "line": 3, "function": spec, "call": call, "argument": argument,
-            "held_as": held}
+    return {
+        "spec": spec,
+        "file": "jobs.py",
+        "line": 3,
+        "function": spec,
+        "call": call,
+        "argument": argument,
+        "held_as": held,
+    }
 
 
 def test_a_function_making_one_request_per_call_is_the_loops_per_item_call_not_a_loop() -> None:
@@ -182,7 +189,11 @@ def test_a_function_making_one_request_per_call_is_the_loops_per_item_call_not_a
     loop over its requests; it is the loop's per-item call, and only the loop is reported."""
     held = {"kind": "parameter", "name": "ids", "position": 2}
     requests = [
-        {"took": 0.1, "host": "api", "frames": [frame("m:get", 7, f"http://api/{i}"), frame("m:loop", 1, f"id={i}", held)]}
+        {
+            "took": 0.1,
+            "host": "api",
+            "frames": [frame("m:get", 7, f"http://api/{i}"), frame("m:loop", 1, f"id={i}", held)],
+        }
         for i in range(5)
     ]
     [loop] = analyse(requests)
@@ -191,7 +202,9 @@ def test_a_function_making_one_request_per_call_is_the_loops_per_item_call_not_a
 
 
 def test_items_the_loop_makes_itself_are_learned() -> None:
-    requests = [{"took": 0.1, "host": "api", "frames": [frame("m:get", 7, f"u{i}"), frame("m:loop", 1, f"id={i}")]}
-                for i in range(3)]
+    requests = [
+        {"took": 0.1, "host": "api", "frames": [frame("m:get", 7, f"u{i}"), frame("m:loop", 1, f"id={i}")]}
+        for i in range(3)
+    ]
     [loop] = analyse(requests)
     assert loop.items is None and "learned" in loop.notes[0]

@@ -151,7 +151,9 @@ class Ran:
 def environment(project: Path, db: Path, api: str, config: str | None) -> dict[str, str]:
     """This process's environment without our variables, the flag on when ``config`` is named."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS and not k.startswith("COVERAGE_")}
-    env.update({"WEATHER_DB": str(db), "WEATHER_API": api, "SCHED_ACCEL_CONTROL": str(project / "state" / "control.json")})
+    env.update(
+        {"WEATHER_DB": str(db), "WEATHER_API": api, "SCHED_ACCEL_CONTROL": str(project / "state" / "control.json")}
+    )
     if config is not None:
         env.update({"ENABLE_SCHEDULER_OPTIMIZATION": "true", "SCHED_ACCEL_CONFIG": str(project / config)})
     return env
@@ -168,7 +170,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / f"sched_accel.{name}.toml").write_text(config, encoding="utf-8")
     env = environment(root, root / "template.sqlite3", "http://127.0.0.1:9", None)
     for command in (("migrate", "--run-syncdb", "-v", "0"), ("seed_weather",)):
-        done = subprocess.run([sys.executable, "manage.py", *command], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=root, env=env, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, done.stderr
     return root
 
@@ -186,12 +190,16 @@ def refresh(project: Path, server: FaultServer, config: str | None, name: str) -
     shutil.copyfile(project / "template.sqlite3", db)
     server.reset_counts()
     done = subprocess.run(
-        [sys.executable, "manage.py", "refresh_weather"], cwd=project, env=environment(project, db, server.url, config),
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "manage.py", "refresh_weather"],
+        cwd=project,
+        env=environment(project, db, server.url, config),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     with sqlite3.connect(db) as connection:
         rows = connection.execute("SELECT * FROM weather_reading ORDER BY rowid").fetchall()
-    ours = [line[line.index("sched_accel."):] for line in done.stderr.splitlines() if "sched_accel." in line]
+    ours = [line[line.index("sched_accel.") :] for line in done.stderr.splitlines() if "sched_accel." in line]
     return Ran(done.returncode, done.stdout, ours, rows, Counter(server.requests), server.peak)
 
 
@@ -205,7 +213,9 @@ def sequential(project: Path, server: FaultServer) -> Ran:
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_a_command_over_a_queryset_is_accelerated_and_identical(project: Path, server: FaultServer, sequential: Ran, config: str) -> None:
+def test_a_command_over_a_queryset_is_accelerated_and_identical(
+    project: Path, server: FaultServer, sequential: Ran, config: str
+) -> None:
     """Flag on: same output, rows and SQL queries as flag off, each GET once, and the GETs overlapped."""
     accelerated = refresh(project, server, f"sched_accel.{config}.toml", config)
     assert accelerated.returncode == 0, accelerated.ours
@@ -213,7 +223,9 @@ def test_a_command_over_a_queryset_is_accelerated_and_identical(project: Path, s
     assert "queries 14" in sequential.stdout  # stations, cities (once), 12 inserts
     assert accelerated.rows == sequential.rows and len(sequential.rows) == 12
     assert accelerated.requests == sequential.requests == Counter(CITIES)  # each GET once
-    assert not [line for line in accelerated.ours if line.startswith(("sched_accel.items_", "sched_accel.internal_error"))]
+    assert not [
+        line for line in accelerated.ours if line.startswith(("sched_accel.items_", "sched_accel.internal_error"))
+    ]
     [run] = [line for line in accelerated.ours if line.startswith("sched_accel.run ")]
     fields = dict(_FIELD.findall(run))
     assert fields["target"] == LOOP and fields["prefetch"] == config, run
@@ -227,7 +239,7 @@ from sched_accel import TargetSpec
 from sched_accel._patching import Guarded, is_ours
 from weather import models
 
-resolved = TargetSpec.parse("{ITEMS.removeprefix('returned-by:')}", role="items").resolve(models)
+resolved = TargetSpec.parse("{ITEMS.removeprefix("returned-by:")}", role="items").resolve(models)
 guard = resolved.owner
 assert isinstance(guard, Guarded), guard
 manager = type(models.City.objects)
@@ -249,7 +261,9 @@ def test_the_items_call_is_the_models_managers_all_and_no_other(project: Path) -
     env = environment(project, project / "template.sqlite3", "http://127.0.0.1:9", "sched_accel.http.toml")
     env["DJANGO_SETTINGS_MODULE"] = "weather_site.settings"
     script = "import django\ndjango.setup()\n" + RESOLVE
-    done = subprocess.run([sys.executable, "-c", script], cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=project, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "True all method",
@@ -269,7 +283,11 @@ def test_check_sets_django_up_to_resolve_a_projects_targets(project: Path) -> No
     env["DJANGO_SETTINGS_MODULE"] = "weather_site.settings"
     done = subprocess.run(
         [sys.executable, "-m", "sched_accel", "--config", "sched_accel.shadow.toml", "check"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=60,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "AppRegistryNotReady" not in done.stdout

@@ -22,14 +22,14 @@ def logged() -> set[str]:
             if called == "event" and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
                 names.add(node.args[1].value)
     boot = (SRC / "_sched_accel_boot.py").read_text(encoding="utf-8")
-    names.update(re.findall(r'_say\(f?"([a-z_]+) ', boot))
+    names.update(re.findall(r'_say\(\s*f?"([a-z_]+) ', boot))
     return names
 
 
 def documented() -> set[str]:
     """The event names in the README's table (``| `a` / `b` | level | says |`` rows)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = text[text.index("**Every event**"):text.index("### Metrics")]
+    table = text[text.index("**Every event**") : text.index("### Metrics")]
     names: set[str] = set()
     for line in table.splitlines():
         if line.startswith("| `"):

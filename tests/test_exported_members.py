@@ -13,9 +13,7 @@ def test_all_is_sorted() -> None:
 def test_all_imports_are_exported() -> None:
     """Every public name in the package namespace is in __all__ and every name in __all__ exists there."""
     included_private_members = ["__version__"]
-    public = sorted(
-        name for name in vars(sched_accel) if not name.startswith("_") or name in included_private_members
-    )
+    public = sorted(name for name in vars(sched_accel) if not name.startswith("_") or name in included_private_members)
     assert sched_accel.__all__ == public
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import sched_accel
-from sched_accel._cli import main
 from sched_accel import _report
+from sched_accel._cli import main
 from sched_accel._log import render
 from sched_accel._report import RunReport
 from sched_accel._settings import Target
@@ -223,11 +223,15 @@ def test_a_long_run_says_its_progress(monkeypatch: pytest.MonkeyPatch, capture_e
         ({"seconds": 10.0, "items": 0}, 2.0, 40, None),
     ],
 )
-def test_speedup_compares_like_with_like(plain: dict[str, Any], seconds: float, items: int | None, expected: float | None) -> None:
+def test_speedup_compares_like_with_like(
+    plain: dict[str, Any], seconds: float, items: int | None, expected: float | None
+) -> None:
     assert _report._speedup(plain, seconds, items) == expected
 
 
-@pytest.mark.parametrize("forged", [{"seconds": -1, "items": 3}, {"seconds": "9", "items": 3}, {"seconds": 1.0, "items": True}, [1]])
+@pytest.mark.parametrize(
+    "forged", [{"seconds": -1, "items": 3}, {"seconds": "9", "items": 3}, {"seconds": 1.0, "items": True}, [1]]
+)
 def test_a_forged_baseline_is_no_baseline(tmp_path: Path, forged: object) -> None:
     folder = tmp_path / "runs"
     folder.mkdir(mode=0o700)
@@ -238,4 +242,7 @@ def test_a_forged_baseline_is_no_baseline(tmp_path: Path, forged: object) -> Non
 
 
 def test_the_run_line_renders_numbers_as_numbers() -> None:
-    assert render("run", "", {"seconds": 1.5, "items": None, "speedup": 4.25}) == "sched_accel.run seconds=1.5 items=- speedup=4.25"
+    assert (
+        render("run", "", {"seconds": 1.5, "items": None, "speedup": 4.25})
+        == "sched_accel.run seconds=1.5 items=- speedup=4.25"
+    )

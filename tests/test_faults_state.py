@@ -155,7 +155,9 @@ def test_the_state_folder_full_or_read_only_mid_run_changes_no_result(
     assert len(said["runs_not_saved"]) == len(said["learned_not_saved"]) == 1 and not said["state_refused"]
     errno_said = "[Errno 28] No space left on device" if fault == "full" else "[Errno 30] Read-only file system"
     assert errno_said in said["runs_not_saved"][0] and errno_said in said["learned_not_saved"][0]
-    assert not [line for line in capture_events if line.startswith(("sched_accel.internal_error", "sched_accel.fallback"))]
+    assert not [
+        line for line in capture_events if line.startswith(("sched_accel.internal_error", "sched_accel.fallback"))
+    ]
     assert runs_file(small_state) == saved  # the last run saved before the fault, whole
     [learned] = small_state.glob("apps/*/learned/*.json")
     assert len(json.loads(learned.read_text())["calls"]) == len(KEYS)  # whole too

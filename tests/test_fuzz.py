@@ -82,10 +82,29 @@ NUMBERS = st.one_of(
 )
 NAMES = st.sampled_from(
     [
-        "fuzzjob:loop", "fuzzjob:aloop", "fuzzjob:fetched", "fuzzjob:price", "fuzzjob:aprice", "fuzzjob:nothing",
-        "builtins:len", "abc:ABCMeta.__call__", "builtins:type.__call__", "threading:Thread.run", "json:dumps",
-        "sched_accel:install", "httpx:Client.get", "collections:OrderedDict.popitem", "os:getcwd", "nosuch:thing",
-        "fuzzjob", ":", "fuzzjob:", "fuzzjob:<locals>.f", "../../etc:passwd", "fuzzjob.py:loop", "",
+        "fuzzjob:loop",
+        "fuzzjob:aloop",
+        "fuzzjob:fetched",
+        "fuzzjob:price",
+        "fuzzjob:aprice",
+        "fuzzjob:nothing",
+        "builtins:len",
+        "abc:ABCMeta.__call__",
+        "builtins:type.__call__",
+        "threading:Thread.run",
+        "json:dumps",
+        "sched_accel:install",
+        "httpx:Client.get",
+        "collections:OrderedDict.popitem",
+        "os:getcwd",
+        "nosuch:thing",
+        "fuzzjob",
+        ":",
+        "fuzzjob:",
+        "fuzzjob:<locals>.f",
+        "../../etc:passwd",
+        "fuzzjob.py:loop",
+        "",
     ]
 )
 SCALARS = st.one_of(NUMBERS, st.booleans(), st.text(max_size=12), NAMES)
@@ -104,23 +123,71 @@ VALUES = st.one_of(
     st.dictionaries(st.sampled_from(["a", "per_second", "loop", "x y"]), SCALARS, max_size=2),
     st.integers(20, 120).map(nested),
 )
-TARGET_KEYS = ["loop", "fetch", "items", "args", "concurrency", "window", "timeout", "mode", "replacement",
-               "on_error", "per_second", "burst", "pure", "shadow", "methods", "max_age", "skip_sleeps", "retry", "single_run",
-               "tick", "bogus"]
+TARGET_KEYS = [
+    "loop",
+    "fetch",
+    "items",
+    "args",
+    "concurrency",
+    "window",
+    "timeout",
+    "mode",
+    "replacement",
+    "on_error",
+    "per_second",
+    "burst",
+    "pure",
+    "shadow",
+    "methods",
+    "max_age",
+    "skip_sleeps",
+    "retry",
+    "single_run",
+    "tick",
+    "bogus",
+]
 #: ``[hosts."..."] reads``: entries of both forms, and what they must not be.
 READS = st.lists(
-    st.sampled_from(["POST /graphql", "post /v1/*", "jsonrpc:getBalance", "jsonrpc:get*", "POST graphql", "/x", "jsonrpc:",
-                     "POST /a b", "GET /?q", ""]),
+    st.sampled_from(
+        [
+            "POST /graphql",
+            "post /v1/*",
+            "jsonrpc:getBalance",
+            "jsonrpc:get*",
+            "POST graphql",
+            "/x",
+            "jsonrpc:",
+            "POST /a b",
+            "GET /?q",
+            "",
+        ]
+    ),
     max_size=3,
 )
-TOP_KEYS = ["concurrency", "breaker_threshold", "breaker_cooldown", "log", "control_file", "retry", "hosts",
-            "coordination", "metrics", "tool", "targets", "unknown"]
+TOP_KEYS = [
+    "concurrency",
+    "breaker_threshold",
+    "breaker_cooldown",
+    "log",
+    "control_file",
+    "retry",
+    "hosts",
+    "coordination",
+    "metrics",
+    "tool",
+    "targets",
+    "unknown",
+]
 
 # -- [coordination] and single_run -----------------------------------------------------------------
 #: Redis's password, in URLs and in the environment: never in an error, a log line or a repr.
 SECRET = "Fuzz-Pa55w0rd-in-url"
 ENV_SECRET = "Fuzz-Pa55w0rd-in-env"
-PASSWORD_ENV = {"SCHED_ACCEL_FUZZ_PASSWORD": ENV_SECRET, "SCHED_ACCEL_REDIS_PASSWORD": ENV_SECRET, "AWS_SECRET_ACCESS_KEY": ENV_SECRET}
+PASSWORD_ENV = {
+    "SCHED_ACCEL_FUZZ_PASSWORD": ENV_SECRET,
+    "SCHED_ACCEL_REDIS_PASSWORD": ENV_SECRET,
+    "AWS_SECRET_ACCESS_KEY": ENV_SECRET,
+}
 #: Valid URLs of servers that are not there: nothing listens on 127.0.0.1:1 or at the socket, so
 #: a backend made from one is refused at once (no DNS, no wait) and its claims fall back.
 VALID_URLS = [
@@ -148,18 +215,31 @@ BAD_URLS = [
 ]
 URLS = st.one_of(st.sampled_from(VALID_URLS + BAD_URLS), SCALARS)
 COORDINATION_VALUES = {
-    "backend": st.one_of(st.sampled_from(["machine", "process", "redis", "Machine", "sqlite", "", "redis://x"]), SCALARS),
+    "backend": st.one_of(
+        st.sampled_from(["machine", "process", "redis", "Machine", "sqlite", "", "redis://x"]), SCALARS
+    ),
     "url": URLS,
     "password_env": st.one_of(
-        st.sampled_from(["SCHED_ACCEL_FUZZ_PASSWORD", "SCHED_ACCEL_FUZZ_UNSET", "AWS_SECRET_ACCESS_KEY", "1NOT_A_NAME",
-                         "WITH-DASH", "", "X" * 129]),
+        st.sampled_from(
+            [
+                "SCHED_ACCEL_FUZZ_PASSWORD",
+                "SCHED_ACCEL_FUZZ_UNSET",
+                "AWS_SECRET_ACCESS_KEY",
+                "1NOT_A_NAME",
+                "WITH-DASH",
+                "",
+                "X" * 129,
+            ]
+        ),
         SCALARS,
     ),
     "single_run": st.one_of(st.booleans(), VALUES),
     "namespace": st.one_of(st.sampled_from(["fuzz", "", "x" * 201, "tab\there", "\x00", "ünï codé"]), VALUES),
     "bogus": VALUES,
 }
-TICKS = st.one_of(st.sampled_from([0.01, 0.02, 0.0099, 0, -1, 604_800, 604_801, math.nan, math.inf, True, "60"]), VALUES)
+TICKS = st.one_of(
+    st.sampled_from([0.01, 0.02, 0.0099, 0, -1, 604_800, 604_801, math.nan, math.inf, True, "60"]), VALUES
+)
 
 
 @st.composite
@@ -199,7 +279,9 @@ def targets(draw: st.DrawFn) -> dict[str, Any]:
         if key in ("loop", "fetch", "replacement"):
             target[key] = draw(NAMES)
         elif key == "items":
-            target[key] = draw(st.sampled_from(["tokens", 0, 5, "learned", "fuzzjob:TOKENS", "returned-by:x:y", "", -1]))
+            target[key] = draw(
+                st.sampled_from(["tokens", 0, 5, "learned", "fuzzjob:TOKENS", "returned-by:x:y", "", -1])
+            )
         elif key == "methods":
             target[key] = draw(st.lists(st.sampled_from(["GET", "HEAD", "POST", "get", 1]), max_size=3))
         elif key == "single_run":
@@ -262,19 +344,32 @@ def configs(draw: st.DrawFn) -> str:
         targets_ = st.lists(valid_targets(coordination), min_size=1, max_size=3, unique_by=lambda t: t["loop"])
         return toml(top | {"targets": draw(targets_)})
     if kind == 5:
-        return draw(st.sampled_from(["tool = 1\n", 'tool = "x"\n', "[tool]\nsched_accel = 3\n", "[tool.sched_accel]\ntargets = 1\n"]))
+        return draw(
+            st.sampled_from(
+                ["tool = 1\n", 'tool = "x"\n', "[tool]\nsched_accel = 3\n", "[tool.sched_accel]\ntargets = 1\n"]
+            )
+        )
     if kind == 6:
-        return draw(st.text(max_size=200)) + draw(st.sampled_from(["", "[[targets]]\nloop = 'x:y", "\x00\xff", "a = [[[["]))
+        return draw(st.text(max_size=200)) + draw(
+            st.sampled_from(["", "[[targets]]\nloop = 'x:y", "\x00\xff", "a = [[[["])
+        )
     doc: dict[str, Any] = {}
     for key in draw(st.lists(st.sampled_from(TOP_KEYS), max_size=4, unique=True)):
         if key == "targets":
             continue
         if key == "hosts":
-            host_key = draw(st.sampled_from(["per_second", "burst", "concurrency", "breaker_cooldown", "reads", "nope"]))
-            doc[key] = {draw(st.sampled_from(["127.0.0.1", "api.example.com", "x/y", ""])): {
-                host_key: draw(st.one_of(READS, VALUES) if host_key == "reads" else VALUES)}}
+            host_key = draw(
+                st.sampled_from(["per_second", "burst", "concurrency", "breaker_cooldown", "reads", "nope"])
+            )
+            doc[key] = {
+                draw(st.sampled_from(["127.0.0.1", "api.example.com", "x/y", ""])): {
+                    host_key: draw(st.one_of(READS, VALUES) if host_key == "reads" else VALUES)
+                }
+            }
         elif key == "retry":
-            doc[key] = {draw(st.sampled_from(["deadline", "attempts", "initial", "maximum", "on", "patterns"])): draw(VALUES)}
+            doc[key] = {
+                draw(st.sampled_from(["deadline", "attempts", "initial", "maximum", "on", "patterns"])): draw(VALUES)
+            }
         elif key == "coordination":
             doc[key] = draw(coordination_tables())
         else:
@@ -412,7 +507,11 @@ def server() -> Any:
         yield running
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(text=configs())
 def test_any_config_leaves_the_host_running_with_its_own_results(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, text: str
@@ -463,7 +562,9 @@ def test_a_sample_through_the_real_hook(app: App, server: FaultServer, text: str
         assert own_result(loop, result, skipped(done.stderr)), (text, loop, result, done.stderr[-3000:])
 
 
-@pytest.mark.parametrize("value", [f'["redis://:{SECRET}@127.0.0.1:1/0"]', f'{{ at = "redis://:{SECRET}@127.0.0.1:1/0" }}'])
+@pytest.mark.parametrize(
+    "value", [f'["redis://:{SECRET}@127.0.0.1:1/0"]', f'{{ at = "redis://:{SECRET}@127.0.0.1:1/0" }}']
+)
 def test_a_password_in_a_url_of_the_wrong_type_is_not_shown(app: App, value: str) -> None:
     """url = a list or a table holding a URL: the error names the type, never the password."""
     path = app.write("fuzz.toml", f"[coordination]\nurl = {value}\n")

@@ -76,7 +76,7 @@ def test_no_import_circle_but_the_documented_one() -> None:
     def visit(name: str) -> None:
         if name in done:
             return
-        assert name not in path, f"import circle: {' -> '.join(path[path.index(name):] + [name])}"
+        assert name not in path, f"import circle: {' -> '.join(path[path.index(name) :] + [name])}"
         path.append(name)
         for imported in sorted(edges[name]):
             visit(imported)
@@ -97,5 +97,7 @@ def test_the_engine_knows_nothing_of_the_policy() -> None:
     """The engine imports none of the other stages: it runs slots, whatever they are."""
     edges = graph()
     engine = {name for name in edges if name.startswith("sched_accel._engine")}
-    outside = {imported for name in engine for imported in edges[name] if not imported.startswith("sched_accel._engine")}
+    outside = {
+        imported for name in engine for imported in edges[name] if not imported.startswith("sched_accel._engine")
+    }
     assert outside == set()

@@ -18,8 +18,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client.parser import text_string_to_metric_families
 
 import sched_accel
-from sched_accel import ConfigError, load_config
-from sched_accel import _metrics
+from sched_accel import ConfigError, _metrics, load_config
 from sched_accel._policy import Hosts, RunStats
 from sched_accel._settings import HostSettings, MetricsSettings, listen_address
 
@@ -28,16 +27,35 @@ from .faultserver import FaultServer
 
 #: A prefetch run's line, as ``RunReport.finish`` makes it (the numbers are numbers).
 FIELDS: dict[str, Any] = {
-    "target": "jobs:update", "mode": "prefetch", "outcome": "ok", "items": 70, "ok": 70, "failed": 0, "seconds": 1.85,
-    "concurrency": 8, "prefetch": "http", "prefetched": 68, "missed": 2, "wasted": 1, "retried": 1, "retries": 2,
-    "gave_up": 0, "lost": 0, "requests": 73, "http_429": 3, "http_503": 0, "timeouts": 0, "peak_requests": 8,
-    "limit_wait": 0.25, "effective_concurrency": 6.5, "speedup": 5.8,
+    "target": "jobs:update",
+    "mode": "prefetch",
+    "outcome": "ok",
+    "items": 70,
+    "ok": 70,
+    "failed": 0,
+    "seconds": 1.85,
+    "concurrency": 8,
+    "prefetch": "http",
+    "prefetched": 68,
+    "missed": 2,
+    "wasted": 1,
+    "retried": 1,
+    "retries": 2,
+    "gave_up": 0,
+    "lost": 0,
+    "requests": 73,
+    "http_429": 3,
+    "http_503": 0,
+    "timeouts": 0,
+    "peak_requests": 8,
+    "limit_wait": 0.25,
+    "effective_concurrency": 6.5,
+    "speedup": 5.8,
 }
 TARGET = {"sched_accel.target": "jobs:update"}
 #: A loop and its replacement (replace mode: no upstream needed), and their config.
 JOBS = "def update(tokens):\n    return [t * 2 for t in tokens]\n"
 CONFIG = '[[targets]]\nloop = "jobs:update"\nreplacement = "accel:update"\n'
-
 
 
 @pytest.fixture
@@ -59,7 +77,10 @@ def points(reader: InMemoryMetricReader) -> dict[str, tuple[str, dict[frozenset[
             if scope.scope.name != _metrics.SCOPE:
                 continue
             for metric in scope.metrics:
-                found[metric.name] = (metric.unit or "", {frozenset(p.attributes.items()): p for p in metric.data.data_points})
+                found[metric.name] = (
+                    metric.unit or "",
+                    {frozenset(p.attributes.items()): p for p in metric.data.data_points},
+                )
     return found
 
 
@@ -108,25 +129,57 @@ def test_a_run_s_figures_and_its_hosts_reach_the_meter_provider(reader: InMemory
     assert found["sched_accel.run.duration"][0] == "s"
     assert (duration.count, duration.sum, duration.explicit_bounds) == (1, 1.85, _metrics.DURATION_BUCKETS)
     assert found["sched_accel.items"][0] == "{item}"
-    assert {o: value(found, "sched_accel.items", **_(TARGET), sched_accel__item__outcome=o) for o in _metrics.ITEM_OUTCOMES} == {
-        "prefetched": 68, "missed": 2, "wasted": 1, "lost": 0,
+    assert {
+        o: value(found, "sched_accel.items", **_(TARGET), sched_accel__item__outcome=o) for o in _metrics.ITEM_OUTCOMES
+    } == {
+        "prefetched": 68,
+        "missed": 2,
+        "wasted": 1,
+        "lost": 0,
     }
     assert value(found, "sched_accel.retries", **_(TARGET)) == 2 and found["sched_accel.retries"][0] == "{retry}"
     assert value(found, "sched_accel.rate_limited", **_(TARGET)) == 3
-    assert found["sched_accel.limit.wait_time"][0] == "s" and value(found, "sched_accel.limit.wait_time", **_(TARGET)) == 0.25
+    assert (
+        found["sched_accel.limit.wait_time"][0] == "s"
+        and value(found, "sched_accel.limit.wait_time", **_(TARGET)) == 0.25
+    )
     assert value(found, "sched_accel.run.effective_concurrency", **_(TARGET)) == 6.5
     assert value(found, "sched_accel.run.speedup", **_(TARGET)) == 5.8
 
     unit, requests = found["sched_accel.requests"]
     assert unit == "{request}"
     assert {tuple(sorted(attributes)): point.value for attributes, point in requests.items()} == {
-        (("sched_accel.http.status_class", "2xx"), ("sched_accel.request.source", "ahead"), ("server.address", "api.test")): 3,
-        (("sched_accel.http.status_class", "4xx"), ("sched_accel.request.source", "ahead"), ("server.address", "api.test")): 1,
-        (("sched_accel.http.status_class", "2xx"), ("sched_accel.request.source", "live"), ("server.address", "api.test")): 1,
-        (("sched_accel.http.status_class", "4xx"), ("sched_accel.request.source", "live"), ("server.address", "api.test")): 1,
-        (("sched_accel.http.status_class", "error"), ("sched_accel.request.source", "ahead"), ("server.address", "api.test")): 1,
-        (("sched_accel.http.status_class", "5xx"), ("sched_accel.request.source", "ahead"), ("server.address", "pay.test"),
-         ("server.port", 8443)): 1,
+        (
+            ("sched_accel.http.status_class", "2xx"),
+            ("sched_accel.request.source", "ahead"),
+            ("server.address", "api.test"),
+        ): 3,
+        (
+            ("sched_accel.http.status_class", "4xx"),
+            ("sched_accel.request.source", "ahead"),
+            ("server.address", "api.test"),
+        ): 1,
+        (
+            ("sched_accel.http.status_class", "2xx"),
+            ("sched_accel.request.source", "live"),
+            ("server.address", "api.test"),
+        ): 1,
+        (
+            ("sched_accel.http.status_class", "4xx"),
+            ("sched_accel.request.source", "live"),
+            ("server.address", "api.test"),
+        ): 1,
+        (
+            ("sched_accel.http.status_class", "error"),
+            ("sched_accel.request.source", "ahead"),
+            ("server.address", "api.test"),
+        ): 1,
+        (
+            ("sched_accel.http.status_class", "5xx"),
+            ("sched_accel.request.source", "ahead"),
+            ("server.address", "pay.test"),
+            ("server.port", 8443),
+        ): 1,
     }
     unit, rates = found["sched_accel.host.rate"]
     assert unit == "{request}/s"
@@ -154,17 +207,33 @@ def test_each_run_adds_what_its_hosts_answered_since_the_last(reader: InMemoryMe
     _metrics.record_run({"target": "jobs:update", "mode": "replace", "outcome": "fallback", "items": None}, hosts)
     _metrics.record_run({**FIELDS, "outcome": "raised"}, hosts)  # nothing new answered
     found = points(reader)
-    ahead = value(found, "sched_accel.requests", server__address="api.test", sched_accel__http__status_class="2xx",
-                  sched_accel__request__source="ahead")
-    live = value(found, "sched_accel.requests", server__address="api.test", sched_accel__http__status_class="2xx",
-                 sched_accel__request__source="live")
+    ahead = value(
+        found,
+        "sched_accel.requests",
+        server__address="api.test",
+        sched_accel__http__status_class="2xx",
+        sched_accel__request__source="ahead",
+    )
+    live = value(
+        found,
+        "sched_accel.requests",
+        server__address="api.test",
+        sched_accel__http__status_class="2xx",
+        sched_accel__request__source="live",
+    )
     assert (ahead, live) == (2, 1)
-    assert value(found, "sched_accel.runs", **_(TARGET), sched_accel__mode="replace", sched_accel__outcome="fallback") == 1
-    assert value(found, "sched_accel.runs", **_(TARGET), sched_accel__mode="prefetch", sched_accel__outcome="raised") == 1
+    assert (
+        value(found, "sched_accel.runs", **_(TARGET), sched_accel__mode="replace", sched_accel__outcome="fallback") == 1
+    )
+    assert (
+        value(found, "sched_accel.runs", **_(TARGET), sched_accel__mode="prefetch", sched_accel__outcome="raised") == 1
+    )
     assert value(found, "sched_accel.items", **_(TARGET), sched_accel__item__outcome="prefetched") == 2 * 68
 
 
-def test_a_failure_inside_is_said_once_and_metrics_stay_off(reader: InMemoryMetricReader, capture_events: list[str]) -> None:
+def test_a_failure_inside_is_said_once_and_metrics_stay_off(
+    reader: InMemoryMetricReader, capture_events: list[str]
+) -> None:
     """record_run never raises: a failure of ours is one internal_error line, then nothing more is
     recorded in this process (and nothing more is said)."""
 
@@ -180,13 +249,18 @@ def test_a_failure_inside_is_said_once_and_metrics_stay_off(reader: InMemoryMetr
     [line] = [line for line in capture_events if "internal_error" in line]
     assert "recording the metrics of jobs:update (metrics are off in this process from now on)" in line
     assert "RuntimeError: a field that cannot be read" in line
-    assert value(points(reader), "sched_accel.runs", **_(TARGET), sched_accel__mode="prefetch", sched_accel__outcome="ok") == 1
+    assert (
+        value(points(reader), "sched_accel.runs", **_(TARGET), sched_accel__mode="prefetch", sched_accel__outcome="ok")
+        == 1
+    )
 
 
 def test_the_app_s_global_provider_receives_them(app: App, unmeasured_children: None) -> None:
     """Recorded to ``get_meter("sched_accel")`` of the global provider: whatever provider the app
     set up (here the real SDK's, with its in-memory reader) receives the figures."""
-    app.write("probe.py", """
+    app.write(
+        "probe.py",
+        """
         import json
         from opentelemetry import metrics
         from opentelemetry.sdk.metrics import MeterProvider
@@ -204,7 +278,8 @@ def test_the_app_s_global_provider_receives_them(app: App, unmeasured_children: 
             for m in s.metrics if m.name in ("sched_accel.runs", "sched_accel.items") for p in m.data.data_points
             if p.attributes.get("sched_accel.item.outcome", "prefetched") == "prefetched"
         )))
-    """)
+    """,
+    )
     out = app.run("probe.py")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [["sched_accel.items", 3], ["sched_accel.runs", 1]]
@@ -234,7 +309,9 @@ def total(scraped: list[tuple[str, dict[str, str], float]], name: str, **labels:
 
 
 @pytest.mark.slow
-def test_a_scrape_of_the_endpoint_shows_the_run(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_a_scrape_of_the_endpoint_shows_the_run(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """``[metrics] prometheus``: a real patched loop against a real upstream, then a real scrape of
     /metrics shows its run, its items, every request by host, class and source, and the host's rate."""
     port = free_port()
@@ -266,7 +343,9 @@ def test_a_scrape_of_the_endpoint_shows_the_run(app: App, monkeypatch: pytest.Mo
     assert scrape.status_code == 200
     scraped = samples(scrape.text)
     target = {"sched_accel_target": "job:refresh"}
-    assert total(scraped, "sched_accel_runs_total", **target, sched_accel_outcome="ok", sched_accel_mode="prefetch") == 1
+    assert (
+        total(scraped, "sched_accel_runs_total", **target, sched_accel_outcome="ok", sched_accel_mode="prefetch") == 1
+    )
     assert total(scraped, "sched_accel_run_duration_seconds_count", **target) == 1
     prefetched = total(scraped, "sched_accel_items_total", **target, sched_accel_item_outcome="prefetched")
     missed = total(scraped, "sched_accel_items_total", **target, sched_accel_item_outcome="missed")
@@ -277,11 +356,15 @@ def test_a_scrape_of_the_endpoint_shows_the_run(app: App, monkeypatch: pytest.Mo
     wasted = total(scraped, "sched_accel_items_total", **target, sched_accel_item_outcome="wasted")
     # the loop sent the requests of the items it missed itself; the others went ahead (served, or wasted)
     assert total(scraped, "sched_accel_requests_total", **host, sched_accel_request_source="live") == missed > 0
-    assert total(scraped, "sched_accel_requests_total", **host, sched_accel_request_source="ahead") == prefetched + wasted
+    assert (
+        total(scraped, "sched_accel_requests_total", **host, sched_accel_request_source="ahead") == prefetched + wasted
+    )
     assert total(scraped, "sched_accel_host_rate_per_second", **host, sched_accel_rate_source="declared") == 1000
 
 
-def test_an_address_in_use_is_one_line_and_the_app_runs_on(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_an_address_in_use_is_one_line_and_the_app_runs_on(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """Binding fails (another process holds the port): one metrics_not_served line that says what
     to do, and the install and the loop go on as without metrics."""
     app.write("jobs.py", JOBS)
@@ -302,7 +385,9 @@ def test_an_address_in_use_is_one_line_and_the_app_runs_on(app: App, monkeypatch
     assert _metrics.served_address() is None
 
 
-def test_a_second_install_keeps_the_endpoint(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_a_second_install_keeps_the_endpoint(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """Uninstalled and installed again (the same config): the endpoint stays, bound once."""
     port = free_port()
     app.write("jobs.py", JOBS)
@@ -379,8 +464,12 @@ def test_metrics_are_not_served_by_default(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "address"),
-    [("127.0.0.1:9464", ("127.0.0.1", 9464)), ("localhost:1", ("localhost", 1)), ("[::1]:9464", ("::1", 9464)),
-     ("0.0.0.0:65535", ("0.0.0.0", 65535))],
+    [
+        ("127.0.0.1:9464", ("127.0.0.1", 9464)),
+        ("localhost:1", ("localhost", 1)),
+        ("[::1]:9464", ("::1", 9464)),
+        ("0.0.0.0:65535", ("0.0.0.0", 65535)),
+    ],
 )
 def test_prometheus_names_where_to_listen(tmp_path: Path, text: str, address: tuple[str, int]) -> None:
     """``prometheus = "HOST:PORT"`` (an IPv6 host in brackets)."""
@@ -390,7 +479,10 @@ def test_prometheus_names_where_to_listen(tmp_path: Path, text: str, address: tu
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ('[metrics]\nprometheus = "9464"\n', """metrics.prometheus = '9464' is not allowed: "HOST:PORT" where this process serves"""),
+        (
+            '[metrics]\nprometheus = "9464"\n',
+            """metrics.prometheus = '9464' is not allowed: "HOST:PORT" where this process serves""",
+        ),
         ('[metrics]\nprometheus = "127.0.0.1:0"\n', "the port: a whole number from 1 to 65,535"),
         ('[metrics]\nprometheus = "http://127.0.0.1:9464/metrics"\n', 'e.g. "127.0.0.1:9464"'),
         ('[metrics]\nprometheus = "::1:9464"\n', 'an IPv6 host in brackets: "[::1]:9464"'),

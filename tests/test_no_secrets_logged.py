@@ -163,7 +163,11 @@ def route(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def test_no_secret_in_the_lines_of_a_loop_in_this_process(
-    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, records: Records, route: str,
+    app: App,
+    server: FaultServer,
+    monkeypatch: pytest.MonkeyPatch,
+    records: Records,
+    route: str,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     """A mismatch, a first request with no item, a give-up, a replacement's exception: logged, secrets ``***``."""

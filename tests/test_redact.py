@@ -16,10 +16,39 @@ SECRET = "PLANTEDSECRET-x9"
 
 @pytest.mark.parametrize(
     "name",
-    ["key", "api_key", "apikey", "API-KEY", "X-Api-Key", "apiKey", "subscription-key", "token", "access_token",
-     "auth_token", "accessToken", "refresh_token", "secret", "client_secret", "password", "passwd", "pwd", "signature",
-     "sig", "X-Amz-Signature", "X-Amz-Security-Token", "X-Amz-Credential", "auth", "Authorization",
-     "Proxy-Authorization", "Cookie", "Set-Cookie", "session", "session_id", "jwt", "private_key"],
+    [
+        "key",
+        "api_key",
+        "apikey",
+        "API-KEY",
+        "X-Api-Key",
+        "apiKey",
+        "subscription-key",
+        "token",
+        "access_token",
+        "auth_token",
+        "accessToken",
+        "refresh_token",
+        "secret",
+        "client_secret",
+        "password",
+        "passwd",
+        "pwd",
+        "signature",
+        "sig",
+        "X-Amz-Signature",
+        "X-Amz-Security-Token",
+        "X-Amz-Credential",
+        "auth",
+        "Authorization",
+        "Proxy-Authorization",
+        "Cookie",
+        "Set-Cookie",
+        "session",
+        "session_id",
+        "jwt",
+        "private_key",
+    ],
 )
 def test_secret_looking_names_are_secret(name: str) -> None:
     """Names that are, end with or contain a secret's word are secret, whatever their case."""
@@ -28,8 +57,27 @@ def test_secret_looking_names_are_secret(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["q", "page", "currency", "author", "authority", "keyword", "keys", "design", "signal", "user", "id", "Accept",
-     "Content-Type", "password_env", "token_url", "token_type", "secret_file", "X-Request-Id", "holder"],
+    [
+        "q",
+        "page",
+        "currency",
+        "author",
+        "authority",
+        "keyword",
+        "keys",
+        "design",
+        "signal",
+        "user",
+        "id",
+        "Accept",
+        "Content-Type",
+        "password_env",
+        "token_url",
+        "token_type",
+        "secret_file",
+        "X-Request-Id",
+        "holder",
+    ],
 )
 def test_other_names_are_not(name: str) -> None:
     """Ordinary names, and names that say where a secret is (``password_env``), are shown."""
@@ -79,20 +127,28 @@ def test_redact_headers() -> None:
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
-        (f"first request: GET https://u:{SECRET}@h/x?api_key={SECRET}; first item: 'a'",
-         "first request: GET https://***@h/x?api_key=***; first item: 'a'"),
+        (
+            f"first request: GET https://u:{SECRET}@h/x?api_key={SECRET}; first item: 'a'",
+            "first request: GET https://***@h/x?api_key=***; first item: 'a'",
+        ),
         (f"Authorization: Bearer {SECRET}\nnext line", "Authorization: ***\nnext line"),
         (f"proxy-authorization=Basic {SECRET}", "proxy-authorization=***"),
         (f"Cookie: sid={SECRET}; theme=dark", "Cookie: ***"),
         (f"refused: bearer {SECRET}", "refused: bearer ***"),
-        (f"{{'Authorization': 'Bearer {SECRET}', 'Cookie': 'a={SECRET}', 'X-Api-Key': '{SECRET}', 'q': '1'}}",
-         "{'Authorization': '***', 'Cookie': '***', 'X-Api-Key': '***', 'q': '1'}"),
-        (f"[(b'authorization', b'Basic {SECRET}'), (b'set-cookie', b'sid={SECRET}')]",
-         "[(b'authorization', b'***'), (b'set-cookie', b'***')]"),
+        (
+            f"{{'Authorization': 'Bearer {SECRET}', 'Cookie': 'a={SECRET}', 'X-Api-Key': '{SECRET}', 'q': '1'}}",
+            "{'Authorization': '***', 'Cookie': '***', 'X-Api-Key': '***', 'q': '1'}",
+        ),
+        (
+            f"[(b'authorization', b'Basic {SECRET}'), (b'set-cookie', b'sid={SECRET}')]",
+            "[(b'authorization', b'***'), (b'set-cookie', b'***')]",
+        ),
         (f'{{"password": "{SECRET}", "user": "bob"}}', '{"password": "***", "user": "bob"}'),
         (f"X-Api-Key: {SECRET}", "X-Api-Key: ***"),
-        (f"Max retries exceeded with url: /v1?api_key={SECRET} (Caused by X)",
-         "Max retries exceeded with url: /v1?api_key=*** (Caused by X)"),
+        (
+            f"Max retries exceeded with url: /v1?api_key={SECRET} (Caused by X)",
+            "Max retries exceeded with url: /v1?api_key=*** (Caused by X)",
+        ),
         (f"client_secret={SECRET}&grant_type=client_credentials", "client_secret=***&grant_type=client_credentials"),
         (f"keyword=https://u:{SECRET}@h/a", "keyword=https://***@h/a"),
     ],
@@ -136,17 +192,32 @@ _PASSWORD = st.text(st.sampled_from("abcXYZ0189-._~!$&()*+,;=:%@"), min_size=6, 
 )
 #: What a query value may hold (not ``&;#``, which end it, nor spaces or quotes, which end the URL).
 _VALUE = st.text(st.sampled_from("abcXYZ0189-._~!$()*+,=:%@/?"), min_size=6, max_size=30)
-_SECRET_PARAMS = ["api_key", "apikey", "token", "access_token", "secret", "client_secret", "password", "sig", "X-Api-Key"]
+_SECRET_PARAMS = [
+    "api_key",
+    "apikey",
+    "token",
+    "access_token",
+    "secret",
+    "client_secret",
+    "password",
+    "sig",
+    "X-Api-Key",
+]
 
 
 @given(
-    before=st.text(max_size=40), after=st.text(max_size=40), password=_PASSWORD, value=_VALUE,
+    before=st.text(max_size=40),
+    after=st.text(max_size=40),
+    password=_PASSWORD,
+    value=_VALUE,
     name=st.sampled_from(_SECRET_PARAMS),
 )
 def test_a_planted_secret_never_survives(before: str, after: str, password: str, value: str, name: str) -> None:
     """Whatever text surrounds it, a URL's password and a secret parameter's value are masked."""
     password, value = f"{password}{SECRET}", f"{SECRET}{value}"
-    assert SECRET not in redact_text(f"{before} GET https://user:{password}@api.example.com/v1?page=2&{name}={value} {after}")
+    assert SECRET not in redact_text(
+        f"{before} GET https://user:{password}@api.example.com/v1?page=2&{name}={value} {after}"
+    )
     assert redact_text(f"https://user:{password}@api.example.com/v1?page=2&{name}={value}") == (
         f"https://***@api.example.com/v1?page=2&{name}=***"
     )

@@ -13,8 +13,8 @@ import anyio
 import pytest
 
 import sched_accel
-from sched_accel._state import ALL, ControlFile
 from sched_accel._replace import ReplaceMode
+from sched_accel._state import ALL, ControlFile
 
 from .conftest import App
 

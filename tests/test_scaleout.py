@@ -17,7 +17,7 @@ from .faultserver import FaultServer
 
 pytestmark = pytest.mark.slow
 
-JOBS = '''
+JOBS = """
 import httpx
 
 def fetch(http, key):
@@ -26,8 +26,8 @@ def fetch(http, key):
 def fetch_all(base, keys):
     with httpx.Client(base_url=base, timeout=30) as http:
         return [fetch(http, key) for key in keys]
-'''
-MAIN = '''
+"""
+MAIN = """
 import json, sys, time
 import jobs
 
@@ -35,8 +35,8 @@ start_at = float(sys.argv[2])
 time.sleep(max(0.0, start_at - time.time()))
 keys = [f"{sys.argv[3]}-{i}" for i in range(int(sys.argv[4]))]
 print(json.dumps(jobs.fetch_all(sys.argv[1], keys)))
-'''
-CONFIG = '''
+"""
+CONFIG = """
 [coordination]
 backend = "{backend}"
 
@@ -48,19 +48,30 @@ loop = "jobs:fetch_all"
 fetch = "jobs:fetch"
 items = "keys"
 concurrency = 6
-'''
+"""
 
 
-def run_processes(app: App, server: FaultServer, backend: str, limit: str, processes: int = 3, items: int = 12) -> list[list[int]]:
+def run_processes(
+    app: App, server: FaultServer, backend: str, limit: str, processes: int = 3, items: int = 12
+) -> list[list[int]]:
     config = app.write("sched_accel.toml", CONFIG.format(backend=backend, limit=limit))
     app.write("jobs.py", JOBS)
     app.write("main.py", MAIN)
-    env = {"SCHED_ACCEL_CONFIG": str(config), "SCHED_ACCEL_CONTROL": str(app.root / "state" / "control.json"),
-           "ENABLE_SCHEDULER_OPTIMIZATION": "true"}
+    env = {
+        "SCHED_ACCEL_CONFIG": str(config),
+        "SCHED_ACCEL_CONTROL": str(app.root / "state" / "control.json"),
+        "ENABLE_SCHEDULER_OPTIMIZATION": "true",
+    }
     start_at = str(time.time() + 2.0)
     children = [
-        subprocess.Popen([sys.executable, "main.py", server.url, start_at, f"p{n}", str(items)], cwd=app.root,
-                         env={**{k: v for k, v in os.environ.items() if k not in ENV_KEYS}, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "main.py", server.url, start_at, f"p{n}", str(items)],
+            cwd=app.root,
+            env={**{k: v for k, v in os.environ.items() if k not in ENV_KEYS}, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for n in range(processes)
     ]
     results = []

@@ -29,7 +29,9 @@ def test_items_are_parsed_into_their_form(value: object, expected: object) -> No
     assert parse_items(value) == expected
 
 
-@pytest.mark.parametrize("value", ["", -1, True, "not an identifier", "returned-by:", "returned-by:nocolon", 1.5, ["x"]])
+@pytest.mark.parametrize(
+    "value", ["", -1, True, "not an identifier", "returned-by:", "returned-by:nocolon", 1.5, ["x"]]
+)
 def test_items_that_name_nothing_are_refused(value: object) -> None:
     """A value that is none of the forms is a ValueError saying what is allowed."""
     with pytest.raises(ValueError, match="a parameter name or position of the loop"):
@@ -59,7 +61,10 @@ def test_the_default_window_is_sixteen_times_the_concurrency_at_least_128() -> N
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: Target(loop=loop(), mode="prefetch", concurrency=0), "targets.concurrency must be a whole number from 1 to 10,000"),
+        (
+            lambda: Target(loop=loop(), mode="prefetch", concurrency=0),
+            "targets.concurrency must be a whole number from 1 to 10,000",
+        ),
         (lambda: Target(loop=loop(), mode="other", concurrency=1), "targets.mode"),  # type: ignore[arg-type]
         (lambda: Target(loop=loop(), mode="prefetch", concurrency=1, timeout=-1), "targets.timeout"),
         (lambda: Target(loop=loop(), mode="prefetch", concurrency=1, items="a b"), "targets.items"),  # type: ignore[arg-type]

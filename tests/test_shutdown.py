@@ -63,9 +63,7 @@ def settle(seconds: float = 3.0) -> list[str]:
     return ours()
 
 
-def test_no_thread_of_ours_is_left_after_a_run_and_after_uninstall(
-    app: App, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_thread_of_ours_is_left_after_a_run_and_after_uninstall(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     app.write("job.py", JOB)
     app.config(CONFIG)
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")

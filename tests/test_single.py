@@ -28,7 +28,7 @@ from .coord.redis_server import RedisServer, _free_port, find_redis_server, serv
 
 pytestmark = pytest.mark.slow
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 AT = dt.datetime(2026, 3, 1, 12, 0, 7, tzinfo=UTC)
 JOBS = """
     import os
@@ -101,7 +101,9 @@ def runs(app: App) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def test_one_call_per_tick_runs_and_the_others_return_none(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_one_call_per_tick_runs_and_the_others_return_none(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """The same tick twice: the first call runs, the second is skipped (None, one line); the
     next tick runs again."""
     single_app(app, monkeypatch)
@@ -118,7 +120,9 @@ def test_one_call_per_tick_runs_and_the_others_return_none(app: App, monkeypatch
 
 
 @pytest.mark.parametrize("backend", ["machine", "redis"])
-def test_an_async_loop_is_skipped_with_none_too(app: App, monkeypatch: pytest.MonkeyPatch, backend: str, request: pytest.FixtureRequest) -> None:
+def test_an_async_loop_is_skipped_with_none_too(
+    app: App, monkeypatch: pytest.MonkeyPatch, backend: str, request: pytest.FixtureRequest
+) -> None:
     """An async loop's skipped call is a coroutine returning None (the executor awaits it);
     Redis is asked from a worker thread, the event loop never held."""
     import asyncio
@@ -150,7 +154,9 @@ def test_switched_off_or_flag_off_every_call_runs(app: App, monkeypatch: pytest.
     assert scheduled(jobs.refresh, AT, AT) == ["ran", "ran"]
 
 
-def test_a_call_without_a_tick_runs_and_says_so_once(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_a_call_without_a_tick_runs_and_says_so_once(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """Called from no scheduler and no tick declared: it runs, every time, with one line."""
     single_app(app, monkeypatch)
     assert sched_accel.install() is True
@@ -189,7 +195,9 @@ def test_a_bug_of_ours_lets_the_call_run(app: App, monkeypatch: pytest.MonkeyPat
     assert "claiming a tick of jobs:refresh" in line and "RuntimeError: boom" in line
 
 
-def test_redis_down_falls_back_to_the_machine_backend(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_redis_down_falls_back_to_the_machine_backend(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """Nothing listens at the URL: claims go to the machine backend (still one run per tick on
     this machine), said in one line."""
     single_app(app, monkeypatch, f'url = "redis://:hunter2@127.0.0.1:{_free_port()}/0"')
@@ -202,7 +210,9 @@ def test_redis_down_falls_back_to_the_machine_backend(app: App, monkeypatch: pyt
     assert "backend=machine" in events(capture_events, "single_run_skipped")[0]
 
 
-def test_claims_go_back_to_the_backend_once_it_answers(tmp_path: Path, redis_url: str, capture_events: list[str]) -> None:
+def test_claims_go_back_to_the_backend_once_it_answers(
+    tmp_path: Path, redis_url: str, capture_events: list[str]
+) -> None:
     """A server that stops: its claims go to the machine backend, it is asked again only after
     retry_after; started again: one line, and its claims again."""
     binary = find_redis_server()
@@ -306,11 +316,19 @@ def race(app: App, children: int, ticks: int, env: dict[str, str]) -> list[list[
 
     app.write("race.py", RACE)
     full = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-    full.update(SCHED_ACCEL_CONTROL=str(app.root / "state" / "control.json"), ENABLE_SCHEDULER_OPTIMIZATION="true", **env)
+    full.update(
+        SCHED_ACCEL_CONTROL=str(app.root / "state" / "control.json"), ENABLE_SCHEDULER_OPTIMIZATION="true", **env
+    )
     start_at = str(time.time() + 2.0)
     started = [
-        subprocess.Popen([sys.executable, "race.py", start_at, str(AT.timestamp()), str(ticks)], cwd=app.root, env=full,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "race.py", start_at, str(AT.timestamp()), str(ticks)],
+            cwd=app.root,
+            env=full,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(children)
     ]
     seen = []
@@ -418,13 +436,22 @@ def test_the_wall_clock_stepped_back_an_hour_runs_no_tick_twice_and_skips_none(
     base = time.time() // tick * tick + tick / 2  # the middle of this tick
     walls = [base + tick * k for k in range(3)] + [base + tick * k - HOUR for k in range(3, 6)]
     full = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-    full.update(SCHED_ACCEL_CONTROL=str(app.root / "state" / "control.json"), ENABLE_SCHEDULER_OPTIMIZATION="true",
-                SCHED_ACCEL_CONFIG=str(config))
+    full.update(
+        SCHED_ACCEL_CONTROL=str(app.root / "state" / "control.json"),
+        ENABLE_SCHEDULER_OPTIMIZATION="true",
+        SCHED_ACCEL_CONFIG=str(config),
+    )
     start_at = str(time.time() + 2.0)
     scale = tick / STEP if backend == "machine" else 1.0
     children = [
-        subprocess.Popen([sys.executable, "steps.py", start_at, str(STEP), json.dumps(walls), str(scale)], cwd=app.root,
-                         env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "steps.py", start_at, str(STEP), json.dumps(walls), str(scale)],
+            cwd=app.root,
+            env=full,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
     ]
     seen = []

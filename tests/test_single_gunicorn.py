@@ -79,7 +79,16 @@ def start(root: Path, *, single_run: bool) -> subprocess.Popen[str]:
         SCHED_ACCEL_CONFIG=str(root / "sched_accel.toml"),
         SCHED_ACCEL_CONTROL=str(root / "state" / "control.json"),
     )
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--bind", f"unix:{root}/g.sock", "wsgiapp:app"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(WORKERS),
+        "--bind",
+        f"unix:{root}/g.sock",
+        "wsgiapp:app",
+    ]
     return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

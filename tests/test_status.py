@@ -136,9 +136,21 @@ def status_json(capsys: pytest.CaptureFixture[str], *more: str) -> tuple[int, di
 def test_status_json_gives_the_figures_as_numbers(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--json: one object; a run's figures are numbers (the run line's "0.512" seconds too), "-" is null,
     each host's figures parsed from its line, the switches and where they are."""
-    save_run(str(state), "legacy:update", {"target": "legacy:update", "mode": "replace", "outcome": "ok", "items": 3,
-                                           "ok": 3, "failed": 0, "seconds": "0.512", "limit_wait": "0.0"},
-             ["api.example.com:8443: requests=3 http_429=1 limit_now=unbounded waited=0.250s circuit=closed"])
+    save_run(
+        str(state),
+        "legacy:update",
+        {
+            "target": "legacy:update",
+            "mode": "replace",
+            "outcome": "ok",
+            "items": 3,
+            "ok": 3,
+            "failed": 0,
+            "seconds": "0.512",
+            "limit_wait": "0.0",
+        },
+        ["api.example.com:8443: requests=3 http_429=1 limit_now=unbounded waited=0.250s circuit=closed"],
+    )
     save_run(str(state), "gone:job", {"outcome": "ok", "items": "-", "seconds": "1.000"})
     code, report = status_json(capsys)
     assert code == 0
@@ -154,13 +166,19 @@ def test_status_json_gives_the_figures_as_numbers(state: Path, capsys: pytest.Ca
     [host] = run["hosts"]
     assert host["host"] == "api.example.com:8443"
     assert (host["requests"], host["http_429"], host["limit_now"], host["waited"], host["circuit"]) == (
-        3, 1, "unbounded", 0.25, "closed"
+        3,
+        1,
+        "unbounded",
+        0.25,
+        "closed",
     )
     [other] = report["other_runs"]
     assert other["name"] == "gone:job" and other["last_run"]["items"] is None and other["last_run"]["seconds"] == 1.0
 
 
-def test_status_json_escapes_nothing_json_does_not_and_redacts_secrets(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_json_escapes_nothing_json_does_not_and_redacts_secrets(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Strings from a runs file reach --json as JSON strings (ASCII, escaped by JSON), a secret in them masked."""
     save_run(str(state), "legacy:update", {"outcome": f"ok{RED}", "reason": "http://u:hunter2@api/x?api_key=s3cr3t"})
     capsys.readouterr()
@@ -186,7 +204,9 @@ def test_status_shows_this_apps_runs_only(app: App, state: Path, capsys: pytest.
     assert apps[other.name]["this"] is False and apps[other.name]["config"] is None  # no app.json written yet
 
 
-def test_status_all_apps_lists_each_app_with_its_config(app: App, state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_all_apps_lists_each_app_with_its_config(
+    app: App, state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--all-apps: every app folder, its config (from app.json), what it has off, its runs; this one marked."""
     other = app.config(CONFIG, name="other/sched_accel.toml")
     for config in (app.root / "sched_accel.toml", other):

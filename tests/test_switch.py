@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sched_accel._state import ALL, DISABLED_ENV, ControlFile, Controls
 from sched_accel._policy import CircuitBreaker
+from sched_accel._state import ALL, DISABLED_ENV, ControlFile, Controls
 from sched_accel._switch import Switch, target_breaker
 
 from .conftest import FakeClock
@@ -142,8 +142,12 @@ def test_unchanged_control_file_does_not_rearm(control: ControlFile, breaker: Br
 def test_the_user_wide_control_file_switches_every_app_off(tmp_path: Path, breaker: Breaker) -> None:
     """`sched-accel off --all-apps` (the user-wide file) reaches an app whose own file says nothing."""
     user = ControlFile(str(tmp_path / "state" / "control.json"))
-    switch = Switch("jobs:update", Controls(ControlFile(str(tmp_path / "state" / "apps" / "a" / "control.json")), user),
-                    breaker, Active())
+    switch = Switch(
+        "jobs:update",
+        Controls(ControlFile(str(tmp_path / "state" / "apps" / "a" / "control.json")), user),
+        breaker,
+        Active(),
+    )
     assert switch() is True
     user.write(frozenset({ALL}))
     assert switch() is False
@@ -155,7 +159,9 @@ def test_another_apps_off_leaves_this_one_on(tmp_path: Path, breaker: Breaker) -
     """App B's control file (`sched-accel off` in B's folder) does not switch app A's target."""
     state = tmp_path / "state"
     user = ControlFile(str(state / "control.json"))
-    mine = Switch("jobs:update", Controls(ControlFile(str(state / "apps" / "a" / "control.json")), user), breaker, Active())
+    mine = Switch(
+        "jobs:update", Controls(ControlFile(str(state / "apps" / "a" / "control.json")), user), breaker, Active()
+    )
     ControlFile(str(state / "apps" / "b" / "control.json")).write(frozenset({ALL, "jobs:update"}))
     assert mine() is True
 
@@ -166,8 +172,9 @@ def test_disabled_by_environment_is_off_and_said_once(
     """$SCHED_ACCEL_DISABLED_TARGETS switches the target off (the original runs), said in one
     switched_off line naming the variable, however often the loop is called."""
     monkeypatch.setenv(DISABLED_ENV, "jobs:other, jobs:update")
-    controls = Controls.open(str(tmp_path / "state" / "apps" / "a" / "control.json"), str(tmp_path / "state" / "control.json"),
-                             announce=True)
+    controls = Controls.open(
+        str(tmp_path / "state" / "apps" / "a" / "control.json"), str(tmp_path / "state" / "control.json"), announce=True
+    )
     switch = Switch("jobs:update", controls, breaker, Active())
     for _ in range(3):
         assert switch() is False

@@ -90,7 +90,7 @@ def jobs(app: App) -> ModuleType:
 
 
 def test_parse_module_target() -> None:
-    """"pkg.mod:Class.method" splits into module and qualname."""
+    """ "pkg.mod:Class.method" splits into module and qualname."""
     spec = TargetSpec.parse("legacy_app.jobs:Tracker.update")
     assert (spec.module, spec.qualname, spec.path) == ("legacy_app.jobs", "Tracker.update", None)
     assert spec.text == "legacy_app.jobs:Tracker.update"

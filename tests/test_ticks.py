@@ -13,7 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from sched_accel._ticks import Tick, caller, tick_of
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 AT = dt.datetime(2026, 3, 1, 12, 0, 7, 250_000, tzinfo=UTC)  # 7.25 s past a whole minute
 
 

@@ -5,6 +5,7 @@ page, drawn from real runs against a real server, and opened in a real headless 
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import shutil
 import subprocess
@@ -102,24 +103,39 @@ def test_the_runs_file_keeps_the_spans_bounded(drawn: Path, app: App) -> None:
     assert took >= 0.03 and host == "127.0.0.1" and who in ("ahead", "live") and status == 200
     assert len(record["sequential"]["spans"]) == len(TOKENS)
     sequential = sorted(record["sequential"]["spans"])
-    assert all(b[0] >= a[0] + a[1] - 0.005 for a, b in zip(sequential, sequential[1:]))  # one at a time
+    assert all(b[0] >= a[0] + a[1] - 0.005 for a, b in itertools.pairwise(sequential))  # one at a time
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
-                    reason="no Chromium on this machine (apt-get install chromium): the page is checked by parsing only")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
+    reason="no Chromium on this machine (apt-get install chromium): the page is checked by parsing only",
+)
 def test_a_real_headless_browser_renders_every_bar(drawn: Path, tmp_path: Path) -> None:
     """Chromium (headless, no network, a profile of its own) parses the page: the DOM it
     builds holds every bar; its screenshot is written."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser is not None
-    common = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-              f"--user-data-dir={tmp_path / 'profile'}", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
+    common = [
+        browser,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--proxy-server=127.0.0.1:9",
+        "--proxy-bypass-list=<-loopback>",
+    ]
     dom = subprocess.run([*common, "--dump-dom", drawn.as_uri()], capture_output=True, text=True, timeout=90)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert shapes(dom.stdout).requests == 2 * len(TOKENS)
     shot = tmp_path / "shot.png"
-    done = subprocess.run([*common, f"--screenshot={shot}", "--window-size=1000,1400", drawn.as_uri()],
-                          capture_output=True, text=True, timeout=90)
+    done = subprocess.run(
+        [*common, f"--screenshot={shot}", "--window-size=1000,1400", drawn.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
 
@@ -129,8 +145,16 @@ def test_what_a_runs_file_says_is_escaped_and_bad_figures_left_out() -> None:
     record = {
         "finished": "soon",
         "run": {"outcome": "<script>alert(1)</script>", "seconds": "NaN", "speedup": float("inf")},
-        "timeline": {"spans": [[0.0, 0.1, "<img src=x onerror=alert(1)>", "ahead", 200], [float("nan"), 1, "h", "live", 200],
-                               ["0", 1, "h", "live", 200], [0.2, -1, "h", "live", 200], "junk"], "dropped": "many"},
+        "timeline": {
+            "spans": [
+                [0.0, 0.1, "<img src=x onerror=alert(1)>", "ahead", 200],
+                [float("nan"), 1, "h", "live", 200],
+                ["0", 1, "h", "live", 200],
+                [0.2, -1, "h", "live", 200],
+                "junk",
+            ],
+            "dropped": "many",
+        },
         "plain": {"seconds": "<b>"},
     }
     text = page({"<t>": record}, title="<title>")

@@ -23,7 +23,9 @@ from .test_cli import cli, parts, table
 
 INSTEAD = "name the app's own function that contains the loop"
 STDLIB_WHY = "is part of the standard library that sched_accel itself runs on: patching it would reach into sched_accel's own work"
-LIBRARY_WHY = "is a library that sched_accel itself runs on or patches: patching it would reach into sched_accel's own work"
+LIBRARY_WHY = (
+    "is a library that sched_accel itself runs on or patches: patching it would reach into sched_accel's own work"
+)
 C_WHY = "is a built-in or C function ({}): it has no Python code to wrap, and every caller in the interpreter, sched_accel included, shares it"
 
 # An app module that reaches interpreter internals and our own dependencies under its own names.
@@ -91,7 +93,10 @@ def config_for(loop: str, **keys: str) -> str:
 @pytest.mark.parametrize(
     ("loop", "why"),
     [
-        ("builtins:len", "builtins is the module of the interpreter's built-in functions and types, which every module calls"),
+        (
+            "builtins:len",
+            "builtins is the module of the interpreter's built-in functions and types, which every module calls",
+        ),
         ("builtins:type.__call__", "builtins is the module of the interpreter's built-in functions"),
         ("abc:ABCMeta.__call__", f"abc {STDLIB_WHY}"),
         ("threading:Thread.run", f"threading {STDLIB_WHY}"),
@@ -113,7 +118,9 @@ def test_a_loop_in_a_module_we_run_on_is_refused_by_the_config(
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
     assert sched_accel.install(path) is False
     [line] = capture_events
-    assert line.startswith(f"sched_accel.config_invalid - {path}: target 1 ({loop}): targets.loop = '{loop}' is not allowed: ")
+    assert line.startswith(
+        f"sched_accel.config_invalid - {path}: target 1 ({loop}): targets.loop = '{loop}' is not allowed: "
+    )
     assert f"is not allowed: {why}" in line and f"; {INSTEAD}; the app runs unpatched" in line
 
 
@@ -135,7 +142,9 @@ def test_each_part_of_a_target_is_held_to_its_rule(tmp_path: Path, key: str, val
         load_config(path)
 
 
-@pytest.mark.parametrize("fetch", ["httpx:Client.get", "requests:Session.get", "urllib.request:urlopen", "aiohttp:ClientSession.get"])
+@pytest.mark.parametrize(
+    "fetch", ["httpx:Client.get", "requests:Session.get", "urllib.request:urlopen", "aiohttp:ClientSession.get"]
+)
 def test_a_fetch_may_name_an_http_library(tmp_path: Path, fetch: str) -> None:
     """A fetch in an HTTP client library passes validation: the per-item check says it is prefetched at the HTTP level."""
     path = tmp_path / "sched_accel.toml"
@@ -166,14 +175,20 @@ def test_what_the_apps_names_reach_is_refused_when_resolved(app: App, qualname: 
 def test_a_metaclass_method_is_refused_not_recursed_into() -> None:
     """abc:ABCMeta.__call__ (a RecursionError once) resolves to a refusal, with or without a role."""
     for spec in (TargetSpec.parse("abc:ABCMeta.__call__"), TargetSpec.parse("builtins:type.__call__")):
-        with pytest.raises(TargetError, match=r"is a method of the metaclass (abc\.ABCMeta|builtins\.type) \(a subclass of type\)"):
+        with pytest.raises(
+            TargetError, match=r"is a method of the metaclass (abc\.ABCMeta|builtins\.type) \(a subclass of type\)"
+        ):
             spec.resolve(importlib.import_module(spec.module or ""))
     assert abc.ABCMeta.__call__ is type.__call__
 
 
 def test_the_apps_own_functions_still_resolve(app: App) -> None:
     """The app's function, and its method on a class whose metaclass is the app's, are patchable."""
-    app.write("aliases.py", textwrap.dedent(ALIASES) + "\n\nclass Built(metaclass=Meta):\n    def run(self, tokens):\n        return tokens\n")
+    app.write(
+        "aliases.py",
+        textwrap.dedent(ALIASES)
+        + "\n\nclass Built(metaclass=Meta):\n    def run(self, tokens):\n        return tokens\n",
+    )
     aliases = importlib.import_module("aliases")
     assert TargetSpec.parse("aliases:update", role="loop").resolve(aliases).kind == "function"
     assert TargetSpec.parse("aliases:Built.run", role="loop").resolve(aliases).kind == "method"
@@ -184,7 +199,9 @@ def test_a_refused_target_is_logged_and_the_loop_runs_unpatched(
 ) -> None:
     """install() logs target_unresolved with the reason; the loop and the app run as without us."""
     app.write("aliases.py", ALIASES)
-    app.config(config_for("aliases:Ordered.popitem") + '\n[[targets]]\nloop = "aliases:size"\nreplacement = "aliases:update"\n')
+    app.config(
+        config_for("aliases:Ordered.popitem") + '\n[[targets]]\nloop = "aliases:size"\nreplacement = "aliases:update"\n'
+    )
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
     aliases = importlib.import_module("aliases")
     assert sched_accel.install() is True
@@ -208,8 +225,10 @@ def test_check_reports_a_refused_loop(app: App) -> None:
     assert out.returncode == 2
     assert f"targets.loop = 'abc:ABCMeta.__call__' is not allowed: abc {STDLIB_WHY}; {INSTEAD}" in out.stderr
 
-    config.write_text(config_for("aliases:Meta.__call__") + '\n[[targets]]\nloop = "aliases:dumps"\nfetch = "aliases:size"\n'
-                      'mode = "prefetch"\nitems = "tokens"\n')
+    config.write_text(
+        config_for("aliases:Meta.__call__") + '\n[[targets]]\nloop = "aliases:dumps"\nfetch = "aliases:size"\n'
+        'mode = "prefetch"\nitems = "tokens"\n'
+    )
     out = cli(app, "check")
     assert out.returncode == 1
     assert table(out.stdout)["aliases:Meta.__call__"][:3] == ["aliases:Meta.__call__", "no", "no"]

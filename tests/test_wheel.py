@@ -49,7 +49,9 @@ def upstream() -> Iterator[Upstream]:
         yield server
 
 
-def run_job(python: Path, upstream: Upstream, tmp_path: Path, flag: str | None, config: Path | None = None) -> tuple[subprocess.CompletedProcess[str], list[tuple[object, ...]]]:
+def run_job(
+    python: Path, upstream: Upstream, tmp_path: Path, flag: str | None, config: Path | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[tuple[object, ...]]]:
     """Run the example job in the installed venv; return the process and the rows it wrote."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHED_ACCEL_", "ENABLE_SCHEDULER", "PYTHON"))}
     env.update(
@@ -67,7 +69,9 @@ def run_job(python: Path, upstream: Upstream, tmp_path: Path, flag: str | None, 
         "import legacy_app.jobs as j; print('wrapped', hasattr(j.update_scores, '__wrapped__')); "
         "print('loaded', sorted(m for m in ('wrapt', 'loguru', 'sched_accel') if m in sys.modules))"
     )
-    done = subprocess.run([str(python), "-c", probe, str(db)], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [str(python), "-c", probe, str(db)], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT token, price, score FROM scores ORDER BY token").fetchall()
     return done, rows
@@ -77,7 +81,9 @@ def test_wheel_installs_the_start_up_files(installed: Path) -> None:
     """The wheel puts sched_accel.pth, sched_accel.start and the boot module in site-packages."""
     out = subprocess.run(
         [str(installed), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     site = Path(out.stdout.strip())
     for name in ("sched_accel.pth", "sched_accel.start", "_sched_accel_boot.py"):

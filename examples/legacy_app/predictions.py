@@ -23,10 +23,32 @@ log = logging.getLogger("legacy_app.predictions")
 LISTINGS = [
     {"symbol": s, "status": "delisted" if s in ("LUNA-USD", "FTT-USD", "LUNA-PERP") else "active"}
     for s in (
-        "BTC-USD", "ETH-USD", "SOL-USD", "btc-usd", "LUNA-USD", "ADA-USD", "XRP-USD", "DOT-USD",
-        "BTC-PERP", "ETH-PERP", "FTT-USD", "SOL-PERP", "eth-usd", "AVAX-USD", "LINK-USD",
-        "LUNA-PERP", "ATOM-USD", "DOGE-PERP", "MATIC-USD", "NEAR-USD", "ARB-PERP", "OP-USD",
-        "sol-perp", "APT-USD", "BNB-USD", "TRX-USD",
+        "BTC-USD",
+        "ETH-USD",
+        "SOL-USD",
+        "btc-usd",
+        "LUNA-USD",
+        "ADA-USD",
+        "XRP-USD",
+        "DOT-USD",
+        "BTC-PERP",
+        "ETH-PERP",
+        "FTT-USD",
+        "SOL-PERP",
+        "eth-usd",
+        "AVAX-USD",
+        "LINK-USD",
+        "LUNA-PERP",
+        "ATOM-USD",
+        "DOGE-PERP",
+        "MATIC-USD",
+        "NEAR-USD",
+        "ARB-PERP",
+        "OP-USD",
+        "sol-perp",
+        "APT-USD",
+        "BNB-USD",
+        "TRX-USD",
     )
 ]
 

@@ -87,16 +87,32 @@ def body_for(endpoint: str, parts: list[str]) -> dict[str, Any] | None:
     if endpoint == "markets" and len(parts) == 2 and parts[1] in ("ticker", "depth", "funding"):
         market, kind = parts
         if kind == "ticker":
-            return {"market": market, "last": round(_unit(market, "last") * 1000, 4), "change": round(_unit(market, "chg") - 0.5, 6)}
+            return {
+                "market": market,
+                "last": round(_unit(market, "last") * 1000, 4),
+                "change": round(_unit(market, "chg") - 0.5, 6),
+            }
         if kind == "depth":
-            return {"market": market, "bid_size": round(_unit(market, "bid") * 50, 4), "ask_size": round(_unit(market, "ask") * 50, 4)}
+            return {
+                "market": market,
+                "bid_size": round(_unit(market, "bid") * 50, 4),
+                "ask_size": round(_unit(market, "ask") * 50, 4),
+            }
         return {"market": market, "rate": round((_unit(market, "funding") - 0.5) / 100, 8)}
     if endpoint == "a" and len(parts) == 2 and parts[0] == "price":
         return {"coin": parts[1], "usd": round(_unit(parts[1], "usd") * 5000, 4)}
     if endpoint == "b" and len(parts) == 2 and parts[0] == "info":
-        return {"coin": parts[1], "supply": int(_unit(parts[1], "supply") * 1e9), "rank": int(_unit(parts[1], "rank") * 500) + 1}
+        return {
+            "coin": parts[1],
+            "supply": int(_unit(parts[1], "supply") * 1e9),
+            "rank": int(_unit(parts[1], "rank") * 500) + 1,
+        }
     if endpoint == "wallets" and len(parts) == 1:
-        return {"address": parts[0], "balance": round(_unit(parts[0], "balance") * 100, 8), "txs": int(_unit(parts[0], "txs") * 900)}
+        return {
+            "address": parts[0],
+            "balance": round(_unit(parts[0], "balance") * 100, 8),
+            "txs": int(_unit(parts[0], "txs") * 900),
+        }
     return None
 
 
@@ -335,7 +351,9 @@ class Upstream:
                     endpoint.in_flight -= 1
         finally:
             with self.stats.lock:
-                self.stats.timeline.append({"endpoint": name, "key": key, "start": start, "end": time.time(), "status": status})
+                self.stats.timeline.append(
+                    {"endpoint": name, "key": key, "start": start, "end": time.time(), "status": status}
+                )
 
     def __enter__(self) -> Upstream:
         self._thread.start()

@@ -31,7 +31,7 @@ from ._prefetch import PrefetchMode
 from ._replace import ReplaceMode
 from ._settings import ReturnedBy, Settings, Target
 from ._single import Claims, Present, SingleRun, claim_key, shared_rates
-from ._state import DISABLED_ENV, ALL, Controls, LearnedRates
+from ._state import ALL, DISABLED_ENV, Controls, LearnedRates
 from ._switch import Switch, target_breaker
 
 __all__ = ["activate_from_boot", "install", "installed", "is_active", "patched_targets", "reset", "uninstall"]
@@ -106,7 +106,9 @@ def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
 def _install(settings: Settings) -> None:
     _log.route_as_configured(settings.log)
     if not settings.targets:
-        _log.event("WARNING", "no_targets", "the config declares no [[targets]], so nothing is patched", config=settings.path)
+        _log.event(
+            "WARNING", "no_targets", "the config declares no [[targets]], so nothing is patched", config=settings.path
+        )
     _state.settings = settings
     _state.control = settings.controls(announce=True)
     _say_unknown_disabled(settings, _state.control.disabled)
@@ -139,10 +141,13 @@ def _say_active(settings: Settings) -> None:
         return
     _state.said_active = True
     patched = [t.name for t in settings.targets if (p := _state.patches.get(t.name)) is not None and p.installed]
-    waiting = sorted({
-        t.loop.module or t.loop.path or "?" for t in settings.targets
-        if t.name not in patched and not (t.loop.module and t.loop.module in sys.modules)  # imported: said why not
-    })
+    waiting = sorted(
+        {
+            t.loop.module or t.loop.path or "?"
+            for t in settings.targets
+            if t.name not in patched and not (t.loop.module and t.loop.module in sys.modules)  # imported: said why not
+        }
+    )
     _log.event(
         "INFO",
         "active",
@@ -190,16 +195,21 @@ def _say_still_waiting() -> None:
             if _state.said_waiting or (settings := _state.settings) is None:
                 return
             _state.said_waiting = True
-            waiting = [t for t in settings.targets
-                       if t.loop.module and t.loop.module not in sys.modules
-                       and ((p := _state.patches.get(t.name)) is None or not p.installed)]
+            waiting = [
+                t
+                for t in settings.targets
+                if t.loop.module
+                and t.loop.module not in sys.modules
+                and ((p := _state.patches.get(t.name)) is None or not p.installed)
+            ]
         for target in waiting:
             _log.event(
                 "WARNING",
                 "still_waiting",
                 f"the scheduler's first tick came and {target.loop.module} is still not imported, so this loop is not "
                 "patched yet (it will be if the module is imported later); if it should be by now, check the module's "
-                "name (`sched-accel check` lists what resolves)" + boot.script_hint([target.loop.module or ""], settings.path or os.getcwd()),
+                "name (`sched-accel check` lists what resolves)"
+                + boot.script_hint([target.loop.module or ""], settings.path or os.getcwd()),
                 target=target.name,
             )
     except Exception as exc:  # a scheduler's tick: nothing of ours may raise there
@@ -216,8 +226,10 @@ def _say_never_patched() -> None:
             if settings is None or not _state.active:
                 return
             never = [
-                t for t in settings.targets
-                if t.loop.module and t.loop.module not in sys.modules  # not imported (else it said why not patched)
+                t
+                for t in settings.targets
+                if t.loop.module
+                and t.loop.module not in sys.modules  # not imported (else it said why not patched)
                 and ((p := _state.patches.get(t.name)) is None or not p.installed)
             ]
         finally:
@@ -242,8 +254,13 @@ def _say_unknown_disabled(settings: Settings, disabled: frozenset[str]) -> None:
     for name in sorted(disabled - set(names) - {ALL}):
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f"; the targets are {', '.join(names) or 'none'}"
-        _log.event("WARNING", "disabled_target_unknown", f"{DISABLED_ENV} names no target of this config{hint}",
-                   target=name, config=settings.path)
+        _log.event(
+            "WARNING",
+            "disabled_target_unknown",
+            f"{DISABLED_ENV} names no target of this config{hint}",
+            target=name,
+            config=settings.path,
+        )
 
 
 def uninstall() -> None:
@@ -335,7 +352,9 @@ def _patch(target: Target, module: ModuleType) -> None:
             mode.prepare()
         switch = Switch(target.name, control, breaker, is_active)
         # The switch is asked by Switched, which times a run made unaccelerated (outcome=off).
-        wrapper: Switched | SingleRun = Switched(target, mode, switch, state_dir=settings.app_dir or None, is_async=resolved.is_async)
+        wrapper: Switched | SingleRun = Switched(
+            target, mode, switch, state_dir=settings.app_dir or None, is_async=resolved.is_async
+        )
         enabled: Callable[[], bool] = is_active
         if settings.runs_once(target) and _state.claims is not None:
             # Claims first; the mode's wrapper runs inside it while the switch says yes.

@@ -93,15 +93,17 @@ def check(say: Callable[[str], None], err: Callable[[str], None], flag_line: str
             would = "yes"
         rows.append((target.name, "no" if problems else "yes", would, target.mode, str(target.concurrency), note or ""))
     if not settings.targets:
-        say("no targets declared: add [[targets]] (or [[tool.sched_accel.targets]]) with loop = \"module:function\"")
+        say('no targets declared: add [[targets]] (or [[tool.sched_accel.targets]]) with loop = "module:function"')
         failures += 1
     _columns(say, rows)
     if lines:
         say("")
         _columns(say, lines, indent="  ")
     if failures:
-        err(f"{failures} problem(s) found: the lines marked `problem` say what to fix; until then those targets "
-            "are not accelerated as declared")
+        err(
+            f"{failures} problem(s) found: the lines marked `problem` say what to fix; until then those targets "
+            "are not accelerated as declared"
+        )
         return 1
     return 0
 
@@ -178,7 +180,9 @@ def _redis_server(url: str, password: str | None) -> str:
     said = [f"server {server_of(url)}"]
     if url.lower().startswith("rediss:"):
         insecure = tls_insecure()
-        said.append(f"TLS, its certificate NOT checked (${TLS_INSECURE_ENV}=1)" if insecure else "TLS, its certificate checked")
+        said.append(
+            f"TLS, its certificate NOT checked (${TLS_INSECURE_ENV}=1)" if insecure else "TLS, its certificate checked"
+        )
     said.append(f"password from {password}" if password else "no password")
     return ", ".join(said)
 
@@ -206,8 +210,8 @@ def _resolve(spec: TargetSpec, gate: ImportGate) -> tuple[Resolved | Defined | N
     if spec.module == "__main__":  # whichever module runs as the program: here, sched-accel itself
         return None, (
             "__main__ is whatever module runs as the program (here, sched-accel itself), so it cannot be checked; "
-            "name the module that holds the loop (loop = \"pkg.job:" + spec.qualname + "\": patched also when it "
-            "runs as `python -m pkg.job`) or the script's path (loop = \"job.py:" + spec.qualname + "\")"
+            'name the module that holds the loop (loop = "pkg.job:' + spec.qualname + '": patched also when it '
+            "runs as `python -m pkg.job`) or the script's path (loop = \"job.py:" + spec.qualname + '")'
         )
     if (why := gate.refusal(spec.module)) is not None:
         found = gate.from_source(spec.module, spec.qualname, why)
@@ -268,8 +272,10 @@ def _fetch(target: Target, gate: ImportGate, loop: Resolved | None = None) -> Pa
         methods = " and ".join(sorted(target.methods))
         detail = f"HTTP level: the loop's {methods} requests are sent ahead"
         if loop is not None and (name := suggested_fetch(loop.function)) is not None:
-            detail += (f"; its code calls {name} with each item: fetch = \"{name}\" runs it ahead as a shadow (its reads "
-                       "and the requests that depend on them)")
+            detail += (
+                f'; its code calls {name} with each item: fetch = "{name}" runs it ahead as a shadow (its reads '
+                "and the requests that depend on them)"
+            )
         return Part("fetch", "(none)", "ok", detail)
     resolved, problem = _resolve(spec, gate)
     if problem is not None or not isinstance(resolved, Resolved):
@@ -285,15 +291,26 @@ def _fetch(target: Target, gate: ImportGate, loop: Resolved | None = None) -> Pa
     if target.mode != "prefetch":
         return Part("fetch", spec.text, "ok", f"{_kind(resolved)}: its calls are counted")
     if target.pure:
-        return Part("fetch", spec.text, "ok", f"function level ({_kind(resolved)}), pure = true (declared): its return value is served")
-    shadowed = f"shadowed ({_kind(resolved)}): run ahead for its reads, its effects stopped; the real call runs in place"
+        return Part(
+            "fetch",
+            spec.text,
+            "ok",
+            f"function level ({_kind(resolved)}), pure = true (declared): its return value is served",
+        )
+    shadowed = (
+        f"shadowed ({_kind(resolved)}): run ahead for its reads, its effects stopped; the real call runs in place"
+    )
     if target.shadow:
         return Part("fetch", spec.text, "ok", f"{shadowed} (shadow = true, declared)")
     verdict = mutations(resolved.function)
     if verdict.ok:
-        return Part("fetch", spec.text, "ok", f"{shadowed}; it changes no state outside itself as far as its code shows")
+        return Part(
+            "fetch", spec.text, "ok", f"{shadowed}; it changes no state outside itself as far as its code shows"
+        )
     return Part(
-        "fetch", spec.text, "note",
+        "fetch",
+        spec.text,
+        "note",
         f"{verdict.why}: a shadow could change what the real run reads, so HTTP-level prefetch instead; "
         "set shadow = true if the real run does not read that state",
     )
@@ -309,9 +326,15 @@ def suggested_items(function: Callable[..., Any]) -> str | None:
     except Exception:  # noqa: BLE001 - no source (a builtin, a REPL function), or none that parses
         return None
     for node in ast.walk(tree):
-        loops = [node.iter] if isinstance(node, ast.For | ast.AsyncFor) else (
-            [g.iter for g in node.generators] if isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp)
-            else [])
+        loops = (
+            [node.iter]
+            if isinstance(node, ast.For | ast.AsyncFor)
+            else (
+                [g.iter for g in node.generators]
+                if isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp)
+                else []
+            )
+        )
         for source in loops:
             if isinstance(source, ast.Name) and source.id in parameters:
                 return source.id
@@ -346,8 +369,14 @@ def suggested_fetch(function: Callable[..., Any]) -> str | None:
                     continue
                 found = names.get(call.func.id)
                 module, qualname = getattr(found, "__module__", None), getattr(found, "__qualname__", "")
-                if inspect.isfunction(found) and isinstance(module, str) and "<" not in qualname and module != "__main__" \
-                        and library_method(found) is None and refused_module(module, "fetch") is None:
+                if (
+                    inspect.isfunction(found)
+                    and isinstance(module, str)
+                    and "<" not in qualname
+                    and module != "__main__"
+                    and library_method(found) is None
+                    and refused_module(module, "fetch") is None
+                ):
                     return f"{module}:{qualname}"
         return None  # the first loop only
     return None
@@ -360,8 +389,10 @@ def _items(target: Target, loop: Resolved | Defined | None, gate: ImportGate) ->
     if items is None:
         detail = f"learned: the {calls} of the loop's previous run (the default)"
         if isinstance(loop, Resolved) and (name := suggested_items(loop.function)) is not None:
-            detail += (f"; its code loops over its parameter {name}: items = \"{name}\" prefetches from the first run "
-                       "(`sched-accel discover -- COMMAND` confirms it from a real run)")
+            detail += (
+                f'; its code loops over its parameter {name}: items = "{name}" prefetches from the first run '
+                "(`sched-accel discover -- COMMAND` confirms it from a real run)"
+            )
         return Part("items", "(none)", "ok", detail)
     if isinstance(items, Learned):
         return Part("items", "learned", "ok", f"the {calls} of the loop's previous run")
@@ -404,10 +435,20 @@ def _items(target: Target, loop: Resolved | Defined | None, gate: ImportGate) ->
     where = items.where
     if isinstance(where, int):
         if where >= len(parameters):
-            return Part("items", declared, "problem", f"the loop takes only {len(parameters)} argument(s): {', '.join(parameters)}")
+            return Part(
+                "items",
+                declared,
+                "problem",
+                f"the loop takes only {len(parameters)} argument(s): {', '.join(parameters)}",
+            )
         return Part("items", declared, "ok", f"the loop's parameter {parameters[where]!r}")
     if where not in parameters:
-        return Part("items", declared, "problem", f"the loop has no parameter of that name; it has {', '.join(parameters) or 'none'}")
+        return Part(
+            "items",
+            declared,
+            "problem",
+            f"the loop has no parameter of that name; it has {', '.join(parameters) or 'none'}",
+        )
     return Part("items", declared, "ok", f"the loop's parameter {where!r}")
 
 

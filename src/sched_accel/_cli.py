@@ -122,8 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 - argparse's own word
         return commands.add_parser(
-            name, help=help, description=help[0].upper() + help[1:] + ".", parents=[config],
-            epilog="examples:\n" + _EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter,
+            name,
+            help=help,
+            description=help[0].upper() + help[1:] + ".",
+            parents=[config],
+            epilog="examples:\n" + _EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     run = command("run", "run a command with the start-up hook active in its Python processes")
@@ -149,17 +153,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         switch.add_argument(
             "--all-apps", action="store_true", help=f"{verb} in the user-wide control file: for every app of this user"
         )
-    discover = command("discover", "run a command once, unaccelerated, and print the config for its loops that wait on HTTP")
+    discover = command(
+        "discover", "run a command once, unaccelerated, and print the config for its loops that wait on HTTP"
+    )
     discover.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     timeline = command("timeline", "draw this app's last runs of each target, one bar per request, as one HTML file")
     timeline.add_argument("target", nargs="?", help="only this target (its loop as declared)")
-    timeline.add_argument("-o", "--output", metavar="PATH", default="sched-accel-timeline.html",
-                          help="where to write the page (default: %(default)s)")
+    timeline.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        default="sched-accel-timeline.html",
+        help="where to write the page (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.config:
         os.environ[boot.CONFIG_ENV] = os.path.abspath(args.config)
     handlers = {
-        "run": _run, "check": _check, "doctor": _doctor, "status": _status, "on": _on, "off": _off, "timeline": _timeline,
+        "run": _run,
+        "check": _check,
+        "doctor": _doctor,
+        "status": _status,
+        "on": _on,
+        "off": _off,
+        "timeline": _timeline,
         "discover": _discover,
     }
     if args.command is None:
@@ -288,7 +305,9 @@ def _doctor(args: argparse.Namespace) -> int:
         ok = False
         _say(f"[FAIL] config: {problem}")
     elif settings is not None:
-        _say(f"[ok]   config: {settings.path} ({len(settings.targets)} target(s)); run `sched-accel check` to resolve them")
+        _say(
+            f"[ok]   config: {settings.path} ({len(settings.targets)} target(s)); run `sched-accel check` to resolve them"
+        )
     control = _controls(settings)
     cstate = control.state()
     where = f"{control.path}" + (f" (and {control.user.path} for every app)" if control.app is not None else "")
@@ -305,7 +324,7 @@ def _doctor(args: argparse.Namespace) -> int:
     else:
         ok = False
         _say(
-            f"[FAIL] state cannot be written in {folder}: {why}; runs are not recorded, items = \"learned\" never "
+            f'[FAIL] state cannot be written in {folder}: {why}; runs are not recorded, items = "learned" never '
             f"learns, and `sched-accel off` cannot switch this app: set $SCHED_ACCEL_CONTROL to a control.json in a "
             f"folder this user can write, or switch targets off with ${DISABLED_ENV}"
         )
@@ -356,13 +375,17 @@ def _discover(args: argparse.Namespace) -> int:
         _say("# no loop of the app was seen making requests for two or more items: nothing to accelerate here")
         return 1
     for rank, loop in enumerate(loops, start=1):
-        _say(f"\n# {rank}. {loop.loop} ({os.path.basename(loop.file)}:{loop.line}): {loop.iterations} items, "
-             f"{loop.requests} requests to {', '.join(sorted(loop.hosts))}, {loop.seconds:.2f} s waiting")
+        _say(
+            f"\n# {rank}. {loop.loop} ({os.path.basename(loop.file)}:{loop.line}): {loop.iterations} items, "
+            f"{loop.requests} requests to {', '.join(sorted(loop.hosts))}, {loop.seconds:.2f} s waiting"
+        )
         for note in loop.notes:
             _say(f"#    {note}")
         _say(toml(loop))
-    _say("\n# paste the table(s) into sched_accel.toml, run `sched-accel check`, then set "
-         f"{boot.FLAG}=true and restart the app")
+    _say(
+        "\n# paste the table(s) into sched_accel.toml, run `sched-accel check`, then set "
+        f"{boot.FLAG}=true and restart the app"
+    )
     return 0
 
 
@@ -404,7 +427,9 @@ def _status(args: argparse.Namespace) -> int:
         return 0 if problem is None and report["control"]["problem"] is None else 1
     report = _status_report(settings, problem)
     _print_json(report) if args.json else _say_status(report)
-    refused = any(f is not None and f["problem"] is not None for f in (report["control"]["app"], report["control"]["user"]))
+    refused = any(
+        f is not None and f["problem"] is not None for f in (report["control"]["app"], report["control"]["user"])
+    )
     return 0 if problem is None and not refused else 1
 
 
@@ -451,23 +476,33 @@ def _status_report(settings: Settings | None, problem: str | None) -> dict[str, 
     labels = {DISABLED_ENV: "env", controls.user.path: "user", controls.path: "app"}
     for target in settings.targets:
         off = state.is_off(target.name)
-        report["targets"].append({
-            "name": target.name,
-            "mode": target.mode,
-            "concurrency": target.concurrency,
-            "single_run": settings.runs_once(target),
-            "on": not off,
-            "off_by": ("refused" if state.problem else labels.get(state.switched_by(target.name) or "")) if off else None,
-            "last_run": _run_figures(runs.pop(target.name, None)),
-        })
+        report["targets"].append(
+            {
+                "name": target.name,
+                "mode": target.mode,
+                "concurrency": target.concurrency,
+                "single_run": settings.runs_once(target),
+                "on": not off,
+                "off_by": ("refused" if state.problem else labels.get(state.switched_by(target.name) or ""))
+                if off
+                else None,
+                "last_run": _run_figures(runs.pop(target.name, None)),
+            }
+        )
     report["other_runs"] = [{"name": name, "last_run": _run_figures(record)} for name, record in sorted(runs.items())]
     report["hosts"] = [
-        {"host": name, "concurrency": conf.concurrency, "per_second": conf.per_second, "burst": conf.burst,
-         "adaptive": conf.adaptive}
+        {
+            "host": name,
+            "concurrency": conf.concurrency,
+            "per_second": conf.per_second,
+            "burst": conf.burst,
+            "adaptive": conf.adaptive,
+        }
         for name, conf in sorted(settings.hosts.items())
     ]
     report["rates"] = [
-        {"host": host, "per_second": rate, "how": how} for host, (rate, how) in sorted(LearnedRates(app.folder).kept().items())
+        {"host": host, "per_second": rate, "how": how}
+        for host, (rate, how) in sorted(LearnedRates(app.folder).kept().items())
     ]
     return report
 
@@ -549,14 +584,16 @@ def _say_status(report: dict[str, Any]) -> None:
         _say(f"app: {report['app']['id']} (its state: {report['app']['folder']})")
     else:
         _say("no app here (no config found): `sched-accel status --all-apps` lists this user's apps")
-    for file, whose in ((app, "this app's"), (user, "every app's")):
+    for file in (app, user):
         if file is None:
             continue
         if file is app:
             _say(f"control file: {file['path']}")
         else:
             off = ", ".join(file["off"]) or "nothing"
-            _say(f"control file for every app of this user: {file['path']} (sched-accel off --all-apps): off: {_shown(off)}")
+            _say(
+                f"control file for every app of this user: {file['path']} (sched-accel off --all-apps): off: {_shown(off)}"
+            )
         if file["problem"]:
             _say(f"  refused: {file['problem']} (everything runs unaccelerated)")
     if env["off"]:
@@ -565,8 +602,12 @@ def _say_status(report: dict[str, Any]) -> None:
         _say(f"  skipped: {_shown(line)}")
     if report["coordination"] is not None:
         _say(f"coordination: {report['coordination']}")
-    by = {"app": " by sched-accel off", "user": " by sched-accel off --all-apps", "env": f" by ${DISABLED_ENV}",
-          "refused": " (a control file is refused)"}
+    by = {
+        "app": " by sched-accel off",
+        "user": " by sched-accel off --all-apps",
+        "env": f" by ${DISABLED_ENV}",
+        "refused": " (a control file is refused)",
+    }
     for target in report["targets"]:
         once = ", single_run" if target["single_run"] else ""
         switched = "on" if target["on"] else "off"
@@ -582,11 +623,15 @@ def _say_status(report: dict[str, Any]) -> None:
     for rate in report["rates"]:
         said = "told" if rate["how"] == "told" else "learned"
         where = "in its answers" if rate["how"] == "told" else "from its refusals"
-        _say(f"  host {_shown(rate['host'])}: {said} {rate['per_second']:.3g} requests/s {where} (the next run starts at it)")
+        _say(
+            f"  host {_shown(rate['host'])}: {said} {rate['per_second']:.3g} requests/s {where} (the next run starts at it)"
+        )
     if report["old_state"]:
         names = ", ".join(report["old_state"])
-        _say(f"note: {report['state_folder']} holds {names} from before state was kept per app; they are no longer "
-             "read (each app learns its own again), delete them when you like")
+        _say(
+            f"note: {report['state_folder']} holds {names} from before state was kept per app; they are no longer "
+            "read (each app learns its own again), delete them when you like"
+        )
 
 
 def _apps_report(settings: Settings | None) -> dict[str, Any]:
@@ -625,16 +670,31 @@ def _say_apps(report: dict[str, Any]) -> None:
     for app in report["apps"]:
         this = " (this one)" if app["this"] else ""
         config = app["config"] or "config not recorded"
-        _say(f"  {_shown(app['id'])}{this}: {_shown(config)}" + (f", namespace {_shown(app['namespace'])}" if app["namespace"] else ""))
+        _say(
+            f"  {_shown(app['id'])}{this}: {_shown(config)}"
+            + (f", namespace {_shown(app['namespace'])}" if app["namespace"] else "")
+        )
         off = app["control"]
-        _say(f"    off: {_shown(', '.join(off['off']) or 'nothing')}" + (f" (refused: {off['problem']})" if off["problem"] else ""))
+        _say(
+            f"    off: {_shown(', '.join(off['off']) or 'nothing')}"
+            + (f" (refused: {off['problem']})" if off["problem"] else "")
+        )
         for run in app["runs"]:
             _say(f"    {_shown(run['name'])}: {_last_run(run['last_run'])}")
 
 
 _RUN_FIELDS = (
-    "ok", "failed", "retried", "gave_up", "lost", "http_429", "peak_requests", "limit_wait", "effective_concurrency",
-    "speedup", "by",
+    "ok",
+    "failed",
+    "retried",
+    "gave_up",
+    "lost",
+    "http_429",
+    "peak_requests",
+    "limit_wait",
+    "effective_concurrency",
+    "speedup",
+    "by",
 )
 #: Not control characters, yet they reorder or break what a terminal shows: escaped too.
 _INVISIBLE = frozenset("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -648,7 +708,11 @@ def _shown(value: object) -> str:
     if text.isascii() and text.isprintable():
         return text
     return "".join(
-        f"\\x{ord(ch):02x}" if ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F else f"\\u{ord(ch):04x}" if ch in _INVISIBLE else ch
+        f"\\x{ord(ch):02x}"
+        if ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F
+        else f"\\u{ord(ch):04x}"
+        if ch in _INVISIBLE
+        else ch
         for ch in text
     )
 
@@ -720,8 +784,10 @@ def _switch(args: argparse.Namespace, off: bool) -> int:
     if settings is not None and not args.all_apps:
         settings.app.describe()
     what = name or "every target"
-    _say(f"{what} switched {'off' if off else 'on'} for {scope} in {control.path}; running processes follow at their "
-         "next run of the loop")
+    _say(
+        f"{what} switched {'off' if off else 'on'} for {scope} in {control.path}; running processes follow at their "
+        "next run of the loop"
+    )
     if not off:
         _still_off(settings, control.path, name)
     return 0
@@ -737,8 +803,14 @@ def _still_off(settings: Settings | None, written: str, name: str | None) -> Non
         names = sorted(left.off if name is None or ALL in left.off else left.off & {name})
         if left.problem is None and names:
             every = file is controls.user
-            _err(f"note: {file.path} still switches off {', '.join(names)}"
-                 + (" for every app; `sched-accel on --all-apps` clears it" if every else " for this app; `sched-accel on` clears it"))
+            _err(
+                f"note: {file.path} still switches off {', '.join(names)}"
+                + (
+                    " for every app; `sched-accel on --all-apps` clears it"
+                    if every
+                    else " for this app; `sched-accel on` clears it"
+                )
+            )
     names = sorted(controls.disabled if name is None or ALL in controls.disabled else controls.disabled & {name})
     if names:
         _err(f"note: ${DISABLED_ENV} switches off {', '.join(names)} where it is set, whatever the control files say")

@@ -50,12 +50,16 @@ def patch_fetch(target: Target, mode: PrefetchMode | ReplaceMode, loop_module: M
                 apply(patch, resolved.owner, resolved.attribute, counter, counter.enabled)
             counter.add(mode)
             if resolved.kind == "function":
-                for alias in aliases(loop_module, resolved.function, skip=resolved.attribute if module is loop_module else None):
+                for alias in aliases(
+                    loop_module, resolved.function, skip=resolved.attribute if module is loop_module else None
+                ):
                     apply(patch, loop_module, alias, counter, counter.enabled)
             if isinstance(mode, PrefetchMode):
                 mode.fetch_async = resolved.is_async
         except SchedAccelError as exc:
-            consequence = "the loop runs unaccelerated" if isinstance(mode, PrefetchMode) else "per-item calls are not counted"
+            consequence = (
+                "the loop runs unaccelerated" if isinstance(mode, PrefetchMode) else "per-item calls are not counted"
+            )
             _log.event("ERROR", "fetch_unresolved", f"{exc}; {consequence}", target=target.name)
         except Exception as exc:  # pragma: no cover - defensive
             _log.internal_error(f"patching the per-item call of {target.name}", exc)

@@ -13,10 +13,10 @@ from typing import Any
 
 import _sched_accel_boot as boot
 
+from ._bounds import describe, within
 from ._configfile import read_table, shown, shown_key, shown_text
 from ._coordination import CoordinationSettings, coordination_table, target_schedule
 from ._exceptions import ConfigError
-from ._bounds import describe, within
 from ._settings import (
     HOST_KEYS as _HOST_KEYS,
 )
@@ -64,6 +64,7 @@ _RETRY = RetrySettings()
 _TARGET: dict[str, Any] = {f.name: f.default for f in fields(Target)}
 _LISTED = 6  # the problems a message names; the rest are counted
 
+
 def find_config(cwd: str | None = None) -> str | None:
     """The config file that would be used from ``cwd``; None when there is none."""
     return boot.find_config(cwd)
@@ -103,7 +104,9 @@ class _Validator:
         concurrency = self._positive_int("", table, "concurrency", _SETTINGS.concurrency)
         concurrency_override = self._override()
         threshold = self._positive_int("", table, "breaker_threshold", _SETTINGS.breaker_threshold)
-        cooldown = self._number("", table, "breaker_cooldown", _SETTINGS.breaker_cooldown, _TOP_KEYS["breaker_cooldown"], "")
+        cooldown = self._number(
+            "", table, "breaker_cooldown", _SETTINGS.breaker_cooldown, _TOP_KEYS["breaker_cooldown"], ""
+        )
         log = table.get("log", _SETTINGS.log)
         if log not in ("auto", "loguru", "stdlib"):
             self.fail("", "log", log, _TOP_KEYS["log"])
@@ -159,10 +162,14 @@ class _Validator:
         if raw:
             if raw.isdigit() and within("concurrency", int(raw)):
                 return int(raw)
-            self.errors.append(f"${CONCURRENCY_ENV} = {shown(raw)} is not allowed: {describe('concurrency')} (1 = sequential)")
+            self.errors.append(
+                f"${CONCURRENCY_ENV} = {shown(raw)} is not allowed: {describe('concurrency')} (1 = sequential)"
+            )
         return None
 
-    def _number(self, where: str, table: dict[str, Any], key: str, default: float | None, allowed: str, section: str) -> float | None:
+    def _number(
+        self, where: str, table: dict[str, Any], key: str, default: float | None, allowed: str, section: str
+    ) -> float | None:
         value = table.get(key, default)
         if value is None:
             return None
@@ -227,7 +234,9 @@ class _Validator:
         for name, entry in raw.items():
             section = f'hosts."{name}".'
             if not valid_host(name):
-                self.fail("", "hosts", name, 'a host name, optionally with its port: "api.example.com" or "127.0.0.1:8080"')
+                self.fail(
+                    "", "hosts", name, 'a host name, optionally with its port: "api.example.com" or "127.0.0.1:8080"'
+                )
                 continue
             if not isinstance(entry, dict):
                 self.fail("", section.rstrip("."), entry, "a table of " + ", ".join(sorted(_HOST_KEYS)))
@@ -299,7 +308,9 @@ class _Validator:
             self.fail(where, f"targets.{key}", value, str(exc))
             return None
 
-    def _target(self, where: str, entry: dict[str, Any], default_concurrency: int, retry: RetrySettings) -> Target | None:
+    def _target(
+        self, where: str, entry: dict[str, Any], default_concurrency: int, retry: RetrySettings
+    ) -> Target | None:
         before = len(self.errors)
         self._unknown(where, entry, _TARGET_KEYS, "targets.")
         if "loop" not in entry:
@@ -328,13 +339,21 @@ class _Validator:
                 items = ReturnedBy(replace(items.spec, role="items"))
         if mode == "prefetch" and fetch is not None and items is None and "items" not in entry:
             more = f"{_TARGET_KEYS['items']}; or leave fetch out to prefetch the loop's HTTP requests"
-            self.errors.append(f"{where}a per-item function (fetch = {fetch.text!r}) needs {self.prefix}targets.items: {more}")
+            self.errors.append(
+                f"{where}a per-item function (fetch = {fetch.text!r}) needs {self.prefix}targets.items: {more}"
+            )
         pure = self._bool(where, entry, "pure", False, "targets.")
         shadow = self._bool(where, entry, "shadow", False, "targets.")
         if shadow and fetch is None:
-            self.errors.append(f"{where}{self.prefix}targets.shadow = true needs a per-item function: set fetch = \"module:qualname\"")
+            self.errors.append(
+                f'{where}{self.prefix}targets.shadow = true needs a per-item function: set fetch = "module:qualname"'
+            )
         methods = entry.get("methods", sorted(_TARGET["methods"]))
-        if not isinstance(methods, list) or not methods or not all(isinstance(m, str) and m.upper() in SAFE_METHODS for m in methods):
+        if (
+            not isinstance(methods, list)
+            or not methods
+            or not all(isinstance(m, str) and m.upper() in SAFE_METHODS for m in methods)
+        ):
             self.fail(where, "targets.methods", methods, _TARGET_KEYS["methods"])
             methods = sorted(_TARGET["methods"])
         max_age = self._number(where, entry, "max_age", _TARGET["max_age"], _TARGET_KEYS["max_age"], "targets.")

@@ -177,7 +177,9 @@ def _check_brackets(path: str, text: str) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 line = text.count("\n", 0, match.start()) + 1
-                raise ConfigError(f"{path}: nests arrays or tables more than {MAX_DEPTH} levels deep (line {line}), {_LIMIT}")
+                raise ConfigError(
+                    f"{path}: nests arrays or tables more than {MAX_DEPTH} levels deep (line {line}), {_LIMIT}"
+                )
         elif token in "]}":
             depth = max(depth - 1, 0)
 

@@ -145,7 +145,9 @@ class CoordinationSettings:
 
     def __post_init__(self) -> None:
         if self.backend is not None and self.backend not in BACKENDS:
-            raise ValueError(f"coordination.backend must be one of {', '.join(map(repr, BACKENDS))}, got {self.backend!r}")
+            raise ValueError(
+                f"coordination.backend must be one of {', '.join(map(repr, BACKENDS))}, got {self.backend!r}"
+            )
         if self.url is not None:
             if (problem := url_problem(self.url)) is not None:
                 shown = redacted(self.url) if isinstance(self.url, str) else type(self.url).__name__
@@ -213,7 +215,9 @@ def redis_password(settings: CoordinationSettings, environ: Mapping[str, str] = 
     with one ``sched_accel.redis_password_withheld`` line when it is withheld."""
     found = password_of(settings, environ)
     if found.withheld is not None:
-        event("WARNING", "redis_password_withheld", f"{found.withheld}; Redis is asked without it", backend=settings.where)
+        event(
+            "WARNING", "redis_password_withheld", f"{found.withheld}; Redis is asked without it", backend=settings.where
+        )
     return found.value
 
 
@@ -273,14 +277,21 @@ def coordination_table(v: Validating, raw: object) -> CoordinationSettings:
         return CoordinationSettings()
     try:
         return CoordinationSettings(
-            backend=backend, url=url, single_run=single_run, namespace=namespace, password_env=password_env, source=v.path
+            backend=backend,
+            url=url,
+            single_run=single_run,
+            namespace=namespace,
+            password_env=password_env,
+            source=v.path,
         )
     except ValueError as exc:  # the checks only the settings make (backend and url together)
         v.errors.append(f"{v.prefix}{exc}" if v.prefix else str(exc))
         return CoordinationSettings()
 
 
-def target_schedule(v: Validating, where: str, entry: dict[str, object], top: CoordinationSettings) -> tuple[bool | None, float | None]:
+def target_schedule(
+    v: Validating, where: str, entry: dict[str, object], top: CoordinationSettings
+) -> tuple[bool | None, float | None]:
     """A target's ``single_run`` (None: the ``[coordination]`` default) and ``tick``."""
     single_run = entry.get("single_run")
     if single_run is not None and not isinstance(single_run, bool):

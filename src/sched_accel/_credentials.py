@@ -109,7 +109,9 @@ def password_for(
     why = _withheld(url, variable, untrusted, environ)
     if why is None:
         return RedisPassword(password, f"${variable}")
-    return RedisPassword(source=f"${variable}", withheld=f"the password in ${variable} is not sent to {server_of(url)}: {why}")
+    return RedisPassword(
+        source=f"${variable}", withheld=f"the password in ${variable} is not sent to {server_of(url)}: {why}"
+    )
 
 
 def _withheld(url: str, variable: str, untrusted: Callable[[], str | None], environ: Environ) -> str | None:

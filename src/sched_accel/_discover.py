@@ -71,7 +71,9 @@ def start(folder: str, watch: Callable[[str, Callable[[ModuleType], object]], No
     _recording.folder = folder
     for module_name, owner_name, attribute, is_async in _LAYERS:
 
-        def wrap(module: ModuleType, owner_name: str = owner_name, attribute: str = attribute, is_async: bool = is_async) -> None:
+        def wrap(
+            module: ModuleType, owner_name: str = owner_name, attribute: str = attribute, is_async: bool = is_async
+        ) -> None:
             import wrapt
 
             owner = getattr(module, owner_name, None)
@@ -102,7 +104,9 @@ def _recorder(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
         _keep(sent, method, url, frames)
 
 
-async def _async_recorder(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+async def _async_recorder(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     sent, (method, url, frames) = time.perf_counter(), _seen(args, kwargs)
     try:
         return await wrapped(*args, **kwargs)
@@ -128,8 +132,13 @@ def _keep(sent: float, method: str, url: str, frames: list[dict[str, Any]] | Non
                 _recording.dropped += 1
                 return
             _recording.requests.append(
-                {"at": round(sent - _recording.started, 4), "took": round(took, 4), "method": method,
-                 "host": url.split("/")[2] if url.count("/") >= 2 else url, "frames": frames}
+                {
+                    "at": round(sent - _recording.started, 4),
+                    "took": round(took, 4),
+                    "method": method,
+                    "host": url.split("/")[2] if url.count("/") >= 2 else url,
+                    "frames": frames,
+                }
             )
     except Exception:  # noqa: BLE001, S110 - recording must never touch the app's request
         pass
@@ -156,8 +165,13 @@ def _frames(url: str) -> list[dict[str, Any]] | None:
             if code.co_name.startswith("<") and code.co_name != "<module>":  # <listcomp>, <genexpr>: its function's
                 frame = frame.f_back
                 continue
-            entry: dict[str, Any] = {"spec": name_of(frame), "file": code.co_filename, "line": frame.f_lineno,
-                                     "function": getattr(code, "co_qualname", code.co_name), "call": id(frame)}
+            entry: dict[str, Any] = {
+                "spec": name_of(frame),
+                "file": code.co_filename,
+                "line": frame.f_lineno,
+                "function": getattr(code, "co_qualname", code.co_name),
+                "call": id(frame),
+            }
             if below is not None:
                 entry["held_as"] = _held_as(frame, _arguments(below))
                 entry["argument"] = _argument_key(below)
@@ -187,8 +201,10 @@ def _argument_key(frame: FrameType) -> str:
         if name in ("self", "cls"):
             continue
         try:
-            parts.append(f"{name}={type(frame.f_locals.get(name)).__name__}:{id(frame.f_locals.get(name))}:"
-                         f"{repr(frame.f_locals.get(name))[:80]}")
+            parts.append(
+                f"{name}={type(frame.f_locals.get(name)).__name__}:{id(frame.f_locals.get(name))}:"
+                f"{repr(frame.f_locals.get(name))[:80]}"
+            )
         except Exception:  # noqa: BLE001 - an app's __repr__ that raises
             parts.append(f"{name}=?")
     return "|".join(parts)
@@ -237,7 +253,12 @@ def _write() -> None:
     """At exit: this process's requests, in its own file of the folder (owner-only)."""
     try:
         with _recording.lock:
-            data = {"pid": os.getpid(), "argv": sys.argv[:8], "requests": _recording.requests, "dropped": _recording.dropped}
+            data = {
+                "pid": os.getpid(),
+                "argv": sys.argv[:8],
+                "requests": _recording.requests,
+                "dropped": _recording.dropped,
+            }
         path = os.path.join(_recording.folder, f"{os.getpid()}.json")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -310,11 +331,15 @@ def analyse(requests: list[dict[str, Any]]) -> list[Loop]:
             loop = found[(spec, callee)] = Loop(spec, frame["file"], frame["line"], fetch, _items(held, callee))
             if fetch is not None and fetch.partition(":")[0].endswith(".py"):
                 loop.fetch = None  # a function of a script (its __main__) cannot be named as fetch
-                loop.notes.append(f"its per-item function {fetch} is in the script itself, so its requests are "
-                                  "prefetched instead (HTTP level); moved into a module, it could be named as fetch")
+                loop.notes.append(
+                    f"its per-item function {fetch} is in the script itself, so its requests are "
+                    "prefetched instead (HTTP level); moved into a module, it could be named as fetch"
+                )
             if held is None:
-                loop.notes.append("its items were not found among what it holds: items = \"learned\" prefetches, from its "
-                                  "second run, what the run before asked for")
+                loop.notes.append(
+                    'its items were not found among what it holds: items = "learned" prefetches, from its '
+                    "second run, what the run before asked for"
+                )
         loop.requests += len(group["requests"])
         loop.seconds += sum(float(r.get("took", 0.0)) for r in group["requests"])
         loop.iterations = max(loop.iterations, len(arguments))

@@ -29,8 +29,11 @@ RETRY_KEYS = {
     "enabled": "true (default) or false: retry rate-limited and transient failures of per-item calls",
     "transient": "true or false (default): also retry 502, 504, a 503 without Retry-After, resets and timeouts, "
     "which the sequential loop meets too (a 429 or a 503 with Retry-After our concurrency may have caused is retried anyway)",
-    "deadline": "seconds from an item's first attempt after which its last exception is raised in the loop, " + describe("deadline"),
-    "attempts": "most attempts of an item whose failures are transient (transient = true, on, patterns), " + describe("attempts") + " (default 4)",
+    "deadline": "seconds from an item's first attempt after which its last exception is raised in the loop, "
+    + describe("deadline"),
+    "attempts": "most attempts of an item whose failures are transient (transient = true, on, patterns), "
+    + describe("attempts")
+    + " (default 4)",
     "initial": "the first backoff's widest wait in seconds (full jitter), " + describe("initial"),
     "maximum": "the widest backoff wait in seconds (a Retry-After may ask for longer), " + describe("maximum"),
     "on": 'more exception types to retry, as "module:QualName", e.g. ["json:JSONDecodeError"]',
@@ -41,8 +44,12 @@ HOST_KEYS = {
     "per_second": "most requests started per second (token bucket), " + describe("per_second"),
     "burst": "requests let through at once when the bucket is full, " + describe("burst") + " (default 1)",
     "adaptive": "true (default): halve the concurrency on 429, 503 and timeouts, add 1 back per window of successes",
-    "breaker_failures": "failed requests in a row that open this host's circuit, " + describe("breaker_failures") + " (default 5)",
-    "breaker_cooldown": "seconds the circuit stays open before one trial request, " + describe("breaker_cooldown") + " (default 30)",
+    "breaker_failures": "failed requests in a row that open this host's circuit, "
+    + describe("breaker_failures")
+    + " (default 5)",
+    "breaker_cooldown": "seconds the circuit stays open before one trial request, "
+    + describe("breaker_cooldown")
+    + " (default 30)",
     "reads": (
         "requests of this host that only read, beyond GET, HEAD, OPTIONS, GraphQL queries and the known JSON-RPC "
         'reads: a list of "METHOD /path" (a path ending in * is a prefix) and "jsonrpc:method" (* matches any '
@@ -65,14 +72,18 @@ TARGET_KEYS = {
         "runs in place, answered only with the exact requests it makes (not with `pure`)"
     ),
     "methods": 'HTTP-level prefetch: the request methods that may be sent ahead, a subset of ["GET", "HEAD"] (default both)',
-    "max_age": "HTTP-level prefetch: seconds a prefetched answer may wait for the loop before it is not served, " + describe("max_age") + " (default 60)",
+    "max_age": "HTTP-level prefetch: seconds a prefetched answer may wait for the loop before it is not served, "
+    + describe("max_age")
+    + " (default 60)",
     "items": (
         'where the items come from: a parameter name or position of the loop, "module:NAME" (a module-level '
         'object), "returned-by:module:qualname" (a call made inside the loop), or "learned" (the per-item '
         "calls of the loop's previous run)"
     ),
     "args": 'prefetch mode: the per-item call\'s arguments made from each item, e.g. ["item.chain", "item.address"]',
-    "window": "prefetch mode: how many calls may run ahead of the loop, " + describe("window") + " (default 16 x concurrency, at least 128)",
+    "window": "prefetch mode: how many calls may run ahead of the loop, "
+    + describe("window")
+    + " (default 16 x concurrency, at least 128)",
     "timeout": (
         "prefetch mode: seconds one attempt of a per-item call may take (its HTTP requests are capped to it); a "
         "timed-out attempt is retried, and TimeoutError reaches the loop once [retry] deadline passes; "
@@ -84,7 +95,9 @@ TARGET_KEYS = {
     "on_error": '"fallback" (run the original) or "propagate" (raise), for replace mode',
     "concurrency": "this target's bound, " + describe("concurrency"),
     "per_second": "prefetch mode: most per-item calls started per second for this target, " + describe("per_second"),
-    "burst": "prefetch mode: per-item calls let through at once under per_second, " + describe("burst") + " (default 1)",
+    "burst": "prefetch mode: per-item calls let through at once under per_second, "
+    + describe("burst")
+    + " (default 1)",
     "retry": "prefetch mode: a table overriding keys of the top-level [retry] for this target",
     "single_run": (
         "true: each call of the loop runs in one process per schedule tick across the processes sharing the "
@@ -110,7 +123,7 @@ COORDINATION_KEYS = {
         'shared: each process on its own) or "redis" (with url)'
     ),
     "url": 'a Redis server shared by processes on any machine: "redis://[:password@]host[:port][/db]", "rediss://..." '
-    '(TLS) or "unix:///path/to/redis.sock" (needs pip install \'sched-accel[redis]\')',
+    "(TLS) or \"unix:///path/to/redis.sock\" (needs pip install 'sched-accel[redis]')",
     "password_env": "with url: the name of the environment variable holding Redis's password, kept out of the "
     "config file (default: $SCHED_ACCEL_REDIS_PASSWORD, when it is set and the URL holds none)",
     "single_run": "true: every target is single_run unless it says single_run = false (default false)",

@@ -112,7 +112,7 @@ def _format_value(value: object) -> str:
     if value is None:
         return "-"
     text = str(value)
-    if not text or any(ch in text for ch in " \t\"=") or "\n" in text:
+    if not text or any(ch in text for ch in ' \t"=') or "\n" in text:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     return text
 

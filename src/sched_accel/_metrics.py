@@ -89,40 +89,60 @@ class _Instruments:
         self.runs = meter.create_counter("sched_accel.runs", "{run}", "Runs of patched loops, by target and outcome")
         try:
             self.duration = meter.create_histogram(
-                "sched_accel.run.duration", "s", "How long each run of a patched loop took",
+                "sched_accel.run.duration",
+                "s",
+                "How long each run of a patched loop took",
                 explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
             )
         except TypeError:  # an API before 1.30 (an app's own, older than our extra's): its default buckets
-            self.duration = meter.create_histogram("sched_accel.run.duration", "s", "How long each run of a patched loop took")
+            self.duration = meter.create_histogram(
+                "sched_accel.run.duration", "s", "How long each run of a patched loop took"
+            )
         self.items = meter.create_counter(
-            "sched_accel.items", "{item}",
+            "sched_accel.items",
+            "{item}",
             "Items of runs by outcome: prefetched (served from a call sent ahead), missed (the loop made it itself), "
             "wasted (sent ahead, never used), lost (rate-limited until the retry deadline)",
         )
         self.requests = meter.create_counter(
-            "sched_accel.requests", "{request}",
+            "sched_accel.requests",
+            "{request}",
             "HTTP requests of runs by host, status class (error: no answer) and source (ahead of the loop, or live)",
         )
-        self.retries = meter.create_counter("sched_accel.retries", "{retry}", "Attempts of per-item calls beyond the first")
-        self.rate_limited = meter.create_counter("sched_accel.rate_limited", "{response}", "Answers of 429 Too Many Requests")
+        self.retries = meter.create_counter(
+            "sched_accel.retries", "{retry}", "Attempts of per-item calls beyond the first"
+        )
+        self.rate_limited = meter.create_counter(
+            "sched_accel.rate_limited", "{response}", "Answers of 429 Too Many Requests"
+        )
         self.limit_wait = meter.create_counter(
             "sched_accel.limit.wait_time", "s", "Time requests and calls waited for host and target limits"
         )
         gauge = getattr(meter, "create_gauge", None)  # an API before 1.23 has no synchronous gauge
-        self.effective = gauge(
-            "sched_accel.run.effective_concurrency", "1", "The last run's request time over its wall time"
-        ) if gauge is not None else None
-        self.speedup = gauge(
-            "sched_accel.run.speedup", "1", "The last run's speed-up over the target's last unaccelerated run"
-        ) if gauge is not None else None
+        self.effective = (
+            gauge("sched_accel.run.effective_concurrency", "1", "The last run's request time over its wall time")
+            if gauge is not None
+            else None
+        )
+        self.speedup = (
+            gauge("sched_accel.run.speedup", "1", "The last run's speed-up over the target's last unaccelerated run")
+            if gauge is not None
+            else None
+        )
         meter.create_observable_gauge(
-            "sched_accel.host.rate", [_observe_rates], "{request}/s",
+            "sched_accel.host.rate",
+            [_observe_rates],
+            "{request}/s",
             "The rate each host's requests are paced to, and its source: declared, told (by the host) or learned",
         )
 
     def record(self, fields: Mapping[str, Any], answered: Mapping[tuple[str, str, str], int]) -> None:
         target = {"sched_accel.target": str(fields.get("target", ""))}
-        run = {**target, "sched_accel.mode": str(fields.get("mode", "")), "sched_accel.outcome": str(fields.get("outcome", ""))}
+        run = {
+            **target,
+            "sched_accel.mode": str(fields.get("mode", "")),
+            "sched_accel.outcome": str(fields.get("outcome", "")),
+        }
         self.runs.add(1, run)
         if (seconds := _number(fields, "seconds")) is not None:
             self.duration.record(seconds, run)
@@ -140,7 +160,9 @@ class _Instruments:
         if self.speedup is not None and (value := _number(fields, "speedup")) is not None:
             self.speedup.set(value, target)
         for (host, kind, source), count in answered.items():
-            self.requests.add(count, {**_server(host), "sched_accel.http.status_class": kind, "sched_accel.request.source": source})
+            self.requests.add(
+                count, {**_server(host), "sched_accel.http.status_class": kind, "sched_accel.request.source": source}
+            )
 
 
 class _Served:
@@ -201,7 +223,7 @@ def _sinks() -> list[_Instruments]:
         from opentelemetry import metrics
 
         provider = _state.provider
-        meter = (provider.get_meter(SCOPE, _version()) if provider is not None else metrics.get_meter(SCOPE, _version()))
+        meter = provider.get_meter(SCOPE, _version()) if provider is not None else metrics.get_meter(SCOPE, _version())
         _state.app = _Instruments(meter)
     sinks = [_state.app] if _state.app is not None else []
     if _state.served is not None:
@@ -287,13 +309,22 @@ def serve(settings: MetricsSettings) -> None:
         with _state.lock:
             if _state.served is not None:
                 if _state.served.address != address:
-                    event("WARNING", "metrics_not_served", "this process serves its metrics at the address of its first "
-                          "config; restart it to move them", address=shown, serving=_shown(_state.served.address))
+                    event(
+                        "WARNING",
+                        "metrics_not_served",
+                        "this process serves its metrics at the address of its first config; restart it to move them",
+                        address=shown,
+                        serving=_shown(_state.served.address),
+                    )
                 return
             _state.served = _start(address, shown)
         if _state.served is not None:
-            event("INFO", "metrics_served", f"Prometheus can scrape this process's metrics at http://{shown}/metrics",
-                  address=shown)
+            event(
+                "INFO",
+                "metrics_served",
+                f"Prometheus can scrape this process's metrics at http://{shown}/metrics",
+                address=shown,
+            )
     except Exception as exc:
         _fail(f"serving the metrics at {shown}", exc)
 
@@ -305,16 +336,26 @@ def _start(address: tuple[str, int], shown: str | None) -> _Served | None:
         from opentelemetry.sdk.metrics import MeterProvider
         from prometheus_client import CollectorRegistry, start_http_server
     except ImportError as exc:
-        event("WARNING", "metrics_not_served", "[metrics] prometheus is set, but OpenTelemetry's SDK and Prometheus "
-              f"exporter are not installed (no module {exc.name or '?'}): {_INSTALL}; the app runs on, without the "
-              "endpoint", address=shown)
+        event(
+            "WARNING",
+            "metrics_not_served",
+            "[metrics] prometheus is set, but OpenTelemetry's SDK and Prometheus "
+            f"exporter are not installed (no module {exc.name or '?'}): {_INSTALL}; the app runs on, without the "
+            "endpoint",
+            address=shown,
+        )
         return None
     registry = CollectorRegistry()
     try:
         reader = PrometheusMetricReader(registry=registry)
     except TypeError:  # before 0.63b0: its reader takes no registry (it would use the app's global one)
-        event("WARNING", "metrics_not_served", "[metrics] prometheus needs opentelemetry-exporter-prometheus 0.63b0 or "
-              f"later: pip install -U 'sched-accel[otel]'; the app runs on, without the endpoint", address=shown)
+        event(
+            "WARNING",
+            "metrics_not_served",
+            "[metrics] prometheus needs opentelemetry-exporter-prometheus 0.63b0 or "
+            "later: pip install -U 'sched-accel[otel]'; the app runs on, without the endpoint",
+            address=shown,
+        )
         return None
     provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
     host, port = address
@@ -322,9 +363,14 @@ def _start(address: tuple[str, int], shown: str | None) -> _Served | None:
         http, _ = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         provider.shutdown()
-        event("WARNING", "metrics_not_served", f"could not listen at {shown} ({exc.strerror or exc}): another process "
-              "(or another worker of this app) may hold it; choose a free port in [metrics] prometheus; the app runs "
-              "on, without the endpoint", address=shown)
+        event(
+            "WARNING",
+            "metrics_not_served",
+            f"could not listen at {shown} ({exc.strerror or exc}): another process "
+            "(or another worker of this app) may hold it; choose a free port in [metrics] prometheus; the app runs "
+            "on, without the endpoint",
+            address=shown,
+        )
         return None
     return _Served(address, provider, http, _Instruments(provider.get_meter(SCOPE, _version())))
 

@@ -87,7 +87,9 @@ class _Waiting:
 class _Route:
     __slots__ = ("applies", "enabled", "wrapper")
 
-    def __init__(self, applies: Callable[[object], bool], wrapper: Callable[..., Any], enabled: Callable[[], bool]) -> None:
+    def __init__(
+        self, applies: Callable[[object], bool], wrapper: Callable[..., Any], enabled: Callable[[], bool]
+    ) -> None:
         self.applies, self.wrapper, self.enabled = applies, wrapper, enabled
 
 
@@ -101,7 +103,9 @@ class _Router:
     def enabled(self) -> bool:
         return any(route.enabled() for route in list(self.routes.values()))
 
-    def __call__(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         for route in list(self.routes.values()):
             if route.enabled() and route.applies(instance):
                 return route.wrapper(wrapped, instance, args, kwargs)
@@ -157,7 +161,9 @@ def apply(
     return handle
 
 
-def _apply_guarded(patch: Patch, owner: Guarded, attribute: str, wrapper: Callable[..., Any], enabled: Callable[[], bool]) -> Any:
+def _apply_guarded(
+    patch: Patch, owner: Guarded, attribute: str, wrapper: Callable[..., Any], enabled: Callable[[], bool]
+) -> Any:
     import wrapt
 
     router = existing(owner.owner, attribute)
@@ -174,7 +180,9 @@ def _apply_guarded(patch: Patch, owner: Guarded, attribute: str, wrapper: Callab
     return router
 
 
-def _apply_later(patch: Patch, owner: Later, attribute: str, wrapper: Callable[..., Any], enabled: Callable[[], bool]) -> Any:
+def _apply_later(
+    patch: Patch, owner: Later, attribute: str, wrapper: Callable[..., Any], enabled: Callable[[], bool]
+) -> Any:
     if attribute in owner.wrappers:
         return None
     waiting = _Waiting(owner, attribute)

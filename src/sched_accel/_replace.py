@@ -35,9 +35,11 @@ _FALLBACK: Any = object()
 class ReplaceMode:
     """The wrapt wrapper function installed on a replace-mode loop."""
 
-    def __init__(self, target: Target, resolved: Resolved, breaker: CircuitBreaker, *, state_dir: str | None = None) -> None:
+    def __init__(
+        self, target: Target, resolved: Resolved, breaker: CircuitBreaker, *, state_dir: str | None = None
+    ) -> None:
         if target.replacement is None:
-            raise TargetError(f"{target.name}: replace mode needs replacement = \"module:function\"")
+            raise TargetError(f'{target.name}: replace mode needs replacement = "module:function"')
         self.target = target
         self.resolved = resolved
         self.breaker = breaker
@@ -83,7 +85,9 @@ class ReplaceMode:
             return wrapped(*args, **kwargs)
         return result
 
-    async def _call_async(self, wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    async def _call_async(
+        self, wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Args, kwargs: Kwargs
+    ) -> Any:
         try:
             run = self._begin(wrapped, args, kwargs)
         except Exception as exc:
@@ -152,7 +156,7 @@ class ReplaceMode:
         event(
             "WARNING",
             "fallback",
-            "the replacement raised, so the original loop runs now (set on_error = \"propagate\" to raise instead)",
+            'the replacement raised, so the original loop runs now (set on_error = "propagate" to raise instead)',
             target=self.target.name,
             reason=reason,
         )
@@ -165,7 +169,9 @@ class ReplaceMode:
             assert spec is not None and spec.module is not None
             module = importlib.import_module(spec.module)
             replacement = spec.resolve(module).function
-            if not self.resolved.is_async and (inspect.iscoroutinefunction(replacement) or inspect.isasyncgenfunction(replacement)):
+            if not self.resolved.is_async and (
+                inspect.iscoroutinefunction(replacement) or inspect.isasyncgenfunction(replacement)
+            ):
                 raise TargetError(
                     f"{spec.text}: the replacement is async and the loop {self.target.name} is not: its callers would "
                     "get a coroutine where the loop returned its result; name a sync replacement"

@@ -133,8 +133,10 @@ def parse_items(value: object) -> ItemSource:
 
 def valid_type_name(name: str) -> bool:
     module, sep, qualname = name.partition(":")
-    return bool(sep) and all(p.isidentifier() for p in module.split(".")) and all(
-        p.isidentifier() for p in qualname.split(".")
+    return (
+        bool(sep)
+        and all(p.isidentifier() for p in module.split("."))
+        and all(p.isidentifier() for p in qualname.split("."))
     )
 
 
@@ -167,7 +169,11 @@ def listen_address(value: object) -> tuple[str, int] | None:
         return None
     if host.startswith("[") and host.endswith("]"):
         inner = host[1:-1]
-        return (inner, int(port)) if inner and all(c in "0123456789abcdefABCDEF:." for c in inner) and ":" in inner else None
+        return (
+            (inner, int(port))
+            if inner and all(c in "0123456789abcdefABCDEF:." for c in inner) and ":" in inner
+            else None
+        )
     return (host, int(port)) if _LISTEN_HOST.fullmatch(host) else None
 
 
@@ -331,7 +337,9 @@ class Target:
             raise ValueError("targets.shadow and targets.pure are two ways to run `fetch` ahead: set one of them")
         methods = frozenset(self.methods)
         if not methods or not methods <= SAFE_METHODS:
-            raise ValueError(f"targets.methods must be a non-empty subset of {sorted(SAFE_METHODS)}, got {sorted(methods)!r}")
+            raise ValueError(
+                f"targets.methods must be a non-empty subset of {sorted(SAFE_METHODS)}, got {sorted(methods)!r}"
+            )
         object.__setattr__(self, "methods", methods)
         if self.items is not None and not isinstance(self.items, Argument | ModuleObject | ReturnedBy | Learned):
             try:
@@ -383,10 +391,14 @@ class Settings:
         bounded("settings", "breaker_cooldown", self.breaker_cooldown)
         if self.log not in ("auto", "loguru", "stdlib"):
             raise ValueError(f"settings.log must be 'auto', 'loguru' or 'stdlib', got {self.log!r}")
-        if self.app_control_file is not None and (problem := control_file_problem(self.app_control_file, self.state_dir)):
+        if self.app_control_file is not None and (
+            problem := control_file_problem(self.app_control_file, self.state_dir)
+        ):
             raise ValueError(f"settings.app_control_file = {self.app_control_file!r} is not allowed: {problem}")
         if self.coordination.kind == "process" and any(self.runs_once(t) for t in self.targets):
-            raise ValueError('settings: single_run needs a backend the processes share, not coordination.backend = "process"')
+            raise ValueError(
+                'settings: single_run needs a backend the processes share, not coordination.backend = "process"'
+            )
 
     @property
     def state_dir(self) -> str:

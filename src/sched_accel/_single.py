@@ -83,7 +83,9 @@ def make_backend(settings: CoordinationSettings, state_dir: str | None, kind: st
     except ValueError as exc:  # password_env names a variable that is not set: said by check, and here
         raise CoordinationUnavailable(f"{settings.where}: {exc}") from None
     in_url = urllib.parse.urlsplit(settings.url).password
-    names = key_names(settings.namespace or settings.source or "", password or (in_url and urllib.parse.unquote(in_url)))
+    names = key_names(
+        settings.namespace or settings.source or "", password or (in_url and urllib.parse.unquote(in_url))
+    )
     if names.key is None and settings.where not in _said_guessable:
         _said_guessable.add(settings.where)
         event(
@@ -198,7 +200,13 @@ class Claims:
             return found
 
     def claim(
-        self, key: str, tick: int, *, ttl: float, latest: int | None = None, at: float | None = None,
+        self,
+        key: str,
+        tick: int,
+        *,
+        ttl: float,
+        latest: int | None = None,
+        at: float | None = None,
         period: float | None = None,
     ) -> Claimed:
         """Claim ``tick`` of ``key`` (``latest``, ``at``, ``period``: :meth:`Backend.claim`'s);
@@ -289,7 +297,14 @@ class SingleRun:
     ``accelerate`` says yes; else the original loop), or the call skipped (None returned)."""
 
     def __init__(
-        self, target: Target, inner: Callable[..., Any], accelerate: Callable[[], bool], claims: Claims, *, key: str, is_async: bool
+        self,
+        target: Target,
+        inner: Callable[..., Any],
+        accelerate: Callable[[], bool],
+        claims: Claims,
+        *,
+        key: str,
+        is_async: bool,
     ) -> None:
         self.target = target
         self.inner = inner
@@ -307,7 +322,9 @@ class SingleRun:
             return None
         return self._run(wrapped, instance, args, kwargs)
 
-    async def _call_async(self, tick: Tick | None, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    async def _call_async(
+        self, tick: Tick | None, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
+    ) -> Any:
         if tick is not None:
             try:
                 runs = await self._runs_async(tick)
@@ -369,7 +386,15 @@ class SingleRun:
             return True
         if claimed.runs:
             backend = claimed.backend.kind if claimed.backend is not None else "none (uncoordinated)"
-            event("DEBUG", "single_run_claimed", "", target=self.target.name, tick=tick.number, token=claimed.token, backend=backend)
+            event(
+                "DEBUG",
+                "single_run_claimed",
+                "",
+                target=self.target.name,
+                tick=tick.number,
+                token=claimed.token,
+                backend=backend,
+            )
             return True
         assert claimed.backend is not None
         try:

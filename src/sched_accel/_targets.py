@@ -71,7 +71,9 @@ class TargetSpec:
             raise ValueError('a string "module:qualname"')
         where, qualname = boot.split_target(value.strip())
         if not qualname:
-            raise ValueError('"module:qualname", a colon then the function\'s name, for example "legacy_app.jobs:update_scores"')
+            raise ValueError(
+                '"module:qualname", a colon then the function\'s name, for example "legacy_app.jobs:update_scores"'
+            )
         if "<locals>" in qualname:
             raise ValueError(
                 "a function defined inside another function cannot be reached from outside; "
@@ -159,7 +161,9 @@ def close_modules(name: str) -> list[str]:
         path = importlib.import_module(package).__path__ if package else sys.path
     except Exception:  # noqa: BLE001 - no such package, a plain module, or its code failed: no guess
         return []
-    siblings = sorted({m.name for m in pkgutil.iter_modules(path)} | (set() if package else set(sys.builtin_module_names)))
+    siblings = sorted(
+        {m.name for m in pkgutil.iter_modules(path)} | (set() if package else set(sys.builtin_module_names))
+    )
     return [f"{package}.{m}" if package else m for m in _closest(leaf, siblings)]
 
 
@@ -203,7 +207,14 @@ class Resolved:
 
     @classmethod
     def make(
-        cls, spec: TargetSpec, owner: object, attribute: str, raw: object, *, on_class: bool | None = None, label: str = ""
+        cls,
+        spec: TargetSpec,
+        owner: object,
+        attribute: str,
+        raw: object,
+        *,
+        on_class: bool | None = None,
+        label: str = "",
     ) -> Resolved:
         """``on_class``: the owner is a class (default: whether ``owner`` is one)."""
         kind: Kind
@@ -318,7 +329,9 @@ def _promise(proxy: object) -> tuple[Callable[..., Any], bool, Subscribe] | None
         return args[0], bool(options.get("bind")), functools.partial(_when_evaluated, proxy)
     if name == "task_by_cons" and inspect.isfunction(local):  # @shared_task: the current app's task
         try:
-            cells = dict(zip(local.__code__.co_freevars, (c.cell_contents for c in local.__closure__ or ()), strict=True))
+            cells = dict(
+                zip(local.__code__.co_freevars, (c.cell_contents for c in local.__closure__ or ()), strict=True)
+            )
         except ValueError:  # an empty cell
             return None
         function, task_name = cells.get("fun"), cells.get("name")

@@ -38,8 +38,11 @@ __all__ = ["Tick", "tick_of"]
 
 #: How many frames above the wrapper are looked at for a scheduler's (wrapt adds none).
 _DEPTH = 12
-_APSCHEDULER = {("apscheduler.executors.base", "run_job"), ("apscheduler.executors.base", "run_coroutine_job"),
-                ("apscheduler.executors.base_py3", "run_coroutine_job")}
+_APSCHEDULER = {
+    ("apscheduler.executors.base", "run_job"),
+    ("apscheduler.executors.base", "run_coroutine_job"),
+    ("apscheduler.executors.base_py3", "run_coroutine_job"),
+}
 _SHORTEST = 0.01  # the shortest tick (``_bounds``'s "tick"): a finer schedule is ticked at this
 
 
@@ -110,5 +113,7 @@ def _from_schedule(names: dict[str, Any]) -> tuple[float, float | None, str] | N
     if next_run is None or not hasattr(next_run, "timestamp") or not hasattr(job, "job_func"):
         return None
     # Its period, as Job._schedule_next_run makes it (the shortest, for a random interval).
-    period = None if getattr(job, "at_time", None) is not None else dt.timedelta(**{job.unit: job.interval}).total_seconds()
+    period = (
+        None if getattr(job, "at_time", None) is not None else dt.timedelta(**{job.unit: job.interval}).total_seconds()
+    )
     return float(next_run.timestamp()), period, "schedule"

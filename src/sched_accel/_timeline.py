@@ -25,8 +25,14 @@ WIDTH = 960
 _COLOURS = (("2", "#3b7dd8"), ("3", "#6aa84f"), ("4", "#888888"), ("5", "#c0392b"))
 _REFUSED = "#e8871e"  # 429, and 503
 _ERROR = "#4a235a"  # the request raised (a timeout, a reset connection)
-_LEGEND = (("2xx", "#3b7dd8"), ("429 / 503", _REFUSED), ("other 4xx", "#888888"), ("5xx", "#c0392b"),
-           ("raised", _ERROR), ("last unaccelerated run", "#bbbbbb"))
+_LEGEND = (
+    ("2xx", "#3b7dd8"),
+    ("429 / 503", _REFUSED),
+    ("other 4xx", "#888888"),
+    ("5xx", "#c0392b"),
+    ("raised", _ERROR),
+    ("last unaccelerated run", "#bbbbbb"),
+)
 
 
 def _number(value: Any) -> float | None:
@@ -59,7 +65,9 @@ def _colour(status: Any) -> str:
     return _ERROR if status is not None else "#555555"
 
 
-def _panel(label: str, spans: list[tuple[float, float, str, str, Any]], span: float, top: float, height: float) -> list[str]:
+def _panel(
+    label: str, spans: list[tuple[float, float, str, str, Any]], span: float, top: float, height: float
+) -> list[str]:
     parts = [f'<text x="4" y="{top - 5:.1f}" font-size="12">{html.escape(label)}</text>']
     if not spans:
         parts.append(f'<text x="14" y="{top + 14:.1f}" font-size="11" fill="#777">no request recorded</text>')
@@ -122,8 +130,13 @@ def _section(target: str, record: dict[str, Any]) -> str:
     assert isinstance(seq_kept, dict)
     if sequential:
         height = _height(sequential)
-        body += _panel(f"one request at a time ({_when(seq_kept.get('finished'))}): {len(sequential)} requests", sequential,
-                       span, top + 6, height)
+        body += _panel(
+            f"one request at a time ({_when(seq_kept.get('finished'))}): {len(sequential)} requests",
+            sequential,
+            span,
+            top + 6,
+            height,
+        )
         top += height + 36
     label = f"last run ({_when(record.get('finished'))}): outcome={run.get('outcome')}, {seconds if seconds is not None else '?'} s"
     speedup = _number(run.get("speedup"))
@@ -136,11 +149,16 @@ def _section(target: str, record: dict[str, Any]) -> str:
     body += _panel(label + f": {len(last)} requests", last, span, top + 6, height)
     top += height + 16
     body += _axis(span, top)
-    dropped = sum(int(k.get("dropped", 0)) for k in (record.get("timeline"), seq_kept) if isinstance(k, dict)
-                  and isinstance(k.get("dropped"), int))
+    dropped = sum(
+        int(k.get("dropped", 0))
+        for k in (record.get("timeline"), seq_kept)
+        if isinstance(k, dict) and isinstance(k.get("dropped"), int)
+    )
     note = f"<p>{dropped} more requests were not recorded (a run keeps its first 2,000).</p>" if dropped else ""
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{top + 24:.0f}" '
-           f'font-family="sans-serif">{"".join(body)}</svg>')
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{top + 24:.0f}" '
+        f'font-family="sans-serif">{"".join(body)}</svg>'
+    )
     return f"<section><h2>{html.escape(target)}</h2>{svg}{note}</section>"
 
 
@@ -152,10 +170,10 @@ def page(records: dict[str, dict[str, Any]], *, title: str) -> str:
     )
     sections = "".join(_section(target, record) for target, record in sorted(records.items()))
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:16px}h2{font-size:15px;margin:18px 0 4px}</style></head><body>"
-        f"<h1 style=\"font-size:18px\">{html.escape(title)}</h1><p>{legend}</p>"
+        f'<h1 style="font-size:18px">{html.escape(title)}</h1><p>{legend}</p>'
         "<p>One bar per request, from when it was sent to when it was answered; requests in the order they were "
         "sent, top to bottom.</p>"
         f"{sections}</body></html>\n"

@@ -82,8 +82,14 @@ def start_child(spec: Spec, job: str, **args: Any) -> subprocess.Popen[str]:
     order = json.dumps({"spec": asdict(spec), "job": job, "args": args})
     code = "from tests.coord.helpers import child_main; child_main()"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen([sys.executable, "-c", code, order], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, order],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def results(children: list[subprocess.Popen[str]], timeout: float = 60) -> list[Any]:

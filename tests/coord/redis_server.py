@@ -77,10 +77,25 @@ class RedisServer:
         """Start it (on a free port, or its old one) and wait until it answers PING."""
         for _ in range(3):  # a free port can be taken between the probe and the bind
             port = self.port or _free_port()
-            args = [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                    "--dir", self.folder, "--logfile", os.path.join(self.folder, "redis.log"), *self.extra]
-            self.process = subprocess.Popen(args, cwd=self.folder, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            args = [
+                self.binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.folder,
+                "--logfile",
+                os.path.join(self.folder, "redis.log"),
+                *self.extra,
+            ]
+            self.process = subprocess.Popen(
+                args, cwd=self.folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.process.poll() is None:
                 if _pong(port):

@@ -62,7 +62,9 @@ def test_a_claim_made_before_the_wall_clock_stepped_back_is_read_on_the_present_
     assert not lived_again(claimed_at, 600.0, claimed_at + 598.5, 5, hour)  # 1.5 s: within drift
     assert not lived_again(claimed_at, 3 * hour, claimed_at + 3 * hour - 9.0, 8, hour)  # 9 s in 3 h: drift
     assert not lived_again(claimed_at, hour, claimed_at, 4, hour)  # the claim's own tick on the present clock
-    assert lived_again(5.0 * hour + 10, hour, 5.0 * hour + 10 + hour - 20, 5, hour)  # 20 s back, claimed early in tick 5
+    assert lived_again(
+        5.0 * hour + 10, hour, 5.0 * hour + 10 + hour - 20, 5, hour
+    )  # 20 s back, claimed early in tick 5
     assert not lived_again(math.nan, hour, claimed_at, 5, hour)  # the claimant's clock unknown (an older record)
 
 
@@ -95,8 +97,19 @@ def test_lease_ids_are_random_hex() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(b"12.5", 12.5), ("3", 3.0), (7, 7.0), (b"nan", None), (b"inf", None), (b"-1", None), (b"x", None),
-     (True, None), (None, None), (0, None), (2e6, None)],
+    [
+        (b"12.5", 12.5),
+        ("3", 3.0),
+        (7, 7.0),
+        (b"nan", None),
+        (b"inf", None),
+        (b"-1", None),
+        (b"x", None),
+        (True, None),
+        (None, None),
+        (0, None),
+        (2e6, None),
+    ],
 )
 def test_usable_rate(value: object, expected: float | None) -> None:
     """Only a finite rate in (0, 1e6] is one we would pace to."""

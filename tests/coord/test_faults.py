@@ -22,7 +22,7 @@ from .redis_server import RedisServer
 
 pytestmark = pytest.mark.slow
 
-JOBS = '''
+JOBS = """
 import httpx
 
 def fetch(http, key):
@@ -31,8 +31,8 @@ def fetch(http, key):
 def fetch_all(base, keys):
     with httpx.Client(base_url=base, timeout=60) as http:
         return [fetch(http, key) for key in keys]
-'''
-MAIN = '''
+"""
+MAIN = """
 import json, sys, time
 import jobs
 
@@ -40,8 +40,8 @@ start_at = float(sys.argv[2])
 time.sleep(max(0.0, start_at - time.time()))
 keys = [f"{sys.argv[3]}-{i}" for i in range(int(sys.argv[4]))]
 print(json.dumps(jobs.fetch_all(sys.argv[1], keys)), flush=True)
-'''
-CONFIG = '''
+"""
+CONFIG = """
 [coordination]
 {coordination}
 
@@ -53,7 +53,7 @@ loop = "jobs:fetch_all"
 fetch = "jobs:fetch"
 items = "keys"
 concurrency = 6
-'''
+"""
 
 
 def write_app(app: App, coordination: str, limit: str) -> None:
@@ -67,11 +67,20 @@ def start_app(app: App, server: FaultServer, name: str, items: int, start_at: fl
     """One real process of the app (the flag on, patched by the start-up hook) fetching
     ``items`` keys named ``<name>-<i>`` from ``server``, from wall time ``start_at`` on."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-    env.update(SCHED_ACCEL_CONFIG=str(app.root / "sched_accel.toml"), ENABLE_SCHEDULER_OPTIMIZATION="true",
-               SCHED_ACCEL_CONTROL=str(app.root / "state" / "control.json"),
-               SCHED_ACCEL_REDIS_KEY_SECRET="the app's own secret")
-    return subprocess.Popen([sys.executable, "main.py", server.url, str(start_at), name, str(items)], cwd=app.root,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env.update(
+        SCHED_ACCEL_CONFIG=str(app.root / "sched_accel.toml"),
+        ENABLE_SCHEDULER_OPTIMIZATION="true",
+        SCHED_ACCEL_CONTROL=str(app.root / "state" / "control.json"),
+        SCHED_ACCEL_REDIS_KEY_SECRET="the app's own secret",
+    )
+    return subprocess.Popen(
+        [sys.executable, "main.py", server.url, str(start_at), name, str(items)],
+        cwd=app.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finished(child: subprocess.Popen[str], timeout: float = 60) -> tuple[list[int], str]:
@@ -159,9 +168,11 @@ def test_redis_killed_and_started_again_mid_run_loses_nothing_and_holds_the_rate
     overall = (len(arrived) - 1) / (arrived[-1] - arrived[0])
     outage = sum(1 for t in arrived if killed <= t < back) / (back - killed)
     fields = [run_fields(err) for _, err in done]
-    print(f"\nredis down {back - killed:.2f} s, each process alone {min(alone):.2f}-{max(alone):.2f} s; the upstream "
-          f"saw {overall:.2f}/s over the run, {outage:.2f}/s while Redis was down, {min(seconds)}-{max(seconds)} "
-          f"in each whole second; 429s {server.status[429]} (run lines {[int(f['http_429']) for f in fields]})")
+    print(
+        f"\nredis down {back - killed:.2f} s, each process alone {min(alone):.2f}-{max(alone):.2f} s; the upstream "
+        f"saw {overall:.2f}/s over the run, {outage:.2f}/s while Redis was down, {min(seconds)}-{max(seconds)} "
+        f"in each whole second; 429s {server.status[429]} (run lines {[int(f['http_429']) for f in fields]})"
+    )
     assert sum(int(f["http_429"]) for f in fields) == server.status[429]
     assert sum(int(f["requests"]) for f in fields) == len(arrived)
     assert all(f["lost"] == "0" and f["failed"] == "0" for f in fields)
@@ -209,11 +220,13 @@ def test_places_held_by_a_killed_process_come_back_within_the_lease(
         killed = time.monotonic()
         holder.communicate(timeout=5)
         done = [finished(child) for child in others]
-    for name, (results, _) in zip("bc", done):
+    for name, (results, _) in zip("bc", done, strict=True):
         assert results == [value_of(f"{name}-{i}") for i in range(4)]
-    theirs = [t for (_, key), t in zip(server.log, server.arrived) if key[0] in "bc"]
+    theirs = [t for (_, key), t in zip(server.log, server.arrived, strict=False) if key[0] in "bc"]
     first, both = theirs[0] - killed, theirs[PLACES - 1] - killed
-    print(f"\n{backend}: the killed process's places came back {first:.2f} s after the kill (both {both:.2f} s; "
-          f"lease {LEASE_TTL:g} s, renewed every {RENEW:g} s)")
+    print(
+        f"\n{backend}: the killed process's places came back {first:.2f} s after the kill (both {both:.2f} s; "
+        f"lease {LEASE_TTL:g} s, renewed every {RENEW:g} s)"
+    )
     assert LEASE_TTL - RENEW - 0.5 <= first <= both <= LEASE_TTL + 0.5
     assert server.peak <= PLACES + PLACES  # the killed one's requests still hang at the upstream

@@ -30,7 +30,10 @@ def test_names_are_keyed_by_the_secret_and_the_namespace() -> None:
     one = key_names(CONFIG, None, {KEY_SECRET_ENV: "s3cret"})
     assert one == key_names(CONFIG, "the password", {KEY_SECRET_ENV: "s3cret"}) and one.source == f"${KEY_SECRET_ENV}"
     assert re.fullmatch(r"sched_accel:[0-9a-f]{16}:", one.prefix)
-    others = [key_names(CONFIG, None, {KEY_SECRET_ENV: "other"}), key_names("/srv/other/sched_accel.toml", None, {KEY_SECRET_ENV: "s3cret"})]
+    others = [
+        key_names(CONFIG, None, {KEY_SECRET_ENV: "other"}),
+        key_names("/srv/other/sched_accel.toml", None, {KEY_SECRET_ENV: "s3cret"}),
+    ]
     for other in others:
         assert other.prefix != one.prefix and other.tag(HOST) != one.tag(HOST)
     assert re.fullmatch(r"[0-9a-f]{32}", one.tag(HOST)) and one.tag(HOST) != one.tag(JOB)
@@ -113,7 +116,9 @@ def guarded(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def test_without_the_variable_the_redis_password_keys_the_names(guarded: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_variable_the_redis_password_keys_the_names(
+    guarded: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The password sent to Redis, which every process of the app has on every machine, keys the
     names when the owner set no secret: a client with other credentials cannot derive them."""
     monkeypatch.delenv(KEY_SECRET_ENV, raising=False)

@@ -141,7 +141,13 @@ def test_every_key_a_backend_writes_expires(redis_server: RedisServer) -> None:
     keys = sorted(k.decode() for k in client.scan_iter(match=f"{prefix}*"))
     ttls = {key.removeprefix(prefix): client.pttl(key) for key in keys}
     assert set(ttls) == {
-        "{api}:tat", "{api}:leases", "{api}:pause", "{api}:rate", "{processes}:beats", "{claim:job}:tick", "{claim:job}:fence"
+        "{api}:tat",
+        "{api}:leases",
+        "{api}:pause",
+        "{api}:rate",
+        "{processes}:beats",
+        "{claim:job}:tick",
+        "{claim:job}:fence",
     }
     assert 7 * 86_400_000 - 60_000 < ttls.pop("{claim:job}:fence") <= 7 * 86_400_000
     assert all(0 < ttl <= 86_400_000 for ttl in ttls.values()), ttls

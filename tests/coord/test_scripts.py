@@ -27,8 +27,10 @@ def test_every_script_loads(backend: RedisBackend) -> None:
 
 def test_a_scripts_keys_share_one_cluster_slot(backend: RedisBackend) -> None:
     """The keys one script touches hash alike (their tag), as a Redis Cluster needs."""
-    pairs = [(backend._key("api.example.com", "tat"), backend._key("api.example.com", "pause")),
-             (backend._key("claim:job", "tick"), backend._key("claim:job", "fence"))]
+    pairs = [
+        (backend._key("api.example.com", "tat"), backend._key("api.example.com", "pause")),
+        (backend._key("claim:job", "tick"), backend._key("claim:job", "fence")),
+    ]
     for one, two in pairs:
         assert key_slot(one.encode()) == key_slot(two.encode())
 

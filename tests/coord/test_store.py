@@ -33,7 +33,9 @@ def test_a_lock_held_elsewhere_is_unavailable_quickly(state_dir: Path) -> None:
     backend = MachineBackend(str(state_dir), lock_timeout=0.2)
     assert backend.admit("api", per_second=100, burst=1) == 0.0
     path = os.path.join(backend.folder, record_name("host", "api"))
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()

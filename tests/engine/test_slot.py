@@ -46,11 +46,11 @@ def test_many_threads_claim_a_slot_exactly_once() -> None:
         wins: list[bool] = []
         barrier = threading.Barrier(8)
 
-        def claim() -> None:
+        def claim(barrier: threading.Barrier, wins: list[bool], slot: Slot[None]) -> None:
             barrier.wait()
             wins.append(slot.claim())
 
-        threads = [threading.Thread(target=claim) for _ in range(8)]
+        threads = [threading.Thread(target=claim, args=(barrier, wins, slot)) for _ in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:

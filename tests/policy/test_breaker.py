@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sched_accel._policy import CircuitBreaker
-from sched_accel._settings import HostSettings
 from sched_accel._policy._hosts import host_circuit
+from sched_accel._settings import HostSettings
 from sched_accel._switch import target_breaker
 
 from ..conftest import FakeClock
@@ -44,6 +44,7 @@ def trip(breaker: CircuitBreaker, times: int = 3) -> None:
 
 
 # -- as a host's circuit -------------------------------------------------------------------------
+
 
 def test_circuit_opens_after_failures_in_a_row(clock: FakeClock, events: list[str]) -> None:
     """Three failures in a row open it; a success in between starts the count again."""
@@ -203,7 +204,8 @@ def test_reset_closes_an_open_breaker(breaker: CircuitBreaker) -> None:
 
 
 @pytest.mark.parametrize(
-    ("failures", "cooldown", "message"), [(0, 1.0, "failures must be a whole number >= 1"), (1, 0.0, "cooldown must be a number > 0")]
+    ("failures", "cooldown", "message"),
+    [(0, 1.0, "failures must be a whole number >= 1"), (1, 0.0, "cooldown must be a number > 0")],
 )
 def test_breaker_limits_are_checked(failures: int, cooldown: float, message: str) -> None:
     """A non-positive threshold or cool-down is a ValueError naming the argument."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.message
 import math
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import httpx
@@ -20,7 +20,7 @@ NOW = 1_717_243_200.0  # 2024-06-01 12:00:00 UTC, the local clock in these tests
 
 def http_date(unix: float) -> str:
     """``unix`` as an IMF-fixdate, as servers write ``Date`` and ``Retry-After``."""
-    return format_datetime(datetime.fromtimestamp(unix, timezone.utc), usegmt=True)
+    return format_datetime(datetime.fromtimestamp(unix, UTC), usegmt=True)
 
 
 # -- Retry-After ---------------------------------------------------------------------
@@ -104,7 +104,12 @@ def test_draft_07_dictionary_and_policy() -> None:
 
 def test_draft_06_separate_fields() -> None:
     """The older separate fields, windowed from the old-form RateLimit-Policy."""
-    headers = {"RateLimit-Limit": "10", "RateLimit-Remaining": "3", "RateLimit-Reset": "7", "RateLimit-Policy": "10;w=1, 50;w=60"}
+    headers = {
+        "RateLimit-Limit": "10",
+        "RateLimit-Remaining": "3",
+        "RateLimit-Reset": "7",
+        "RateLimit-Policy": "10;w=1, 50;w=60",
+    }
     found = budget(headers, now=NOW)
     assert found == Budget(limit=10, remaining=3, reset=7.0, window=1.0, source="ratelimit-legacy")
     assert spread(found) == pytest.approx(7 / 3)
@@ -153,7 +158,11 @@ def test_discord_reset_after_preferred() -> None:
 
 def test_openai_requests_suffix_and_durations() -> None:
     """OpenAI: x-ratelimit-*-requests, the reset a duration such as 6m0s or 20ms."""
-    headers = {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "59", "x-ratelimit-reset-requests": "6m0s"}
+    headers = {
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-remaining-requests": "59",
+        "x-ratelimit-reset-requests": "6m0s",
+    }
     assert budget(headers, now=NOW) == Budget(limit=60, remaining=59, reset=360.0, source="x-ratelimit")
     assert budget({"x-ratelimit-reset-requests": "20ms"}, now=NOW) == Budget(reset=0.02, source="x-ratelimit")
     assert budget({"x-ratelimit-reset-requests": "1h0m1.5s"}, now=NOW) == Budget(reset=3601.5, source="x-ratelimit")
@@ -221,7 +230,9 @@ def test_precedence_when_several_forms_are_present() -> None:
     legacy = {"RateLimit-Limit": "100", "RateLimit-Remaining": "50", "RateLimit-Reset": "20"}
     common = {"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "500", "X-RateLimit-Reset": "30"}
     assert budget({**common, **legacy, **ietf}, now=NOW) == Budget(remaining=5, reset=10.0, source="ratelimit")
-    assert budget({**common, **legacy}, now=NOW) == Budget(limit=100, remaining=50, reset=20.0, source="ratelimit-legacy")
+    assert budget({**common, **legacy}, now=NOW) == Budget(
+        limit=100, remaining=50, reset=20.0, source="ratelimit-legacy"
+    )
     found = budget({**common, "RateLimit": "garbage"}, now=NOW)
     assert found == Budget(limit=1000, remaining=500, reset=30.0, source="x-ratelimit")
 
@@ -293,7 +304,14 @@ def test_default_now_is_the_system_clock() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("limit", 0), ("remaining", -1), ("reset", MAX_SECONDS + 1), ("window", 0.0), ("retry_after", math.nan), ("source", "x")],
+    [
+        ("limit", 0),
+        ("remaining", -1),
+        ("reset", MAX_SECONDS + 1),
+        ("window", 0.0),
+        ("retry_after", math.nan),
+        ("source", "x"),
+    ],
 )
 def test_budget_validates_its_fields(field: str, value: object) -> None:
     """A Budget out of bounds is refused, naming the field."""

@@ -18,8 +18,7 @@ import pytest
 import requests
 
 from sched_accel._patching import Patch, is_ours
-from sched_accel._policy import ATTEMPT, Hosts, Policy, Tries, patch_http
-from sched_accel._policy import _http, _policy
+from sched_accel._policy import ATTEMPT, Hosts, Policy, Tries, _http, _policy, patch_http
 from sched_accel._settings import HostSettings, Target
 from sched_accel._targets import TargetSpec
 

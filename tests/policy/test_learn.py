@@ -33,8 +33,15 @@ class Bucket:
         return False
 
 
-def drive(learner: RateLearner, host: Bucket, *, seconds: float, wave: int = 8, latency: float = 0.05,
-          change: tuple[float, float] | None = None) -> tuple[int, list[tuple[float, float | None]]]:
+def drive(
+    learner: RateLearner,
+    host: Bucket,
+    *,
+    seconds: float,
+    wave: int = 8,
+    latency: float = 0.05,
+    change: tuple[float, float] | None = None,
+) -> tuple[int, list[tuple[float, float | None]]]:
     """Send as fast as the learner allows (a first wave of ``wave`` at once, unpaced), for
     ``seconds``; refusals answer at once, successes after ``latency``. Returns the refusals and
     the rate over time. ``change``: (when, new rate) of the host."""

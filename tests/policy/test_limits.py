@@ -16,7 +16,9 @@ from sched_accel._policy import HostLimit, HostLimiter
 from ..conftest import FakeClock
 
 
-def make(concurrency: int | None = None, per_second: float | None = None, burst: int = 1) -> tuple[HostLimiter, FakeClock]:
+def make(
+    concurrency: int | None = None, per_second: float | None = None, burst: int = 1
+) -> tuple[HostLimiter, FakeClock]:
     """A limiter for host "api.test" on a fake clock."""
     clock = FakeClock()
     return HostLimiter("api.test", HostLimit(concurrency, per_second, burst), clock=clock), clock

@@ -14,9 +14,9 @@ from random import Random
 
 import pytest
 
-from sched_accel._settings import HostSettings, RetrySettings, Target
 from sched_accel._engine import Slot
 from sched_accel._policy import ATTEMPT, Hosts, Policy, RunStats, Tries
+from sched_accel._settings import HostSettings, RetrySettings, Target
 from sched_accel._targets import TargetSpec
 
 from ..conftest import FakeClock
@@ -43,7 +43,9 @@ class Status(Exception):
 
     def __init__(self, status: int, retry_after: str | None = None) -> None:
         super().__init__(f"HTTP {status}")
-        self.response = types.SimpleNamespace(status_code=status, headers={"Retry-After": retry_after} if retry_after else {})
+        self.response = types.SimpleNamespace(
+            status_code=status, headers={"Retry-After": retry_after} if retry_after else {}
+        )
 
 
 def failed(error: BaseException, attempts: int = 1, started: float = 100.0, refused: int = 0) -> Slot[None]:
@@ -58,7 +60,9 @@ def failed(error: BaseException, attempts: int = 1, started: float = 100.0, refu
 
 
 def test_hosts_share_one_state_per_host_and_prefer_host_and_port() -> None:
-    hosts = Hosts({"api.example.com": HostSettings(concurrency=3), "api.example.com:8443": HostSettings(concurrency=1)}, 16)
+    hosts = Hosts(
+        {"api.example.com": HostSettings(concurrency=3), "api.example.com:8443": HostSettings(concurrency=1)}, 16
+    )
     plain = hosts.get("API.example.com", 443)
     assert plain is hosts.get("api.example.com", 443) is hosts.get("api.example.com", None)
     assert plain.limiter.limit.concurrency == 3
@@ -218,7 +222,11 @@ def test_wait_timeout_adds_the_deadline_when_retrying() -> None:
     with_timeout = Target(loop=TargetSpec.parse("jobs:loop"), mode="prefetch", concurrency=4, timeout=2.0)
     assert Policy(with_timeout, Hosts()).wait_timeout == 122.0
     off = Target(
-        loop=TargetSpec.parse("jobs:loop"), mode="prefetch", concurrency=4, timeout=2.0, retry=RetrySettings(enabled=False)
+        loop=TargetSpec.parse("jobs:loop"),
+        mode="prefetch",
+        concurrency=4,
+        timeout=2.0,
+        retry=RetrySettings(enabled=False),
     )
     assert Policy(off, Hosts()).wait_timeout == 2.0
     assert Policy(target(), Hosts()).wait_timeout is None
@@ -299,7 +307,11 @@ async def test_async_attempt_is_cut_at_the_timeout() -> None:
     import anyio
 
     slow = Target(
-        loop=TargetSpec.parse("jobs:loop"), mode="prefetch", concurrency=4, timeout=0.05, retry=RetrySettings(transient=True)
+        loop=TargetSpec.parse("jobs:loop"),
+        mode="prefetch",
+        concurrency=4,
+        timeout=0.05,
+        retry=RetrySettings(transient=True),
     )
     p = Policy(slow, Hosts())
 

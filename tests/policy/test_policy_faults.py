@@ -213,7 +213,9 @@ def test_429_storm_loses_nothing(
     assert int(fields["retried"]) >= 1
 
 
-def test_a_host_that_says_its_rate_is_paced_to_it(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_a_host_that_says_its_rate_is_paced_to_it(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """No limit declared, but every answer carries RateLimit-Policy (40 a second): once the
     first answers are in, requests are paced to that rate. A host that says nothing is
     paced too, at the rate learned from its refusals (``_learn``), after a few more 429s."""
@@ -352,7 +354,9 @@ def test_hanging_response_is_cut_by_the_timeout_and_retried(
 ) -> None:
     """A response that never comes is cut at the target's timeout (the request's own timeout is
     capped to it) and the item is retried: the loop gets the answer, not an error."""
-    jobs, clients = install(app, monkeypatch, sync_api=sync_api, options="timeout = 0.3", top="[retry]\ntransient = true")
+    jobs, clients = install(
+        app, monkeypatch, sync_api=sync_api, options="timeout = 0.3", top="[retry]\ntransient = true"
+    )
     with FaultServer(faults={"K04": ["hang"], "K22": ["hang", "hang"]}, hang=2.0) as server:
         started = time.perf_counter()
         assert run_sync(jobs, clients, sync_api, server.url) == EXPECTED
@@ -405,7 +409,9 @@ def test_message_patterns_make_an_exception_retryable(
     nothing_lost(server, run_line(capture_events))
 
 
-def test_permanent_http_errors_are_not_retried(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_permanent_http_errors_are_not_retried(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """A 500 is the server's answer, not a hiccup: raised at the loop's call site after one request."""
     jobs, clients = install(app, monkeypatch)
     with FaultServer(faults={"K02": ["500"]}) as server:

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import urllib.error
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from random import Random
 from typing import Any
@@ -18,7 +18,7 @@ import pytest
 
 from sched_accel._policy import Backoff, Failure, classify, retry_after
 
-NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 REQUEST = httpx.Request("GET", "http://x")
 
 
@@ -133,7 +133,9 @@ def test_past_dates_and_negative_delays_are_zero(value: str) -> None:
     assert retry_after(value, now=NOW) == 0.0
 
 
-@pytest.mark.parametrize("value", [None, "", "   ", "soon", "1e3", "nan", "inf", "1 2", "5, 5", "2024-05-01T12:00:30Z", "0x10"])
+@pytest.mark.parametrize(
+    "value", [None, "", "   ", "soon", "1e3", "nan", "inf", "1 2", "5, 5", "2024-05-01T12:00:30Z", "0x10"]
+)
 def test_garbage_is_none(value: str | None) -> None:
     """Missing or unparseable values (including float spellings RFC 9110 does not allow) give None."""
     assert retry_after(value, now=NOW) is None
@@ -156,7 +158,7 @@ def test_retry_after_maximum_must_be_positive(maximum: float) -> None:
 
 def test_default_clock_is_the_system_clock() -> None:
     """Without ``now`` an HTTP-date is measured against the current time."""
-    soon = datetime.now(timezone.utc) + timedelta(seconds=100)
+    soon = datetime.now(UTC) + timedelta(seconds=100)
     seconds = retry_after(soon.strftime("%a, %d %b %Y %H:%M:%S GMT"))
     assert seconds is not None and 95 <= seconds <= 100
 
@@ -166,7 +168,9 @@ def test_default_clock_is_the_system_clock() -> None:
 
 def test_httpx_429_with_retry_after_is_rate_limited() -> None:
     """httpx 429 is rate-limited and carries the parsed Retry-After."""
-    assert classify(http_error(429, {"Retry-After": "2"})) == Failure("rate_limited", 429, 2.0, "HTTP 429, Retry-After 2 s")
+    assert classify(http_error(429, {"Retry-After": "2"})) == Failure(
+        "rate_limited", 429, 2.0, "HTTP 429, Retry-After 2 s"
+    )
 
 
 def test_httpx_429_without_retry_after_is_rate_limited() -> None:
@@ -198,7 +202,9 @@ def test_max_retry_after_is_configurable() -> None:
 
 def test_503_with_retry_after_is_rate_limited() -> None:
     """A 503 with a usable Retry-After is rate-limited."""
-    assert classify(http_error(503, {"Retry-After": "1"})) == Failure("rate_limited", 503, 1.0, "HTTP 503, Retry-After 1 s")
+    assert classify(http_error(503, {"Retry-After": "1"})) == Failure(
+        "rate_limited", 503, 1.0, "HTTP 503, Retry-After 1 s"
+    )
 
 
 @pytest.mark.parametrize(
@@ -223,10 +229,14 @@ def test_other_statuses_are_permanent(status: int) -> None:
 
 def test_urllib_http_errors() -> None:
     """urllib's HTTPError is classified by its code and headers, never as a transient URLError."""
-    assert classify(urllib_error(429, {"Retry-After": "4"})) == Failure("rate_limited", 429, 4.0, "HTTP 429, Retry-After 4 s")
+    assert classify(urllib_error(429, {"Retry-After": "4"})) == Failure(
+        "rate_limited", 429, 4.0, "HTTP 429, Retry-After 4 s"
+    )
     assert classify(urllib_error(503)) == Failure("transient", 503, None, "HTTP 503")
     assert classify(urllib_error(404)) is None
-    assert classify(urllib.error.HTTPError("http://x", 429, "status", None, None)) == Failure("rate_limited", 429, None, "HTTP 429")  # type: ignore[arg-type]
+    assert classify(urllib.error.HTTPError("http://x", 429, "status", None, None)) == Failure(
+        "rate_limited", 429, None, "HTTP 429"
+    )  # type: ignore[arg-type]
 
 
 def test_requests_like_http_error_by_duck_typing() -> None:
@@ -273,17 +283,29 @@ def test_httpx_transport_errors_are_transient(exc: httpx.TransportError) -> None
     assert classify(exc) == Failure("transient", None, None, f"httpx.{type(exc).__name__}")
 
 
-@pytest.mark.parametrize("exc", [httpx.UnsupportedProtocol("ftp://"), httpx.LocalProtocolError("bad header")], ids=lambda exc: type(exc).__name__)
+@pytest.mark.parametrize(
+    "exc",
+    [httpx.UnsupportedProtocol("ftp://"), httpx.LocalProtocolError("bad header")],
+    ids=lambda exc: type(exc).__name__,
+)
 def test_httpx_errors_of_our_own_making_are_permanent(exc: httpx.TransportError) -> None:
     """A bad URL scheme or a malformed request will fail again: permanent."""
     assert classify(exc) is None
 
 
-@pytest.mark.parametrize("exc", [FakeConnectionError("refused"), FakeTimeout("slow"), FakeReadTimeout("slow")], ids=lambda exc: type(exc).__name__)
+@pytest.mark.parametrize(
+    "exc",
+    [FakeConnectionError("refused"), FakeTimeout("slow"), FakeReadTimeout("slow")],
+    ids=lambda exc: type(exc).__name__,
+)
 def test_requests_like_connection_errors_and_timeouts(exc: BaseException) -> None:
     """requests' ConnectionError and Timeout (and subclasses) are recognised by class name in the MRO."""
     failure = classify(exc)
-    assert failure is not None and failure.kind == "transient" and failure.reason == f"requests.exceptions.{type(exc).__name__}"
+    assert (
+        failure is not None
+        and failure.kind == "transient"
+        and failure.reason == f"requests.exceptions.{type(exc).__name__}"
+    )
 
 
 def test_requests_like_other_errors_are_permanent() -> None:
@@ -306,7 +328,7 @@ def test_requests_like_other_errors_are_permanent() -> None:
         BrokenPipeError(32, "pipe"),
         http.client.RemoteDisconnected("closed"),
         http.client.IncompleteRead(b"par", 10),
-        socket.timeout("timed out"),
+        TimeoutError("timed out"),
         TimeoutError("timed out"),
         urllib.error.URLError(ConnectionRefusedError(111, "refused")),
         urllib.error.URLError(TimeoutError("timed out")),
@@ -317,7 +339,9 @@ def test_requests_like_other_errors_are_permanent() -> None:
 def test_stdlib_network_errors_are_transient(exc: BaseException) -> None:
     """Builtin connection errors, socket timeouts, truncated bodies and URLErrors over an OSError are transient."""
     failure = classify(exc)
-    assert failure is not None and failure.kind == "transient" and failure.status is None and failure.retry_after is None
+    assert (
+        failure is not None and failure.kind == "transient" and failure.status is None and failure.retry_after is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -349,7 +373,11 @@ def test_extra_types_are_transient() -> None:
 
     assert classify(Flaky("x")) is None
     assert classify(Flaky("x"), extra_types=(AppError,)) == Failure(
-        "transient", None, None, "tests.policy.test_retry.test_extra_types_are_transient.<locals>.Flaky is one of extra_types", asked=True
+        "transient",
+        None,
+        None,
+        "tests.policy.test_retry.test_extra_types_are_transient.<locals>.Flaky is one of extra_types",
+        asked=True,
     )
 
 
@@ -388,7 +416,9 @@ def test_wrapped_with_from_is_classified_by_its_cause() -> None:
         except httpx.HTTPStatusError as exc:
             raise AppError("fetch failed") from exc
     except AppError as exc:
-        assert classify(exc) == Failure("rate_limited", 429, 1.0, "HTTP 429, Retry-After 1 s, wrapped in tests.policy.test_retry.AppError")
+        assert classify(exc) == Failure(
+            "rate_limited", 429, 1.0, "HTTP 429, Retry-After 1 s, wrapped in tests.policy.test_retry.AppError"
+        )
 
 
 def test_wrapped_implicitly_is_classified_by_its_context() -> None:
@@ -399,7 +429,9 @@ def test_wrapped_implicitly_is_classified_by_its_context() -> None:
         except httpx.ConnectError:
             raise AppError("fetch failed")  # noqa: B904
     except AppError as exc:
-        assert classify(exc) == Failure("transient", None, None, "httpx.ConnectError, wrapped in tests.policy.test_retry.AppError")
+        assert classify(exc) == Failure(
+            "transient", None, None, "httpx.ConnectError, wrapped in tests.policy.test_retry.AppError"
+        )
 
 
 def chain(root: BaseException, levels: int) -> BaseException:
@@ -483,7 +515,9 @@ def test_delay_is_full_jitter_within_the_window() -> None:
 def test_delay_is_reproducible_with_a_seeded_random() -> None:
     """The same seed gives the same delays: the randomness is all in the injected Random."""
     backoff = Backoff()
-    assert [backoff.delay(n, TRANSIENT, Random(7)) for n in range(1, 6)] == [backoff.delay(n, TRANSIENT, Random(7)) for n in range(1, 6)]
+    assert [backoff.delay(n, TRANSIENT, Random(7)) for n in range(1, 6)] == [
+        backoff.delay(n, TRANSIENT, Random(7)) for n in range(1, 6)
+    ]
 
 
 def test_retry_after_is_honoured_plus_jitter() -> None:
@@ -580,6 +614,8 @@ def test_a_refusal_without_retry_after_waits_for_the_spent_quotas_reset() -> Non
 def test_classify_reads_the_quota_reset_of_a_429() -> None:
     import httpx
 
-    response = httpx.Response(429, headers={"RateLimit": '"default";r=0;t=4'}, request=httpx.Request("GET", "http://h/"))
+    response = httpx.Response(
+        429, headers={"RateLimit": '"default";r=0;t=4'}, request=httpx.Request("GET", "http://h/")
+    )
     failure = classify(httpx.HTTPStatusError("429", request=response.request, response=response))
     assert failure is not None and failure.kind == "rate_limited" and failure.retry_after == 4

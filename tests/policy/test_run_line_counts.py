@@ -30,9 +30,7 @@ FAULTS = {"K03": ["503"], "K11": ["503", "503"], "K20": ["reset"], "K30": ["hang
 def test_each_field_of_the_run_line_is_what_the_upstream_and_the_loop_saw(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
 ) -> None:
-    jobs, clients = install(
-        app, monkeypatch, top="[retry]\ntransient = true\ninitial = 0.01", options="timeout = 0.5"
-    )
+    jobs, clients = install(app, monkeypatch, top="[retry]\ntransient = true\ninitial = 0.01", options="timeout = 0.5")
     with FaultServer(latency=0.01, per_second=200, burst=8, retry_after="fraction", faults=FAULTS, hang=2.0) as server:
         got = run_sync(jobs, clients, "HttpxApi", server.url)
     fields = run_line(capture_events)
@@ -71,8 +69,9 @@ def test_limit_wait_is_the_waiting_a_declared_rate_imposed(
     thread can wait at once, and none of them waits after the upstream saw the last request."""
     limit = f"per_second = {RATE}\nburst = {BURST}"
     if where == "host":
-        jobs, clients = install(app, monkeypatch, sync_api=sync_api, top=f'[hosts."127.0.0.1"]\n{limit}',
-                                concurrency=CONCURRENCY)
+        jobs, clients = install(
+            app, monkeypatch, sync_api=sync_api, top=f'[hosts."127.0.0.1"]\n{limit}', concurrency=CONCURRENCY
+        )
     else:
         jobs, clients = install(app, monkeypatch, sync_api=sync_api, options=limit, concurrency=CONCURRENCY)
     keys = KEYS[:PACED_N]
@@ -114,7 +113,6 @@ def test_limit_wait_is_zero_and_seconds_the_runs_own_without_a_limit(
     assert 1 < server.peak <= CONCURRENCY
 
 
-
 @pytest.mark.parametrize("where", ["wire-token", "target-admission"])
 def test_a_turn_taken_at_once_is_no_wait_however_long_the_thread_took(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], where: str
@@ -145,6 +143,7 @@ def test_a_turn_taken_at_once_is_no_wait_however_long_the_thread_took(
     fields = run_line(capture_events)
     assert fields["limit_wait"] == "0.0", fields
     assert int(fields["requests"]) == sum(server.requests.values()) == PACED_N
+
 
 # -- Is it faster? speedup and effective_concurrency -----------------------------------------------
 

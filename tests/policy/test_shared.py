@@ -19,8 +19,7 @@ import redis
 
 from sched_accel._coord import MachineBackend, ProcessBackend
 from sched_accel._exceptions import CoordinationUnavailable
-from sched_accel._policy import HostLimit, HostLimiter, run_sync
-from sched_accel._policy import _shared
+from sched_accel._policy import HostLimit, HostLimiter, _shared, run_sync
 from sched_accel._policy._shared import SharedRates
 
 from ..conftest import App, FakeClock
@@ -162,8 +161,9 @@ def test_processes_on_the_machine_backend_share_the_rate(tmp_path: Path) -> None
     MachineBackend(str(state)).close()
     start = time.time() + 1.0
     children = [
-        subprocess.Popen([sys.executable, "-c", CHILD, str(state), str(start)], stdout=subprocess.PIPE, text=True,
-                         cwd=ROOT)
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(state), str(start)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
         for _ in range(3)
     ]
     times = sorted(t for child in children for t in json.loads(child.communicate(timeout=30)[0]))
@@ -178,8 +178,9 @@ def test_which_settings_share(tmp_path: Path, kind: str) -> None:
     from sched_accel._settings import Settings
     from sched_accel._single import shared_rates
 
-    settings = Settings(path=None, control_file=str(tmp_path / "control.json"),
-                        coordination=CoordinationSettings(backend=kind))  # type: ignore[arg-type]
+    settings = Settings(
+        path=None, control_file=str(tmp_path / "control.json"), coordination=CoordinationSettings(backend=kind)
+    )  # type: ignore[arg-type]
     assert (shared_rates(settings) is None) == (kind == "process")
 
 
@@ -214,7 +215,9 @@ def test_a_host_s_places_are_shared_and_a_freed_one_is_taken_at_once() -> None:
     assert two.statistics().in_flight == 1 and one.statistics().in_flight == 1
 
 
-def test_a_place_held_longer_than_its_ttl_is_renewed_and_a_crashed_one_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_place_held_longer_than_its_ttl_is_renewed_and_a_crashed_one_comes_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A request slower than the lease's ttl keeps its place (the renewer thread); a process
     that stops renewing (it crashed) gives it back within the ttl."""
     monkeypatch.setattr(_shared, "LEASE_TTL", 0.3)
@@ -237,6 +240,7 @@ def test_a_place_held_longer_than_its_ttl_is_renewed_and_a_crashed_one_comes_bac
 
 def test_the_backend_down_splits_the_places_with_the_processes_last_seen() -> None:
     """Declared 4 places, 2 processes last seen, the backend down: 2 here, never unlimited."""
+
     def down() -> ProcessBackend:
         raise CoordinationUnavailable("redis at redis://127.0.0.1:1/0: connection refused")
 
@@ -311,8 +315,9 @@ def test_processes_on_the_machine_backend_share_a_host_s_places(tmp_path: Path) 
     MachineBackend(str(state)).close()
     start = time.time() + 1.0
     children = [
-        subprocess.Popen([sys.executable, "-c", PLACES_CHILD, str(state), str(start)], stdout=subprocess.PIPE,
-                         text=True, cwd=ROOT)
+        subprocess.Popen(
+            [sys.executable, "-c", PLACES_CHILD, str(state), str(start)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
         for _ in range(3)
     ]
     spans = [span for child in children for span in json.loads(child.communicate(timeout=30)[0])]

@@ -166,8 +166,9 @@ def test_a_unix_time_reset_is_measured_against_the_answers_date(
     """A server whose clock is an hour ahead or behind writes its resets as Unix times on that
     clock: measured against its Date, a refusal waits 1-2 s (not an hour, not 0), the rate is
     learned all the same and the run loses nothing."""
-    with server(advertise=True, form="x-ratelimit-envoy", reset="epoch", retry_after="none",
-                date_offset=offset) as upstream:
+    with server(
+        advertise=True, form="x-ratelimit-envoy", reset="epoch", retry_after="none", date_offset=offset
+    ) as upstream:
         refused = a_refusal(upstream)
         found = budget(refused.headers)
         assert found is not None and found.reset is not None and 1.0 <= found.reset <= 2.0

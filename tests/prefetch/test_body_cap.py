@@ -136,8 +136,14 @@ class Seen:
 
 
 def compare(
-    app: App, server: BodyServer, monkeypatch: pytest.MonkeyPatch, capture: list[str], library: str, level: str,
-    loop: str, call: Callable[[Any], Any],
+    app: App,
+    server: BodyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capture: list[str],
+    library: str,
+    level: str,
+    loop: str,
+    call: Callable[[Any], Any],
 ) -> tuple[Seen, Seen, dict[str, str]]:
     """The app's ``loop`` unpatched, then patched at ``level`` ("http", or "shadow": its
     per-item function ``one`` or ``whole`` shadowed): the same value, every time."""
@@ -174,8 +180,16 @@ def test_an_endless_stream_the_loop_reads_the_start_of_is_never_read_ahead_past_
     sequential run's bytes and memory bounded by the cap per answer in flight; requests'
     ``stream=True`` is never sent ahead at all."""
     keys = [f"e{i:02d}" for i in range(16)]
-    before, after, line = compare(app, server, monkeypatch, capture_events, library, level, "run",
-                                  lambda module: module.run(f"{server.url}/endless", keys, HEAD))
+    before, after, line = compare(
+        app,
+        server,
+        monkeypatch,
+        capture_events,
+        library,
+        level,
+        "run",
+        lambda module: module.run(f"{server.url}/endless", keys, HEAD),
+    )
     assert all(status == 200 and size == HEAD for status, size, _ in after.value)
     assert after.peak < before.peak + HELD  # it grew 3.9 GiB in 28 s
     assert after.peak < 100 * MIB
@@ -197,7 +211,12 @@ def test_an_endless_stream_the_loop_reads_the_start_of_is_never_read_ahead_past_
 @LIBRARIES
 @pytest.mark.parametrize("kind", ["sized", "chunked"])
 def test_answers_over_the_cap_that_the_loop_reads_whole_are_read_live(
-    app: App, server: BodyServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], library: str, level: str,
+    app: App,
+    server: BodyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capture_events: list[str],
+    library: str,
+    level: str,
     kind: str,
 ) -> None:
     """Answers of 20 MiB (announced by their length, or chunked) are not kept ahead: the loop
@@ -206,8 +225,16 @@ def test_answers_over_the_cap_that_the_loop_reads_whole_are_read_live(
     answers, 160 MiB, before the cap)."""
     keys = [f"b{i:02d}" for i in range(8)]
     tail = f"?bytes={BIG}"
-    before, after, line = compare(app, server, monkeypatch, capture_events, library, level, "run_whole",
-                                  lambda module: module.run_whole(f"{server.url}/{kind}", keys, tail, 0.05))
+    before, after, line = compare(
+        app,
+        server,
+        monkeypatch,
+        capture_events,
+        library,
+        level,
+        "run_whole",
+        lambda module: module.run_whole(f"{server.url}/{kind}", keys, tail, 0.05),
+    )
     assert all(size == BIG for _, size, _ in after.value)
     assert after.peak < before.peak + HELD
     assert 1 <= twice(after) <= CONCURRENCY + 1  # the rest were sent once: by the loop
@@ -222,13 +249,26 @@ def test_answers_over_the_cap_that_the_loop_reads_whole_are_read_live(
 @LIBRARIES
 @pytest.mark.parametrize("kind", ["sized", "chunked"])
 def test_answers_under_the_cap_are_still_served_from_ahead(
-    app: App, server: BodyServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], library: str, level: str,
+    app: App,
+    server: BodyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capture_events: list[str],
+    library: str,
+    level: str,
     kind: str,
 ) -> None:
     """Answers of 2 MiB are read ahead and served, each request sent once."""
     keys = [f"s{i:02d}" for i in range(12)]
-    before, after, line = compare(app, server, monkeypatch, capture_events, library, level, "run_whole",
-                                  lambda module: module.run_whole(f"{server.url}/{kind}", keys, f"?bytes={2 * MIB}"))
+    before, after, line = compare(
+        app,
+        server,
+        monkeypatch,
+        capture_events,
+        library,
+        level,
+        "run_whole",
+        lambda module: module.run_whole(f"{server.url}/{kind}", keys, f"?bytes={2 * MIB}"),
+    )
     assert after.requests == before.requests  # each once
     assert "oversize" not in line
     if level == "http":
@@ -243,8 +283,16 @@ def test_an_answer_of_exactly_the_cap_is_kept_and_one_byte_more_is_not(
 ) -> None:
     """The cap is inclusive: a chunked 10 MiB is served from ahead, 10 MiB and a byte is read live."""
     keys = [f"x{i:02d}" for i in range(6)]
-    _, after, line = compare(app, server, monkeypatch, capture_events, "httpx", "http", "run_whole",
-                             lambda module: module.run_whole(f"{server.url}/chunked", keys, f"?bytes={size}"))
+    _, after, line = compare(
+        app,
+        server,
+        monkeypatch,
+        capture_events,
+        "httpx",
+        "http",
+        "run_whole",
+        lambda module: module.run_whole(f"{server.url}/chunked", keys, f"?bytes={size}"),
+    )
     assert ("oversize" in line) is oversize
     assert (line["prefetched"] == "0") is oversize
     assert (max(after.requests.values()) == 2) is oversize
@@ -257,8 +305,16 @@ def test_a_refusal_whose_body_never_ends_reaches_the_loop_unread_past_the_cap(
     """A 503 (a status the policy retries) with an endless body is not read whole to be
     retried: the loop, streaming, gets a 503 and reads its first 64 KiB, as it would have."""
     keys = [f"r{i:02d}" for i in range(6)]
-    before, after, _ = compare(app, server, monkeypatch, capture_events, library, "http", "run",
-                               lambda module: module.run(f"{server.url}/endless", keys, HEAD, "?status=503"))
+    before, after, _ = compare(
+        app,
+        server,
+        monkeypatch,
+        capture_events,
+        library,
+        "http",
+        "run",
+        lambda module: module.run(f"{server.url}/endless", keys, HEAD, "?status=503"),
+    )
     assert [status for status, _, _ in after.value] == [503] * len(keys)
     assert after.peak < 100 * MIB
 
@@ -318,7 +374,11 @@ URLLIB_APP = """
 
 
 async def compare_async(
-    app: App, server: BodyServer, monkeypatch: pytest.MonkeyPatch, capture: list[str], source: str,
+    app: App,
+    server: BodyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capture: list[str],
+    source: str,
     call: Callable[[Any], Awaitable[Any]],
 ) -> dict[str, str]:
     """The async loop ``abodies:run`` unpatched, then patched at HTTP level: the same value,
@@ -354,8 +414,14 @@ async def test_aiohttp_answers_over_the_cap_are_read_live(
     pytest.importorskip("aiohttp")
     keys = [f"a{i:02d}" for i in range(10)]
     suffix, limit = ("", HEAD) if kind == "endless" else (f"?bytes={BIG}", 0)
-    line = await compare_async(app, server, monkeypatch, capture_events, AIOHTTP_APP,
-                               lambda module: module.run(f"{server.url}/{kind}", keys, limit, suffix))
+    line = await compare_async(
+        app,
+        server,
+        monkeypatch,
+        capture_events,
+        AIOHTTP_APP,
+        lambda module: module.run(f"{server.url}/{kind}", keys, limit, suffix),
+    )
     assert 1 <= int(line["oversize"]) <= CONCURRENCY + 1
     assert line["prefetched"] == "0"
 
@@ -372,8 +438,14 @@ async def test_httpx_async_answers_over_the_cap_are_read_live(
     20 MiB: the same bytes, bounded."""
     keys = [f"h{i:02d}" for i in range(10)]
     suffix, limit = ("", HEAD) if kind == "endless" else (f"?bytes={BIG}", 0)
-    line = await compare_async(app, server, monkeypatch, capture_events, HTTPX_ASYNC_APP,
-                               lambda module: module.run(f"{server.url}/{kind}", keys, limit, suffix))
+    line = await compare_async(
+        app,
+        server,
+        monkeypatch,
+        capture_events,
+        HTTPX_ASYNC_APP,
+        lambda module: module.run(f"{server.url}/{kind}", keys, limit, suffix),
+    )
     assert 1 <= int(line["oversize"]) <= CONCURRENCY + 1
 
 
@@ -427,7 +499,8 @@ def test_read_capped_holds_at_most_the_cap_and_one_chunk() -> None:
         (None, "GET", 200, None),
     ],
 )
-def test_announced_over_reads_the_length_a_body_will_have(length: Any, method: str | None, status: int, over: int | None) -> None:
+def test_announced_over_reads_the_length_a_body_will_have(
+    length: Any, method: str | None, status: int, over: int | None
+) -> None:
     """A Content-Length over the cap is found before any of the body is read."""
     assert announced_over(length, method, status) == over
-

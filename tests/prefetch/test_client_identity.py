@@ -34,9 +34,13 @@ def test_requests_sends_that_differ_only_by_cert_or_verify_are_other_requests() 
     alice = described("requests", adapter, (prepared,), {"cert": ("alice.crt", "alice.key"), "verify": True})
     bob = described("requests", adapter, (prepared,), {"cert": ("bob.crt", "bob.key"), "verify": True})
     assert alice != bob
-    assert alice == described("requests", requests.adapters.HTTPAdapter(), (prepared,), {"cert": ("alice.crt", "alice.key"), "verify": True})
+    assert alice == described(
+        "requests", requests.adapters.HTTPAdapter(), (prepared,), {"cert": ("alice.crt", "alice.key"), "verify": True}
+    )
     assert alice != described("requests", adapter, (prepared,), {"cert": ("alice.crt", "alice.key"), "verify": False})
-    assert alice != described("requests", adapter, (prepared,), {"cert": ("alice.crt", "alice.key"), "proxies": {"http": "http://p:1"}})
+    assert alice != described(
+        "requests", adapter, (prepared,), {"cert": ("alice.crt", "alice.key"), "proxies": {"http": "http://p:1"}}
+    )
 
 
 class OwnAdapter(requests.adapters.HTTPAdapter):
@@ -64,7 +68,9 @@ def test_httpx_clients_made_alike_are_one_client_and_other_contexts_are_not(
     assert described("httpx", httpx.HTTPTransport(verify=alice), (request,), {}) != described(
         "httpx", httpx.HTTPTransport(verify=bob), (request,), {}
     )
-    assert described("httpx", httpx.HTTPTransport(verify=False), (request,), {}) != described("httpx", default_a, (request,), {})
+    assert described("httpx", httpx.HTTPTransport(verify=False), (request,), {}) != described(
+        "httpx", default_a, (request,), {}
+    )
     proxied = httpx.HTTPTransport(proxy="http://proxy.test:3128")
     assert described("httpx", proxied, (request,), {}) != described("httpx", default_a, (request,), {})
 
@@ -157,14 +163,18 @@ USERS = """
 def wrong_credentials(server: FaultServer) -> list[tuple[str, str | None, str | None]]:
     """Requests that went out with another user's token (users are ``u<i>``, tokens ``t<i>``)."""
     return [
-        (key, auth, cookie) for key, auth, cookie in server.credentials
-        if (auth is not None and auth != f"Bearer t{key[1:]}") or (cookie is not None and cookie != f"session=t{key[1:]}")
+        (key, auth, cookie)
+        for key, auth, cookie in server.credentials
+        if (auth is not None and auth != f"Bearer t{key[1:]}")
+        or (cookie is not None and cookie != f"session=t{key[1:]}")
     ]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("items", ["users", "learned"])
-@pytest.mark.parametrize("loop", ["httpx_header", "httpx_async_header", "aiohttp_header", "requests_cookie", "urllib_header"])
+@pytest.mark.parametrize(
+    "loop", ["httpx_header", "httpx_async_header", "aiohttp_header", "requests_cookie", "urllib_header"]
+)
 def test_credentials_switched_per_user_never_go_out_for_another_user(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str, items: str
 ) -> None:
@@ -181,7 +191,11 @@ def test_credentials_switched_per_user_never_go_out_for_another_user(
 
     def call(base: str) -> Any:
         function = getattr(module, loop)  # looked up at each call: patched once installed
-        return anyio.run(function, base, users) if loop in ("httpx_async_header", "aiohttp_header") else function(base, users)
+        return (
+            anyio.run(function, base, users)
+            if loop in ("httpx_async_header", "aiohttp_header")
+            else function(base, users)
+        )
 
     with FaultServer(latency=0.01) as server:
         before = call(server.url)
@@ -196,12 +210,15 @@ def test_credentials_switched_per_user_never_go_out_for_another_user(
 
 def wrong_tenant(server: FaultServer) -> list[tuple[str, str | None, str | None]]:
     """Requests that went out with the other tenant's token: users u0-u5 are tenant A's, the rest B's."""
+
     def token(key: str) -> str:
         return "tenant-A" if int(key[1:]) < 6 else "tenant-B"
 
     return [
-        (key, auth, cookie) for key, auth, cookie in server.credentials
-        if (auth is not None and auth != f"Bearer {token(key)}") or (cookie is not None and cookie != f"session={token(key)}")
+        (key, auth, cookie)
+        for key, auth, cookie in server.credentials
+        if (auth is not None and auth != f"Bearer {token(key)}")
+        or (cookie is not None and cookie != f"session={token(key)}")
     ]
 
 

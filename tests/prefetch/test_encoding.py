@@ -16,9 +16,16 @@ from hypothesis import strategies as st
 
 from sched_accel._prefetch._encoding import encode, plain
 
-TEXTS = st.text(alphabet=string.ascii_letters[:6] + string.digits[:3] + " -_.~+&=/?#%'!(),;:@$[]\"<>`{|}^\\éüß日本😀", min_size=1, max_size=10)
-SETTINGS = settings(max_examples=int(os.environ.get("SCHED_ACCEL_EXAMPLES", "200")), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+TEXTS = st.text(
+    alphabet=string.ascii_letters[:6] + string.digits[:3] + " -_.~+&=/?#%'!(),;:@$[]\"<>`{|}^\\éüß日本😀",
+    min_size=1,
+    max_size=10,
+)
+SETTINGS = settings(
+    max_examples=int(os.environ.get("SCHED_ACCEL_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def sent(library: str, url: str, params: dict[str, Any] | None = None) -> str | None:
@@ -53,12 +60,18 @@ def test_params_are_encoded_as_the_client_encodes_them(library: str, value: Any)
     """``params``: urlencode's ``quote_plus`` for httpx and requests, yarl's for aiohttp, of
     the value's ``str``."""
     name = "yarl" if library == "aiohttp" else "quote_plus"
-    assert "http://h/item?q=" + encode(library, "query", name, str(value)) == sent(library, "http://h/item", {"q": value})  # type: ignore[operator]
+    assert "http://h/item?q=" + encode(library, "query", name, str(value)) == sent(
+        library, "http://h/item", {"q": value}
+    )  # type: ignore[operator]
 
 
 def test_plain_text_is_written_as_itself() -> None:
     """Letters, digits and ``-._~`` need no quoting by anyone."""
     assert plain("Vienna-1.5_~") and not plain("New York") and not plain("1e+20")
-    assert all(encode(lib, where, name, "abc") == "abc" for lib in ("httpx", "urllib") for where in ("path", "query")
-               for name in ("raw", "quote", "quote_all"))
+    assert all(
+        encode(lib, where, name, "abc") == "abc"
+        for lib in ("httpx", "urllib")
+        for where in ("path", "query")
+        for name in ("raw", "quote", "quote_all")
+    )
     assert encode("httpx", "path", "raw", "50%") is None and encode("httpx", "query", "raw", "a#b") is None

@@ -106,4 +106,7 @@ def test_a_run_that_did_not_accelerate_names_the_function_to_declare(
         module.run([f"u{i}" for i in range(4)], server.url)
     [line] = [line for line in capture_events if line.startswith("sched_accel.not_accelerated")]
     assert "not GET or HEAD" in line
-    assert 'the loop\'s requests are made by gql_found:sync_user (gql_found.py:8), called with each item: fetch = "gql_found:sync_user" shadows it' in line
+    assert (
+        'the loop\'s requests are made by gql_found:sync_user (gql_found.py:8), called with each item: fetch = "gql_found:sync_user" shadows it'
+        in line
+    )

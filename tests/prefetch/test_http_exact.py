@@ -176,17 +176,47 @@ JOBS = """
         # the items are whole URLs, each fetched with a client of its own
         return [httpx.get(url).status_code for url in urls]
 """
-CITIES = ["Vienna", "New York", "São Paulo", "Tel Aviv", "Berlin", "Rio de Janeiro", "Zürich", "Kraków", "St. John's", "A&B=C"]
-PLACES = [("Vienna", 47.0744, 12.694), ("Oslo", 59.9139, 10.7522), ("Lima", -12.0464, -77.0428), ("Cairo", 30.0444, 31.2357),
-          ("Perth", -31.9523, 115.8613), ("Quito", -0.1807, -78.4678), ("Reykjavik", 64.1466, -21.9426), ("Nome", 64.5011, -165.4064)]
+CITIES = [
+    "Vienna",
+    "New York",
+    "São Paulo",
+    "Tel Aviv",
+    "Berlin",
+    "Rio de Janeiro",
+    "Zürich",
+    "Kraków",
+    "St. John's",
+    "A&B=C",
+]
+PLACES = [
+    ("Vienna", 47.0744, 12.694),
+    ("Oslo", 59.9139, 10.7522),
+    ("Lima", -12.0464, -77.0428),
+    ("Cairo", 30.0444, 31.2357),
+    ("Perth", -31.9523, 115.8613),
+    ("Quito", -0.1807, -78.4678),
+    ("Reykjavik", 64.1466, -21.9426),
+    ("Nome", 64.5011, -165.4064),
+]
 
 
 class Compared:
     """``loop(server.url, items)`` unpatched, then patched: equal values, and every URL the server
     received as often; ``fields`` are the patched run's line."""
 
-    def __init__(self, app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture: list[str], loop: str,
-                 make: Callable[[Any], list[Any]], *, concurrency: int = 4, window: int = 8, equal: bool = True) -> None:
+    def __init__(
+        self,
+        app: App,
+        server: FaultServer,
+        monkeypatch: pytest.MonkeyPatch,
+        capture: list[str],
+        loop: str,
+        make: Callable[[Any], list[Any]],
+        *,
+        concurrency: int = 4,
+        window: int = 8,
+        equal: bool = True,
+    ) -> None:
         app.write("exact.py", JOBS)
         app.config(f'[[targets]]\nloop = "exact:{loop}"\nitems = 1\nconcurrency = {concurrency}\nwindow = {window}\n')
         module: Any = importlib.import_module("exact")
@@ -196,7 +226,10 @@ class Compared:
         self.fields = run_line(capture)
         assert self.after == self.before
         if equal:
-            assert self.gets_after == self.gets_before, (self.gets_after - self.gets_before, self.gets_before - self.gets_after)
+            assert self.gets_after == self.gets_before, (
+                self.gets_after - self.gets_before,
+                self.gets_before - self.gets_after,
+            )
 
     @staticmethod
     def run(server: FaultServer, call: Callable[[], Any]) -> tuple[Any, Counter[str]]:
@@ -238,7 +271,9 @@ def test_floats_of_an_item_in_query_parameters_are_found(
 
 # -- values the client encodes ----------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("loop", ["weather_httpx", "weather_requests", "weather_urllib", "weather_urllib_quoted", "weather_path"])
+@pytest.mark.parametrize(
+    "loop", ["weather_httpx", "weather_requests", "weather_urllib", "weather_urllib_quoted", "weather_path"]
+)
 def test_values_the_client_encodes_are_predicted_byte_for_byte(
     app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], loop: str
 ) -> None:
@@ -260,7 +295,9 @@ async def test_aiohttp_params_are_predicted_as_yarl_encodes_them(
 ) -> None:
     """aiohttp's ``params`` go through yarl (``New+York``, ``/`` and ``?`` kept): every URL once."""
     pytest.importorskip("aiohttp")
-    app.write("aweather.py", """
+    app.write(
+        "aweather.py",
+        """
         import aiohttp
 
         async def weather(base, cities):
@@ -270,7 +307,8 @@ async def test_aiohttp_params_are_predicted_as_yarl_encodes_them(
                     async with session.get(f"{base}/item/weather", params={"q": city, "lat": 1.5}) as answer:
                         out.append((await answer.json())["value"])
                 return out
-    """)
+    """,
+    )
     app.config('[[targets]]\nloop = "aweather:weather"\nitems = 1\nconcurrency = 4\nwindow = 8\n')
     module: Any = importlib.import_module("aweather")
     cities = [*CITIES, "a/b?c"]
@@ -334,7 +372,9 @@ def test_a_confirmed_template_retires_at_its_first_miss(
     """A mode the item decides without holding it: the template is right for t1..t4, wrong for t5;
     no URL the loop asks for is sent twice, and after t5 nothing more is sent ahead."""
     tokens = [f"t{i}" for i in range(1, 21)]
-    run = Compared(app, server, monkeypatch, capture_events, "modes", lambda _: tokens, concurrency=2, window=4, equal=False)
+    run = Compared(
+        app, server, monkeypatch, capture_events, "modes", lambda _: tokens, concurrency=2, window=4, equal=False
+    )
     assert not run.gets_before - run.gets_after  # every request of the loop was made
     extra = run.gets_after - run.gets_before
     assert set(extra) <= {"t5?mode=lite", "t10?mode=lite"} and max(extra.values(), default=1) == 1
@@ -399,7 +439,9 @@ def test_a_refusal_older_than_max_age_is_not_served_either(
     """A request sent ahead and refused (503, not retried) is, like any answer, never served
     past max_age: the loop asks again and gets what the upstream says now."""
     app.write("stale.py", STALE)
-    app.config('[retry]\nenabled = false\n\n[[targets]]\nloop = "stale:poll"\nitems = "keys"\nconcurrency = 4\nmax_age = 0.1\n')
+    app.config(
+        '[retry]\nenabled = false\n\n[[targets]]\nloop = "stale:poll"\nitems = "keys"\nconcurrency = 4\nmax_age = 0.1\n'
+    )
     module: Any = importlib.import_module("stale")
     keys = [f"s{i}" for i in range(6)]
     with FaultServer(latency=0.02, faults={"s4": ["503"]}) as server:

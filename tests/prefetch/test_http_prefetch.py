@@ -63,7 +63,13 @@ def rows(path: Path) -> list[tuple[Any, ...]]:
 
 
 def compare_rows(
-    app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture: list[str], tmp_path: Path, name: str, source: str,
+    app: App,
+    server: FaultServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capture: list[str],
+    tmp_path: Path,
+    name: str,
+    source: str,
     tokens: list[str],
 ) -> tuple[Run, Run, dict[str, str]]:
     """Module ``name`` (``source``, whose ``refresh(tokens, base, path)`` is a loop writing rows
@@ -403,8 +409,11 @@ def test_a_probe_slowed_once_is_revised_by_the_runs_quick_requests(
             server.latencies[f"{slow}?currency=usd"] = 0.2
         job.refresh([f"a{i}" for i in range(20)], server.url, tmp_path / "a.db")
         job.refresh([f"b{i}" for i in range(20)], server.url, tmp_path / "b.db")
-    first, second = [dict(field.split("=", 1) for field in line.split() if "=" in field)
-                     for line in capture_events if line.startswith("sched_accel.run ")]
+    first, second = [
+        dict(field.split("=", 1) for field in line.split() if "=" in field)
+        for line in capture_events
+        if line.startswith("sched_accel.run ")
+    ]
     assert "stepped_aside" not in first and "probe" not in first  # the probe was slow: fanned out
     assert second.get("stepped_aside") == "yes" and "probe" not in second  # probed again: quick
 
@@ -500,7 +509,9 @@ COUNTED_JOB = """
 """
 
 
-def counted(app: App, capture: list[str], monkeypatch: pytest.MonkeyPatch, call: Callable[[Any], Any]) -> tuple[Any, dict[str, str]]:
+def counted(
+    app: App, capture: list[str], monkeypatch: pytest.MonkeyPatch, call: Callable[[Any], Any]
+) -> tuple[Any, dict[str, str]]:
     """``call(module)`` once patched (``counted:<loop>`` is the target, no ``fetch``: HTTP level);
     its value and its run line's fields."""
     app.write("counted.py", COUNTED_JOB)
@@ -529,7 +540,7 @@ def test_the_run_line_counts_failed_answers_and_errors_of_an_http_level_run(
     """A 500 (the first, missed item's and a prefetched one's) and a request that raised after
     its retries are failed; the others ok: ok + failed = items."""
     app.config(
-        '[retry]\nattempts = 2\ninitial = 0.01\n\n'
+        "[retry]\nattempts = 2\ninitial = 0.01\n\n"
         '[[targets]]\nloop = "counted:statuses"\nitems = "tokens"\nconcurrency = 4\n'
     )
     tokens = [f"f{i}" for i in range(12)]

@@ -321,8 +321,10 @@ class ExactHarness:
         sched_accel.uninstall()
         self.server.reset_counts()
         if patched:
-            self.app.config(f'[[targets]]\nloop = "exactjobs:{name}"\nitems = 2\n'
-                            f"concurrency = {case.concurrency}\nwindow = {case.window}\n")
+            self.app.config(
+                f'[[targets]]\nloop = "exactjobs:{name}"\nitems = 2\n'
+                f"concurrency = {case.concurrency}\nwindow = {case.window}\n"
+            )
             assert sched_accel.install() is True
             self.capture.clear()
 
@@ -332,7 +334,9 @@ class ExactHarness:
                 thread.join(5)
         return [key for method, key in self.server.log if method == "GET"]
 
-    def check(self, case: ExactCase, every: list[str], sequential: tuple[Any, list[str]], accelerated: tuple[Any, list[str]]) -> None:
+    def check(
+        self, case: ExactCase, every: list[str], sequential: tuple[Any, list[str]], accelerated: tuple[Any, list[str]]
+    ) -> None:
         """The same values; every URL the loop asked for reached the server as often as
         sequentially; more only for the items it never reached (it stopped early), within the
         window, each counted as wasted."""
@@ -343,7 +347,12 @@ class ExactHarness:
         reached = len(case.items) if case.stop is None else case.stop
         unreached = Counter(every[reached : reached + case.window])
         assert not extra - unreached, (extra, unreached)
-        fields = dict(re.findall(r"(\w+)=(\S+)", next(l for l in self.capture if l.startswith("sched_accel.run ")).split(" - ", 1)[0]))
+        fields = dict(
+            re.findall(
+                r"(\w+)=(\S+)",
+                next(line for line in self.capture if line.startswith("sched_accel.run ")).split(" - ", 1)[0],
+            )
+        )
         assert sum(extra.values()) <= int(fields["wasted"])
 
 
@@ -352,7 +361,9 @@ def exact(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], 
     return ExactHarness(app, monkeypatch, capture_events, server)
 
 
-def run_exact(exact: ExactHarness, case: ExactCase, library: str, *, stop: int | None, patched: bool) -> tuple[Any, list[str]]:
+def run_exact(
+    exact: ExactHarness, case: ExactCase, library: str, *, stop: int | None, patched: bool
+) -> tuple[Any, list[str]]:
     exact.prepare(case, "loop", patched=patched)
     value = exact.jobs.loop(library, case.style, case.items, stop, exact.server.url)
     return value, exact.gets()
@@ -363,10 +374,20 @@ def run_exact(exact: ExactHarness, case: ExactCase, library: str, *, stop: int |
 #: the URL (the client sends it without the rest), so a prediction without it was sent again;
 #: ``%`` written into a URL is ``%25`` to yarl, as ``quote`` writes it, so ``:`` was predicted
 #: as quote writes it (``%3A``) while yarl keeps it.
-SPLIT_BY_A_SLASH = ExactCase(items=[{"name": "/", "lat": 0, "id": 1}, {"name": "/", "lat": 1, "id": 0}, {"name": "0", "lat": 0, "id": 0}],
-                             style="path", stop=None, concurrency=1, window=1)
-ENDED_BY_A_HASH = ExactCase(items=[{"name": "#0", "lat": 0, "id": 1}, {"name": "?", "lat": 0, "id": 0}, {"name": "#0", "lat": 0, "id": 1}],
-                            style="both", stop=None, concurrency=1, window=1)
+SPLIT_BY_A_SLASH = ExactCase(
+    items=[{"name": "/", "lat": 0, "id": 1}, {"name": "/", "lat": 1, "id": 0}, {"name": "0", "lat": 0, "id": 0}],
+    style="path",
+    stop=None,
+    concurrency=1,
+    window=1,
+)
+ENDED_BY_A_HASH = ExactCase(
+    items=[{"name": "#0", "lat": 0, "id": 1}, {"name": "?", "lat": 0, "id": 0}, {"name": "#0", "lat": 0, "id": 1}],
+    style="both",
+    stop=None,
+    concurrency=1,
+    window=1,
+)
 QUOTED_OR_NOT = ExactCase(items=["0", "%", ":"], style="path", stop=None, concurrency=1, window=1)
 
 
@@ -376,7 +397,9 @@ QUOTED_OR_NOT = ExactCase(items=["0", "%", ":"], style="path", stop=None, concur
 @example(case=SPLIT_BY_A_SLASH)
 @example(case=ENDED_BY_A_HASH)
 @example(case=QUOTED_OR_NOT)
-def test_each_url_reaches_the_server_as_often_as_the_loop_asks_for_it(exact: ExactHarness, case: ExactCase, library: str) -> None:
+def test_each_url_reaches_the_server_as_often_as_the_loop_asks_for_it(
+    exact: ExactHarness, case: ExactCase, library: str
+) -> None:
     """Strings with spaces and other scripts, ints, floats, dicts of them, repeats, through httpx,
     requests and urllib, in params, the path or both: no URL is sent more often than sequentially."""
     every = run_exact(exact, case, library, stop=None, patched=False)[1]
@@ -397,7 +420,9 @@ async def arun_exact(exact: ExactHarness, case: ExactCase, *, stop: int | None, 
 @example(case=SPLIT_BY_A_SLASH)
 @example(case=ENDED_BY_A_HASH)
 @example(case=QUOTED_OR_NOT)
-async def test_each_url_reaches_the_server_as_often_as_an_aiohttp_loop_asks_for_it(exact: ExactHarness, case: ExactCase) -> None:
+async def test_each_url_reaches_the_server_as_often_as_an_aiohttp_loop_asks_for_it(
+    exact: ExactHarness, case: ExactCase
+) -> None:
     """The same through aiohttp, whose params yarl encodes."""
     pytest.importorskip("aiohttp")
     every = (await arun_exact(exact, case, stop=None, patched=False))[1]

@@ -85,7 +85,7 @@ def test_an_error_answer_is_raised_as_urllib_raises_it(
         return ujob.refresh(tokens, server.url, next(paths))
 
     before, _, fields = compare(server, monkeypatch, capture_events, call)
-    assert "failed e6: 500 b'{\"error\": \"unavailable\"}'" in before.printed
+    assert 'failed e6: 500 b\'{"error": "unavailable"}\'' in before.printed
     assert int(fields["prefetched"]) > 0
 
 
@@ -173,7 +173,15 @@ def test_the_served_response_reads_like_the_real_one(server: FaultServer) -> Non
         real_fields = (real.status, real.getcode(), real.reason, real.msg, real.version, real.url, real.geturl())
     _, kept, req = _sent(f"{server.url}/item/k1")
     with _served(kept, req) as served:
-        assert (served.status, served.getcode(), served.reason, served.msg, served.version, served.url, served.geturl()) == real_fields
+        assert (
+            served.status,
+            served.getcode(),
+            served.reason,
+            served.msg,
+            served.version,
+            served.url,
+            served.geturl(),
+        ) == real_fields
         assert served.headers["Content-Type"] == real_headers["Content-Type"] == "application/json"
         assert served.info().get("content-length") == str(len(real_body))
         assert [name for name, _ in served.headers.items()] == [name for name, _ in real_headers.items()]
@@ -200,7 +208,14 @@ def test_the_served_response_reads_line_by_line_and_in_parts() -> None:
 
 def test_a_chunked_answer_keeps_its_headers_and_body() -> None:
     """A chunked answer is served with its Transfer-Encoding and the whole body."""
-    kept = Kept(200, "OK", 11, (("Transfer-Encoding", "chunked"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")), b"x" * 70000, True)
+    kept = Kept(
+        200,
+        "OK",
+        11,
+        (("Transfer-Encoding", "chunked"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")),
+        b"x" * 70000,
+        True,
+    )
     served = _served(kept, urllib.request.Request("http://example.test/big"))
     assert served.chunked and served.headers.get_all("Set-Cookie") == ["a=1", "b=2"]
     assert served.read() == b"x" * 70000

@@ -56,7 +56,11 @@ TARGETS = """
 
 def run_lines(captured: list[str]) -> dict[str, dict[str, str]]:
     """The fields of each ``sched_accel.run`` line, by target."""
-    lines = [dict(re.findall(r"(\w+)=(\S+)", line.split(" - ", 1)[0])) for line in captured if line.startswith("sched_accel.run ")]
+    lines = [
+        dict(re.findall(r"(\w+)=(\S+)", line.split(" - ", 1)[0]))
+        for line in captured
+        if line.startswith("sched_accel.run ")
+    ]
     return {fields["target"]: fields for fields in lines}
 
 

@@ -48,7 +48,9 @@ def test_a_client_librarys_function_is_named(function: Callable[..., Any], libra
     reason = library_method(function)
     assert reason is not None
     assert reason.startswith(f"is defined in {library} (")
-    assert reason.endswith("an HTTP client library: its instance is the client and its argument the URL, so it is never run ahead per item")
+    assert reason.endswith(
+        "an HTTP client library: its instance is the client and its argument the URL, so it is never run ahead per item"
+    )
 
 
 @pytest.mark.parametrize("function", [get_price, len, functools.partial(get_price, None)])

@@ -438,8 +438,20 @@ def chain(n: int, directory: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[
 
 @pytest.mark.parametrize(
     "function",
-    [Tracker.fetch, Store.fetch, Saver.fetch, prints_progress, saves_city, posts_through_a_session, new_client_per_item,
-     builds_a_report, writes_a_file, walks_pages, weather_at, fetch_with],
+    [
+        Tracker.fetch,
+        Store.fetch,
+        Saver.fetch,
+        prints_progress,
+        saves_city,
+        posts_through_a_session,
+        new_client_per_item,
+        builds_a_report,
+        writes_a_file,
+        walks_pages,
+        weather_at,
+        fetch_with,
+    ],
     ids=lambda f: f.__qualname__,
 )
 def test_functions_that_change_nothing_of_the_apps_may_be_shadowed(function: Callable[..., Any]) -> None:
@@ -461,12 +473,17 @@ def test_an_await_of_a_method_that_fills_a_cache_is_refused_naming_it() -> None:
     """The same bot's ``_update`` storing ``self.cache[k]`` is refused, with its line and the chain."""
     verdict = refused(Store.fetch_cached, "stores self.cache[key]", "in Store._remember called from Store.fetch_cached")
     assert (verdict.file, verdict.line) == (__file__, line_of(Store._remember, "self.cache[key] = value"))
-    assert verdict.why == f"stores self.cache[key] ({HERE}:{verdict.line}, in Store._remember called from Store.fetch_cached)"
+    assert (
+        verdict.why
+        == f"stores self.cache[key] ({HERE}:{verdict.line}, in Store._remember called from Store.fetch_cached)"
+    )
 
 
 def test_a_dedupe_set_is_refused() -> None:
     """A feed poller's ``self.seen.add(url)`` would make the real call skip its item."""
-    refused(Feed.fetch, "calls self.seen.add", "which changes self.seen", f"{HERE}:{line_of(Feed.fetch, 'self.seen.add')}")
+    refused(
+        Feed.fetch, "calls self.seen.add", "which changes self.seen", f"{HERE}:{line_of(Feed.fetch, 'self.seen.add')}"
+    )
 
 
 def test_counters_are_refused() -> None:

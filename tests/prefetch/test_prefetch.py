@@ -189,7 +189,9 @@ def test_sync_loop_runs_requests_concurrently_once_each(
     assert (fields["ok"], fields["failed"]) == ("24", "0")
 
 
-def test_sync_loop_body_runs_in_the_callers_thread(app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream) -> None:
+def test_sync_loop_body_runs_in_the_callers_thread(
+    app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream
+) -> None:
     """The loop body runs in the thread that called the loop; the requests run in worker threads."""
     job = start(app, monkeypatch)
     api = job.client.Api(upstream.url)
@@ -286,7 +288,9 @@ def test_a_long_skip_is_caught_up_with(
             return [api.get_pair(t) for i, t in enumerate(tokens) if i < 2 or i >= 12]
         """,
     )
-    app.config('[[targets]]\nloop = "skipping:update"\nfetch = "client:Api.get_pair"\npure = true\nitems = "tokens"\nconcurrency = 2\nwindow = 4\n')
+    app.config(
+        '[[targets]]\nloop = "skipping:update"\nfetch = "client:Api.get_pair"\npure = true\nitems = "tokens"\nconcurrency = 2\nwindow = 4\n'
+    )
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
     assert sched_accel.install() is True
     client, skipping = importlib.import_module("client"), importlib.import_module("skipping")
@@ -396,7 +400,9 @@ async def test_async_loop_runs_requests_concurrently_once_each(
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_async_a_generator_is_never_read_ahead(app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream) -> None:
+async def test_async_a_generator_is_never_read_ahead(
+    app: App, monkeypatch: pytest.MonkeyPatch, upstream: Upstream
+) -> None:
     """Async: a generator of items is never read ahead; a list iterator is, within the bound."""
     job = start(app, monkeypatch, "concurrency = 6\nwindow = 3")
     api = job.client.AsyncApi(upstream.url)

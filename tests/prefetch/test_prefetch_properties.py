@@ -346,10 +346,34 @@ def run_sync(harness: Harness, case: Case, *, patched: bool) -> Outcome:
 #: then slow enough to resume. Resuming used to replay the source against the direct calls
 #: by equality, so a later repeated item stood for an earlier one and was fetched twice.
 RESUMED_WITH_REPEATS = [
-    Case(keys=[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1, 0, 1, 0], dicts=False, shared=False, generator=False, broken_at=None,
-         latency={0: 0.001, 1: 0.0, 2: 0.0}, fail=set(), skip={5}, extra=[], catch=False, concurrency=1, window=1),
-    Case(keys=[0, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0], dicts=False, shared=False, generator=False, broken_at=None,
-         latency={0: 0.0, 1: 0.003}, fail=set(), skip={0}, extra=[], catch=False, concurrency=1, window=1),
+    Case(
+        keys=[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1, 0, 1, 0],
+        dicts=False,
+        shared=False,
+        generator=False,
+        broken_at=None,
+        latency={0: 0.001, 1: 0.0, 2: 0.0},
+        fail=set(),
+        skip={5},
+        extra=[],
+        catch=False,
+        concurrency=1,
+        window=1,
+    ),
+    Case(
+        keys=[0, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0],
+        dicts=False,
+        shared=False,
+        generator=False,
+        broken_at=None,
+        latency={0: 0.0, 1: 0.003},
+        fail=set(),
+        skip={0},
+        extra=[],
+        catch=False,
+        concurrency=1,
+        window=1,
+    ),
 ]
 
 

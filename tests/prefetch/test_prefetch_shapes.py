@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import itertools
 import re
 import sqlite3
 import threading
@@ -102,7 +103,9 @@ def run_line(captured: list[str]) -> dict[str, str]:
 class Compared:
     """The same call, unpatched then patched: results, per-item calls and peak concurrency."""
 
-    def __init__(self, client: Any, monkeypatch: pytest.MonkeyPatch, capture: list[str], call: Callable[[], Any]) -> None:
+    def __init__(
+        self, client: Any, monkeypatch: pytest.MonkeyPatch, capture: list[str], call: Callable[[], Any]
+    ) -> None:
         client.reset()
         self.before = call()
         self.calls_before = Counter(client.CALLS)
@@ -429,7 +432,9 @@ JOBS_TARGET = """
 """
 
 
-def test_loop_started_by_the_schedule_library(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_loop_started_by_the_schedule_library(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     """A loop run by ``schedule.every().seconds.do(job); schedule.run_all()`` is patched: same results."""
     write_app(
         app,
@@ -520,7 +525,6 @@ def test_loop_started_by_apscheduler(app: App, monkeypatch: pytest.MonkeyPatch, 
     assert set(m.jobs.BODY_THREADS[-10:]) == {job_thread}
 
 
-
 # -- a source that fails when read ahead ---------------------------------------------------------
 
 
@@ -607,8 +611,13 @@ def test_skip_sleeps_skips_and_counts_only_the_loops_own_sleeps_in_an_async_loop
 ) -> None:
     """Issue 23 item 5: a heartbeat task the loop starts keeps its rhythm and is not counted;
     skipped_sleeps is the loop's own 10, as the loop's body made them."""
-    write_app(app, {"apaced": APACED}, PACED_TARGET.replace("paced:update", "apaced:update").replace(
-        "client:get_pair", "apaced:get").format(extra="skip_sleeps = true"))
+    write_app(
+        app,
+        {"apaced": APACED},
+        PACED_TARGET.replace("paced:update", "apaced:update")
+        .replace("client:get_pair", "apaced:get")
+        .format(extra="skip_sleeps = true"),
+    )
     apaced: Any = importlib.import_module("apaced")
     tokens = [f"T{i}" for i in range(10)]
     install(monkeypatch, capture_events)
@@ -618,5 +627,5 @@ def test_skip_sleeps_skips_and_counts_only_the_loops_own_sleeps_in_an_async_loop
     fields = run_line(capture_events)
     assert fields["skipped_sleeps"] == "10", fields
     assert seconds < len(tokens) * 0.05 / 2  # the loop's sleeps skipped
-    gaps = [b - a for a, b in zip(apaced.TICKS, apaced.TICKS[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(apaced.TICKS)]
     assert gaps and min(gaps) >= 0.008, gaps  # the heartbeat slept each time: its rhythm kept

@@ -41,7 +41,10 @@ def rpc(*methods: str, version: str = "2.0") -> bytes:
     return json.dumps(calls[0] if len(calls) == 1 else calls).encode()
 
 
-def posted(body: bytes, declared: Reads = Reads(), url: str = "https://api.example.com/graphql") -> bool:
+NOTHING_DECLARED = Reads()
+
+
+def posted(body: bytes, declared: Reads = NOTHING_DECLARED, url: str = "https://api.example.com/graphql") -> bool:
     """Whether a POST of ``body`` is a read."""
     return is_read("POST", url, JSON, body, declared)
 
@@ -122,7 +125,9 @@ def test_graphql_batches_and_raw_documents() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        json.dumps({"operationName": "Q", "extensions": {"persistedQuery": {"sha256Hash": "ab"}}}).encode(),  # no document
+        json.dumps(
+            {"operationName": "Q", "extensions": {"persistedQuery": {"sha256Hash": "ab"}}}
+        ).encode(),  # no document
         json.dumps({"query": "query Q { a }", "operationName": 3}).encode(),
         json.dumps({"query": ["query Q { a }"]}).encode(),
         b'{"query": "query Q { a }", "query": "mutation M { a }"}',  # a repeated key: servers differ on which counts
@@ -178,7 +183,9 @@ def test_declared_requests_and_json_rpc_methods() -> None:
     assert declared.requests == (("POST", "/sso/login", False), ("POST", "/search/", True))
     assert declared.jsonrpc == ("custom_get*", "ping")
     login = "https://api.example.com/sso/login?next=/home"
-    assert is_read("POST", login, [("Content-Type", "application/x-www-form-urlencoded")], b"user=a&password=b", declared)
+    assert is_read(
+        "POST", login, [("Content-Type", "application/x-www-form-urlencoded")], b"user=a&password=b", declared
+    )
     assert not is_read("POST", login, [], b"user=a", Reads())  # not declared there
     assert not is_read("POST", "https://api.example.com/sso/login/", [], b"user=a", declared)  # exact: not this one
     assert not is_read("PUT", login, [], b"user=a", declared)  # nor another method
@@ -190,8 +197,18 @@ def test_declared_requests_and_json_rpc_methods() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["POST /graphql", ["POST graphql"], ["POST /a b"], ["/graphql"], ["POST /a?b=1"], ["POST /a*b"], ["jsonrpc:"],
-     ["jsonrpc:get balance"], [3], [["POST /x"]]],
+    [
+        "POST /graphql",
+        ["POST graphql"],
+        ["POST /a b"],
+        ["/graphql"],
+        ["POST /a?b=1"],
+        ["POST /a*b"],
+        ["jsonrpc:"],
+        ["jsonrpc:get balance"],
+        [3],
+        [["POST /x"]],
+    ],
 )
 def test_declarations_that_say_nothing_clear_are_refused(value: object) -> None:
     """Not a list of "METHOD /path" and "jsonrpc:method" entries: ValueError saying what is allowed."""
@@ -232,7 +249,9 @@ def test_is_read_never_raises(method: str, body: bytes | None, headers: Any) -> 
 
 
 # -- describe() through each client, against the real server ----------------------------------------
-def captured(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
+def captured(
+    monkeypatch: pytest.MonkeyPatch, owner: type, name: str
+) -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     """Each call of the layer ``owner.name`` (the one ``_policy._http`` wraps), as it is made."""
     calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
     original = getattr(owner, name)
@@ -311,7 +330,9 @@ def test_urllib_describes_a_post_with_its_body(server: FaultServer, monkeypatch:
     calls = captured(monkeypatch, urllib.request.AbstractHTTPHandler, "do_open")
     echoed = []
     for body in [*CALLS, WRITE]:
-        req = urllib.request.Request(f"{server.url}/item/k", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{server.url}/item/k", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10) as answer:
             echoed.append(json.load(answer)["body"])
     identities("urllib", calls, echoed)
@@ -354,7 +375,12 @@ def test_streamed_bodies_are_never_described() -> None:
     req = urllib.request.Request(url, data=iter([rpc("getBalance")]))
     import http.client
 
-    assert CLIENTS["urllib"].describe(urllib.request.HTTPHandler(), (http.client.HTTPConnection, req), {}, reads=lambda *a: True) is None
+    assert (
+        CLIENTS["urllib"].describe(
+            urllib.request.HTTPHandler(), (http.client.HTTPConnection, req), {}, reads=lambda *a: True
+        )
+        is None
+    )
 
 
 def test_aiohttp_bodies_it_can_and_cannot_describe() -> None:
@@ -368,6 +394,17 @@ def test_aiohttp_bodies_it_can_and_cannot_describe() -> None:
     assert _aiohttp_body(Session(), bytearray(b"ab"), None) == b"ab"
     assert _aiohttp_body(Session(), "é", None) == "é".encode()
     assert _aiohttp_body(Session(), None, None) is None and _aiohttp_body(Session(), b"", None) is None
-    assert CLIENTS["aiohttp"].describe(Session(), ("POST", "https://x.test/"), {"data": {"a": "1"}}, reads=lambda *a: True) is None
-    assert CLIENTS["aiohttp"].describe(Session(), ("POST", "https://x.test/"), {"data": b"a", "json": 1}, reads=lambda *a: True) is None
-    assert CLIENTS["aiohttp"].describe(Session(), ("POST", "https://x.test/"), {"json": {1j}}, reads=lambda *a: True) is None
+    assert (
+        CLIENTS["aiohttp"].describe(Session(), ("POST", "https://x.test/"), {"data": {"a": "1"}}, reads=lambda *a: True)
+        is None
+    )
+    assert (
+        CLIENTS["aiohttp"].describe(
+            Session(), ("POST", "https://x.test/"), {"data": b"a", "json": 1}, reads=lambda *a: True
+        )
+        is None
+    )
+    assert (
+        CLIENTS["aiohttp"].describe(Session(), ("POST", "https://x.test/"), {"json": {1j}}, reads=lambda *a: True)
+        is None
+    )

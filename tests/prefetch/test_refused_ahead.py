@@ -90,7 +90,9 @@ class Pages:
         self.server.server_close()
 
 
-def run_both(app: App, monkeypatch: pytest.MonkeyPatch, capture: list[str], **server: Any) -> tuple[Any, Any, Counter[str], float]:
+def run_both(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture: list[str], **server: Any
+) -> tuple[Any, Any, Counter[str], float]:
     """The loop plain, then accelerated, each against a fresh server: both results, the
     accelerated run's requests per key and its seconds."""
     app.write("pages.py", LOOP)

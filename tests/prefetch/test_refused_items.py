@@ -73,7 +73,9 @@ def test_refused_items_are_not_sent_ahead_once_the_loop_is_seen_refusing(
             assert "not_asked" not in line and int(line["prefetched"]) >= 8 and line["ahead"] == "asked_before"
 
 
-def test_a_loop_that_refuses_nothing_keeps_no_record(app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]) -> None:
+def test_a_loop_that_refuses_nothing_keeps_no_record(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
     app.write("acl.py", ACL)
     app.config('[[targets]]\nloop = "acl:everyone"\nitems = "users"\nconcurrency = 4\n')
     module: Any = importlib.import_module("acl")
@@ -172,7 +174,9 @@ def test_calls_held_in_place_keep_the_items_order_with_repeats_and_new_items(
     last run did not make: with repeated items and items new to it, every call is made once,
     in the loop's order (a call held in place runs directly when the loop makes it)."""
     app.write("counted.py", COUNTED)
-    app.config('[[targets]]\nloop = "counted:sync"\nfetch = "counted:score"\nitems = "users"\nconcurrency = 3\npure = true\n')
+    app.config(
+        '[[targets]]\nloop = "counted:sync"\nfetch = "counted:score"\nitems = "users"\nconcurrency = 3\npure = true\n'
+    )
     module: Any = importlib.import_module("counted")
     install(monkeypatch, capture_events)
     first = [f"u{i}" for i in range(10)]

@@ -43,7 +43,10 @@ def test_fields_of_scalars_dicts_objects_and_tuples() -> None:
     assert fields("BTC") == [("item", "BTC")]
     assert fields(7) == [("item", "7")] and fields(47.0744) == [("item", "47.0744")]
     assert fields(True) == [("item", "True")] and fields(None) == [] and fields("") == []
-    assert fields({"symbol": "ETH", "meta": {"id": 3}, "a.b": "skip"}) == [("item.symbol", "ETH"), ("item.meta.id", "3")]
+    assert fields({"symbol": "ETH", "meta": {"id": 3}, "a.b": "skip"}) == [
+        ("item.symbol", "ETH"),
+        ("item.meta.id", "3"),
+    ]
     assert fields(Wallet("eth", "0xabc")) == [("item.chain", "eth"), ("item.address", "0xabc")]
     assert fields(("eth", 5)) == [("item.0", "eth"), ("item.1", "5")]
     assert fields(Point(1.5, -2.25)) == [("item.0", "1.5"), ("item.1", "-2.25")]
@@ -56,10 +59,15 @@ def test_a_pattern_fills_path_segments_and_query_values_once_narrowed() -> None:
     pattern = learn("https://api.example.com/v1/chains/eth/balance?address=0xabc&flag&page=1", Wallet("eth", "0xabc"))
     assert pattern is not None and pattern.url_for(Wallet("sol", "So1")) is None  # "eth" may be a constant
     narrowed = taught(
-        "https://api.example.com/v1/chains/eth/balance?address=0xabc&flag&page=1", Wallet("eth", "0xabc"),
-        "https://api.example.com/v1/chains/bsc/balance?address=0xdef&flag&page=1", Wallet("bsc", "0xdef"),
+        "https://api.example.com/v1/chains/eth/balance?address=0xabc&flag&page=1",
+        Wallet("eth", "0xabc"),
+        "https://api.example.com/v1/chains/bsc/balance?address=0xdef&flag&page=1",
+        Wallet("bsc", "0xdef"),
     )
-    assert narrowed.url_for(Wallet("sol", "So1")) == "https://api.example.com/v1/chains/sol/balance?address=So1&flag&page=1"
+    assert (
+        narrowed.url_for(Wallet("sol", "So1"))
+        == "https://api.example.com/v1/chains/sol/balance?address=So1&flag&page=1"
+    )
     assert narrowed.url_for(Wallet("sol", "So1 2")) is None  # %20, + or a space: not told yet
     assert narrowed.url_for({"chain": "x"}) is None  # a field missing: no prediction
 
@@ -78,7 +86,9 @@ def test_a_value_there_by_chance_stays_literal() -> None:
     """Item ``1`` is in ``/v1/1`` twice: the request for ``2`` (``/v1/2``) keeps ``v1`` as text."""
     pattern = taught("http://h/v1/1", 1, "http://h/v1/2", 2)
     assert pattern.url_for(3) == "http://h/v1/3"
-    assert learn("http://h/v1/1", 1) is not None and learn("http://h/v1/1", 1).match(Url("http://h/v2/2"), 2) is not None  # type: ignore[union-attr]
+    assert (
+        learn("http://h/v1/1", 1) is not None and learn("http://h/v1/1", 1).match(Url("http://h/v2/2"), 2) is not None
+    )  # type: ignore[union-attr]
 
 
 def test_encodings_are_told_apart_by_the_values_that_differ() -> None:
@@ -96,13 +106,22 @@ def test_encodings_are_told_apart_by_the_values_that_differ() -> None:
 
 def test_floats_and_bools_are_written_as_each_client_writes_them() -> None:
     """``str(47.0744)``; a bool ``True`` is ``true`` in httpx's params."""
-    pattern = taught("http://h/f?lat=47.0744&lon=12.694", {"lat": 47.0744, "lon": 12.694},
-                     "http://h/f?lat=-1.5&lon=1e-07", {"lat": -1.5, "lon": 1e-07})
+    pattern = taught(
+        "http://h/f?lat=47.0744&lon=12.694",
+        {"lat": 47.0744, "lon": 12.694},
+        "http://h/f?lat=-1.5&lon=1e-07",
+        {"lat": -1.5, "lon": 1e-07},
+    )
     assert pattern.url_for({"lat": -0.25, "lon": 0.1}) == "http://h/f?lat=-0.25&lon=0.1"
     assert pattern.url_for({"lat": 1e20, "lon": 0.1}) is None  # 1e+20 written in the URL, or params' 1e%2B20
     params = pattern.match(Url("http://h/f?lat=1e%2B20&lon=0.1"), {"lat": 1e20, "lon": 0.1})
     assert params is not None and params.url_for({"lat": 2e20, "lon": 0.5}) == "http://h/f?lat=2e%2B20&lon=0.5"
-    flag = taught("http://h/x?id=a1&active=true", {"id": "a1", "on": True}, "http://h/x?id=b2&active=false", {"id": "b2", "on": False})
+    flag = taught(
+        "http://h/x?id=a1&active=true",
+        {"id": "a1", "on": True},
+        "http://h/x?id=b2&active=false",
+        {"id": "b2", "on": False},
+    )
     assert flag.url_for({"id": "c3", "on": True}) == "http://h/x?id=c3&active=true"
 
 

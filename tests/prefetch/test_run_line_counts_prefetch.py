@@ -100,8 +100,10 @@ def test_reads_served_and_live_are_the_loops_reads_split_as_the_upstream_saw_the
     the loop reached its item): shadows_stopped is the shadows that began (the loop waits for
     its shadows to end before it returns: one that stops after the run line is not in it)."""
     app.write("shadowed.py", SHADOWED)
-    app.config('[[targets]]\nloop = "shadowed:run"\nitems = "tokens"\nfetch = "shadowed:sync_one"\nshadow = true\n'
-               "concurrency = 4\n")
+    app.config(
+        '[[targets]]\nloop = "shadowed:run"\nitems = "tokens"\nfetch = "shadowed:sync_one"\nshadow = true\n'
+        "concurrency = 4\n"
+    )
     module: Any = importlib.import_module("shadowed")
     tokens = [f"s{i:02d}" for i in range(12)]
     with FaultServer(latency=0.03) as server:
@@ -441,8 +443,10 @@ def test_not_asked_of_a_function_level_run_is_the_refused_items_it_had_predicted
     wasted, and only they reached the upstream (a shadow's may be stopped before its read)."""
     app.write("refusing_calls.py", REFUSING_CALLS)
     extra = "pure = true\n" if level == "pure" else "shadow = true\n"
-    app.config(f'[[targets]]\nloop = "refusing_calls:sync"\nfetch = "refusing_calls:profile"\nitems = "users"\n'
-               f"concurrency = 4\n{extra}")
+    app.config(
+        f'[[targets]]\nloop = "refusing_calls:sync"\nfetch = "refusing_calls:profile"\nitems = "users"\n'
+        f"concurrency = 4\n{extra}"
+    )
     module: Any = importlib.import_module("refusing_calls")
     users = [f"u{i}" for i in range(16)]
     try:

@@ -57,8 +57,16 @@ class Seen:
         self.posts = [key for method, key in server.log if method == "POST"]
 
 
-def compare(app: App, server: FaultServer, monkeypatch: pytest.MonkeyPatch, capture: list[str], name: str, source: str,
-            config: str, call: Callable[[Any], Any]) -> tuple[Seen, Seen, dict[str, str]]:
+def compare(
+    app: App,
+    server: FaultServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capture: list[str],
+    name: str,
+    source: str,
+    config: str,
+    call: Callable[[Any], Any],
+) -> tuple[Seen, Seen, dict[str, str]]:
     app.write(f"{name}.py", source)
     app.config(config)
     module: Any = importlib.import_module(name)
@@ -109,8 +117,16 @@ def test_a_method_that_logs_reads_twice_and_writes_is_shadowed_in_order(
     """A method that logs, prints, makes a GET, a GET the first answer names, then a POST (a
     write): identical output and records, each GET once, POSTs in order, and faster."""
     config = '[[targets]]\nloop = "tracker:run"\nitems = "tokens"\nfetch = "tracker:Tracker.fetch"\nshadow = true\nconcurrency = 8\n'
-    before, after, line = compare(app, server, monkeypatch, capture_events, "tracker", TRACKER, config,
-                                  lambda module: module.run(TOKENS, server.url))
+    before, after, line = compare(
+        app,
+        server,
+        monkeypatch,
+        capture_events,
+        "tracker",
+        TRACKER,
+        config,
+        lambda module: module.run(TOKENS, server.url),
+    )
     assert line["prefetch"] == "shadow"
     assert int(line["reads_served"]) >= len(TOKENS)  # most first and second GETs answered from shadows
     assert after.seconds < before.seconds / 2
@@ -148,8 +164,16 @@ def test_an_async_function_with_chained_reads_is_shadowed(
     import anyio
 
     config = '[[targets]]\nloop = "atracker:run"\nitems = "tokens"\nfetch = "atracker:fetch"\nshadow = true\nconcurrency = 8\n'
-    before, after, line = compare(app, server, monkeypatch, capture_events, "atracker", ASYNC_TRACKER, config,
-                                  lambda module: anyio.run(module.run, TOKENS, server.url))
+    before, after, line = compare(
+        app,
+        server,
+        monkeypatch,
+        capture_events,
+        "atracker",
+        ASYNC_TRACKER,
+        config,
+        lambda module: anyio.run(module.run, TOKENS, server.url),
+    )
     assert line["prefetch"] == "shadow"
     assert int(line["reads_served"]) >= len(TOKENS)
     assert after.seconds < before.seconds / 2
@@ -299,7 +323,9 @@ def test_reads_faster_than_fanning_out_step_aside_without_sending_any_twice(
     monkeypatch.setattr(_probe, "PROBE_SECONDS", 1.0)  # "quick" even under coverage's tracer on a busy machine
     monkeypatch.setattr(_probe, "RESUME_SECONDS", 0.05)  # a loaded machine's 0 ms answers wait a millisecond or more
     with FaultServer(latency=0.0) as fast:
-        config = '[[targets]]\nloop = "early:run"\nitems = "tokens"\nfetch = "early:fetch"\nshadow = true\nconcurrency = 4\n'
+        config = (
+            '[[targets]]\nloop = "early:run"\nitems = "tokens"\nfetch = "early:fetch"\nshadow = true\nconcurrency = 4\n'
+        )
         app.write("early.py", STOPS_EARLY.replace('if token == "t05"', 'if token == "never"'))
         app.config(config)
         module: Any = importlib.import_module("early")
@@ -320,11 +346,14 @@ def test_a_module_first_imported_by_a_shadow_is_imported_whole(
     """A module whose import does what a shadow may not (it writes a file) is imported whole
     when a shadow imports it first: stopping it half-way would leave a half-made module for
     the real run (seen with httpcore, imported by a shadow's first ``httpx.get``)."""
-    app.write("lazymod.py", f"""
-        with open({str(app.root / 'imported.txt')!r}, "a") as marker:  # an effect of its import
+    app.write(
+        "lazymod.py",
+        f"""
+        with open({str(app.root / "imported.txt")!r}, "a") as marker:  # an effect of its import
             marker.write("once\\n")
         VALUE = 7  # defined after the effect: missing from a half-made module
-    """)
+    """,
+    )
     source = """
         import requests
 
@@ -359,7 +388,9 @@ def FaultServerValue(key: str) -> int:  # noqa: N802 - reads as the server's ans
 def test_a_shadow_still_reading_when_the_loop_breaks_off_prints_nothing_after_it(app: App, server: FaultServer) -> None:
     """In a real process: shadows still reading when the loop breaks off finish after it, and
     what they print then is dropped too: the output is the sequential run's, byte for byte."""
-    app.write("straggler.py", f"""
+    app.write(
+        "straggler.py",
+        f"""
         import requests
 
         session = requests.Session()
@@ -375,18 +406,27 @@ def test_a_shadow_still_reading_when_the_loop_breaks_off_prints_nothing_after_it
                 if token == "t02":
                     break
 
-    """)
-    app.write("main.py", """
+    """,
+    )
+    app.write(
+        "main.py",
+        """
         import time
         import straggler
 
         straggler.run([f"t{i:02d}" for i in range(24)])
         time.sleep(0.3)  # the shadows sent ahead finish their reads meanwhile
         print("done")
-    """)
-    app.config('[[targets]]\nloop = "straggler:run"\nitems = "tokens"\nfetch = "straggler:fetch"\nshadow = true\nconcurrency = 8\n')
+    """,
+    )
+    app.config(
+        '[[targets]]\nloop = "straggler:run"\nitems = "tokens"\nfetch = "straggler:fetch"\nshadow = true\nconcurrency = 8\n'
+    )
     off = app.run("main.py")
-    on = app.run("main.py", env={"ENABLE_SCHEDULER_OPTIMIZATION": "true", "SCHED_ACCEL_CONFIG": str(app.root / "sched_accel.toml")})
+    on = app.run(
+        "main.py",
+        env={"ENABLE_SCHEDULER_OPTIMIZATION": "true", "SCHED_ACCEL_CONFIG": str(app.root / "sched_accel.toml")},
+    )
     assert off.returncode == on.returncode == 0, on.stderr
     assert on.stdout == off.stdout == "fetched t00\nfetched t01\nfetched t02\ndone\n"
     assert "prefetch=shadow" in on.stderr

@@ -131,7 +131,9 @@ def test_an_unresolved_module_object_is_said_once_and_the_loop_runs(
     """At run time: one items_unresolved line (ERROR, not internal_error) for any number of
     runs, and the loop's own result each time."""
     app.write("app_settings.py", "ITEMS = [1, 2]\n")
-    app.write("jobs.py", """
+    app.write(
+        "jobs.py",
+        """
         import app_settings
 
         def get(i):
@@ -139,7 +141,8 @@ def test_an_unresolved_module_object_is_said_once_and_the_loop_runs(
 
         def loop():
             return [get(i) for i in app_settings.ITEMS]
-    """)
+    """,
+    )
     app.config('[[targets]]\nloop = "jobs:loop"\nfetch = "jobs:get"\nitems = "app_settings:ITEM_IDS"\n')
     monkeypatch.setenv("ENABLE_SCHEDULER_OPTIMIZATION", "1")
     assert sched_accel.install() is True

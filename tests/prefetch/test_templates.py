@@ -109,7 +109,9 @@ def test_a_request_sent_ahead_and_never_asked_for_is_contradicted() -> None:
 def test_an_item_whose_unplaced_value_differs_is_not_predicted() -> None:
     """A ``/`` written into a path splits a segment: an item whose such value differs from the
     learned one's has no prediction."""
-    run = templates([{"name": "a/b", "id": 1}, {"name": "a/b", "id": 2}, {"name": "c", "id": 3}, {"name": "a/b", "id": 4}])
+    run = templates(
+        [{"name": "a/b", "id": 1}, {"name": "a/b", "id": 2}, {"name": "c", "id": 3}, {"name": "a/b", "id": 4}]
+    )
     observe(run, "http://h/item/a/b/1")
     observe(run, "http://h/item/a/b/2")
     [known] = run.learned

@@ -108,9 +108,7 @@ def test_a_call_that_reads_what_the_body_changes_runs_in_place_after_its_shadow(
     fields = run_line(capture_events)
     # Its shadow only sends its GET ahead; the real call runs in place and reads OFFSET then.
     assert fields["prefetch"] == "shadow" and int(fields["reads_served"]) >= 12
-    assert accelerated.value == [
-        FaultServerValue(t) + i for i, t in enumerate(tokens)
-    ]
+    assert accelerated.value == [FaultServerValue(t) + i for i, t in enumerate(tokens)]
 
 
 def FaultServerValue(key: str) -> int:  # noqa: N802 - reads as the server's answer

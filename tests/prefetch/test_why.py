@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 import sched_accel
-
-from sched_accel._prefetch._probe import StepAside
 from sched_accel._prefetch._ahead import Ahead
+from sched_accel._prefetch._probe import StepAside
 from sched_accel._prefetch._run import PrefetchRun
 from sched_accel._prefetch._why import why_not, why_not_calls, would_match
 
@@ -19,9 +18,20 @@ from ..conftest import App
 
 
 def run(**changes: Any) -> Any:
-    base = {"hits": 0, "misses": 3, "other": 0, "differs": None, "replay": False, "learned": [], "pulled": 3, "recorder": None,
-            "first_miss": SimpleNamespace(method="GET", url="http://h/a"), "ahead": [Ahead(0, "tok")],
-            "step": StepAside(), "oversize": 0}
+    base = {
+        "hits": 0,
+        "misses": 3,
+        "other": 0,
+        "differs": None,
+        "replay": False,
+        "learned": [],
+        "pulled": 3,
+        "recorder": None,
+        "first_miss": SimpleNamespace(method="GET", url="http://h/a"),
+        "ahead": [Ahead(0, "tok")],
+        "step": StepAside(),
+        "oversize": 0,
+    }
     return SimpleNamespace(**(base | changes))
 
 
@@ -34,7 +44,9 @@ def test_each_reason() -> None:
     assert "x-sequence" in (why_not(run(differs="x-sequence"), "'tokens'") or "")
     assert "over the 10 MiB kept per answer (2 of them)" in (why_not(run(oversize=2), "'tokens'") or "")
     recorded = SimpleNamespace(calls=[["GET", "http://h/a"]], skipped=0)
-    assert "this run recorded 1, the next one prefetches" in (why_not(run(replay=True, pulled=0, recorder=recorded), "'learned'") or "")
+    assert "this run recorded 1, the next one prefetches" in (
+        why_not(run(replay=True, pulled=0, recorder=recorded), "'learned'") or ""
+    )
     nothing = why_not(run(replay=True, pulled=0, recorder=SimpleNamespace(calls=[], skipped=0)), "'learned'") or ""
     assert "nothing was recorded" in nothing and "next one prefetches" not in nothing
     assert "not GET or HEAD" in (why_not(run(misses=0, other=4), "'tokens'") or "")
@@ -61,9 +73,18 @@ def test_a_run_that_stepped_aside_says_so_even_with_the_probe_served() -> None:
 
 
 def calls(**changes: Any) -> Any:
-    base = {"hits": 0, "misses": 3, "direct": 0, "mismatched": 0, "shape": None, "recorder": None,
-            "first_call": (("BTC",), {}), "first_item": {"symbol": "BTC", "id": 7}, "builder_error": None,
-            "step": StepAside()}
+    base = {
+        "hits": 0,
+        "misses": 3,
+        "direct": 0,
+        "mismatched": 0,
+        "shape": None,
+        "recorder": None,
+        "first_call": (("BTC",), {}),
+        "first_item": {"symbol": "BTC", "id": 7},
+        "builder_error": None,
+        "step": StepAside(),
+    }
     return SimpleNamespace(**(base | changes))
 
 
@@ -72,7 +93,9 @@ def test_each_reason_of_a_function_level_run() -> None:
     assert why_not_calls(calls(hits=2), "'coins'") is None
     assert "stepped aside" in (why_not_calls(calls(hits=1, step=aside()), "'coins'") or "")
     recorded = SimpleNamespace(calls=[["BTC"]], skipped=0)
-    assert "recorded yet" in (why_not_calls(calls(recorder=recorded, first_item=PrefetchRun.NO_ITEM), "'learned'") or "")
+    assert "recorded yet" in (
+        why_not_calls(calls(recorder=recorded, first_item=PrefetchRun.NO_ITEM), "'learned'") or ""
+    )
     models = SimpleNamespace(calls=[], skipped=12)  # arguments that cannot be kept (model instances)
     line = why_not_calls(calls(recorder=models, first_item=PrefetchRun.NO_ITEM), "'learned'") or ""
     assert "12 made, none of them kept" in line and "next one prefetches" not in line

@@ -40,8 +40,14 @@ __all__ = ["Comparison", "Observed", "measure", "run_program"]
 
 PROGRAMS_DIR = Path(__file__).resolve().parent / "programs"
 #: our variables, never inherited from the environment running the harness
-OUR_VARIABLES = ("ENABLE_SCHEDULER_OPTIMIZATION", "SCHED_ACCEL_CONFIG", "SCHED_ACCEL_CONCURRENCY",
-                 "SCHED_ACCEL_CONTROL", "SCHED_ACCEL_LOG", "SCHED_ACCEL_PROBE")
+OUR_VARIABLES = (
+    "ENABLE_SCHEDULER_OPTIMIZATION",
+    "SCHED_ACCEL_CONFIG",
+    "SCHED_ACCEL_CONCURRENCY",
+    "SCHED_ACCEL_CONTROL",
+    "SCHED_ACCEL_LOG",
+    "SCHED_ACCEL_PROBE",
+)
 TIMEOUT = 90.0
 
 #: one of our log lines, through loguru's default format or as a bare line
@@ -49,8 +55,10 @@ TIMEOUT = 90.0
 #: with a space, ``:``, ``|`` or ``]`` before the event: ``INFO:sched_accel:sched_accel.run ...``).
 OURS = re.compile(r"^(?:.*?[\s:|\]])?(sched_accel\.[a-z_]+(?: .*)?)$")
 FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
-CHAINED = ("During handling of the above exception, another exception occurred:",
-           "The above exception was the direct cause of the following exception:")
+CHAINED = (
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+)
 
 
 @dataclass
@@ -148,18 +156,26 @@ class Comparison:
         """The first ``not_accelerated`` (or refusal) line's reason, shortened."""
         for line in self.on.ours:
             name = line.split()[0]
-            if name in ("sched_accel.items_unresolved", "sched_accel.not_accelerated", "sched_accel.fetch_not_shadowed",
-                        "sched_accel.target_unresolved", "sched_accel.config_invalid", "sched_accel.target_not_patched",
-                        "sched_accel.internal_error"):
+            if name in (
+                "sched_accel.items_unresolved",
+                "sched_accel.not_accelerated",
+                "sched_accel.fetch_not_shadowed",
+                "sched_accel.target_unresolved",
+                "sched_accel.config_invalid",
+                "sched_accel.target_not_patched",
+                "sched_accel.internal_error",
+            ):
                 reason = line.split(" - ", 1)[1] if " - " in line else line
                 return f"{name.removeprefix('sched_accel.')}: {reason}"
         return ""
 
     def summary(self) -> str:
         """Several lines for a failing test or the table's notes."""
-        lines = [f"{self.program.name}: level={self.level} prefetched={self.prefetched} "
-                 f"requests {self.off.total_requests} -> {self.on.total_requests} (wasted {self.wasted}) "
-                 f"seconds {self.off.span:.2f} -> {self.on.span:.2f}"]
+        lines = [
+            f"{self.program.name}: level={self.level} prefetched={self.prefetched} "
+            f"requests {self.off.total_requests} -> {self.on.total_requests} (wasted {self.wasted}) "
+            f"seconds {self.off.span:.2f} -> {self.on.span:.2f}"
+        ]
         lines += [f"  differs: {d}" for d in self.differences]
         lines += [f"  sent more often: {describe_key(k)}: {a} -> {b}" for k, (a, b) in self.repeated.items()]
         if self.why_not:
@@ -180,13 +196,15 @@ def describe_key(key: Key) -> str:
 def child_environment(api: Upstream, state: Path, on: bool, redis_url: str | None) -> dict[str, str]:
     """This process's environment without our variables or coverage's, plus the run's own."""
     env = {k: v for k, v in os.environ.items() if k not in OUR_VARIABLES and not k.startswith("COVERAGE_")}
-    env.update({
-        "REALWORLD_API": api.url,
-        "SCHED_ACCEL_CONTROL": str(state / "control.json"),
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "TZ": "UTC",
-    })
+    env.update(
+        {
+            "REALWORLD_API": api.url,
+            "SCHED_ACCEL_CONTROL": str(state / "control.json"),
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TZ": "UTC",
+        }
+    )
     if redis_url:
         env["REALWORLD_REDIS_URL"] = redis_url
     other = os.environ.get("REALWORLD_SRC")  # measure another tree's library: its src/ first on the path
@@ -261,8 +279,9 @@ def collect_files(work: Path) -> tuple[dict[str, bytes], dict[str, list[tuple[ob
     return files, tables, ours
 
 
-def run_program(program: Program, api: Upstream, template: Path, work: Path, state: Path, *, on: bool,
-                redis_url: str | None = None) -> Observed:
+def run_program(
+    program: Program, api: Upstream, template: Path, work: Path, state: Path, *, on: bool, redis_url: str | None = None
+) -> Observed:
     """One run of ``program`` in ``work`` (a copy of ``template``), flag on or off."""
     shutil.copytree(template, work)
     if not on:
@@ -270,8 +289,16 @@ def run_program(program: Program, api: Upstream, template: Path, work: Path, sta
     env = child_environment(api, state, on, redis_url)
     api.reset()
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, *program.command], cwd=work, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, *program.command],
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -286,8 +313,10 @@ def run_program(program: Program, api: Upstream, template: Path, work: Path, sta
     return Observed(process.returncode, stdout, app, exceptions, ours + logged, files, tables, requests, span, wall)
 
 
-def first_difference(name: str, off: list[str] | list[tuple[object, ...]], on: list[str] | list[tuple[object, ...]]) -> str | None:
-    for index, (a, b) in enumerate(zip(off, on)):
+def first_difference(
+    name: str, off: list[str] | list[tuple[object, ...]], on: list[str] | list[tuple[object, ...]]
+) -> str | None:
+    for index, (a, b) in enumerate(zip(off, on, strict=False)):
         if a != b:
             return f"{name}, item {index + 1}: {a!r} (off) != {b!r} (on)"
     if len(off) != len(on):
@@ -310,8 +339,14 @@ def compare(program: Program, off: Observed, on: Observed) -> Comparison:
         if a is None or b is None:
             found.append(f"file {name} only in the {'on' if a is None else 'off'} run")
         elif a != b:
-            found.append(first_difference(f"file {name} line", a.decode(errors="replace").splitlines(),
-                                          b.decode(errors="replace").splitlines()) or f"file {name} bytes differ")
+            found.append(
+                first_difference(
+                    f"file {name} line",
+                    a.decode(errors="replace").splitlines(),
+                    b.decode(errors="replace").splitlines(),
+                )
+                or f"file {name} bytes differ"
+            )
     for name in sorted(set(off.tables) | set(on.tables)):
         found.append(first_difference(f"table {name} row", off.tables.get(name, []), on.tables.get(name, [])))
     missing = [k for k in off.requests if k not in on.requests]
@@ -334,8 +369,9 @@ def prepare(program: Program, api: Upstream, root: Path, state: Path) -> Path:
         variant.unlink()
     env = child_environment(api, state, False, None)
     for command in program.setup:
-        done = subprocess.run([sys.executable, *command], cwd=template, env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT)
+        done = subprocess.run(
+            [sys.executable, *command], cwd=template, env=env, capture_output=True, text=True, timeout=TIMEOUT
+        )
         if done.returncode:
             raise RuntimeError(f"{program.name}: setup {' '.join(command)} failed:\n{done.stderr}")
     return template

@@ -23,8 +23,16 @@ from .corpus import PROGRAMS, Program, by_name
 from .harness import Comparison, measure
 from .upstream import Upstream
 
-HEADER = ("shape", "program modelled on", "level used", "prefetched", "identical", "requests off/on", "seconds off/on",
-          "speedup")
+HEADER = (
+    "shape",
+    "program modelled on",
+    "level used",
+    "prefetched",
+    "identical",
+    "requests off/on",
+    "seconds off/on",
+    "speedup",
+)
 
 
 @contextmanager
@@ -51,8 +59,16 @@ def row(c: Comparison) -> tuple[str, ...]:
     requests = f"{c.off.total_requests} / {c.on.total_requests}"
     if c.wasted:
         requests += f" ({c.wasted} wasted)"
-    return (f"`{c.program.name}`: {c.program.shape}", c.program.modelled_on, c.level, c.prefetched, identical,
-            requests, f"{c.off.span:.2f} / {c.on.span:.2f}", f"{c.speedup:.2f}x")
+    return (
+        f"`{c.program.name}`: {c.program.shape}",
+        c.program.modelled_on,
+        c.level,
+        c.prefetched,
+        identical,
+        requests,
+        f"{c.off.span:.2f} / {c.on.span:.2f}",
+        f"{c.speedup:.2f}x",
+    )
 
 
 def render(comparisons: list[Comparison]) -> str:
@@ -65,8 +81,11 @@ def render(comparisons: list[Comparison]) -> str:
             lines.append(f"- {c.summary()} (wall {c.off.wall:.2f} s -> {c.on.wall:.2f} s)")
     identical = sum(c.identical and c.no_request_repeated for c in comparisons)
     faster = sum(c.identical and c.no_request_repeated and c.speedup >= 1.5 for c in comparisons)
-    lines += ["", f"{identical} of {len(comparisons)} identical with no request sent more often; "
-                  f"{faster} of them at least 1.5x faster."]
+    lines += [
+        "",
+        f"{identical} of {len(comparisons)} identical with no request sent more often; "
+        f"{faster} of them at least 1.5x faster.",
+    ]
     return "\n".join(lines)
 
 

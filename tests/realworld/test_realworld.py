@@ -28,13 +28,18 @@ KNOWN: dict[str, str] = {
         "(503, Retry-After: 1), sent ahead with others in flight, reaches the upstream twice instead "
         "of once (its retry went alone and was answered 503 again: final), and the check takes about "
         "1.25 s instead of 0.7 s; was 7 requests and 7.7 s before retries were kept to what "
-        "concurrency causes"),
+        "concurrency causes"
+    ),
 }
 
 
 def cases() -> list[object]:
-    return [pytest.param(p.name, id=p.name, marks=[pytest.mark.xfail(strict=True, reason=KNOWN[p.name])]
-                         if p.name in KNOWN else []) for p in PROGRAMS]
+    return [
+        pytest.param(
+            p.name, id=p.name, marks=[pytest.mark.xfail(strict=True, reason=KNOWN[p.name])] if p.name in KNOWN else []
+        )
+        for p in PROGRAMS
+    ]
 
 
 @pytest.mark.timeout(150)

@@ -124,8 +124,14 @@ def open_meteo(request: Request) -> Reply:
     lat, lon = float(p["latitude"]), float(p["longitude"])
     hours = [f"2026-12-01T{h:02d}:00" for h in range(0, 24, 4)]
     temps = [round((number(lat, lon, h) % 400) / 10 - 10, 1) for h in range(len(hours))]
-    return Reply({"latitude": lat, "longitude": lon, "timezone": p.get("timezone", "GMT"),
-                  "hourly": {"time": hours, "temperature_2m": temps}})
+    return Reply(
+        {
+            "latitude": lat,
+            "longitude": lon,
+            "timezone": p.get("timezone", "GMT"),
+            "hourly": {"time": hours, "temperature_2m": temps},
+        }
+    )
 
 
 # -- OpenWeatherMap (city_weather_csv, celery_forecasts) -----------------------------------------
@@ -135,17 +141,28 @@ def owm_weather(request: Request) -> Reply:
     if "atlantis" in city.lower():
         return Reply({"cod": "404", "message": "city not found"}, status=404)
     n = number("owm", city)
-    return Reply({"name": city.split(",")[0], "id": n % 9_000_000, "main": {"temp": round(n % 350 / 10, 1),
-                  "pressure": 990 + n % 40}, "weather": [{"description": ["clear sky", "light rain", "mist"][n % 3]}],
-                  "wind": {"speed": round(n % 120 / 10, 1)}})
+    return Reply(
+        {
+            "name": city.split(",")[0],
+            "id": n % 9_000_000,
+            "main": {"temp": round(n % 350 / 10, 1), "pressure": 990 + n % 40},
+            "weather": [{"description": ["clear sky", "light rain", "mist"][n % 3]}],
+            "wind": {"speed": round(n % 120 / 10, 1)},
+        }
+    )
 
 
 @route("GET", r"/owm/data/2\.5/forecast/daily")
 def owm_daily(request: Request) -> Reply:
     city_id = request.params["id"]
     n = number("daily", city_id)
-    days = [{"dt": 1_796_000_000 + 86_400 * d, "temp": {"min": round(n % (50 + d) / 10, 1),
-             "max": round(n % (90 + d) / 10 + 5, 1)}} for d in range(3)]
+    days = [
+        {
+            "dt": 1_796_000_000 + 86_400 * d,
+            "temp": {"min": round(n % (50 + d) / 10, 1), "max": round(n % (90 + d) / 10 + 5, 1)},
+        }
+        for d in range(3)
+    ]
     return Reply({"city": {"id": int(city_id), "name": f"city-{city_id}"}, "cnt": 3, "list": days})
 
 
@@ -154,8 +171,10 @@ def owm_daily(request: Request) -> Reply:
 def wttr(request: Request) -> Reply:
     place = request.groups[0]
     n = number("wttr", place, request.params.get("lang"))
-    return Reply(f"{place}: {'+' if n % 2 else '-'}{n % 25}°C, {['ясно', 'облачно', 'дождь'][n % 3]}\n",
-                 content_type="text/plain; charset=utf-8")
+    return Reply(
+        f"{place}: {'+' if n % 2 else '-'}{n % 25}°C, {['ясно', 'облачно', 'дождь'][n % 3]}\n",
+        content_type="text/plain; charset=utf-8",
+    )
 
 
 # -- CoinGecko (coin_prices_sqlite) --------------------------------------------------------------
@@ -170,8 +189,10 @@ def coingecko(request: Request) -> Reply:
         if coin in DELISTED:
             continue  # as CoinGecko does: an unknown id is simply missing from the answer
         n = number("cg", coin)
-        out[coin] = {p.get("vs_currencies", "usd"): round(n % 10_000_000 / 100, 2),
-                     "last_updated_at": 1_796_200_000 + n % 3600}
+        out[coin] = {
+            p.get("vs_currencies", "usd"): round(n % 10_000_000 / 100, 2),
+            "last_updated_at": 1_796_200_000 + n % 3600,
+        }
     return Reply(out)
 
 
@@ -182,13 +203,22 @@ def solana(request: Request) -> Reply:
     method, params = call["method"], call.get("params", [])
     if method == "getTokenAccountsByOwner":
         wallet = params[0]
-        accounts = [{"pubkey": f"{wallet[:6]}acct{i}", "account": {"data": {"parsed": {"info": {
-            "mint": f"Mint{number(wallet, i) % 997}"}}}}} for i in range(number("accts", wallet) % 3)]
+        accounts = [
+            {
+                "pubkey": f"{wallet[:6]}acct{i}",
+                "account": {"data": {"parsed": {"info": {"mint": f"Mint{number(wallet, i) % 997}"}}}},
+            }
+            for i in range(number("accts", wallet) % 3)
+        ]
         value: Any = accounts
     elif method == "getTokenAccountBalance":
         n = number("bal", params[0])
-        value = {"amount": str(n % 10**9), "decimals": 6, "uiAmount": n % 10**9 / 1e6,
-                 "uiAmountString": str(n % 10**9 / 1e6)}
+        value = {
+            "amount": str(n % 10**9),
+            "decimals": 6,
+            "uiAmount": n % 10**9 / 1e6,
+            "uiAmountString": str(n % 10**9 / 1e6),
+        }
     elif method == "getBalance":
         value = number("lamports", params[0]) % 10**12
     else:
@@ -222,7 +252,8 @@ def feed(request: Request) -> Reply:
     items = "".join(
         f"<item><title>Story {i}</title><link>https://news.example/story/{i}</link>"
         f"<pubDate>Mon, {1 + i % 28:02d} Dec 2026 10:00:00 GMT</pubDate></item>"
-        for i in range(start, start + 4))
+        for i in range(start, start + 4)
+    )
     xml = f'<?xml version="1.0"?><rss version="2.0"><channel><title>{name}</title>{items}</channel></rss>'
     return Reply(xml, content_type="application/rss+xml")
 
@@ -233,8 +264,13 @@ def github_repo(request: Request) -> Reply:
     owner, repo = request.groups
     if repo.startswith("deleted"):
         return not_found()
-    return Reply({"full_name": f"{owner}/{repo}", "stargazers_count": number("stars", owner, repo) % 90_000,
-                  "forks_count": number("forks", owner, repo) % 9_000})
+    return Reply(
+        {
+            "full_name": f"{owner}/{repo}",
+            "stargazers_count": number("stars", owner, repo) % 90_000,
+            "forks_count": number("forks", owner, repo) % 9_000,
+        }
+    )
 
 
 @route("GET", r"/github/repos/([^/]+)/([^/]+)/issues")
@@ -246,8 +282,12 @@ def github_issues(request: Request) -> Reply:
     first = (page - 1) * per_page
     issues = []
     for i in range(first, min(total, first + per_page)):
-        issue: dict[str, Any] = {"number": total - i, "title": f"{repo} issue {total - i}", "state": "open",
-                                 "user": {"login": f"user{number(repo, i) % 50}"}}
+        issue: dict[str, Any] = {
+            "number": total - i,
+            "title": f"{repo} issue {total - i}",
+            "state": "open",
+            "user": {"login": f"user{number(repo, i) % 50}"},
+        }
         if number("pr", repo, i) % 4 == 0:
             issue["pull_request"] = {"url": f"https://api.example/pulls/{total - i}"}
         issues.append(issue)
@@ -261,9 +301,20 @@ def github_graphql(request: Request) -> Reply:
         return Reply({"errors": [{"message": "only queries here"}]}, status=400)
     login = payload.get("variables", {}).get("login", "")
     n = number("gql", login)
-    return Reply({"data": {"user": {"login": login, "name": login.title(), "company": ["", "@acme", "@initech"][n % 3],
-                  "location": ["Hanoi", "Ho Chi Minh City", "Da Nang", ""][n % 4],
-                  "followers": {"totalCount": n % 5000}, "repositories": {"totalCount": n % 300}}}})
+    return Reply(
+        {
+            "data": {
+                "user": {
+                    "login": login,
+                    "name": login.title(),
+                    "company": ["", "@acme", "@initech"][n % 3],
+                    "location": ["Hanoi", "Ho Chi Minh City", "Da Nang", ""][n % 4],
+                    "followers": {"totalCount": n % 5000},
+                    "repositories": {"totalCount": n % 300},
+                }
+            }
+        }
+    )
 
 
 @route("POST", r"/directory/members")
@@ -282,9 +333,17 @@ def call_drs(request: Request) -> Reply:
     limit = int(p.get("limit", "100"))
     after = p.get("after")
     start = CDRS.index(after) + 1 if after in CDRS else 0
-    rows = [{"dr_sid": sid, "date_stop": f"2026-03-{15 + i % 10:02d}T10:{i % 60:02d}:00Z",
-             "duration": number("dur", sid) % 600, "number_src": f"+1555{number('src', sid) % 10**7:07d}",
-             "number_dst": f"+1555{number('dst', sid) % 10**7:07d}"} for i, sid in enumerate(CDRS) if i >= start]
+    rows = [
+        {
+            "dr_sid": sid,
+            "date_stop": f"2026-03-{15 + i % 10:02d}T10:{i % 60:02d}:00Z",
+            "duration": number("dur", sid) % 600,
+            "number_src": f"+1555{number('src', sid) % 10**7:07d}",
+            "number_dst": f"+1555{number('dst', sid) % 10**7:07d}",
+        }
+        for i, sid in enumerate(CDRS)
+        if i >= start
+    ]
     return Reply({"count": len(rows[:limit]), "items": rows[:limit]})
 
 
@@ -294,16 +353,23 @@ def tmdb_search(request: Request) -> Reply:
     title = request.params.get("query", "")
     if title.lower().startswith("untitled"):
         return Reply({"page": 1, "results": [], "total_results": 0})
-    return Reply({"page": 1, "results": [{"id": number("tmdb", title.lower()) % 900_000, "title": title}],
-                  "total_results": 1})
+    return Reply(
+        {"page": 1, "results": [{"id": number("tmdb", title.lower()) % 900_000, "title": title}], "total_results": 1}
+    )
 
 
 @route("GET", r"/tmdb/3/movie/(\d+)")
 def tmdb_movie(request: Request) -> Reply:
     movie = int(request.groups[0])
     genres = ["Comedy", "Drama", "Animation", "Thriller", "Science Fiction"]
-    return Reply({"id": movie, "runtime": 80 + movie % 90, "vote_average": round(movie % 90 / 10, 1),
-                  "genres": [{"name": genres[movie % 5]}, {"name": genres[movie % 3]}]})
+    return Reply(
+        {
+            "id": movie,
+            "runtime": 80 + movie % 90,
+            "vote_average": round(movie % 90 / 10, 1),
+            "genres": [{"name": genres[movie % 5]}, {"name": genres[movie % 3]}],
+        }
+    )
 
 
 # -- PyPI JSON API (pypi_versions_client, pypi_validate_generator) -------------------------------
@@ -313,7 +379,9 @@ def pypi(request: Request) -> Reply:
     if name.startswith("internal-"):
         return not_found()
     n = number("pypi", name)
-    releases: dict[str, list[object]] = {f"{major}.{minor}.0": [] for major in range(1 + n % 3) for minor in range(n % 4)}
+    releases: dict[str, list[object]] = {
+        f"{major}.{minor}.0": [] for major in range(1 + n % 3) for minor in range(n % 4)
+    }
     version = f"{n % 3}.{n % 4}.0" if n % 4 else "0.1.0"
     return Reply({"info": {"name": name, "version": version}, "releases": releases or {"0.1.0": []}})
 
@@ -331,19 +399,28 @@ def clubready_login(request: Request) -> Reply:
     if form.get("pw") != f"pw-{form.get('uid')}":
         return Reply("<html>Login failed</html>", status=401, content_type="text/html")
     token = f"{number('session', form.get('uid')) % 10**10:x}"
-    return Reply("<html>Welcome</html>", content_type="text/html",
-                 headers={"Set-Cookie": f"crsession={token}; Path=/clubready; HttpOnly"})
+    return Reply(
+        "<html>Welcome</html>",
+        content_type="text/html",
+        headers={"Set-Cookie": f"crsession={token}; Path=/clubready; HttpOnly"},
+    )
 
 
 @route("GET", r"/clubready/Dashboard/MainDashboard")
 def clubready_dashboard(request: Request) -> Reply:
     token = _session_of(request)
     if token is None:
-        return Reply("<html>Please log in</html>", status=302, content_type="text/html",
-                     headers={"Location": "/clubready/Security/Login"})
+        return Reply(
+            "<html>Please log in</html>",
+            status=302,
+            content_type="text/html",
+            headers={"Location": "/clubready/Security/Login"},
+        )
     n = number("dash", token)
-    return Reply(f"<html><span id='checkins'>{n % 300}</span><span id='revenue'>{n % 90_000}</span></html>",
-                 content_type="text/html")
+    return Reply(
+        f"<html><span id='checkins'>{n % 300}</span><span id='revenue'>{n % 90_000}</span></html>",
+        content_type="text/html",
+    )
 
 
 @route("GET", r"/clubready/Members")
@@ -358,8 +435,22 @@ def clubready_members(request: Request) -> Reply:
 # -- Price Assist (apscheduler_prices) -----------------------------------------------------------
 @route("GET", r"/prices/item_model_data")
 def item_models(request: Request) -> Reply:
-    return Reply({"item_models": ["FX504GM-ES74", "XPS 13 9310", "ThinkPad T14s", "MacBook Air M2", "ROG G14",
-                                  "Surface Laptop 5", "Galaxy Book3", "Aspire 5", "IdeaPad 3", "Pavilion 15"]})
+    return Reply(
+        {
+            "item_models": [
+                "FX504GM-ES74",
+                "XPS 13 9310",
+                "ThinkPad T14s",
+                "MacBook Air M2",
+                "ROG G14",
+                "Surface Laptop 5",
+                "Galaxy Book3",
+                "Aspire 5",
+                "IdeaPad 3",
+                "Pavilion 15",
+            ]
+        }
+    )
 
 
 @route("GET", r"/prices/api/query")
@@ -379,16 +470,24 @@ def price_store(request: Request) -> Reply:
 def fx_latest(request: Request) -> Reply:
     base = request.groups[0]
     n = number("fx", base)
-    return Reply({"base": base, "date": "2026-12-01", "time_last_updated": 1_796_169_601,
-                  "rates": {"USD": round(0.005 + n % 20_000 / 10_000, 4), base: 1.0}})
+    return Reply(
+        {
+            "base": base,
+            "date": "2026-12-01",
+            "time_last_updated": 1_796_169_601,
+            "rates": {"USD": round(0.005 + n % 20_000 / 10_000, 4), base: 1.0},
+        }
+    )
 
 
 # -- a stock price API (stock_prices_client) ------------------------------------------------------
 @route("GET", r"/stocks/query")
 def stock_daily(request: Request) -> Reply:
     symbol = request.params["symbol"]
-    days = {f"2026-11-{d:02d}": {"4. close": f"{number('close', symbol, d) % 90_000 / 100 + 10:.2f}"}
-            for d in (24, 25, 26, 27)}
+    days = {
+        f"2026-11-{d:02d}": {"4. close": f"{number('close', symbol, d) % 90_000 / 100 + 10:.2f}"}
+        for d in (24, 25, 26, 27)
+    }
     return Reply({"Meta Data": {"2. Symbol": symbol}, "Time Series (Daily)": days})
 
 

@@ -264,7 +264,9 @@ def test_reads_sent_through_reading_by_each_http_client(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", sent_inside_reading(requests.adapters.HTTPAdapter.send))
     monkeypatch.setattr(httpx.HTTPTransport, "handle_request", sent_inside_reading(httpx.HTTPTransport.handle_request))
-    monkeypatch.setattr(urllib.request.AbstractHTTPHandler, "do_open", sent_inside_reading(urllib.request.AbstractHTTPHandler.do_open))
+    monkeypatch.setattr(
+        urllib.request.AbstractHTTPHandler, "do_open", sent_inside_reading(urllib.request.AbstractHTTPHandler.do_open)
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever)
     thread.start()

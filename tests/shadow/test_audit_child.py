@@ -23,7 +23,11 @@ def test_the_audit_backstop_in_an_untraced_child() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "audit", str(HERE)],
-        cwd=HERE.parent.parent, env=env, capture_output=True, text=True, timeout=300,
+        cwd=HERE.parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and " failed" not in done.stdout

@@ -68,4 +68,6 @@ def test_where_names_the_app_line() -> None:
         return where()
 
     line = ours()
-    assert line.startswith("tests/shadow/test_context.py:") or line.endswith(f"test_context.py:{ours.__code__.co_firstlineno + 1}")
+    assert line.startswith("tests/shadow/test_context.py:") or line.endswith(
+        f"test_context.py:{ours.__code__.co_firstlineno + 1}"
+    )

@@ -58,14 +58,22 @@ def test_psycopg() -> None:
     psycopg = pytest.importorskip("psycopg")
     from psycopg import sql
 
-    assert stops(psycopg.Cursor, "execute", "INSERT INTO t VALUES (1)").startswith("a database write through psycopg: INSERT")
+    assert stops(psycopg.Cursor, "execute", "INSERT INTO t VALUES (1)").startswith(
+        "a database write through psycopg: INSERT"
+    )
     assert "DELETE" in stops(psycopg.Cursor, "executemany", sql.SQL("DELETE FROM {}").format(sql.Identifier("t")), [])
-    assert stops(psycopg.AsyncCursor, "execute", "UPDATE t SET a = 1").startswith("a database write through psycopg: UPDATE")
+    assert stops(psycopg.AsyncCursor, "execute", "UPDATE t SET a = 1").startswith(
+        "a database write through psycopg: UPDATE"
+    )
     assert stops(psycopg.ServerCursor, "execute", "DELETE FROM t").startswith("a database write through psycopg")
     assert stops(psycopg.Cursor, "copy", "COPY t FROM STDIN").startswith("ran COPY through psycopg")
     assert stops(psycopg.Connection, "commit").startswith("committed through psycopg")
     assert stops(psycopg.AsyncConnection, "commit").startswith("committed through psycopg")
-    for owner, name in ((psycopg.Connection, "__exit__"), (psycopg.Transaction, "__exit__"), (psycopg.AsyncTransaction, "__aexit__")):
+    for owner, name in (
+        (psycopg.Connection, "__exit__"),
+        (psycopg.Transaction, "__exit__"),
+        (psycopg.AsyncTransaction, "__aexit__"),
+    ):
         assert wrapt.find_wrapper(vars(owner)[name], predicate=is_ours) is not None
     reaches_the_driver(psycopg.Cursor, "execute", "SELECT 1")
     reaches_the_driver(psycopg.AsyncCursor, "execute", "SELECT 1")

@@ -19,6 +19,7 @@ from sched_accel._shadow._output import StreamProxy
 
 from .helpers import in_thread
 
+
 @pytest.mark.usefixtures("active")
 def test_prints_logs_and_warnings_of_a_shadow_thread_are_dropped_while_the_main_threads_go_on(
     capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture

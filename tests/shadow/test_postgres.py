@@ -42,9 +42,15 @@ def test_psycopg2(postgres_dsn: str) -> None:
 
     outcome = in_thread(read)
     assert outcome.error is None and outcome.value == [{"a": "first"}]
-    assert reason(in_thread(lambda: conn.cursor().execute("INSERT INTO t2 VALUES ('shadow')"))).endswith("INSERT INTO t2 VALUES ('shadow')")
-    assert "DELETE" in reason(in_thread(lambda: conn.cursor(cursor_factory=extras.RealDictCursor).execute("DELETE FROM t2")))
-    assert "INSERT" in reason(in_thread(lambda: extras.execute_values(conn.cursor(), "INSERT INTO t2 VALUES %s", [("x",)])))
+    assert reason(in_thread(lambda: conn.cursor().execute("INSERT INTO t2 VALUES ('shadow')"))).endswith(
+        "INSERT INTO t2 VALUES ('shadow')"
+    )
+    assert "DELETE" in reason(
+        in_thread(lambda: conn.cursor(cursor_factory=extras.RealDictCursor).execute("DELETE FROM t2"))
+    )
+    assert "INSERT" in reason(
+        in_thread(lambda: extras.execute_values(conn.cursor(), "INSERT INTO t2 VALUES %s", [("x",)]))
+    )
     assert reason(in_thread(with_block)) == "committed through psycopg2"
     with conn.cursor() as cursor:
         cursor.execute("INSERT INTO t2 VALUES ('main')")
@@ -66,7 +72,9 @@ def test_psycopg(postgres_dsn: str) -> None:
 
     outcome = in_thread(lambda: conn.execute("SELECT a FROM t3").fetchall())
     assert outcome.error is None and outcome.value == [("first",)]
-    assert reason(in_thread(lambda: conn.execute("INSERT INTO t3 VALUES ('shadow')"))).startswith("a database write through psycopg: INSERT")
+    assert reason(in_thread(lambda: conn.execute("INSERT INTO t3 VALUES ('shadow')"))).startswith(
+        "a database write through psycopg: INSERT"
+    )
     assert reason(in_thread(block)) == "committed through psycopg"
     conn.execute("INSERT INTO t3 VALUES ('main')")
     assert conn.execute("SELECT a FROM t3 ORDER BY a").fetchall() == [("first",), ("main",)]

@@ -49,7 +49,9 @@ def test_sleeps_inside_reading_are_real() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_shadow_tasks_sleeps_return_at_once_beside_a_normal_task_that_waits(anyio_backend: tuple[str, object]) -> None:
+async def test_a_shadow_tasks_sleeps_return_at_once_beside_a_normal_task_that_waits(
+    anyio_backend: tuple[str, object],
+) -> None:
     """On one event loop, the shadow task's anyio/asyncio/trio sleeps are skipped (still
     yielding), the normal task's are real."""
     shadow = Shadow()

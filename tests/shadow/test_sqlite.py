@@ -50,7 +50,9 @@ def test_sqlite3_reads_go_on_and_a_write_is_refused_and_stops_the_shadow(db: Pat
     outcome = in_thread(job)
     assert seen == [[("first",)], "not authorized"]
     assert isinstance(outcome.error, Stopped)
-    assert outcome.shadow.stopped is not None and outcome.shadow.stopped.startswith("a write to SQLite through sqlite3: INSERT t (")
+    assert outcome.shadow.stopped is not None and outcome.shadow.stopped.startswith(
+        "a write to SQLite through sqlite3: INSERT t ("
+    )
     assert "tests/shadow/test_sqlite.py:" in outcome.shadow.stopped
     assert rows(db) == ["first"]
 
@@ -121,7 +123,11 @@ async def test_aiosqlite_a_shadow_task_reads_and_is_stopped_at_its_write_beside_
         async with anyio.create_task_group() as group:
             group.start_soon(shadow_task)
             group.start_soon(normal_task)
-    assert seen == [[("first",)], "a database write through aiosqlite: INSERT INTO t VALUES ('shadow')", "committed through aiosqlite"]
+    assert seen == [
+        [("first",)],
+        "a database write through aiosqlite: INSERT INTO t VALUES ('shadow')",
+        "committed through aiosqlite",
+    ]
     assert rows(db) == ["first", "normal"]
 
 

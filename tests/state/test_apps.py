@@ -93,7 +93,11 @@ def test_app_json_names_the_config_owner_only_and_is_rewritten_only_when_it_diff
     state.describe()
     path = Path(state.folder) / "app.json"
     assert json.loads(path.read_text()) == {
-        "version": 1, "id": state.id, "config": "/srv/billing/sched_accel.toml", "namespace": None, "control": state.control
+        "version": 1,
+        "id": state.id,
+        "config": "/srv/billing/sched_accel.toml",
+        "namespace": None,
+        "control": state.control,
     }
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(Path(state.folder).stat().st_mode) == 0o700

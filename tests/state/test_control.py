@@ -11,8 +11,16 @@ from pathlib import Path
 import pytest
 
 from sched_accel import ControlFileError
-from sched_accel._state import _control
-from sched_accel._state import ALL, DISABLED_ENV, ControlFile, Controls, ControlState, disabled_targets, unsafe
+from sched_accel._state import (
+    ALL,
+    DISABLED_ENV,
+    ControlFile,
+    Controls,
+    ControlState,
+    _control,
+    disabled_targets,
+    unsafe,
+)
 from sched_accel._state._control import parse
 
 
@@ -230,7 +238,9 @@ def test_a_symlinked_control_file_is_refused_and_switches_everything_off(
     assert "every target runs unaccelerated" in line and control.path in line
 
 
-def test_a_dangling_symlink_is_refused_never_on(control: ControlFile, tmp_path: Path, capture_events: list[str]) -> None:
+def test_a_dangling_symlink_is_refused_never_on(
+    control: ControlFile, tmp_path: Path, capture_events: list[str]
+) -> None:
     """A symlink to nothing is not "no control file": it is refused, every target is off."""
     os.makedirs(os.path.dirname(control.path), mode=0o700)
     os.symlink(str(tmp_path / "nowhere.json"), control.path)

@@ -54,7 +54,7 @@ CONFIG = """
 
 
 def run_lines(stderr: str) -> list[str]:
-    return [line[line.index("sched_accel.run"):] for line in stderr.splitlines() if "sched_accel.run " in line]
+    return [line[line.index("sched_accel.run") :] for line in stderr.splitlines() if "sched_accel.run " in line]
 
 
 def test_second_process_prefetches_what_the_first_one_learned(app: App) -> None:
@@ -107,7 +107,9 @@ def test_one_apps_learned_calls_are_never_replayed_by_another(tmp_path: Path, mo
     state = Path(control).parent
     folders = {made: state / "apps" / Path(made.state()).name for made in (staging, production)}
     assert all((folder / "learned" / "job_job.json").exists() for folder in folders.values())
-    assert (folders[staging] / "learned" / "secret").read_bytes() != (folders[production] / "learned" / "secret").read_bytes()
+    assert (folders[staging] / "learned" / "secret").read_bytes() != (
+        folders[production] / "learned" / "secret"
+    ).read_bytes()
     assert not (state / "learned").exists()
 
 
@@ -234,7 +236,9 @@ def test_a_file_not_of_ours_is_not_used(learned: LearnedCalls, body: str, captur
     assert "is not a learned-calls file of ours" in line
 
 
-def test_a_learned_file_through_a_symlink_is_refused(learned: LearnedCalls, tmp_path: Path, capture_events: list[str]) -> None:
+def test_a_learned_file_through_a_symlink_is_refused(
+    learned: LearnedCalls, tmp_path: Path, capture_events: list[str]
+) -> None:
     """A learned file that is a symlink (here to a validly signed file) is not followed: no prefetch from it."""
     moved = tmp_path / "moved.json"
     os.replace(learned.path, moved)

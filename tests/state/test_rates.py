@@ -26,15 +26,25 @@ def test_an_old_or_impossible_rate_is_not_used(tmp_path: Path) -> None:
     rates = LearnedRates(str(tmp_path))
     rates.save({"a": 20.0}, now=0.0)
     assert rates.load(now=MAX_AGE + 1) == {}
-    body = {"version": 1, "hosts": {"b": {"per_second": 1e300, "at": 5.0}, "c": {"per_second": "x", "at": 5.0},
-                                     "d": {"per_second": float("nan"), "at": 5.0}, "e": [1], "f": {"per_second": 3, "at": 5}}}
+    body = {
+        "version": 1,
+        "hosts": {
+            "b": {"per_second": 1e300, "at": 5.0},
+            "c": {"per_second": "x", "at": 5.0},
+            "d": {"per_second": float("nan"), "at": 5.0},
+            "e": [1],
+            "f": {"per_second": 3, "at": 5},
+        },
+    }
     Path(rates.path).write_text(json.dumps(body))
     assert rates.load(now=10.0) == {"f": 3.0}
     Path(rates.path).write_text("{not json")
     assert rates.load(now=10.0) == {}
 
 
-def test_a_rates_file_through_a_symlink_or_writable_by_others_is_refused(tmp_path: Path, capture_events: list[str]) -> None:
+def test_a_rates_file_through_a_symlink_or_writable_by_others_is_refused(
+    tmp_path: Path, capture_events: list[str]
+) -> None:
     real = LearnedRates(str(tmp_path / "real"))
     real.save({"a": 20.0}, now=1.0)
     (tmp_path / "link").mkdir(mode=0o700)

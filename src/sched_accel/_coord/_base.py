@@ -141,7 +141,13 @@ class Backend(Protocol):
         ...
 
     def claim(
-        self, key: str, tick: int, *, ttl: float, latest: int | None = None, at: float | None = None,
+        self,
+        key: str,
+        tick: int,
+        *,
+        ttl: float,
+        latest: int | None = None,
+        at: float | None = None,
         period: float | None = None,
     ) -> int | None:
         """Run ``key``'s schedule tick ``tick`` here? A fencing token (increasing per key, 1

@@ -209,7 +209,13 @@ class MachineBackend:
             return len(_slots(record.read(), self._clock()))
 
     def claim(
-        self, key: str, tick: int, *, ttl: float, latest: int | None = None, at: float | None = None,
+        self,
+        key: str,
+        tick: int,
+        *,
+        ttl: float,
+        latest: int | None = None,
+        at: float | None = None,
         period: float | None = None,
     ) -> int | None:
         check_tick(tick)
@@ -218,12 +224,14 @@ class MachineBackend:
         whole = _CLAIM.size + _CLAIMED.size
         with self._store.record("claim", key) as record:
             data = record.read(whole)
-            fence, held_tick, held_until = _CLAIM.unpack(data[: _CLAIM.size]) if len(data) >= _CLAIM.size else (0, 0, 0.0)
+            fence, held_tick, held_until = (
+                _CLAIM.unpack(data[: _CLAIM.size]) if len(data) >= _CLAIM.size else (0, 0, 0.0)
+            )
             made, held_at = _CLAIMED.unpack(data[_CLAIM.size : whole]) if len(data) >= whole else (0.0, math.nan)
             now = self._clock()
-            if not claim_wins(held_tick if held_until > 0 else None, held_until, tick, now, ttl=ttl, latest=latest) and not (
-                at is not None and period and lived_again(held_at, now - made, at, tick, period)
-            ):
+            if not claim_wins(
+                held_tick if held_until > 0 else None, held_until, tick, now, ttl=ttl, latest=latest
+            ) and not (at is not None and period and lived_again(held_at, now - made, at, tick, period)):
                 return None
             record.write(_CLAIM.pack(fence + 1, tick, now + ttl) + _CLAIMED.pack(now, math.nan if at is None else at))
             return int(fence + 1)

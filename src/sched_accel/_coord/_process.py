@@ -10,7 +10,6 @@ here all the same, so the three backends keep one contract.
 from __future__ import annotations
 
 import math
-
 import threading
 import time
 from collections.abc import Callable
@@ -155,7 +154,13 @@ class ProcessBackend:
             return len(self._beats)
 
     def claim(
-        self, key: str, tick: int, *, ttl: float, latest: int | None = None, at: float | None = None,
+        self,
+        key: str,
+        tick: int,
+        *,
+        ttl: float,
+        latest: int | None = None,
+        at: float | None = None,
         period: float | None = None,
     ) -> int | None:
         check_tick(tick)

@@ -83,7 +83,9 @@ def own_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     kept = [(key, value) for key, value in pairs if key not in _OURS]
-    return url if len(kept) == len(pairs) else urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept)))
+    return (
+        url if len(kept) == len(pairs) else urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept)))
+    )
 
 
 #: This machine's boot (a claim's wall clock is compared only with the same machine's clock).
@@ -122,7 +124,9 @@ class RedisBackend:
             from redis.backoff import NoBackoff
             from redis.retry import Retry
         except ImportError as exc:
-            raise CoordinationUnavailable(f"the redis backend needs redis-py, which is not installed: {INSTALL}") from exc
+            raise CoordinationUnavailable(
+                f"the redis backend needs redis-py, which is not installed: {INSTALL}"
+            ) from exc
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         tls: dict[str, Any] = {}
         if urllib.parse.urlsplit(url).scheme == "rediss":  # plain connections take no ssl_* option
@@ -221,7 +225,13 @@ class RedisBackend:
         return int(self._call(self._live, keys=[self._key("processes", "beats")]))
 
     def claim(
-        self, key: str, tick: int, *, ttl: float, latest: int | None = None, at: float | None = None,
+        self,
+        key: str,
+        tick: int,
+        *,
+        ttl: float,
+        latest: int | None = None,
+        at: float | None = None,
         period: float | None = None,
     ) -> int | None:
         check_tick(tick)
@@ -230,8 +240,17 @@ class RedisBackend:
         keys = [self._key(f"claim:{key}", name) for name in ("tick", "fence", "at")]
         kept = max(_ms(ttl), _ms(FENCE_KEPT))
         wall = "" if at is None or not math.isfinite(at) or not period else str(round(at * 1000))
-        args = [tick, _ms(ttl), "" if latest is None else latest, kept, wall, _ms(period or 1.0), _MACHINE,
-                _ms(STEPPED_BACK), repr(STEPPED_BACK_RATE)]
+        args = [
+            tick,
+            _ms(ttl),
+            "" if latest is None else latest,
+            kept,
+            wall,
+            _ms(period or 1.0),
+            _MACHINE,
+            _ms(STEPPED_BACK),
+            repr(STEPPED_BACK_RATE),
+        ]
         token = int(self._call(self._claim, keys=keys, args=args))
         return token or None
 

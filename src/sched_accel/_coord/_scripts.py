@@ -62,7 +62,11 @@ end
 #: left). ARGV: the emission interval (µs), the burst, the longest pause followed (ms). The
 #: wait in ms (0: admitted). An arrival time further ahead than a burst of intervals is cut to
 #: that and written back, as a pause longer than the longest is.
-ADMIT = _NOW_US + _NUMBER + _PAUSE_LEFT + """
+ADMIT = (
+    _NOW_US
+    + _NUMBER
+    + _PAUSE_LEFT
+    + """
 local paused = pause_left(KEYS[2], tonumber(ARGV[3]))
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -79,16 +83,23 @@ tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
 return 0
 """
+)
 
 #: KEYS: the host's pause. ARGV: the longest pause followed (ms). The ms left of it.
-PAUSED = _PAUSE_LEFT + """
+PAUSED = (
+    _PAUSE_LEFT
+    + """
 return math.max(0, pause_left(KEYS[1], tonumber(ARGV[1])))
 """
+)
 
 #: KEYS: the host's leases (a sorted set of ids scored by their expiry, ms). ARGV: limit,
 #: ttl (ms), the new lease's id. 1 when taken, 0 when every place is held. The set expires
 #: with its last lease, so an idle host leaves nothing behind.
-LEASE = _NOW_US + _SLOTS + """
+LEASE = (
+    _NOW_US
+    + _SLOTS
+    + """
 now = math.floor(now / 1000)
 local ttl = tonumber(ARGV[2])
 in_force(KEYS[1], now, ttl)
@@ -97,10 +108,14 @@ redis.call('ZADD', KEYS[1], string.format('%.0f', now + ttl), ARGV[3])
 keep(KEYS[1])
 return 1
 """
+)
 
 #: KEYS: the host's leases. ARGV: ttl (ms), then the ids to hold that much longer (those
 #: still held). The set's own expiry follows its last lease.
-RENEW = _NOW_US + _SLOTS + """
+RENEW = (
+    _NOW_US
+    + _SLOTS
+    + """
 now = math.floor(now / 1000)
 local ttl = tonumber(ARGV[1])
 in_force(KEYS[1], now, ttl)
@@ -110,6 +125,7 @@ end
 keep(KEYS[1])
 return 0
 """
+)
 
 #: KEYS: the host's pause. ARGV: at most this much of it left (ms): then it ends now.
 LIFT = """
@@ -127,7 +143,10 @@ return 0
 
 #: KEYS: the heartbeats (a sorted set of process ids scored by expiry, ms). ARGV: the
 #: process id, ttl (ms).
-HEARTBEAT = _NOW_US + _SLOTS + """
+HEARTBEAT = (
+    _NOW_US
+    + _SLOTS
+    + """
 now = math.floor(now / 1000)
 local ttl = tonumber(ARGV[2])
 in_force(KEYS[1], now, ttl)
@@ -135,12 +154,16 @@ redis.call('ZADD', KEYS[1], string.format('%.0f', now + ttl), ARGV[1])
 keep(KEYS[1])
 return 0
 """
+)
 
 #: KEYS: the heartbeats. How many are in force (expired ones are dropped).
-LIVE = _NOW_US + """
+LIVE = (
+    _NOW_US
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', math.floor(now / 1000))
 return redis.call('ZCARD', KEYS[1])
 """
+)
 
 #: KEYS: the tick held (expires after the claim's ttl), the fencing counter (kept for
 #: ARGV[4] ms after the last claim), the claimant's wall clock (``"<ms> <ttl ms> <machine>"``,
@@ -152,7 +175,9 @@ return redis.call('ZCARD', KEYS[1])
 #: within the ttl and is no later than the latest, and unless this machine made it before its
 #: wall clock stepped back and the caller's tick is later than the window it then fell in
 #: (``_base.lived_again``); a counter that is no whole number below 2**53 starts again.
-CLAIM = _NUMBER + """
+CLAIM = (
+    _NUMBER
+    + """
 local tick, ttl, latest = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local held = number(redis.call('GET', KEYS[1]))
 local left = redis.call('PTTL', KEYS[1])
@@ -179,3 +204,4 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 return token
 """
+)

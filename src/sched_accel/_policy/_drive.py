@@ -39,6 +39,7 @@ class _Go:
 #: Yielded by a plan: do the action now.
 GO: Final = _Go()
 
+
 class Wakeable(Protocol):
     """A place in some line: whoever frees a place calls its ``wake``."""
 

@@ -33,7 +33,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal, Protocol, TypeVar
 
@@ -86,8 +86,13 @@ class Budget:
     def __post_init__(self) -> None:
         if self.source not in _SOURCES:
             raise ValueError(f"source={self.source!r}: expected one of {', '.join(_SOURCES)}")
-        for name, low, high in (("limit", 1, MAX_COUNT), ("remaining", 0, MAX_COUNT), ("reset", 0.0, MAX_SECONDS),
-                                ("window", 1e-3, MAX_SECONDS), ("retry_after", 0.0, MAX_SECONDS)):
+        for name, low, high in (
+            ("limit", 1, MAX_COUNT),
+            ("remaining", 0, MAX_COUNT),
+            ("reset", 0.0, MAX_SECONDS),
+            ("window", 1e-3, MAX_SECONDS),
+            ("retry_after", 0.0, MAX_SECONDS),
+        ):
             value = getattr(self, name)
             if value is not None and not low <= value <= high:
                 raise ValueError(f"{name}={value!r}: expected None or a number from {low} to {high}")
@@ -344,6 +349,6 @@ def _http_date(text: str) -> float | None:
     """An HTTP-date (any of RFC 9110's three forms; no zone means GMT) as a Unix time."""
     try:
         when = parsedate_to_datetime(text.strip())
-        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None

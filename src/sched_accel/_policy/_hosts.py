@@ -43,7 +43,9 @@ class _CircuitEvents:
         event("WARNING", "circuit_half_open", "cool-down over: one trial request goes through", host=breaker.name)
 
     def closed(self, breaker: CircuitBreaker) -> None:
-        event("INFO", "circuit_closed", "the trial request succeeded: limits and retries apply again", host=breaker.name)
+        event(
+            "INFO", "circuit_closed", "the trial request succeeded: limits and retries apply again", host=breaker.name
+        )
 
 
 CIRCUIT_EVENTS = _CircuitEvents()
@@ -73,7 +75,14 @@ class HostState:
     reads: Reads = Reads()
 
     def answered(
-        self, response: object, trial: bool, number: int, stats: RunStats, longest: float = math.inf, *, live: bool = False
+        self,
+        response: object,
+        trial: bool,
+        number: int,
+        stats: RunStats,
+        longest: float = math.inf,
+        *,
+        live: bool = False,
     ) -> None:
         """What an answer to a request admitted as ``number`` (or as the trial) teaches the host.
         A pause is never longer than ``longest`` (the retry deadline): no item waits longer than
@@ -269,7 +278,9 @@ class Hosts:
         or ``"learned"`` (from its refusals). Hosts paced at no rate are left out."""
         with self._lock:
             states = list(self._by_name.values())
-        rates = {name: (conf.per_second, "declared") for name, conf in self.settings.items() if conf.per_second is not None}
+        rates = {
+            name: (conf.per_second, "declared") for name, conf in self.settings.items() if conf.per_second is not None
+        }
         for state in states:
             if state.name in rates:
                 continue

@@ -209,13 +209,17 @@ def _urllib_open(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs:
     parts = urllib.parse.urlsplit(f"//{request.host}")
     cap = policy.timeout
     if cap is None:
-        return run_sync(policy.request(tries, parts.hostname or request.host, parts.port), lambda: wrapped(*args, **kwargs))
+        return run_sync(
+            policy.request(tries, parts.hostname or request.host, parts.port), lambda: wrapped(*args, **kwargs)
+        )
     # The default is socket._GLOBAL_DEFAULT_TIMEOUT, an object: no timeout at all. The app's
     # Request object gets its own timeout back afterwards (it may be reused).
     timeout = request.timeout
     request.timeout = min(timeout, cap) if isinstance(timeout, int | float) and timeout > 0 else cap
     try:
-        return run_sync(policy.request(tries, parts.hostname or request.host, parts.port), lambda: wrapped(*args, **kwargs))
+        return run_sync(
+            policy.request(tries, parts.hostname or request.host, parts.port), lambda: wrapped(*args, **kwargs)
+        )
     finally:
         request.timeout = timeout
 
@@ -332,7 +336,9 @@ def patch_http(patch: Patch, watch: Callable[[str, Callable[[ModuleType], None]]
     httpx's making of SSL contexts (always: clients are made before a run starts)."""
     for module_name, owner_name, attribute, wrapper in _LAYERS:
 
-        def wrap(module: ModuleType, owner_name: str = owner_name, attribute: str = attribute, wrapper: Any = wrapper) -> None:
+        def wrap(
+            module: ModuleType, owner_name: str = owner_name, attribute: str = attribute, wrapper: Any = wrapper
+        ) -> None:
             owner = getattr(module, owner_name, None)
             if owner is not None and callable(getattr(owner, attribute, None)):
                 apply(patch, owner, attribute, wrapper, _seen)

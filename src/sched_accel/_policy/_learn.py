@@ -50,7 +50,17 @@ class RateLearner:
     """One host's learned rate; ``rate(now)`` is None while it is not learning."""
 
     __slots__ = (
-        "_accepted", "_base", "_cut_at", "_cut_number", "_k", "_mark", "_peak", "_refused", "_settled", "_start", "_w_max",
+        "_accepted",
+        "_base",
+        "_cut_at",
+        "_cut_number",
+        "_k",
+        "_mark",
+        "_peak",
+        "_refused",
+        "_settled",
+        "_start",
+        "_w_max",
         "crowd",
         "off",
         "top",

@@ -25,7 +25,9 @@ class HostLimit:
         if self.concurrency is not None and not _whole(self.concurrency):
             raise ValueError(f"concurrency must be a whole number >= 1, or None for no bound; got {self.concurrency!r}")
         rate = self.per_second
-        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf):
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf
+        ):
             raise ValueError(f"per_second must be a finite number > 0, or None for no rate limit; got {rate!r}")
         if not _whole(self.burst):
             raise ValueError(f"burst must be a whole number >= 1 (requests let through at once); got {self.burst!r}")

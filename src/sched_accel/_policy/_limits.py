@@ -255,7 +255,11 @@ class HostLimiter(Line):
         # its rate and stood down: 1,200-1,500 answers of 429 in 20 s from a 20/s host.
         self.learner.crowd = self.shared.live if self.shared is not None else 1
         if not self.learner.refused(
-            number, now, dominant=self._refusing(number), admitted=self._requests, in_flight=self._in_flight,
+            number,
+            now,
+            dominant=self._refusing(number),
+            admitted=self._requests,
+            in_flight=self._in_flight,
             sent=self.sent(number),
         ):
             return

@@ -348,7 +348,12 @@ class Policy:
                 raise
             finally:
                 self.stats.answered(
-                    time.perf_counter() - sent_at, tries.alone, sent_at=sent_at, host=state.name, live=tries.live, status=status
+                    time.perf_counter() - sent_at,
+                    tries.alone,
+                    sent_at=sent_at,
+                    host=state.name,
+                    live=tries.live,
+                    status=status,
                 )
                 if wire and DUE.get() is due:
                     DUE.set(None)
@@ -359,6 +364,7 @@ class Policy:
         finally:
             limiter.release(number)
         return response
+
 
 #: Never set: ``.wait(seconds)`` sleeps between a direct call's attempts without ``time.sleep``
 #: (which ``skip_sleeps`` may have patched).
@@ -379,5 +385,3 @@ def _discard(error: BaseException) -> None:
             error.close()
         except Exception:
             pass
-
-

@@ -29,7 +29,7 @@ import sys
 import time
 import urllib.error
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from random import Random
 from typing import Any, Literal
@@ -86,9 +86,11 @@ def refusal_wait(headers: Any, *, now: datetime | float | None = None, maximum: 
     if headers is None:
         return None
     header = headers.get("Retry-After")
-    wait = retry_after(header, now=_answered_at(headers) if now is None else now, maximum=maximum) if isinstance(
-        header, str
-    ) else None
+    wait = (
+        retry_after(header, now=_answered_at(headers) if now is None else now, maximum=maximum)
+        if isinstance(header, str)
+        else None
+    )
     if wait is not None:
         return wait
     try:
@@ -115,7 +117,7 @@ def _answered_at(headers: Any) -> datetime | None:
 def _timestamp(moment: datetime | float) -> float:
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
     return float(moment)
 
@@ -230,7 +232,9 @@ def _from_status(status: int, headers: Any, now: datetime | float | None, max_re
         return None
     wait = refusal_wait(headers, now=now, maximum=max_retry_after)
     if status == 429 or (status == 503 and wait is not None):
-        return Failure("rate_limited", status, wait, f"HTTP {status}" + (f", Retry-After {wait:g} s" if wait is not None else ""))
+        return Failure(
+            "rate_limited", status, wait, f"HTTP {status}" + (f", Retry-After {wait:g} s" if wait is not None else "")
+        )
     return Failure("transient", status, None, f"HTTP {status}")
 
 

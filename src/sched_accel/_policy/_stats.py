@@ -118,8 +118,16 @@ class RunStats:
     def timeline(self) -> dict[str, Any]:
         """The run's request spans, as kept in its runs file (JSON values only)."""
         with self._lock:
-            spans = [[round(start, 4), round(took, 4), host, "live" if live else "ahead",
-                      status if isinstance(status, int | str) else None] for start, took, host, live, status in self.spans]
+            spans = [
+                [
+                    round(start, 4),
+                    round(took, 4),
+                    host,
+                    "live" if live else "ahead",
+                    status if isinstance(status, int | str) else None,
+                ]
+                for start, took, host, live, status in self.spans
+            ]
             return {"spans": spans, "dropped": self.spans_dropped}
 
     def _one_alone(self) -> float | None:

@@ -215,7 +215,13 @@ class Client:
     is_async = False
 
     def describe(
-        self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str] = GET_HEAD, *, reads: ReadTest | None = None
+        self,
+        instance: Any,
+        args: Args,
+        kwargs: Kwargs,
+        methods: frozenset[str] = GET_HEAD,
+        *,
+        reads: ReadTest | None = None,
     ) -> Request | None:
         """The request of this call, or None when it is never sent early: with ``reads``, a
         request (its body bytes, not a stream) that ``reads`` says is a read; without, one

@@ -33,13 +33,38 @@ class Taught:
     once it predicted one of the loop's own requests (``_templates``)."""
 
     __slots__ = (
-        "_counted", "_counts", "_urls", "at", "base", "base_fields", "client", "confirmed", "first", "instance", "oversize",
-        "pattern", "retired", "skeleton", "tenant", "tenant_of", "tested", "unplaced", "upto", "wrapped",
+        "_counted",
+        "_counts",
+        "_urls",
+        "at",
+        "base",
+        "base_fields",
+        "client",
+        "confirmed",
+        "first",
+        "instance",
+        "oversize",
+        "pattern",
+        "retired",
+        "skeleton",
+        "tenant",
+        "tenant_of",
+        "tested",
+        "unplaced",
+        "upto",
+        "wrapped",
     )
 
     def __init__(
-        self, pattern: Pattern | Replay | Whole, client: Client, wrapped: Any, instance: Any, base: Request, index: int,
-        unplaced: dict[str, str] | None = None, fields: list[tuple[str, str]] | None = None,
+        self,
+        pattern: Pattern | Replay | Whole,
+        client: Client,
+        wrapped: Any,
+        instance: Any,
+        base: Request,
+        index: int,
+        unplaced: dict[str, str] | None = None,
+        fields: list[tuple[str, str]] | None = None,
     ) -> None:
         self.pattern = pattern
         #: The fields of the item ``base`` was made for, and the values of them its credentials
@@ -110,7 +135,9 @@ class Taught:
             return None
         if entry.unplaced or self.unplaced:
             placed = self.pattern.paths
-            if {p: v for p, v in entry.unplaced.items() if p not in placed} != {p: v for p, v in self.unplaced.items() if p not in placed}:
+            if {p: v for p, v in entry.unplaced.items() if p not in placed} != {
+                p: v for p, v in self.unplaced.items() if p not in placed
+            }:
                 return None
         return url
 
@@ -128,7 +155,9 @@ class Taught:
 class Sent:
     __slots__ = ("contradicted", "entry", "index", "learned", "live", "request", "slot")
 
-    def __init__(self, index: int, slot: Slot[Any], learned: Taught, request: Request, entry: Ahead | None = None) -> None:
+    def __init__(
+        self, index: int, slot: Slot[Any], learned: Taught, request: Request, entry: Ahead | None = None
+    ) -> None:
         self.index = index
         self.entry = entry  # the item it was sent for
         self.slot = slot
@@ -201,7 +230,9 @@ class Window:
                 self.first = entries[-1]
             self.pulled += 1
 
-    def find(self, method: str, url: str | Url, *, replay: bool, library: str | None = None) -> tuple[Ahead, Pattern | Replay | Whole] | None:
+    def find(
+        self, method: str, url: str | Url, *, replay: bool, library: str | None = None
+    ) -> tuple[Ahead, Pattern | Replay | Whole] | None:
         """The first item ahead that is this request's URL, or whose values are in it
         (``replay``: that is this request of the last run), and the request's pattern. A weak sign (a short value inside
         a part, a bool: ``_requests.MIN_INSIDE``) counts only for the loop's current and next

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import json
 import sys
-from time import monotonic as _monotonic
 from collections.abc import Callable
+from time import monotonic as _monotonic
 from typing import Any
 
 from .._engine import Cancelled
@@ -48,7 +48,18 @@ from ._adapter import comparable_headers as _headers
 from ._closing import sending, sent
 from ._urllib_client import Urllib
 
-__all__ = ["CLIENTS", "RETRIED", "VOLATILE", "Answer", "Client", "Oversize", "Refused", "Request", "direct_fetcher", "fetcher"]
+__all__ = [
+    "CLIENTS",
+    "RETRIED",
+    "VOLATILE",
+    "Answer",
+    "Client",
+    "Oversize",
+    "Refused",
+    "Request",
+    "direct_fetcher",
+    "fetcher",
+]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
@@ -70,7 +81,13 @@ class _Httpx(Client):
     library = "httpx"
 
     def describe(
-        self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str] = GET_HEAD, *, reads: ReadTest | None = None
+        self,
+        instance: Any,
+        args: Args,
+        kwargs: Kwargs,
+        methods: frozenset[str] = GET_HEAD,
+        *,
+        reads: ReadTest | None = None,
     ) -> Request | None:
         request = args[0] if args else kwargs.get("request")
         if request is None:
@@ -84,7 +101,9 @@ class _Httpx(Client):
             body = _httpx_body(request)
             if body is STREAMED or not reads(request.method, str(request.url), raw, body):
                 return None
-        return Request(request.method, str(request.url), lambda: (*_headers(raw), _httpx_client(instance)), (request,), {}, body)
+        return Request(
+            request.method, str(request.url), lambda: (*_headers(raw), _httpx_client(instance)), (request,), {}, body
+        )
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
         import httpx
@@ -97,7 +116,9 @@ class _Httpx(Client):
 
     def announced(self, response: Any, args: Args = ()) -> int | None:
         request = args[0] if args else None  # the transport's response does not know its request yet
-        return announced_over(response.headers.get("content-length"), getattr(request, "method", None), response.status_code)
+        return announced_over(
+            response.headers.get("content-length"), getattr(request, "method", None), response.status_code
+        )
 
     def keep(self, response: Any, args: Args = ()) -> Any:
         try:
@@ -174,16 +195,25 @@ def _requests_client(adapter: Any, args: Args, kwargs: Kwargs) -> tuple[str, Any
     cert = args[4] if len(args) > 4 else kwargs.get("cert")
     proxies = args[5] if len(args) > 5 else kwargs.get("proxies")
     own = type(adapter).__module__ != "requests.adapters"
-    shown = tuple(sorted((str(k), str(v)) for k, v in (proxies or {}).items())) if isinstance(proxies, dict) else repr(proxies)
+    shown = (
+        tuple(sorted((str(k), str(v)) for k, v in (proxies or {}).items()))
+        if isinstance(proxies, dict)
+        else repr(proxies)
+    )
     return ("<client>", (repr(verify), repr(cert), shown, id(adapter) if own else None))
-
 
 
 class _Requests(Client):
     library = "requests"
 
     def describe(
-        self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str] = GET_HEAD, *, reads: ReadTest | None = None
+        self,
+        instance: Any,
+        args: Args,
+        kwargs: Kwargs,
+        methods: frozenset[str] = GET_HEAD,
+        *,
+        reads: ReadTest | None = None,
     ) -> Request | None:
         prepared = args[0] if args else kwargs.get("request")
         stream = args[1] if len(args) > 1 else kwargs.get("stream", False)
@@ -199,7 +229,12 @@ class _Requests(Client):
             if body is STREAMED or not reads(prepared.method, prepared.url, headers, body):
                 return None
         return Request(
-            prepared.method, prepared.url, lambda: (*_headers(headers.items()), _requests_client(instance, args, kwargs)), args, kwargs, body
+            prepared.method,
+            prepared.url,
+            lambda: (*_headers(headers.items()), _requests_client(instance, args, kwargs)),
+            args,
+            kwargs,
+            body,
         )
 
     def rebuild(self, request: Request, instance: Any, url: str) -> Request | None:
@@ -256,10 +291,18 @@ class _Aiohttp(Client):
     is_async = True
 
     def describe(
-        self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str] = GET_HEAD, *, reads: ReadTest | None = None
+        self,
+        instance: Any,
+        args: Args,
+        kwargs: Kwargs,
+        methods: frozenset[str] = GET_HEAD,
+        *,
+        reads: ReadTest | None = None,
     ) -> Request | None:
         method = str(args[0] if args else kwargs.get("method", "")).upper()
-        if reads is None and (method not in methods or kwargs.get("data") is not None or kwargs.get("json") is not None):
+        if reads is None and (
+            method not in methods or kwargs.get("data") is not None or kwargs.get("json") is not None
+        ):
             return None
         if kwargs.get("chunked") or kwargs.get("expect100"):
             return None
@@ -271,7 +314,9 @@ class _Aiohttp(Client):
             body = _aiohttp_body(instance, kwargs.get("data"), kwargs.get("json"))
             if body is STREAMED or not reads(method, str(url), items, body):
                 return None
-        others = tuple(sorted((k, repr(v)) for k, v in kwargs.items() if k not in _AIOHTTP_ASIDE and k not in _AIOHTTP_COMPARED))
+        others = tuple(
+            sorted((k, repr(v)) for k, v in kwargs.items() if k not in _AIOHTTP_ASIDE and k not in _AIOHTTP_COMPARED)
+        )
         extra = (("<session>", id(instance)), *_headers(items), *others)
         return Request(method, str(url), extra, args, kwargs, body)
 

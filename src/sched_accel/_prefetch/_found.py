@@ -27,7 +27,11 @@ __all__ = ["Found", "any_same", "find", "is_library", "name_of"]
 MAX_FRAMES = 200
 
 _LIBRARIES = tuple(
-    {os.path.realpath(path) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib") if (path := sysconfig.get_paths().get(key))}
+    {
+        os.path.realpath(path) + os.sep
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (path := sysconfig.get_paths().get(key))
+    }
 )
 
 
@@ -43,7 +47,9 @@ class Found:
     def hint(self) -> str:
         """What to declare to shadow it, for a line of ours."""
         called = "called with each item" if self.with_item else "called with values made from each item"
-        return f'the loop\'s requests are made by {self.spec} ({self.where}), {called}: fetch = "{self.spec}" shadows it'
+        return (
+            f'the loop\'s requests are made by {self.spec} ({self.where}), {called}: fetch = "{self.spec}" shadows it'
+        )
 
 
 def find(loop: CodeType, items: Iterable[Any] = ()) -> Found | None:

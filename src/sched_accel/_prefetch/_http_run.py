@@ -70,8 +70,14 @@ CREDENTIALS = frozenset({"authorization", "proxy-authorization", "cookie", "x-ap
 
 def credentials(request: Request) -> str:
     """A digest of what identifies whose request this is (empty when nothing does)."""
-    held = [pair for pair in request.extra if isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)
-            and (pair[0].lower() in CREDENTIALS or (pair[0].startswith("<") and pair[0] != "<body>"))]
+    held = [
+        pair
+        for pair in request.extra
+        if isinstance(pair, tuple)
+        and len(pair) == 2
+        and isinstance(pair[0], str)
+        and (pair[0].lower() in CREDENTIALS or (pair[0].startswith("<") and pair[0] != "<body>"))
+    ]
     if not held:
         return ""
     return hashlib.sha256(repr(sorted(held, key=repr)).encode("utf-8", "backslashreplace")).hexdigest()[:16]
@@ -83,8 +89,11 @@ def tenant(request: Request, fields: list[tuple[str, str]]) -> frozenset[str]:
     requests for another item carry that item's, so a request copied from this one is sent
     ahead only for items that hold the same values (the same tenant's). Empty when the
     credentials hold none of the item's values (or there are none)."""
-    held = [str(pair[1]) for pair in request.extra if isinstance(pair, tuple) and len(pair) == 2
-            and isinstance(pair[0], str) and pair[0].lower() in CREDENTIALS]
+    held = [
+        str(pair[1])
+        for pair in request.extra
+        if isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and pair[0].lower() in CREDENTIALS
+    ]
     if not held:
         return frozenset()
     words = {word for value in held for word in _WORDS.split(value) if len(word) >= MIN_TENANT}
@@ -224,12 +233,19 @@ class HttpRun:
             self._stop(exc)
         answer: Callable[..., Any] = self._answer_async if client.is_async else self._answer
         if self._direct is None:  # one of ours failed: as the loop made it
-            answer = lambda *_: wrapped(*args, **kwargs)
+
+            def answer(*_: Any) -> Any:
+                return wrapped(*args, **kwargs)
+
         if self.hits + self.misses == items:  # no item's GET or HEAD (a POST, a body): not counted
             return answer(client, sent, wrapped, instance, args, kwargs)
-        return tally(self.report, answer, client, sent, wrapped, instance, args, kwargs, is_async=client.is_async)  # ok or failed
+        return tally(
+            self.report, answer, client, sent, wrapped, instance, args, kwargs, is_async=client.is_async
+        )  # ok or failed
 
-    def _answer(self, client: Client, sent: Sent | None, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    def _answer(
+        self, client: Client, sent: Sent | None, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Any:
         if self._probe is not None:  # just sent: wait for it a little, before the loop's own
             self._probed(ThreadWorkers.done_within(self._probe.slot, self.step.seconds))
         if sent is None:
@@ -243,7 +259,9 @@ class HttpRun:
             return self._send_direct(client, wrapped, instance, args, kwargs)
         return client.serve(kept, instance, args, kwargs)
 
-    def _send_direct(self, client: Client, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    def _send_direct(
+        self, client: Client, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
+    ) -> Any:
         """A GET or HEAD the loop sends itself: within the host's limits and with the same
         retries as one sent ahead (whether an item was prefetched must not change its answer)."""
         if self._direct is not client or closed(instance):
@@ -290,7 +308,9 @@ class HttpRun:
         self.wasted += 1
         return _NOT_FOUND
 
-    async def _answer_async(self, client: Client, sent: Sent | None, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    async def _answer_async(
+        self, client: Client, sent: Sent | None, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Any:
         if self._probe is not None:
             self._probed(await AsyncWorkers.done_within(self._probe.slot, self.step.seconds))
         if sent is not None:
@@ -378,7 +398,9 @@ class HttpRun:
             if not queue:
                 del self.pending[key]
             self._advance(sent.index)
-            sent.learned.seen(request, wrapped, instance, sent.entry.fields if sent.entry is not None else None)  # the next ones go through this client
+            sent.learned.seen(
+                request, wrapped, instance, sent.entry.fields if sent.entry is not None else None
+            )  # the next ones go through this client
             self.hits += 1
             if self.step.probing is False:  # until the probe decided, nothing more is sent
                 self._fill()
@@ -454,7 +476,10 @@ class HttpRun:
         request = known.client.rebuild(known.base, known.instance, url)
         if request is None or self._made.take((request.method, request.url)):
             return
-        if self.asked_before is not None and (request.method, request.url, credentials(request)) not in self.asked_before:
+        if (
+            self.asked_before is not None
+            and (request.method, request.url, credentials(request)) not in self.asked_before
+        ):
             return  # its last run did not ask for this one, or not with these credentials
         if known.tenant_of is not known.base:
             known.tenant, known.tenant_of = tenant(known.base, known.base_fields), known.base
@@ -474,7 +499,9 @@ class HttpRun:
 
     def _fetcher(self, client: Client, *, direct: bool = False) -> Callable[..., Any]:
         key = (client.library, direct)
-        return self._fetchers.get(key) or self._fetchers.setdefault(key, (direct_fetcher if direct else fetcher)(client, send))
+        return self._fetchers.get(key) or self._fetchers.setdefault(
+            key, (direct_fetcher if direct else fetcher)(client, send)
+        )
 
     # -- the end ----------------------------------------------------------------------------------
     def _discard(self, slot: Slot[Any]) -> None:
@@ -501,8 +528,13 @@ class HttpRun:
     def counts(self) -> dict[str, Any]:
         """This run's figures for the run line."""
         more = {"prefetch": "http", "prefetched": self.hits, "missed": self.misses, "wasted": self.wasted}
-        optional = {"mismatched": self.mismatched, "stale": self.stale, "oversize": self.oversize, "other": self.other,
-                    "not_asked": self.not_asked}
+        optional = {
+            "mismatched": self.mismatched,
+            "stale": self.stale,
+            "oversize": self.oversize,
+            "other": self.other,
+            "not_asked": self.not_asked,
+        }
         more |= {name: count for name, count in optional.items() if count}
         if self.asked_before is not None:
             more["ahead"] = "asked_before"  # only what its last run asked for, with the same credentials

@@ -57,7 +57,9 @@ class PrefetchMode:
     """The wrapt wrapper function installed on a prefetch-mode loop: runs it with its
     per-item calls prefetched."""
 
-    def __init__(self, target: Target, resolved: Resolved, *, state_dir: str | None = None, hosts: Hosts | None = None) -> None:
+    def __init__(
+        self, target: Target, resolved: Resolved, *, state_dir: str | None = None, hosts: Hosts | None = None
+    ) -> None:
         self.target = target
         self.resolved = resolved
         self.state_dir = state_dir
@@ -340,7 +342,9 @@ class PrefetchMode:
         entries = self._asked_last()
         if entries is None:
             return None
-        return frozenset((e[0], e[1], e[2]) for e in entries if len(e) == 3 and all(isinstance(part, str) for part in e))
+        return frozenset(
+            (e[0], e[1], e[2]) for e in entries if len(e) == 3 and all(isinstance(part, str) for part in e)
+        )
 
     def _asked_calls(self) -> frozenset[str] | None:
         entries = self._asked_last()

@@ -150,18 +150,30 @@ class Pattern:
                 return None
             filled.append(made.pop())
         count = len(self.segments)
-        query = "&".join(key if value == _BARE else f"{key}={value}" for (key, _), value in zip(self.query, filled[count:], strict=True))
+        query = "&".join(
+            key if value == _BARE else f"{key}={value}"
+            for (key, _), value in zip(self.query, filled[count:], strict=True)
+        )
         return f"{self.base}{'/'.join(filled[:count])}" + (f"?{query}" if query else "")
 
     def fits(self, url: Url) -> bool:
         """Whether ``url`` has this pattern's shape and literal text (its holes aside)."""
-        if url.fragment or url.base != self.base or len(url.segments) != len(self.segments) or len(url.query) != len(self.query):
+        if (
+            url.fragment
+            or url.base != self.base
+            or len(url.segments) != len(self.segments)
+            or len(url.query) != len(self.query)
+        ):
             return False
         for part, (raw, _) in zip(self.segments, url.segments, strict=True):
             if isinstance(part, str) and part != raw:
                 return False
         for (key, part), (their_key, raw, value) in zip(self.query, url.query, strict=True):
-            if key != their_key or (part == _BARE) != (value is None) or (isinstance(part, str) and part != _BARE and part != raw):
+            if (
+                key != their_key
+                or (part == _BARE) != (value is None)
+                or (isinstance(part, str) and part != _BARE and part != raw)
+            ):
                 return False
         return True
 
@@ -209,7 +221,11 @@ class Pattern:
         literal = hole.literal and raw == hole.raw
         if not made:
             return None
-        return hole if literal == hole.literal and tuple(ways) == hole.ways else Hole(hole.raw, literal, tuple(ways), hole.where)
+        return (
+            hole
+            if literal == hole.literal and tuple(ways) == hole.ways
+            else Hole(hole.raw, literal, tuple(ways), hole.where)
+        )
 
     def near(self, url: Url, item: Any) -> bool:
         """Whether ``url`` holds the item's values where this pattern has them, with the same
@@ -226,7 +242,9 @@ class Pattern:
             if not any(
                 (text := texts.get(way.path)) is not None
                 and (value := _form(way.form, text)) is not None
-                and any(urllib.parse.unquote(way.before) + value + urllib.parse.unquote(way.after) == d for d in decoded)
+                and any(
+                    urllib.parse.unquote(way.before) + value + urllib.parse.unquote(way.after) == d for d in decoded
+                )
                 for way in part.ways
             ):
                 return False
@@ -272,7 +290,9 @@ class Url:
         self.skeleton = (self.base, len(self.segments), tuple((key, value is None) for key, _, value in self.query))
 
 
-def _hole(raw: str, texts: tuple[str, ...], found: list[tuple[str, str]], library: str | None, where: str) -> tuple[Hole, bool] | None:
+def _hole(
+    raw: str, texts: tuple[str, ...], found: list[tuple[str, str]], library: str | None, where: str
+) -> tuple[Hole, bool] | None:
     """The ways the item's fields may have made this raw part, and whether one is a strong
     sign (a whole part, or a value of ``MIN_INSIDE`` characters or more that is not a bool)."""
     ways: dict[tuple[str, str, str, str], list[str]] = {}
@@ -301,11 +321,16 @@ def _hole(raw: str, texts: tuple[str, ...], found: list[tuple[str, str]], librar
                     start = raw.find(encoded, start + 1)
     if not ways:
         return None
-    made_ways = tuple(Way(path, form, before, after, tuple(dict.fromkeys(names))) for (path, form, before, after), names in ways.items())
+    made_ways = tuple(
+        Way(path, form, before, after, tuple(dict.fromkeys(names)))
+        for (path, form, before, after), names in ways.items()
+    )
     return Hole(raw, True, made_ways, where), strong
 
 
-def learn(url: str | Url, item: Any, found: list[tuple[str, str]] | None = None, library: str | None = None) -> Pattern | None:
+def learn(
+    url: str | Url, item: Any, found: list[tuple[str, str]] | None = None, library: str | None = None
+) -> Pattern | None:
     """The pattern of ``url`` for ``item`` (whose ``fields`` may be given) as ``library``
     encodes it, or None when no value of the item is in it."""
     if found is None:

@@ -39,7 +39,6 @@ __all__ = ["CURRENT", "INFER_ATTEMPTS", "MISMATCHES", "PrefetchRun", "call_key",
 CURRENT: ContextVar[PrefetchRun | HttpRun | None] = ContextVar("sched_accel_prefetch_run", default=None)
 
 
-
 #: One encoder for every key (``json.dumps`` with options builds one per call: a third of its cost).
 _KEYS = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=lambda value: f"<{type(value).__qualname__}>")
 
@@ -204,7 +203,9 @@ class PrefetchRun:
         return False
 
     # -- serving ------------------------------------------------------------------------
-    def serve(self, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Slot[Any] | None:
+    def serve(
+        self, call: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Slot[Any] | None:
         """The slot answering this real call, or None: call directly (a miss)."""
         if not self.active:
             self.misses += 1

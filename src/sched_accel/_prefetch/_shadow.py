@@ -79,7 +79,9 @@ class Read:
     def answers(self, request: Request) -> bool:
         """Whether this read is exactly ``request`` (and not used yet)."""
         mine = self.request
-        return not self.used and mine.method == request.method and mine.url == request.url and mine.extra == request.extra
+        return (
+            not self.used and mine.method == request.method and mine.url == request.url and mine.extra == request.extra
+        )
 
 
 class ShadowCall:
@@ -128,8 +130,19 @@ class ShadowRun(PrefetchRun):
         asked_before: frozenset[str] | None = None,
         guard: bool = False,
     ) -> None:
-        super().__init__(report, source, submit, window=window, builder=builder, owner=owner, policy=policy, recorder=recorder,
-                         probe=probe, asked_before=asked_before, guard=guard)
+        super().__init__(
+            report,
+            source,
+            submit,
+            window=window,
+            builder=builder,
+            owner=owner,
+            policy=policy,
+            recorder=recorder,
+            probe=probe,
+            asked_before=asked_before,
+            guard=guard,
+        )
         if probe:
             # The probe is the reads shadows complete first (the loop's own item's shadow is
             # claimed at once, so it cannot be the one timed): the window fills meanwhile.
@@ -212,13 +225,24 @@ class ShadowRun(PrefetchRun):
         if last:
             deactivate()
 
-    def _register(self, call: ShadowCall, client: Client | None, library: str, instance: Any, args: Args, kwargs: Kwargs, done: Any) -> Read:
+    def _register(
+        self,
+        call: ShadowCall,
+        client: Client | None,
+        library: str,
+        instance: Any,
+        args: Args,
+        kwargs: Kwargs,
+        done: Any,
+    ) -> Read:
         """The shadow's request, as a read the loop may be answered with; else it stops."""
         shadow = call.shadow
         assert shadow is not None
         shadow.check()  # stopped without raising (a write sqlite's authorizer refused): stop here
         if client is None or client.is_async != self.is_async:
-            shadow.stop(f"a request through {library} from a {'task' if self.is_async else 'thread'} it cannot be sent ahead from")
+            shadow.stop(
+                f"a request through {library} from a {'task' if self.is_async else 'thread'} it cannot be sent ahead from"
+            )
         request = client.describe(instance, args, kwargs, self.methods, reads=self._is_read)
         if request is None:
             shadow.stop(f"a request that is not a read ({_what(args, kwargs)})")
@@ -240,7 +264,9 @@ class ShadowRun(PrefetchRun):
             self._too_large.add((read.request.method, Url(read.request.url).skeleton))
         call.shadow.stop(f"{read.kept} ({read.request.method} {read.request.url})")
 
-    def _shadow_request(self, call: ShadowCall, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    def _shadow_request(
+        self, call: ShadowCall, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Any:
         client = CLIENTS.get(library)
         read = self._register(call, client, library, instance, args, kwargs, threading.Event())
         assert client is not None
@@ -261,7 +287,9 @@ class ShadowRun(PrefetchRun):
             self._over(call, read)
         return _for_shadow(client, read.kept, instance, args, kwargs)
 
-    async def _ashadow_request(self, call: ShadowCall, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    async def _ashadow_request(
+        self, call: ShadowCall, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Any:
         client = CLIENTS.get(library)
         read = self._register(call, client, library, instance, args, kwargs, anyio.Event())
         assert client is not None and self.policy is not None
@@ -291,7 +319,11 @@ class ShadowRun(PrefetchRun):
     def serve(self, call: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Slot[Any] | None:
         """The slot of this real call's item (its shadow), or None: the call runs directly.
         Stepped aside, the shadows already started still answer their items' calls."""
-        if self.step.probing and self.probe_seconds is not None and not self.step.probed(self.probe_seconds < self.step.seconds):
+        if (
+            self.step.probing
+            and self.probe_seconds is not None
+            and not self.step.probed(self.probe_seconds < self.step.seconds)
+        ):
             self._keep_started()
         if self.step.aside and self.pending and self.shape is not None:
             for index, slot in enumerate(self.pending):
@@ -425,7 +457,9 @@ class ShadowRun(PrefetchRun):
             LOOP.reset(requests)
             CURRENT.reset(token)
 
-    def _kept(self, call: ShadowCall | None, client: Client | None, instance: Any, args: Args, kwargs: Kwargs) -> Read | bool:
+    def _kept(
+        self, call: ShadowCall | None, client: Client | None, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Read | bool:
         """The shadow's read that is exactly this request; else whether it is a read at all
         (True: sent within the host's limits; False: exactly as the loop made it)."""
         if client is None or client.is_async != self.is_async:
@@ -448,13 +482,17 @@ class ShadowRun(PrefetchRun):
             self.live += 1
             self.oversize += 1
             return False
-        if isinstance(read.error, Cancelled | Stopped) or (read.error is None and time.monotonic() - read.finished > self.max_age):
+        if isinstance(read.error, Cancelled | Stopped) or (
+            read.error is None and time.monotonic() - read.finished > self.max_age
+        ):
             self.live += 1
             return False
         self.served += 1
         return True
 
-    def _real_request(self, call: ShadowCall | None, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    def _real_request(
+        self, call: ShadowCall | None, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Any:
         client = CLIENTS.get(library)
         read = self._kept(call, client, instance, args, kwargs)
         if isinstance(read, Read):
@@ -475,7 +513,9 @@ class ShadowRun(PrefetchRun):
         except Refused as refused:
             return client.serve(refused.kept, instance, args, kwargs)
 
-    async def _areal_request(self, call: ShadowCall | None, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    async def _areal_request(
+        self, call: ShadowCall | None, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Any:
         client = CLIENTS.get(library)
         read = self._kept(call, client, instance, args, kwargs)
         if isinstance(read, Read):
@@ -494,7 +534,9 @@ class ShadowRun(PrefetchRun):
         assert self.policy is not None and isinstance(self._places, anyio.Semaphore)
         try:
             async with self._places:
-                return await self.policy.acall(self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {})
+                return await self.policy.acall(
+                    self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {}
+                )
         except Refused as refused:
             return client.serve(refused.kept, instance, args, kwargs)
 
@@ -502,7 +544,12 @@ class ShadowRun(PrefetchRun):
     def counts(self) -> dict[str, Any]:
         """This run's figures for the run line."""
         # A call made directly while stepped aside is a miss too: prefetched + missed = items.
-        more: dict[str, Any] = {"prefetch": "shadow", "prefetched": self.hits, "missed": self.misses + self.direct, "wasted": self.wasted}
+        more: dict[str, Any] = {
+            "prefetch": "shadow",
+            "prefetched": self.hits,
+            "missed": self.misses + self.direct,
+            "wasted": self.wasted,
+        }
         more |= {"reads_served": self.served, "reads_live": self.live} | self.guard_counts()
         with self.lock:
             stopped, running = self.stopped, self._running
@@ -520,7 +567,13 @@ class ShadowRun(PrefetchRun):
         """One line per run naming the first effect that stopped a shadow (its reads before it
         were kept; the real call made the effect itself)."""
         if self.first_stop is not None:
-            event("INFO", "shadow_stopped", f"a shadow of {self.name} stopped at {self.first_stop}", target=self.name, shadows=self.stopped)
+            event(
+                "INFO",
+                "shadow_stopped",
+                f"a shadow of {self.name} stopped at {self.first_stop}",
+                target=self.name,
+                shadows=self.stopped,
+            )
 
 
 def _what(args: Args, kwargs: Kwargs) -> str:

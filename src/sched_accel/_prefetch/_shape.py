@@ -79,7 +79,9 @@ def _children(value: Any) -> Iterator[tuple[str, Any]]:
         return
     attributes = getattr(value, "__dict__", None)
     if isinstance(attributes, dict):
-        yield from ((name, child) for name, child in attributes.items() if isinstance(name, str) and not name.startswith("_"))
+        yield from (
+            (name, child) for name, child in attributes.items() if isinstance(name, str) and not name.startswith("_")
+        )
     yield from _slots(value)
 
 

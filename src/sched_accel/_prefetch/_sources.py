@@ -97,7 +97,9 @@ def module_object(source: ModuleObject) -> Any:
         try:
             found = getattr(value, part, _MISSING)
         except Exception as exc:  # noqa: BLE001 - the object's own refusal (a lazy settings object)
-            raise TargetError(f"items = {spec.text!r}: reading {where}.{part} failed: {type(exc).__name__}: {exc}") from exc
+            raise TargetError(
+                f"items = {spec.text!r}: reading {where}.{part} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         if found is _MISSING:
             raise TargetError(
                 f"items = {spec.text!r}: {where} has no attribute {part!r}{did_you_mean(close_names(part, value))}; "
@@ -136,8 +138,18 @@ def fetched_rows(queryset: Any) -> Iterator[Any]:
 
 #: Iterators that only walk a collection: reading them ahead runs none of the app's code.
 _EXAMPLES: tuple[Iterator[Any], ...] = (
-    iter([]), iter(()), iter(range(0)), iter(set()), iter({}), iter({}.values()), iter({}.items()),
-    reversed([]), reversed(()), reversed(range(0)), iter(""), iter(b""),
+    iter([]),
+    iter(()),
+    iter(range(0)),
+    iter(set()),
+    iter({}),
+    iter({}.values()),
+    iter({}.items()),
+    reversed([]),
+    reversed(()),
+    reversed(range(0)),
+    iter(""),
+    iter(b""),
 )
 PLAIN_ITERATORS = frozenset(type(it) for it in _EXAMPLES)
 

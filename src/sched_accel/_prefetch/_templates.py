@@ -103,7 +103,13 @@ class Templates:
         return None
 
     def _shown(
-        self, known: Taught, narrowed: Pattern | Replay | Whole, entry: Ahead, request: Request, wrapped: Any, instance: Any
+        self,
+        known: Taught,
+        narrowed: Pattern | Replay | Whole,
+        entry: Ahead,
+        request: Request,
+        wrapped: Any,
+        instance: Any,
     ) -> str | None:
         """The pattern made the loop's request for ``entry``: keep the ways that did; the
         first time for another item and another URL, compare the whole request it would have
@@ -125,12 +131,22 @@ class Templates:
         known.upto = max(known.upto, entry.index)
         return None
 
-    def _add(self, pattern: Pattern | Replay | Whole, client: Client, wrapped: Any, instance: Any, request: Request, entry: Ahead) -> None:
+    def _add(
+        self,
+        pattern: Pattern | Replay | Whole,
+        client: Client,
+        wrapped: Any,
+        instance: Any,
+        request: Request,
+        entry: Ahead,
+    ) -> None:
         if len(self.learned) >= MAX_PATTERNS or pattern.loose in self._retired:
             return  # a kind that retired in this run is not learned again
         if any(known.pattern.kind == pattern.kind for known in self.learned if not known.retired):
             return  # one that did not make this request: it is not made by this kind either
-        self.learned.append(Taught(pattern, client, wrapped, instance, request, entry.index, entry.unplaced, entry.fields))
+        self.learned.append(
+            Taught(pattern, client, wrapped, instance, request, entry.index, entry.unplaced, entry.fields)
+        )
 
     def retire(self, known: Taught) -> None:
         """Predict nothing more with this pattern, nor with any of its kind, in this run."""

@@ -123,7 +123,13 @@ class Urllib(Client):
     library = "urllib"
 
     def describe(
-        self, instance: Any, args: Args, kwargs: Kwargs, methods: frozenset[str] = GET_HEAD, *, reads: ReadTest | None = None
+        self,
+        instance: Any,
+        args: Args,
+        kwargs: Kwargs,
+        methods: frozenset[str] = GET_HEAD,
+        *,
+        reads: ReadTest | None = None,
     ) -> Request | None:
         call = _call(args, kwargs)
         if call is None:
@@ -175,7 +181,9 @@ class Urllib(Client):
             body = over if over is not None else read_capped(iter(lambda: response.read(_CHUNK), b""))
             if isinstance(body, int):
                 return Oversize(response.status, body, over is not None)
-            return Kept(response.status, response.reason, response.version, tuple(response.headers.items()), body, chunked)
+            return Kept(
+                response.status, response.reason, response.version, tuple(response.headers.items()), body, chunked
+            )
         finally:
             response.close()
 

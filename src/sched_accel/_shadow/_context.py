@@ -104,14 +104,16 @@ _kinds: dict[str, int] = {}
 @functools.cache
 def _libraries() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
-    return tuple({os.path.abspath(p) for key in ("stdlib", "platstdlib", "purelib", "platlib") if (p := paths.get(key))})
+    return tuple(
+        {os.path.abspath(p) for key in ("stdlib", "platstdlib", "purelib", "platlib") if (p := paths.get(key))}
+    )
 
 
 def _kind(filename: str) -> int:
     kind = _kinds.get(filename)
     if kind is None:
         path = os.path.abspath(filename) if not filename.startswith("<") else filename
-        if path.startswith("<") or path.startswith(_OURS + os.sep) or path.endswith("_sched_accel_boot.py"):
+        if path.startswith(("<", _OURS + os.sep)) or path.endswith("_sched_accel_boot.py"):
             kind = _OWN
         elif path.startswith(_libraries()) or os.sep + "site-packages" + os.sep in path:
             kind = _LIBRARY

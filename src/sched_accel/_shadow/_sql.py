@@ -23,8 +23,25 @@ from typing import Any
 
 __all__ = ["pragma_reads", "sql_text", "writes"]
 
-_READ_FIRST = frozenset({"SELECT", "WITH", "EXPLAIN", "SHOW", "DESCRIBE", "DESC", "VALUES", "TABLE", "DECLARE", "FETCH", "MOVE", "CLOSE"})
-_SESSION_FIRST = frozenset({"BEGIN", "START", "SAVEPOINT", "ROLLBACK", "ABORT", "SET", "RESET", "USE", "LISTEN", "UNLISTEN", "DISCARD", "DEALLOCATE"})
+_READ_FIRST = frozenset(
+    {"SELECT", "WITH", "EXPLAIN", "SHOW", "DESCRIBE", "DESC", "VALUES", "TABLE", "DECLARE", "FETCH", "MOVE", "CLOSE"}
+)
+_SESSION_FIRST = frozenset(
+    {
+        "BEGIN",
+        "START",
+        "SAVEPOINT",
+        "ROLLBACK",
+        "ABORT",
+        "SET",
+        "RESET",
+        "USE",
+        "LISTEN",
+        "UNLISTEN",
+        "DISCARD",
+        "DEALLOCATE",
+    }
+)
 _LASTING_SET = frozenset({"GLOBAL", "PERSIST", "PERSIST_ONLY"})
 _WRITE_WORDS = frozenset({
     "INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "INTO", "CREATE", "DROP", "ALTER", "TRUNCATE",

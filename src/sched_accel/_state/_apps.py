@@ -106,7 +106,13 @@ class AppState:
 
     def about(self) -> dict[str, Any]:
         """What ``app.json`` says of this app."""
-        return {"version": 1, "id": self.id, "config": self.config, "namespace": self.namespace, "control": self.control}
+        return {
+            "version": 1,
+            "id": self.id,
+            "config": self.config,
+            "namespace": self.namespace,
+            "control": self.control,
+        }
 
     def describe(self) -> None:
         """Write ``app.json`` when it is missing or says otherwise; never raises (it is for
@@ -155,13 +161,15 @@ def known_apps(state_dir: str, refused: list[str] | None = None) -> list[dict[st
         config, namespace, control = (about.get(key) for key in ("config", "namespace", "control"))
         if not (isinstance(control, str) and control_file_problem(control, state_dir) is None):
             control = os.path.join(folder, name, "control.json")  # the default: never a path from elsewhere
-        apps.append({
-            "id": name,
-            "folder": os.path.join(folder, name),
-            "config": config if isinstance(config, str) else None,
-            "namespace": namespace if isinstance(namespace, str) else None,
-            "control": control,
-        })
+        apps.append(
+            {
+                "id": name,
+                "folder": os.path.join(folder, name),
+                "config": config if isinstance(config, str) else None,
+                "namespace": namespace if isinstance(namespace, str) else None,
+                "control": control,
+            }
+        )
     return apps
 
 

@@ -119,7 +119,15 @@ class ControlFile:
         """The current state; never raises."""
         try:
             st = os.lstat(self.path)
-            stamp: tuple[int, ...] = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode, st.st_uid)
+            stamp: tuple[int, ...] = (
+                st.st_dev,
+                st.st_ino,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                st.st_size,
+                st.st_mode,
+                st.st_uid,
+            )
         except FileNotFoundError:
             stamp = ()
         except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
@@ -175,7 +183,12 @@ class Controls:
     same object while neither file changed (a change re-arms tripped breakers)."""
 
     def __init__(
-        self, app: ControlFile | None, user: ControlFile, disabled: frozenset[str] = frozenset(), *, announce: bool = False
+        self,
+        app: ControlFile | None,
+        user: ControlFile,
+        disabled: frozenset[str] = frozenset(),
+        *,
+        announce: bool = False,
     ) -> None:
         self.app = app
         self.user = user
@@ -205,8 +218,11 @@ class Controls:
         if self.app is not None:
             by.append((self.app.path, app.off))
         by.append((self.user.path, user.off))
-        problems = [f"{file.path} {state.problem}" for file, state in ((self.app, app), (self.user, user))
-                    if file is not None and state.problem is not None]
+        problems = [
+            f"{file.path} {state.problem}"
+            for file, state in ((self.app, app), (self.user, user))
+            if file is not None and state.problem is not None
+        ]
         combined = ControlState(
             off=self.disabled | app.off | user.off,
             problem="; ".join(problems) or None,

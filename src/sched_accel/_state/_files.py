@@ -49,7 +49,9 @@ def make_folders(folder: str) -> None:
     bottom = floor()
     if any(bottom == one or bottom.startswith(one.rstrip(os.sep) + os.sep) for one in missing):
         raise FileNotFoundError(
-            errno.ENOENT, f"{bottom} does not exist, and sched_accel never creates it or anything above its state folder", folder
+            errno.ENOENT,
+            f"{bottom} does not exist, and sched_accel never creates it or anything above its state folder",
+            folder,
         )
     for one in reversed(missing):
         try:

@@ -116,7 +116,7 @@ class LearnedCalls:
             entries: list[tuple[list[Any], str]] = []
             for entry in data["calls"][:MAX_RECORDED]:
                 if not isinstance(entry, dict) or not isinstance(entry.get("args"), list) or not _plain(entry["args"]):
-                    raise ValueError("each call must be {\"args\": [JSON values], \"digest\": ...}")
+                    raise ValueError('each call must be {"args": [JSON values], "digest": ...}')
                 claimed = entry.get("digest")
                 entries.append((entry["args"], claimed if isinstance(claimed, str) else ""))
         except (ValueError, RecursionError) as exc:

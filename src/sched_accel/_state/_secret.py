@@ -35,7 +35,9 @@ def load_secret(path: str) -> bytes | None:
     """The secret; None when there is none yet; :class:`Refused` when it fails the trust rule."""
     data = read_trusted(path, limit=SECRET_BYTES)
     if data is not None and len(data) != SECRET_BYTES:
-        raise Refused(path, f"holds {len(data)} bytes, not {SECRET_BYTES}", "delete it (the calls are then learned again)")
+        raise Refused(
+            path, f"holds {len(data)} bytes, not {SECRET_BYTES}", "delete it (the calls are then learned again)"
+        )
     return data
 
 

@@ -139,7 +139,10 @@ def _folder_problem(folder: str, st: os.stat_result, own: bool, rule: Rule) -> t
         whose = f"uid {euid} or root" if rooted else f"uid {euid}"
         return f"is under {folder}, a folder owned by uid {st.st_uid}, not by {whose}", rule.elsewhere
     if st.st_mode & _WRITABLE and not (st.st_mode & stat.S_ISVTX and (not own or _shared(st, rule))):
-        return f"is under {folder}, a folder writable by other users (mode {stat.S_IMODE(st.st_mode):o})", f"chmod go-w {folder}"
+        return (
+            f"is under {folder}, a folder writable by other users (mode {stat.S_IMODE(st.st_mode):o})",
+            f"chmod go-w {folder}",
+        )
     return None
 
 
@@ -180,8 +183,11 @@ def check_folders(path: str, rule: Rule = STATE) -> bool:
         except FileNotFoundError:
             continue  # not made yet: judged by the folder that will hold it
         except OSError as exc:
-            raise Refused(path, f"is under {candidate}, which cannot be checked ({exc.strerror or exc})",
-                          "fix that folder's permissions") from None
+            raise Refused(
+                path,
+                f"is under {candidate}, which cannot be checked ({exc.strerror or exc})",
+                "fix that folder's permissions",
+            ) from None
         own = candidate in (folder, real)
         problem = _folder_problem(candidate, st, own, rule)
         if problem is not None:

@@ -89,7 +89,11 @@ def _unwrap(function: Any) -> tuple[Any, Owner | None, str | None]:
     value: Any = function
     for _ in range(64):  # a chain of wrappers, even one that loops, ends
         if hasattr(value, "cache_info") or (hasattr(value, "__wrapped__") and hasattr(value, "cache")):
-            kind = "functools.lru_cache" if hasattr(value, "cache_parameters") else f"{type(value).__module__}.{type(value).__qualname__}"
+            kind = (
+                "functools.lru_cache"
+                if hasattr(value, "cache_parameters")
+                else f"{type(value).__module__}.{type(value).__qualname__}"
+            )
             cached = cached or kind
         if isinstance(value, functools.partial):
             value = value.func
@@ -101,7 +105,10 @@ def _unwrap(function: Any) -> tuple[Any, Owner | None, str | None]:
             value = value.__func__
         elif getattr(value, "__wrapped__", None) is not None:
             value = value.__wrapped__
-        elif not isinstance(value, types.FunctionType | type) and isinstance(getattr(type(value), "__call__", None), types.FunctionType):
+        elif not isinstance(value, types.FunctionType | type) and isinstance(
+            getattr(type(value), "__call__", None),  # noqa: B004 - its type's own, a Python function
+            types.FunctionType,
+        ):
             owner, value = Owner(type(value), _attributes(value), True), type(value).__call__  # a callable object
         else:
             break
@@ -129,7 +136,9 @@ def _check(function: Any, owner: Owner | None, cached: str | None) -> Verdict:
         return Verdict(False, f"the source of {name} cannot be read, so what it changes cannot be checked")
     if cached is not None:
         tail = ": a shadow would fill the cache its real call trusts (two shadows may both miss and send twice)"
-        finding: Found | None = Found(f"caches its results ({cached})", found.file, found.line(found.node), (found.name,), tail)
+        finding: Found | None = Found(
+            f"caches its results ({cached})", found.file, found.line(found.node), (found.name,), tail
+        )
     else:
         finding = follow({}, function, owner, None, DEPTH)[1]
     if finding is None:

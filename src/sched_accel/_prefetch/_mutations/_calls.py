@@ -21,8 +21,24 @@ from typing import Any
 
 from ..._unpatchable import HTTP_LIBRARIES
 from ._known import (
-    ARG_MUTATORS, CLIENT_STATE, COPIES, ELEMENTS, JUDGED, MUTATING, NONE, PASSES, READ_ONLY, READS, UNREAD, Owner, Source,
-    attribute_type, class_of, library, source, subclasses,
+    ARG_MUTATORS,
+    CLIENT_STATE,
+    COPIES,
+    ELEMENTS,
+    JUDGED,
+    MUTATING,
+    NONE,
+    PASSES,
+    READ_ONLY,
+    READS,
+    UNREAD,
+    Owner,
+    Source,
+    attribute_type,
+    class_of,
+    library,
+    source,
+    subclasses,
 )
 
 __all__ = ["DEPTH", "ELEMENT", "FRESH", "OUTSIDE", "RESULT", "SHALLOW", "Arguments", "Calls", "Found", "Outcome"]
@@ -130,7 +146,9 @@ class Calls:
         arguments = self.arguments(node)
         if self.owner is not None and isinstance(base, ast.Call) and ast.unparse(base.func) == "super":
             parents = [k for k in self.owner.cls.__mro__[1:] if name in vars(k)]
-            return self._member(parents[0], name, node, text, arguments, OUTSIDE, self.owner) if parents else (FRESH, None)
+            return (
+                self._member(parents[0], name, node, text, arguments, OUTSIDE, self.owner) if parents else (FRESH, None)
+            )
         if ast.unparse(base) in ("sys.stdout", "sys.stderr"):
             return FRESH, None  # dropped at run time, like print
         found = self.static(base)
@@ -146,7 +164,9 @@ class Calls:
         if state <= SHALLOW:
             return ELEMENT[state], None  # the function's own object
         if state == RESULT:  # what a call returned: a response, or a shared element
-            return (RESULT if name in ELEMENTS else FRESH), self._changes(node, text, base) if name in MUTATING else None
+            return (RESULT if name in ELEMENTS else FRESH), self._changes(
+                node, text, base
+            ) if name in MUTATING else None
         return self._typed(self._type(base), name, node, text, arguments, base, state)
 
     def _type(self, base: ast.expr) -> type | None:
@@ -159,7 +179,14 @@ class Calls:
         return None
 
     def _typed(
-        self, kind: type | None, name: str, node: ast.Call, text: str, arguments: Arguments, base: ast.expr, state: int,
+        self,
+        kind: type | None,
+        name: str,
+        node: ast.Call,
+        text: str,
+        arguments: Arguments,
+        base: ast.expr,
+        state: int,
     ) -> Outcome:
         """A method called on others' object, of class ``kind`` if known."""
         if kind is not None and not library(kind.__module__):
@@ -176,7 +203,14 @@ class Calls:
         return RESULT, self._unfollowed(node, text)
 
     def _member(
-        self, cls: type, name: str, node: ast.Call, text: str, arguments: Arguments, bound: int | None, owner: Owner,
+        self,
+        cls: type,
+        name: str,
+        node: ast.Call,
+        text: str,
+        arguments: Arguments,
+        bound: int | None,
+        owner: Owner,
     ) -> Outcome:
         """``cls``'s attribute ``name`` called, on an instance in state ``bound`` (None: on the class)."""
         if library(cls.__module__):
@@ -197,7 +231,9 @@ class Calls:
             elif isinstance(method, types.FunctionType) and bound is not None:
                 outcome = self.into(method, mine, ((bound, *positional), keywords, hidden), node, text)
             else:  # a static method, Class.method(obj), a cached method, a callable class attribute
-                outcome = self.call_object(method.__func__ if isinstance(method, staticmethod) else method, node, text, arguments)
+                outcome = self.call_object(
+                    method.__func__ if isinstance(method, staticmethod) else method, node, text, arguments
+                )
             outcomes.append(outcome)
         found = [f for _, f in outcomes if f is not None]
         return max(state for state, _ in outcomes), found[0] if found else None
@@ -237,7 +273,10 @@ class Calls:
     def _construct(self, cls: type, node: ast.AST, text: str, arguments: Arguments) -> Outcome:
         """An app's class made: its ``__init__`` and ``__post_init__`` run on a new object."""
         positional, keywords, hidden = arguments
-        for name, given in (("__init__", ((FRESH, *positional), keywords, hidden)), ("__post_init__", ((FRESH,), {}, False))):
+        for name, given in (
+            ("__init__", ((FRESH, *positional), keywords, hidden)),
+            ("__post_init__", ((FRESH,), {}, False)),
+        ):
             method = inspect.getattr_static(cls, name, None)
             if not isinstance(method, types.FunctionType) or library(method.__module__):
                 continue
@@ -259,7 +298,9 @@ class Calls:
         if name in ARG_MUTATORS and first >= RESULT and isinstance(node, ast.Call) and node.args:
             return RESULT, self._changes(node, text, node.args[0])
         if top == "random" and not isinstance(value, type):
-            return RESULT, self.at(node, f"calls {text}", ", which draws from random's shared generator the real run draws from")
+            return RESULT, self.at(
+                node, f"calls {text}", ", which draws from random's shared generator the real run draws from"
+            )
         if top == "builtins" and name in UNREAD:
             return RESULT, self._unfollowed(node, text)
         if _member_of(value, COPIES):
@@ -270,7 +311,9 @@ class Calls:
             return FRESH, None  # what a library makes from the function's own values is its own
         return RESULT, self._unfollowed(node, text)
 
-    def into(self, function: types.FunctionType, owner: Owner | None, arguments: Arguments, node: ast.AST, text: str) -> Outcome:
+    def into(
+        self, function: types.FunctionType, owner: Owner | None, arguments: Arguments, node: ast.AST, text: str
+    ) -> Outcome:
         """The app's function called: followed with its arguments' states, one call deeper."""
         found = source(function)
         if found is None:
@@ -295,17 +338,23 @@ def _bind(arguments: ast.arguments, given: Arguments) -> tuple[int, ...]:
     a default that is not a constant is shared by every call: others' object."""
     positional, keywords, hidden = given
     ordered = [*arguments.posonlyargs, *arguments.args]
-    defaults = dict(zip([a.arg for a in ordered][len(ordered) - len(arguments.defaults):], arguments.defaults, strict=True))
-    defaults.update({a.arg: d for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True) if d is not None})
+    defaults = dict(
+        zip([a.arg for a in ordered][len(ordered) - len(arguments.defaults) :], arguments.defaults, strict=True)
+    )
+    defaults.update(
+        {a.arg: d for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True) if d is not None}
+    )
 
     def default(name: str) -> int:
         value = defaults.get(name)
         return OUTSIDE if hidden or (value is not None and not isinstance(value, ast.Constant)) else FRESH
 
     names = {a.arg for a in ordered}
-    states = [positional[i] if i < len(positional) else keywords.get(a.arg, default(a.arg)) for i, a in enumerate(ordered)]
+    states = [
+        positional[i] if i < len(positional) else keywords.get(a.arg, default(a.arg)) for i, a in enumerate(ordered)
+    ]
     if arguments.vararg is not None:
-        states.append(OUTSIDE if hidden else max(positional[len(ordered):], default=FRESH))
+        states.append(OUTSIDE if hidden else max(positional[len(ordered) :], default=FRESH))
     states += [keywords.get(a.arg, default(a.arg)) for a in arguments.kwonlyargs]
     if arguments.kwarg is not None:
         extra = [state for key, state in keywords.items() if key not in names]

@@ -26,8 +26,12 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
 
 def follow(
-    memo: dict[Any, Outcome], function: types.FunctionType, owner: Owner | None, states: tuple[int, ...] | None,
-    depth: int, busy: frozenset[Any] = frozenset(),
+    memo: dict[Any, Outcome],
+    function: types.FunctionType,
+    owner: Owner | None,
+    states: tuple[int, ...] | None,
+    depth: int,
+    busy: frozenset[Any] = frozenset(),
 ) -> Outcome:
     """What a function (whose source reads) returns and its first finding, its parameters in
     ``states`` (all others' objects if None). Each is followed once per check (``memo``); a
@@ -61,8 +65,14 @@ class _Check(Calls):
     """One function's tree: the state of each name, then the first finding."""
 
     def __init__(
-        self, memo: dict[Any, Outcome], found: Source, function: types.FunctionType, owner: Owner | None,
-        states: tuple[int, ...] | None, depth: int, busy: frozenset[Any],
+        self,
+        memo: dict[Any, Outcome],
+        found: Source,
+        function: types.FunctionType,
+        owner: Owner | None,
+        states: tuple[int, ...] | None,
+        depth: int,
+        busy: frozenset[Any],
     ) -> None:
         self.memo, self.source, self.function, self.owner = memo, found, function, owner
         self.depth, self.busy = depth, busy
@@ -130,9 +140,15 @@ class _Check(Calls):
                 break
         self._visit(self.source.node)
         node = self.source.node
-        values = [node.body] if isinstance(node, ast.Lambda) else [
-            n.value for n in _own(node) if isinstance(n, ast.Return | ast.Yield | ast.YieldFrom) and n.value is not None
-        ]
+        values = (
+            [node.body]
+            if isinstance(node, ast.Lambda)
+            else [
+                n.value
+                for n in _own(node)
+                if isinstance(n, ast.Return | ast.Yield | ast.YieldFrom) and n.value is not None
+            ]
+        )
         return max((self.state(value) for value in values), default=FRESH), self.found
 
     def follow(self, function: types.FunctionType, owner: Owner | None, states: tuple[int, ...]) -> Outcome:
@@ -191,9 +207,16 @@ class _Check(Calls):
         if not isinstance(node.value, ast.Name) or not isinstance(node.slice, ast.Constant):
             return None
         literals = self.literals.get(node.value.id, [None])
-        found = [v for d in literals if d is not None for k, v in zip(d.keys, d.values, strict=True)
-                 if isinstance(k, ast.Constant) and k.value == node.slice.value]
-        names_bound = sum(1 for target, _, _ in self.bindings if isinstance(target, ast.Name) and target.id == node.value.id)
+        found = [
+            v
+            for d in literals
+            if d is not None
+            for k, v in zip(d.keys, d.values, strict=True)
+            if isinstance(k, ast.Constant) and k.value == node.slice.value
+        ]
+        names_bound = sum(
+            1 for target, _, _ in self.bindings if isinstance(target, ast.Name) and target.id == node.value.id
+        )
         if len(found) != len(literals) or len(literals) != names_bound or node.value.id in self.parameters:
             return None
         return ast.BoolOp(ast.Or(), found) if len(found) > 1 else found[0]
@@ -201,6 +224,7 @@ class _Check(Calls):
     def static(self, node: ast.expr) -> Any:
         """What a name or dotted name not bound by the function is: a module, a class, a
         function, a module-level object, an import inside the function; NONE otherwise."""
+
         def name(text: str) -> Any:
             if text in self.imports:
                 return self.imports[text]
@@ -216,7 +240,9 @@ class _Check(Calls):
             children = [child for child in children if child not in node.decorator_list]
         if isinstance(node, ast.Assign | ast.Delete):
             self._stores(node.targets, "deletes" if isinstance(node, ast.Delete) else "stores", node)
-        elif isinstance(node, ast.AugAssign | ast.For | ast.AsyncFor) or (isinstance(node, ast.AnnAssign) and node.value):
+        elif isinstance(node, ast.AugAssign | ast.For | ast.AsyncFor) or (
+            isinstance(node, ast.AnnAssign) and node.value
+        ):
             self._stores([node.target], "updates" if isinstance(node, ast.AugAssign) else "stores", node)
         elif isinstance(node, ast.withitem) and node.optional_vars is not None:
             self._stores([node.optional_vars], "stores", node.context_expr)
@@ -254,7 +280,9 @@ class _Check(Calls):
                 return self.into(raw, self.owner, unknown, node, shown(node))[1]
         elif isinstance(node, ast.Name) and node.id not in self.names and node.id not in self.defs:
             value = self.static(node)
-            if (isinstance(value, types.FunctionType) and not library(value.__module__)) or hasattr(value, "cache_info"):
+            if (isinstance(value, types.FunctionType) and not library(value.__module__)) or hasattr(
+                value, "cache_info"
+            ):
                 return self.call_object(value, node, node.id, ((), {}, True))[1]
         return None
 

@@ -26,4 +26,6 @@ _LIBRARIES = {
 }
 #: library -> the versions we support.
 SUPPORTED = {name: module.SUPPORTED for name, module in _LIBRARIES.items()}
-HOOKS: tuple[tuple[str, Callable[[ModuleType], None]], ...] = tuple(hook for module in _LIBRARIES.values() for hook in module.HOOKS)
+HOOKS: tuple[tuple[str, Callable[[ModuleType], None]], ...] = tuple(
+    hook for module in _LIBRARIES.values() for hook in module.HOOKS
+)

@@ -29,4 +29,7 @@ def _cursor(module: ModuleType) -> None:
         wrap(module.Cursor, name, statement("aiosqlite"), ACTING.get)
 
 
-HOOKS: tuple[tuple[str, Callable[[ModuleType], None]], ...] = (("aiosqlite.core", _connection), ("aiosqlite.cursor", _cursor))
+HOOKS: tuple[tuple[str, Callable[[ModuleType], None]], ...] = (
+    ("aiosqlite.core", _connection),
+    ("aiosqlite.cursor", _cursor),
+)

@@ -93,7 +93,9 @@ def connection_class(base: type, default_cursor: type) -> type:
             if len(args) > 1:
                 args = (args[0], cursor_class(args[1] or self.cursor_factory or default_cursor), *args[2:])
             else:
-                kwargs["cursor_factory"] = cursor_class(kwargs.get("cursor_factory") or self.cursor_factory or default_cursor)
+                kwargs["cursor_factory"] = cursor_class(
+                    kwargs.get("cursor_factory") or self.cursor_factory or default_cursor
+                )
             return super().cursor(*args, **kwargs)
 
         def commit(self) -> None:

@@ -20,7 +20,12 @@ SUPPORTED = ">=1.0"
 
 def _connection(module: ModuleType) -> None:
     # A read too: a PyMySQL connection is not thread-safe, and a shadow runs in another thread.
-    wrap(module.Connection, "query", always("PyMySQL", "ran a statement on a connection one thread may use at a time"), ACTING.get)
+    wrap(
+        module.Connection,
+        "query",
+        always("PyMySQL", "ran a statement on a connection one thread may use at a time"),
+        ACTING.get,
+    )
     wrap(module.Connection, "commit", always("PyMySQL", "committed"), ACTING.get)
 
 
