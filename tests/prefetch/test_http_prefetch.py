@@ -389,6 +389,35 @@ def test_requests_answered_faster_than_fanning_out_step_aside(
     assert "stepped aside" in why
 
 
+@pytest.mark.parametrize("declared", [False, True])
+def test_a_run_that_stepped_aside_sends_as_the_plain_loop_and_still_counts_and_paces(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path, declared: bool
+) -> None:
+    """Stepped aside for good, the loop's requests go as the plain loop's (no turn, no learning)
+    to a host with nothing to pace: the run line still counts each one and each 503 as the
+    upstream saw them. A host with a declared rate is still paced to it (the owner's say)."""
+    from sched_accel._prefetch import _probe
+
+    monkeypatch.setattr(_probe, "PROBE_SECONDS", 1.0)  # "quick" even under coverage's tracer: it steps aside
+    monkeypatch.setattr(_probe, "RESUME_SECONDS", 0.05)  # a loaded machine's 0 ms answers wait a millisecond or more
+    top = '[hosts."127.0.0.1"]\nper_second = 40\nburst = 1\n\n' if declared else ""
+    app.write("job.py", HTTPX_JOB)
+    app.config(top + '[[targets]]\nloop = "job:refresh"\nitems = "tokens"\nconcurrency = 6\n')
+    job = importlib.import_module("job")
+    install(monkeypatch, capture_events)
+    tokens = [f"p{i}" for i in range(24)]
+    with FaultServer(latency=0, faults={"p20?currency=usd": ["503"]}) as server:
+        with pytest.raises(Exception, match="503"):  # raise_for_status, as the plain loop's
+            job.refresh(tokens, server.url, tmp_path / "rows.db")
+        seen = sum(server.requests.values())
+        arrived = sorted(server.arrived)
+    line = run_line(capture_events)
+    assert line["stepped_aside"] == "yes", line
+    assert int(line["requests"]) == seen == 21 and line["http_503"] == "1", (line, seen)
+    if declared:  # 21 requests at 40/s with a burst of 1: at least 20 intervals of 25 ms
+        assert arrived[-1] - arrived[0] >= 20 / 40 * 0.95, arrived[-1] - arrived[0]
+
+
 def test_a_probe_slowed_once_is_revised_by_the_runs_quick_requests(
     app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str], tmp_path: Path
 ) -> None:

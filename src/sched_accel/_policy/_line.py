@@ -256,6 +256,12 @@ class Line:
         None when it was not paced (nothing waited for: admission is when it went)."""
         return self._sent.pop(number, None)
 
+    def unpaced(self) -> bool:
+        """Whether nothing paces this host's requests now: no rate (declared, told, learned or
+        shared), no concurrency shared with other processes, no pause. One request at a time,
+        as the plain loop sends them, then needs no turn (``Policy.request``'s plain path)."""
+        return self._rate is None and not self.places_shared and self._paused_until <= self.clock()
+
     @property
     def shares(self) -> bool:
         """Whether its rate is admitted by the app's shared backend: a declared one. (A told

@@ -32,9 +32,9 @@ from .._engine import Slot
 from .._log import event
 from .._settings import RetrySettings, Target
 from ._drive import GO, Plan, run_async, run_sync
-from ._hosts import Hosts, rounded_down
+from ._hosts import Hosts, HostState, rounded_down, status_class
 from ._limits import HostLimiter
-from ._retry import Backoff, Failure, classify, status_of
+from ._retry import Backoff, Failure, classify, is_timeout, status_of
 from ._stats import RunStats
 
 __all__ = ["ATTEMPT", "Policy", "Tries"]
@@ -57,6 +57,9 @@ class Tries:
     #: The loop's own call (:meth:`Policy.call`), not one run ahead of it: its requests are
     #: counted as ``live`` by their host (``HostState.answered``), the others as ``ahead``.
     live: bool = False
+    #: A call of a run that stepped aside for good (one at a time, as the plain loop makes it):
+    #: its requests to a host with nothing to pace go as the plain loop's, counted and timed only.
+    plain: bool = False
 
 
 #: The attempt running in this thread or task: its run's policy, and the slot's tries.
@@ -250,11 +253,20 @@ class Policy:
         return tuple(found)
 
     # -- calls the loop makes itself: every attempt, with the waits between -----------------
-    def call(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], *, ahead: bool = False) -> R:
+    def call(
+        self,
+        fn: Callable[..., R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        ahead: bool = False,
+        plain: bool = False,
+    ) -> R:
         """A per-item call the loop makes directly, with the same retries, in its own thread
-        (``ahead``: a call run ahead of the loop all the same, a shadow's read)."""
+        (``ahead``: a call run ahead of the loop all the same, a shadow's read; ``plain``: the
+        run stepped aside for good, :attr:`Tries.plain`)."""
         if self.limiter is None:  # the first attempt, as cheap as it can be: most succeed
-            tries = Tries(self.clock(), 1, live=not ahead)
+            tries = Tries(self.clock(), 1, live=not ahead, plain=plain)
             token = ATTEMPT.set((self, tries))
             try:
                 return fn(*args, **kwargs)
@@ -271,18 +283,24 @@ class Policy:
             _pause.wait(delay)
         else:
             slot = Slot(fn, args, kwargs)
-            slot.note = Tries(self.clock(), live=not ahead)
+            slot.note = Tries(self.clock(), live=not ahead, plain=plain)
         while (delay := self.attempt(slot)) is not None:
             slot.rearm()
             _pause.wait(delay)
         return slot.outcome()
 
     async def acall(
-        self, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any], *, ahead: bool = False
+        self,
+        fn: Callable[..., Awaitable[R]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        ahead: bool = False,
+        plain: bool = False,
     ) -> R:
         """The same, for an async call in the loop's own task."""
         if self.limiter is None and self.timeout is None:  # the first attempt, as cheap as it can be
-            tries = Tries(self.clock(), 1, live=not ahead)
+            tries = Tries(self.clock(), 1, live=not ahead, plain=plain)
             token = ATTEMPT.set((self, tries))
             try:
                 return await fn(*args, **kwargs)
@@ -299,7 +317,7 @@ class Policy:
             await _wait(delay)
         else:
             slot = Slot(fn, args, kwargs)
-            slot.note = Tries(self.clock(), live=not ahead)
+            slot.note = Tries(self.clock(), live=not ahead, plain=plain)
         while (delay := await self.aattempt(slot)) is not None:
             slot.rearm()
             await _wait(delay)
@@ -312,6 +330,8 @@ class Policy:
         library's connection takes the rate's token as it writes the request (:data:`DUE`)."""
         state = self.hosts.get(host, port)
         tries.host = state.name
+        if tries.plain and state.limiter.unpaced():
+            return (yield from self._plain(state))
         admitted = state.circuit.admit()
         if admitted == "open":
             tries.bypassed = True
@@ -363,6 +383,34 @@ class Policy:
             tries.learning = state.limiter.learning
         finally:
             limiter.release(number)
+        return response
+
+    def _plain(self, state: HostState) -> Plan[Any]:
+        """A request of a run that stepped aside for good, to a host with nothing to pace: sent
+        as the plain loop sends it (one at a time), counted for the run line and the metrics and
+        timed for the timeline, and nothing more: no turn, no learning, no circuit (what the
+        sequential loop meets it meets too). Its call's retries are :meth:`retry_delay`'s."""
+        stats = self.stats
+        stats.sent()
+        sent_at = time.perf_counter()
+        status: object = None
+        try:
+            response = yield GO
+            status = status_of(response)
+        except BaseException as exc:
+            status = type(exc).__name__
+            if isinstance(exc, Exception):
+                state.limiter.count_answer("error", "live")
+                if is_timeout(exc):
+                    stats.add("timeouts")
+            raise
+        finally:
+            stats.answered(
+                time.perf_counter() - sent_at, True, sent_at=sent_at, host=state.name, live=True, status=status
+            )
+        state.limiter.count_answer(status_class(status), "live")
+        if status in (429, 503):
+            stats.add("http_429" if status == 429 else "http_503")
         return response
 
 

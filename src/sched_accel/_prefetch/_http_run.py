@@ -270,7 +270,9 @@ class HttpRun:
         timing = self.step.timing  # stepped aside, not yet for good: how long do they wait?
         started, cpu = (time.perf_counter(), time.thread_time()) if timing else (0.0, 0.0)
         try:
-            return self.policy.call(self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {})
+            return self.policy.call(
+                self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {}, plain=self.step.stepped_aside
+            )
         except Refused as refused:  # retried until the policy gave up: the last answer stands
             return client.serve(refused.kept, instance, args, kwargs)
         finally:
@@ -327,7 +329,9 @@ class HttpRun:
         timing = self.step.timing
         started, cpu = (time.perf_counter(), time.thread_time()) if timing else (0.0, 0.0)
         try:
-            return await self.policy.acall(self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {})
+            return await self.policy.acall(
+                self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {}, plain=self.step.stepped_aside
+            )
         except Refused as refused:
             return client.serve(refused.kept, instance, args, kwargs)
         finally:

@@ -43,7 +43,7 @@ def _direct(run: PrefetchRun, wrapped: Callable[..., Any], args: Args, kwargs: K
     try:
         if run.policy is None:
             return wrapped(*args, **kwargs)
-        return run.policy.call(wrapped, args, kwargs)
+        return run.policy.call(wrapped, args, kwargs, plain=run.step.stepped_aside)
     finally:
         CURRENT.reset(token)
 
@@ -122,7 +122,7 @@ class FetchInterceptor:
                     if run.policy is None:
                         value = await wrapped(*args, **kwargs)
                     else:
-                        value = await run.policy.acall(wrapped, args, kwargs)
+                        value = await run.policy.acall(wrapped, args, kwargs, plain=run.step.stepped_aside)
                 finally:
                     CURRENT.reset(token)
                     if timing:

@@ -509,7 +509,12 @@ class ShadowRun(PrefetchRun):
         assert self.policy is not None
         try:
             with self._place():
-                return self.policy.call(self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {})
+                return self.policy.call(
+                    self._fetcher(client, direct=True),
+                    (wrapped, instance, args, kwargs),
+                    {},
+                    plain=self.step.stepped_aside,
+                )
         except Refused as refused:
             return client.serve(refused.kept, instance, args, kwargs)
 
@@ -535,7 +540,10 @@ class ShadowRun(PrefetchRun):
         try:
             async with self._places:
                 return await self.policy.acall(
-                    self._fetcher(client, direct=True), (wrapped, instance, args, kwargs), {}
+                    self._fetcher(client, direct=True),
+                    (wrapped, instance, args, kwargs),
+                    {},
+                    plain=self.step.stepped_aside,
                 )
         except Refused as refused:
             return client.serve(refused.kept, instance, args, kwargs)
