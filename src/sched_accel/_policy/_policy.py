@@ -331,7 +331,7 @@ class Policy:
         state = self.hosts.get(host, port)
         tries.host = state.name
         if tries.plain and state.limiter.unpaced():
-            return (yield from self._plain(state))
+            return (yield from self._plain(tries, state))
         admitted = state.circuit.admit()
         if admitted == "open":
             tries.bypassed = True
@@ -385,13 +385,14 @@ class Policy:
             limiter.release(number)
         return response
 
-    def _plain(self, state: HostState) -> Plan[Any]:
+    def _plain(self, tries: Tries, state: HostState) -> Plan[Any]:
         """A request of a run that stepped aside for good, to a host with nothing to pace: sent
         as the plain loop sends it (one at a time), counted for the run line and the metrics and
         timed for the timeline, and nothing more: no turn, no learning, no circuit (what the
         sequential loop meets it meets too). Its call's retries are :meth:`retry_delay`'s."""
         stats = self.stats
-        stats.sent()
+        tries.alone = stats.sent() == 1
+        whose = "live" if tries.live else "ahead"
         sent_at = time.perf_counter()
         status: object = None
         try:
@@ -400,15 +401,20 @@ class Policy:
         except BaseException as exc:
             status = type(exc).__name__
             if isinstance(exc, Exception):
-                state.limiter.count_answer("error", "live")
+                state.limiter.count_answer("error", whose)
                 if is_timeout(exc):
                     stats.add("timeouts")
             raise
         finally:
             stats.answered(
-                time.perf_counter() - sent_at, True, sent_at=sent_at, host=state.name, live=True, status=status
+                time.perf_counter() - sent_at,
+                tries.alone,
+                sent_at=sent_at,
+                host=state.name,
+                live=tries.live,
+                status=status,
             )
-        state.limiter.count_answer(status_class(status), "live")
+        state.limiter.count_answer(status_class(status), whose)
         if status in (429, 503):
             stats.add("http_429" if status == 429 else "http_503")
         return response
