@@ -209,9 +209,12 @@ class FaultServer:
                 "X-RateLimit-Reset": str(math.ceil(self.clock() + wait)),
             }
         if self.retry_after == "ratelimit":
+            # The quota it enforces: per_second over a window long enough to hold the burst (it
+            # said q=burst over 1 s: 4/s for a server allowing 40/s, which paced the tests tenfold).
             window = max(1, math.ceil(self.burst / (self.per_second or 1)))
+            quota = max(self.burst, math.floor((self.per_second or 1) * window))
             return {
-                "RateLimit-Policy": f'"default";q={self.burst};w={window}',
+                "RateLimit-Policy": f'"default";q={quota};w={window}',
                 "RateLimit": f'"default";r=0;t={max(1, math.ceil(wait))}',
             }
         if self.retry_after == "none":

