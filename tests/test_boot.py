@@ -468,12 +468,12 @@ def test_watcher_calls_back_once_per_callback_when_watched_from_many_threads(app
             thread.join(10)
 
     try:
-        run_all(lambda i: watcher.watch("watched_many", lambda module, i=i: _append(lock, calls, i)), 8)
+        run_all(lambda i: watcher.watch("watched_many", lambda module, i=i: _append(lock, calls, i)), 8)  # type: ignore[misc]
         assert watcher.watching() == ["watched_many"]
         run_all(lambda i: __import__("watched_many"), 2)
         assert sorted(calls) == list(range(8))
         # Once imported, a watch from any thread calls back at once, and only once.
-        run_all(lambda i: watcher.watch("watched_many", lambda module, i=i: _append(lock, calls, 100 + i)), 8)
+        run_all(lambda i: watcher.watch("watched_many", lambda module, i=i: _append(lock, calls, 100 + i)), 8)  # type: ignore[misc]
         assert sorted(calls) == list(range(8)) + list(range(100, 108))
         assert watcher.watching() == []
     finally:

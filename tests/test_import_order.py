@@ -172,7 +172,7 @@ def hooks(app: App) -> Iterator[ModuleType]:
     for name in ("half", "later", "again"):
         app.write(f"{name}.py", HALF if name == "half" else "VALUE = 2\n")
     module = importlib.import_module("hooks")
-    module.WATCHER = ImportWatcher()
+    module.WATCHER = ImportWatcher()  # type: ignore[attr-defined]
     yield module
     module.WATCHER.clear()
 
@@ -215,14 +215,14 @@ def test_watcher_calls_back_as_an_import_that_began_before_it_watched_ends(hooks
 
 def test_watcher_never_calls_back_for_a_module_whose_import_failed(hooks: ModuleType) -> None:
     """Watched half-loaded, then its import fails: no callback; the next import of it that succeeds calls back once."""
-    hooks.FAIL = True
+    hooks.FAIL = True  # type: ignore[attr-defined]
     with pytest.raises(RuntimeError, match="this import fails"):
         import half  # noqa: F401
     import later  # noqa: F401
 
     hooks.WATCHER.settle()
     assert (hooks.CALLS, hooks.WATCHER.watching()) == ([("half", "watched")], ["half"])
-    hooks.FAIL = False
+    hooks.FAIL = False  # type: ignore[attr-defined]
     import half  # noqa: F401, F811
 
     assert hooks.CALLS == [("half", "watched"), ("half", 1)]

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_events_go_through_loguru_when_the_app_configured_no_logging() -> None:
     """auto: nothing configured in stdlib logging, so a record reaches loguru's sinks, pid last."""
     from loguru import logger
 
-    seen: list[dict[str, object]] = []
+    seen: list[Any] = []
     sink = logger.add(lambda message: seen.append(message.record), level="DEBUG")
     try:
         with no_app_logging():
@@ -99,7 +100,7 @@ def test_log_to_stdlib_routes_records_to_the_sched_accel_logger() -> None:
     seen: list[logging.LogRecord] = []
     ours = logging.getLogger("sched_accel")
     sink = logger.add(lambda message: through_loguru.append(message.record["message"]), level="DEBUG")
-    ours.addFilter(lambda record: seen.append(record) is not None)  # seen, then dropped: no lastResort
+    ours.addFilter(lambda record: bool(seen.append(record) or False))  # type: ignore[func-returns-value] # seen, then dropped
     log_to_stdlib()
     try:
         with no_app_logging():

@@ -79,7 +79,7 @@ def points(reader: InMemoryMetricReader) -> dict[str, tuple[str, dict[frozenset[
             for metric in scope.metrics:
                 found[metric.name] = (
                     metric.unit or "",
-                    {frozenset(p.attributes.items()): p for p in metric.data.data_points},
+                    {frozenset((p.attributes or {}).items()): p for p in metric.data.data_points},
                 )
     return found
 

@@ -65,7 +65,8 @@ def test_a_coroutine_job_run_by_apscheduler_is_ticked_too() -> None:
     wrapper = probe()
 
     async def job() -> Tick | None:
-        return wrapper()
+        found: Tick | None = wrapper()
+        return found
 
     added = scheduler.add_job(job, "interval", seconds=2, misfire_grace_time=None)
     [executed] = asyncio.run(run_coroutine_job(added, "default", [AT], "apscheduler.executors.default"))

@@ -177,7 +177,7 @@ def test_urllib_gets_the_cap_and_its_own_timeout_back() -> None:
     """urllib's Request gets the capped timeout for the request, and its own back afterwards (it may be reused)."""
     req = urllib.request.Request("http://api.test:8081/x")
     req.timeout = 50.0  # type: ignore[attr-defined]
-    during: list[float] = []
+    during: list[float | None] = []
 
     def do_open(http_class: object, request: urllib.request.Request, **rest: Any) -> str:
         during.append(request.timeout)  # type: ignore[attr-defined]

@@ -164,7 +164,8 @@ def test_a_request_is_alone_when_no_other_of_the_run_is_in_flight() -> None:
     stats = RunStats()
     assert stats.sent() == 1
     assert stats.sent() == 2
-    stats.answered(), stats.answered()
+    stats.answered()
+    stats.answered()
     assert stats.sent() == 1
 
 

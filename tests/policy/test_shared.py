@@ -116,7 +116,7 @@ def test_a_request_paced_alone_goes_back_to_the_backend_once_it_answers() -> Non
     run_sync(found.token(1))  # the backend down: the local bucket (10/4 a second)
     plan = found.token(2)
     wait = next(plan)  # the next local token: up to 0.4 s away
-    assert 0 < wait <= 0.4
+    assert isinstance(wait, float) and 0 < wait <= 0.4
     up[0] = True
     clock.advance(_shared.RETRY_AFTER)
     with pytest.raises(StopIteration):
@@ -179,8 +179,10 @@ def test_which_settings_share(tmp_path: Path, kind: str) -> None:
     from sched_accel._single import shared_rates
 
     settings = Settings(
-        path=None, control_file=str(tmp_path / "control.json"), coordination=CoordinationSettings(backend=kind)
-    )  # type: ignore[arg-type]
+        path=None,
+        control_file=str(tmp_path / "control.json"),
+        coordination=CoordinationSettings(backend=kind),  # type: ignore[arg-type]
+    )
     assert (shared_rates(settings) is None) == (kind == "process")
 
 
@@ -231,6 +233,7 @@ def test_a_place_held_longer_than_its_ttl_is_renewed_and_a_crashed_one_comes_bac
     assert take(two)
     renewer = two.shared._renewer if two.shared is not None else None
     assert renewer is not None and renewer.daemon
+    assert two.shared is not None
     two.shared._held.clear()  # the process "crashed": nobody renews its place
     time.sleep(0.4)
     assert backend.lease("app:api.test", limit=1, ttl=1) is not None

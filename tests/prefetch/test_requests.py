@@ -86,9 +86,8 @@ def test_a_value_there_by_chance_stays_literal() -> None:
     """Item ``1`` is in ``/v1/1`` twice: the request for ``2`` (``/v1/2``) keeps ``v1`` as text."""
     pattern = taught("http://h/v1/1", 1, "http://h/v1/2", 2)
     assert pattern.url_for(3) == "http://h/v1/3"
-    assert (
-        learn("http://h/v1/1", 1) is not None and learn("http://h/v1/1", 1).match(Url("http://h/v2/2"), 2) is not None
-    )  # type: ignore[union-attr]
+    learned = learn("http://h/v1/1", 1)
+    assert learned is not None and learned.match(Url("http://h/v2/2"), 2) is not None
 
 
 def test_encodings_are_told_apart_by_the_values_that_differ() -> None:

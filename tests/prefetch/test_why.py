@@ -73,7 +73,7 @@ def test_a_run_that_stepped_aside_says_so_even_with_the_probe_served() -> None:
 
 
 def calls(**changes: Any) -> Any:
-    base = {
+    base: dict[str, Any] = {
         "hits": 0,
         "misses": 3,
         "direct": 0,
