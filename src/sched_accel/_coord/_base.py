@@ -192,15 +192,31 @@ def gcra(tat: float, now: float, per_second: float, burst: int) -> tuple[float, 
 
 
 def claim_wins(
-    held_tick: int | None, held_until: float, tick: int, now: float, *, ttl: float = math.inf, latest: int | None = None
+    held_tick: int | None,
+    held_until: float,
+    tick: int,
+    now: float,
+    *,
+    ttl: float = math.inf,
+    latest: int | None = None,
+    made: float = math.nan,
+    held_at: float = math.nan,
+    at: float | None = None,
+    period: float | None = None,
 ) -> bool:
     """The claim rule: no claim in force, or a later tick than the one held. A claim ending
     more than ``ttl`` from now, or of a tick later than ``latest``, is not in force: no
-    process of the app made it (:meth:`Backend.claim`)."""
+    process of the app made it (:meth:`Backend.claim`). Nor is one made (at ``made`` on the
+    backend's clock, when the claimant's wall clock read ``held_at``) before the caller's wall
+    clock ``at`` stepped back, of a window before ``tick`` on it (:func:`lived_again`)."""
     if held_tick is None or now >= held_until or tick > held_tick:
         return True
     ends_in_time = held_until - now <= ttl  # (False for NaN)
-    return not ends_in_time or (latest is not None and held_tick > latest)
+    if not ends_in_time or (latest is not None and held_tick > latest):
+        return True
+    if at is None or not period:
+        return False
+    return lived_again(held_at, now - made, at, tick, period)
 
 
 def lived_again(held_at: float, elapsed: float, at: float, tick: int, period: float) -> bool:

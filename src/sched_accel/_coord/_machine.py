@@ -41,7 +41,6 @@ from ._base import (
     cut_pause,
     gcra,
     in_force,
-    lived_again,
     new_lease_id,
 )
 from ._store import Store, boot_id
@@ -230,8 +229,17 @@ class MachineBackend:
             made, held_at = _CLAIMED.unpack(data[_CLAIM.size : whole]) if len(data) >= whole else (0.0, math.nan)
             now = self._clock()
             if not claim_wins(
-                held_tick if held_until > 0 else None, held_until, tick, now, ttl=ttl, latest=latest
-            ) and not (at is not None and period and lived_again(held_at, now - made, at, tick, period)):
+                held_tick if held_until > 0 else None,
+                held_until,
+                tick,
+                now,
+                ttl=ttl,
+                latest=latest,
+                made=made,
+                held_at=held_at,
+                at=at,
+                period=period,
+            ):
                 return None
             record.write(_CLAIM.pack(fence + 1, tick, now + ttl) + _CLAIMED.pack(now, math.nan if at is None else at))
             return int(fence + 1)

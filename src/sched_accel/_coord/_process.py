@@ -28,7 +28,6 @@ from ._base import (
     cut_pause,
     gcra,
     in_force,
-    lived_again,
     new_lease_id,
 )
 
@@ -169,8 +168,17 @@ class ProcessBackend:
         with self._lock:
             now = self._now()
             held_tick, held_until, made, held_at = self._claims.get(key, (None, now, now, math.nan))
-            if not claim_wins(held_tick, held_until, tick, now, ttl=ttl, latest=latest) and not (
-                at is not None and period and lived_again(held_at, now - made, at, tick, period)
+            if not claim_wins(
+                held_tick,
+                held_until,
+                tick,
+                now,
+                ttl=ttl,
+                latest=latest,
+                made=made,
+                held_at=held_at,
+                at=at,
+                period=period,
             ):
                 return None
             token = self._fences.get(key, 0) + 1
