@@ -91,7 +91,7 @@ class HostState:
         hold the loop's own requests and the other items' first attempts. It is counted by its
         status class and by who sent the request: the loop itself (``live``) or a worker ahead of it."""
         status = status_of(response)
-        self.limiter.count_answer(status_class(status), "live" if live else "ahead")
+        self.counted(status, stats, live=live)
         if not isinstance(status, int):
             return
         if status not in (429, 503):
@@ -99,7 +99,6 @@ class HostState:
         if self.listen > 0 or status in (429, 503):
             self._told(getattr(response, "headers", None), number)
         if status in (429, 503):
-            stats.add("http_429" if status == 429 else "http_503")
             self.limiter.on_overload(status, number)
             headers = getattr(response, "headers", None)
             wait = refusal_wait(headers) if callable(getattr(headers, "get", None)) else None
@@ -118,6 +117,22 @@ class HostState:
         else:
             self.limiter.on_success(number)
             self.circuit.record(True, trial)
+
+    def counted(self, status: object, stats: RunStats, *, live: bool) -> None:
+        """An answer with ``status``, counted: by its status class and who sent it (the metrics),
+        and a 429 or 503 in the run's figures (what :meth:`answered` counts, and the plain path's)."""
+        self.limiter.count_answer(status_class(status), "live" if live else "ahead")
+        if status in (429, 503):
+            stats.add("http_429" if status == 429 else "http_503")
+
+    def counted_error(self, exc: Exception, stats: RunStats, *, live: bool) -> bool:
+        """A request that raised, counted: an ``error`` answer, and a timeout in the run's
+        figures (:meth:`raised`'s counts, and the plain path's). Whether it timed out."""
+        self.limiter.count_answer("error", "live" if live else "ahead")
+        timed_out = is_timeout(exc)
+        if timed_out:
+            stats.add("timeouts")
+        return timed_out
 
     def _told(self, headers: object, number: int = 0) -> None:
         """What the answer's rate-limit fields say: the host's rate (``limit`` per ``window``)
@@ -145,9 +160,7 @@ class HostState:
             if trial:
                 self.circuit.give_back_trial()
             return
-        self.limiter.count_answer("error", "live" if live else "ahead")
-        if is_timeout(exc):
-            stats.add("timeouts")
+        if self.counted_error(exc, stats, live=live):
             self.limiter.on_overload(None)
         failure = classify(exc)
         if failure is not None:

@@ -32,9 +32,9 @@ from .._engine import Slot
 from .._log import event
 from .._settings import RetrySettings, Target
 from ._drive import GO, Plan, run_async, run_sync
-from ._hosts import Hosts, HostState, rounded_down, status_class
+from ._hosts import Hosts, HostState, rounded_down
 from ._limits import HostLimiter
-from ._retry import Backoff, Failure, classify, is_timeout, status_of
+from ._retry import Backoff, Failure, classify, status_of
 from ._stats import RunStats
 
 __all__ = ["ATTEMPT", "Policy", "Tries"]
@@ -392,7 +392,6 @@ class Policy:
         sequential loop meets it meets too). Its call's retries are :meth:`retry_delay`'s."""
         stats = self.stats
         tries.alone = stats.sent() == 1
-        whose = "live" if tries.live else "ahead"
         sent_at = time.perf_counter()
         status: object = None
         try:
@@ -401,9 +400,7 @@ class Policy:
         except BaseException as exc:
             status = type(exc).__name__
             if isinstance(exc, Exception):
-                state.limiter.count_answer("error", whose)
-                if is_timeout(exc):
-                    stats.add("timeouts")
+                state.counted_error(exc, stats, live=tries.live)
             raise
         finally:
             stats.answered(
@@ -414,9 +411,7 @@ class Policy:
                 live=tries.live,
                 status=status,
             )
-        state.limiter.count_answer(status_class(status), whose)
-        if status in (429, 503):
-            stats.add("http_429" if status == 429 else "http_503")
+        state.counted(status, stats, live=tries.live)
         return response
 
 
