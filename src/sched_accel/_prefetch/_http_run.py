@@ -68,15 +68,18 @@ __all__ = ["HttpRun"]
 CREDENTIALS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"})
 
 
+def _named(request: Request) -> list[tuple[str, Any]]:
+    """The ``(name, value)`` pairs of a request's ``extra``: its headers, and what identifies
+    its client beyond them (``<...>`` names)."""
+    return [pair for pair in request.extra if isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)]
+
+
 def credentials(request: Request) -> str:
     """A digest of what identifies whose request this is (empty when nothing does)."""
     held = [
         pair
-        for pair in request.extra
-        if isinstance(pair, tuple)
-        and len(pair) == 2
-        and isinstance(pair[0], str)
-        and (pair[0].lower() in CREDENTIALS or (pair[0].startswith("<") and pair[0] != "<body>"))
+        for pair in _named(request)
+        if pair[0].lower() in CREDENTIALS or (pair[0].startswith("<") and pair[0] != "<body>")
     ]
     if not held:
         return ""
@@ -89,11 +92,7 @@ def tenant(request: Request, fields: list[tuple[str, str]]) -> frozenset[str]:
     requests for another item carry that item's, so a request copied from this one is sent
     ahead only for items that hold the same values (the same tenant's). Empty when the
     credentials hold none of the item's values (or there are none)."""
-    held = [
-        str(pair[1])
-        for pair in request.extra
-        if isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and pair[0].lower() in CREDENTIALS
-    ]
+    held = [str(value) for name, value in _named(request) if name.lower() in CREDENTIALS]
     if not held:
         return frozenset()
     words = {word for value in held for word in _WORDS.split(value) if len(word) >= MIN_TENANT}
