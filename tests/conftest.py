@@ -161,3 +161,34 @@ def capture_events() -> Iterator[list[str]]:
     yield lines
     logger.remove(sink)
     logging.getLogger("sched_accel").removeHandler(handler)
+
+
+# -- the real-world corpus's table at the end of the session (tests/realworld) -------------------
+#: Its tables as pytest-xdist's workers handed them over (each worker's ``workeroutput``).
+_CORPUS_TABLES: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """pytest-xdist's controller: a worker ended; keep its corpus table."""
+    table = getattr(node, "workeroutput", {}).get("realworld_table")
+    if table:
+        _CORPUS_TABLES.append(table)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The corpus's table, for the programs this session ran (speed is reported, not asserted):
+    measured here, or by the workers. Here, not in tests/realworld/conftest.py: a pytest-xdist
+    controller collects nothing, so it loads only this conftest."""
+    corpus = sys.modules.get("tests.realworld.conftest")
+    measured = getattr(corpus, "MEASURED", None)
+    if measured:
+        from tests.realworld.table import render
+
+        tables = [render(measured)]
+    else:
+        tables = _CORPUS_TABLES
+    if tables:
+        terminalreporter.section("real-world corpus: sequential vs accelerated")
+        for table in tables:
+            terminalreporter.write_line(table)
