@@ -173,6 +173,12 @@ class FaultServer:
         self.per_second = per_second
 
     def reset_counts(self) -> None:
+        """Counts from zero, once the requests already answered have left their handlers (a
+        client has its answer a moment before its handler counts itself done: a reset at once
+        carried that request over into the next peak). At most 2 s for one still in flight."""
+        deadline = time.monotonic() + 2.0
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.005)
         with self.lock:
             self.requests.clear()
             self.posts.clear()
@@ -180,7 +186,7 @@ class FaultServer:
             self.ok.clear()
             self.status.clear()
             self.arrived.clear()
-            self.peak = 0
+            self.peak = self.in_flight
 
     # -- deciding ------------------------------------------------------------------------------
     def _rate_limited(self) -> float | None:
