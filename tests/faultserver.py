@@ -252,6 +252,7 @@ class FaultServer:
             if key in self.rate_changes and self.requests[key] == 1:
                 self._set_rate(self.rate_changes[key])
             self.in_flight += 1
+            handler._left = False  # type: ignore[attr-defined]
             self.peak = max(self.peak, self.in_flight)
             fault = "500" if self.down else None
             wait = None
@@ -293,12 +294,21 @@ class FaultServer:
             elif fault == "garbage":
                 self._send(handler, 200, None, raw=b"<html>proxy error</html>")
             else:
-                self._send(handler, 200, answer(key))
                 with self.lock:
                     self.ok[key] += 1
+                self._send(handler, 200, answer(key))
         finally:
-            with self.lock:
-                self.in_flight -= 1
+            self._leave(handler)
+
+    def _leave(self, handler: BaseHTTPRequestHandler) -> None:
+        """Counts the request out of flight, once: before the first byte of its answer is
+        written (a client that has its answer may send its next request before this handler's
+        thread runs again; counted out after, one request at a time read as two in flight)."""
+        if getattr(handler, "_left", False):
+            return
+        handler._left = True  # type: ignore[attr-defined]
+        with self.lock:
+            self.in_flight -= 1
 
     def _send(
         self,
@@ -311,6 +321,8 @@ class FaultServer:
         data = raw if raw is not None else json.dumps(body).encode()
         with self.lock:
             self.status[status] += 1
+        if getattr(handler, "_left", None) is False:
+            self._leave(handler)
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))

@@ -95,7 +95,7 @@ def test_a_switched_off_run_is_timed_kept_and_the_next_accelerated_run_says_its_
     """Off by the environment: the original runs (same result, one request per item), one run
     line outcome=off by=SCHED_ACCEL_DISABLED_TARGETS; switched back on, the accelerated run
     says how much faster it was than that run, per item."""
-    with FaultServer(latency=0.05) as server:
+    with FaultServer(latency=0.1) as server:
         monkeypatch.setenv(DISABLED_ENV, "job:refresh")
         sched_accel.reset()
         assert sched_accel.install() is True
@@ -108,11 +108,13 @@ def test_a_switched_off_run_is_timed_kept_and_the_next_accelerated_run_says_its_
     assert off[:8] == on and len(off) == 16
     [first, second] = run_lines(capture_events, "job:refresh")
     assert first["outcome"] == "off" and first["by"] == DISABLED_ENV and first["items"] == "16"
-    assert float(first["seconds"]) >= 16 * 0.05
+    assert float(first["seconds"]) >= 16 * 0.1
     assert second["outcome"] == "ok" and "speedup" in second and "by" not in second
     per_item_off = float(first["seconds"]) / 16
     assert float(second["speedup"]) == pytest.approx(per_item_off * 8 / float(second["seconds"]), rel=0.02)
-    assert float(second["speedup"]) > 2  # 8 at once against one at a time
+    # 8 at once against one at a time: 2.7 at best (2 items learn the template, 6 go in one round);
+    # latency 0.1 s so that a loaded machine's milliseconds do not decide it
+    assert float(second["speedup"]) > 2
     assert 2 < float(second["effective_concurrency"]) <= 8.5
 
 
@@ -189,10 +191,10 @@ def test_an_upstream_that_serves_one_at_a_time_is_said_not_faster(job: Any, capt
 
 
 def test_a_healthy_upstream_is_not_said_not_faster(job: Any, capture_events: list[str]) -> None:
-    with FaultServer(latency=0.03) as server:
+    with FaultServer(latency=0.1) as server:  # long enough that a loaded machine's overhead is small beside it
         job.refresh(server.url, TOKENS)
     [run] = run_lines(capture_events, "job:refresh")
-    assert float(run["effective_concurrency"]) > 3
+    assert float(run["effective_concurrency"]) > 2 * _report.NOT_FASTER
     assert not [line for line in capture_events if line.startswith("sched_accel.not_faster ")]
 
 

@@ -357,6 +357,43 @@ def test_the_backend_back_is_said_by_whatever_asks_it_first(capture_events: list
     assert said == ["sched_accel.coordination_down", "sched_accel.coordination_back", "sched_accel.coordination_down"]
 
 
+def test_a_call_made_before_an_answer_failing_after_it_is_not_said_down(capture_events: list[str]) -> None:
+    """A restarted Redis: a call on a connection opened before the restart fails on its first
+    use after it, while a call made meanwhile on a new connection is answered. That failure is
+    no outage: no ``coordination_down`` (it flapped down and back within 3 ms in CI); a call
+    made after the answer that fails still is one."""
+    clock = FakeClock()
+    stale_in_flight, answered = threading.Event(), threading.Event()
+
+    class Restarted(ProcessBackend):
+        calls = 0
+
+        def paused_for(self, key: str, longest: float) -> float:
+            Restarted.calls += 1
+            if Restarted.calls == 1:  # the stale connection: fails once the other was answered
+                stale_in_flight.set()
+                answered.wait(5)
+                raise CoordinationUnavailable("redis at redis://127.0.0.1:1/0: Connection reset by peer")
+            if Restarted.calls == 3:
+                raise CoordinationUnavailable("redis at redis://127.0.0.1:1/0: Connection refused")
+            return 0.0
+
+    shared = SharedRates(Restarted, "redis at redis://127.0.0.1:1/0", "app", clock=clock)
+    stale = threading.Thread(target=shared.paused, args=("api.test",))
+    stale.start()
+    assert stale_in_flight.wait(5)
+    clock.advance(1.0)
+    assert shared.paused("api.test") == 0.0  # answered
+    answered.set()
+    stale.join(5)
+    assert not [line for line in capture_events if line.startswith("sched_accel.coordination_")]
+    assert not shared.down
+    clock.advance(1.0)
+    shared.paused("api.test")  # made after the answer, and fails: down
+    said = [line.split()[0] for line in capture_events if line.startswith("sched_accel.coordination_")]
+    assert said == ["sched_accel.coordination_down"] and shared.down
+
+
 # -- a hostile client of the Redis server (issue 24, item 5) ----------------------------------
 HOSTILE_LOOP = """
     import requests

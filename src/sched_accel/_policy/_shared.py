@@ -91,6 +91,7 @@ class SharedRates:
         self._beat_at = -RETRY_AFTER * 10
         self._beat_every = FIRST_BEAT / 2  # doubled at each heartbeat, up to BEAT
         self._down_until = 0.0
+        self._ok_at = -math.inf  # when the backend last answered, on our clock
         self.down = False
         #: Processes seen alive at the last heartbeat (the local rate's divisor when down).
         self.live = 1
@@ -117,7 +118,7 @@ class SharedRates:
             # (a learned rate doubling before its first cut may pass the backends' bound)
             wait = backend.admit(self._key(host), per_second=min(per_second, 1e6), burst=burst, longest=self.longest)
         except CoordinationUnavailable as exc:
-            self._failed(exc, host)
+            self._failed(exc, host, now)
             return None
         self._answered(host)
         return wait
@@ -128,6 +129,7 @@ class SharedRates:
 
     def _answered(self, host: str) -> None:
         """The backend answered: the one ``coordination_back`` line, if it had been down."""
+        self._ok_at = self._clock()
         if self.down:
             self.down = False
             event("INFO", "coordination_back", "host rates are shared again", backend=self.where, host=host)
@@ -144,24 +146,26 @@ class SharedRates:
 
     def pause(self, host: str, seconds: float) -> None:
         """Hold every process's requests to ``host`` for ``seconds`` (the local pause holds anyway)."""
-        if self._clock() < self._down_until or seconds <= 0:
+        made = self._clock()
+        if made < self._down_until or seconds <= 0:
             return
         try:
             self._get().pause(self._key(host), min(seconds, self.longest))
         except CoordinationUnavailable as exc:
-            self._failed(exc, host)
+            self._failed(exc, host, made)
 
     def lease(self, host: str, limit: int) -> str | None:
         """One of the ``limit`` places of ``host`` shared by every process: its id when taken,
         :data:`FULL` when all are held (ask again soon), None when the backend cannot answer
         (bound the host locally at ``limit / live``). Give it back with :meth:`release`."""
-        if self._clock() < self._down_until:
+        made = self._clock()
+        if made < self._down_until:
             return None
         key = self._key(host)
         try:
             lease_id = self._get().lease(key, limit=limit, ttl=LEASE_TTL)
         except CoordinationUnavailable as exc:
-            self._failed(exc, host)
+            self._failed(exc, host, made)
             return None
         self._answered(host)
         if lease_id is None:
@@ -214,7 +218,7 @@ class SharedRates:
         try:
             left = self._beat(now).paused_for(self._key(host), longest=self.longest)
         except CoordinationUnavailable as exc:
-            self._failed(exc, host)
+            self._failed(exc, host, now)
             return 0.0
         self._answered(host)
         self._looked[host] = (now, now + left)
@@ -223,14 +227,21 @@ class SharedRates:
     def lift(self, host: str, at_most: float) -> None:
         """End ``host``'s pause for every process, unless a longer one was asked since."""
         self._looked.pop(host, None)
-        if self._clock() < self._down_until:
+        made = self._clock()
+        if made < self._down_until:
             return
         try:
             self._get().lift(self._key(host), at_most=max(0.0, at_most))
         except CoordinationUnavailable as exc:
-            self._failed(exc, host)
+            self._failed(exc, host, made)
 
-    def _failed(self, exc: CoordinationUnavailable, host: str) -> None:
+    def _failed(self, exc: CoordinationUnavailable, host: str, made: float) -> None:
+        """A call made at ``made`` failed: the backend is down for :data:`RETRY_AFTER` s, and
+        says so once; unless it answered another call since this one was made (a connection
+        opened before a restart failing on its first use after it, while a new one is answered:
+        the backend is up, and the next call on that connection reconnects)."""
+        if made <= self._ok_at:
+            return
         self._down_until = self._clock() + RETRY_AFTER
         if not self.down:
             self.down = True
