@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from sched_accel._coord import MachineBackend, ProcessBackend
+from sched_accel._coord._base import LONGEST_PAUSE
 from sched_accel._exceptions import CoordinationUnavailable
 from sched_accel._policy import HostLimit, HostLimiter, _shared, run_sync
 from sched_accel._policy._shared import SharedRates
@@ -368,7 +369,7 @@ def test_a_call_made_before_an_answer_failing_after_it_is_not_said_down(capture_
     class Restarted(ProcessBackend):
         calls = 0
 
-        def paused_for(self, key: str, longest: float) -> float:
+        def paused_for(self, host: str, *, longest: float = LONGEST_PAUSE) -> float:
             Restarted.calls += 1
             if Restarted.calls == 1:  # the stale connection: fails once the other was answered
                 stale_in_flight.set()
