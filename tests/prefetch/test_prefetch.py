@@ -521,7 +521,11 @@ def test_a_process_that_found_calls_slow_fans_out_at_once_next_time(
     lines = [line for line in capture_events if line.startswith("sched_accel.run ")]
     skipped = ["probe=skipped" in line for line in lines]
     assert skipped == [False] + [True] * REPROBE_EVERY + [False]
-    assert all("prefetched=3" in line for line in lines)
+    # each item called once a run (on a loaded machine the loop may reach an item before its
+    # worker starts it: then the loop calls it itself, missed, still once)
+    assert sorted(step.CALLS) == sorted([100, 101, 102] * (REPROBE_EVERY + 2))
+    counts = [dict(re.findall(r"\b(prefetched|missed)=(\d+)", line)) for line in lines]
+    assert all(int(c["prefetched"]) + int(c["missed"]) == 3 and int(c["prefetched"]) >= 1 for c in counts)
 
 
 def test_an_iterable_that_may_be_consumed_by_reading_is_never_read_ahead(
