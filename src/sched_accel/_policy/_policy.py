@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.error
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from random import Random
@@ -28,7 +29,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from .._engine import Slot
+from .._engine import Places, Slot
 from .._log import event
 from .._settings import RetrySettings, Target
 from ._drive import GO, Plan, run_async, run_sync
@@ -100,6 +101,8 @@ class Policy:
         )
         self._types: dict[str, type[BaseException] | None] = dict.fromkeys(self.retry.on)
         self._give_up_lines = 0
+        #: At most ``concurrency`` calls in flight: the workers' attempts and the loop's own.
+        self.places = Places(target.concurrency, on_give_up=self._said_over)
 
     @property
     def wait_timeout(self) -> float | None:
@@ -108,6 +111,18 @@ class Policy:
         if self.timeout is None:
             return None
         return self.timeout + (self.retry.deadline if self.retry.enabled else 0.0)
+
+    def _said_over(self, waited: float) -> None:
+        """The loop waited ``waited`` s for one of the run's places: said once, in its run."""
+        event(
+            "WARNING",
+            "over_concurrency",
+            f"the loop waited {waited:g} s for one of its {self.places.concurrency} places, held by calls run "
+            "ahead of it (one may wait for something the loop holds: a lock, a pool of one connection); its "
+            "calls in this run go without a place, so up to concurrency + 1 may be in flight",
+            target=self.name,
+            concurrency=self.places.concurrency,
+        )
 
     # -- one attempt: one plan, two drivers ------------------------------------------------
     def _begin(self, slot: Slot[Any]) -> Tries:
@@ -142,7 +157,12 @@ class Policy:
         return self._verdict(slot)
 
     def attempt(self, slot: Slot[Any]) -> float | None:
-        """One attempt in this thread (a worker's ``attempt`` function)."""
+        """One attempt in this thread (a worker's ``attempt`` function), holding one of the
+        run's places."""
+        with self.places.ahead():
+            return self._attempt_here(slot)
+
+    def _attempt_here(self, slot: Slot[Any]) -> float | None:
         if self.limiter is not None:
             return run_sync(self._attempt(slot), slot.run)
         token = ATTEMPT.set((self, self._begin(slot)))
@@ -153,7 +173,12 @@ class Policy:
         return self._verdict(slot)
 
     async def aattempt(self, slot: Slot[Any]) -> float | None:
-        """One attempt of an async call in this task, cancelled a little after ``timeout``."""
+        """One attempt of an async call in this task (a worker task's), holding one of the run's
+        places, cancelled a little after ``timeout``."""
+        async with self.places.aahead():
+            return await self._aattempt_here(slot)
+
+    async def _aattempt_here(self, slot: Slot[Any]) -> float | None:
         if self.limiter is not None:
             return await run_async(self._attempt(slot), self._arun, slot)
         token = ATTEMPT.set((self, self._begin(slot)))
@@ -265,11 +290,14 @@ class Policy:
         """A per-item call the loop makes directly, with the same retries, in its own thread
         (``ahead``: a call run ahead of the loop all the same, a shadow's read; ``plain``: the
         run stepped aside for good, :attr:`Tries.plain`)."""
+        # The loop's own call holds one of the run's places (a shadow's read: its run's own).
+        place = nullcontext if ahead else self.places.own
         if self.limiter is None:  # the first attempt, as cheap as it can be: most succeed
             tries = Tries(self.clock(), 1, live=not ahead, plain=plain)
             token = ATTEMPT.set((self, tries))
             try:
-                return fn(*args, **kwargs)
+                with place():
+                    return fn(*args, **kwargs)
             except Exception as exc:
                 error: BaseException | None = exc
             finally:
@@ -284,7 +312,11 @@ class Policy:
         else:
             slot = Slot(fn, args, kwargs)
             slot.note = Tries(self.clock(), live=not ahead, plain=plain)
-        while (delay := self.attempt(slot)) is not None:
+        while True:
+            with place():
+                delay = self._attempt_here(slot)
+            if delay is None:
+                break
             slot.rearm()
             _pause.wait(delay)
         return slot.outcome()
@@ -299,11 +331,13 @@ class Policy:
         plain: bool = False,
     ) -> R:
         """The same, for an async call in the loop's own task."""
+        place = nullcontext if ahead else self.places.aown
         if self.limiter is None and self.timeout is None:  # the first attempt, as cheap as it can be
             tries = Tries(self.clock(), 1, live=not ahead, plain=plain)
             token = ATTEMPT.set((self, tries))
             try:
-                return await fn(*args, **kwargs)
+                async with place():
+                    return await fn(*args, **kwargs)
             except Exception as exc:
                 error: BaseException | None = exc
             finally:
@@ -318,7 +352,11 @@ class Policy:
         else:
             slot = Slot(fn, args, kwargs)
             slot.note = Tries(self.clock(), live=not ahead, plain=plain)
-        while (delay := await self.aattempt(slot)) is not None:
+        while True:
+            async with place():
+                delay = await self._aattempt_here(slot)
+            if delay is None:
+                break
             slot.rearm()
             await _wait(delay)
         return slot.outcome()

@@ -264,7 +264,8 @@ class HttpRun:
         """A GET or HEAD the loop sends itself: within the host's limits and with the same
         retries as one sent ahead (whether an item was prefetched must not change its answer)."""
         if self._direct is not client or closed(instance):
-            return wrapped(*args, **kwargs)  # never sent early (a POST, a body), or a closed client: as made
+            with self.policy.places.own():  # never sent early (a POST, a body), or a closed client: as made
+                return wrapped(*args, **kwargs)
         self._direct = None  # set again by the next serve(): only for its own request
         timing = self.step.timing  # stepped aside, not yet for good: how long do they wait?
         started, cpu = (time.perf_counter(), time.thread_time()) if timing else (0.0, 0.0)
@@ -323,7 +324,8 @@ class HttpRun:
             if kept is not _NOT_FOUND:
                 return client.serve(kept, instance, args, kwargs)
         if self._direct is not client or closed(instance):
-            return await wrapped(*args, **kwargs)  # never sent early, or a closed client: exactly as made
+            async with self.policy.places.aown():  # never sent early, or a closed client: exactly as made
+                return await wrapped(*args, **kwargs)
         self._direct = None
         timing = self.step.timing
         started, cpu = (time.perf_counter(), time.thread_time()) if timing else (0.0, 0.0)

@@ -150,13 +150,14 @@ class ShadowRun(PrefetchRun):
         #: How long the quickest of the first reads shadows sent took (the probe), once known.
         self.probe_seconds: float | None = None
         self._read_times: list[float] = []
+        #: Shadows ended, and reads shadows sent: shadows that end without a read have nothing
+        #: for the real calls, and only cost (the function's work done twice): the probe then.
+        self._ended_shadows = self._reads_sent = 0
+        #: Items the loop reached before their shadow started: shadows that never get ahead
+        #: (an async function that never awaits a read gives them no turn) serve nothing either.
+        self._not_started = 0
         self._probe_reads = max(1, min(report.target.concurrency, 4))
         self.is_async = is_async
-        #: The run's requests in flight, shadows' and the real calls' own together, at most
-        #: ``concurrency`` (the workers bound the shadows; a real call's own read takes a place too).
-        self._places: threading.Semaphore | anyio.Semaphore = (
-            anyio.Semaphore(report.target.concurrency) if is_async else threading.Semaphore(report.target.concurrency)
-        )
         self.methods = methods
         self.max_age = max_age
         self.lock = threading.Lock()
@@ -217,6 +218,11 @@ class ShadowRun(PrefetchRun):
     def _ended(self, shadow: Shadow) -> None:
         with self.lock:
             self._running -= 1
+            self._ended_shadows += 1
+            if self.probe_seconds is None and not self._reads_sent and self._ended_shadows >= self._probe_reads:
+                # the first shadows read nothing: fanning out has nothing to serve (the direct
+                # calls then are timed, and prefetching resumes if they turn out to wait)
+                self.probe_seconds = 0.0
             last = self._closed and not self._running
             if shadow.stopped is not None:
                 self.stopped += 1
@@ -249,6 +255,7 @@ class ShadowRun(PrefetchRun):
         shape = (request.method, Url(request.url).skeleton) if self._too_large else None
         read = Read(request, done)
         with self.lock:
+            self._reads_sent += 1
             if call.claimed:
                 shadow.stop("the loop reached its item")
             if shape in self._too_large:
@@ -271,8 +278,11 @@ class ShadowRun(PrefetchRun):
         read = self._register(call, client, library, instance, args, kwargs, threading.Event())
         assert client is not None
         started = time.perf_counter()
+        assert self.policy is not None
         try:
-            with reading(), self._place():
+            # The run's requests in flight, shadows' and the real calls' own together, at most
+            # ``concurrency`` (``Policy.places``: a real call's own read takes a place too).
+            with reading(), self.policy.places.ahead():
                 try:
                     read.kept, read.finished = self.policy_call(client, (wrapped, instance, args, kwargs))
                 except Refused as refused:  # retried until the policy gave up: the last answer stands
@@ -294,11 +304,9 @@ class ShadowRun(PrefetchRun):
         read = self._register(call, client, library, instance, args, kwargs, anyio.Event())
         assert client is not None and self.policy is not None
         started = time.perf_counter()
-        places = self._places
-        assert isinstance(places, anyio.Semaphore)
         try:
             with reading():
-                async with places:
+                async with self.policy.places.aahead():
                     try:
                         read.kept, read.finished = await self.policy.acall(
                             self._fetcher(client), (wrapped, instance, args, kwargs), {}, ahead=True
@@ -367,12 +375,6 @@ class ShadowRun(PrefetchRun):
         declared = self.policy.hosts.get(parts.hostname or "", parts.port).reads
         return declared != NOTHING_DECLARED and is_read(method, url, headers, body, declared)
 
-    def _place(self) -> threading.Semaphore:
-        """One of the run's places for a request in flight (threads)."""
-        places = self._places
-        assert isinstance(places, threading.Semaphore)
-        return places
-
     def policy_call(self, client: Client, args: Args) -> Any:
         assert self.policy is not None
         return self.policy.call(self._fetcher(client), args, {}, ahead=True)  # a shadow's read: ahead of the loop
@@ -408,6 +410,10 @@ class ShadowRun(PrefetchRun):
         call: ShadowCall = slot.note
         with self.lock:
             call.claimed = True
+            if call.shadow is None:
+                self._not_started += 1
+                if self.probe_seconds is None and not self._reads_sent and self._not_started > self._probe_reads:
+                    self.probe_seconds = 0.0  # the loop outruns its shadows: nothing to serve, step aside
         slot.cancel()
         return call
 
@@ -504,17 +510,17 @@ class ShadowRun(PrefetchRun):
                     raise read.error
                 return client.serve(read.kept, instance, args, kwargs)
             read = True
-        if read is False or client is None:
-            return wrapped(*args, **kwargs)  # not a read: exactly as the loop made it
         assert self.policy is not None
+        if read is False or client is None:
+            with self.policy.places.own():  # not a read: exactly as the loop made it
+                return wrapped(*args, **kwargs)
         try:
-            with self._place():
-                return self.policy.call(
-                    self._fetcher(client, direct=True),
-                    (wrapped, instance, args, kwargs),
-                    {},
-                    plain=self.step.stepped_aside,
-                )
+            return self.policy.call(
+                self._fetcher(client, direct=True),
+                (wrapped, instance, args, kwargs),
+                {},
+                plain=self.step.stepped_aside,
+            )
         except Refused as refused:
             return client.serve(refused.kept, instance, args, kwargs)
 
@@ -534,17 +540,17 @@ class ShadowRun(PrefetchRun):
                     raise read.error
                 return client.serve(read.kept, instance, args, kwargs)
             read = True
+        assert self.policy is not None
         if read is False or client is None:
-            return await wrapped(*args, **kwargs)
-        assert self.policy is not None and isinstance(self._places, anyio.Semaphore)
+            async with self.policy.places.aown():
+                return await wrapped(*args, **kwargs)
         try:
-            async with self._places:
-                return await self.policy.acall(
-                    self._fetcher(client, direct=True),
-                    (wrapped, instance, args, kwargs),
-                    {},
-                    plain=self.step.stepped_aside,
-                )
+            return await self.policy.acall(
+                self._fetcher(client, direct=True),
+                (wrapped, instance, args, kwargs),
+                {},
+                plain=self.step.stepped_aside,
+            )
         except Refused as refused:
             return client.serve(refused.kept, instance, args, kwargs)
 
