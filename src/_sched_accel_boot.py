@@ -396,11 +396,11 @@ def boot() -> None:
     state = flag_value(raw)
     try:
         if state is None:
+            from sched_accel._events import FLAG_INVALID
             from sched_accel._log import event
 
             event(
-                "WARNING",
-                "flag_invalid",
+                FLAG_INVALID,
                 f"{FLAG}={raw!r} is not a recognised value, so sched_accel stays off; "
                 f"use one of {', '.join(sorted(TRUE_VALUES))} to turn it on",
                 value=raw,

@@ -194,7 +194,7 @@ def test_a_healthy_upstream_is_not_said_not_faster(job: Any, capture_events: lis
     with FaultServer(latency=0.1) as server:  # long enough that a loaded machine's overhead is small beside it
         job.refresh(server.url, TOKENS)
     [run] = run_lines(capture_events, "job:refresh")
-    assert float(run["effective_concurrency"]) > 2 * _report.NOT_FASTER
+    assert float(run["effective_concurrency"]) > 2 * _report.NO_FASTER_BELOW
     assert not [line for line in capture_events if line.startswith("sched_accel.not_faster ")]
 
 

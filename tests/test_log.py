@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from sched_accel import _log, log_to_loguru, log_to_stdlib
+from sched_accel._events import FALLBACK, PATCHED, RUN, SINGLE_RUN_CLAIMED
 
 from .conftest import App
 
@@ -45,7 +46,7 @@ def test_events_go_through_loguru_when_the_app_configured_no_logging() -> None:
     sink = logger.add(lambda message: seen.append(message.record), level="DEBUG")
     try:
         with no_app_logging():
-            _log.event("INFO", "patched", target="x:y")
+            _log.event(PATCHED, target="x:y")
     finally:
         logger.remove(sink)
     [record] = seen
@@ -64,7 +65,7 @@ def test_events_go_to_the_stdlib_logger_when_the_app_configured_logging(caplog: 
     level = root.level
     root.setLevel(logging.WARNING)
     try:
-        _log.event("INFO", "run", target="x:y", items=None, seconds=1.25, ok=3)
+        _log.event(RUN, target="x:y", items=None, seconds=1.25, ok=3)
     finally:
         root.setLevel(level)
         logger.remove(sink)
@@ -81,13 +82,13 @@ def test_a_level_the_app_set_on_our_logger_is_obeyed(caplog: pytest.LogCaptureFi
     ours = logging.getLogger("sched_accel")
     ours.setLevel(logging.WARNING)
     try:
-        _log.event("INFO", "run", target="x:y")
-        _log.event("WARNING", "fallback", target="x:y")
-        _log.event("DEBUG", "detail")
+        _log.event(RUN, target="x:y")
+        _log.event(FALLBACK, target="x:y")
+        _log.event(SINGLE_RUN_CLAIMED)
     finally:
         ours.setLevel(logging.NOTSET)
     assert [r.getMessage().split()[0] for r in caplog.records if r.name == "sched_accel"] == ["sched_accel.fallback"]
-    _log.event("DEBUG", "detail")  # no level set: below INFO is not shown, as loguru's sinks would
+    _log.event(SINGLE_RUN_CLAIMED)  # a DEBUG event; no level set: below INFO is not shown, as loguru's sinks would
     assert [r.getMessage().split()[0] for r in caplog.records if r.name == "sched_accel"] == ["sched_accel.fallback"]
 
 
@@ -104,7 +105,7 @@ def test_log_to_stdlib_routes_records_to_the_sched_accel_logger() -> None:
     log_to_stdlib()
     try:
         with no_app_logging():
-            _log.event("WARNING", "fallback", "the original runs", target="x:y")
+            _log.event(FALLBACK, "the original runs", target="x:y")
     finally:
         _log.reset()
         logger.remove(sink)
@@ -122,7 +123,7 @@ def test_log_to_loguru_keeps_loguru_although_the_app_configured_logging(capture_
     """log_to_loguru() (or SCHED_ACCEL_LOG=loguru, log = "loguru") chooses loguru whatever is configured."""
     log_to_loguru()
     try:
-        _log.event("INFO", "patched", target="x:y")
+        _log.event(PATCHED, target="x:y")
     finally:
         _log.reset()
     assert capture_events == ["sched_accel.patched target=x:y"]
@@ -150,7 +151,8 @@ APP = """
     if sys.argv[1] == "configured":
         logging.basicConfig(format="APPFMT %(levelname)s [%(process)d] %(name)s: %(message)s", level=logging.WARNING)
     from sched_accel import _log
-    _log.event("INFO", "run", target="jobs:update", items=3, seconds=0.25)
+    from sched_accel._events import RUN
+    _log.event(RUN, target="jobs:update", items=3, seconds=0.25)
 """
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from sched_accel import _log, log_to_loguru, log_to_stdlib
+from sched_accel._events import Event
 
 from .conftest import App
 from .faultserver import FaultServer
@@ -200,7 +201,7 @@ def test_a_field_whose_text_cannot_be_made_is_named_by_its_type(records: Records
         def __str__(self) -> str:
             raise RuntimeError(f"cannot print {PASSWORD}")
 
-    _log.event("WARNING", "odd", f"https://u:{PASSWORD}@h/", value=Unprintable(), count=2)
+    _log.event(Event("odd", ("WARNING",), "a test's"), f"https://u:{PASSWORD}@h/", value=Unprintable(), count=2)
     [line] = records.lines("odd")
     assert MARKER not in line
     assert 'value="<Unprintable: its text could not be made>" count=2 pid=' in line
@@ -211,7 +212,13 @@ def test_the_stdlib_extra_holds_the_redacted_values(records: Records) -> None:
     """What a stdlib handler reads from ``extra`` is redacted as the line is; numbers stay numbers."""
     log_to_stdlib()
     try:
-        _log.event("WARNING", "x", "", url=f"https://u:{PASSWORD}@h/?api_key={API_KEY}", count=3, target="a:b")
+        _log.event(
+            Event("x", ("WARNING",), "a test's"),
+            "",
+            url=f"https://u:{PASSWORD}@h/?api_key={API_KEY}",
+            count=3,
+            target="a:b",
+        )
     finally:
         log_to_loguru()
     [text] = records.lines("x")

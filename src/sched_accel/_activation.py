@@ -23,6 +23,16 @@ import _sched_accel_boot as boot
 from . import _log, _mainscript, _metrics
 from ._companions import patch_closing, patch_fetch, patch_returned_by, patch_sleeps
 from ._config import load_config
+from ._events import (
+    ACTIVE,
+    CONFIG_INVALID,
+    DISABLED_TARGET_UNKNOWN,
+    NEVER_PATCHED,
+    NO_TARGETS,
+    PATCHED,
+    STILL_WAITING,
+    TARGET_UNRESOLVED,
+)
 from ._exceptions import SchedAccelError
 from ._off import Switched
 from ._patching import Patch, apply
@@ -85,7 +95,7 @@ def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
         try:
             settings = config if isinstance(config, Settings) else load_config(config)
         except SchedAccelError as exc:
-            _log.event("ERROR", "config_invalid", f"{exc}; the app runs unpatched")
+            _log.event(CONFIG_INVALID, f"{exc}; the app runs unpatched")
             return False
         except Exception as exc:  # a bug of ours, whatever the config says
             _log.internal_error("reading the config", exc)
@@ -106,9 +116,7 @@ def install(config: str | os.PathLike[str] | Settings | None = None) -> bool:
 def _install(settings: Settings) -> None:
     _log.route_as_configured(settings.log)
     if not settings.targets:
-        _log.event(
-            "WARNING", "no_targets", "the config declares no [[targets]], so nothing is patched", config=settings.path
-        )
+        _log.event(NO_TARGETS, "the config declares no [[targets]], so nothing is patched", config=settings.path)
     _state.settings = settings
     _state.control = settings.controls(announce=True)
     _say_unknown_disabled(settings, _state.control.disabled)
@@ -149,8 +157,7 @@ def _say_active(settings: Settings) -> None:
         }
     )
     _log.event(
-        "INFO",
-        "active",
+        ACTIVE,
         "sched_accel is on in this process; a target waiting is patched when its module is imported",
         config=settings.path,
         targets=len(settings.targets),
@@ -204,8 +211,7 @@ def _say_still_waiting() -> None:
             ]
         for target in waiting:
             _log.event(
-                "WARNING",
-                "still_waiting",
+                STILL_WAITING,
                 f"the scheduler's first tick came and {target.loop.module} is still not imported, so this loop is not "
                 "patched yet (it will be if the module is imported later); if it should be by now, check the module's "
                 "name (`sched-accel check` lists what resolves)"
@@ -236,8 +242,7 @@ def _say_never_patched() -> None:
             _state.lock.release()
         for target in never:
             _log.event(
-                "WARNING",
-                "never_patched",
+                NEVER_PATCHED,
                 f"{target.loop.module} was never imported in this process, so this loop never ran accelerated; if it "
                 "should have, check the module's name (`sched-accel check` lists what resolves)"
                 + boot.script_hint([target.loop.module or ""], settings.path or os.getcwd()),
@@ -255,8 +260,7 @@ def _say_unknown_disabled(settings: Settings, disabled: frozenset[str]) -> None:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f"; the targets are {', '.join(names) or 'none'}"
         _log.event(
-            "WARNING",
-            "disabled_target_unknown",
+            DISABLED_TARGET_UNKNOWN,
             f"{DISABLED_ENV} names no target of this config{hint}",
             target=name,
             config=settings.path,
@@ -365,8 +369,7 @@ def _patch(target: Target, module: ModuleType) -> None:
         if apply(patch, resolved.owner, resolved.attribute, wrapper, enabled) is None:
             return  # already ours: the start-up hook ran twice, or install() did
         _log.event(
-            "INFO",
-            "patched",
+            PATCHED,
             target=target.name,
             mode=target.mode,
             concurrency=target.concurrency,
@@ -381,6 +384,6 @@ def _patch(target: Target, module: ModuleType) -> None:
         if target.skip_sleeps:
             patch_sleeps(module, patch)
     except SchedAccelError as exc:
-        _log.event("ERROR", "target_unresolved", f"{exc}; this loop runs unpatched", target=target.name)
+        _log.event(TARGET_UNRESOLVED, f"{exc}; this loop runs unpatched", target=target.name)
     except Exception as exc:
         _log.internal_error(f"patching {target.name}", exc)

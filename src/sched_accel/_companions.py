@@ -16,6 +16,7 @@ from types import ModuleType
 import _sched_accel_boot as boot
 
 from . import _log
+from ._events import FETCH_IS_LIBRARY, FETCH_NOT_SHADOWED, FETCH_SHADOWED, FETCH_UNRESOLVED, ITEMS_UNRESOLVED
 from ._exceptions import SchedAccelError
 from ._patching import Patch, aliases, apply, existing
 from ._prefetch import (
@@ -60,7 +61,7 @@ def patch_fetch(target: Target, mode: PrefetchMode | ReplaceMode, loop_module: M
             consequence = (
                 "the loop runs unaccelerated" if isinstance(mode, PrefetchMode) else "per-item calls are not counted"
             )
-            _log.event("ERROR", "fetch_unresolved", f"{exc}; {consequence}", target=target.name)
+            _log.event(FETCH_UNRESOLVED, f"{exc}; {consequence}", target=target.name)
         except Exception as exc:  # pragma: no cover - defensive
             _log.internal_error(f"patching the per-item call of {target.name}", exc)
 
@@ -78,14 +79,14 @@ def _not_run_ahead(target: Target, mode: PrefetchMode | ReplaceMode, function: C
     if not isinstance(mode, PrefetchMode):
         if library is not None:
             message = f"{spec.text} {library}; it is not patched, so per-item calls are not counted: remove `fetch`"
-            _log.event("ERROR", "fetch_is_library", message, target=target.name)
+            _log.event(FETCH_IS_LIBRARY, message, level="ERROR", target=target.name)
         return library is not None
     if library is not None:
         _log.event(
-            "WARNING",
-            "fetch_is_library",
+            FETCH_IS_LIBRARY,
             f"{spec.text} {library}: the loop's GET requests are prefetched instead; "
             'remove `fetch` (or say fetch = "http") to declare that',
+            level="WARNING",
             target=target.name,
         )
     elif target.pure:  # the user says it only reads: its return value is served
@@ -94,8 +95,7 @@ def _not_run_ahead(target: Target, mode: PrefetchMode | ReplaceMode, function: C
         mode.use_shadow()  # its effects are stopped as they happen; the real call runs in place
         why = "shadow = true" if target.shadow else "it changes no state outside itself as far as its code shows"
         _log.event(
-            "INFO",
-            "fetch_shadowed",
+            FETCH_SHADOWED,
             f"{spec.text} ({_where(function)}) runs ahead of the loop as a shadow for its reads ({why}); "
             "the real call runs in place",
             target=target.name,
@@ -103,8 +103,7 @@ def _not_run_ahead(target: Target, mode: PrefetchMode | ReplaceMode, function: C
         return False
     else:
         _log.event(
-            "WARNING",
-            "fetch_not_shadowed",
+            FETCH_NOT_SHADOWED,
             f"{spec.text} {verdict.why}: a shadow run ahead of the loop could change what the real run reads, "
             "so it is not run ahead: the loop's GET requests are prefetched instead, and its own code runs as before; "
             "set shadow = true if the real run does not read that state (or pure = true if the function only reads)",
@@ -139,7 +138,7 @@ def patch_returned_by(
                 apply(patch, resolved.owner, resolved.attribute, capture, capture.enabled)
             capture.add(mode, target.name)
         except SchedAccelError as exc:
-            _log.event("ERROR", "items_unresolved", f"{exc}; the loop runs without prefetching", target=target.name)
+            _log.event(ITEMS_UNRESOLVED, f"{exc}; the loop runs without prefetching", target=target.name)
         except Exception as exc:  # pragma: no cover - defensive
             _log.internal_error(f"patching the item source of {target.name}", exc)
 

@@ -29,6 +29,7 @@ from typing import Literal, Protocol
 from ._bounds import within
 from ._configfile import shown_key
 from ._credentials import PASSWORD_ENV, RedisPassword, password_env_problem, password_for
+from ._events import REDIS_PASSWORD_WITHHELD
 from ._keys import COORDINATION_KEYS, TARGET_KEYS
 from ._log import event
 from ._state._trust import CONFIG, Refused, check_file
@@ -215,9 +216,7 @@ def redis_password(settings: CoordinationSettings, environ: Mapping[str, str] = 
     with one ``sched_accel.redis_password_withheld`` line when it is withheld."""
     found = password_of(settings, environ)
     if found.withheld is not None:
-        event(
-            "WARNING", "redis_password_withheld", f"{found.withheld}; Redis is asked without it", backend=settings.where
-        )
+        event(REDIS_PASSWORD_WITHHELD, f"{found.withheld}; Redis is asked without it", backend=settings.where)
     return found.value
 
 

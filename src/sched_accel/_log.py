@@ -1,4 +1,5 @@
-"""Structured log events, one line each, named ``sched_accel.<event>``.
+"""Structured log events, one line each, named ``sched_accel.<event>``: each one of the
+registry in :mod:`._events`, never a name written at its call.
 
 Where records go, decided at each record:
 
@@ -28,6 +29,7 @@ import sys
 import threading
 from typing import Any
 
+from ._events import INTERNAL_ERROR, Event
 from ._redact import redact_text
 
 __all__ = ["event", "internal_error", "log_to_loguru", "log_to_stdlib", "reset", "route_as_configured"]
@@ -138,9 +140,13 @@ def _redacted(value: object) -> object:
     return redact_text(text)
 
 
-def event(level: str, name: str, message: str = "", **fields: Any) -> None:
-    """Log one event, redacted, with this process's pid as its last field. Never raises:
-    logging must not be what breaks the host app."""
+def event(what: Event, message: str = "", *, level: str | None = None, **fields: Any) -> None:
+    """Log one event of the registry (``_events``), at ``level`` (one of the event's; its first
+    by default), redacted, with this process's pid as its last field. Never raises: logging
+    must not be what breaks the host app."""
+    name = what.name
+    if level is None:
+        level = what.levels[0]
     message = redact_text(message)
     fields = {key: _redacted(value) for key, value in fields.items()}
     fields["pid"] = os.getpid()
@@ -163,8 +169,7 @@ def event(level: str, name: str, message: str = "", **fields: Any) -> None:
 def internal_error(where: str, exc: BaseException) -> None:
     """Our own machinery failed: say so once, and that the app runs as it would without us."""
     event(
-        "ERROR",
-        "internal_error",
+        INTERNAL_ERROR,
         "sched_accel stays out of the way and the original code runs; please report this line",
         where=where,
         error=f"{type(exc).__name__}: {exc}",

@@ -18,6 +18,7 @@ from typing import Any
 
 import _sched_accel_boot as boot
 
+from ._events import TARGET_NOT_PATCHED
 from ._log import event
 
 __all__ = ["is_main", "when_defined"]
@@ -47,8 +48,7 @@ def when_defined(name: str, qualname: str, callback: Callable[[ModuleType], None
         return
     if sys.gettrace() is not None or threading.current_thread() is not threading.main_thread():
         event(
-            "WARNING",
-            "target_not_patched",
+            TARGET_NOT_PATCHED,
             "a debugger or coverage tracer is active, so a loop in __main__ cannot be "
             "patched; move the loop into a module and declare it as module:function",
             target=name,

@@ -63,6 +63,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ._events import METRICS_NOT_SERVED, METRICS_SERVED
 from ._log import event, internal_error
 
 if TYPE_CHECKING:
@@ -310,8 +311,7 @@ def serve(settings: MetricsSettings) -> None:
             if _state.served is not None:
                 if _state.served.address != address:
                     event(
-                        "WARNING",
-                        "metrics_not_served",
+                        METRICS_NOT_SERVED,
                         "this process serves its metrics at the address of its first config; restart it to move them",
                         address=shown,
                         serving=_shown(_state.served.address),
@@ -320,8 +320,7 @@ def serve(settings: MetricsSettings) -> None:
             _state.served = _start(address, shown)
         if _state.served is not None:
             event(
-                "INFO",
-                "metrics_served",
+                METRICS_SERVED,
                 f"Prometheus can scrape this process's metrics at http://{shown}/metrics",
                 address=shown,
             )
@@ -337,8 +336,7 @@ def _start(address: tuple[str, int], shown: str | None) -> _Served | None:
         from prometheus_client import CollectorRegistry, start_http_server
     except ImportError as exc:
         event(
-            "WARNING",
-            "metrics_not_served",
+            METRICS_NOT_SERVED,
             "[metrics] prometheus is set, but OpenTelemetry's SDK and Prometheus "
             f"exporter are not installed (no module {exc.name or '?'}): {_INSTALL}; the app runs on, without the "
             "endpoint",
@@ -350,8 +348,7 @@ def _start(address: tuple[str, int], shown: str | None) -> _Served | None:
         reader = PrometheusMetricReader(registry=registry)
     except TypeError:  # before 0.63b0: its reader takes no registry (it would use the app's global one)
         event(
-            "WARNING",
-            "metrics_not_served",
+            METRICS_NOT_SERVED,
             "[metrics] prometheus needs opentelemetry-exporter-prometheus 0.63b0 or "
             "later: pip install -U 'sched-accel[otel]'; the app runs on, without the endpoint",
             address=shown,
@@ -364,8 +361,7 @@ def _start(address: tuple[str, int], shown: str | None) -> _Served | None:
     except OSError as exc:
         provider.shutdown()
         event(
-            "WARNING",
-            "metrics_not_served",
+            METRICS_NOT_SERVED,
             f"could not listen at {shown} ({exc.strerror or exc}): another process "
             "(or another worker of this app) may hold it; choose a free port in [metrics] prometheus; the app runs "
             "on, without the endpoint",

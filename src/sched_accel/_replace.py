@@ -16,6 +16,7 @@ import threading
 from collections.abc import Awaitable, Callable, Sized
 from typing import Any
 
+from ._events import FALLBACK
 from ._exceptions import SchedAccelError, TargetError
 from ._log import event, internal_error
 from ._policy import GO, CircuitBreaker, Plan, run_async, run_sync
@@ -154,8 +155,7 @@ class ReplaceMode:
             raise exc
         self._end(run, "fallback", reason=reason)
         event(
-            "WARNING",
-            "fallback",
+            FALLBACK,
             'the replacement raised, so the original loop runs now (set on_error = "propagate" to raise instead)',
             target=self.target.name,
             reason=reason,

@@ -30,6 +30,7 @@ import threading
 import time
 from typing import Any
 
+from ._events import NOT_FASTER, PROGRESS, RUN
 from ._log import event, internal_error
 from ._metrics import record_run
 from ._policy import Hosts, RunStats, statistics_lines
@@ -43,7 +44,7 @@ PROGRESS_AFTER = 60.0
 PROGRESS_EVERY = 30.0
 #: Below this effective concurrency, with requests this much slower together than alone, the
 #: run was no faster than one request at a time.
-NOT_FASTER = 1.5
+NO_FASTER_BELOW = 1.5
 SERIALISED = 2.5
 
 
@@ -78,8 +79,7 @@ class RunReport:
 
     def _progress(self, now: float) -> None:
         event(
-            "INFO",
-            "progress",
+            PROGRESS,
             "this run goes on; a line every 30 s until its sched_accel.run line",
             target=self.target.name,
             done=self.ok + self.failed,
@@ -133,7 +133,7 @@ class RunReport:
                     fields["speedup"] = speedup
         except Exception as exc:  # pragma: no cover - defensive
             internal_error(f"measuring the run of {self.target.name}", exc)
-        event("INFO" if outcome in ("ok", "off") and not fields.get("lost", 0) else "WARNING", "run", **fields)
+        event(RUN, level="INFO" if outcome in ("ok", "off") and not fields.get("lost", 0) else "WARNING", **fields)
         try:
             if stats is not None and outcome == "ok":
                 _say_not_faster(fields, stats)
@@ -177,13 +177,12 @@ def _say_not_faster(fields: dict[str, Any], stats: RunStats) -> None:
     """The run sent requests together, yet did no more than one request's waiting at a time."""
     effective = fields.get("effective_concurrency")
     slowdown = stats.slowdown()
-    if effective is None or slowdown is None or effective >= NOT_FASTER or slowdown < SERIALISED:
+    if effective is None or slowdown is None or effective >= NO_FASTER_BELOW or slowdown < SERIALISED:
         return
     if fields.get("peak_requests", 0) < 2 or fields.get("limit_wait", 0.0) > 0.1 * fields["seconds"]:
         return  # never together, or paced by a limit (limit_wait says that): not this case
     event(
-        "WARNING",
-        "not_faster",
+        NOT_FASTER,
         f"requests went out up to {fields['peak_requests']} at once, but each took {slowdown:.1f} times as long as "
         "one alone, so the run was no faster than one at a time: the upstream (or a lock, or a connection pool "
         "of 1 in the client: httpx Limits, requests' pool_maxsize) serves them one by one; fix that, or set "

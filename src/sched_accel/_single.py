@@ -40,6 +40,15 @@ from ._coord import Backend, MachineBackend, ProcessBackend, RedisBackend
 from ._coord._base import MAX_TICK
 from ._coord._names import KEY_SECRET_ENV, key_names
 from ._coordination import CoordinationSettings, redis_password
+from ._events import (
+    REDIS_KEYS_GUESSABLE,
+    SINGLE_RUN_CLAIMED,
+    SINGLE_RUN_FALLBACK,
+    SINGLE_RUN_NO_TICK,
+    SINGLE_RUN_RECOVERED,
+    SINGLE_RUN_SKIPPED,
+    SINGLE_RUN_UNCOORDINATED,
+)
 from ._exceptions import CoordinationUnavailable
 from ._log import event, internal_error
 from ._policy._shared import SharedRates
@@ -89,8 +98,7 @@ def make_backend(settings: CoordinationSettings, state_dir: str | None, kind: st
     if names.key is None and settings.where not in _said_guessable:
         _said_guessable.add(settings.where)
         event(
-            "WARNING",
-            "redis_keys_guessable",
+            REDIS_KEYS_GUESSABLE,
             "the app's keys on Redis are named from its namespace alone, which another client of the server can "
             f"derive; set ${KEY_SECRET_ENV} to one random value in every process of the app (or give Redis a password) "
             "to name them under a secret",
@@ -222,7 +230,7 @@ class Claims:
             else:
                 if self._down or self._alone:
                     self._down = self._alone = False
-                    event("INFO", "single_run_recovered", "claims go through it again", backend=self.settings.where)
+                    event(SINGLE_RUN_RECOVERED, "claims go through it again", backend=self.settings.where)
                 return Claimed(token, backend)
         if primary != "machine":
             try:
@@ -237,8 +245,7 @@ class Claims:
             if not self._down:
                 self._down = True
                 event(
-                    "WARNING",
-                    "single_run_fallback",
+                    SINGLE_RUN_FALLBACK,
                     "the backend cannot answer, so single_run claims go to the machine backend (one run per tick "
                     f"on each machine) until it answers again; it is asked again every {self._retry_after:g} s",
                     backend=self.settings.where,
@@ -247,8 +254,7 @@ class Claims:
         elif not self._alone:
             self._alone = True
             event(
-                "WARNING",
-                "single_run_uncoordinated",
+                SINGLE_RUN_UNCOORDINATED,
                 "no backend can answer, so every process runs each tick (as without single_run) until one does",
                 backend=kind,
                 error=str(exc),
@@ -365,8 +371,7 @@ class SingleRun:
 
     def _no_tick(self) -> None:
         event(
-            "WARNING",
-            "single_run_no_tick",
+            SINGLE_RUN_NO_TICK,
             "this call comes from no scheduler sched_accel reads the scheduled time of (APScheduler 3.x, schedule), "
             "and the target declares no tick, so it runs in every process; declare tick = <the schedule's "
             "interval in seconds> to run it once per interval",
@@ -387,8 +392,7 @@ class SingleRun:
         if claimed.runs:
             backend = claimed.backend.kind if claimed.backend is not None else "none (uncoordinated)"
             event(
-                "DEBUG",
-                "single_run_claimed",
+                SINGLE_RUN_CLAIMED,
                 "",
                 target=self.target.name,
                 tick=tick.number,
@@ -401,12 +405,11 @@ class SingleRun:
             held = claimed.backend.held(self.key)
         except Exception:  # noqa: BLE001 - only for the line: who holds it is unknown
             held = None
-        holder: dict[str, int] = {"holder_token": held[1]} if held is not None else {}
+        holder: dict[str, Any] = {"holder_token": held[1]} if held is not None else {}
         if held is not None and held[0] != tick.number:
             holder["held_tick"] = held[0]
         event(
-            "INFO",
-            "single_run_skipped",
+            SINGLE_RUN_SKIPPED,
             "another process runs this tick, so this call returns None, as a run that did nothing would",
             target=self.target.name,
             tick=tick.number,

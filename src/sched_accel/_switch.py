@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ._events import BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN
 from ._log import event, internal_error
 from ._policy import CircuitBreaker
 from ._state import Controls
@@ -26,8 +27,7 @@ class _TargetEvents:
 
     def opened(self, breaker: CircuitBreaker, reason: str) -> None:
         event(
-            "ERROR",
-            "breaker_open",
+            BREAKER_OPEN,
             f"switched off for {breaker.cooldown:g}s after {breaker.failed} fallback(s) in a row; the original "
             "loop runs meanwhile; fix the cause, then `sched-accel on` or wait",
             target=breaker.name,
@@ -37,10 +37,10 @@ class _TargetEvents:
         )
 
     def half_open(self, breaker: CircuitBreaker) -> None:
-        event("WARNING", "breaker_half_open", "cool-down over: the next run is accelerated again", target=breaker.name)
+        event(BREAKER_HALF_OPEN, "cool-down over: the next run is accelerated again", target=breaker.name)
 
     def closed(self, breaker: CircuitBreaker) -> None:
-        event("INFO", "breaker_closed", "accelerated again", target=breaker.name)
+        event(BREAKER_CLOSED, "accelerated again", target=breaker.name)
 
 
 _EVENTS = _TargetEvents()

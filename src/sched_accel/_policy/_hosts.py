@@ -12,6 +12,7 @@ import math
 import threading
 from dataclasses import dataclass
 
+from .._events import CIRCUIT_CLOSED, CIRCUIT_HALF_OPEN, CIRCUIT_OPEN, HOST_LIMIT_UNDECLARED
 from .._log import event
 from .._settings import HostSettings, Reads
 from ._breaker import CircuitBreaker
@@ -30,8 +31,7 @@ class _CircuitEvents:
 
     def opened(self, breaker: CircuitBreaker, reason: str) -> None:
         event(
-            "ERROR",
-            "circuit_open",
+            CIRCUIT_OPEN,
             f"{breaker.failed} failed request(s) in a row; calls to this host run as the original code (no "
             f"limits, no retries) for {breaker.cooldown:g} s, then one trial request; check the host",
             host=breaker.name,
@@ -40,12 +40,10 @@ class _CircuitEvents:
         )
 
     def half_open(self, breaker: CircuitBreaker) -> None:
-        event("WARNING", "circuit_half_open", "cool-down over: one trial request goes through", host=breaker.name)
+        event(CIRCUIT_HALF_OPEN, "cool-down over: one trial request goes through", host=breaker.name)
 
     def closed(self, breaker: CircuitBreaker) -> None:
-        event(
-            "INFO", "circuit_closed", "the trial request succeeded: limits and retries apply again", host=breaker.name
-        )
+        event(CIRCUIT_CLOSED, "the trial request succeeded: limits and retries apply again", host=breaker.name)
 
 
 CIRCUIT_EVENTS = _CircuitEvents()
@@ -254,8 +252,7 @@ class Hosts:
             if refused:
                 self._hinted.add(state.name)
                 event(
-                    "WARNING",
-                    "host_limit_undeclared",
+                    HOST_LIMIT_UNDECLARED,
                     f'this host answered 429 and its limit is not declared; add [hosts."{state.name}"] with its '
                     "per_second and burst (from its API docs) so requests are paced instead of refused; while it "
                     "refuses, each Retry-After pauses every request to it",

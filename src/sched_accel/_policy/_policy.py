@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .._engine import Places, Slot
+from .._events import OVER_CONCURRENCY, RETRY_GAVE_UP
 from .._log import event
 from .._settings import RetrySettings, Target
 from ._drive import GO, Plan, run_async, run_sync
@@ -115,8 +116,7 @@ class Policy:
     def _said_over(self, waited: float) -> None:
         """The loop waited ``waited`` s for one of the run's places: said once, in its run."""
         event(
-            "WARNING",
-            "over_concurrency",
+            OVER_CONCURRENCY,
             f"the loop waited {waited:g} s for one of its {self.places.concurrency} places, held by calls run "
             "ahead of it (one may wait for something the loop holds: a lock, a pool of one connection); its "
             "calls in this run go without a place, so up to concurrency + 1 may be in flight",
@@ -247,8 +247,7 @@ class Policy:
         self._give_up_lines += 1
         if self._give_up_lines <= _GIVE_UP_LINES:
             event(
-                "WARNING",
-                "retry_gave_up",
+                RETRY_GAVE_UP,
                 f"{why}: the loop gets the call's last exception, as it would have without us",
                 target=self.name,
                 attempts=tries.attempts,

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._coord._base import LONGEST_PAUSE
+from .._events import COORDINATION_BACK, COORDINATION_DOWN
 from .._exceptions import CoordinationUnavailable
 from .._log import event
 
@@ -132,7 +133,7 @@ class SharedRates:
         self._ok_at = self._clock()
         if self.down:
             self.down = False
-            event("INFO", "coordination_back", "host rates are shared again", backend=self.where, host=host)
+            event(COORDINATION_BACK, "host rates are shared again", backend=self.where, host=host)
 
     def _beat(self, now: float) -> Backend:
         """The backend, having said that this process is alive every :data:`BEAT` s (the
@@ -246,8 +247,7 @@ class SharedRates:
         if not self.down:
             self.down = True
             event(
-                "WARNING",
-                "coordination_down",
+                COORDINATION_DOWN,
                 f"{exc}; each process paces alone at the shared rate / {self.live} (the processes last seen), "
                 f"and asks the backend again every {RETRY_AFTER:g} s",
                 backend=self.where,

@@ -28,6 +28,7 @@ from typing import Any
 import anyio
 
 from .._engine import AsyncWorkers, Slot, ThreadWorkers
+from .._events import ITEMS_NOT_FOUND, ITEMS_NOT_READ_AHEAD, ITEMS_UNRESOLVED
 from .._exceptions import TargetError
 from .._log import event, internal_error
 from .._policy import LOOP, HostLimiter, Hosts, Policy, RunStats, paced
@@ -134,8 +135,7 @@ class PrefetchMode:
             self._said_no_items = True
             if self.items.one_shot:
                 event(
-                    "WARNING",
-                    "items_not_read_ahead",
+                    ITEMS_NOT_READ_AHEAD,
                     f"items = {self.target.items.text if self.target.items else None} is a generator (or another "
                     "iterator that runs the app's code as it is read), which is never read ahead of the loop, so "
                     'this loop runs without prefetching; items = "learned" prefetches what its last run asked for',
@@ -143,8 +143,7 @@ class PrefetchMode:
                 )
                 return
             event(
-                "WARNING",
-                "items_not_found",
+                ITEMS_NOT_FOUND,
                 f"items = {self.target.items.text if self.target.items else None} gave nothing to iterate in "
                 "this call, so the loop runs without prefetching; run `sched-accel check` and fix `items`",
                 target=self.target.name,
@@ -312,7 +311,7 @@ class PrefetchMode:
             internal_error(f"starting {self.target.name}", exc)
         elif not self._said_unresolved:
             self._said_unresolved = True
-            event("ERROR", "items_unresolved", f"{exc}; the loop runs without prefetching", target=self.target.name)
+            event(ITEMS_UNRESOLVED, f"{exc}; the loop runs without prefetching", target=self.target.name)
 
     def _stepped(self, step: StepAside, more: dict[str, Any], stats: RunStats | None) -> None:
         """The probe's verdict, for this process's next runs and for the run line, revised by

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._engine import Cancelled, Slot
+from .._events import SHADOW_STOPPED
 from .._log import event
 from .._policy import LOOP, send
 from .._shadow import Shadow, Stopped, activate, deactivate, reading, shadowed
@@ -582,8 +583,7 @@ class ShadowRun(PrefetchRun):
         were kept; the real call made the effect itself)."""
         if self.first_stop is not None:
             event(
-                "INFO",
-                "shadow_stopped",
+                SHADOW_STOPPED,
                 f"a shadow of {self.name} stopped at {self.first_stop}",
                 target=self.name,
                 shadows=self.stopped,

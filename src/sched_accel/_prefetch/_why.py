@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._events import NOT_ACCELERATED
 from .._log import event
 from .._state import Recorder
 from ._adapter import MAX_KEPT
@@ -147,4 +148,10 @@ def say_why(run: HttpRun | PrefetchRun, items_text: str) -> None:
     else:
         why, requests = why_not_calls(run, items_text), {"calls": run.hits + run.misses + run.direct}
     if why is not None:
-        event("INFO" if why.startswith("the probe") else "WARNING", "not_accelerated", why, target=run.name, **requests)
+        event(
+            NOT_ACCELERATED,
+            why,
+            level="INFO" if why.startswith("the probe") else "WARNING",
+            target=run.name,
+            **requests,
+        )

@@ -25,6 +25,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from .._events import CONTROL_FILE_REFUSED, SWITCHED_OFF
 from .._exceptions import ControlFileError
 from .._log import event
 from ._files import write_private
@@ -84,8 +85,7 @@ class ControlState:
         if self.said is not None and name not in self.said and self.problem is None:
             self.said.add(name)  # a refusal has its own line: control_file_refused
             event(
-                "INFO",
-                "switched_off",
+                SWITCHED_OFF,
                 "this loop runs unaccelerated until it is switched back on (`sched-accel status` says how)",
                 target=name,
                 by=self.switched_by(name),
@@ -154,8 +154,7 @@ class ControlFile:
         if self._said != (stamp, problem):
             self._said = (stamp, problem)
             event(
-                "ERROR",
-                "control_file_refused",
+                CONTROL_FILE_REFUSED,
                 f"the control file {why}, so every target runs unaccelerated; {todo}, then `sched-accel on`",
                 path=self.path,
             )

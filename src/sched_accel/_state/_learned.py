@@ -23,6 +23,7 @@ import os
 import re
 from typing import Any
 
+from .._events import LEARNED_DROPPED, LEARNED_NOT_SAVED
 from .._log import event
 from ._files import write_private
 from ._secret import digest, ensure_secret, load_secret, secret_path, valid
@@ -95,8 +96,7 @@ class LearnedCalls:
             log_refused(Refused(self.path, why, _UNUSED))
         elif len(calls) < len(entries):
             event(
-                "WARNING",
-                "learned_dropped",
+                LEARNED_DROPPED,
                 f"{self.path}: {len(entries) - len(calls)} of {len(entries)} learned calls failed their digest "
                 "and were dropped; the others are prefetched",
                 target=self.target,
@@ -136,8 +136,7 @@ class LearnedCalls:
             said, self.kept = self.kept is not None, [list(args) for args in calls[:MAX_RECORDED]]
             if not said:
                 event(
-                    "WARNING",
-                    "learned_not_saved",
+                    LEARNED_NOT_SAVED,
                     f"the calls of this run could not be saved ({exc}); this process keeps them in memory for its "
                     "next runs (said once), a new process starts without them: make the state folder writable "
                     "(`sched-accel doctor` checks it) or point SCHED_ACCEL_CONTROL at a writable folder",

@@ -16,6 +16,7 @@ import re
 import time
 from typing import Any
 
+from .._events import RUNS_NOT_SAVED
 from .._log import event
 from ._files import write_private
 from ._trust import Refused, check_folders, log_refused, read_trusted
@@ -67,8 +68,7 @@ def _say_not_saved(state_dir: str, exc: Exception) -> None:
         return
     _said_not_saved.add(state_dir)
     event(
-        "WARNING",
-        "runs_not_saved",
+        RUNS_NOT_SAVED,
         f"this app's runs cannot be saved ({type(exc).__name__}: {exc}); the app runs as it would, but `sched-accel "
         "status` shows no last run and speedup has no baseline (said once): make the state folder writable "
         "(`sched-accel doctor` checks it) or point SCHED_ACCEL_CONTROL at a writable folder",

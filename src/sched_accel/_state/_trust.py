@@ -36,6 +36,7 @@ import os
 import stat
 from dataclasses import dataclass
 
+from .._events import STATE_REFUSED
 from .._log import event
 
 __all__ = [
@@ -102,7 +103,7 @@ class Refused(OSError):
 
 def log_refused(refused: Refused) -> None:
     """The one line a refusal gets (the control file has its own, ``control_file_refused``)."""
-    event("WARNING", "state_refused", str(refused))
+    event(STATE_REFUSED, str(refused))
 
 
 def file_problem(st: os.stat_result, rule: Rule = STATE, *, shared: bool = False) -> tuple[str, str] | None:
