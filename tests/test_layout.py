@@ -101,3 +101,42 @@ def test_the_engine_knows_nothing_of_the_policy() -> None:
         imported for name in engine for imported in edges[name] if not imported.startswith("sched_accel._engine")
     }
     assert outside == set()
+
+
+#: The data path's stages, lowest first: a stage imports only the stages before it.
+STAGES = ("sched_accel._state", "sched_accel._engine", "sched_accel._policy", "sched_accel._prefetch")
+#: Turning it on: what installs, patches and answers the command line; no stage imports them.
+INSTALL = {
+    "sched_accel",
+    "sched_accel.__main__",
+    "sched_accel._activation",
+    "sched_accel._checks",
+    "sched_accel._cli",
+    "sched_accel._companions",
+    "sched_accel._discover",
+    "sched_accel._replace",
+    "sched_accel._switch",
+}
+
+
+def stage(name: str) -> int | None:
+    return next((index for index, prefix in enumerate(STAGES) if name.startswith(prefix)), None)
+
+
+def test_the_stages_import_only_the_stages_before_them() -> None:
+    """state <- engine <- policy <- prefetch <- install (``DESIGN.md``): never upwards."""
+    edges = graph()
+    upwards = [
+        f"{importer} -> {imported}"
+        for importer, targets in edges.items()
+        for imported in targets
+        if (mine := stage(importer)) is not None and (theirs := stage(imported)) is not None and theirs > mine
+    ]
+    assert upwards == []
+
+
+def test_no_stage_imports_what_installs() -> None:
+    edges = graph()
+    assert INSTALL <= set(edges), "a module of the install layer was renamed: update INSTALL"
+    found = [f"{a} -> {b}" for a, targets in edges.items() if stage(a) is not None for b in targets if b in INSTALL]
+    assert found == []
