@@ -20,7 +20,7 @@ DOCUMENTED = {("_sched_accel_boot", "sched_accel._activation")}
 
 
 def module_name(path: Path) -> str:
-    """``src/sched_accel/_policy/_limits.py`` -> ``sched_accel._policy._limits``."""
+    """``src/sched_accel/_policy/_limiter.py`` -> ``sched_accel._policy._limiter``."""
     parts = list(path.relative_to(SRC).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()

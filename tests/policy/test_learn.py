@@ -9,9 +9,9 @@ import random
 
 import pytest
 
+from sched_accel._policy._host_limit import HostLimit
 from sched_accel._policy._learn import RateLearner
-from sched_accel._policy._limit import HostLimit
-from sched_accel._policy._limits import HostLimiter
+from sched_accel._policy._limiter import HostLimiter
 
 
 class Bucket:

@@ -2,8 +2,8 @@
 
 - ``_retry``: which failures are retried, and after how long (Retry-After, backoff);
 - ``_breaker``: the one circuit breaker, used for upstream hosts and for targets;
-- ``_limit``: a declared limit, and the one we pace to;
-- ``_limits``: one host's limiter (concurrency, token bucket, host-wide pause, AIMD);
+- ``_host_limit``: a declared limit, and the one we pace to;
+- ``_limiter``: one host's limiter (concurrency, token bucket, host-wide pause, AIMD);
 - ``_drive``: plans and their thread and task drivers, the one place they differ;
 - ``_hosts``: every host's limiter and circuit, shared by the process's targets;
 - ``_stats``: what one run went through;
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from ._breaker import CircuitBreaker
 from ._drive import GO, Plan, run_async, run_sync
+from ._host_limit import HostLimit, paced
 from ._hosts import Hosts, HostState, statistics_lines
 from ._http import LIBRARIES, LOOP, TLS_MADE, LoopRequests, aiohttp_url, patch_http, send
-from ._limit import HostLimit, paced
-from ._limits import HostLimiter
+from ._limiter import HostLimiter
 from ._policy import ATTEMPT, Policy, Tries
 from ._retry import Backoff, Failure, classify, retry_after, status_of
 from ._stats import HostLimiterStatistics, RunStats

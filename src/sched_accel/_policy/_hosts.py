@@ -17,8 +17,8 @@ from .._log import event
 from .._settings import HostSettings, Reads
 from ._breaker import CircuitBreaker
 from ._headers import budget
-from ._limit import HostLimit, paced
-from ._limits import HostLimiter
+from ._host_limit import HostLimit, paced
+from ._limiter import HostLimiter
 from ._retry import classify, is_timeout, refusal_wait, status_of
 from ._shared import SharedRates
 from ._stats import HostLimiterStatistics, RunStats
@@ -55,7 +55,7 @@ SPEAKS = 1 << 62  # a host that sends them: every answer is read
 #: A told rate slower than one request per 5 minutes (the longest Retry-After followed) is
 #: not paced to: a misread or broken field must not stretch a job to days. (A faster one is
 #: still paced no slower than the sequential loop's own pace until the host enforces it:
-#: ``_limits``, "A rate the host told ... never holds the run for long".)
+#: ``_limiter``, "A rate the host told ... never holds the run for long".)
 SLOWEST_TOLD = 1 / 300
 
 
@@ -93,7 +93,7 @@ class HostState:
         if not isinstance(status, int):
             return
         if status not in (429, 503):
-            self.limiter.took(number)  # its latency: how slow a told rate may pace (``_limits``)
+            self.limiter.took(number)  # its latency: how slow a told rate may pace (``_limiter``)
         if self.listen > 0 or status in (429, 503):
             self._told(getattr(response, "headers", None), number)
         if status in (429, 503):
@@ -135,7 +135,7 @@ class HostState:
     def _told(self, headers: object, number: int = 0) -> None:
         """What the answer's rate-limit fields say: the host's rate (``limit`` per ``window``)
         paces its requests when none is declared, never slower than one request per latency
-        of its answers until it enforces it with a 429 (``_limits``). (A spent quota's reset is waited for only
+        of its answers until it enforces it with a 429 (``_limiter``). (A spent quota's reset is waited for only
         by a refused request, ``refusal_wait``: resets come in whole seconds, and holding the
         host a whole second each time its bucket is empty made a 20/s job 4 times slower.)"""
         try:

@@ -1,4 +1,4 @@
-"""A host's line: who may send the next request to it, and when (the mechanics of ``_limits``).
+"""A host's line: who may send the next request to it, and when (the mechanics of ``_limiter``).
 
 A request is admitted when all of these allow it: no host-wide pause, a free in-flight
 place under the current concurrency limit, and a token from the bucket (its rate and
@@ -6,7 +6,7 @@ capacity). First come, first served. The decisions are pure and never block:
 :meth:`Line.try_acquire` says "go" (0.0) or how long to wait. Threads and anyio tasks drive
 the same plan, :meth:`Line.admission`; only how a waiter sleeps and is woken differs, in
 ``_drive``. What sets the pause, the limit and the rate (the host's answers) is
-:class:`~._limits.HostLimiter`, built on this.
+:class:`~._limiter.HostLimiter`, built on this.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import anyio.lowlevel
 
 from ._drive import Plan, run_async, run_sync
+from ._host_limit import HostLimit
 from ._learn import RateLearner
-from ._limit import HostLimit
 
 if TYPE_CHECKING:
     from ._shared import SharedRates
@@ -70,7 +70,7 @@ class Line:
         self._sent: dict[int, float] = {}  # when each paced request in flight went out, by number
         self._out: dict[int, float] = {}  # when each request in flight went out, paced or not, by number
         #: The slowest rate a told or learned rate is paced at (0.0: none); set by
-        #: :class:`~._limits.HostLimiter` from the latency of the host's answers. Never a declared one.
+        #: :class:`~._limiter.HostLimiter` from the latency of the host's answers. Never a declared one.
         self._floor = 0.0
         self._floor_stale = False  # answers came in while no rate was paced: work it out when one is
         #: The rate shared with the app's other processes (``_shared``), or None: this process's own.
@@ -183,7 +183,7 @@ class Line:
         return max(rate, self._floor)
 
     def _set_floor(self) -> None:
-        """Work out :attr:`_floor` (under the lock): :class:`~._limits.HostLimiter`'s."""
+        """Work out :attr:`_floor` (under the lock): :class:`~._limiter.HostLimiter`'s."""
         self._floor_stale = False
 
     def _token_delay(self, now: float) -> float:
@@ -245,7 +245,7 @@ class Line:
 
     def _left(self, number: int, now: float) -> None:
         """Request ``number`` goes out now, paced or not (under the lock): its answer's
-        latency is measured from here (:meth:`~._limits.HostLimiter.took`)."""
+        latency is measured from here (:meth:`~._limiter.HostLimiter.took`)."""
         out = self._out
         out[number] = now
         if len(out) > 4096:  # released without a number (``acquire_sync``): the oldest go
@@ -303,7 +303,7 @@ class Line:
                 self._refilled_at = self.clock()
 
     def look_shared(self) -> None:
-        """Hold the pauses the app's other processes gave the backend (``_limits``)."""
+        """Hold the pauses the app's other processes gave the backend (``_limiter``)."""
 
     def _head_wake(self) -> Callable[[], None] | None:
         return self._line[0].wake if self._line else None

@@ -35,7 +35,7 @@ from .._log import event
 from .._settings import RetrySettings, Target
 from ._drive import GO, Plan, run_async, run_sync
 from ._hosts import Hosts, HostState, rounded_down
-from ._limits import HostLimiter
+from ._limiter import HostLimiter
 from ._retry import Backoff, Failure, classify, status_of
 from ._stats import RunStats
 

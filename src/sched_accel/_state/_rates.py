@@ -17,7 +17,7 @@ next run against a healthy one. A learned rate was had from refusals and is alwa
 A run that follows a kept told rate without being refused leaves its entry as it was (its
 ``at`` is not renewed): it is used for a day from the last run the host refused, then a
 first wave of refusals confirms it again. The next run starts at a kept rate as at an
-enforced one (``_policy._limits``: at most :data:`~sched_accel._policy._limits.ENFORCED_SPACING`
+enforced one (``_policy._limiter``: at most :data:`~sched_accel._policy._limiter.ENFORCED_SPACING`
 latencies apart).
 """
 

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ._drive import Plan
-from ._limit import HostLimit
+from ._host_limit import HostLimit
 from ._line import PAUSE_SLICE, Line, Ticket
 from ._stats import HostLimiterStatistics
 
