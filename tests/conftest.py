@@ -11,6 +11,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,6 +134,29 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
             del sys.modules[name]
 
 
+class Logged(str):
+    """One captured line: its text (``sched_accel.run k=v ... - message``, without ``pid=``),
+    and the event as the code logged it: ``event`` (the name), ``level``, and ``fields`` (the
+    values themselves: numbers stay numbers, None stays None). Assert on ``fields``; the text
+    is for what a person reads."""
+
+    event: str
+    level: str
+    fields: dict[str, Any]
+
+    @classmethod
+    def of(cls, text: str, event: str, level: str, fields: dict[str, Any]) -> Logged:
+        line = cls(_PID.sub("", text))
+        line.event, line.level = event.removeprefix("sched_accel."), level
+        line.fields = {key: value for key, value in fields.items() if key != "pid"}
+        return line
+
+
+def logged(lines: list[str], event: str) -> list[Logged]:
+    """The captured lines of ``event`` (a name of ``sched_accel._events``), as logged."""
+    return [line for line in lines if isinstance(line, Logged) and line.event == event]
+
+
 class _Lines(logging.Handler):
     """The messages of the records that reach the ``sched_accel`` stdlib logger."""
 
@@ -141,7 +165,15 @@ class _Lines(logging.Handler):
         self.lines = lines
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(_PID.sub("", record.getMessage()))
+        event, fields = getattr(record, "sched_accel_event", ""), getattr(record, "sched_accel", {})
+        self.lines.append(Logged.of(record.getMessage(), event, record.levelname, fields))
+
+
+def _from_loguru(message: Any) -> Logged:
+    record = message.record
+    extra = record["extra"]
+    fields = {key.removeprefix("sched_accel_"): value for key, value in extra.items() if key != "sched_accel_event"}
+    return Logged.of(record["message"], extra.get("sched_accel_event", ""), record["level"].name, fields)
 
 
 _PID = re.compile(r" pid=\d+(?= - |$)")
@@ -151,13 +183,14 @@ _PID = re.compile(r" pid=\d+(?= - |$)")
 def capture_events() -> Iterator[list[str]]:
     """The lines sched_accel logs during the test, by either route (loguru's sinks, or the
     stdlib logger: the default under pytest, whose handlers make logging "configured"),
-    without the ``pid=`` every line ends its fields with."""
+    without the ``pid=`` every line ends its fields with; each a :class:`Logged`, whose
+    ``fields`` are the event's own values (``logged(lines, "run")``)."""
     from loguru import logger
 
     lines: list[str] = []
     handler = _Lines(lines)
     logging.getLogger("sched_accel").addHandler(handler)
-    sink = logger.add(lambda message: lines.append(_PID.sub("", message.record["message"])), level="DEBUG")
+    sink = logger.add(lambda message: lines.append(_from_loguru(message)), level="DEBUG")
     yield lines
     logger.remove(sink)
     logging.getLogger("sched_accel").removeHandler(handler)

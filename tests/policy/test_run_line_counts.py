@@ -18,7 +18,7 @@ import pytest
 import sched_accel
 from sched_accel._state import DISABLED_ENV
 
-from ..conftest import App
+from ..conftest import App, logged
 from ..faultserver import FaultServer, answer
 from ..test_faster import run_lines
 from .test_policy_faults import KEYS, install, run_line, run_sync
@@ -33,20 +33,22 @@ def test_each_field_of_the_run_line_is_what_the_upstream_and_the_loop_saw(
     jobs, clients = install(app, monkeypatch, top="[retry]\ntransient = true\ninitial = 0.01", options="timeout = 0.5")
     with FaultServer(latency=0.01, per_second=200, burst=8, retry_after="fraction", faults=FAULTS, hang=2.0) as server:
         got = run_sync(jobs, clients, "HttpxApi", server.url)
-    fields = run_line(capture_events)
+    [run] = logged(capture_events, "run")  # the event's own values, as logged: numbers are numbers
+    fields = run.fields
     assert got == [answer(key) for key in KEYS]  # every item served in the end
     seen = sum(server.requests.values())  # the requests that reached the upstream
-    assert int(fields["items"]) == int(fields["ok"]) == len(KEYS) and fields["failed"] == "0"
-    assert int(fields["prefetched"]) + int(fields["missed"]) == len(KEYS)
-    assert int(fields["requests"]) == seen, (fields, server.requests)
-    assert int(fields["http_429"]) == server.status[429] >= 1
-    assert int(fields["http_503"]) == server.status[503] == 3
-    assert int(fields["timeouts"]) == 1  # K30's hang, cut by the timeout (the server still counts it)
+    assert fields["items"] == fields["ok"] == len(KEYS) and fields["failed"] == 0
+    assert fields["prefetched"] + fields["missed"] == len(KEYS)
+    assert fields["requests"] == seen, (fields, server.requests)
+    assert fields["http_429"] == server.status[429] >= 1
+    assert fields["http_503"] == server.status[503] == 3
+    assert fields["timeouts"] == 1  # K30's hang, cut by the timeout (the server still counts it)
     # Each request beyond one per item is a retry; items asked more than once are those retried.
-    assert int(fields["retries"]) == seen - len(KEYS)
-    assert int(fields["retried"]) == sum(1 for count in server.requests.values() if count > 1)
-    assert (fields["gave_up"], fields["lost"], fields["wasted"]) == ("0", "0", "0")
-    assert 1 < int(fields["peak_requests"]) <= 8 and server.peak <= 8
+    assert fields["retries"] == seen - len(KEYS)
+    assert fields["retried"] == sum(1 for count in server.requests.values() if count > 1)
+    assert (fields["gave_up"], fields["lost"], fields["wasted"]) == (0, 0, 0)
+    assert 1 < fields["peak_requests"] <= 8 and server.peak <= 8
+    assert run.level == "INFO" and f"items={len(KEYS)} " in run  # and a person reads the same
 
 
 # -- limit_wait: seconds the run's requests and calls waited for limits, summed over them ----------

@@ -15,7 +15,7 @@ import pytest
 import sched_accel
 from sched_accel._engine import Places
 
-from ..conftest import App
+from ..conftest import App, logged
 from ..faultserver import FaultServer, value_of
 
 JOB = """
@@ -83,10 +83,10 @@ def test_the_loops_own_requests_count_within_concurrency(
             assert result == [value_of(token) for token in tokens]
         assert server.peak <= concurrency, f"{server.peak} in flight at concurrency {concurrency}"
         assert all(server.requests[token] == 2 for token in tokens)  # each once a run
-    runs = [line for line in capture_events if line.startswith(f"sched_accel.run target=places_job:{loop} ")]
-    assert len(runs) == 2 and all("outcome=ok" in line for line in runs)
-    assert all(int(line.split("peak_requests=")[1].split()[0]) <= concurrency for line in runs)
-    assert not [line for line in capture_events if line.startswith("sched_accel.over_concurrency ")]
+    runs = [line.fields for line in logged(capture_events, "run") if line.fields["target"] == f"places_job:{loop}"]
+    assert [run["outcome"] for run in runs] == ["ok", "ok"]
+    assert all(run["peak_requests"] <= concurrency for run in runs)
+    assert logged(capture_events, "over_concurrency") == []
 
 
 def test_a_loop_that_waits_too_long_for_a_place_goes_without_one_and_says_so_once() -> None:
