@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test test-fast lint coverage bench typecheck clean venv stress fuzz redis-server
+.PHONY: demo test test-fast lint coverage bench typecheck clean venv stress fuzz redis-server matrix
 
 # Branch coverage below this fails `make test` (measured with subprocesses; README, "Development").
 COVERAGE_FLOOR ?= 90
@@ -52,6 +52,13 @@ lint: $(STAMP)
 # Its tests are small, so they are dealt one at a time to whichever worker is free.
 test-fast: $(STAMP) redis-server
 	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
+
+# The version matrix (noxfile.py): the fast lane on Python 3.11 and 3.13, with the libraries we hook
+# at the lowest and the newest versions we support; each session its own venv (.nox/). About 12 min.
+# One session: make matrix NOX_ARGS='-p 3.13 -k lowest'. (pyenv's 3.11 and 3.13 are put on the PATH.)
+matrix: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'nox>=2024.4'
+	PYENV_VERSION=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[13]\.' | paste -sd: -) $(BIN)/python -m nox $(NOX_ARGS)
 
 # `make test`, then the per-module report and an HTML one in htmlcov/.
 coverage: test

@@ -476,5 +476,6 @@ def test_shadows_that_read_nothing_step_aside(
     assert call() == expected
     line = run_line(capture_events)
     assert line["stepped_aside"] == "yes", line
-    assert line["prefetch"] == "shadow" and int(line["missed"]) > 1900
-    assert len(module.CALLS) < 2100  # the real calls, and the few shadows run before the verdict
+    assert line["prefetch"] == "shadow" and int(line["missed"]) > 1500
+    # the real calls, and the shadows run before the verdict (5 to 115 here), not one per item
+    assert len(module.CALLS) < 2500

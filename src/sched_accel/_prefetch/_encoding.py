@@ -10,9 +10,11 @@ A value reaches a path segment or a query value in one of these ways (``encoding
   a query), urllib not at all (the URL is sent as given);
 - ``quote``, ``quote_all``: the app quoted it first (``urllib.parse.quote``, with ``/`` kept
   or not), and the client leaves that as it is;
-- ``quote_plus``: ``urlencode``, which is what httpx's and requests' ``params`` are (``+`` for
+- ``quote_plus``: ``urlencode``, which is what requests' ``params`` are (and httpx's since 0.28; ``+`` for
   a space, ``%27`` for ``'``), and the app's own ``urlencode`` for urllib;
-- ``yarl``: aiohttp's ``params`` (``+`` for a space, ``/``, ``?``, ``'`` and ``!`` kept).
+- ``yarl``: aiohttp's ``params`` (``+`` for a space, ``/``, ``?``, ``'`` and ``!`` kept);
+- ``httpx_params``: httpx's ``params``, as the installed httpx writes them (``quote_plus``'s
+  from 0.28 on; 0.27 writes a space ``%20``: found by the version matrix, ``noxfile.py``).
 
 What a value becomes as text first (``str(47.0744)`` is ``47.0744``, as every one of them
 writes a float or an int; a bool is ``True`` but ``true`` in httpx's params) is ``_requests``'.
@@ -44,10 +46,19 @@ def _yarl(text: str) -> str:
     return yarl.URL("http://h/").with_query({"q": text}).raw_query_string[2:]
 
 
+def _httpx_params(text: str) -> str:
+    """httpx's ``params``, as the installed httpx writes them (0.27 writes a space ``%20``, 0.28
+    on ``+``, as ``urlencode``)."""
+    import httpx
+
+    return str(httpx.QueryParams({"q": text}))[2:]
+
+
 _QUOTED: dict[str, Callable[[str], str]] = {
     "quote": lambda text: urllib.parse.quote(text, safe="/"),
     "quote_all": lambda text: urllib.parse.quote(text, safe=""),
     "quote_plus": urllib.parse.quote_plus,
+    "httpx_params": _httpx_params,
     "yarl": _yarl,
 }
 
@@ -115,6 +126,8 @@ def encodings(library: str | None, where: str) -> tuple[str, ...]:
         return ("raw", "quote", "quote_all")
     if library == "aiohttp":
         return ("raw", "quote", "quote_all", "quote_plus", "yarl")
+    if library in ("httpx", "httpx-async"):
+        return ("raw", "quote", "quote_all", "quote_plus", "httpx_params")
     return ("raw", "quote", "quote_all", "quote_plus")
 
 

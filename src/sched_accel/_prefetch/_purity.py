@@ -107,6 +107,9 @@ CLIENT_LIBRARIES = HTTP_LIBRARIES
 _DEPTH = 2
 
 
+_DEFINES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
 def writes(function: Callable[..., Any]) -> str | None:
     """Why ``function`` is not safe to run ahead (``"prints (line 12)"``), or None if it
     only reads, as far as its code shows."""
@@ -133,6 +136,10 @@ def _inspect(function: Any, depth: int, seen: set[int]) -> str | None:
         source = textwrap.dedent(inspect.getsource(function))
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError, IndentationError):
+        return "its source cannot be read, so what it does cannot be checked"
+    if not any(isinstance(node, _DEFINES) for node in ast.walk(tree)):
+        # a source that is not the function's (Python 3.13 gives "\n" for a lambda made by
+        # eval(), found by the version matrix): nothing was read, so nothing can be called pure
         return "its source cannot be read, so what it does cannot be checked"
     first = getattr(code, "co_firstlineno", 1) - 1
     found = _Finder(getattr(function, "__globals__", {}))

@@ -82,7 +82,8 @@ def _sqlite_connect(args: tuple[Any, ...]) -> str | None:
 
 
 def _thread(args: tuple[Any, ...]) -> str | None:
-    """Where a Python audits thread starts (3.11 does not: ``_threads`` wraps ``Thread.start``)."""
+    """Where a Python audits thread starts (3.11 does not: ``_threads`` wraps ``Thread.start``;
+    3.12 audits ``_thread.start_new_thread``, 3.13 ``_thread.start_joinable_thread``)."""
     thread = getattr(args[0], "__self__", None) if args else None
     return None if is_pool_worker(thread) else "started a thread, which would run outside the shadow"
 
@@ -96,6 +97,7 @@ RULES: dict[str, Callable[[tuple[Any, ...]], str | None]] = {
     "open": _open,
     "sqlite3.connect": _sqlite_connect,
     "_thread.start_new_thread": _thread,
+    "_thread.start_joinable_thread": _thread,  # Python 3.13's threading.Thread.start (found by the version matrix)
     "socket.connect": _network("connected a socket to"),
     "socket.bind": _network("bound a socket to"),
     "socket.sendto": _network("sent a datagram to"),
