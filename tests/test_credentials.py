@@ -18,11 +18,10 @@ import pytest
 
 import sched_accel
 from sched_accel import load_config
-from sched_accel._coord import RedisBackend
+from sched_accel._coord import RedisBackend, make_backend
 from sched_accel._coordination import CoordinationSettings, config_trusted, password_of, redis_password
 from sched_accel._credentials import password_env_problem, server_of
 from sched_accel._exceptions import CoordinationUnavailable
-from sched_accel._single import make_backend
 
 from .conftest import App
 from .coord.fake_redis import FakeRedis

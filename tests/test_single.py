@@ -270,9 +270,9 @@ def test_a_claim_forged_by_another_redis_client_silences_no_tick(
     import redis
 
     from sched_accel._config import load_config
-    from sched_accel._coord import RedisBackend
+    from sched_accel._coord import RedisBackend, make_backend
     from sched_accel._coord._names import KEY_SECRET_ENV
-    from sched_accel._single import claim_key, make_backend
+    from sched_accel._single import claim_key
 
     monkeypatch.setenv(KEY_SECRET_ENV, "the app's own secret")
     single_app(app, monkeypatch, f'url = "{redis_url}"')

@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from sched_accel import _single
-from sched_accel._coord import RedisBackend
+from sched_accel._coord import RedisBackend, _make, make_backend
 from sched_accel._coord._names import KEY_SECRET_ENV, PREFIX, KeyNames, key_names
 from sched_accel._coordination import CoordinationSettings
-from sched_accel._single import make_backend
 
 from .redis_server import RedisServer, find_redis_server
 
@@ -82,7 +80,7 @@ def test_key_names_are_not_derivable_from_the_config_path(
     """With the owner's secret, every key the app writes starts with its own prefix, and none
     names the host, the job or the config, nor is one an outsider derives from the path; every
     one expires. Without a secret, the names are the derivable ones, and one line says so."""
-    monkeypatch.setattr(_single, "_said_guessable", set())
+    monkeypatch.setattr(_make, "_said_guessable", set())
     before = set(listed(redis_server.url))
     monkeypatch.setenv(KEY_SECRET_ENV, "a secret the app's processes share")
     use(make_backend(CoordinationSettings(url=redis_server.url, source=CONFIG), None))

@@ -451,9 +451,9 @@ def test_a_hostile_redis_client_cannot_stall_the_job(
     end (each stalled the job for ever): the job still runs, with the sequential run's answers,
     held at most the retry deadline (1 s) by the pause, and what the peer wrote expires."""
     from sched_accel._config import load_config
-    from sched_accel._coord import RedisBackend
+    from sched_accel._coord import RedisBackend, make_backend
     from sched_accel._coord._names import KEY_SECRET_ENV
-    from sched_accel._single import make_backend, namespace_of
+    from sched_accel._single import namespace_of
 
     from ..faultserver import FaultServer
     from ..prefetch.test_prefetch_shapes import install, run_line
