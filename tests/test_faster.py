@@ -23,7 +23,7 @@ from sched_accel._settings import Target
 from sched_accel._state import DISABLED_ENV, load_plain
 from sched_accel._targets import TargetSpec
 
-from .conftest import App
+from .conftest import App, logged
 from .faultserver import FaultServer
 
 pytestmark = pytest.mark.slow
@@ -70,14 +70,9 @@ CONFIG = """
 TOKENS = [f"t{i}" for i in range(16)]
 
 
-def run_lines(captured: list[str], target: str) -> list[dict[str, str]]:
-    """The fields of each ``sched_accel.run`` line of ``target``."""
-    found = []
-    for line in captured:
-        if line.startswith(f"sched_accel.run target={target} "):
-            head = line.split(" - ")[0]
-            found.append(dict(part.split("=", 1) for part in head.split()[1:]))
-    return found
+def run_lines(captured: list[str], target: str) -> list[dict[str, Any]]:
+    """The fields of each ``sched_accel.run`` event of ``target``, as logged (numbers are numbers)."""
+    return [line.fields for line in logged(captured, "run") if line.fields.get("target") == target]
 
 
 @pytest.fixture
@@ -107,15 +102,15 @@ def test_a_switched_off_run_is_timed_kept_and_the_next_accelerated_run_says_its_
         on = job.refresh(server.url, TOKENS[:8])
     assert off[:8] == on and len(off) == 16
     [first, second] = run_lines(capture_events, "job:refresh")
-    assert first["outcome"] == "off" and first["by"] == DISABLED_ENV and first["items"] == "16"
-    assert float(first["seconds"]) >= 16 * 0.1
+    assert first["outcome"] == "off" and first["by"] == DISABLED_ENV and first["items"] == 16
+    assert first["seconds"] >= 16 * 0.1
     assert second["outcome"] == "ok" and "speedup" in second and "by" not in second
-    per_item_off = float(first["seconds"]) / 16
-    assert float(second["speedup"]) == pytest.approx(per_item_off * 8 / float(second["seconds"]), rel=0.02)
+    per_item_off = first["seconds"] / 16
+    assert second["speedup"] == pytest.approx(per_item_off * 8 / second["seconds"], rel=0.02)
     # 8 at once against one at a time: 2.7 at best (2 items learn the template, 6 go in one round);
     # latency 0.1 s so that a loaded machine's milliseconds do not decide it
-    assert float(second["speedup"]) > 2
-    assert 2 < float(second["effective_concurrency"]) <= 8.5
+    assert second["speedup"] > 2
+    assert 2 < second["effective_concurrency"] <= 8.5
 
 
 def test_the_baseline_survives_accelerated_runs_and_is_shown_by_status(
@@ -154,7 +149,7 @@ async def test_an_async_loop_switched_off_is_timed_too(
         sched_accel.install()
         assert len(await job.arefresh(server.url, TOKENS[:4])) == 4
     [line] = run_lines(capture_events, "job:arefresh")
-    assert line["outcome"] == "off" and line["items"] == "4"
+    assert line["outcome"] == "off" and line["items"] == 4
 
 
 def test_a_switched_off_loop_that_raises_raises_the_same_and_keeps_no_baseline(
@@ -185,7 +180,7 @@ def test_an_upstream_that_serves_one_at_a_time_is_said_not_faster(job: Any, capt
     with FaultServer(latency=0.03, serial=True) as server:
         job.refresh(server.url, TOKENS)
     [run] = run_lines(capture_events, "job:refresh")
-    assert float(run["effective_concurrency"]) < 1.5
+    assert run["effective_concurrency"] < 1.5
     [line] = [line for line in capture_events if line.startswith("sched_accel.not_faster ")]
     assert "target=job:refresh" in line and "serves them one by one" in line
 
@@ -194,7 +189,7 @@ def test_a_healthy_upstream_is_not_said_not_faster(job: Any, capture_events: lis
     with FaultServer(latency=0.1) as server:  # long enough that a loaded machine's overhead is small beside it
         job.refresh(server.url, TOKENS)
     [run] = run_lines(capture_events, "job:refresh")
-    assert float(run["effective_concurrency"]) > 2 * _report.NO_FASTER_BELOW
+    assert run["effective_concurrency"] > 2 * _report.NO_FASTER_BELOW
     assert not [line for line in capture_events if line.startswith("sched_accel.not_faster ")]
 
 

@@ -181,10 +181,10 @@ def test_speedup_and_effective_concurrency_hold_against_the_upstreams_latency(
         finally:
             api.close()
     off, on = run_lines(capture_events, "jobs:collect")
-    assert (off["outcome"], off["items"], on["outcome"], on["items"]) == ("off", "16", "ok", "16")
-    assert off_requests == on_requests == int(on["requests"]) == len(keys)
-    assert off_requests * latency <= float(off["seconds"]) <= off_wall + 0.001
-    assert on_requests * latency / server.peak <= float(on["seconds"]) <= on_wall + 0.001
+    assert (off["outcome"], off["items"], on["outcome"], on["items"]) == ("off", 16, "ok", 16)
+    assert off_requests == on_requests == on["requests"] == len(keys)
+    assert off_requests * latency <= off["seconds"] <= off_wall + 0.001
+    assert on_requests * latency / server.peak <= on["seconds"] <= on_wall + 0.001
     speedup, effective = float(on["speedup"]), float(on["effective_concurrency"])
     assert off_requests * latency / on_wall - 0.01 <= speedup <= off_wall / (on_requests * latency / server.peak) + 0.01
     # Per item, 16 each: the first run's seconds over the second's (as logged: to the millisecond).
