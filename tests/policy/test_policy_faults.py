@@ -435,7 +435,11 @@ def test_retry_gives_up_at_the_deadline_with_the_last_exception(
             got = jobs.collect(KEYS[:2], api)
         finally:
             api.close()
-    assert got == [answer("K00"), ["error", "K01", "HTTPStatusError"]]
+    # The one token goes to whichever request reaches the server first (both are in flight).
+    assert got in (
+        [answer("K00"), ["error", "K01", "HTTPStatusError"]],
+        [["error", "K00", "HTTPStatusError"], answer("K01")],
+    )
     fields = run_line(capture_events)
     assert (fields["gave_up"], fields["lost"], fields["http_429"]) == ("1", "1", "1")
     assert any(line.startswith("sched_accel.retry_gave_up ") for line in capture_events)
