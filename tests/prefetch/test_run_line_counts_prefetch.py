@@ -16,9 +16,15 @@ from typing import Any
 
 import pytest
 
-from ..conftest import App
+from ..conftest import App, logged
 from ..faultserver import FaultServer
-from .test_prefetch_shapes import install, run_line
+from .test_prefetch_shapes import install
+
+
+def run_line(captured: list[str]) -> dict[str, Any]:
+    """The one run event's fields, as logged (numbers are numbers): what these tests pin."""
+    [run] = logged(captured, "run")
+    return run.fields
 
 
 def gets(server: FaultServer) -> Counter[str]:
@@ -116,13 +122,13 @@ def test_reads_served_and_live_are_the_loops_reads_split_as_the_upstream_saw_the
         assert module.run(tokens, server.url) == plain
         upstream = settled(server)
     line = run_line(capture_events)
-    served, live = int(line["reads_served"]), int(line["reads_live"])
+    served, live = line["reads_served"], line["reads_live"]
     assert line["prefetch"] == "shadow" and upstream == sequential  # each read once, as the plain loop sent it
     assert served + live == len(module.REAL) == 2 * len(tokens)
     assert live == upstream.total() - len(module.AHEAD), (line, len(module.AHEAD))
     assert served == len(module.AHEAD) >= 1 and live >= 1  # every read a shadow sent answered its item
-    assert int(line["shadows_stopped"]) == len(module.STARTED) >= 1
-    assert int(line["prefetched"]) + int(line["missed"]) == int(line["items"]) == len(tokens)
+    assert line["shadows_stopped"] == len(module.STARTED) >= 1
+    assert line["prefetched"] + line["missed"] == line["items"] == len(tokens)
     [stopped] = [entry for entry in capture_events if entry.startswith("sched_accel.shadow_stopped ")]
     assert f"shadows={len(module.STARTED)}" in stopped
 
@@ -155,7 +161,7 @@ def one_at_a_time(server: FaultServer) -> int:
 
 def aside(
     app: App, monkeypatch: pytest.MonkeyPatch, capture: list[str], server: FaultServer, tokens: list[str]
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """The loop of ASIDE over ``tokens`` patched, against ``server``: its run line, once each
     GET reached the upstream once."""
     from sched_accel._prefetch import _probe
@@ -172,7 +178,7 @@ def aside(
         module.CLIENT.close()
     assert settled(server) == Counter(tokens)  # each once
     line = run_line(capture)
-    assert int(line["prefetched"]) + int(line["missed"]) == int(line["items"]) == len(tokens)
+    assert line["prefetched"] + line["missed"] == line["items"] == len(tokens)
     return line
 
 
@@ -187,7 +193,7 @@ def test_stepped_aside_yes_is_a_run_whose_requests_reached_the_upstream_one_at_a
         line = aside(app, monkeypatch, capture_events, server, tokens)
     assert line["stepped_aside"] == "yes", line
     assert one_at_a_time(server) == len(tokens)
-    assert int(line["prefetched"]) <= 1 and line["peak_requests"] == "1"
+    assert line["prefetched"] <= 1 and line["peak_requests"] == 1
 
 
 def test_stepped_aside_resumed_is_a_run_that_went_one_at_a_time_then_fanned_out(
@@ -205,7 +211,7 @@ def test_stepped_aside_resumed_is_a_run_that_went_one_at_a_time_then_fanned_out(
         line = aside(app, monkeypatch, capture_events, server, tokens)
     assert line["stepped_aside"] == "resumed", line
     assert 1 + RESUME_AFTER <= one_at_a_time(server) < len(tokens)
-    assert server.peak > 1 and int(line["peak_requests"]) > 1 and int(line["prefetched"]) > 1
+    assert server.peak > 1 and line["peak_requests"] > 1 and line["prefetched"] > 1
 
 
 def test_no_stepped_aside_is_a_run_that_fanned_out_at_the_probe(
@@ -258,7 +264,7 @@ def test_learned_and_a_replays_counts_are_the_loops_requests_and_the_upstreams(
             module.refresh(tokens, server.url)
             first, upstream = run_line(capture_events), settled(server)
             assert upstream == Counter(module.ASKED) == Counter(tokens)
-            assert (first["learned"], first["prefetched"], first["missed"]) == (str(len(tokens)), "0", str(len(tokens)))
+            assert (first["learned"], first["prefetched"], first["missed"]) == (len(tokens), 0, len(tokens))
             capture_events.clear()
             server.reset_counts()
             module.ASKED.clear()
@@ -270,9 +276,9 @@ def test_learned_and_a_replays_counts_are_the_loops_requests_and_the_upstreams(
     asked = Counter(module.ASKED)
     assert not asked - upstream  # every GET the loop made reached the upstream ...
     assert set(upstream) <= set(tokens) and max(upstream.values()) == 1  # ... once, and nothing else did
-    assert int(second["learned"]) == int(second["prefetched"]) + int(second["missed"]) == len(module.ASKED)
-    assert int(second["wasted"]) == (upstream - asked).total() >= 1, (second, upstream - asked)
-    assert int(second["prefetched"]) >= 1 and int(second["requests"]) == upstream.total()
+    assert second["learned"] == second["prefetched"] + second["missed"] == len(module.ASKED)
+    assert second["wasted"] == (upstream - asked).total() >= 1, (second, upstream - asked)
+    assert second["prefetched"] >= 1 and second["requests"] == upstream.total()
 
 
 # -- not_asked: items the loop refused whose requests had gone ahead ----------------------------------
@@ -317,8 +323,8 @@ def test_not_asked_is_the_refused_items_requests_that_reached_the_upstream(
         module.CLIENT.close()
     line = run_line(capture_events)
     refused = sum(count for key, count in upstream.items() if key in module.DENIED)
-    assert int(line["not_asked"]) == refused >= 1, (line, upstream)
-    assert int(line["wasted"]) == refused
+    assert line["not_asked"] == refused >= 1, (line, upstream)
+    assert line["wasted"] == refused
     assert all(upstream[user] == 1 for user in users if user not in module.DENIED)
 
 
@@ -361,9 +367,9 @@ def test_mismatched_is_the_loops_requests_that_differ_from_the_one_sent_ahead(
     finally:
         module.CLIENT.close()
     line = run_line(capture_events)
-    assert int(line["mismatched"]) == len(module.ODD) == 1, line
-    assert int(line["wasted"]) == (upstream - Counter(tokens)).total()
-    assert not Counter(tokens) - upstream and int(line["prefetched"]) >= 1
+    assert line["mismatched"] == len(module.ODD) == 1, line
+    assert line["wasted"] == (upstream - Counter(tokens)).total()
+    assert not Counter(tokens) - upstream and line["prefetched"] >= 1
 
 
 # -- stale: answers sent ahead that had aged past max_age when the loop asked -------------------------
@@ -406,8 +412,8 @@ def test_stale_is_the_answers_the_upstream_gave_twice_once_they_aged(
         module.CLIENT.close()
     line = run_line(capture_events)
     twice = (upstream - Counter(tokens)).total()
-    assert set(upstream) == set(tokens) and int(line["stale"]) == int(line["wasted"]) == twice >= 1, (line, upstream)
-    assert int(line["missed"]) >= twice and int(line["prefetched"]) <= len(tokens) - twice
+    assert set(upstream) == set(tokens) and line["stale"] == line["wasted"] == twice >= 1, (line, upstream)
+    assert line["missed"] >= twice and line["prefetched"] <= len(tokens) - twice
 
 
 REFUSING_CALLS = """
@@ -461,9 +467,9 @@ def test_not_asked_of_a_function_level_run_is_the_refused_items_it_had_predicted
         module.CLIENT.close()
     line = run_line(capture_events)
     refused = sum(count for key, count in upstream.items() if key in module.DENIED)
-    assert int(line["not_asked"]) == len(module.PASSED) == len(module.DENIED), line
+    assert line["not_asked"] == len(module.PASSED) == len(module.DENIED), line
     if level == "pure":
-        assert int(line["wasted"]) == refused
+        assert line["wasted"] == refused
     else:
-        assert int(line["wasted"]) >= refused
+        assert line["wasted"] >= refused
     assert all(upstream[user] == 1 for user in users if user not in module.DENIED)
