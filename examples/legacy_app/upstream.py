@@ -258,6 +258,9 @@ class Upstream:
 
             def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(body).encode()
+                # the request ends as its answer starts out: a client that has it may send its next
+                # one before this thread runs again, and must not be seen as two in flight
+                self.answered_at = time.time()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -314,6 +317,7 @@ class Upstream:
         key = "/".join(parts[1:])
         start = time.time()
         status = 404
+        handler.answered_at = None
         try:
             with self.stats.lock:
                 endpoint = self.stats.endpoints.get(name)
@@ -351,9 +355,8 @@ class Upstream:
                     endpoint.in_flight -= 1
         finally:
             with self.stats.lock:
-                self.stats.timeline.append(
-                    {"endpoint": name, "key": key, "start": start, "end": time.time(), "status": status}
-                )
+                end = handler.answered_at or time.time()
+                self.stats.timeline.append({"endpoint": name, "key": key, "start": start, "end": end, "status": status})
 
     def __enter__(self) -> Upstream:
         self._thread.start()
