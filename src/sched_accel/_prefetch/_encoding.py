@@ -126,9 +126,17 @@ def encodings(library: str | None, where: str) -> tuple[str, ...]:
         return ("raw", "quote", "quote_all")
     if library == "aiohttp":
         return ("raw", "quote", "quote_all", "quote_plus", "yarl")
-    if library in ("httpx", "httpx-async"):
+    if library in ("httpx", "httpx-async") and _httpx_params_differ():
         return ("raw", "quote", "quote_all", "quote_plus", "httpx_params")
     return ("raw", "quote", "quote_all", "quote_plus")
+
+
+@functools.cache
+def _httpx_params_differ() -> bool:
+    """Whether the installed httpx writes ``params`` other than ``quote_plus`` does (0.27 does;
+    from 0.28 on they agree, and every value would be written twice the same way), judged once
+    on every printable ASCII character and a few beyond."""
+    return any(_httpx_params(c) != urllib.parse.quote_plus(c) for c in string.printable.strip() + " é€")
 
 
 @functools.lru_cache(maxsize=4096)
