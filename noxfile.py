@@ -8,12 +8,17 @@ libraries below to one end of their range, and runs every test not marked slow
 (`nox -s "matrix-3.13(lowest)" -- -m ""` runs them all).
 
 The ranges are the ones `pyproject.toml` declares (`dependencies`, and the `test` extra for the
-client libraries an app may use); SUPPORTED is where each range's ends are named.
+client libraries an app may use). The lowest of each library we hook is what its integration
+module declares (`src/sched_accel/_integrations/<library>.py`, `supported`), read from there;
+the libraries we run on (wrapt, anyio, loguru) are named here. A test
+(`tests/integrations/test_contract.py`) holds the three places equal.
 """
 
 from __future__ import annotations
 
+import ast
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -22,17 +27,29 @@ nox.options.reuse_existing_virtualenvs = True
 
 PYTHONS = ["3.11", "3.13"]
 
+INTEGRATIONS = Path(__file__).parent / "src" / "sched_accel" / "_integrations"
+
+
+def declared() -> dict[str, str]:
+    """library -> the lowest version its integration module supports (``supported=">=X"``)."""
+    found: dict[str, str] = {}
+    for path in sorted(INTEGRATIONS.glob("[!_]*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Integration":
+                given = {keyword.arg: keyword.value for keyword in node.keywords}
+                name, supported = ast.literal_eval(given["name"]), ast.literal_eval(given["supported"])
+                if supported.startswith(">="):  # "" is the standard library's
+                    found[name] = supported[2:]
+    return found
+
+
 #: library -> (lowest, newest) we support; newest None: the newest on the index. The lowest are
 #: pyproject's lower bounds (httpcore: the first 1.x, which httpx 0.27 takes).
 SUPPORTED: dict[str, tuple[str, str | None]] = {
-    "httpx": ("0.27.0", None),
-    "httpcore": ("1.0.0", None),
     "wrapt": ("2.5.0", "<3"),
     "anyio": ("4.4.0", None),
     "loguru": ("0.7.0", None),
-    "requests": ("2.31.0", None),
-    "aiohttp": ("3.9.0", None),
-}
+} | {name: (lowest, None) for name, lowest in declared().items()}
 #: aiohttp 3.9 has no wheel for 3.13 (and does not build there): its lowest on 3.13 is the first
 #: release that ships one.
 LOWEST_ON = {"3.13": {"aiohttp": "3.10.11"}}

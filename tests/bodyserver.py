@@ -1,5 +1,5 @@
 """A real HTTP upstream on 127.0.0.1 whose answers are large, or never end, for the tests of
-the cap on what is read ahead (``_prefetch._adapter.MAX_KEPT``).
+the cap on what is read ahead (``_integrations.MAX_KEPT``).
 
 After ``latency`` seconds (so that sending ahead pays and the probe fans out):
 

@@ -93,6 +93,17 @@ def test_subpackages_are_the_data_path() -> None:
     assert {"_state", "_engine", "_policy", "_prefetch"} <= folders
 
 
+def test_the_integrations_import_nothing_else_of_ours() -> None:
+    """What is known of each library stands alone: the registry is read, it reads nothing."""
+    edges = graph()
+    inside = {name for name in edges if name.startswith("sched_accel._integrations")}
+    assert inside, "the integrations moved: update this test"
+    outside = {
+        imported for name in inside for imported in edges[name] if not imported.startswith("sched_accel._integrations")
+    }
+    assert outside <= {"sched_accel"}  # the package itself, which any submodule's import runs
+
+
 def test_the_engine_knows_nothing_of_the_policy() -> None:
     """The engine imports none of the other stages: it runs slots, whatever they are."""
     edges = graph()
@@ -103,8 +114,15 @@ def test_the_engine_knows_nothing_of_the_policy() -> None:
     assert outside == set()
 
 
-#: The data path's stages, lowest first: a stage imports only the stages before it.
-STAGES = ("sched_accel._state", "sched_accel._engine", "sched_accel._policy", "sched_accel._prefetch")
+#: The data path's stages, lowest first: a stage imports only the stages before it. The
+#: integrations (what is known of each HTTP library) are below them all: every stage reads them.
+STAGES = (
+    "sched_accel._integrations",
+    "sched_accel._state",
+    "sched_accel._engine",
+    "sched_accel._policy",
+    "sched_accel._prefetch",
+)
 #: Turning it on: what installs, patches and answers the command line; no stage imports them.
 INSTALL = {
     "sched_accel",
@@ -124,7 +142,7 @@ def stage(name: str) -> int | None:
 
 
 def test_the_stages_import_only_the_stages_before_them() -> None:
-    """state <- engine <- policy <- prefetch <- install (``DESIGN.md``): never upwards."""
+    """integrations <- state <- engine <- policy <- prefetch <- install (``DESIGN.md``): never upwards."""
     edges = graph()
     upwards = [
         f"{importer} -> {imported}"

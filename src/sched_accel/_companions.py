@@ -18,9 +18,9 @@ import _sched_accel_boot as boot
 from . import _log
 from ._events import FETCH_IS_LIBRARY, FETCH_NOT_SHADOWED, FETCH_SHADOWED, FETCH_UNRESOLVED, ITEMS_UNRESOLVED
 from ._exceptions import SchedAccelError
+from ._integrations import CLOSES, Hook
 from ._patching import Patch, aliases, apply, existing
 from ._prefetch import (
-    CLOSING,
     FetchInterceptor,
     PrefetchMode,
     SleepSkipper,
@@ -169,14 +169,14 @@ def patch_sleeps(loop_module: ModuleType, patch: Patch) -> None:
 
 def patch_closing(patch: Patch) -> None:
     """Know when a client is closed, so nothing more is sent ahead through it."""
-    for module_name, owner_name, attribute in CLOSING:
+    for hook in CLOSES:
 
-        def wrap(module: ModuleType, owner_name: str = owner_name, attribute: str = attribute) -> None:
-            owner = getattr(module, owner_name, None)
-            if owner is not None and callable(getattr(owner, attribute, None)):
-                apply(patch, owner, attribute, closing, _always)
+        def wrap(module: ModuleType, hook: Hook = hook) -> None:
+            owner = hook.find(module)
+            if owner is not None:
+                apply(patch, owner, hook.attribute, closing, _always)
 
-        boot.watcher.watch(module_name, wrap)
+        boot.watcher.watch(hook.module, wrap)
 
 
 def _always() -> bool:

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import Any
 
+from ._integrations import CLIENTS, LAYERS, Args, Client, Kwargs, Layer
+
 __all__ = ["DISCOVER_ENV", "Loop", "analyse", "load", "start", "toml"]
 
 DISCOVER_ENV = "SCHED_ACCEL_DISCOVER"
@@ -43,14 +45,6 @@ MAX_REQUESTS = 20_000
 #: App frames looked at above a request; elements of a container looked through for an argument.
 MAX_FRAMES = 64
 MAX_SCAN = 10_000
-
-_LAYERS = (
-    ("httpx", "HTTPTransport", "handle_request", False),
-    ("httpx", "AsyncHTTPTransport", "handle_async_request", True),
-    ("requests.adapters", "HTTPAdapter", "send", False),
-    ("urllib.request", "AbstractHTTPHandler", "do_open", False),
-    ("aiohttp", "ClientSession", "_request", True),
-)
 
 
 class _Recording:
@@ -69,54 +63,45 @@ def start(folder: str, watch: Callable[[str, Callable[[ModuleType], object]], No
     """Record every request of this process (``watch`` calls back as each library is imported)
     and write them to ``folder`` at exit."""
     _recording.folder = folder
-    for module_name, owner_name, attribute, is_async in _LAYERS:
+    for layer in LAYERS.values():  # where each library sends its requests (``_integrations``)
 
-        def wrap(
-            module: ModuleType, owner_name: str = owner_name, attribute: str = attribute, is_async: bool = is_async
-        ) -> None:
+        def wrap(module: ModuleType, layer: Layer = layer) -> None:
             import wrapt
 
-            owner = getattr(module, owner_name, None)
-            if owner is not None and callable(getattr(owner, attribute, None)):
-                wrapt.wrap_function_wrapper(owner, attribute, _async_recorder if is_async else _recorder)
+            owner = layer.hook.find(module)
+            if owner is not None:
+                wrapt.wrap_function_wrapper(owner, layer.hook.attribute, _recorder(CLIENTS[layer.library]))
 
-        watch(module_name, wrap)
+        watch(layer.hook.module, wrap)
     atexit.register(_write)
 
 
-def _described(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str]:
-    """The request's method and URL, whichever library's call this is."""
-    first: Any = args[0] if args else None
-    if hasattr(first, "method") and hasattr(first, "url"):  # httpx's Request, requests' PreparedRequest
-        return str(first.method), str(first.url)
-    if len(args) > 1 and hasattr(args[1], "get_method"):  # urllib: do_open(http_class, req)
-        return str(args[1].get_method()), str(args[1].full_url)
-    if isinstance(first, str) and len(args) > 1:  # aiohttp: _request(method, url)
-        return first, str(args[1])
-    return "?", "?"
+def _recorder(client: Client) -> Callable[..., Any]:
+    """The wrapper at one library's layer that records each request it sends."""
+    if client.is_async:
+
+        async def record_async(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+            sent, (method, url, frames) = time.perf_counter(), _seen(client, args, kwargs)
+            try:
+                return await wrapped(*args, **kwargs)
+            finally:
+                _keep(sent, method, url, frames)
+
+        return record_async
+
+    def record(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        sent, (method, url, frames) = time.perf_counter(), _seen(client, args, kwargs)
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            _keep(sent, method, url, frames)
+
+    return record
 
 
-def _recorder(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    sent, (method, url, frames) = time.perf_counter(), _seen(args, kwargs)
+def _seen(client: Client, args: Args, kwargs: Kwargs) -> tuple[str, str, list[dict[str, Any]] | None]:
     try:
-        return wrapped(*args, **kwargs)
-    finally:
-        _keep(sent, method, url, frames)
-
-
-async def _async_recorder(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    sent, (method, url, frames) = time.perf_counter(), _seen(args, kwargs)
-    try:
-        return await wrapped(*args, **kwargs)
-    finally:
-        _keep(sent, method, url, frames)
-
-
-def _seen(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]] | None]:
-    try:
-        method, url = _described(args, kwargs)
+        method, url = client.named(args, kwargs) or ("?", "?")
     except Exception:  # noqa: BLE001 - recording must never touch the app's request
         return "?", "?", None
     return method, url, _frames(url)

@@ -26,6 +26,8 @@ import types
 from collections.abc import Callable
 from typing import Any, Literal
 
+from ._integrations import MODULES
+
 __all__ = ["HTTP_LIBRARIES", "LIBRARIES", "STDLIB", "Role", "refused_module", "refused_object"]
 
 #: What a spec names in a target: the key it is declared under.
@@ -181,9 +183,8 @@ LIBRARIES = frozenset(
     }
 )
 #: The HTTP client libraries whose methods a ``fetch`` may name (reported by
-#: ``_prefetch.library_method``, prefetched at the HTTP level); equal to
-#: ``_prefetch.CLIENT_LIBRARIES`` (a test keeps them so).
-HTTP_LIBRARIES = frozenset({"aiohttp", "http", "httpcore", "httpx", "requests", "urllib", "urllib3"})
+#: ``_prefetch.library_method``, prefetched at the HTTP level): each integration's modules.
+HTTP_LIBRARIES = MODULES
 
 _INSTEAD: dict[Role, str] = {
     "loop": "name the app's own function that contains the loop",

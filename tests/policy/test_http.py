@@ -49,7 +49,10 @@ class Seen:
         self.requests: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
+        # As sent: the request's extensions are the app's own again once the call returns.
+        self.requests.append(
+            httpx.Request(request.method, request.url, headers=request.headers, extensions=dict(request.extensions))
+        )
         return httpx.Response(self.status, headers=self.headers, text="ok")
 
 
@@ -62,7 +65,7 @@ def request(url: str = "http://api.test:8080/pairs/1", read: float | None = 30.0
 def test_httpx_request_outside_an_attempt_is_untouched() -> None:
     """The app's own requests (no attempt current) go through as they are, and are not counted."""
     seen, policy = Seen(), make_policy(timeout=1.0)
-    response = _http._httpx_sync(httpx.MockTransport(seen).handle_request, None, (request(),), {})
+    response = _http.SENDERS["httpx"](httpx.MockTransport(seen).handle_request, None, (request(),), {})
     assert response.status_code == 200
     assert seen.requests[0].extensions["timeout"]["read"] == 30.0
     assert policy.stats.requests == 0
@@ -72,7 +75,7 @@ def test_httpx_request_in_an_attempt_is_counted_capped_and_named() -> None:
     """Inside an attempt a request passes its host's limiter, gets its timeouts capped, and names its host."""
     seen, policy = Seen(), make_policy(timeout=2.0)
     with attempt(policy) as tries:
-        response = _http._httpx_sync(httpx.MockTransport(seen).handle_request, None, (request(read=None),), {})
+        response = _http.SENDERS["httpx"](httpx.MockTransport(seen).handle_request, None, (request(read=None),), {})
     assert response.status_code == 200
     assert seen.requests[0].extensions["timeout"] == {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}
     assert tries.host == "api.test"
@@ -84,7 +87,7 @@ def test_httpx_answer_of_429_teaches_the_host() -> None:
     """A 429 with Retry-After is counted for the run and the host; the limiter's place is given back."""
     seen, policy = Seen(429, {"Retry-After": "1"}), make_policy()
     with attempt(policy):
-        response = _http._httpx_sync(httpx.MockTransport(seen).handle_request, None, (request(),), {})
+        response = _http.SENDERS["httpx"](httpx.MockTransport(seen).handle_request, None, (request(),), {})
     assert response.status_code == 429
     assert policy.stats.snapshot()["http_429"] == 1
     stats = policy.hosts.get("api.test", 8080).limiter.statistics()
@@ -96,7 +99,7 @@ def test_host_and_port_settings_win_over_the_host_alone() -> None:
     hosts = Hosts({"api.test:8080": HostSettings(concurrency=1), "api.test": HostSettings(concurrency=5)})
     policy = make_policy(hosts=hosts)
     with attempt(policy) as tries:
-        _http._httpx_sync(httpx.MockTransport(Seen()).handle_request, None, (request(),), {})
+        _http.SENDERS["httpx"](httpx.MockTransport(Seen()).handle_request, None, (request(),), {})
     assert tries.host == "api.test:8080"
 
 
@@ -111,7 +114,9 @@ def test_connection_errors_count_against_the_circuit() -> None:
     with attempt(policy):
         for _ in range(2):
             with pytest.raises(httpx.ConnectError):
-                _http._httpx_sync(httpx.MockTransport(refuse).handle_request, None, (request("http://api.test/x"),), {})
+                _http.SENDERS["httpx"](
+                    httpx.MockTransport(refuse).handle_request, None, (request("http://api.test/x"),), {}
+                )
     assert hosts.get("api.test").circuit.state == "open"
     assert policy.stats.snapshot()["requests"] == 2
 
@@ -122,7 +127,7 @@ def test_an_open_circuit_sends_requests_around_the_limits() -> None:
     hosts.get("api.test").circuit.record(False)
     policy = make_policy(hosts=hosts)
     with attempt(policy) as tries:
-        _http._httpx_sync(httpx.MockTransport(Seen()).handle_request, None, (request("http://api.test/x"),), {})
+        _http.SENDERS["httpx"](httpx.MockTransport(Seen()).handle_request, None, (request("http://api.test/x"),), {})
     assert tries.bypassed
     assert policy.stats.snapshot()["requests"] == 0
 
@@ -132,7 +137,9 @@ async def test_httpx_async_request_in_an_attempt() -> None:
     """The async adapter drives the same plan: counted, capped, host named."""
     seen, policy = Seen(503), make_policy(timeout=1.5)
     with attempt(policy) as tries:
-        response = await _http._httpx_async(httpx.MockTransport(seen).handle_async_request, None, (request(),), {})
+        response = await _http.SENDERS["httpx-async"](
+            httpx.MockTransport(seen).handle_async_request, None, (request(),), {}
+        )
     assert response.status_code == 503
     assert seen.requests[0].extensions["timeout"]["read"] == 1.5
     assert tries.host == "api.test"
@@ -152,8 +159,8 @@ def test_requests_send_caps_a_connect_read_pair() -> None:
 
     policy = make_policy(timeout=3.0)
     with attempt(policy) as tries:
-        _http._requests_send(send, None, (prepared, False, (10.0, 60.0)), {})
-        _http._requests_send(send, None, (prepared,), {"timeout": None})
+        _http.SENDERS["requests"](send, None, (prepared, False, (10.0, 60.0)), {})
+        _http.SENDERS["requests"](send, None, (prepared,), {"timeout": None})
     assert got["timeout"] == 3.0
     assert tries.host == "api.test"
     assert policy.stats.snapshot()["requests"] == 2
@@ -169,7 +176,7 @@ def test_requests_send_keeps_a_shorter_timeout() -> None:
         return requests.Response()
 
     with attempt(make_policy(timeout=3.0)):
-        _http._requests_send(send, None, (prepared,), {"timeout": (1.0, 2.0)})
+        _http.SENDERS["requests"](send, None, (prepared,), {"timeout": (1.0, 2.0)})
     assert got == [(1.0, 2.0)]
 
 
@@ -185,7 +192,7 @@ def test_urllib_gets_the_cap_and_its_own_timeout_back() -> None:
 
     policy = make_policy(timeout=4.0)
     with attempt(policy) as tries:
-        assert _http._urllib_open(do_open, None, (object(), req), {}) == "response"
+        assert _http.SENDERS["urllib"](do_open, None, (object(), req), {}) == "response"
     assert during == [4.0]
     assert req.timeout == 50.0  # type: ignore[attr-defined]
     assert tries.host == "api.test"
@@ -252,7 +259,7 @@ def test_a_transport_that_skips_httpcore_is_charged_after_sending() -> None:
     limiter = policy.hosts.get("127.0.0.1", None).limiter
     transport = Pooled(Seen())
     with attempt(policy):
-        _http._httpx_sync(transport.handle_request, transport, (request("http://127.0.0.1/x"),), {})
+        _http.SENDERS["httpx"](transport.handle_request, transport, (request("http://127.0.0.1/x"),), {})
     assert _policy.DUE.get() is None
     assert limiter.try_acquire() > 0.5  # the one token was charged: the next waits ~1 s
 

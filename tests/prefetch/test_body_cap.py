@@ -1,4 +1,4 @@
-"""The bytes kept per answer sent ahead are capped (``_adapter.MAX_KEPT``, 10 MiB), against a
+"""The bytes kept per answer sent ahead are capped (``_integrations.MAX_KEPT``, 10 MiB), against a
 real local upstream whose answers are large or never end (``tests/bodyserver.py``).
 
 An answer over the cap (its Content-Length says so, or its body runs past it) is closed and
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from sched_accel._prefetch._adapter import MAX_KEPT, announced_over, read_capped
+from sched_accel._integrations import MAX_KEPT, announced_over, read_capped
 
 from ..bodyserver import MIB, BodyServer
 from ..conftest import App

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import requests
 
-from sched_accel._prefetch._clients import CLIENTS
+from sched_accel._integrations import CLIENTS
 
 from ..conftest import App
 from ..faultserver import FaultServer

@@ -1,4 +1,4 @@
-"""HTTP-level prefetch of urllib's requests (``_urllib_client``), against the real local
+"""HTTP-level prefetch of urllib's requests (``_integrations.urllib``), against the real local
 server: a loop of ``urlopen`` calls prints, writes and raises as before, each GET is sent
 once, and the answers it gets are ``http.client.HTTPResponse`` objects as ``do_open``
 returns them."""
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from sched_accel._prefetch._clients import CLIENTS
-from sched_accel._prefetch._urllib_client import Kept
+from sched_accel._integrations import CLIENTS
+from sched_accel._integrations.urllib import Kept
 
 from ..conftest import App
 from ..faultserver import FaultServer, answer

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sched_accel._integrations import CLIENTS, Request
 from sched_accel._policy import Hosts
-from sched_accel._prefetch._adapter import Request
-from sched_accel._prefetch._clients import CLIENTS
 from sched_accel._prefetch._reads import BITCOIN_READS, MAX_BODY, Reads, graphql_operations, is_read
 from sched_accel._settings import HostSettings, parse_reads
 
@@ -385,7 +384,7 @@ def test_streamed_bodies_are_never_described() -> None:
 
 def test_aiohttp_bodies_it_can_and_cannot_describe() -> None:
     """bytes and str data, json through the session's serialiser; a form, both, or a failing serialiser: None."""
-    from sched_accel._prefetch._clients import _aiohttp_body
+    from sched_accel._integrations.aiohttp import _body as _aiohttp_body
 
     class Session:
         _json_serialize = staticmethod(lambda value: json.dumps(value, separators=(",", ":")))

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from sched_accel._engine import Slot
+from sched_accel._integrations import CLIENTS, Request
 from sched_accel._prefetch._ahead import Sent, Window
-from sched_accel._prefetch._clients import CLIENTS, Request
 from sched_accel._prefetch._templates import Templates
 
 CLIENT = CLIENTS["httpx"]

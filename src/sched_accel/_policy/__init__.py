@@ -8,7 +8,7 @@
 - ``_hosts``: every host's limiter and circuit, shared by the process's targets;
 - ``_stats``: what one run went through;
 - ``_policy``: retries and limits around each attempt and each request of a run;
-- ``_http``: where requests are seen: httpx, requests, urllib, aiohttp.
+- ``_http``: where requests are seen: the wrapper at each library's layer (``_integrations``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ._breaker import CircuitBreaker
 from ._drive import GO, Plan, run_async, run_sync
 from ._host_limit import HostLimit, paced
 from ._hosts import Hosts, HostState, statistics_lines
-from ._http import LIBRARIES, LOOP, TLS_MADE, LoopRequests, aiohttp_url, patch_http, send
+from ._http import KEPT_FOR_LOOP, LIBRARIES, LOOP, LoopRequests, patch_http, send
 from ._limiter import HostLimiter
 from ._policy import ATTEMPT, Policy, Tries
 from ._retry import Backoff, Failure, classify, retry_after, status_of
@@ -34,15 +34,14 @@ __all__ = [
     "HostLimiterStatistics",
     "HostState",
     "Hosts",
+    "KEPT_FOR_LOOP",
     "LIBRARIES",
     "LOOP",
     "LoopRequests",
     "Plan",
     "Policy",
     "RunStats",
-    "TLS_MADE",
     "Tries",
-    "aiohttp_url",
     "classify",
     "paced",
     "patch_http",

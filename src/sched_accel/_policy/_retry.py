@@ -16,18 +16,17 @@ tenacity's ``wait_random_exponential`` (full jitter) draws from the global
 additive (``base + uniform(0, wait_jitter)``), not full jitter. The formula is three
 lines here, with an injected :class:`random.Random`.
 
-httpx and requests are recognised without importing them: an exception of theirs can
-only exist once the app has imported them, so we look them up in ``sys.modules``
-(requests by duck typing). Importing httpx costs ~0.1 s we would add to every job.
+Each library's exceptions are recognised as its integration says (``_integrations``),
+without importing it: an exception of theirs can only exist once the app has imported them,
+so they are looked up in ``sys.modules`` (requests by duck typing). Importing httpx costs
+~0.1 s we would add to every job.
 """
 
 from __future__ import annotations
 
 import http.client
 import re
-import sys
 import time
-import urllib.error
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -35,6 +34,7 @@ from random import Random
 from typing import Any, Literal
 
 from .._engine import check_positive
+from .._integrations import http_status, status_of, transient
 from ._headers import budget
 
 __all__ = ["Backoff", "Failure", "classify", "is_timeout", "refusal_wait", "retry_after", "status_of"]
@@ -43,7 +43,6 @@ Kind = Literal["rate_limited", "transient"]
 
 _SECONDS = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _CHAIN_DEPTH = 2  # how many __cause__/__context__ links classify() follows
-_REQUESTS_TRANSIENT = frozenset({"ConnectionError", "Timeout", "ChunkedEncodingError"})
 
 
 def retry_after(value: str | None, *, now: datetime | float | None = None, maximum: float = 300.0) -> float | None:
@@ -69,13 +68,6 @@ def retry_after(value: str | None, *, now: datetime | float | None = None, maxim
             return None
         seconds = _timestamp(when) - (time.time() if now is None else _timestamp(now))
     return min(max(seconds, 0.0), maximum)
-
-
-def status_of(response: object) -> Any:
-    """A response's status as its library names it: ``status_code`` (httpx, requests) or
-    ``status`` (aiohttp, urllib); None for an object with neither."""
-    code = getattr(response, "status_code", None)
-    return getattr(response, "status", None) if code is None else code
 
 
 def refusal_wait(headers: Any, *, now: datetime | float | None = None, maximum: float = 300.0) -> float | None:
@@ -209,13 +201,11 @@ def _classify_one(
 
 
 def _http_status(exc: BaseException) -> tuple[int | None, Any]:
-    """The HTTP status and headers an exception carries (urllib's, or a ``.response``'s), if any."""
-    if isinstance(exc, urllib.error.HTTPError):
-        return exc.code, exc.headers
-    if type(exc).__module__.startswith("aiohttp."):  # ClientResponseError: .status, .headers
-        status, headers = getattr(exc, "status", None), getattr(exc, "headers", None)
-        if isinstance(status, int) and callable(getattr(headers, "get", None)):
-            return status, headers
+    """The HTTP status and headers an exception carries (as its library says: urllib's and
+    aiohttp's, ``_integrations``; else a ``.response``'s, whatever its library), if any."""
+    found = http_status(exc)
+    if found is not None:
+        return found
     try:
         response = getattr(exc, "response", None)
         status = getattr(response, "status_code", None)
@@ -239,16 +229,11 @@ def _from_status(status: int, headers: Any, now: datetime | float | None, max_re
 
 
 def _is_transient_type(exc: BaseException) -> bool:
-    httpx = sys.modules.get("httpx")
-    if httpx is not None and isinstance(exc, httpx.TransportError):
-        return not isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError)
-    if any(cls.__module__.startswith("requests.") and cls.__name__ in _REQUESTS_TRANSIENT for cls in type(exc).__mro__):
-        return True
-    aiohttp = sys.modules.get("aiohttp")
-    if aiohttp is not None and isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
-        return True  # refused, reset, disconnected, timed out, a body cut short
-    if isinstance(exc, urllib.error.URLError):
-        return isinstance(exc.reason, OSError)
+    """As the exception's library says (``_integrations``), else the standard library's own
+    connection errors, timeouts and bodies cut short."""
+    said = transient(exc)
+    if said is not None:
+        return said
     return isinstance(exc, ConnectionError | TimeoutError | http.client.IncompleteRead)
 
 

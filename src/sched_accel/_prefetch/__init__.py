@@ -8,9 +8,8 @@ The data path of one run, one module each:
 - ``_run``: one run's predictions, in order, matched to the loop's real calls;
 - ``_interceptors``: the wrappers that serve those calls (and capture items, skip sleeps);
 - ``_requests``: where an item's values are in a request's URL (HTTP-level prefetch);
-- ``_adapter``: what an HTTP library's adapter is (``Client``), and the request it describes;
-- ``_clients``: each HTTP library's requests and answers, as HTTP-level prefetch needs them
-  (``_urllib_client``: urllib's);
+- ``_fetchers``: a request sent early through an HTTP library's ``Client`` (``_integrations``:
+  what a request of each library is, the same request for another URL, its answer kept and served);
 - ``_closing``: clients the app closes while requests sent ahead still use them;
 - ``_http_run``: one run's requests sent ahead, matched exactly to the loop's own;
 - ``_tally``: the run line's ok and failed at HTTP level, each item's request by its answer;
@@ -27,7 +26,7 @@ The data path of one run, one module each:
 
 from __future__ import annotations
 
-from ._closing import CLOSING, closing
+from ._closing import closing
 from ._interceptors import FetchInterceptor, Owner, SleepSkipper, SourceCapture
 from ._mode import REPROBE_EVERY, PrefetchMode
 from ._mutations import Verdict, mutations
@@ -35,7 +34,6 @@ from ._purity import library_method, writes
 from ._run import CURRENT, PrefetchRun
 
 __all__ = [
-    "CLOSING",
     "CURRENT",
     "REPROBE_EVERY",
     "FetchInterceptor",

@@ -20,7 +20,7 @@ from ._requests import Pattern, Url, learn
 from ._shape import fields, unplaced
 
 if TYPE_CHECKING:
-    from ._clients import Client, Request
+    from .._integrations import Client, Request
 
 __all__ = ["Ahead", "Late", "Made", "Sent", "Taught", "Window"]
 

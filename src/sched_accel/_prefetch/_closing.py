@@ -5,6 +5,7 @@ Nothing more is sent ahead through a transport (or adapter, or session) once the
 it; one that still carries requests sent ahead is closed by the last of them to be
 answered, so that no connection is left open and no request is cut short (and sent again
 by the loop). The app sees its client closed at once: it sends nothing more through it.
+Where each library closes one is its integration's to say (``_integrations.CLOSES``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CLOSING", "closed", "closing", "sending", "sent"]
+__all__ = ["closed", "closing", "sending", "sent"]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
@@ -28,15 +29,6 @@ _CLOSED: weakref.WeakSet[Any] = weakref.WeakSet()
 _IN_FLIGHT: dict[int, int] = {}
 _DEFERRED: dict[int, Any] = {}
 _LOCK = threading.Lock()
-
-#: Where each library closes what sends its requests: ``(module, class, method)``.
-CLOSING = (
-    ("httpx", "HTTPTransport", "close"),
-    ("httpx", "HTTPTransport", "__exit__"),  # what ``with httpx.Client()`` and ``httpx.get`` call
-    ("httpx", "AsyncHTTPTransport", "aclose"),
-    ("httpx", "AsyncHTTPTransport", "__aexit__"),
-    ("requests.adapters", "HTTPAdapter", "close"),
-)
 
 
 def closing(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:

@@ -47,14 +47,14 @@ from types import CodeType
 from typing import Any
 
 from .._engine import AsyncWorkers, Cancelled, Slot, ThreadWorkers
+from .._integrations import CLIENTS, Args, Client, Kwargs, Oversize, Request
 from .._log import internal_error
 from .._policy import Policy, send
 from .._report import RunReport
 from .._state import Recorder
-from ._adapter import Args, Kwargs
 from ._ahead import Ahead, Late, Made, Sent, Taught, Window
-from ._clients import CLIENTS, Client, Oversize, Refused, Request, direct_fetcher, fetcher
 from ._closing import closed
+from ._fetchers import Refused, direct_fetcher, fetcher
 from ._found import Found, find
 from ._probe import StepAside, waited
 from ._tally import tally

@@ -31,7 +31,7 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
-from .._unpatchable import HTTP_LIBRARIES
+from .._integrations import MODULES
 
 __all__ = ["CLIENT_LIBRARIES", "library_method", "writes"]
 
@@ -103,7 +103,7 @@ _WRITE_METHODS = frozenset(
 )
 _MUTABLE = (list, dict, set, bytearray)
 #: Top-level packages of the HTTP clients whose own functions are never a per-item ``fetch``.
-CLIENT_LIBRARIES = HTTP_LIBRARIES
+CLIENT_LIBRARIES = MODULES
 _DEPTH = 2
 
 

@@ -31,7 +31,6 @@ print, log line, row and exception comes from the real code, in order.
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 import urllib.parse
@@ -43,15 +42,17 @@ import anyio
 
 from .._engine import Cancelled, Slot
 from .._events import SHADOW_STOPPED
+from .._integrations import CLIENTS, Args, Client, Kwargs, Oversize, Request
 from .._log import event
 from .._policy import LOOP, send
 from .._shadow import Shadow, Stopped, activate, deactivate, reading, shadowed
-from ._clients import CLIENTS, Client, Oversize, Refused, Request, direct_fetcher, fetcher
+from ._fetchers import Refused, direct_fetcher, fetcher
+from ._http_run import credentials
 from ._probe import waited
 from ._reads import NOTHING_DECLARED, is_read
 from ._requests import Url
 from ._run import CURRENT, PrefetchRun
-from ._shape import CallShape, fingerprint
+from ._shape import CallShape
 
 if TYPE_CHECKING:
     from .._policy import Policy
@@ -59,9 +60,6 @@ if TYPE_CHECKING:
     from .._state import Recorder
 
 __all__ = ["ShadowRun"]
-
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 
 
 class Read:
@@ -163,6 +161,8 @@ class ShadowRun(PrefetchRun):
         self.max_age = max_age
         self.lock = threading.Lock()
         self.served = self.live = self.stopped = self.oversize = 0
+        #: A real call's credentials differed from its shadow's (``_other_credentials``).
+        self.credentials_changed = False
         #: The shapes (method, ``Url.skeleton``) of reads whose answer was over the cap: a
         #: shadow stops before sending one like them (the real call reads it live).
         self._too_large: set[tuple[str, Any]] = set()
@@ -179,7 +179,11 @@ class ShadowRun(PrefetchRun):
     def _slot(self, shape: CallShape, args: Args, kwargs: Kwargs) -> Slot[Any]:
         call = ShadowCall()
         run = self._shadow_async if self.is_async else self._shadow_sync
-        slot: Slot[Any] = Slot(lambda *a, **k: run(call, shape.call, a, k), args, kwargs, fingerprint(args, kwargs))
+        # No fingerprint of the arguments (``_run``: a changed one sends the call live): the
+        # real call runs in place whatever they hold now, and a read of its shadow answers it
+        # only when it is exactly the request it makes. A session whose jar took a cookie since
+        # is a changed argument, not a changed request.
+        slot: Slot[Any] = Slot(lambda *a, **k: run(call, shape.call, a, k), args, kwargs, None)
         slot.note = call
         return slot
 
@@ -252,7 +256,7 @@ class ShadowRun(PrefetchRun):
             )
         request = client.describe(instance, args, kwargs, self.methods, reads=self._is_read)
         if request is None:
-            shadow.stop(f"a request that is not a read ({_what(args, kwargs)})")
+            shadow.stop(f"a request that is not a read ({client.what(args, kwargs)})")
         shape = (request.method, Url(request.url).skeleton) if self._too_large else None
         read = Read(request, done)
         with self.lock:
@@ -296,7 +300,7 @@ class ShadowRun(PrefetchRun):
             read.done.set()
         if isinstance(read.kept, Oversize):
             self._over(call, read)
-        return _for_shadow(client, read.kept, instance, args, kwargs)
+        return client.for_shadow(read.kept, instance, args, kwargs)
 
     async def _ashadow_request(
         self, call: ShadowCall, library: str, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs
@@ -322,7 +326,7 @@ class ShadowRun(PrefetchRun):
             read.done.set()
         if isinstance(read.kept, Oversize):
             self._over(call, read)
-        return _for_shadow(client, read.kept, instance, args, kwargs)
+        return client.for_shadow(read.kept, instance, args, kwargs)
 
     # -- stepping aside (``_probe``) ------------------------------------------------------------
     def serve(self, call: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Slot[Any] | None:
@@ -480,8 +484,28 @@ class ShadowRun(PrefetchRun):
                     if read.answers(request):
                         read.used = True
                         return read
+                other = any(
+                    read.request.method == request.method
+                    and read.request.url == request.url
+                    and credentials(read.request) != credentials(request)
+                    for read in call.reads
+                )
+            if other:
+                self._other_credentials()
         self.live += 1
         return True
+
+    def _other_credentials(self) -> None:
+        """A real call asked for what its shadow read, with other credentials (a cookie its
+        jar took from an earlier item's answer, a token switched per item): the shadows ahead
+        read with what they found, not with what the real calls will carry, so none more is
+        started this run (those not started yet are dropped; one reading may still be used)."""
+        if not self.active:
+            return
+        self.active = False
+        self.credentials_changed = True
+        while self.pending:
+            self._discard(self.pending.popleft())
 
     def _usable(self, read: Read) -> bool:
         """Whether the read's outcome answers the loop (else it sends the request itself)."""
@@ -566,6 +590,8 @@ class ShadowRun(PrefetchRun):
             "wasted": self.wasted,
         }
         more |= {"reads_served": self.served, "reads_live": self.live} | self.guard_counts()
+        if self.credentials_changed:
+            more["credentials_changed"] = "yes"
         with self.lock:
             stopped, running = self.stopped, self._running
         if stopped:
@@ -588,39 +614,3 @@ class ShadowRun(PrefetchRun):
                 target=self.name,
                 shadows=self.stopped,
             )
-
-
-def _what(args: Args, kwargs: Kwargs) -> str:
-    """A request's method and URL, for the line saying why a shadow stopped."""
-    request = args[0] if args else kwargs.get("request")
-    method, url = getattr(request, "method", None), getattr(request, "url", None)
-    if isinstance(method, str) and url is not None:
-        return f"{method} {url}"
-    if len(args) > 1 and isinstance(args[0], str):  # aiohttp's _request(method, url)
-        return f"{args[0].upper()} {args[1]}"
-    get_method = getattr(args[1] if len(args) > 1 else None, "get_method", None)  # urllib's do_open
-    if callable(get_method):
-        return f"{get_method()} {args[1].get_full_url()}"
-    return "a request with a body or a method other than GET and HEAD"
-
-
-def _for_shadow(client: Client, kept: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-    """The kept answer as the shadow's own response, apart from the one the loop will get, and
-    without the cookies it sets: what the shadow's client does with them must not reach the
-    app's cookie jar (httpx and requests extract them above the layer we answer at)."""
-    if client.library == "requests":
-        response = copy.copy(kept)
-        response.headers = kept.headers.copy()
-        response.raw = None  # requests takes cookies from raw's _original_response: none
-        response.request = args[0] if args else kwargs["request"]
-        return response
-    if client.library == "aiohttp":
-        return client.serve(copy.copy(kept), instance, args, kwargs)
-    response = client.serve(kept, instance, args, kwargs)
-    headers = getattr(response, "headers", None)
-    if headers is not None:
-        try:
-            del headers["set-cookie"]
-        except KeyError:
-            pass
-    return response

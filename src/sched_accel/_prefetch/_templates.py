@@ -32,7 +32,7 @@ from ._itself import Replay, Whole
 from ._requests import Pattern, Url
 
 if TYPE_CHECKING:
-    from ._clients import Client, Request
+    from .._integrations import Client, Request
 
 __all__ = ["MAX_PATTERNS", "Templates"]
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 from typing import Any
 
 from .._events import NOT_ACCELERATED
+from .._integrations import MAX_KEPT
 from .._log import event
 from .._state import Recorder
-from ._adapter import MAX_KEPT
 from ._http_run import HttpRun
 from ._probe import StepAside
 from ._requests import fields

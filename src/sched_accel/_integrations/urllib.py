@@ -1,6 +1,7 @@
-"""urllib, as HTTP-level prefetch needs it, at the layer ``_policy._http`` wraps:
-``AbstractHTTPHandler.do_open(http_class, req, **http_conn_args)`` (``urlopen`` and every
-opener; the handler is the instance, HTTPHandler or HTTPSHandler).
+"""urllib (the standard library's): ``AbstractHTTPHandler.do_open(http_class, req,
+**http_conn_args)``, where ``urlopen`` and every opener send (the handler is the instance,
+HTTPHandler or HTTPSHandler). The request's ``timeout`` is capped on the app's ``Request``
+for the call, and put back after it (the app may reuse it).
 
 There the request is fully built: the opener's processors have run (its ``addheaders``,
 ``Host``, the cookie jar's ``Cookie``), and the response goes back through them in the
@@ -13,9 +14,13 @@ SSL context). Asked with ``reads``, any request the test says is a read is descr
 its ``data`` when that is bytes (a file or an iterable: never).
 
 The answer sent ahead is read in full and kept (status, reason, headers, body), up to
-``MAX_KEPT`` bytes (``_adapter``: a longer one is an ``Oversize``, closed); the loop
+``MAX_KEPT`` bytes (``_base``: a longer one is an ``Oversize``, closed); the loop
 gets a fresh ``http.client.HTTPResponse`` parsed from it as ``do_open`` returns one
 (``.url`` set, ``.msg`` the reason), with the same headers and the same framing.
+
+Closing: an opener keeps no connection (none wrapped). Status: ``HTTPError``'s ``code`` and
+``headers``. Transient: a ``URLError`` whose reason is an OSError (refused, reset, DNS, a
+timeout).
 """
 
 from __future__ import annotations
@@ -23,17 +28,23 @@ from __future__ import annotations
 import copy
 import http.client
 import io
+import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from ._adapter import (
+from ._base import (
     GET_HEAD,
     STREAMED,
     Answer,
     Args,
     Client,
+    Hook,
+    Integration,
     Kwargs,
+    Layer,
+    Outgoing,
     Oversize,
     ReadTest,
     Request,
@@ -42,7 +53,7 @@ from ._adapter import (
     read_capped,
 )
 
-__all__ = ["Kept", "Urllib"]
+__all__ = ["INTEGRATION", "Kept"]
 
 #: ``do_open``'s own parameters; every other keyword is for the connection class.
 _OWN = ("http_class", "req")
@@ -119,7 +130,7 @@ def _origin(req: urllib.request.Request) -> tuple[str | None, str | None]:
     return parsed.type, parsed.host
 
 
-class Urllib(Client):
+class _Urllib(Client):
     library = "urllib"
 
     def describe(
@@ -204,3 +215,45 @@ class Urllib(Client):
         response.url = req.get_full_url()
         response.msg = response.reason  # do_open's: urllib's callers read the reason in .msg
         return response
+
+    def named(self, args: Args, kwargs: Kwargs) -> tuple[str, str] | None:
+        call = _call(args, kwargs)
+        return None if call is None else (call[1].get_method(), call[1].get_full_url())
+
+
+def _outgoing(instance: Any, args: Args, kwargs: Kwargs, cap: float | None) -> Outgoing:
+    request = args[1] if len(args) > 1 else kwargs["req"]  # do_open(http_class, req, **conn_args)
+    parts = urllib.parse.urlsplit(f"//{request.host}")
+    host = parts.hostname or request.host
+    if cap is None:
+        return Outgoing(host, parts.port, args, kwargs)
+    # The default is socket._GLOBAL_DEFAULT_TIMEOUT, an object: no timeout at all. The app's
+    # Request object gets its own timeout back afterwards (it may be reused).
+    timeout = request.timeout
+    request.timeout = min(timeout, cap) if isinstance(timeout, int | float) and timeout > 0 else cap
+
+    def restore() -> None:
+        request.timeout = timeout
+
+    return Outgoing(host, parts.port, args, kwargs, restore=restore)
+
+
+def _status(exc: BaseException) -> tuple[int, Any] | None:
+    return (exc.code, exc.headers) if isinstance(exc, urllib.error.HTTPError) else None
+
+
+def _transient(exc: BaseException) -> bool | None:
+    if isinstance(exc, urllib.error.HTTPError):
+        return None  # a status: read by ``status``
+    return isinstance(exc.reason, OSError) if isinstance(exc, urllib.error.URLError) else None
+
+
+INTEGRATION = Integration(
+    name="urllib",
+    modules=frozenset({"urllib", "http"}),
+    supported="",
+    layers=(Layer("urllib", Hook("urllib.request", "AbstractHTTPHandler", "do_open"), False, _outgoing),),
+    clients=(_Urllib(),),
+    status=_status,
+    transient=_transient,
+)

@@ -1,15 +1,24 @@
-"""What each HTTP library's adapter is, for HTTP-level prefetch: a :class:`Client` (one
-library's layer: describe a request, the same request for another URL, its answer kept
-and served), the :class:`Request` it describes and the :class:`Answer` the policy reads.
+r"""What an integration is: everything sched_accel knows about one library, in one module of
+``_integrations``, described by an :class:`Integration` (ddtrace's ``contrib/<lib>/patch.py``
+and OpenTelemetry's ``BaseInstrumentor`` are the models).
 
-The adapters themselves are in ``_clients`` (httpx, requests, aiohttp) and
-``_urllib_client``; ``_clients.CLIENTS`` holds one of each, by library name.
+An integration says where the library sends each request (its :class:`Layer`\ s: the method
+wrapped, and what the policy reads there: host, port, the timeout capped), where a request's
+rate token is taken as it is written (``wires``), what closes a client (``closes``), the
+:class:`Client` that describes, keeps and serves its requests for prefetch, how to read the
+status of its exceptions and which of them are transient, the modules whose functions are
+the library's own, and the versions supported. Nothing here imports the library: what an
+integration needs of it is imported when it is called (the app imported it by then), or read
+from ``sys.modules``. Nothing here imports the rest of sched_accel either: the policy, the
+prefetch and the install layers read the registry (``_integrations.INTEGRATIONS``).
 
-Which requests a client describes is its caller's to say: by default a GET or HEAD without a
-body (``methods``); with ``reads`` (a :data:`ReadTest`, e.g. ``_reads.is_read`` with a host's
-declared reads), any request it says is a read, its body included in its identity. A body
-the library streams (a file, an iterator, a generator) is never described: it cannot be
-compared, and it is read only once, as it is sent.
+A :class:`Client` is one library's layer as HTTP-level prefetch needs it: describe a request,
+the same request for another URL, its answer kept and served. Which requests a client
+describes is its caller's to say: by default a GET or HEAD without a body (``methods``); with
+``reads`` (a :data:`ReadTest`, e.g. ``_reads.is_read`` with a host's declared reads), any
+request it says is a read, its body included in its identity. A body the library streams (a
+file, an iterator, a generator) is never described: it cannot be compared, and it is read
+only once, as it is sent.
 
 An answer is kept only up to :data:`MAX_KEPT` bytes of body (10 MiB): one whose
 ``Content-Length`` says more is closed unread, one that runs past it (chunked, or endless) is
@@ -35,14 +44,21 @@ __all__ = [
     "Answer",
     "Args",
     "Client",
+    "Hook",
+    "Integration",
     "Kwargs",
+    "Layer",
+    "Outgoing",
     "Oversize",
     "ReadTest",
     "Request",
+    "Sending",
     "announced_over",
+    "capped",
     "comparable_headers",
     "read_capped",
     "read_capped_async",
+    "status_of",
 ]
 
 Args = tuple[Any, ...]
@@ -250,3 +266,126 @@ class Client:
     def serve(self, kept: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         """The kept answer as the response the library gives the loop for its own call."""
         raise NotImplementedError
+
+    def for_shadow(self, kept: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        """The kept answer as a shadow's own response, apart from the one the loop will get, and
+        without the cookies it sets: what the shadow's client does with them must not reach the
+        app's cookie jar. By default: served, its ``Set-Cookie`` headers removed (httpx and
+        urllib extract cookies above the layer we answer at, from those headers)."""
+        response = self.serve(kept, instance, args, kwargs)
+        headers = getattr(response, "headers", None)
+        if headers is not None:
+            try:
+                del headers["set-cookie"]
+            except KeyError:
+                pass
+        return response
+
+    def named(self, args: Args, kwargs: Kwargs) -> tuple[str, str] | None:
+        """The method and URL of the call's request as the app made it (not described: any
+        request), or None when the arguments are not the layer's."""
+        raise NotImplementedError
+
+    def what(self, args: Args, kwargs: Kwargs) -> str:
+        """The request's method and URL, for a line that names it."""
+        named = self.named(args, kwargs)
+        return "a request with a body or a method other than GET and HEAD" if named is None else " ".join(named)
+
+
+def status_of(response: object) -> Any:
+    """A response's status as its library names it: ``status_code`` (httpx, requests) or
+    ``status`` (aiohttp, urllib); None for an object with neither."""
+    code = getattr(response, "status_code", None)
+    return getattr(response, "status", None) if code is None else code
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A request about to be sent at a library's :class:`Layer`, as the policy needs it: the
+    host and port it goes to, the call's arguments with its timeouts capped, whether the
+    library's connection takes the request's rate token as it writes it (``wires``), and what
+    puts back a timeout capped in place on an object the app may reuse."""
+
+    host: str
+    port: int | None
+    args: Args
+    kwargs: Kwargs
+    pooled: bool = False
+    restore: Callable[[], None] | None = None
+
+
+#: ``outgoing(instance, args, kwargs, cap)``: the request a layer's call sends; ``cap``, the
+#: target's timeout (None: no cap).
+Sending = Callable[[Any, Args, Kwargs, "float | None"], Outgoing]
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """What is wrapped once ``module`` is imported: ``owner.attribute`` (a class of the
+    module's and its method), or ``attribute`` of the module itself when ``owner`` is empty."""
+
+    module: str
+    owner: str
+    attribute: str
+
+    def __str__(self) -> str:
+        return ".".join(part for part in (self.module, self.owner, self.attribute) if part)
+
+    def find(self, module: Any) -> Any:
+        """What holds the attribute in the imported ``module`` (the class, or the module), if
+        the attribute is there and callable; else None (a version without it)."""
+        owner = getattr(module, self.owner, None) if self.owner else module
+        return owner if owner is not None and callable(getattr(owner, self.attribute, None)) else None
+
+
+def capped(value: Any, cap: float) -> Any:
+    """A timeout value (seconds, or None for none) no longer than ``cap``; others unchanged."""
+    if value is None:
+        return cap
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return min(value, cap)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """Where the library sends each request: every request of the app through it is seen
+    there (limits, timeouts, answers sent ahead). ``library`` is the name its requests go by
+    (a sync and an async layer of one library have two: ``httpx``, ``httpx-async``)."""
+
+    library: str
+    hook: Hook
+    is_async: bool
+    outgoing: Sending
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """Everything sched_accel knows about one library (see the module's docstring)."""
+
+    #: The distribution's name on PyPI (``urllib``: the standard library's).
+    name: str
+    #: The top-level modules whose functions are the library's own: a ``fetch`` may name them
+    #: (prefetched at the HTTP level), a ``loop`` may not.
+    modules: frozenset[str]
+    #: The versions supported, as a pip specifier (``""`` for the standard library's).
+    supported: str
+    layers: tuple[Layer, ...] = ()
+    #: Where a request's rate token is taken as its connection writes it (httpcore), and
+    #: whether that method is a coroutine's.
+    wires: tuple[tuple[Hook, bool], ...] = ()
+    #: What closes a client's transport or adapter: nothing more is sent ahead through it.
+    closes: tuple[Hook, ...] = ()
+    #: Where the library stores the cookies an answer sets, when that is at or below its layer
+    #: (aiohttp's jar, filled in ``_request``): not run for a request sent ahead, whose answer's
+    #: cookies are stored when it is served to the loop (its :meth:`Client.serve`).
+    stores_cookies: tuple[Hook, ...] = ()
+    #: Wrappers of its own, always on (httpx: what an SSL context was made from).
+    always: tuple[tuple[Hook, Callable[..., Any]], ...] = ()
+    #: Prefetch's adapter for each of its layers (by the layer's ``library``).
+    clients: tuple[Client, ...] = ()
+    #: The HTTP status and headers one of its exceptions carries, or None.
+    status: Callable[[BaseException], tuple[int, Any] | None] | None = None
+    #: Whether one of its exceptions is transient (a refused, reset or timed-out connection);
+    #: None when it is not one of its own.
+    transient: Callable[[BaseException], bool | None] | None = None
