@@ -14,6 +14,7 @@ import yarl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sched_accel._integrations import CLIENTS
 from sched_accel._prefetch._encoding import encode, plain
 
 TEXTS = st.text(
@@ -59,7 +60,7 @@ def test_a_value_written_into_the_url_is_quoted_as_the_client_quotes_it(library:
 def test_params_are_encoded_as_the_client_encodes_them(library: str, value: Any) -> None:
     """``params``: urlencode's ``quote_plus`` for requests, the installed httpx's own for httpx
     (0.27 writes a space ``%20``, 0.28 ``+``), yarl's for aiohttp, of the value's ``str``."""
-    name = {"aiohttp": "yarl", "httpx": "httpx_params"}.get(library, "quote_plus")
+    name = next(iter(CLIENTS[library].param_ways()), "quote_plus")  # httpx 0.28 on: as quote_plus
     encoded = encode(library, "query", name, str(value))
     assert encoded is not None and "http://h/item?q=" + encoded == sent(library, "http://h/item", {"q": value})
 

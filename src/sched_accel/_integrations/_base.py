@@ -32,6 +32,7 @@ closes it still does so against the live answer.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -280,6 +281,25 @@ class Client:
             except KeyError:
                 pass
         return response
+
+    def quoted(self, url: str, where: str) -> str | None:
+        """How the library sends ``url``, a URL string the app gives it (an f-string): the
+        ``where`` part of it ("path": from its ``/``; "query": the query string), as the
+        library quotes any URL it is given; None when it refuses the URL. By default: as
+        given (urllib sends a URL as it is)."""
+        parts = urllib.parse.urlsplit(url)
+        return parts.path if where == "path" else parts.query
+
+    def whole_url(self, text: str) -> str | None:
+        """A whole URL the app gives the library (an item that is a URL), as the library
+        sends it; None when it refuses it. By default: as given."""
+        return text
+
+    def param_ways(self) -> dict[str, Callable[[str], str]]:
+        """The ways the library's ``params`` write a value into a query, beyond
+        ``urllib.parse.quote_plus`` (``urlencode``'s, which every one of them may use): by name,
+        each a function of the value's text. By default: none."""
+        return {}
 
     def named(self, args: Args, kwargs: Kwargs) -> tuple[str, str] | None:
         """The method and URL of the call's request as the app made it (not described: any

@@ -9,6 +9,8 @@ matrix, ``noxfile.py``, runs our tests on the lowest and the newest).
   ``expect100``; asked with ``reads``, one whose ``data`` is bytes (or a str, in UTF-8) or whose
   ``json`` the session's own serialiser writes (a form, a ``FormData``, a payload or a stream:
   never).
+- **URLs**: a URL string given is quoted as yarl quotes it (``+`` for a space in a query);
+  ``params`` as yarl writes them.
 - **Answers**: the ``ClientResponse`` itself, its body read (what ``read()`` returns) and its
   connection released; served with a content stream holding the body again.
 - **Cookies**: aiohttp fills the session's jar inside ``_request``, our layer: a request sent
@@ -29,6 +31,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ._base import (
@@ -183,10 +186,41 @@ class _Aiohttp(Client):
         _refill(shadowed)
         return shadowed
 
+    def quoted(self, url: str, where: str) -> str | None:
+        import yarl
+
+        try:
+            parsed = yarl.URL(url)
+        except Exception:  # noqa: BLE001 - a URL yarl refuses
+            return None
+        return str(parsed.raw_path if where == "path" else parsed.raw_query_string)
+
+    def whole_url(self, text: str) -> str | None:
+        import yarl
+
+        try:
+            return str(yarl.URL(text))
+        except Exception:  # noqa: BLE001 - refused
+            return None
+
+    def param_ways(self) -> dict[str, Callable[[str], str]]:
+        return _PARAMS
+
     def named(self, args: Args, kwargs: Kwargs) -> tuple[str, str] | None:
         method = args[0] if args else kwargs.get("method")
         url = args[1] if len(args) > 1 else kwargs.get("str_or_url")
         return (method.upper(), str(url)) if isinstance(method, str) and url is not None else None
+
+
+def _yarl(text: str) -> str:
+    """A value in aiohttp's ``params``, as yarl writes it (``+`` for a space; ``/``, ``?``,
+    ``'`` and ``!`` kept)."""
+    import yarl
+
+    return str(yarl.URL("http://h/").with_query({"q": text}).raw_query_string[2:])
+
+
+_PARAMS: dict[str, Callable[[str], str]] = {"yarl": _yarl}
 
 
 def _jar_cookies(session: Any, url: Any) -> str | None:

@@ -7,6 +7,9 @@
 - **Reads and effects**: a GET or HEAD without a body; asked with ``reads``, a request whose
   body httpx read when it was made (``content=``, ``data=``, ``json=``; a stream, a file or
   multipart files: never).
+- **URLs**: a URL string given is quoted httpx's own way (``%20`` for a space, ``'`` and ``!``
+  kept); ``params`` as the installed httpx writes them (0.27: a space ``%20``; 0.28 on: as
+  ``urlencode``).
 - **Answers**: read raw (``iter_raw``: still encoded, as the client decodes it) and served as
   an ``httpx.Response`` holding those bytes: the client's own redirects, hooks and cookie
   handling then run on it in the loop's thread.
@@ -20,8 +23,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import string
 import sys
+import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from ._base import (
@@ -168,10 +175,49 @@ class _Httpx(Client):
         status, headers, raw, extensions = kept
         return httpx.Response(status, headers=headers.raw, stream=httpx.ByteStream(raw), extensions=dict(extensions))
 
+    def quoted(self, url: str, where: str) -> str | None:
+        import httpx
+
+        try:
+            parsed = httpx.URL(url)
+        except Exception:  # noqa: BLE001 - a URL httpx refuses: the loop could not ask for it either
+            return None
+        return (parsed.raw_path if where == "path" else parsed.query).decode("ascii")
+
+    def whole_url(self, text: str) -> str | None:
+        import httpx
+
+        try:
+            return str(httpx.URL(text))
+        except Exception:  # noqa: BLE001 - refused
+            return None
+
+    def param_ways(self) -> dict[str, Callable[[str], str]]:
+        return _PARAMS if _params_differ() else {}
+
     def named(self, args: Args, kwargs: Kwargs) -> tuple[str, str] | None:
         request = args[0] if args else kwargs.get("request")
         method, url = getattr(request, "method", None), getattr(request, "url", None)
         return (method, str(url)) if isinstance(method, str) and url is not None else None
+
+
+def _params(text: str) -> str:
+    """A value in httpx's ``params``, as the installed httpx writes it (0.27 writes a space
+    ``%20``, 0.28 on ``+``, as ``urlencode``: found by the version matrix, ``noxfile.py``)."""
+    import httpx
+
+    return str(httpx.QueryParams({"q": text}))[2:]
+
+
+_PARAMS: dict[str, Callable[[str], str]] = {"httpx_params": _params}
+
+
+@functools.cache
+def _params_differ() -> bool:
+    """Whether the installed httpx writes ``params`` other than ``quote_plus`` does (0.27 does;
+    from 0.28 on they agree, and every value would be written twice the same way), judged once
+    on every printable ASCII character and a few beyond."""
+    return any(_params(c) != urllib.parse.quote_plus(c) for c in string.printable.strip() + " é€")
 
 
 def _kept(response: Any, raw: bytes) -> tuple[int, Any, bytes, dict[str, Any]]:

@@ -6,6 +6,8 @@ which makes one per call) sends each ``PreparedRequest``, fully built.
 - **Reads and effects**: a GET or HEAD without a body that the loop does not stream
   (``stream=True``: never); asked with ``reads``, one whose body is bytes, or a str as urllib3
   encodes it (UTF-8; a file or a generator: never).
+- **URLs**: a URL string given is quoted as urllib3's and ``requote_uri`` quote it; ``params``
+  as ``urlencode`` (``quote_plus``).
 - **Answers**: the ``Response`` itself, its body read (decoded, as ``.content`` is) and its
   connection given back; served with the loop's own ``PreparedRequest`` on it. A shadow's copy
   has no ``raw``: requests takes cookies from there, so none reach the app's jar.
@@ -168,6 +170,23 @@ class _Requests(Client):
         response.raw = None  # requests takes cookies from raw's _original_response: none
         response.request = args[0] if args else kwargs["request"]
         return response
+
+    def quoted(self, url: str, where: str) -> str | None:
+        made = self.whole_url(url)
+        if made is None:
+            return None
+        parts = urllib.parse.urlsplit(made)
+        return parts.path if where == "path" else parts.query
+
+    def whole_url(self, text: str) -> str | None:
+        from requests.models import PreparedRequest
+
+        prepared = PreparedRequest()
+        try:
+            prepared.prepare_url(text, None)
+        except Exception:  # noqa: BLE001 - a URL requests refuses
+            return None
+        return str(prepared.url)
 
     def named(self, args: Args, kwargs: Kwargs) -> tuple[str, str] | None:
         prepared = args[0] if args else kwargs.get("request")

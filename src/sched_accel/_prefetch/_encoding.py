@@ -1,6 +1,7 @@
-"""How a value is written into a URL, by each HTTP client (by the library names of
-``_clients.CLIENTS``), so that a URL made for another item is, byte for byte, the one the
-loop will ask for.
+"""How a value is written into a URL by each HTTP client, so that a URL made for another item
+is, byte for byte, the one the loop will ask for. What each client does is its integration's
+to say (``_integrations``: ``Client.quoted``, ``whole_url``, ``param_ways``); the ways every
+client shares, and the choice among them, are here.
 
 A value reaches a path segment or a query value in one of these ways (``encodings``):
 
@@ -12,9 +13,9 @@ A value reaches a path segment or a query value in one of these ways (``encoding
   or not), and the client leaves that as it is;
 - ``quote_plus``: ``urlencode``, which is what requests' ``params`` are (and httpx's since 0.28; ``+`` for
   a space, ``%27`` for ``'``), and the app's own ``urlencode`` for urllib;
-- ``yarl``: aiohttp's ``params`` (``+`` for a space, ``/``, ``?``, ``'`` and ``!`` kept);
-- ``httpx_params``: httpx's ``params``, as the installed httpx writes them (``quote_plus``'s
-  from 0.28 on; 0.27 writes a space ``%20``: found by the version matrix, ``noxfile.py``).
+- a client's own ``params`` (``param_ways``): ``yarl`` for aiohttp (``+`` for a space, ``/``,
+  ``?``, ``'`` and ``!`` kept); ``httpx_params`` for httpx where the installed one writes them
+  other than ``quote_plus`` (0.27 writes a space ``%20``: found by the version matrix).
 
 What a value becomes as text first (``str(47.0744)`` is ``47.0744``, as every one of them
 writes a float or an int; a bool is ``True`` but ``true`` in httpx's params) is ``_requests``'.
@@ -29,6 +30,8 @@ import string
 import urllib.parse
 from collections.abc import Callable
 
+from .._integrations import CLIENTS
+
 __all__ = ["encode", "encodings", "plain", "whole_url"]
 
 _PLAIN = frozenset(string.ascii_letters + string.digits + "-._~")
@@ -40,116 +43,48 @@ def plain(text: str) -> bool:
     return all(c in _PLAIN for c in text)
 
 
-def _yarl(text: str) -> str:
-    import yarl
-
-    return yarl.URL("http://h/").with_query({"q": text}).raw_query_string[2:]
-
-
-def _httpx_params(text: str) -> str:
-    """httpx's ``params``, as the installed httpx writes them (0.27 writes a space ``%20``, 0.28
-    on ``+``, as ``urlencode``)."""
-    import httpx
-
-    return str(httpx.QueryParams({"q": text}))[2:]
-
-
 _QUOTED: dict[str, Callable[[str], str]] = {
     "quote": lambda text: urllib.parse.quote(text, safe="/"),
     "quote_all": lambda text: urllib.parse.quote(text, safe=""),
     "quote_plus": urllib.parse.quote_plus,
-    "httpx_params": _httpx_params,
-    "yarl": _yarl,
 }
-
-
-def _httpx(url: str, where: str) -> str:
-    import httpx
-
-    parsed = httpx.URL(url)
-    return (parsed.raw_path if where == "path" else parsed.query).decode("ascii")
-
-
-def _requests(url: str, where: str) -> str:
-    from requests.models import PreparedRequest
-
-    prepared = PreparedRequest()
-    prepared.prepare_url(url, None)
-    return str(prepared.url)
-
-
-def _aiohttp(url: str, where: str) -> str:
-    import yarl
-
-    parsed = yarl.URL(url)
-    return parsed.raw_path if where == "path" else parsed.raw_query_string
-
-
-#: How each client quotes a URL string it is given: the part of it after the probe's prefix.
-_NORMAL: dict[str, Callable[[str, str], str]] = {
-    "httpx": _httpx,
-    "httpx-async": _httpx,
-    "requests": _requests,
-    "aiohttp": _aiohttp,
-}
-#: What ``_NORMAL``'s functions return before the part itself.
-_RETURNED = {
-    ("httpx", "path"): "/",
-    ("httpx", "query"): "q=",
-    ("requests", "path"): "http://h/",
-    ("requests", "query"): "http://h/?q=",
-    ("aiohttp", "path"): "/",
-    ("aiohttp", "query"): "q=",
-}
+#: What ``Client.quoted`` returns for the part the probe's prefix leads to, before the text.
+_RETURNED = {"path": "/", "query": "q="}
 
 
 @functools.lru_cache(maxsize=1024)
 def whole_url(library: str | None, text: str) -> str | None:
     """A whole URL the app gives the client (an item that is a URL), as the client sends it,
     or None if it refuses it."""
-    if library not in _NORMAL:
-        return text  # urllib: sent as given
-    try:
-        if library == "requests":
-            return _requests(text, "path")
-        import httpx
-        import yarl
-
-        return str(httpx.URL(text) if library in ("httpx", "httpx-async") else yarl.URL(text))
-    except Exception:
-        return None
+    client = CLIENTS.get(library or "")
+    return text if client is None else client.whole_url(text)
 
 
 def encodings(library: str | None, where: str) -> tuple[str, ...]:
     """The ways a value may be written into a ``where`` ("path" or "query") part by this client."""
     if where == "path":
         return ("raw", "quote", "quote_all")
-    if library == "aiohttp":
-        return ("raw", "quote", "quote_all", "quote_plus", "yarl")
-    if library in ("httpx", "httpx-async") and _httpx_params_differ():
-        return ("raw", "quote", "quote_all", "quote_plus", "httpx_params")
-    return ("raw", "quote", "quote_all", "quote_plus")
-
-
-@functools.cache
-def _httpx_params_differ() -> bool:
-    """Whether the installed httpx writes ``params`` other than ``quote_plus`` does (0.27 does;
-    from 0.28 on they agree, and every value would be written twice the same way), judged once
-    on every printable ASCII character and a few beyond."""
-    return any(_httpx_params(c) != urllib.parse.quote_plus(c) for c in string.printable.strip() + " é€")
+    client = CLIENTS.get(library or "")
+    return ("raw", "quote", "quote_all", "quote_plus", *(() if client is None else client.param_ways()))
 
 
 @functools.lru_cache(maxsize=4096)
 def _normal(library: str, where: str, text: str) -> str | None:
-    normal = _NORMAL.get(library)
-    if normal is None:
-        return text  # urllib: sent as given
-    try:
-        made = normal(_PREFIX[where] + text, where)
-    except Exception:  # a URL the client refuses: the loop could not ask for it either
-        return None
-    prefix = _RETURNED[("httpx" if library == "httpx-async" else library, where)]
-    return made[len(prefix) :] if made.startswith(prefix) else None
+    client = CLIENTS.get(library)
+    if client is None:
+        return text  # sent as given
+    made = client.quoted(_PREFIX[where] + text, where)
+    prefix = _RETURNED[where]
+    return made[len(prefix) :] if made is not None and made.startswith(prefix) else None
+
+
+def _way(library: str | None, name: str) -> Callable[[str], str] | None:
+    """The function that writes a value in way ``name``: a shared one, or the client's own."""
+    shared = _QUOTED.get(name)
+    if shared is not None:
+        return shared
+    client = CLIENTS.get(library or "")
+    return None if client is None else client.param_ways().get(name)
 
 
 def encode(library: str | None, where: str, name: str, text: str) -> str | None:
@@ -157,7 +92,10 @@ def encode(library: str | None, where: str, name: str, text: str) -> str | None:
     that cannot be told exactly (a ``%`` the client may take for an escape, a ``#``, a ``?``
     in a path, a dot segment: the URL around it would change)."""
     if name != "raw":
-        encoded: str | None = _QUOTED[name](text)
+        way = _way(library, name)
+        if way is None:
+            return None  # another client's own way: not this one's
+        encoded: str | None = way(text)
     elif plain(text):
         encoded = text
     elif "%" in text or "#" in text or (where == "path" and ("?" in text or not _DOTS.isdisjoint(text.split("/")))):
