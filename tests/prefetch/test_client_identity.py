@@ -261,3 +261,49 @@ def test_a_tenant_switch_after_a_run_of_items_is_kept_from_the_next_run_on(
             assert wrong_tenant(server) == []
             assert Counter(key for key, _, _ in server.credentials) == Counter(user for user, _ in users)
             assert run_line(capture_events)["ahead"] == "asked_before"
+
+
+LOOKUP = """
+    import httpx
+
+    #: Each user's tenant, looked up by the loop: nothing of the token is in the item.
+    TENANT_OF = {f"u{i}": "tenant-A" if i < 6 else "tenant-B" for i in range(13)}
+
+
+    def lookup_header(base, users):
+        with httpx.Client() as client:
+            return [
+                client.get(f"{base}/item/{user}", headers={"Authorization": f"Bearer {TENANT_OF[user]}"}).json()["value"]
+                for user in users
+            ]
+"""
+
+
+@pytest.mark.slow
+def test_a_tenant_switch_by_lookup_costs_the_first_run_at_most_a_turn_of_concurrency(
+    app: App, monkeypatch: pytest.MonkeyPatch, capture_events: list[str]
+) -> None:
+    """Six users of tenant A, then seven of tenant B, each request's token looked up by the loop
+    (nothing of it is in the item): a template learned on A's requests cannot know which item
+    is B's. In the first run, requests copied with credentials made from nothing of the item are
+    sent at most ``concurrency`` ahead of the loop (not the whole window), so at most that many
+    of B's go out with A's token, and are not served (their credentials differ from the loop's
+    own); from the next run on, only what the run before asked for, with the same credentials."""
+    app.write("users.py", LOOKUP)
+    app.config('[[targets]]\nloop = "users:lookup_header"\nitems = "users"\nconcurrency = 4\n')
+    module: Any = importlib.import_module("users")
+    users = [f"u{i}" for i in range(13)]
+
+    with FaultServer(latency=0.02) as server:
+        before = module.lookup_header(server.url, users)
+        install(monkeypatch, capture_events)
+        server.credentials.clear()
+        assert module.lookup_header(server.url, users) == before
+        first = run_line(capture_events)
+        assert len(wrong_tenant(server)) <= 4, (wrong_tenant(server), first)  # was 7 (all of B's) with the window
+        assert int(first["prefetched"]) >= 3, first  # A's: sent ahead
+        capture_events.clear()
+        server.credentials.clear()
+        assert module.lookup_header(server.url, users) == before
+        assert wrong_tenant(server) == []
+        assert Counter(key for key, _, _ in server.credentials) == Counter(users)

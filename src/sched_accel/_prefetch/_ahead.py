@@ -41,6 +41,7 @@ class Taught:
         "base_fields",
         "client",
         "confirmed",
+        "credentialed",
         "first",
         "instance",
         "oversize",
@@ -72,6 +73,8 @@ class Taught:
         self.base_fields = fields or []
         self.tenant: frozenset[str] = frozenset()
         self.tenant_of: Request | None = None
+        #: Whether ``tenant_of`` carries credentials at all (a token, a cookie, a client's identity).
+        self.credentialed = False
         #: The values of the item it was learned from that no URL shows the place of: another
         #: item's URL is predicted only where they are the same (or one of its holes').
         self.unplaced = unplaced or {}

@@ -467,10 +467,29 @@ class HttpRun:
                 continue
             known.count(self.ahead)
             start = max(known.upto + 1 - first, 0)
-            stop = min(limit + 1, len(self.ahead))
+            stop = min(self._reach(known, limit) + 1, len(self.ahead))
             for entry in itertools.islice(self.ahead, start, stop):
                 known.upto = entry.index
                 self._predict(known, entry)
+
+    def _reach(self, known: Taught, limit: int) -> int:
+        """How far ahead of the loop ``known`` sends: ``limit``; but at most ``concurrency`` in a
+        run that watches whose requests these are with no record of the run before, when the
+        credentials copied are made from nothing of the item (a token looked up by the loop):
+        another tenant's items may begin at any item, and a copy sent for one of them carries
+        this tenant's credentials (never served: they differ from the loop's own). So at most a
+        turn of ``concurrency`` such requests go out, not a window of them; the next runs send
+        only what the run before asked for, with the same credentials (``asked_before``)."""
+        if not self.guard or self.asked_before is not None or limit <= self.concurrency:
+            return limit
+        self._tenant(known)
+        return self.concurrency if known.credentialed and not known.tenant else limit
+
+    def _tenant(self, known: Taught) -> None:
+        """Work out what of the item the credentials of ``known``'s base carry, once per base."""
+        if known.tenant_of is not known.base:
+            known.tenant, known.tenant_of = tenant(known.base, known.base_fields), known.base
+            known.credentialed = bool(credentials(known.base))
 
     def _predict(self, known: Taught, entry: Ahead) -> None:
         url = known.url(entry)  # None: no URL for it, or another item in the window has it too
@@ -486,8 +505,7 @@ class HttpRun:
             and (request.method, request.url, credentials(request)) not in self.asked_before
         ):
             return  # its last run did not ask for this one, or not with these credentials
-        if known.tenant_of is not known.base:
-            known.tenant, known.tenant_of = tenant(known.base, known.base_fields), known.base
+        self._tenant(known)
         if known.tenant and not known.tenant.issubset(text for _, text in entry.fields):
             return  # the credentials come from the item: another tenant's, which the copy would not carry
         if any(sent.live for sent in self.pending.get((request.method, request.url), ())):
