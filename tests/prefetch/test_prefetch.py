@@ -465,7 +465,7 @@ STEP = """
     def fetch(item):
         CALLS.append(item)
         if item >= 100:  # the first item answers from a cache; the others are slow
-            time.sleep(0.006)
+            time.sleep(0.02)  # 4 x the probe's 5 ms: a loaded machine's late wake-up must not read it as quick (6 ms did)
         return item * 2
 
     def loop(items):
