@@ -419,6 +419,22 @@ def test_check_fails_on_a_broken_config(project: App, config: str, detail: str) 
     assert out.stderr.startswith("sched-accel: ")
 
 
+def test_check_says_each_problem_of_a_config_on_its_own_line(project: App) -> None:
+    """A config with several problems: check names the file and how many, then each problem on
+    its own line, in the order found (``ConfigError.problems``), not one line of them all."""
+    (project.root / "sched_accel.toml").write_text(
+        'concurrency = 0\n[[targets]]\nloop = "legacy:update"\nmax_age = -1\nspeed = 3\n'
+    )
+    out = cli(project, "check")
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert str(project.root / "sched_accel.toml") in lines[0] and "3 problems:" in lines[0]
+    assert any("concurrency = 0 is not allowed" in line for line in lines[1:])
+    assert any("unknown key targets.speed" in line for line in lines[1:])
+    assert any("targets.max_age = -1 is not allowed" in line for line in lines[1:])
+    assert not any("more:" in line for line in lines)
+
+
 def test_check_without_a_config_says_how_to_make_one(app: App) -> None:
     """check with no config anywhere exits non-zero and says where a config is looked for."""
     out = app.run("-m", "sched_accel", "check")

@@ -177,7 +177,9 @@ def test_uninstalled_the_original_runs_with_no_line(job: Any, capture_events: li
 def test_an_upstream_that_serves_one_at_a_time_is_said_not_faster(job: Any, capture_events: list[str]) -> None:
     """Requests sent 8 at once to an upstream that answers one at a time: the run line's
     effective concurrency is near 1 and a not_faster line says why."""
-    with FaultServer(latency=0.03, serial=True) as server:
+    with FaultServer(
+        latency=0.06, serial=True
+    ) as server:  # 0.03: a loaded machine's overhead shrank the slowdown under 2.5
         job.refresh(server.url, TOKENS)
     [run] = run_lines(capture_events, "job:refresh")
     assert run["effective_concurrency"] < 1.5

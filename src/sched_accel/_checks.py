@@ -32,7 +32,7 @@ import _sched_accel_boot as boot
 
 from ._config import find_config, load_config
 from ._coordination import CoordinationSettings
-from ._exceptions import SchedAccelError
+from ._exceptions import ConfigError, SchedAccelError
 from ._prefetch import library_method, mutations
 from ._settings import Argument, Learned, ModuleObject, ReturnedBy, Settings, Target
 from ._state import DISABLED_ENV
@@ -63,6 +63,14 @@ def check(say: Callable[[str], None], err: Callable[[str], None], flag_line: str
     say(flag_line)
     try:
         settings = load_config()
+    except ConfigError as exc:
+        if len(exc.problems) > 1:  # one line each, in the order found (the log line holds them all in one)
+            err(f"{os.path.abspath(path or '')}: {len(exc.problems)} problems:")
+            for problem in exc.problems:
+                err(f"  {problem}")
+        else:
+            err(str(exc))
+        return 2
     except SchedAccelError as exc:
         err(str(exc))
         return 2

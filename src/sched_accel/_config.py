@@ -13,10 +13,11 @@ from typing import Any
 
 import _sched_accel_boot as boot
 
-from ._bounds import describe, within
+from ._bounds import BOUNDS, describe, within
 from ._configfile import read_table, shown, shown_key, shown_text
 from ._coordination import CoordinationSettings, coordination_table, target_schedule
-from ._exceptions import ConfigError
+from ._exceptions import ConfigError, Problem
+from ._keys import declared
 from ._settings import (
     HOST_KEYS as _HOST_KEYS,
 )
@@ -93,20 +94,25 @@ class _Validator:
         self.path = path
         self.prefix = prefix
         self.prescanned = set(boot.prescan(text))
-        self.errors: list[str] = []
+        self.errors: list[Problem] = []
         self.coordination = CoordinationSettings()
 
     def fail(self, where: str, key: str, value: object, allowed: str) -> None:
-        self.errors.append(f"{where}{self.prefix}{key} = {shown(value)} is not allowed: {allowed}")
+        """A key's value is not allowed: say where, the key, the value and what is allowed."""
+        key = self.prefix + key
+        self.errors.append(
+            Problem(f"{where}{key} = {shown(value)} is not allowed: {allowed}", where, key, value, allowed)
+        )
+
+    def say(self, text: str) -> None:
+        """A problem of no one key's value (an unknown key, keys that contradict), in words."""
+        self.errors.append(Problem(text))
 
     def settings(self, table: dict[str, Any]) -> Settings:
         self._unknown("", table, _TOP_KEYS)
-        concurrency = self._positive_int("", table, "concurrency", _SETTINGS.concurrency)
+        top = self._walk("", table, Settings, "", {})
+        concurrency = top["concurrency"]
         concurrency_override = self._override()
-        threshold = self._positive_int("", table, "breaker_threshold", _SETTINGS.breaker_threshold)
-        cooldown = self._number(
-            "", table, "breaker_cooldown", _SETTINGS.breaker_cooldown, _TOP_KEYS["breaker_cooldown"], ""
-        )
         log = table.get("log", _SETTINGS.log)
         if log not in ("auto", "loguru", "stdlib"):
             self.fail("", "log", log, _TOP_KEYS["log"])
@@ -121,17 +127,18 @@ class _Validator:
         if concurrency_override is not None:
             targets = [replace(t, concurrency=concurrency_override) for t in targets]
         if self.errors:
-            listed = "; ".join(self.errors[1:_LISTED]) + ("; ..." if len(self.errors) > _LISTED else "")
-            more = f" (and {len(self.errors) - 1} more: {listed})" if len(self.errors) > 1 else ""
-            raise ConfigError(f"{self.path}: {self.errors[0]}{more}")
+            said = [str(problem) for problem in self.errors]
+            listed = "; ".join(said[1:_LISTED]) + ("; ..." if len(said) > _LISTED else "")
+            more = f" (and {len(said) - 1} more: {listed})" if len(said) > 1 else ""
+            raise ConfigError(f"{self.path}: {said[0]}{more}", tuple(self.errors))
         return Settings(
             path=self.path,
             targets=tuple(targets),
             concurrency=concurrency_override or concurrency,
             control_file=user_control,
             app_control_file=control,
-            breaker_threshold=threshold,
-            breaker_cooldown=cooldown or _SETTINGS.breaker_cooldown,
+            breaker_threshold=top["breaker_threshold"],
+            breaker_cooldown=top["breaker_cooldown"],
             log=log,
             retry=retry,
             hosts=hosts,
@@ -162,28 +169,43 @@ class _Validator:
         if raw:
             if raw.isdigit() and within("concurrency", int(raw)):
                 return int(raw)
-            self.errors.append(
-                f"${CONCURRENCY_ENV} = {shown(raw)} is not allowed: {describe('concurrency')} (1 = sequential)"
-            )
+            self.say(f"${CONCURRENCY_ENV} = {shown(raw)} is not allowed: {describe('concurrency')} (1 = sequential)")
         return None
 
-    def _number(
-        self, where: str, table: dict[str, Any], key: str, default: float | None, allowed: str, section: str
-    ) -> float | None:
-        value = table.get(key, default)
-        if value is None:
-            return None
-        if not within(key, value):  # a number in the key's range (``_bounds``)
-            self.fail(where, section + key, value, allowed)
-            return default
-        return float(value)
-
-    def _bool(self, where: str, table: dict[str, Any], key: str, default: bool, section: str) -> bool:
-        value = table.get(key, default)
-        if not isinstance(value, bool):
-            self.fail(where, section + key, value, "true or false")
-            return default
-        return value
+    def _walk(
+        self,
+        where: str,
+        table: dict[str, Any],
+        cls: type,
+        section: str,
+        defaults: dict[str, Any],
+        *,
+        skip: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
+        """The keys of settings class ``cls`` that are a number in a range or a flag, read from
+        ``table`` as their declarations say (``_keys``): by field name, each the value found or,
+        missing or not allowed (a problem recorded), ``defaults``' (else the field's own)."""
+        values: dict[str, Any] = {}
+        for f, k in declared(cls):
+            name = k.toml or f.name
+            default = defaults.get(f.name, f.default)
+            if name in skip or not (k.range is not None or isinstance(f.default, bool)):
+                continue
+            value = table.get(name, default)
+            if k.range is None:  # a flag
+                if not isinstance(value, bool):
+                    self.fail(where, section + name, value, "true or false")
+                    value = default
+            elif value is not None:
+                whole = BOUNDS[k.range][2]
+                if not k.allows(value):
+                    # A whole number's allowed words are its range; another number's, its key's.
+                    self.fail(where, section + name, value, describe(k.range) if whole else k.text)
+                    value = default
+                elif not whole:
+                    value = float(value)
+            values[f.name] = value
+        return values
 
     def _retry(self, where: str, raw: object, base: RetrySettings, section: str) -> RetrySettings:
         """A ``[retry]`` table over ``base`` (the defaults, or the top-level table for a target)."""
@@ -191,10 +213,7 @@ class _Validator:
             self.fail(where, section.rstrip("."), raw, "a table of " + ", ".join(sorted(_RETRY_KEYS)))
             return base
         self._unknown(where, raw, _RETRY_KEYS, section)
-        numbers = {
-            key: self._number(where, raw, key, getattr(base, key), _RETRY_KEYS[key], section)
-            for key in ("deadline", "initial", "maximum")
-        }
+        walked = self._walk(where, raw, RetrySettings, section, {f.name: getattr(base, f.name) for f in fields(base)})
         on = raw.get("on", list(base.on))
         if not isinstance(on, list) or not all(isinstance(name, str) and valid_type_name(name) for name in on):
             self.fail(where, section + "on", on, _RETRY_KEYS["on"])
@@ -203,16 +222,7 @@ class _Validator:
         if not isinstance(patterns, list) or not all(isinstance(p, str) and p and valid_pattern(p) for p in patterns):
             self.fail(where, section + "patterns", patterns, _RETRY_KEYS["patterns"])
             patterns = list(base.patterns)
-        return RetrySettings(
-            enabled=self._bool(where, raw, "enabled", base.enabled, section),
-            transient=self._bool(where, raw, "transient", base.transient, section),
-            deadline=numbers["deadline"] or base.deadline,
-            attempts=self._positive_int(where, raw, "attempts", base.attempts, section),
-            initial=numbers["initial"] or base.initial,
-            maximum=numbers["maximum"] or base.maximum,
-            on=tuple(on),
-            patterns=tuple(patterns),
-        )
+        return RetrySettings(**walked, on=tuple(on), patterns=tuple(patterns))
 
     def _metrics(self, raw: object) -> MetricsSettings:
         """The ``[metrics]`` table."""
@@ -242,39 +252,20 @@ class _Validator:
                 self.fail("", section.rstrip("."), entry, "a table of " + ", ".join(sorted(_HOST_KEYS)))
                 continue
             self._unknown("", entry, _HOST_KEYS, section)
-            concurrency = self._positive_int("", entry, "concurrency", 1, section) if "concurrency" in entry else None
             try:
                 reads = parse_reads(entry.get("reads", []))
             except ValueError:
                 self.fail("", section + "reads", entry["reads"], _HOST_KEYS["reads"])
                 reads = _HOST.reads
-            hosts[name.strip().lower()] = HostSettings(
-                concurrency=concurrency,
-                per_second=self._number("", entry, "per_second", None, _HOST_KEYS["per_second"], section),
-                burst=self._positive_int("", entry, "burst", _HOST.burst, section),
-                adaptive=self._bool("", entry, "adaptive", _HOST.adaptive, section),
-                breaker_failures=self._positive_int("", entry, "breaker_failures", _HOST.breaker_failures, section),
-                breaker_cooldown=self._number(
-                    "", entry, "breaker_cooldown", _HOST.breaker_cooldown, _HOST_KEYS["breaker_cooldown"], section
-                )
-                or _HOST.breaker_cooldown,
-                reads=reads,
-            )
+            hosts[name.strip().lower()] = HostSettings(**self._walk("", entry, HostSettings, section, {}), reads=reads)
         return hosts
 
     def _unknown(self, where: str, table: dict[str, Any], known: dict[str, str], section: str = "") -> None:
         for key in table:
             if key not in known:
-                self.errors.append(
+                self.say(
                     f"{where}unknown key {self.prefix}{section}{shown_key(key)}; the keys here are {', '.join(sorted(known))}"
                 )
-
-    def _positive_int(self, where: str, table: dict[str, Any], key: str, default: int, section: str = "") -> int:
-        value = table.get(key, default)
-        if not within(key, value):
-            self.fail(where, section + key, value, describe(key))
-            return default
-        return int(value)
 
     def _targets(self, raw: object, default_concurrency: int, retry: RetrySettings) -> list[Target]:
         if not isinstance(raw, list):
@@ -314,7 +305,7 @@ class _Validator:
         before = len(self.errors)
         self._unknown(where, entry, _TARGET_KEYS, "targets.")
         if "loop" not in entry:
-            self.errors.append(f"{where}missing key {self.prefix}targets.loop: {_TARGET_KEYS['loop']}")
+            self.say(f"{where}missing key {self.prefix}targets.loop: {_TARGET_KEYS['loop']}")
             return None
         loop = self._spec(where, entry, "loop", allow_path=True)
         if loop is not None and loop.text not in self.prescanned:
@@ -326,7 +317,7 @@ class _Validator:
         if mode not in ("replace", "prefetch"):
             self.fail(where, "targets.mode", mode, _TARGET_KEYS["mode"])
         elif mode == "replace" and replacement is None and "replacement" not in entry:
-            self.errors.append(f"{where}mode = 'replace' needs {self.prefix}targets.replacement = \"module:function\"")
+            self.say(f"{where}mode = 'replace' needs {self.prefix}targets.replacement = \"module:function\"")
         items: ItemSource | None = None
         if entry.get("items") is not None:
             try:
@@ -339,13 +330,13 @@ class _Validator:
                 items = ReturnedBy(replace(items.spec, role="items"))
         if mode == "prefetch" and fetch is not None and items is None and "items" not in entry:
             more = f"{_TARGET_KEYS['items']}; or leave fetch out to prefetch the loop's HTTP requests"
-            self.errors.append(
-                f"{where}a per-item function (fetch = {fetch.text!r}) needs {self.prefix}targets.items: {more}"
-            )
-        pure = self._bool(where, entry, "pure", False, "targets.")
-        shadow = self._bool(where, entry, "shadow", False, "targets.")
+            self.say(f"{where}a per-item function (fetch = {fetch.text!r}) needs {self.prefix}targets.items: {more}")
+        walked = self._walk(
+            where, entry, Target, "targets.", {"concurrency": default_concurrency}, skip=frozenset({"tick"})
+        )
+        pure, shadow = walked["pure"], walked["shadow"]
         if shadow and fetch is None:
-            self.errors.append(
+            self.say(
                 f'{where}{self.prefix}targets.shadow = true needs a per-item function: set fetch = "module:qualname"'
             )
         methods = entry.get("methods", sorted(_TARGET["methods"]))
@@ -356,55 +347,41 @@ class _Validator:
         ):
             self.fail(where, "targets.methods", methods, _TARGET_KEYS["methods"])
             methods = sorted(_TARGET["methods"])
-        max_age = self._number(where, entry, "max_age", _TARGET["max_age"], _TARGET_KEYS["max_age"], "targets.")
         args = entry.get("args", [])
         if not isinstance(args, list) or not all(isinstance(a, str) and is_item_path(a) for a in args):
             self.fail(where, "targets.args", args, _TARGET_KEYS["args"])
             args = []
-        window = self._positive_int(where, entry, "window", 1, "targets.") if "window" in entry else None
-        timeout = entry.get("timeout")
-        if timeout is not None and not within("timeout", timeout):
-            self.fail(where, "targets.timeout", timeout, _TARGET_KEYS["timeout"])
-            timeout = None
-        skip_sleeps = self._bool(where, entry, "skip_sleeps", False, "targets.")
         on_error = entry.get("on_error", _TARGET["on_error"])
         if on_error not in ("fallback", "propagate"):
             self.fail(where, "targets.on_error", on_error, _TARGET_KEYS["on_error"])
-        concurrency = (
-            self._positive_int(where, entry, "concurrency", default_concurrency, "targets.")
-            if "concurrency" in entry
-            else default_concurrency
-        )
-        per_second = self._number(where, entry, "per_second", None, _TARGET_KEYS["per_second"], "targets.")
-        burst = self._positive_int(where, entry, "burst", _TARGET["burst"], "targets.")
         if "retry" in entry:
             retry = self._retry(where, entry["retry"], retry, "targets.retry.")
-        single_run, tick = target_schedule(self, where, entry, self.coordination)
+        single_run, tick = target_schedule(self, where, entry, self.coordination, _TARGET_KEYS["tick"])
         if len(self.errors) > before or loop is None:
             return None
         try:
             return Target(
                 loop=loop,
                 mode=mode,
-                concurrency=concurrency,
+                concurrency=walked["concurrency"],
                 fetch=fetch,
                 items=items,
                 replacement=replacement,
                 on_error=on_error,
                 args=tuple(args),
-                window=window,
-                timeout=float(timeout) if timeout is not None else None,
-                skip_sleeps=skip_sleeps,
-                per_second=per_second,
-                burst=burst,
+                window=walked["window"],
+                timeout=walked["timeout"],
+                skip_sleeps=walked["skip_sleeps"],
+                per_second=walked["per_second"],
+                burst=walked["burst"],
                 retry=retry,
                 pure=pure,
                 shadow=shadow,
                 methods=frozenset(m.upper() for m in methods),
-                max_age=float(max_age) if max_age is not None else _TARGET["max_age"],
+                max_age=walked["max_age"],
                 single_run=single_run,
                 tick=tick,
             )
         except ValueError as exc:  # a check only the settings make: the same one line
-            self.errors.append(f"{where}{exc}")
+            self.say(f"{where}{exc}")
             return None

@@ -30,12 +30,14 @@ from ._bounds import within
 from ._configfile import shown_key
 from ._credentials import PASSWORD_ENV, RedisPassword, password_env_problem, password_for
 from ._events import REDIS_PASSWORD_WITHHELD
-from ._keys import COORDINATION_KEYS, TARGET_KEYS
+from ._exceptions import Problem
+from ._keys import key, keys
 from ._log import event
 from ._state._trust import CONFIG, Refused, check_file
 
 __all__ = [
     "BACKENDS",
+    "COORDINATION_KEYS",
     "PASSWORD_ENV",
     "CoordinationSettings",
     "config_trusted",
@@ -137,11 +139,30 @@ class CoordinationSettings:
     trust decides whether a password of the environment may go to ``url``.
     """
 
-    backend: BackendKind | None = None
-    url: str | None = field(default=None, repr=False)
-    single_run: bool = False
-    namespace: str | None = None
-    password_env: str | None = None
+    backend: BackendKind | None = key(
+        '"machine" (the default: every process of this user on this machine, no server), "process" (nothing '
+        'shared: each process on its own) or "redis" (with url)',
+        default=None,
+    )
+    url: str | None = key(
+        'a Redis server shared by processes on any machine: "redis://[:password@]host[:port][/db]", "rediss://..." '
+        "(TLS) or \"unix:///path/to/redis.sock\" (needs pip install 'sched-accel[redis]')",
+        default=None,
+        repr=False,
+    )
+    single_run: bool = key(
+        "true: every target is single_run unless it says single_run = false (default false)", default=False
+    )
+    namespace: str | None = key(
+        "the name under which processes coordinate: those with the same namespace on the same backend share "
+        "their claims (default: the config file's path)",
+        default=None,
+    )
+    password_env: str | None = key(
+        "with url: the name of the environment variable holding Redis's password, kept out of the "
+        "config file (default: $SCHED_ACCEL_REDIS_PASSWORD, when it is set and the URL holds none)",
+        default=None,
+    )
     source: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -239,9 +260,11 @@ class Validating(Protocol):
 
     path: str  # the config file's
     prefix: str
-    errors: list[str]
+    errors: list[Problem]
 
     def fail(self, where: str, key: str, value: object, allowed: str) -> None: ...
+
+    def say(self, text: str) -> None: ...
 
 
 def coordination_table(v: Validating, raw: object) -> CoordinationSettings:
@@ -250,10 +273,10 @@ def coordination_table(v: Validating, raw: object) -> CoordinationSettings:
         v.fail("", "coordination", raw, "a table [coordination] of " + ", ".join(sorted(COORDINATION_KEYS)))
         return CoordinationSettings()
     before = len(v.errors)
-    for key in raw:
-        if key not in COORDINATION_KEYS:
-            v.errors.append(
-                f"unknown key {v.prefix}coordination.{shown_key(key)}; the keys here are {', '.join(sorted(COORDINATION_KEYS))}"
+    for name in raw:
+        if name not in COORDINATION_KEYS:
+            v.say(
+                f"unknown key {v.prefix}coordination.{shown_key(name)}; the keys here are {', '.join(sorted(COORDINATION_KEYS))}"
             )
     backend = raw.get("backend")
     if backend is not None and backend not in BACKENDS:
@@ -271,7 +294,7 @@ def coordination_table(v: Validating, raw: object) -> CoordinationSettings:
     if password_env is not None and not _valid_env_name(password_env):
         v.fail("", "coordination.password_env", password_env, _ENV_NAME_TEXT)
     elif password_env is not None and (refused := password_env_problem(password_env)) is not None:
-        v.errors.append(f"{v.prefix}{refused}")
+        v.say(f"{v.prefix}{refused}")
     if len(v.errors) > before:
         return CoordinationSettings()
     try:
@@ -284,32 +307,37 @@ def coordination_table(v: Validating, raw: object) -> CoordinationSettings:
             source=v.path,
         )
     except ValueError as exc:  # the checks only the settings make (backend and url together)
-        v.errors.append(f"{v.prefix}{exc}" if v.prefix else str(exc))
+        v.say(f"{v.prefix}{exc}" if v.prefix else str(exc))
         return CoordinationSettings()
 
 
 def target_schedule(
-    v: Validating, where: str, entry: dict[str, object], top: CoordinationSettings
+    v: Validating, where: str, entry: dict[str, object], top: CoordinationSettings, tick_allowed: str
 ) -> tuple[bool | None, float | None]:
-    """A target's ``single_run`` (None: the ``[coordination]`` default) and ``tick``."""
+    """A target's ``single_run`` (None: the ``[coordination]`` default) and ``tick`` (what it
+    may say: ``tick_allowed``, its key's words)."""
     single_run = entry.get("single_run")
     if single_run is not None and not isinstance(single_run, bool):
         v.fail(where, "targets.single_run", single_run, "true or false")
         single_run = None
     tick = entry.get("tick")
     if tick is not None and not within("tick", tick):
-        v.fail(where, "targets.tick", tick, TARGET_KEYS["tick"])
+        v.fail(where, "targets.tick", tick, tick_allowed)
         tick = None
     once = top.single_run if single_run is None else single_run
     if tick is not None and not once:
-        v.errors.append(
+        v.say(
             f"{where}{v.prefix}targets.tick is the schedule tick of single_run, which is off for this target: "
             "set single_run = true (here or in [coordination]), or remove tick"
         )
     if once and top.kind == "process":
-        v.errors.append(
+        v.say(
             f'{where}single_run needs a backend the processes share, and {v.prefix}coordination.backend = "process" '
             'shares nothing (each process would run every tick): use backend = "machine" or url = "redis://..."'
         )
     assert single_run is None or isinstance(single_run, bool)
     return single_run, float(tick) if isinstance(tick, int | float) else None
+
+
+#: The ``[coordination]`` table's keys, by their TOML name (``_keys``: declared on the fields).
+COORDINATION_KEYS = keys(CoordinationSettings)

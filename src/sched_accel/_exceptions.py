@@ -22,15 +22,48 @@ shadow runner: neither the app's real run nor a user ever sees it.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ControlFileError", "CoordinationUnavailable", "SchedAccelError", "Stopped", "TargetError"]
+from dataclasses import dataclass
+
+__all__ = [
+    "ConfigError",
+    "ControlFileError",
+    "CoordinationUnavailable",
+    "Problem",
+    "SchedAccelError",
+    "Stopped",
+    "TargetError",
+]
 
 
 class SchedAccelError(Exception):
     """Base class of every error sched_accel raises itself."""
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong in a config: under which target (``where``: its label, or ''), which
+    key (with its table's path: ``targets.max_age``), the value found and what is allowed;
+    ``text``, the sentence that says it (what :class:`ConfigError`'s message is made of). A
+    problem of no one key's value (an unknown key, two keys that contradict) has only a text."""
+
+    text: str
+    where: str = ""
+    key: str = ""
+    value: object = None
+    allowed: str = ""
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class ConfigError(SchedAccelError):
-    """The config cannot be used; the message says where, what and how to fix it."""
+    """The config cannot be used; the message says where, what and how to fix it. A config
+    read and found wrong also holds each of its :class:`Problem` s (``problems``), in the
+    order they were found; one that could not be read holds none."""
+
+    def __init__(self, message: str, problems: tuple[Problem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class TargetError(SchedAccelError):

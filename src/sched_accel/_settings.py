@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._bounds import bounded, within
-from ._coordination import CoordinationSettings
-from ._keys import COORDINATION_KEYS, HOST_KEYS, METRICS_KEYS, RETRY_KEYS, TARGET_KEYS, TOP_KEYS
+from ._bounds import describe, within
+from ._coordination import COORDINATION_KEYS, CoordinationSettings
+from ._keys import check, key, keys
 from ._state import AppState, Controls, control_file_problem, default_control_file
 from ._targets import TargetSpec
 
@@ -232,24 +232,45 @@ def parse_reads(value: object) -> Reads:
 class RetrySettings:
     """How failed per-item calls are retried (``[retry]``, or a target's own ``retry`` table)."""
 
-    enabled: bool = True
+    enabled: bool = key(
+        "true (default) or false: retry rate-limited and transient failures of per-item calls", default=True
+    )
     #: Whether transient failures (502, 504, a 503 without Retry-After, a reset or refused
     #: connection, a timeout) are retried too. Off by default: the sequential loop meets them
     #: as well, and a retry would give the app an answer it would never have seen. What our
     #: concurrency may cause (a 429, a 503 with Retry-After, in a run that had more than one
     #: request in flight) is retried anyway while ``enabled`` (``_policy.Policy.retry_delay``).
-    transient: bool = False
-    deadline: float = 120.0
-    attempts: int = 4
-    initial: float = 0.1
-    maximum: float = 30.0
-    on: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
+    transient: bool = key(
+        "true or false (default): also retry 502, 504, a 503 without Retry-After, resets and timeouts, "
+        "which the sequential loop meets too (a 429 or a 503 with Retry-After our concurrency may have caused is "
+        "retried anyway)",
+        default=False,
+    )
+    deadline: float = key(
+        "seconds from an item's first attempt after which its last exception is raised in the loop, ",
+        range="deadline",
+        default=120.0,
+    )
+    attempts: int = key(
+        "most attempts of an item whose failures are transient (transient = true, on, patterns), ",
+        range="attempts",
+        tail=" (default 4)",
+        default=4,
+    )
+    initial: float = key("the first backoff's widest wait in seconds (full jitter), ", range="initial", default=0.1)
+    maximum: float = key(
+        "the widest backoff wait in seconds (a Retry-After may ask for longer), ", range="maximum", default=30.0
+    )
+    on: tuple[str, ...] = key(
+        'more exception types to retry, as "module:QualName", e.g. ["json:JSONDecodeError"]', default=()
+    )
+    patterns: tuple[str, ...] = key(
+        'regular expressions: an exception whose message matches one is retried, e.g. ["temporarily unavailable"]',
+        default=(),
+    )
 
     def __post_init__(self) -> None:
-        for name in ("deadline", "initial", "maximum"):
-            bounded("retry", name, getattr(self, name))
-        bounded("retry", "attempts", self.attempts)
+        check(self, "retry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,20 +278,38 @@ class HostSettings:
     """The limits of one upstream host (``[hosts."api.example.com"]``), and what else it answers
     that only reads (``reads``)."""
 
-    concurrency: int | None = None
-    per_second: float | None = None
-    burst: int = 1
-    adaptive: bool = True
-    breaker_failures: int = 5
-    breaker_cooldown: float = 30.0
-    reads: Reads = Reads()  # given as a list of entries, it is parsed
+    concurrency: int | None = key("most requests in flight to this host at once, ", range="concurrency", default=None)
+    per_second: float | None = key(
+        "most requests started per second (token bucket), ", range="per_second", default=None
+    )
+    burst: int = key(
+        "requests let through at once when the bucket is full, ", range="burst", tail=" (default 1)", default=1
+    )
+    adaptive: bool = key(
+        "true (default): halve the concurrency on 429, 503 and timeouts, add 1 back per window of successes",
+        default=True,
+    )
+    breaker_failures: int = key(
+        "failed requests in a row that open this host's circuit, ",
+        range="breaker_failures",
+        tail=" (default 5)",
+        default=5,
+    )
+    breaker_cooldown: float = key(
+        "seconds the circuit stays open before one trial request, ",
+        range="breaker_cooldown",
+        tail=" (default 30)",
+        default=30.0,
+    )
+    reads: Reads = key(  # given as a list of entries, it is parsed
+        "requests of this host that only read, beyond GET, HEAD, OPTIONS, GraphQL queries and the known JSON-RPC "
+        'reads: a list of "METHOD /path" (a path ending in * is a prefix) and "jsonrpc:method" (* matches any '
+        'characters), e.g. ["POST /graphql", "jsonrpc:getBalance", "POST /search/*"]',
+        default=Reads(),
+    )
 
     def __post_init__(self) -> None:
-        bounded("hosts", "concurrency", self.concurrency, optional=True)
-        bounded("hosts", "per_second", self.per_second, optional=True)
-        bounded("hosts", "burst", self.burst)
-        bounded("hosts", "breaker_failures", self.breaker_failures)
-        bounded("hosts", "breaker_cooldown", self.breaker_cooldown)
+        check(self, "hosts")
         try:
             object.__setattr__(self, "reads", parse_reads(self.reads))
         except ValueError as exc:
@@ -283,7 +322,13 @@ class MetricsSettings:
     ``prometheus``, the ``"HOST:PORT"`` at which this process serves them for Prometheus
     (``_metrics``); None, the default: no endpoint of ours."""
 
-    prometheus: str | None = None
+    prometheus: str | None = key(
+        '"HOST:PORT" where this process serves its metrics for Prometheus at /metrics, e.g. "127.0.0.1:9464" '
+        "(the port: " + describe("port") + '; an IPv6 host in brackets: "[::1]:9464"); '
+        "default: not served (an app's own OpenTelemetry MeterProvider gets them all the same); "
+        "needs pip install 'sched-accel[otel]'",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         if self.prometheus is not None and listen_address(self.prometheus) is None:
@@ -300,39 +345,98 @@ class Target:
     """One declared loop, validated. ``items`` may be given in its config form (``"tokens"``,
     ``0``, ``"module:NAME"``, ...): it is parsed into an :data:`ItemSource`."""
 
-    loop: TargetSpec
-    mode: Mode
-    concurrency: int
-    fetch: TargetSpec | None = None
-    items: ItemSource | None = None
-    replacement: TargetSpec | None = None
-    on_error: OnError = "fallback"
-    args: tuple[str, ...] = ()
-    window: int | None = None
-    timeout: float | None = None
-    skip_sleeps: bool = False
-    per_second: float | None = None
-    burst: int = 1
-    retry: RetrySettings = RetrySettings()
-    pure: bool = False
-    shadow: bool = False
-    methods: frozenset[str] = frozenset({"GET", "HEAD"})
-    max_age: float = 60.0
-    single_run: bool | None = None  # None: [coordination] single_run (Settings.runs_once)
-    tick: float | None = None
+    loop: TargetSpec = key('"module:qualname" (or "path/to/script.py:qualname") of the function whose body is the loop')
+    mode: Mode = key('"replace" or "prefetch"; by default replace when `replacement` is set')
+    concurrency: int = key("this target's bound, ", range="concurrency")
+    fetch: TargetSpec | None = key(
+        'prefetch mode: "http" (the default: the loop\'s GET and HEAD requests are sent ahead, nothing else) or '
+        '"module:qualname" of a per-item function to run ahead (only when it writes nothing: see `pure`)',
+        default=None,
+    )
+    items: ItemSource | None = key(
+        'where the items come from: a parameter name or position of the loop, "module:NAME" (a module-level '
+        'object), "returned-by:module:qualname" (a call made inside the loop), or "learned" (the per-item '
+        "calls of the loop's previous run)",
+        default=None,
+    )
+    replacement: TargetSpec | None = key(
+        '"module:qualname" of a user-written parallel version (replace mode)', default=None
+    )
+    on_error: OnError = key(
+        '"fallback" (run the original) or "propagate" (raise), for replace mode', default="fallback"
+    )
+    args: tuple[str, ...] = key(
+        'prefetch mode: the per-item call\'s arguments made from each item, e.g. ["item.chain", "item.address"]',
+        default=(),
+    )
+    window: int | None = key(
+        "prefetch mode: how many calls may run ahead of the loop, ",
+        range="window",
+        tail=" (default 16 x concurrency, at least 128)",
+        default=None,
+    )
+    timeout: float | None = key(
+        "prefetch mode: seconds one attempt of a per-item call may take (its HTTP requests are capped to it); a "
+        "timed-out attempt is retried, and TimeoutError reaches the loop once [retry] deadline passes; ",
+        range="timeout",
+        default=None,
+    )
+    skip_sleeps: bool = key(
+        "prefetch mode: true to skip the loop's own pacing sleeps (time.sleep) while it is accelerated", default=False
+    )
+    per_second: float | None = key(
+        "prefetch mode: most per-item calls started per second for this target, ", range="per_second", default=None
+    )
+    burst: int = key(
+        "prefetch mode: per-item calls let through at once under per_second, ",
+        range="burst",
+        tail=" (default 1)",
+        default=1,
+    )
+    retry: RetrySettings = key(
+        "prefetch mode: a table overriding keys of the top-level [retry] for this target", default=RetrySettings()
+    )
+    pure: bool = key(
+        "prefetch mode: true to confirm that the `fetch` function only reads (no prints, logs, DB or file writes, "
+        "no assignments outside itself), when sched_accel cannot tell from its code",
+        default=False,
+    )
+    shadow: bool = key(
+        "prefetch mode: true to run the `fetch` function ahead of the loop as a shadow: its GET and HEAD requests "
+        "are sent ahead and kept, its prints and logs dropped, any other effect stops it; the loop's own call then "
+        "runs in place, answered only with the exact requests it makes (not with `pure`)",
+        default=False,
+    )
+    methods: frozenset[str] = key(
+        'HTTP-level prefetch: the request methods that may be sent ahead, a subset of ["GET", "HEAD"] (default both)',
+        default=frozenset({"GET", "HEAD"}),
+    )
+    max_age: float = key(
+        "HTTP-level prefetch: seconds a prefetched answer may wait for the loop before it is not served, ",
+        range="max_age",
+        tail=" (default 60)",
+        default=60.0,
+    )
+    single_run: bool | None = key(  # None: [coordination] single_run (Settings.runs_once)
+        "true: each call of the loop runs in one process per schedule tick across the processes sharing the "
+        "[coordination] backend (the others skip it and return None); false: every process runs it; "
+        "default: [coordination] single_run",
+        default=None,
+    )
+    tick: float | None = key(
+        "single_run: the schedule's tick in seconds, ",
+        range="tick",
+        tail="; a call belongs to tick floor(time / tick), its time being the scheduled run time under APScheduler "
+        "or schedule, else the clock",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in ("replace", "prefetch"):
             raise ValueError(f"targets.mode must be 'replace' or 'prefetch', got {self.mode!r}")
         if self.on_error not in ("fallback", "propagate"):
             raise ValueError(f"targets.on_error must be 'fallback' or 'propagate', got {self.on_error!r}")
-        bounded("targets", "concurrency", self.concurrency)
-        bounded("targets", "window", self.window, optional=True)
-        bounded("targets", "timeout", self.timeout, optional=True)
-        bounded("targets", "per_second", self.per_second, optional=True)
-        bounded("targets", "burst", self.burst)
-        bounded("targets", "max_age", self.max_age)
-        bounded("targets", "tick", self.tick, optional=True)
+        check(self, "targets")
         if self.shadow and self.pure:
             raise ValueError("targets.shadow and targets.pure are two ways to run `fetch` ahead: set one of them")
         methods = frozenset(self.methods)
@@ -370,25 +474,44 @@ class Settings:
     """The whole config, validated once; ``path`` is None for an empty default config."""
 
     path: str | None
-    targets: tuple[Target, ...] = ()
-    concurrency: int = 8
+    targets: tuple[Target, ...] = key("the array of tables [[targets]], one per loop", default=())
+    concurrency: int = key("default bound for every target, ", range="concurrency", default=8)
     #: The user-wide control file; its folder is the state folder (every app's state under it).
     control_file: str = field(default_factory=default_control_file)
     #: This app's control file when its config names one (directly in the state folder);
     #: None: ``control.json`` in the app's folder.
-    app_control_file: str | None = None
-    breaker_threshold: int = 3
-    breaker_cooldown: float = 300.0
-    log: Literal["auto", "loguru", "stdlib"] = "auto"
-    retry: RetrySettings = RetrySettings()
-    hosts: dict[str, HostSettings] = field(default_factory=dict)
-    coordination: CoordinationSettings = CoordinationSettings()
-    metrics: MetricsSettings = MetricsSettings()
+    app_control_file: str | None = key(
+        "this app's control file, written by `sched-accel on|off`: a file directly in the state folder "
+        "(the folder of $SCHED_ACCEL_CONTROL, else $XDG_STATE_HOME/sched_accel), not its control.json; "
+        "default: control.json in the app's folder there; ignored when $SCHED_ACCEL_CONTROL is set",
+        toml="control_file",
+        default=None,
+    )
+    breaker_threshold: int = key("fallbacks in a row that switch a target off, ", range="breaker_threshold", default=3)
+    breaker_cooldown: float = key("seconds a tripped target stays off, ", range="breaker_cooldown", default=300.0)
+    log: Literal["auto", "loguru", "stdlib"] = key(
+        '"auto" (default: the stdlib logger when the app configured logging, else loguru), "loguru" or "stdlib"',
+        default="auto",
+    )
+    retry: RetrySettings = key(
+        "the table [retry]: how rate-limited and transient failures of per-item calls are retried",
+        default=RetrySettings(),
+    )
+    hosts: dict[str, HostSettings] = key(
+        'tables [hosts."api.example.com"]: the limits of one upstream host, shared by every target',
+        default_factory=dict,
+    )
+    coordination: CoordinationSettings = key(
+        "the table [coordination]: what the processes of the app share (the backend) and single_run",
+        default=CoordinationSettings(),
+    )
+    metrics: MetricsSettings = key(
+        'the table [metrics]: prometheus = "127.0.0.1:9464" serves the runs\' figures for Prometheus',
+        default=MetricsSettings(),
+    )
 
     def __post_init__(self) -> None:
-        bounded("settings", "concurrency", self.concurrency)
-        bounded("settings", "breaker_threshold", self.breaker_threshold)
-        bounded("settings", "breaker_cooldown", self.breaker_cooldown)
+        check(self, "settings")
         if self.log not in ("auto", "loguru", "stdlib"):
             raise ValueError(f"settings.log must be 'auto', 'loguru' or 'stdlib', got {self.log!r}")
         if self.app_control_file is not None and (
@@ -435,3 +558,11 @@ class Settings:
     def target(self, name: str) -> Target | None:
         """The target whose loop is ``name``, if declared."""
         return next((t for t in self.targets if t.name == name), None)
+
+
+#: Each table's keys, by their TOML name: what each may say (``_keys``: declared on the fields).
+TOP_KEYS = keys(Settings)
+RETRY_KEYS = keys(RetrySettings)
+HOST_KEYS = keys(HostSettings)
+METRICS_KEYS = keys(MetricsSettings)
+TARGET_KEYS = keys(Target)

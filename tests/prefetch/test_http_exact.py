@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from ..conftest import App
@@ -281,7 +282,9 @@ def test_values_the_client_encodes_are_predicted_byte_for_byte(
     often as the sequential loop asks for it (``New+York`` in a query, ``New%20York`` in a path)."""
     run = Compared(app, server, monkeypatch, capture_events, loop, lambda _: CITIES)
     keys = "".join(run.gets_before)
-    assert ("New+York" in keys) == (loop in ("weather_httpx", "weather_requests", "weather_urllib"))
+    # httpx's params write a space as the installed httpx does: ``+`` from 0.28 on, ``%20`` in 0.27.
+    plus = ("weather_requests", "weather_urllib") + (("weather_httpx",) if "+" in str(httpx.QueryParams(q=" ")) else ())
+    assert ("New+York" in keys) == (loop in plus)
     # "Vienna" teaches; "New York" is encoded two ways by the encodings still possible, so the
     # loop asks for it itself (and settles which); then "São Paulo" confirms.
     assert run.prefetched >= len(CITIES) - 4
