@@ -135,8 +135,11 @@ class HttpRun:
         loop: CodeType | None = None,
         asked_before: frozenset[tuple[str, str, str]] | None = None,
         guard: bool = False,
+        first: bool = False,
     ) -> None:
         self.report = report
+        #: No run of this target is on record: what its credentials do from item to item is unknown.
+        self.first = first
         #: The loop refuses some items (it moved past items whose requests were sent ahead,
         #: asking for nothing of theirs), or its requests carry other credentials from one item
         #: to another (a tenant's token, cookie or certificate): only requests its last run asked
@@ -474,13 +477,15 @@ class HttpRun:
 
     def _reach(self, known: Taught, limit: int) -> int:
         """How far ahead of the loop ``known`` sends: ``limit``; but at most ``concurrency`` in a
-        run that watches whose requests these are with no record of the run before, when the
+        first run (none of the target on record) that watches whose requests these are, when the
         credentials copied are made from nothing of the item (a token looked up by the loop):
         another tenant's items may begin at any item, and a copy sent for one of them carries
         this tenant's credentials (never served: they differ from the loop's own). So at most a
         turn of ``concurrency`` such requests go out, not a window of them; the next runs send
-        only what the run before asked for, with the same credentials (``asked_before``)."""
-        if not self.guard or self.asked_before is not None or limit <= self.concurrency:
+        only what the run before asked for, with the same credentials (``asked_before``), once a
+        run saw the switch, and the whole window otherwise (a window of ``concurrency`` is slower
+        where latencies vary: it is paid once)."""
+        if not self.first or not self.guard or self.asked_before is not None or limit <= self.concurrency:
             return limit
         self._tenant(known)
         return self.concurrency if known.credentialed and not known.tenant else limit

@@ -35,7 +35,7 @@ from .._policy import LOOP, HostLimiter, Hosts, Policy, RunStats, paced
 from .._report import RunReport
 from .._settings import Learned, Target
 from .._shadow import install as install_effects
-from .._state import LearnedCalls, Recorder
+from .._state import LearnedCalls, Recorder, has_run
 from .._targets import Resolved
 from ._http_run import HttpRun
 from ._probe import StepAside
@@ -95,6 +95,7 @@ class PrefetchMode:
         )
         self._asked_entries: list[list[Any]] | None = None
         self._asked_loaded = False
+        self._ran_before: bool | None = None  # a run of this target on record (``_first_run``)
         self._loop_code: CodeType | None = getattr(inspect.unwrap(resolved.function), "__code__", None)
         self._runs_since_slow_probe: int | None = None
         self.builder: Callable[[Any], Args] | None = None
@@ -182,6 +183,7 @@ class PrefetchMode:
                 loop=self._loop_code,
                 asked_before=self._asked_requests(),
                 guard=self._asked is not None,
+                first=self._first_run(),
             )
         if self.shadow:
             return ShadowRun(
@@ -336,6 +338,16 @@ class PrefetchMode:
             self._asked_loaded = True
             self._asked_entries = self._asked.load() or None
         return self._asked_entries
+
+    def _first_run(self) -> bool:
+        """Whether no run of this target is on record, in this process or an earlier one (the
+        runs file the report writes): what the loop's credentials do from item to item is then
+        unknown (``HttpRun.first``)."""
+        if self._ran_before is None:
+            self._ran_before = bool(self.state_dir) and has_run(self.state_dir or "", self.target.name)
+        first = not self._ran_before
+        self._ran_before = True  # the next run of this process is not a first
+        return first
 
     def _asked_requests(self) -> frozenset[tuple[str, str, str]] | None:
         entries = self._asked_last()

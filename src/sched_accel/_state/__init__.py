@@ -29,7 +29,7 @@ from ._control import (
 from ._files import floor, write_private
 from ._learned import MAX_RECORDED, LearnedCalls, Recorder
 from ._rates import LearnedRates
-from ._runs import load_kept, load_plain, load_runs, runs_folder, save_run
+from ._runs import has_run, load_kept, load_plain, load_runs, runs_folder, save_run
 from ._trust import Refused, read_trusted, unsafe
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "default_control_file",
     "disabled_targets",
     "known_apps",
+    "has_run",
     "load_kept",
     "load_plain",
     "load_runs",

@@ -21,7 +21,7 @@ from .._log import event
 from ._files import write_private
 from ._trust import Refused, check_folders, log_refused, read_trusted
 
-__all__ = ["load_kept", "load_plain", "load_runs", "runs_folder", "save_run"]
+__all__ = ["has_run", "load_kept", "load_plain", "load_runs", "runs_folder", "save_run"]
 
 #: A runs file larger than this is refused (one run's line and its hosts' are a few KB).
 _MAX_BYTES = 1024 * 1024
@@ -33,6 +33,12 @@ def runs_folder(state_dir: str) -> str:
 
 def _path(state_dir: str, target: str) -> str:
     return os.path.join(runs_folder(state_dir), re.sub(r"[^A-Za-z0-9_.-]+", "_", target) + ".json")
+
+
+def has_run(state_dir: str, target: str) -> bool:
+    """Whether a run of ``target`` is on record (in this process or an earlier one): a first run
+    has none. What it recorded is not read here (nor trusted: ``load_kept`` reads it)."""
+    return os.path.exists(_path(state_dir, target))
 
 
 def save_run(
