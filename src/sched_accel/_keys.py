@@ -9,7 +9,7 @@ by the reader too), and the tables of keys (``TOP_KEYS`` and the others, in ``_s
 
 from __future__ import annotations
 
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 from ._bounds import describe, within
@@ -63,8 +63,8 @@ def check(settings: object, owner: str) -> None:
         if k.range is None:
             continue
         value = getattr(settings, f.name)
-        if value is None and f.default is None and f.default is not MISSING:
+        optional = f.default is None  # unset is allowed
+        if (value is None and optional) or k.allows(value):
             continue
-        if not k.allows(value):
-            unset = " or unset" if f.default is None else ""
-            raise ValueError(f"{owner}.{k.toml or f.name} must be {describe(k.range)}{unset}, got {value!r}")
+        unset = " or unset" if optional else ""
+        raise ValueError(f"{owner}.{k.toml or f.name} must be {describe(k.range)}{unset}, got {value!r}")
