@@ -167,3 +167,50 @@ def test_no_field_is_read_twice() -> None:
         names = [k.toml or f.name for f, k in declared(cls)]
         assert len(names) == len(set(names)) == len(listed)
         assert {f.name for f, _ in declared(cls)} <= {f.name for f in fields(cls)}
+
+
+#: A value no parsing key allows: not a list, not a choice, not an address, not an item source.
+NOTHING = "a b!"
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "made", "section"),
+    [
+        (cls, f.name, made, section)
+        for cls, made, section in (
+            (RetrySettings, lambda **kw: RetrySettings(**kw), "[retry]\n"),
+            (HostSettings, lambda **kw: HostSettings(**kw), '[hosts."api.test"]\n'),
+            (MetricsSettings, lambda **kw: MetricsSettings(**kw), "[metrics]\n"),
+            (
+                Target,
+                lambda **kw: Target(TargetSpec.parse("job:loop"), **{"mode": "prefetch", "concurrency": 8, **kw}),
+                "targets",
+            ),
+            (Settings, lambda **kw: Settings(path=None, control_file="", **kw), ""),
+        )
+        for f, k in declared(cls)
+        if k.parse is not None
+    ],
+    ids=lambda value: value if isinstance(value, str) and not value.startswith(("[", "targets")) else "",
+)
+def test_a_key_that_parses_refuses_alike_in_the_reader_and_the_settings(
+    tmp_path: Path, cls: type, field: str, made: Any, section: str
+) -> None:
+    """A key that is neither a number nor a flag (a choice, a list, an address, an item source)
+    is parsed by one function, its key's: the settings made in code and the reader refuse the
+    same value, each saying the key's own words."""
+    key = next(k for f, k in declared(cls) if f.name == field)
+    name = key.toml or field
+    with pytest.raises(ValueError) as raised:
+        made(**{field: NOTHING})
+    assert str(raised.value).endswith(f"{name} = {NOTHING!r} is not allowed: {key.text}")
+    config = tmp_path / "sched_accel.toml"
+    line = f"{name} = {NOTHING!r}\n".replace("'", '"')
+    if section == "targets":
+        config.write_text(f'[[targets]]\nloop = "job:loop"\n{line}')
+    else:
+        config.write_text(f'{section}{line}[[targets]]\nloop = "job:loop"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    [problem] = refused.value.problems
+    assert problem.key.endswith(name) and problem.value == NOTHING and problem.allowed == key.text

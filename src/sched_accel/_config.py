@@ -28,7 +28,12 @@ from ._settings import (
     RETRY_KEYS as _RETRY_KEYS,
 )
 from ._settings import (
-    SAFE_METHODS,
+    TARGET_KEYS as _TARGET_KEYS,
+)
+from ._settings import (
+    TOP_KEYS as _TOP_KEYS,
+)
+from ._settings import (
     HostSettings,
     ItemSource,
     MetricsSettings,
@@ -36,19 +41,8 @@ from ._settings import (
     ReturnedBy,
     Settings,
     Target,
-    is_item_path,
-    listen_address,
     parse_items,
-    parse_reads,
     valid_host,
-    valid_pattern,
-    valid_type_name,
-)
-from ._settings import (
-    TARGET_KEYS as _TARGET_KEYS,
-)
-from ._settings import (
-    TOP_KEYS as _TOP_KEYS,
 )
 from ._state import CONTROL_ENV, control_file_problem, default_control_file
 from ._targets import TargetSpec
@@ -113,10 +107,6 @@ class _Validator:
         top = self._walk("", table, Settings, "", {})
         concurrency = top["concurrency"]
         concurrency_override = self._override()
-        log = table.get("log", _SETTINGS.log)
-        if log not in ("auto", "loguru", "stdlib"):
-            self.fail("", "log", log, _TOP_KEYS["log"])
-            log = _SETTINGS.log
         user_control = default_control_file()
         control = self._control_file(table.get("control_file"), os.path.dirname(user_control))
         retry = self._retry("", table.get("retry", {}), _RETRY, "retry.")
@@ -139,7 +129,7 @@ class _Validator:
             app_control_file=control,
             breaker_threshold=top["breaker_threshold"],
             breaker_cooldown=top["breaker_cooldown"],
-            log=log,
+            log=top["log"],
             retry=retry,
             hosts=hosts,
             coordination=self.coordination,
@@ -182,17 +172,25 @@ class _Validator:
         *,
         skip: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
-        """The keys of settings class ``cls`` that are a number in a range or a flag, read from
-        ``table`` as their declarations say (``_keys``): by field name, each the value found or,
-        missing or not allowed (a problem recorded), ``defaults``' (else the field's own)."""
+        """The keys of settings class ``cls`` read from ``table`` as their declarations say
+        (``_keys``: a number in a range, a flag, or a value its key parses): by field name, each
+        the value found (parsed) or, missing or not allowed (a problem recorded), ``defaults``'
+        (else the field's own). Those in ``skip`` are the caller's to read."""
         values: dict[str, Any] = {}
         for f, k in declared(cls):
             name = k.toml or f.name
             default = defaults.get(f.name, f.default)
-            if name in skip or not (k.range is not None or isinstance(f.default, bool)):
+            if name in skip or not (k.range is not None or isinstance(f.default, bool) or k.parse is not None):
                 continue
             value = table.get(name, default)
-            if k.range is None:  # a flag
+            if k.parse is not None:
+                if name in table:
+                    try:
+                        value = k.parse(value)
+                    except ValueError:
+                        self.fail(where, section + name, value, k.text)
+                        value = default
+            elif k.range is None:  # a flag
                 if not isinstance(value, bool):
                     self.fail(where, section + name, value, "true or false")
                     value = default
@@ -214,15 +212,7 @@ class _Validator:
             return base
         self._unknown(where, raw, _RETRY_KEYS, section)
         walked = self._walk(where, raw, RetrySettings, section, {f.name: getattr(base, f.name) for f in fields(base)})
-        on = raw.get("on", list(base.on))
-        if not isinstance(on, list) or not all(isinstance(name, str) and valid_type_name(name) for name in on):
-            self.fail(where, section + "on", on, _RETRY_KEYS["on"])
-            on = list(base.on)
-        patterns = raw.get("patterns", list(base.patterns))
-        if not isinstance(patterns, list) or not all(isinstance(p, str) and p and valid_pattern(p) for p in patterns):
-            self.fail(where, section + "patterns", patterns, _RETRY_KEYS["patterns"])
-            patterns = list(base.patterns)
-        return RetrySettings(**walked, on=tuple(on), patterns=tuple(patterns))
+        return RetrySettings(**walked)
 
     def _metrics(self, raw: object) -> MetricsSettings:
         """The ``[metrics]`` table."""
@@ -230,11 +220,7 @@ class _Validator:
             self.fail("", "metrics", raw, "a table [metrics] of " + ", ".join(sorted(_METRICS_KEYS)))
             return MetricsSettings()
         self._unknown("", raw, _METRICS_KEYS, "metrics.")
-        prometheus = raw.get("prometheus")
-        if prometheus is not None and listen_address(prometheus) is None:
-            self.fail("", "metrics.prometheus", prometheus, _METRICS_KEYS["prometheus"])
-            return MetricsSettings()
-        return MetricsSettings(prometheus=prometheus)
+        return MetricsSettings(**self._walk("", raw, MetricsSettings, "metrics.", {}))
 
     def _hosts(self, raw: object) -> dict[str, HostSettings]:
         if not isinstance(raw, dict):
@@ -252,12 +238,7 @@ class _Validator:
                 self.fail("", section.rstrip("."), entry, "a table of " + ", ".join(sorted(_HOST_KEYS)))
                 continue
             self._unknown("", entry, _HOST_KEYS, section)
-            try:
-                reads = parse_reads(entry.get("reads", []))
-            except ValueError:
-                self.fail("", section + "reads", entry["reads"], _HOST_KEYS["reads"])
-                reads = _HOST.reads
-            hosts[name.strip().lower()] = HostSettings(**self._walk("", entry, HostSettings, section, {}), reads=reads)
+            hosts[name.strip().lower()] = HostSettings(**self._walk("", entry, HostSettings, section, {}))
         return hosts
 
     def _unknown(self, where: str, table: dict[str, Any], known: dict[str, str], section: str = "") -> None:
@@ -332,28 +313,18 @@ class _Validator:
             more = f"{_TARGET_KEYS['items']}; or leave fetch out to prefetch the loop's HTTP requests"
             self.say(f"{where}a per-item function (fetch = {fetch.text!r}) needs {self.prefix}targets.items: {more}")
         walked = self._walk(
-            where, entry, Target, "targets.", {"concurrency": default_concurrency}, skip=frozenset({"tick"})
+            where,
+            entry,
+            Target,
+            "targets.",
+            {"concurrency": default_concurrency},
+            skip=frozenset({"tick", "items", "mode"}),  # read above: items further checked, mode's default
         )
         pure, shadow = walked["pure"], walked["shadow"]
         if shadow and fetch is None:
             self.say(
                 f'{where}{self.prefix}targets.shadow = true needs a per-item function: set fetch = "module:qualname"'
             )
-        methods = entry.get("methods", sorted(_TARGET["methods"]))
-        if (
-            not isinstance(methods, list)
-            or not methods
-            or not all(isinstance(m, str) and m.upper() in SAFE_METHODS for m in methods)
-        ):
-            self.fail(where, "targets.methods", methods, _TARGET_KEYS["methods"])
-            methods = sorted(_TARGET["methods"])
-        args = entry.get("args", [])
-        if not isinstance(args, list) or not all(isinstance(a, str) and is_item_path(a) for a in args):
-            self.fail(where, "targets.args", args, _TARGET_KEYS["args"])
-            args = []
-        on_error = entry.get("on_error", _TARGET["on_error"])
-        if on_error not in ("fallback", "propagate"):
-            self.fail(where, "targets.on_error", on_error, _TARGET_KEYS["on_error"])
         if "retry" in entry:
             retry = self._retry(where, entry["retry"], retry, "targets.retry.")
         single_run, tick = target_schedule(self, where, entry, self.coordination, _TARGET_KEYS["tick"])
@@ -367,8 +338,8 @@ class _Validator:
                 fetch=fetch,
                 items=items,
                 replacement=replacement,
-                on_error=on_error,
-                args=tuple(args),
+                on_error=walked["on_error"],
+                args=walked["args"],
                 window=walked["window"],
                 timeout=walked["timeout"],
                 skip_sleeps=walked["skip_sleeps"],
@@ -377,7 +348,7 @@ class _Validator:
                 retry=retry,
                 pure=pure,
                 shadow=shadow,
-                methods=frozenset(m.upper() for m in methods),
+                methods=walked["methods"],
                 max_age=walked["max_age"],
                 single_run=single_run,
                 tick=tick,

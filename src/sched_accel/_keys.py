@@ -9,12 +9,13 @@ by the reader too), and the tables of keys (``TOP_KEYS`` and the others, in ``_s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 from ._bounds import describe, within
 
-__all__ = ["Key", "check", "declared", "key", "keys"]
+__all__ = ["Key", "check", "choice", "declared", "key", "keys"]
 
 #: The metadata entry of a field that is a config key.
 _KEY = "sched_accel_key"
@@ -30,6 +31,9 @@ class Key:
     tail: str = ""
     #: Its name in the TOML, where it differs from the field's (``control_file``).
     toml: str | None = None
+    #: For a key that is neither a number nor a flag: what a value becomes (``["GET"]`` ->
+    #: ``frozenset({"GET"})``), ValueError when it is not allowed (then :attr:`text` says what is).
+    parse: Callable[[Any], Any] | None = None
 
     @property
     def text(self) -> str:
@@ -41,9 +45,28 @@ class Key:
         return self.range is None or within(self.range, value)
 
 
-def key(help: str, *, range: str | None = None, tail: str = "", toml: str | None = None, **given: Any) -> Any:
+def key(
+    help: str,
+    *,
+    range: str | None = None,
+    tail: str = "",
+    toml: str | None = None,
+    parse: Callable[[Any], Any] | None = None,
+    **given: Any,
+) -> Any:
     """A settings field that is a config key: ``field(**given)``, with the key's declaration."""
-    return field(**given, metadata={_KEY: Key(help, range, tail, toml)})
+    return field(**given, metadata={_KEY: Key(help, range, tail, toml, parse)})
+
+
+def choice(*allowed: str) -> Callable[[Any], Any]:
+    """The ``parse`` of a key that is one of ``allowed``."""
+
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(value)
+        return value
+
+    return parse
 
 
 def declared(cls: type) -> list[tuple[Field[Any], Key]]:
@@ -57,14 +80,21 @@ def keys(cls: type) -> dict[str, str]:
 
 
 def check(settings: object, owner: str) -> None:
-    """Raise ValueError naming ``owner.key``, the value and its range, for the first field of
-    ``settings`` out of its key's range (a field whose default is None may be None)."""
+    """Raise ValueError naming ``owner.key``, the value and what is allowed, for the first field
+    of ``settings`` its key does not allow (a field whose default is None may be None); a
+    field whose key parses its value holds the parsed value after (a list: a tuple, ...)."""
     for f, k in declared(type(settings)):
-        if k.range is None:
-            continue
         value = getattr(settings, f.name)
         optional = f.default is None  # unset is allowed
-        if (value is None and optional) or k.allows(value):
+        if value is None and optional:
             continue
-        unset = " or unset" if optional else ""
-        raise ValueError(f"{owner}.{k.toml or f.name} must be {describe(k.range)}{unset}, got {value!r}")
+        if k.range is not None and not k.allows(value):
+            unset = " or unset" if optional else ""
+            raise ValueError(f"{owner}.{k.toml or f.name} must be {describe(k.range)}{unset}, got {value!r}")
+        if k.parse is not None:
+            try:
+                parsed = k.parse(value)
+            except ValueError:
+                raise ValueError(f"{owner}.{k.toml or f.name} = {value!r} is not allowed: {k.text}") from None
+            if parsed is not value:
+                object.__setattr__(settings, f.name, parsed)  # frozen: set once, at construction

@@ -11,12 +11,13 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ._bounds import describe, within
 from ._coordination import COORDINATION_KEYS, CoordinationSettings
-from ._keys import check, key, keys
+from ._keys import check, choice, key, keys
 from ._state import AppState, Controls, control_file_problem, default_control_file
 from ._targets import TargetSpec
 
@@ -227,6 +228,42 @@ def parse_reads(value: object) -> Reads:
     return Reads(tuple(requests), tuple(jsonrpc))
 
 
+# -- what the keys that are neither numbers nor flags become (``_keys.Key.parse``) -------------------
+def _strings(value: Any, allowed: Callable[[str], bool]) -> tuple[str, ...]:
+    """A list (or tuple) of strings each ``allowed``, as a tuple; ValueError otherwise."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and allowed(v) for v in value):
+        raise ValueError(value)
+    return tuple(value)
+
+
+def _type_names(value: Any) -> tuple[str, ...]:
+    return _strings(value, valid_type_name)
+
+
+def _patterns(value: Any) -> tuple[str, ...]:
+    return _strings(value, lambda text: bool(text) and valid_pattern(text))
+
+
+def _item_paths(value: Any) -> tuple[str, ...]:
+    return _strings(value, is_item_path)
+
+
+def _methods(value: Any) -> frozenset[str]:
+    """A non-empty list (or set) of GET and HEAD, in any case: the methods sent ahead."""
+    if isinstance(value, frozenset | set):
+        value = sorted(value)
+    methods = _strings(value, lambda method: method.upper() in SAFE_METHODS)
+    if not methods:
+        raise ValueError(value)
+    return frozenset(m.upper() for m in methods)
+
+
+def _listen(value: Any) -> Any:
+    if listen_address(value) is None:
+        raise ValueError(value)
+    return value
+
+
 # -- the settings ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
@@ -262,10 +299,13 @@ class RetrySettings:
         "the widest backoff wait in seconds (a Retry-After may ask for longer), ", range="maximum", default=30.0
     )
     on: tuple[str, ...] = key(
-        'more exception types to retry, as "module:QualName", e.g. ["json:JSONDecodeError"]', default=()
+        'more exception types to retry, as "module:QualName", e.g. ["json:JSONDecodeError"]',
+        parse=_type_names,
+        default=(),
     )
     patterns: tuple[str, ...] = key(
         'regular expressions: an exception whose message matches one is retried, e.g. ["temporarily unavailable"]',
+        parse=_patterns,
         default=(),
     )
 
@@ -305,15 +345,12 @@ class HostSettings:
         "requests of this host that only read, beyond GET, HEAD, OPTIONS, GraphQL queries and the known JSON-RPC "
         'reads: a list of "METHOD /path" (a path ending in * is a prefix) and "jsonrpc:method" (* matches any '
         'characters), e.g. ["POST /graphql", "jsonrpc:getBalance", "POST /search/*"]',
+        parse=lambda value: parse_reads(value),
         default=Reads(),
     )
 
     def __post_init__(self) -> None:
         check(self, "hosts")
-        try:
-            object.__setattr__(self, "reads", parse_reads(self.reads))
-        except ValueError as exc:
-            raise ValueError(f"hosts.reads = {self.reads!r} is not allowed: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,12 +364,12 @@ class MetricsSettings:
         "(the port: " + describe("port") + '; an IPv6 host in brackets: "[::1]:9464"); '
         "default: not served (an app's own OpenTelemetry MeterProvider gets them all the same); "
         "needs pip install 'sched-accel[otel]'",
+        parse=_listen,
         default=None,
     )
 
     def __post_init__(self) -> None:
-        if self.prometheus is not None and listen_address(self.prometheus) is None:
-            raise ValueError(f"metrics.prometheus = {self.prometheus!r} is not allowed: {METRICS_KEYS['prometheus']}")
+        check(self, "metrics")
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -346,7 +383,9 @@ class Target:
     ``0``, ``"module:NAME"``, ...): it is parsed into an :data:`ItemSource`."""
 
     loop: TargetSpec = key('"module:qualname" (or "path/to/script.py:qualname") of the function whose body is the loop')
-    mode: Mode = key('"replace" or "prefetch"; by default replace when `replacement` is set')
+    mode: Mode = key(
+        '"replace" or "prefetch"; by default replace when `replacement` is set', parse=choice("replace", "prefetch")
+    )
     concurrency: int = key("this target's bound, ", range="concurrency")
     fetch: TargetSpec | None = key(
         'prefetch mode: "http" (the default: the loop\'s GET and HEAD requests are sent ahead, nothing else) or '
@@ -357,16 +396,20 @@ class Target:
         'where the items come from: a parameter name or position of the loop, "module:NAME" (a module-level '
         'object), "returned-by:module:qualname" (a call made inside the loop), or "learned" (the per-item '
         "calls of the loop's previous run)",
+        parse=lambda value: parse_items(value),
         default=None,
     )
     replacement: TargetSpec | None = key(
         '"module:qualname" of a user-written parallel version (replace mode)', default=None
     )
     on_error: OnError = key(
-        '"fallback" (run the original) or "propagate" (raise), for replace mode', default="fallback"
+        '"fallback" (run the original) or "propagate" (raise), for replace mode',
+        parse=choice("fallback", "propagate"),
+        default="fallback",
     )
     args: tuple[str, ...] = key(
         'prefetch mode: the per-item call\'s arguments made from each item, e.g. ["item.chain", "item.address"]',
+        parse=_item_paths,
         default=(),
     )
     window: int | None = key(
@@ -409,6 +452,7 @@ class Target:
     )
     methods: frozenset[str] = key(
         'HTTP-level prefetch: the request methods that may be sent ahead, a subset of ["GET", "HEAD"] (default both)',
+        parse=_methods,
         default=frozenset({"GET", "HEAD"}),
     )
     max_age: float = key(
@@ -432,24 +476,9 @@ class Target:
     )
 
     def __post_init__(self) -> None:
-        if self.mode not in ("replace", "prefetch"):
-            raise ValueError(f"targets.mode must be 'replace' or 'prefetch', got {self.mode!r}")
-        if self.on_error not in ("fallback", "propagate"):
-            raise ValueError(f"targets.on_error must be 'fallback' or 'propagate', got {self.on_error!r}")
         check(self, "targets")
         if self.shadow and self.pure:
             raise ValueError("targets.shadow and targets.pure are two ways to run `fetch` ahead: set one of them")
-        methods = frozenset(self.methods)
-        if not methods or not methods <= SAFE_METHODS:
-            raise ValueError(
-                f"targets.methods must be a non-empty subset of {sorted(SAFE_METHODS)}, got {sorted(methods)!r}"
-            )
-        object.__setattr__(self, "methods", methods)
-        if self.items is not None and not isinstance(self.items, Argument | ModuleObject | ReturnedBy | Learned):
-            try:
-                object.__setattr__(self, "items", parse_items(self.items))
-            except ValueError as exc:
-                raise ValueError(f"targets.items = {self.items!r} is not allowed: {exc}") from None
 
     @property
     def name(self) -> str:
@@ -491,6 +520,7 @@ class Settings:
     breaker_cooldown: float = key("seconds a tripped target stays off, ", range="breaker_cooldown", default=300.0)
     log: Literal["auto", "loguru", "stdlib"] = key(
         '"auto" (default: the stdlib logger when the app configured logging, else loguru), "loguru" or "stdlib"',
+        parse=choice("auto", "loguru", "stdlib"),
         default="auto",
     )
     retry: RetrySettings = key(
@@ -512,8 +542,6 @@ class Settings:
 
     def __post_init__(self) -> None:
         check(self, "settings")
-        if self.log not in ("auto", "loguru", "stdlib"):
-            raise ValueError(f"settings.log must be 'auto', 'loguru' or 'stdlib', got {self.log!r}")
         if self.app_control_file is not None and (
             problem := control_file_problem(self.app_control_file, self.state_dir)
         ):
