@@ -53,10 +53,7 @@ __all__ = ["find_config", "load_config"]
 CONCURRENCY_ENV = "SCHED_ACCEL_CONCURRENCY"
 
 #: The defaults, from the dataclasses only.
-_SETTINGS = Settings(path=None, control_file="")
-_HOST = HostSettings()
 _RETRY = RetrySettings()
-_TARGET: dict[str, Any] = {f.name: f.default for f in fields(Target)}
 _LISTED = 6  # the problems a message names; the rest are counted
 
 
