@@ -9,6 +9,7 @@ by the reader too), and the tables of keys (``TOP_KEYS`` and the others, in ``_s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields
 from typing import Any
@@ -69,9 +70,11 @@ def choice(*allowed: str) -> Callable[[Any], Any]:
     return parse
 
 
-def declared(cls: type) -> list[tuple[Field[Any], Key]]:
-    """The fields of settings class ``cls`` that are config keys, in their order, with theirs."""
-    return [(f, f.metadata[_KEY]) for f in fields(cls) if _KEY in f.metadata]
+@functools.cache
+def declared(cls: type) -> tuple[tuple[Field[Any], Key], ...]:
+    """The fields of settings class ``cls`` that are config keys, in their order, with theirs
+    (read once per class: every settings object made checks its own through them)."""
+    return tuple((f, f.metadata[_KEY]) for f in fields(cls) if _KEY in f.metadata)
 
 
 def keys(cls: type) -> dict[str, str]:
@@ -83,7 +86,8 @@ def check(settings: object, owner: str) -> None:
     """Raise ValueError naming ``owner.key``, the value and what is allowed, for the first field
     of ``settings`` its key does not allow (a field whose default is None may be None); a
     field whose key parses its value holds the parsed value after (a list: a tuple, ...)."""
-    for f, k in declared(type(settings)):
+    cls: type = type(settings)
+    for f, k in declared(cls):
         value = getattr(settings, f.name)
         optional = f.default is None  # unset is allowed
         if value is None and optional:

@@ -345,7 +345,7 @@ class HostSettings:
         "requests of this host that only read, beyond GET, HEAD, OPTIONS, GraphQL queries and the known JSON-RPC "
         'reads: a list of "METHOD /path" (a path ending in * is a prefix) and "jsonrpc:method" (* matches any '
         'characters), e.g. ["POST /graphql", "jsonrpc:getBalance", "POST /search/*"]',
-        parse=lambda value: parse_reads(value),
+        parse=parse_reads,
         default=Reads(),
     )
 
@@ -396,7 +396,7 @@ class Target:
         'where the items come from: a parameter name or position of the loop, "module:NAME" (a module-level '
         'object), "returned-by:module:qualname" (a call made inside the loop), or "learned" (the per-item '
         "calls of the loop's previous run)",
-        parse=lambda value: parse_items(value),
+        parse=parse_items,
         default=None,
     )
     replacement: TargetSpec | None = key(

@@ -59,6 +59,7 @@ __all__ = [
     "comparable_headers",
     "read_capped",
     "read_capped_async",
+    "request_named",
     "status_of",
 ]
 
@@ -310,6 +311,14 @@ class Client:
         """The request's method and URL, for a line that names it."""
         named = self.named(args, kwargs)
         return "a request with a body or a method other than GET and HEAD" if named is None else " ".join(named)
+
+
+def request_named(args: Args, kwargs: Kwargs) -> tuple[str, str] | None:
+    """The method and URL of a layer's call whose request is its first argument (``request``),
+    an object with ``method`` and ``url`` (httpx's ``Request``, requests' ``PreparedRequest``)."""
+    request = args[0] if args else kwargs.get("request")
+    method, url = getattr(request, "method", None), getattr(request, "url", None)
+    return (method, str(url)) if isinstance(method, str) and url is not None else None
 
 
 def status_of(response: object) -> Any:

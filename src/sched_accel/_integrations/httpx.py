@@ -49,6 +49,7 @@ from ._base import (
     capped,
     read_capped,
     read_capped_async,
+    request_named,
 )
 from ._base import comparable_headers as _headers
 
@@ -196,9 +197,7 @@ class _Httpx(Client):
         return _PARAMS if _params_differ() else {}
 
     def named(self, args: Args, kwargs: Kwargs) -> tuple[str, str] | None:
-        request = args[0] if args else kwargs.get("request")
-        method, url = getattr(request, "method", None), getattr(request, "url", None)
-        return (method, str(url)) if isinstance(method, str) and url is not None else None
+        return request_named(args, kwargs)
 
 
 def _params(text: str) -> str:

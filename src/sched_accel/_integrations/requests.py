@@ -42,6 +42,7 @@ from ._base import (
     announced_over,
     capped,
     read_capped,
+    request_named,
 )
 from ._base import comparable_headers as _headers
 
@@ -189,9 +190,7 @@ class _Requests(Client):
         return str(prepared.url)
 
     def named(self, args: Args, kwargs: Kwargs) -> tuple[str, str] | None:
-        prepared = args[0] if args else kwargs.get("request")
-        method, url = getattr(prepared, "method", None), getattr(prepared, "url", None)
-        return (method, str(url)) if isinstance(method, str) and url is not None else None
+        return request_named(args, kwargs)
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:

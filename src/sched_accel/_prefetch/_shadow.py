@@ -484,14 +484,15 @@ class ShadowRun(PrefetchRun):
                     if read.answers(request):
                         read.used = True
                         return read
-                other = any(
-                    read.request.method == request.method
-                    and read.request.url == request.url
-                    and credentials(read.request) != credentials(request)
+                twins = [
+                    read.request
                     for read in call.reads
-                )
-            if other:
-                self._other_credentials()
+                    if read.request.method == request.method and read.request.url == request.url
+                ]
+            if twins:
+                held = credentials(request)  # digested once: only for a request its shadow also read
+                if any(credentials(twin) != held for twin in twins):
+                    self._other_credentials()
         self.live += 1
         return True
 
